@@ -1,0 +1,471 @@
+//! Typed views of the six hook types, for receivers.
+//!
+//! Every struct keeps fields it does not know in `extra` (in their original order), so a newer
+//! producer adding fields never breaks an older receiver, and re-serialising loses nothing but
+//! explicit `null`s of known optional fields. Enumerated fields are strict enums: a value outside the
+//! catalogue is a deserialisation error, as it is on ingest.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A hook together with its type, as found in an envelope of a given product and event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Hook {
+    /// KakaoTalk Bizmessage `TEMPLATE_STATUS_UPDATE`.
+    KakaoTemplateStatusUpdate(KakaoTemplateStatusHook),
+    /// KakaoTalk Bizmessage `MESSAGE_RESULT_UPDATE`.
+    KakaoMessageResultUpdate(KakaoMessageResultHook),
+    /// SMS `UNSUBSCRIBE`.
+    SmsUnsubscribe(SmsUnsubscribeHook),
+    /// SMS `MESSAGE_RESULT_UPDATE`.
+    SmsMessageResultUpdate(SmsMessageResultHook),
+    /// SMS `CONVERSION_BLOCK`.
+    SmsConversionBlock(SmsConversionBlockHook),
+    /// SMS `INTERNATIONAL_DELIVERY_RECEIPT`.
+    SmsInternationalDeliveryReceipt(SmsInternationalDeliveryReceiptHook),
+}
+
+impl Hook {
+    /// The hook's id, whatever its type.
+    pub fn hook_id(&self) -> &str {
+        match self {
+            Hook::KakaoTemplateStatusUpdate(h) => &h.hook_id,
+            Hook::KakaoMessageResultUpdate(h) => &h.hook_id,
+            Hook::SmsUnsubscribe(h) => &h.hook_id,
+            Hook::SmsMessageResultUpdate(h) => &h.hook_id,
+            Hook::SmsConversionBlock(h) => &h.hook_id,
+            Hook::SmsInternationalDeliveryReceipt(h) => &h.hook_id,
+        }
+    }
+}
+
+/// KakaoTalk template status (`status` of [`KakaoTemplateStatusHook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KakaoTemplateStatus {
+    /// `TSC01`: requested.
+    #[serde(rename = "TSC01")]
+    Requested,
+    /// `TSC02`: being reviewed.
+    #[serde(rename = "TSC02")]
+    Reviewing,
+    /// `TSC03`: approved.
+    #[serde(rename = "TSC03")]
+    Approved,
+    /// `TSC04`: rejected.
+    #[serde(rename = "TSC04")]
+    Rejected,
+}
+
+/// Status of a template review comment (`comments[].status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KakaoCommentStatus {
+    /// `INQ`: inquired.
+    #[serde(rename = "INQ")]
+    Inquired,
+    /// `APR`: approved.
+    #[serde(rename = "APR")]
+    Approved,
+    /// `REJ`: rejected.
+    #[serde(rename = "REJ")]
+    Rejected,
+    /// `REP`: replied.
+    #[serde(rename = "REP")]
+    Replied,
+    /// `REQ`: requested (only in the Korean edition of the guide).
+    #[serde(rename = "REQ")]
+    Requested,
+}
+
+/// A comment id: the documents disagree on its type, so both are accepted and kept as received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommentId {
+    /// A JSON integer id.
+    Integer(i64),
+    /// A JSON string id.
+    String(String),
+}
+
+/// KakaoTalk Bizmessage `TEMPLATE_STATUS_UPDATE` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KakaoTemplateStatusHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// Sender key.
+    pub sender_key: String,
+    /// Template code.
+    pub template_code: String,
+    /// Original template code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kakao_template_code: Option<String>,
+    /// Template status.
+    pub status: KakaoTemplateStatus,
+    /// Review results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comments: Option<Vec<KakaoTemplateComment>>,
+    /// Modification date, `yyyy-MM-dd HH:mm:ss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_date: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One review comment of a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KakaoTemplateComment {
+    /// Inquiry id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<CommentId>,
+    /// Inquiry content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Registration date, `yyyy-MM-dd HH:mm:ss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// Attached files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Vec<KakaoTemplateAttachment>>,
+    /// Comment status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<KakaoCommentStatus>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A file attached to a review comment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KakaoTemplateAttachment {
+    /// File name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_file_name: Option<String>,
+    /// File path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_path: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// KakaoTalk message type (`kakaoMessageType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KakaoMessageType {
+    /// `ALIMTALK_NORMAL`
+    AlimtalkNormal,
+    /// `ALIMTALK_AUTH`
+    AlimtalkAuth,
+    /// `ALIMTALK_MASS`
+    AlimtalkMass,
+    /// `FRIENDTALK_NORMAL`
+    FriendtalkNormal,
+    /// `FRIENDTALK_MASS`
+    FriendtalkMass,
+    /// `BRAND_MESSAGE_NORMAL`
+    BrandMessageNormal,
+    /// `BRAND_MESSAGE_MASS`
+    BrandMessageMass,
+}
+
+/// `_links` of a message result hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Links {
+    /// The `self` link.
+    #[serde(rename = "self", default, skip_serializing_if = "Option::is_none")]
+    pub self_link: Option<Link>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// The URL (of the platform's message query API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// KakaoTalk Bizmessage `MESSAGE_RESULT_UPDATE` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KakaoMessageResultHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// Message type.
+    pub kakao_message_type: KakaoMessageType,
+    /// Request id.
+    pub request_id: String,
+    /// Recipient sequence number.
+    pub recipient_seq: i64,
+    /// Date and time of the request (format not fixed by the documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_date: Option<String>,
+    /// Date and time of creation (format not fixed by the documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_date: Option<String>,
+    /// Date (`yyyy-MM-dd`) or date-time of receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_date: Option<String>,
+    /// Recipient number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_no: Option<String>,
+    /// Result code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
+    /// Sender grouping key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_grouping_key: Option<String>,
+    /// Recipient grouping key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_grouping_key: Option<String>,
+    /// Whether the recipient added the channel (meaningful for `BRAND_MESSAGE_*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_added_channel: Option<bool>,
+    /// Link to the message query API.
+    #[serde(rename = "_links", default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// SMS `UNSUBSCRIBE` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsUnsubscribeHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// The unsubscribed mobile number.
+    pub recipient_no: String,
+    /// The 080 number of the unsubscription service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_no: Option<String>,
+    /// Enterprise name registered with the unsubscription service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise_name: Option<String>,
+    /// When, `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// SMS message status (`messageStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SmsMessageStatus {
+    /// `COMPLETED`
+    Completed,
+    /// `FAILED`
+    Failed,
+    /// `CANCEL`
+    Cancel,
+    /// `DUPLICATED`
+    Duplicated,
+    /// `FAILED_AD`: failed because of ad-message restrictions.
+    FailedAd,
+}
+
+/// SMS `MESSAGE_RESULT_UPDATE` hook.
+///
+/// Also reads the original platform's misspellings `recipientGropuingKey` and `_link` (hookline
+/// itself always delivers the correct names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsMessageResultHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// Send type, e.g. `NORMAL_SMS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_type: Option<String>,
+    /// Request id.
+    pub request_id: String,
+    /// Recipient sequence number.
+    pub recipient_seq: i64,
+    /// Sending time, `yyyy-MM-dd'T'HH:mm:ss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_date: Option<String>,
+    /// Receiving time, `yyyy-MM-dd'T'HH:mm:ss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_date: Option<String>,
+    /// Sender number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_no: Option<String>,
+    /// Recipient number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_no: Option<String>,
+    /// Message status.
+    pub message_status: SmsMessageStatus,
+    /// Recipient grouping key.
+    #[serde(
+        default,
+        alias = "recipientGropuingKey",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recipient_grouping_key: Option<String>,
+    /// Sender grouping key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_grouping_key: Option<String>,
+    /// Result code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_code: Option<String>,
+    /// Number of messages sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_count: Option<i64>,
+    /// Link to the message query API.
+    #[serde(
+        rename = "_links",
+        alias = "_link",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub links: Option<Links>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// SMS `CONVERSION_BLOCK` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsConversionBlockHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// The blocked country's calling code, e.g. `1`.
+    pub country_code: String,
+    /// When, `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_date_time: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// International delivery receipt status (`dlrStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DlrStatus {
+    /// `ACCEPTED`
+    Accepted,
+    /// `DELIVERED`
+    Delivered,
+    /// `BUFFERED`
+    Buffered,
+    /// `EXPIRED`
+    Expired,
+    /// `FAILED`
+    Failed,
+    /// `REJECTED`
+    Rejected,
+    /// `UNKNOWN`: the status the carrier reported as unknown (a real wire value, not a catch-all).
+    Unknown,
+}
+
+/// SMS `INTERNATIONAL_DELIVERY_RECEIPT` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SmsInternationalDeliveryReceiptHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// Request id.
+    pub request_id: String,
+    /// Recipient sequence number.
+    pub recipient_seq: i64,
+    /// Delivery receipt status.
+    pub dlr_status: DlrStatus,
+    /// Network code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_code: Option<String>,
+    /// Error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue;
+
+    fn wire_names<T: Serialize>(values: &[T]) -> Vec<String> {
+        values
+            .iter()
+            .map(|v| match serde_json::to_value(v) {
+                Ok(Value::String(s)) => s,
+                other => panic!("not a string: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn typed_enums_match_the_catalogue() {
+        use KakaoMessageType as M;
+        assert_eq!(
+            wire_names(&[
+                M::AlimtalkNormal,
+                M::AlimtalkAuth,
+                M::AlimtalkMass,
+                M::FriendtalkNormal,
+                M::FriendtalkMass,
+                M::BrandMessageNormal,
+                M::BrandMessageMass
+            ]),
+            catalogue::KAKAO_MESSAGE_TYPES
+        );
+        use SmsMessageStatus as S;
+        assert_eq!(
+            wire_names(&[
+                S::Completed,
+                S::Failed,
+                S::Cancel,
+                S::Duplicated,
+                S::FailedAd
+            ]),
+            catalogue::SMS_MESSAGE_STATUSES
+        );
+        use DlrStatus as D;
+        assert_eq!(
+            wire_names(&[
+                D::Accepted,
+                D::Delivered,
+                D::Buffered,
+                D::Expired,
+                D::Failed,
+                D::Rejected,
+                D::Unknown
+            ]),
+            catalogue::DLR_STATUSES
+        );
+        use KakaoTemplateStatus as T;
+        assert_eq!(
+            wire_names(&[T::Requested, T::Reviewing, T::Approved, T::Rejected]),
+            catalogue::TEMPLATE_STATUSES
+        );
+        use KakaoCommentStatus as C;
+        assert_eq!(
+            wire_names(&[
+                C::Inquired,
+                C::Approved,
+                C::Rejected,
+                C::Replied,
+                C::Requested
+            ]),
+            catalogue::COMMENT_STATUSES
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Credentials: the admin token (app key management) and each app key's secret key.
+//!
+//! Secrets are random and long, so a plain SHA-256 is enough to store them: nothing stored or
+//! logged lets anyone recover one. Comparisons run on hashes in constant time.
+
+use axum::http::HeaderMap;
+use rand::RngExt;
+use rand::distr::Alphanumeric;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::SharedState;
+use super::error::{ApiError, ApiResult, ErrorKind};
+
+pub const SECRET_KEY_HEADER: &str = "X-Secret-Key";
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A random string of letters and digits.
+pub fn new_secret(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn is_admin_token(state: &SharedState, token: &str) -> bool {
+    hash_secret(token)
+        .as_bytes()
+        .ct_eq(state.admin_token_hash.as_bytes())
+        .into()
+}
+
+/// Admin routes: a valid admin token or 401.
+pub fn require_admin(state: &SharedState, headers: &HeaderMap) -> ApiResult<()> {
+    match bearer(headers) {
+        Some(token) if is_admin_token(state, token) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "Authorization: the admin token is not valid",
+        )),
+        None => Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "Authorization: this route needs the admin token (Authorization: Bearer <token>)",
+        )),
+    }
+}
+
+/// Routes under `/v1/appkeys/{appKey}/`: the app key's own secret key, or the admin token.
+/// A valid secret of another app key is 403; no or an unknown secret is 401; an unknown app key
+/// is 404 for the admin (others never learn whether it exists).
+pub async fn require_app_key(
+    state: &SharedState,
+    headers: &HeaderMap,
+    app_key: &str,
+) -> ApiResult<()> {
+    if let Some(token) = bearer(headers) {
+        if !is_admin_token(state, token) {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "Authorization: the admin token is not valid",
+            ));
+        }
+        return match state.store.get_app_key(app_key).await? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found(format!(
+                "appKey: no app key {app_key:?}"
+            ))),
+        };
+    }
+    let Some(secret) = headers
+        .get(SECRET_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "X-Secret-Key: this route needs the app key's secret key",
+        ));
+    };
+    match state
+        .store
+        .app_key_by_secret_hash(&hash_secret(secret))
+        .await?
+    {
+        Some(owner) if owner == app_key => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ErrorKind::Forbidden,
+            "X-Secret-Key: this secret key belongs to another app key",
+        )),
+        None => Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "X-Secret-Key: unknown secret key",
+        )),
+    }
+}

@@ -1,0 +1,172 @@
+//! The delivery log: list, one delivery with its attempts, redeliver, replay.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::auth::require_app_key;
+use super::error::{ApiError, ApiResult, ErrorKind};
+use super::management::{page_request, parse_event_name};
+use super::{SharedState, parse_object, read_json_body, success, success_header, views};
+use crate::model::{DeliveryFilter, DeliveryStatus, Millis, ReplayFilter};
+
+fn parse_time(field: &str, text: &str) -> ApiResult<Millis> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::field(
+                field,
+                format!("{text:?} is not an RFC 3339 time such as 2026-01-31T09:00:00Z"),
+            )
+        })
+}
+
+fn parse_status(field: &str, text: &str) -> ApiResult<DeliveryStatus> {
+    DeliveryStatus::parse(text).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::NotInEnum,
+            format!(
+                "{field}: {text:?} is not one of PENDING, RETRYING, SUCCEEDED, FAILED, CANCELLED"
+            ),
+        )
+    })
+}
+
+pub async fn list(
+    State(state): State<SharedState>,
+    Path(app_key): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let filter = DeliveryFilter {
+        config_id: query.get("webhookConfigId").cloned(),
+        event: query
+            .get("event")
+            .map(|e| parse_event_name("event", e))
+            .transpose()?,
+        status: query
+            .get("status")
+            .map(|s| parse_status("status", s))
+            .transpose()?,
+        since: query
+            .get("since")
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: query
+            .get("until")
+            .map(|t| parse_time("until", t))
+            .transpose()?,
+        hook_id: query.get("hookId").cloned(),
+    };
+    let page = state
+        .store
+        .list_deliveries(&app_key, filter, page_request(&query)?)
+        .await?;
+    Ok(axum::Json(json!({
+        "header": success_header(),
+        "deliveries": page.items.iter().map(views::delivery).collect::<Vec<_>>(),
+        "nextCursor": page.next_cursor,
+    })))
+}
+
+pub async fn get_one(
+    State(state): State<SharedState>,
+    Path((app_key, hooks_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let detail = state
+        .store
+        .get_delivery(&app_key, &hooks_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("hooksId: no delivery {hooks_id:?}")))?;
+    let view = views::delivery_detail(&detail).map_err(|e| {
+        ApiError::new(ErrorKind::Internal, format!("stored envelope is not JSON: {e}"))
+    })?;
+    Ok(axum::Json(json!({
+        "header": success_header(),
+        "delivery": view,
+    })))
+}
+
+pub async fn redeliver(
+    State(state): State<SharedState>,
+    Path((app_key, hooks_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let summary = state
+        .store
+        .redeliver(&app_key, &hooks_id, hookline_wire::generate_id())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("hooksId: no delivery {hooks_id:?}")))?;
+    state
+        .engine
+        .delivery_created(summary.config_id.clone(), summary.hooks_id.clone());
+    Ok((
+        StatusCode::ACCEPTED,
+        success("delivery", views::delivery(&summary)),
+    ))
+}
+
+pub async fn replay(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let body = parse_object(&bytes)?;
+    state
+        .store
+        .get_config(&app_key, &config_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("webhookConfigId: no webhook config {config_id:?}"))
+        })?;
+    let time = |field: &str| -> ApiResult<Option<Millis>> {
+        match body.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(t)) => parse_time(field, t).map(Some),
+            Some(_) => Err(ApiError::field(field, "expected an RFC 3339 time string")),
+        }
+    };
+    let since = time("since")?;
+    let until = time("until")?;
+    let statuses = match body.get("status") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => parse_status(&format!("status[{i}]"), s),
+                _ => Err(ApiError::field(&format!("status[{i}]"), "expected a string")),
+            })
+            .collect::<ApiResult<Vec<_>>>()?,
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "expected an array of statuses such as [\"FAILED\"]",
+            ));
+        }
+    };
+    let count = state
+        .store
+        .replay(
+            &app_key,
+            &config_id,
+            ReplayFilter {
+                since,
+                until,
+                statuses,
+            },
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, success("count", json!(count))))
+}

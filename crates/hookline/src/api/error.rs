@@ -1,0 +1,168 @@
+//! The error side of the API contract: an HTTP status for the class of error, a stable negative
+//! `resultCode` per kind, and a message that names the offending field.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hookline_wire::{ValidationError, ValidationErrorKind};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// Every error kind the API answers with. The codes are part of the contract: never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidJson,
+    NotAnObject,
+    MissingField,
+    WrongType,
+    NotInEnum,
+    BadFormat,
+    UnknownProduct,
+    UnknownEvent,
+    EventNotForProduct,
+    EmptyHooks,
+    TooManyHooks,
+    HookTooLarge,
+    InvalidHookId,
+    InvalidField,
+    BodyTooLarge,
+    NotJson,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    StoreUnavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        use ErrorKind::*;
+        match self {
+            InvalidJson | NotAnObject | MissingField | WrongType | NotInEnum | BadFormat
+            | UnknownProduct | UnknownEvent | EventNotForProduct | EmptyHooks | InvalidHookId
+            | InvalidField => StatusCode::BAD_REQUEST,
+            TooManyHooks | HookTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden => StatusCode::FORBIDDEN,
+            NotFound => StatusCode::NOT_FOUND,
+            Conflict => StatusCode::CONFLICT,
+            StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(self) -> i32 {
+        use ErrorKind::*;
+        match self {
+            InvalidJson => -1001,
+            NotAnObject => -1002,
+            MissingField => -1003,
+            WrongType => -1004,
+            NotInEnum => -1005,
+            BadFormat => -1006,
+            UnknownProduct => -1007,
+            UnknownEvent => -1008,
+            EventNotForProduct => -1009,
+            EmptyHooks => -1010,
+            TooManyHooks => -1011,
+            HookTooLarge => -1012,
+            InvalidHookId => -1013,
+            InvalidField => -1020,
+            BodyTooLarge => -1030,
+            NotJson => -1031,
+            Unauthorized => -1040,
+            Forbidden => -1041,
+            NotFound => -1044,
+            Conflict => -1049,
+            StoreUnavailable => -1050,
+            Internal => -1099,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A bad value of a named field: `field: message`.
+    pub fn field(field: &str, message: impl std::fmt::Display) -> Self {
+        ApiError::new(ErrorKind::InvalidField, format!("{field}: {message}"))
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        ApiError::new(ErrorKind::NotFound, what)
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        use ValidationErrorKind as V;
+        let kind = match e.kind {
+            V::InvalidJson => ErrorKind::InvalidJson,
+            V::NotAnObject => ErrorKind::NotAnObject,
+            V::MissingField => ErrorKind::MissingField,
+            V::WrongType => ErrorKind::WrongType,
+            V::NotInEnum => ErrorKind::NotInEnum,
+            V::BadFormat => ErrorKind::BadFormat,
+            V::UnknownProduct => ErrorKind::UnknownProduct,
+            V::UnknownEvent => ErrorKind::UnknownEvent,
+            V::EventNotForProduct => ErrorKind::EventNotForProduct,
+            V::EmptyHooks => ErrorKind::EmptyHooks,
+            V::TooManyHooks => ErrorKind::TooManyHooks,
+            V::HookTooLarge => ErrorKind::HookTooLarge,
+            V::InvalidHookId => ErrorKind::InvalidHookId,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "store unavailable");
+                ApiError::new(
+                    ErrorKind::StoreUnavailable,
+                    "the store is unavailable; nothing was changed, try again",
+                )
+            }
+            StoreError::Conflict(detail) => ApiError::new(ErrorKind::Conflict, detail),
+            StoreError::BadCursor => ApiError::new(
+                ErrorKind::InvalidField,
+                "cursor: not a cursor returned by this server",
+            ),
+            StoreError::Corrupt(detail) => {
+                tracing::error!(error = %detail, "corrupt stored data");
+                ApiError::new(ErrorKind::Internal, "stored data could not be read")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "header": {
+                "isSuccessful": false,
+                "resultCode": self.kind.code(),
+                "resultMessage": self.message,
+            }
+        });
+        (self.kind.status(), Json(body)).into_response()
+    }
+}

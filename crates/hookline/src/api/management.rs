@@ -1,0 +1,599 @@
+//! App keys and webhook configs: create, read, update, delete, rotate, test.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use hookline_wire::{Event, Product};
+use serde_json::{Map, Value, json};
+
+use super::auth::{hash_secret, new_secret, require_admin, require_app_key};
+use super::error::{ApiError, ApiResult, ErrorKind};
+use super::{SharedState, parse_object, read_json_body, success, success_header, views};
+use crate::engine::retry;
+use crate::model::{
+    AppKeyRecord, ConfigFilter, Health, HealthState, PageRequest, WebhookConfig, now_millis,
+};
+
+pub const APP_KEY_LEN: usize = 20;
+pub const SECRET_KEY_LEN: usize = 32;
+const MAX_URL_LEN: usize = 2048;
+const MAX_TEXT_LEN: usize = 1024;
+
+// ---------- app keys ----------
+
+pub async fn create_app_key(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&state, &headers)?;
+    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let body = parse_object(&bytes)?;
+    let name = optional_string(&body, "name", MAX_TEXT_LEN)?.unwrap_or_default();
+    let record = AppKeyRecord {
+        app_key: new_secret(APP_KEY_LEN),
+        name,
+        created_at: now_millis(),
+    };
+    let secret = new_secret(SECRET_KEY_LEN);
+    state
+        .store
+        .create_app_key(record.clone(), hash_secret(&secret))
+        .await?;
+    tracing::info!(app_key = record.app_key, "app key created");
+    Ok((
+        StatusCode::CREATED,
+        success("appKey", views::app_key(&record, Some(&secret))),
+    ))
+}
+
+pub async fn list_app_keys(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&state, &headers)?;
+    let page = state.store.list_app_keys(page_request(&query)?).await?;
+    Ok(axum::Json(json!({
+        "header": success_header(),
+        "appKeys": page.items.iter().map(|k| views::app_key(k, None)).collect::<Vec<_>>(),
+        "nextCursor": page.next_cursor,
+    })))
+}
+
+pub async fn rotate_secret(
+    State(state): State<SharedState>,
+    Path(app_key): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let secret = new_secret(SECRET_KEY_LEN);
+    if !state
+        .store
+        .set_secret_hash(&app_key, hash_secret(&secret))
+        .await?
+    {
+        return Err(ApiError::not_found(format!("appKey: no app key {app_key:?}")));
+    }
+    let record = state
+        .store
+        .get_app_key(&app_key)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("appKey: no app key {app_key:?}")))?;
+    tracing::info!(app_key, "secret key rotated");
+    Ok(success("appKey", views::app_key(&record, Some(&secret))))
+}
+
+// ---------- webhook configs ----------
+
+pub async fn create_config(
+    State(state): State<SharedState>,
+    Path(app_key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let input = ConfigInput::parse(&parse_object(&bytes)?)?;
+    let now = now_millis();
+    let config = input.into_config(
+        hookline_wire::generate_id(),
+        app_key,
+        Health::default(),
+        now,
+        now,
+    );
+    state.store.insert_config(config.clone()).await?;
+    state.engine.config_changed(config.clone());
+    Ok((
+        StatusCode::CREATED,
+        success("webhookConfig", views::config(&config)),
+    ))
+}
+
+pub async fn list_configs(
+    State(state): State<SharedState>,
+    Path(app_key): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let mut filter = ConfigFilter::default();
+    if let Some(p) = query.get("productName") {
+        filter.product = Some(parse_product("productName", p)?);
+    }
+    if let Some(e) = query.get("event") {
+        filter.event = Some(parse_event_name("event", e)?);
+    }
+    if let Some(enabled) = query.get("enabled") {
+        filter.enabled = Some(match enabled.as_str() {
+            "true" => true,
+            "false" => false,
+            other => return Err(ApiError::field("enabled", format!("{other:?} is not true or false"))),
+        });
+    }
+    let page = state
+        .store
+        .list_configs(&app_key, filter, page_request(&query)?)
+        .await?;
+    Ok(axum::Json(json!({
+        "header": success_header(),
+        "webhookConfigs": page.items.iter().map(views::config).collect::<Vec<_>>(),
+        "nextCursor": page.next_cursor,
+    })))
+}
+
+async fn load_config(
+    state: &SharedState,
+    app_key: &str,
+    config_id: &str,
+) -> ApiResult<WebhookConfig> {
+    state
+        .store
+        .get_config(app_key, config_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("webhookConfigId: no webhook config {config_id:?}"))
+        })
+}
+
+pub async fn get_config(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let config = load_config(&state, &app_key, &config_id).await?;
+    Ok(success("webhookConfig", views::config(&config)))
+}
+
+pub async fn put_config(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let input = ConfigInput::parse(&parse_object(&bytes)?)?;
+    let existing = load_config(&state, &app_key, &config_id).await?;
+    let mut health = existing.health.clone();
+    if input.enabled && health.state == HealthState::Disabled {
+        // Enabling a config that health checks disabled gives it a fresh start.
+        health = Health::default();
+    }
+    let config = input.into_config(
+        existing.id,
+        existing.app_key,
+        health,
+        existing.created_at,
+        now_millis(),
+    );
+    if !state.store.update_config(config.clone()).await? {
+        return Err(ApiError::not_found(format!(
+            "webhookConfigId: no webhook config {config_id:?}"
+        )));
+    }
+    state.engine.config_changed(config.clone());
+    Ok(success("webhookConfig", views::config(&config)))
+}
+
+pub async fn delete_config(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let config = load_config(&state, &app_key, &config_id).await?;
+    if !state.store.delete_config(&app_key, &config_id).await? {
+        return Err(ApiError::not_found(format!(
+            "webhookConfigId: no webhook config {config_id:?}"
+        )));
+    }
+    state.engine.config_deleted(config_id);
+    Ok(success("webhookConfig", views::config(&config)))
+}
+
+/// Sends one realistic sample hook to the config now, outside the queue and the log.
+pub async fn test_config(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<impl IntoResponse> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let body = parse_object(&bytes)?;
+    let config = load_config(&state, &app_key, &config_id).await?;
+    let event = match optional_string(&body, "event", 64)? {
+        Some(name) => {
+            let event = parse_event_name("event", &name)?;
+            if !event.is_valid_for(config.product) {
+                return Err(ApiError::field(
+                    "event",
+                    format!("{name:?} is not an event of {}", config.product.as_str()),
+                ));
+            }
+            event
+        }
+        None => *config.events.first().ok_or_else(|| {
+            ApiError::field("event", "the config subscribes to no event; name one")
+        })?,
+    };
+    let sample = hookline_wire::sample_hook(config.product, event);
+    let hook = hookline_wire::validate_hook(config.product, event, sample, 0).map_err(|e| {
+        ApiError::new(ErrorKind::Internal, format!("sample hook did not validate: {e}"))
+    })?;
+    let hooks_id = hookline_wire::generate_id();
+    let mut envelope = Vec::new();
+    hookline_wire::write_envelope(
+        &mut envelope,
+        &hooks_id,
+        &config.id,
+        config.product,
+        &config.app_key,
+        event,
+        &[hook.json.as_str()],
+    );
+    let result = state.engine.send_once(&config, &hooks_id, envelope).await;
+    let mut attempt = views::attempt(1, &result);
+    attempt["hooksId"] = json!(hooks_id);
+    attempt["hookId"] = json!(hook.hook_id);
+    attempt["succeeded"] = json!(result.succeeded());
+    Ok(success("attempt", attempt))
+}
+
+// ---------- input parsing ----------
+
+/// The settable fields of a webhook config, validated.
+struct ConfigInput {
+    product: Product,
+    events: Vec<Event>,
+    url: String,
+    signature: String,
+    signing_secret: Option<String>,
+    enabled: bool,
+    description: String,
+    max_hooks_per_request: u32,
+    max_requests_in_flight: u32,
+    timeout_ms: u32,
+    retry_schedule: Vec<Duration>,
+}
+
+const SETTABLE: &[&str] = &[
+    "productName",
+    "events",
+    "url",
+    "signature",
+    "signingSecret",
+    "enabled",
+    "description",
+    "maxHooksPerRequest",
+    "maxRequestsInFlight",
+    "timeoutMs",
+    "retrySchedule",
+];
+/// Read-only fields a client may send back unchanged from a GET.
+const READ_ONLY: &[&str] = &[
+    "webhookConfigId",
+    "appKey",
+    "health",
+    "createdAt",
+    "updatedAt",
+    "hasSigningSecret",
+];
+
+impl ConfigInput {
+    fn parse(body: &Map<String, Value>) -> ApiResult<Self> {
+        if let Some(unknown) = body
+            .keys()
+            .find(|k| !SETTABLE.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str()))
+        {
+            return Err(ApiError::field(
+                unknown,
+                format!("unknown field; settable fields are {}", SETTABLE.join(", ")),
+            ));
+        }
+        let product_name = required_string(body, "productName")?;
+        let product = parse_product("productName", &product_name)?;
+
+        let events = match body.get("events") {
+            None | Some(Value::Null) => {
+                return Err(ApiError::new(
+                    ErrorKind::MissingField,
+                    "events: required field is missing",
+                ));
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                return Err(ApiError::field("events", "must name at least one event"));
+            }
+            Some(Value::Array(items)) => {
+                let mut events = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("events[{i}]");
+                    let Value::String(name) = item else {
+                        return Err(wrong_type(&path, "a string", item));
+                    };
+                    let event = parse_event_name(&path, name)?;
+                    if !event.is_valid_for(product) {
+                        return Err(ApiError::new(
+                            ErrorKind::EventNotForProduct,
+                            format!(
+                                "{path}: {name:?} is not an event of {} (expected one of {})",
+                                product.as_str(),
+                                event_list(product)
+                            ),
+                        ));
+                    }
+                    if !events.contains(&event) {
+                        events.push(event);
+                    }
+                }
+                events
+            }
+            Some(other) => return Err(wrong_type("events", "an array of event names", other)),
+        };
+
+        let url = required_string(body, "url")?;
+        validate_url(&url)?;
+        let signature = required_string(body, "signature")?;
+        if signature.is_empty() || signature.len() > MAX_TEXT_LEN {
+            return Err(ApiError::field(
+                "signature",
+                format!("must be 1 to {MAX_TEXT_LEN} bytes"),
+            ));
+        }
+        if signature.chars().any(|c| c.is_control()) {
+            return Err(ApiError::field(
+                "signature",
+                "must not contain control characters (it is sent as an HTTP header)",
+            ));
+        }
+        let signing_secret = optional_string(body, "signingSecret", MAX_TEXT_LEN)?;
+        if let Some(secret) = &signing_secret
+            && !hookline_wire::standard_webhooks::is_valid_secret(secret)
+        {
+            return Err(ApiError::field(
+                "signingSecret",
+                "must be whsec_ followed by a base64 key",
+            ));
+        }
+        let enabled = match body.get("enabled") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(wrong_type("enabled", "true or false", other)),
+        };
+        let description = optional_string(body, "description", MAX_TEXT_LEN)?.unwrap_or_default();
+        let max_hooks_per_request = optional_int(body, "maxHooksPerRequest", 1, 1000, 100)?;
+        let max_requests_in_flight = optional_int(body, "maxRequestsInFlight", 1, 64, 8)?;
+        let timeout_ms = optional_int(body, "timeoutMs", 100, 60_000, 10_000)?;
+        let retry_schedule = match body.get("retrySchedule") {
+            None | Some(Value::Null) => retry::DEFAULT_SCHEDULE.to_vec(),
+            Some(Value::Array(items)) => {
+                if items.len() > retry::MAX_ENTRIES {
+                    return Err(ApiError::field(
+                        "retrySchedule",
+                        format!("at most {} entries", retry::MAX_ENTRIES),
+                    ));
+                }
+                let mut schedule = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("retrySchedule[{i}]");
+                    let Value::String(text) = item else {
+                        return Err(wrong_type(&path, "a duration string such as \"5s\"", item));
+                    };
+                    schedule.push(retry::parse_delay(text).map_err(|e| ApiError::field(&path, e))?);
+                }
+                schedule
+            }
+            Some(other) => {
+                return Err(wrong_type(
+                    "retrySchedule",
+                    "an array of durations such as [\"5s\", \"1m\"]",
+                    other,
+                ));
+            }
+        };
+        Ok(ConfigInput {
+            product,
+            events,
+            url,
+            signature,
+            signing_secret,
+            enabled,
+            description,
+            max_hooks_per_request,
+            max_requests_in_flight,
+            timeout_ms,
+            retry_schedule,
+        })
+    }
+
+    fn into_config(
+        self,
+        id: String,
+        app_key: String,
+        health: Health,
+        created_at: i64,
+        updated_at: i64,
+    ) -> WebhookConfig {
+        WebhookConfig {
+            id,
+            app_key,
+            product: self.product,
+            events: self.events,
+            url: self.url,
+            signature: self.signature,
+            signing_secret: self.signing_secret,
+            enabled: self.enabled,
+            description: self.description,
+            max_hooks_per_request: self.max_hooks_per_request,
+            max_requests_in_flight: self.max_requests_in_flight,
+            timeout_ms: self.timeout_ms,
+            retry_schedule: self.retry_schedule,
+            health,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
+fn validate_url(url: &str) -> ApiResult<()> {
+    if url.len() > MAX_URL_LEN {
+        return Err(ApiError::field("url", format!("longer than {MAX_URL_LEN} bytes")));
+    }
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|e| ApiError::field("url", format!("{url:?} is not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => {
+            return Err(ApiError::field(
+                "url",
+                format!("scheme {other:?} is not http or https"),
+            ));
+        }
+        None => {
+            return Err(ApiError::field(
+                "url",
+                format!("{url:?} is not an absolute http(s) URL"),
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(ApiError::field("url", format!("{url:?} has no host")));
+    }
+    Ok(())
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(path: &str, expected: &str, got: &Value) -> ApiError {
+    ApiError::new(
+        ErrorKind::WrongType,
+        format!("{path}: expected {expected}, got {}", type_name(got)),
+    )
+}
+
+fn required_string(body: &Map<String, Value>, field: &str) -> ApiResult<String> {
+    match body.get(field) {
+        None | Some(Value::Null) => Err(ApiError::new(
+            ErrorKind::MissingField,
+            format!("{field}: required field is missing"),
+        )),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(wrong_type(field, "a string", other)),
+    }
+}
+
+fn optional_string(body: &Map<String, Value>, field: &str, max: usize) -> ApiResult<Option<String>> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(ApiError::field(field, format!("longer than {max} bytes"))),
+        Some(other) => Err(wrong_type(field, "a string", other)),
+    }
+}
+
+fn optional_int(
+    body: &Map<String, Value>,
+    field: &str,
+    min: u32,
+    max: u32,
+    default: u32,
+) -> ApiResult<u32> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) if (u64::from(min)..=u64::from(max)).contains(&v) => Ok(v as u32),
+            _ => Err(ApiError::field(
+                field,
+                format!("{n} is outside {min} to {max}"),
+            )),
+        },
+        Some(other) => Err(wrong_type(field, "an integer", other)),
+    }
+}
+
+fn event_list(product: Product) -> String {
+    product
+        .events()
+        .iter()
+        .map(|e| e.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn parse_product(field: &str, name: &str) -> ApiResult<Product> {
+    Product::parse(name).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::UnknownProduct,
+            format!("{field}: {name:?} is not one of SMS, KakaoTalk Bizmessage"),
+        )
+    })
+}
+
+pub fn parse_event_name(field: &str, name: &str) -> ApiResult<Event> {
+    Event::parse(name).ok_or_else(|| {
+        ApiError::new(
+            ErrorKind::UnknownEvent,
+            format!(
+                "{field}: {name:?} is not an event (one of TEMPLATE_STATUS_UPDATE, \
+                 MESSAGE_RESULT_UPDATE, UNSUBSCRIBE, CONVERSION_BLOCK, \
+                 INTERNATIONAL_DELIVERY_RECEIPT)"
+            ),
+        )
+    })
+}
+
+pub fn page_request(query: &HashMap<String, String>) -> ApiResult<PageRequest> {
+    let size = match query.get("pageSize") {
+        None => 50,
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::field(
+                    "pageSize",
+                    format!("{text:?} is not an integer from 1 to 1000"),
+                ));
+            }
+        },
+    };
+    Ok(PageRequest {
+        size,
+        cursor: query.get("cursor").cloned(),
+    })
+}

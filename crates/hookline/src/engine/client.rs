@@ -1,0 +1,384 @@
+//! The HTTP client that delivers envelopes.
+//!
+//! One pooled keep-alive client (HTTP/1.1, rustls for https) shared by every config. Redirects
+//! are never followed (a 3xx is a failed attempt). The response body is read only up to what the
+//! log records. The connector resolves the host itself and checks every address it is about to
+//! connect to against the private-range guard, so a host name that resolves to 127.0.0.1 (or a
+//! DNS answer that changes between check and use) cannot reach internal services.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::Uri;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use crate::model::{AttemptErrorKind, AttemptResult, WebhookConfig, now_millis};
+
+/// How much of a receiver's answer the log keeps.
+pub const RESPONSE_BODY_LIMIT: usize = 1024;
+pub const USER_AGENT_VALUE: &str = concat!("hookline/", env!("CARGO_PKG_VERSION"));
+const CONTENT_TYPE_VALUE: &str = "application/json;charset=UTF-8";
+
+/// Why the connector refused or failed to connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{host} resolves only to blocked addresses ({addr})")]
+    Blocked { host: String, addr: IpAddr },
+    #[error("cannot resolve {host}: {source}")]
+    Dns {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("url has no host")]
+    NoHost,
+}
+
+/// True for addresses a webhook must not reach unless private targets are allowed: loopback,
+/// private, link-local, shared, multicast, unspecified, broadcast, and IPv6 forms that embed them.
+pub fn is_blocked_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_blocked_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_blocked_v4(v4);
+            }
+            let seg = v6.segments();
+            // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d) embed an
+            // IPv4 address that the network may route to.
+            if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0])
+                || (seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified())
+            {
+                let o = v6.octets();
+                return is_blocked_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            is_blocked_v6(v6)
+        }
+    }
+}
+
+fn is_blocked_v4(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_multicast()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || o[0] == 0 // "this network"
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space 100.64/10
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
+        || o[0] >= 240 // reserved
+}
+
+fn is_blocked_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
+}
+
+/// Resolves, filters and connects. Implements the connector interface of hyper-util's client.
+#[derive(Clone)]
+pub struct GuardedConnector {
+    allow_private: bool,
+}
+
+impl tower_service::Service<Uri> for GuardedConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = uri.host().ok_or(ConnectError::NoHost)?;
+            // Bracketed IPv6 literals come with their brackets.
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let default_port = if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            };
+            let port = uri.port_u16().unwrap_or(default_port);
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|source| ConnectError::Dns {
+                    host: host.clone(),
+                    source,
+                })?
+                .collect();
+            let mut blocked = None;
+            let mut last_error = None;
+            for addr in addrs {
+                if !allow_private && is_blocked_ip(addr.ip()) {
+                    blocked = Some(addr.ip());
+                    continue;
+                }
+                match TcpStream::connect(addr).await {
+                    Ok(stream) => {
+                        let _ = stream.set_nodelay(true);
+                        return Ok(TokioIo::new(stream));
+                    }
+                    Err(source) => last_error = Some(ConnectError::Connect { addr, source }),
+                }
+            }
+            if let Some(e) = last_error {
+                return Err(e);
+            }
+            match blocked {
+                Some(addr) => Err(ConnectError::Blocked { host, addr }),
+                None => Err(ConnectError::Dns {
+                    host,
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+                }),
+            }
+        })
+    }
+}
+
+/// Headers and body of one attempt.
+pub struct Outgoing<'a> {
+    pub config: &'a WebhookConfig,
+    pub hooks_id: &'a str,
+    pub envelope: Bytes,
+}
+
+#[derive(Clone)]
+pub struct DeliveryClient {
+    client: Client<HttpsConnector<GuardedConnector>, Full<Bytes>>,
+}
+
+impl DeliveryClient {
+    pub fn new(allow_private_targets: bool) -> anyhow::Result<Self> {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(GuardedConnector {
+                allow_private: allow_private_targets,
+            });
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build(https);
+        Ok(DeliveryClient { client })
+    }
+
+    /// Sends one attempt and reports its outcome; never fails (errors are outcomes).
+    pub async fn send(&self, out: Outgoing<'_>) -> AttemptResult {
+        let started_at = now_millis();
+        let clock = Instant::now();
+        let timeout = Duration::from_millis(u64::from(out.config.timeout_ms));
+        let outcome = match tokio::time::timeout(timeout, self.exchange(&out)).await {
+            Ok(result) => result,
+            Err(_) => Err((
+                AttemptErrorKind::Timeout,
+                format!("no complete answer within {} ms", out.config.timeout_ms),
+            )),
+        };
+        let duration_ms = clock.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(answer) => AttemptResult {
+                started_at,
+                duration_ms,
+                status_code: Some(answer.status),
+                error_kind: None,
+                error_message: None,
+                response_body: Some(answer.body),
+                retry_after: answer.retry_after,
+            },
+            Err((kind, message)) => AttemptResult {
+                started_at,
+                duration_ms,
+                status_code: None,
+                error_kind: Some(kind),
+                error_message: Some(message),
+                response_body: None,
+                retry_after: None,
+            },
+        }
+    }
+
+    async fn exchange(&self, out: &Outgoing<'_>) -> Result<Answer, (AttemptErrorKind, String)> {
+        let config = out.config;
+        let uri: Uri = config
+            .url
+            .parse()
+            .map_err(|e| (AttemptErrorKind::InvalidUrl, format!("url: {e}")))?;
+        let signature = HeaderValue::from_bytes(config.signature.as_bytes()).map_err(|_| {
+            (
+                AttemptErrorKind::InvalidUrl,
+                "signature: not a valid header value".to_owned(),
+            )
+        })?;
+        let mut request = Request::post(uri)
+            .header(CONTENT_TYPE, CONTENT_TYPE_VALUE)
+            .header(hookline_wire::SIGNATURE_HEADER, signature)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(CONTENT_LENGTH, out.envelope.len());
+        if let Some(secret) = &config.signing_secret {
+            let timestamp = chrono::Utc::now().timestamp();
+            let signed = hookline_wire::standard_webhooks::sign(
+                secret,
+                out.hooks_id,
+                timestamp,
+                &out.envelope,
+            )
+            .map_err(|e| (AttemptErrorKind::InvalidUrl, format!("signingSecret: {e}")))?;
+            request = request
+                .header("webhook-id", out.hooks_id)
+                .header("webhook-timestamp", timestamp)
+                .header("webhook-signature", signed);
+        }
+        let request = request
+            .body(Full::new(out.envelope.clone()))
+            .map_err(|e| (AttemptErrorKind::InvalidUrl, e.to_string()))?;
+
+        let response = self.client.request(request).await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let retry_after = if status == 429 || status == 503 {
+            response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| super::retry::parse_retry_after(v, chrono::Utc::now()))
+        } else {
+            None
+        };
+        let mut body = response.into_body();
+        let mut kept = Vec::new();
+        // Read only what the log keeps; a longer body is dropped with its connection.
+        while kept.len() < RESPONSE_BODY_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        let room = RESPONSE_BODY_LIMIT - kept.len();
+                        kept.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+                Some(Err(e)) => {
+                    // The status arrived: the attempt's outcome is the status, the body is cut.
+                    tracing::debug!(error = %e, "response body broke off");
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(Answer {
+            status,
+            body: String::from_utf8_lossy(&kept).into_owned(),
+            retry_after,
+        })
+    }
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+    retry_after: Option<Duration>,
+}
+
+/// Maps a client error to the attempt's error kind by walking its causes.
+fn classify(e: hyper_util::client::legacy::Error) -> (AttemptErrorKind, String) {
+    let message = error_chain(&e);
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(connect) = err.downcast_ref::<ConnectError>() {
+            let kind = match connect {
+                ConnectError::Blocked { .. } => AttemptErrorKind::BlockedAddress,
+                ConnectError::Dns { .. } => AttemptErrorKind::Dns,
+                ConnectError::Connect { .. } => AttemptErrorKind::Connect,
+                ConnectError::NoHost => AttemptErrorKind::InvalidUrl,
+            };
+            return (kind, message);
+        }
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return (AttemptErrorKind::Tls, message);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return (AttemptErrorKind::Tls, message);
+        }
+        source = err.source();
+    }
+    if e.is_connect() {
+        (AttemptErrorKind::Connect, message)
+    } else {
+        (AttemptErrorKind::Io, message)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_internal_ranges_in_every_form() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_blocked_ip(ip), "{ip} must be blocked");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!is_blocked_ip(ip), "{ip} must be allowed");
+        }
+    }
+}

@@ -1,0 +1,792 @@
+//! The delivery engine: turns queued hooks into HTTP deliveries, retries them, and records every
+//! attempt.
+//!
+//! One dispatcher task owns all scheduling state (per config: requests in flight, whether its
+//! queue has hooks, deliveries due for a retry, health). Attempts run as separate tasks and talk
+//! back to it with messages, so a slow receiver only ever occupies its own config's slots.
+//!
+//! Life of a delivery:
+//! 1. The store signals `NewWork` for a config after an ingest commit.
+//! 2. When the config has a free slot, an attempt task *claims* up to `maxHooksPerRequest` queued
+//!    hooks of one event: the store turns them into a PENDING delivery with a new hooksId in one
+//!    commit. There is no linger: batches form by themselves while earlier requests are in flight.
+//! 3. The task POSTs the envelope ([`client`]), asks the dispatcher for the verdict (retry policy
+//!    in [`retry`], health in [`health`]), and records the attempt and the delivery's new status
+//!    in one commit. Only then is a retry scheduled or the slot given back.
+//! 4. A retry timer makes the delivery *ready*; it takes a slot like new work, with priority.
+//!
+//! At start, PENDING and RETRYING deliveries and non-empty queues are read back from the store,
+//! so nothing accepted is lost across restarts.
+
+pub mod client;
+pub mod health;
+pub mod retry;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::model::{
+    AttemptOutcome, AttemptResult, DeliveryStatus, Health, HealthState, Millis, WebhookConfig,
+    now_millis,
+};
+use crate::store::{Store, StoreSignal};
+use client::{DeliveryClient, Outgoing};
+use health::HealthPolicy;
+
+/// How long to wait before trying again after the store refused a claim or a load.
+const STORE_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub allow_private_targets: bool,
+    pub health: HealthPolicy,
+    /// The longest a graceful shutdown waits for attempts in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            allow_private_targets: false,
+            health: HealthPolicy::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A cheap handle to the running engine.
+#[derive(Clone)]
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+    client: DeliveryClient,
+}
+
+enum Command {
+    ConfigChanged(Box<WebhookConfig>),
+    ConfigDeleted(String),
+    DeliveryCreated { config_id: String, hooks_id: String },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Messages from attempt tasks to the dispatcher.
+enum TaskEvent {
+    /// A claim ended; `got` tells whether it produced a delivery (whose attempt goes on in the
+    /// same slot). A claim that got nothing gives its slot back.
+    Claimed { config_id: String, got: bool },
+    /// The store failed a claim or a load: the slot is given back and the work retried later.
+    StoreFailed {
+        config_id: String,
+        hooks_id: Option<String>,
+    },
+    /// The delivery is no longer open (cancelled, or finished elsewhere): the slot is given back.
+    Abandoned { config_id: String },
+    /// The shutdown grace period ran out: stop waiting for attempts in flight.
+    GraceExpired,
+    /// An attempt ended; the dispatcher answers with the outcome to record.
+    Finished {
+        config_id: String,
+        hooks_id: String,
+        number: u32,
+        result: AttemptResult,
+        reply: oneshot::Sender<AttemptOutcome>,
+    },
+    /// The outcome is committed: the slot is given back and a retry scheduled if due.
+    Recorded {
+        config_id: String,
+        hooks_id: String,
+        retry_at: Option<Instant>,
+    },
+}
+
+impl Engine {
+    /// Loads configs and open work from the store and starts dispatching.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        settings: EngineSettings,
+    ) -> anyhow::Result<(Engine, tokio::task::JoinHandle<()>)> {
+        let client = DeliveryClient::new(settings.allow_private_targets)?;
+        let signals = store
+            .take_signals()
+            .ok_or_else(|| anyhow::anyhow!("the store's signals are already taken"))?;
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+
+        let mut dispatcher = Dispatcher {
+            store: store.clone(),
+            client: client.clone(),
+            settings,
+            configs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            dirty: HashSet::new(),
+            events_tx,
+            total_in_flight: 0,
+            draining: false,
+            shutdown_waiters: Vec::new(),
+        };
+        dispatcher.load().await?;
+        let handle = tokio::spawn(dispatcher.run(commands_rx, events_rx, signals));
+        Ok((
+            Engine {
+                commands: commands_tx,
+                client,
+            },
+            handle,
+        ))
+    }
+
+    /// A config was created or changed (settings, enabled, health reset).
+    pub fn config_changed(&self, config: WebhookConfig) {
+        let _ = self
+            .commands
+            .send(Command::ConfigChanged(Box::new(config)));
+    }
+
+    pub fn config_deleted(&self, config_id: String) {
+        let _ = self.commands.send(Command::ConfigDeleted(config_id));
+    }
+
+    /// A new PENDING delivery exists (redeliver): send it as soon as a slot is free.
+    pub fn delivery_created(&self, config_id: String, hooks_id: String) {
+        let _ = self.commands.send(Command::DeliveryCreated {
+            config_id,
+            hooks_id,
+        });
+    }
+
+    /// One attempt outside the queue and the log (the `test` route).
+    pub async fn send_once(
+        &self,
+        config: &WebhookConfig,
+        hooks_id: &str,
+        envelope: Vec<u8>,
+    ) -> AttemptResult {
+        self.client
+            .send(Outgoing {
+                config,
+                hooks_id,
+                envelope: Bytes::from(envelope),
+            })
+            .await
+    }
+
+    /// Stops starting attempts and waits (up to the grace period) for those in flight to be
+    /// recorded. What is left is retried after the next start.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct ConfigState {
+    config: Arc<WebhookConfig>,
+    in_flight: u32,
+    /// The store may hold queued hooks for this config.
+    queued: bool,
+    /// A claim is under way (one at a time, so batches are as full as the queue allows).
+    claiming: bool,
+    /// Deliveries due now, oldest first.
+    ready: VecDeque<String>,
+    /// Deliveries waiting for a retry, with their due time (the heap may hold stale entries).
+    scheduled: HashMap<String, Instant>,
+    health: Health,
+    /// While FAILING: the earliest time a new batch may be taken off the queue.
+    next_claim_at: Option<Instant>,
+}
+
+impl ConfigState {
+    fn new(config: WebhookConfig) -> Self {
+        ConfigState {
+            health: config.health.clone(),
+            config: Arc::new(config),
+            in_flight: 0,
+            queued: false,
+            claiming: false,
+            ready: VecDeque::new(),
+            scheduled: HashMap::new(),
+            next_claim_at: None,
+        }
+    }
+
+    /// Paused configs keep their queue and open deliveries until enabled again.
+    fn paused(&self) -> bool {
+        !self.config.enabled || self.health.state == HealthState::Disabled
+    }
+
+    /// How long a FAILING config waits between new batches.
+    fn probe_interval(&self) -> Duration {
+        self.config
+            .retry_schedule
+            .first()
+            .copied()
+            .unwrap_or(retry::DEFAULT_SCHEDULE[0])
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    config_id: String,
+    /// `None`: just wake the config (a FAILING config's next claim, a store back-off).
+    hooks_id: Option<String>,
+}
+
+struct Dispatcher {
+    store: Arc<dyn Store>,
+    client: DeliveryClient,
+    settings: EngineSettings,
+    configs: HashMap<String, ConfigState>,
+    timers: BinaryHeap<Reverse<Timer>>,
+    timer_seq: u64,
+    dirty: HashSet<String>,
+    events_tx: mpsc::UnboundedSender<TaskEvent>,
+    total_in_flight: usize,
+    draining: bool,
+    shutdown_waiters: Vec<oneshot::Sender<()>>,
+}
+
+fn instant_at(at: Millis, now: Millis) -> Instant {
+    Instant::now() + Duration::from_millis(at.saturating_sub(now).max(0) as u64)
+}
+
+impl Dispatcher {
+    async fn load(&mut self) -> anyhow::Result<()> {
+        for config in self.store.all_configs().await? {
+            self.configs
+                .insert(config.id.clone(), ConfigState::new(config));
+        }
+        let now = now_millis();
+        let open = self.store.open_deliveries().await?;
+        let resumed = open.len();
+        for delivery in open {
+            let at = instant_at(delivery.next_attempt_at, now);
+            self.schedule(&delivery.config_id, delivery.hooks_id, at);
+        }
+        let queued = self.store.configs_with_queued_hooks().await?;
+        for config_id in &queued {
+            if let Some(st) = self.configs.get_mut(config_id) {
+                st.queued = true;
+            }
+        }
+        self.dirty.extend(self.configs.keys().cloned());
+        tracing::info!(
+            configs = self.configs.len(),
+            open_deliveries = resumed,
+            configs_with_queued_hooks = queued.len(),
+            "delivery engine loaded"
+        );
+        Ok(())
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<TaskEvent>,
+        mut signals: mpsc::UnboundedReceiver<StoreSignal>,
+    ) {
+        let mut signals_open = true;
+        let mut commands_open = true;
+        loop {
+            self.pump_dirty();
+            let next_timer = self.timers.peek().map(|Reverse(t)| t.at);
+            tokio::select! {
+                Some(event) = events.recv() => self.on_event(event),
+                command = commands.recv(), if commands_open => match command {
+                    Some(command) => self.on_command(command),
+                    // Every handle is gone: finish what is in flight, then stop.
+                    None => {
+                        commands_open = false;
+                        self.draining = true;
+                    }
+                },
+                signal = signals.recv(), if signals_open => match signal {
+                    Some(signal) => self.on_signal(signal),
+                    None => signals_open = false,
+                },
+                _ = sleep_until_opt(next_timer), if next_timer.is_some() => self.fire_timers(),
+            }
+            if self.draining && self.total_in_flight == 0 {
+                for waiter in self.shutdown_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                if !commands_open {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, config_id: &str, hooks_id: String, at: Instant) {
+        let Some(st) = self.configs.get_mut(config_id) else {
+            return;
+        };
+        if at <= Instant::now() {
+            st.scheduled.remove(&hooks_id);
+            if !st.ready.contains(&hooks_id) {
+                st.ready.push_back(hooks_id);
+            }
+            self.dirty.insert(config_id.to_owned());
+            return;
+        }
+        st.scheduled.insert(hooks_id.clone(), at);
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Timer {
+            at,
+            seq: self.timer_seq,
+            config_id: config_id.to_owned(),
+            hooks_id: Some(hooks_id),
+        }));
+    }
+
+    fn wake_at(&mut self, config_id: &str, at: Instant) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse(Timer {
+            at,
+            seq: self.timer_seq,
+            config_id: config_id.to_owned(),
+            hooks_id: None,
+        }));
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse(timer)) = self.timers.peek() {
+            if timer.at > now {
+                break;
+            }
+            let Some(Reverse(timer)) = self.timers.pop() else {
+                break;
+            };
+            let Some(st) = self.configs.get_mut(&timer.config_id) else {
+                continue;
+            };
+            if let Some(hooks_id) = timer.hooks_id {
+                // A stale entry (the retry was pulled forward or rescheduled) is skipped.
+                if st.scheduled.get(&hooks_id) != Some(&timer.at) {
+                    continue;
+                }
+                st.scheduled.remove(&hooks_id);
+                st.ready.push_back(hooks_id);
+            }
+            self.dirty.insert(timer.config_id);
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::ConfigChanged(config) => {
+                let config = *config;
+                let id = config.id.clone();
+                match self.configs.get_mut(&id) {
+                    Some(st) => {
+                        // The dispatcher owns live health; a PUT that re-enables a DISABLED
+                        // config resets it.
+                        if st.health.state == HealthState::Disabled
+                            && config.health.state != HealthState::Disabled
+                        {
+                            st.health = config.health.clone();
+                        }
+                        st.config = Arc::new(config);
+                    }
+                    None => {
+                        self.configs.insert(id.clone(), ConfigState::new(config));
+                    }
+                }
+                self.dirty.insert(id);
+            }
+            Command::ConfigDeleted(id) => {
+                self.configs.remove(&id);
+            }
+            Command::DeliveryCreated {
+                config_id,
+                hooks_id,
+            } => self.schedule(&config_id, hooks_id, Instant::now()),
+            Command::Shutdown(reply) => {
+                self.draining = true;
+                self.shutdown_waiters.push(reply);
+                let grace = self.settings.shutdown_grace;
+                let in_flight = self.total_in_flight;
+                tracing::info!(in_flight, "delivery engine draining");
+                // Past the grace period, give up waiting: what is in flight is retried after the
+                // next start (at-least-once).
+                let events = self.events_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    let _ = events.send(TaskEvent::GraceExpired);
+                });
+            }
+        }
+    }
+
+    fn on_signal(&mut self, signal: StoreSignal) {
+        match signal {
+            StoreSignal::NewWork { config_id } => {
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    st.queued = true;
+                    self.dirty.insert(config_id);
+                }
+            }
+            StoreSignal::QueueDrained { config_id } => {
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    st.queued = false;
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, config_id: &str) {
+        self.total_in_flight = self.total_in_flight.saturating_sub(1);
+        if let Some(st) = self.configs.get_mut(config_id) {
+            st.in_flight = st.in_flight.saturating_sub(1);
+            self.dirty.insert(config_id.to_owned());
+        }
+    }
+
+    fn on_event(&mut self, event: TaskEvent) {
+        match event {
+            TaskEvent::Claimed { config_id, got } => {
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    st.claiming = false;
+                    self.dirty.insert(config_id.clone());
+                }
+                if !got {
+                    self.release(&config_id);
+                }
+            }
+            TaskEvent::StoreFailed {
+                config_id,
+                hooks_id,
+            } => {
+                let at = Instant::now() + STORE_BACKOFF;
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    if hooks_id.is_none() {
+                        st.claiming = false;
+                    }
+                }
+                match hooks_id {
+                    Some(hooks_id) => self.schedule(&config_id, hooks_id, at),
+                    None => self.wake_at(&config_id, at),
+                }
+                self.release(&config_id);
+            }
+            TaskEvent::Abandoned { config_id } => self.release(&config_id),
+            TaskEvent::GraceExpired => {
+                if self.draining && self.total_in_flight > 0 {
+                    tracing::warn!(
+                        in_flight = self.total_in_flight,
+                        "shutdown grace period over; unfinished attempts are retried after restart"
+                    );
+                    self.total_in_flight = 0;
+                }
+            }
+            TaskEvent::Finished {
+                config_id,
+                hooks_id,
+                number,
+                result,
+                reply,
+            } => {
+                let outcome = self.judge(&config_id, hooks_id, number, result);
+                let _ = reply.send(outcome);
+            }
+            TaskEvent::Recorded {
+                config_id,
+                hooks_id,
+                retry_at,
+            } => {
+                if let Some(at) = retry_at {
+                    self.schedule(&config_id, hooks_id, at);
+                }
+                self.release(&config_id);
+            }
+        }
+    }
+
+    /// Decides what an attempt's result means: the delivery's next status, its retry time and
+    /// the config's health.
+    fn judge(
+        &mut self,
+        config_id: &str,
+        hooks_id: String,
+        number: u32,
+        result: AttemptResult,
+    ) -> AttemptOutcome {
+        let now = now_millis();
+        let policy = self.settings.health;
+        let success = result.succeeded();
+        let Some(st) = self.configs.get_mut(config_id) else {
+            // Deleted meanwhile: the store keeps the delivery CANCELLED whatever we say.
+            return AttemptOutcome {
+                hooks_id,
+                config_id: config_id.to_owned(),
+                number,
+                result,
+                new_status: DeliveryStatus::Cancelled,
+                next_attempt_at: None,
+                health: Health::default(),
+            };
+        };
+        let was = st.health.state;
+        st.health = if success {
+            policy.after_success(&st.health, now)
+        } else {
+            policy.after_failure(&st.health, now)
+        };
+        let (new_status, next_attempt_at) = if success {
+            (DeliveryStatus::Succeeded, None)
+        } else {
+            match retry::after_failure(&st.config.retry_schedule, number, result.retry_after) {
+                retry::NextStep::RetryAfter(delay) => (
+                    DeliveryStatus::Retrying,
+                    Some(now + delay.as_millis() as i64),
+                ),
+                retry::NextStep::GiveUp => (DeliveryStatus::Failed, None),
+            }
+        };
+        match (was, st.health.state) {
+            (HealthState::Failing, HealthState::Healthy) => {
+                // The receiver is back: everything waiting for a retry goes now.
+                let due: Vec<String> = st.scheduled.drain().map(|(id, _)| id).collect();
+                st.ready.extend(due);
+                st.next_claim_at = None;
+                tracing::info!(config_id, "receiver recovered; config is HEALTHY again");
+            }
+            (HealthState::Healthy, HealthState::Failing) => {
+                st.next_claim_at = Some(Instant::now() + st.probe_interval());
+                tracing::warn!(
+                    config_id,
+                    failures = st.health.consecutive_failures,
+                    "config is FAILING; new batches slowed to one probe at a time"
+                );
+            }
+            (_, HealthState::Disabled) if was != HealthState::Disabled => {
+                tracing::warn!(
+                    config_id,
+                    reason = st.health.disabled_reason.as_deref().unwrap_or(""),
+                    "config DISABLED"
+                );
+            }
+            _ => {}
+        }
+        self.dirty.insert(config_id.to_owned());
+        AttemptOutcome {
+            hooks_id,
+            config_id: config_id.to_owned(),
+            number,
+            result,
+            new_status,
+            next_attempt_at,
+            health: st.health.clone(),
+        }
+    }
+
+    fn pump_dirty(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        for config_id in dirty {
+            self.pump(&config_id);
+        }
+    }
+
+    /// Starts as many attempts for this config as its free slots allow: due retries first, then
+    /// a new batch from the queue.
+    fn pump(&mut self, config_id: &str) {
+        if self.draining {
+            return;
+        }
+        let Some(st) = self.configs.get_mut(config_id) else {
+            return;
+        };
+        if st.paused() {
+            return;
+        }
+        let limit = st.config.max_requests_in_flight.max(1);
+        let mut wake = None;
+        let mut jobs = Vec::new();
+        while st.in_flight < limit {
+            if let Some(hooks_id) = st.ready.pop_front() {
+                st.in_flight += 1;
+                jobs.push(Job::Send(hooks_id));
+                continue;
+            }
+            if !st.queued || st.claiming {
+                break;
+            }
+            if st.health.state == HealthState::Failing {
+                if st.in_flight > 0 {
+                    break;
+                }
+                let now = Instant::now();
+                if let Some(at) = st.next_claim_at
+                    && at > now
+                {
+                    wake = Some(at);
+                    break;
+                }
+                st.next_claim_at = Some(now + st.probe_interval());
+            }
+            st.claiming = true;
+            st.in_flight += 1;
+            jobs.push(Job::Claim);
+        }
+        let config = st.config.clone();
+        if let Some(at) = wake {
+            self.wake_at(config_id, at);
+        }
+        for job in jobs {
+            self.total_in_flight += 1;
+            let task = AttemptTask {
+                store: self.store.clone(),
+                client: self.client.clone(),
+                events: self.events_tx.clone(),
+                config: config.clone(),
+            };
+            tokio::spawn(task.run(job));
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+enum Job {
+    /// Take a new batch off the queue.
+    Claim,
+    /// Attempt an existing delivery.
+    Send(String),
+}
+
+struct AttemptTask {
+    store: Arc<dyn Store>,
+    client: DeliveryClient,
+    events: mpsc::UnboundedSender<TaskEvent>,
+    config: Arc<WebhookConfig>,
+}
+
+impl AttemptTask {
+    async fn run(self, job: Job) {
+        let config_id = self.config.id.clone();
+        let delivery = match job {
+            Job::Claim => {
+                match self
+                    .store
+                    .claim_batch(&self.config, self.config.max_hooks_per_request)
+                    .await
+                {
+                    Ok(Some(batch)) => {
+                        self.tell(TaskEvent::Claimed {
+                            config_id: config_id.clone(),
+                            got: true,
+                        });
+                        batch.delivery
+                    }
+                    Ok(None) => {
+                        self.tell(TaskEvent::Claimed {
+                            config_id,
+                            got: false,
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(config_id, error = %e, "claiming a batch failed");
+                        self.tell(TaskEvent::StoreFailed {
+                            config_id,
+                            hooks_id: None,
+                        });
+                        return;
+                    }
+                }
+            }
+            Job::Send(hooks_id) => match self.store.load_delivery(&hooks_id).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => {
+                    self.tell(TaskEvent::Abandoned { config_id });
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(hooks_id, error = %e, "loading a delivery failed");
+                    self.tell(TaskEvent::StoreFailed {
+                        config_id,
+                        hooks_id: Some(hooks_id),
+                    });
+                    return;
+                }
+            },
+        };
+
+        let number = delivery.attempt_count + 1;
+        let result = self
+            .client
+            .send(Outgoing {
+                config: &self.config,
+                hooks_id: &delivery.hooks_id,
+                envelope: Bytes::from(delivery.envelope()),
+            })
+            .await;
+        if result.succeeded() {
+            tracing::debug!(
+                hooks_id = delivery.hooks_id,
+                config_id,
+                hooks = delivery.hooks.len(),
+                attempt = number,
+                status = result.status_code,
+                "delivered"
+            );
+        } else {
+            tracing::info!(
+                hooks_id = delivery.hooks_id,
+                config_id,
+                hooks = delivery.hooks.len(),
+                attempt = number,
+                status = result.status_code,
+                error = result.error_kind.map(|k| k.as_str()),
+                detail = result.error_message.as_deref(),
+                "attempt failed"
+            );
+        }
+
+        let (reply, verdict) = oneshot::channel();
+        self.tell(TaskEvent::Finished {
+            config_id: config_id.clone(),
+            hooks_id: delivery.hooks_id.clone(),
+            number,
+            result,
+            reply,
+        });
+        let Ok(outcome) = verdict.await else {
+            return; // the dispatcher is gone: shutting down
+        };
+        let retry_at = outcome
+            .next_attempt_at
+            .filter(|_| outcome.new_status == DeliveryStatus::Retrying)
+            .map(|at| instant_at(at, now_millis()));
+        if let Err(e) = self.store.record_attempt(outcome).await {
+            // The delivery stays open in the store: it is attempted again (at-least-once).
+            tracing::error!(hooks_id = delivery.hooks_id, error = %e, "recording an attempt failed");
+        }
+        self.tell(TaskEvent::Recorded {
+            config_id,
+            hooks_id: delivery.hooks_id,
+            retry_at,
+        });
+    }
+
+    fn tell(&self, event: TaskEvent) {
+        let _ = self.events.send(event);
+    }
+}

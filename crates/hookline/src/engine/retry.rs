@@ -1,0 +1,174 @@
+//! The retry policy: when a failed delivery is attempted again, and when it gives up.
+//!
+//! This is the one place to change it. A config's `retrySchedule` lists the delays before attempts
+//! 2, 3, ...; after the last one the delivery is FAILED. Every delay gets ±20 % jitter so a
+//! receiver that comes back is not hit by every delivery at the same instant. A `Retry-After`
+//! header (on 429 or 503) stretches the next delay, capped at [`MAX_RETRY_AFTER`].
+
+use std::time::Duration;
+
+use rand::RngExt;
+
+/// The default schedule: about 8 hours from the first attempt to giving up.
+pub const DEFAULT_SCHEDULE: [Duration; 8] = [
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(2 * 60),
+    Duration::from_secs(10 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(60 * 60),
+    Duration::from_secs(2 * 60 * 60),
+    Duration::from_secs(4 * 60 * 60),
+];
+
+pub const MIN_DELAY: Duration = Duration::from_millis(100);
+pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+pub const MAX_ENTRIES: usize = 30;
+/// The most a receiver's `Retry-After` may push an attempt back.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
+const JITTER: f64 = 0.2;
+
+/// What the engine does after a failed attempt number `attempt` (1-based).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NextStep {
+    RetryAfter(Duration),
+    GiveUp,
+}
+
+pub fn after_failure(
+    schedule: &[Duration],
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> NextStep {
+    let Some(base) = schedule.get(attempt.saturating_sub(1) as usize) else {
+        return NextStep::GiveUp;
+    };
+    let factor = rand::rng().random_range((1.0 - JITTER)..=(1.0 + JITTER));
+    let mut delay = base.mul_f64(factor);
+    if let Some(asked) = retry_after {
+        delay = delay.max(asked.min(MAX_RETRY_AFTER));
+    }
+    NextStep::RetryAfter(delay)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration such as 500ms, 5s, 2m or 1h")]
+    Syntax(String),
+    #[error("{0:?} is outside 100ms to 24h")]
+    OutOfRange(String),
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h` (a whole number and a unit).
+pub fn parse_delay(text: &str) -> Result<Duration, DurationError> {
+    let syntax = || DurationError::Syntax(text.to_owned());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(syntax)?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| syntax())?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(syntax()),
+    }
+    .ok_or_else(|| DurationError::OutOfRange(text.to_owned()))?;
+    let d = Duration::from_millis(ms);
+    if !(MIN_DELAY..=MAX_DELAY).contains(&d) {
+        return Err(DurationError::OutOfRange(text.to_owned()));
+    }
+    Ok(d)
+}
+
+/// The shortest text that `parse_delay` reads back as `d`.
+pub fn format_delay(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Reads a `Retry-After` value: delay seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = at.with_timezone(&chrono::Utc) - now;
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats_delays() {
+        assert_eq!(parse_delay("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_delay("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_delay("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_delay("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(matches!(parse_delay("5x"), Err(DurationError::Syntax(_))));
+        assert!(matches!(parse_delay("s"), Err(DurationError::Syntax(_))));
+        assert!(matches!(parse_delay("5"), Err(DurationError::Syntax(_))));
+        assert!(matches!(parse_delay("99ms"), Err(DurationError::OutOfRange(_))));
+        assert!(matches!(parse_delay("25h"), Err(DurationError::OutOfRange(_))));
+        for text in ["500ms", "1500ms", "5s", "2m", "1h", "90s"] {
+            let d = parse_delay(text).unwrap();
+            assert_eq!(parse_delay(&format_delay(d)), Ok(d));
+        }
+        assert_eq!(format_delay(Duration::from_secs(120)), "2m");
+    }
+
+    #[test]
+    fn jitter_stays_within_twenty_percent_and_schedule_ends() {
+        let schedule = [Duration::from_secs(10), Duration::from_secs(100)];
+        for _ in 0..1000 {
+            let NextStep::RetryAfter(d) = after_failure(&schedule, 1, None) else {
+                panic!("attempt 1 of 3 must be retried");
+            };
+            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
+        }
+        assert!(matches!(after_failure(&schedule, 2, None), NextStep::RetryAfter(d) if d >= Duration::from_secs(80)));
+        assert_eq!(after_failure(&schedule, 3, None), NextStep::GiveUp);
+        assert_eq!(after_failure(&[], 1, None), NextStep::GiveUp);
+    }
+
+    #[test]
+    fn retry_after_stretches_but_is_capped() {
+        let schedule = [Duration::from_secs(1)];
+        let NextStep::RetryAfter(d) = after_failure(&schedule, 1, Some(Duration::from_secs(120)))
+        else {
+            panic!("must retry");
+        };
+        assert_eq!(d, Duration::from_secs(120));
+        let NextStep::RetryAfter(d) =
+            after_failure(&schedule, 1, Some(Duration::from_secs(1_000_000)))
+        else {
+            panic!("must retry");
+        };
+        assert_eq!(d, MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn reads_retry_after_forms() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! hookline: webhook delivery for messaging platforms.
+//!
+//! Start with `ARCHITECTURE.md` at the repository root: it follows one event from ingest to the
+//! receiver through these modules.
+//!
+//! - [`api`]: the HTTP API (thin handlers).
+//! - [`store`]: durable state behind the [`store::Store`] trait; SQL lives only there.
+//! - [`engine`]: dispatching, retries ([`engine::retry`]), health, the HTTP client.
+//! - [`model`]: the records they share.
+//! - [`serve`] and [`cli`]: the binary's commands.
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod model;
+pub mod serve;
+pub mod store;

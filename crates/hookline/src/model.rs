@@ -1,0 +1,324 @@
+//! Domain types shared by the API, the store and the delivery engine.
+//!
+//! These are hookline's own records (app keys, webhook configs, deliveries, attempts); the wire
+//! shapes of hooks and envelopes live in `hookline-wire`.
+
+use std::time::Duration;
+
+use hookline_wire::{Event, Product};
+
+/// Milliseconds since the Unix epoch, UTC. Every stored time uses it.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 rendering for API responses.
+pub fn rfc3339(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Clone)]
+pub struct AppKeyRecord {
+    pub app_key: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// A webhook config as stored. `signing_secret` is write-only in the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub id: String,
+    pub app_key: String,
+    pub product: Product,
+    pub events: Vec<Event>,
+    pub url: String,
+    pub signature: String,
+    pub signing_secret: Option<String>,
+    pub enabled: bool,
+    pub description: String,
+    pub max_hooks_per_request: u32,
+    pub max_requests_in_flight: u32,
+    pub timeout_ms: u32,
+    /// Delays before attempts 2, 3, ... (jitter is applied when scheduling, not stored).
+    pub retry_schedule: Vec<Duration>,
+    pub health: Health,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl WebhookConfig {
+    pub fn subscribes_to(&self, event: Event) -> bool {
+        self.events.contains(&event)
+    }
+
+    /// Total attempts a delivery to this config gets before it is FAILED.
+    pub fn max_attempts(&self) -> u32 {
+        self.retry_schedule.len() as u32 + 1
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthState {
+    Healthy,
+    Failing,
+    Disabled,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "HEALTHY",
+            HealthState::Failing => "FAILING",
+            HealthState::Disabled => "DISABLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "HEALTHY" => Some(HealthState::Healthy),
+            "FAILING" => Some(HealthState::Failing),
+            "DISABLED" => Some(HealthState::Disabled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub state: HealthState,
+    pub consecutive_failures: u32,
+    pub last_success_at: Option<Millis>,
+    pub last_failure_at: Option<Millis>,
+    /// Start of the current unbroken run of failures.
+    pub failing_since: Option<Millis>,
+    pub disabled_reason: Option<String>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            state: HealthState::Healthy,
+            consecutive_failures: 0,
+            last_success_at: None,
+            last_failure_at: None,
+            failing_since: None,
+            disabled_reason: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Pending,
+    Retrying,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "PENDING",
+            DeliveryStatus::Retrying => "RETRYING",
+            DeliveryStatus::Succeeded => "SUCCEEDED",
+            DeliveryStatus::Failed => "FAILED",
+            DeliveryStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Still owned by the engine: it will be attempted again.
+    pub fn is_open(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Retrying)
+    }
+}
+
+/// Why an attempt failed without an HTTP status (or with one we refuse to follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptErrorKind {
+    Timeout,
+    Connect,
+    Dns,
+    Tls,
+    BlockedAddress,
+    InvalidUrl,
+    /// The connection broke while sending or reading (reset, protocol error).
+    Io,
+}
+
+impl AttemptErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptErrorKind::Timeout => "TIMEOUT",
+            AttemptErrorKind::Connect => "CONNECT",
+            AttemptErrorKind::Dns => "DNS",
+            AttemptErrorKind::Tls => "TLS",
+            AttemptErrorKind::BlockedAddress => "BLOCKED_ADDRESS",
+            AttemptErrorKind::InvalidUrl => "INVALID_URL",
+            AttemptErrorKind::Io => "IO",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AttemptErrorKind::Timeout,
+            AttemptErrorKind::Connect,
+            AttemptErrorKind::Dns,
+            AttemptErrorKind::Tls,
+            AttemptErrorKind::BlockedAddress,
+            AttemptErrorKind::InvalidUrl,
+            AttemptErrorKind::Io,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// The outcome of one HTTP attempt, as recorded in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptResult {
+    pub started_at: Millis,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<AttemptErrorKind>,
+    /// A human-readable detail of the error (never contains secrets).
+    pub error_message: Option<String>,
+    /// The first bytes of the response body (see `engine::client::RESPONSE_BODY_LIMIT`).
+    pub response_body: Option<String>,
+    /// Seconds from a `Retry-After` header on 429/503.
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptResult {
+    pub fn succeeded(&self) -> bool {
+        matches!(self.status_code, Some(s) if (200..300).contains(&s)) && self.error_kind.is_none()
+    }
+}
+
+/// One attempt of a delivery, as read from the log.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub number: u32,
+    pub result: AttemptResult,
+}
+
+/// A delivery row as listed in the log.
+#[derive(Debug, Clone)]
+pub struct DeliverySummary {
+    pub hooks_id: String,
+    pub app_key: String,
+    pub config_id: String,
+    pub product: Product,
+    pub event: Event,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub hook_ids: Vec<String>,
+    pub next_attempt_at: Option<Millis>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Everything the engine needs to send a delivery: its identity and the stored hook JSON, in
+/// envelope order.
+#[derive(Debug, Clone)]
+pub struct SendableDelivery {
+    pub hooks_id: String,
+    pub config_id: String,
+    pub app_key: String,
+    pub product: Product,
+    pub event: Event,
+    pub attempt_count: u32,
+    pub hooks: Vec<StoredHook>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredHook {
+    pub hook_id: String,
+    pub json: String,
+}
+
+impl SendableDelivery {
+    /// The exact body sent: rebuilt deterministically from the stored hooks, so the log can show
+    /// it without storing it twice.
+    pub fn envelope(&self) -> Vec<u8> {
+        let hooks: Vec<&str> = self.hooks.iter().map(|h| h.json.as_str()).collect();
+        let mut out = Vec::with_capacity(160 + hooks.iter().map(|h| h.len() + 1).sum::<usize>());
+        hookline_wire::write_envelope(
+            &mut out,
+            &self.hooks_id,
+            &self.config_id,
+            self.product,
+            &self.app_key,
+            self.event,
+            &hooks,
+        );
+        out
+    }
+}
+
+/// What the engine writes after an attempt: the attempt itself and the delivery's next state.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub hooks_id: String,
+    pub config_id: String,
+    pub number: u32,
+    pub result: AttemptResult,
+    pub new_status: DeliveryStatus,
+    pub next_attempt_at: Option<Millis>,
+    /// The config's health after this attempt.
+    pub health: Health,
+}
+
+/// A page request: `cursor` is opaque to clients.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub size: u32,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFilter {
+    pub product: Option<Product>,
+    pub event: Option<Event>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub config_id: Option<String>,
+    pub event: Option<Event>,
+    pub status: Option<DeliveryStatus>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub hook_id: Option<String>,
+}
+
+/// Selection of past deliveries whose hooks a replay sends again.
+#[derive(Debug, Clone)]
+pub struct ReplayFilter {
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    pub statuses: Vec<DeliveryStatus>,
+}

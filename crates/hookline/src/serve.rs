@@ -1,0 +1,203 @@
+//! `hookline serve`: opens the store, starts the engine, serves the API, and drains on
+//! SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::AsyncWriteExt;
+
+use crate::api::{self, AppState, Limits};
+use crate::engine::health::HealthPolicy;
+use crate::engine::{Engine, EngineSettings};
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "HOOKLINE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where the embedded database and the generated admin token live.
+    #[arg(long, env = "HOOKLINE_DATA_DIR", default_value = "./hookline-data")]
+    pub data_dir: PathBuf,
+    /// Unset: embedded SQLite in the data dir. postgres://...: PostgreSQL (several nodes).
+    #[arg(long, env = "HOOKLINE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Allow deliveries to loopback, private and link-local addresses (development, tests).
+    #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most hooks in one ingest request.
+    #[arg(long, env = "HOOKLINE_MAX_HOOKS_PER_REQUEST", default_value_t = 1000)]
+    pub max_hooks_per_request: usize,
+    /// Largest single hook, in bytes of JSON.
+    #[arg(long, env = "HOOKLINE_MAX_HOOK_BYTES", default_value_t = 64 * 1024)]
+    pub max_hook_bytes: usize,
+    /// Consecutive failed attempts that make a config FAILING.
+    #[arg(long, env = "HOOKLINE_FAILING_AFTER", default_value_t = 5)]
+    pub failing_after: u32,
+    /// How long a config may fail without a break before it is DISABLED (e.g. 3d, 12h, 30m).
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "3d", value_parser = parse_period)]
+    pub disable_after: Duration,
+    /// The longest a graceful shutdown waits for attempts in flight (e.g. 30s).
+    #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_period)]
+    pub shutdown_grace: Duration,
+}
+
+/// Reads `30s`, `10m`, `12h`, `3d`.
+pub fn parse_period(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: expected a number and a unit (s, m, h, d)"))?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{text:?}: not a number"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{text:?}: unit must be ms, s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// The admin token: from the environment, or generated once and kept in the data dir.
+fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("HOOKLINE_ADMIN_TOKEN")
+        && !token.is_empty()
+    {
+        return Ok(token);
+    }
+    let path = data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_owned();
+        if !token.is_empty() {
+            eprintln!("admin token: in {}", path.display());
+            return Ok(token);
+        }
+    }
+    let token = api::new_secret(40);
+    write_private_file(&path, &token)
+        .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+    eprintln!(
+        "admin token generated; it is in {} (set HOOKLINE_ADMIN_TOKEN to choose your own)",
+        path.display()
+    );
+    Ok(token)
+}
+
+fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(content.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let store: Arc<dyn Store> = match &args.database_url {
+        None => Arc::new(
+            SqliteStore::open(&args.data_dir)
+                .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?,
+        ),
+        Some(url) if url.starts_with("sqlite:") || url.starts_with("file:") => {
+            anyhow::bail!("--database-url: use --data-dir for the embedded store")
+        }
+        Some(_) => anyhow::bail!(
+            "--database-url: PostgreSQL is not supported by this build yet; leave it unset for \
+             the embedded store"
+        ),
+    };
+    let token = admin_token(&args.data_dir)?;
+
+    let (engine, engine_task) = Engine::start(
+        store.clone(),
+        EngineSettings {
+            allow_private_targets: args.allow_private_targets,
+            health: HealthPolicy {
+                failing_after: args.failing_after.max(1),
+                disable_after: args.disable_after,
+            },
+            shutdown_grace: args.shutdown_grace,
+        },
+    )
+    .await?;
+
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        engine: engine.clone(),
+        admin_token_hash: api::hash_secret(&token),
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            ingest: hookline_wire::IngestLimits {
+                max_hooks: args.max_hooks_per_request,
+                max_hook_bytes: args.max_hook_bytes,
+            },
+        },
+    });
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local: SocketAddr = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        data_dir = %args.data_dir.display(),
+        allow_private_targets = args.allow_private_targets,
+        "hookline serving"
+    );
+    // The one line on stdout: scripts and tests wait for it to know the server is ready.
+    let mut stdout = tokio::io::stdout();
+    stdout
+        .write_all(format!("hookline listening on http://{local}\n").as_bytes())
+        .await?;
+    stdout.flush().await?;
+
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("no longer accepting requests; draining deliveries");
+    engine.shutdown().await;
+    drop(engine);
+    // Attempts are drained; the dispatcher ends once the last handle is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(2), engine_task).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

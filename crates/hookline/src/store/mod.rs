@@ -1,0 +1,191 @@
+//! Durable state behind one interface.
+//!
+//! [`Store`] is everything the API and the engine need from storage. Every line of SQL lives in the
+//! implementations (`sqlite` today; PostgreSQL implements the same trait), so dialect details never
+//! leak out of this module.
+//!
+//! Durability contract: when a write method returns `Ok`, its effect is committed (WAL, survives a
+//! process crash). Ingest in particular answers only after the commit that holds the hooks and
+//! their queue rows.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use hookline_wire::{Event, Product, ValidatedHook};
+use tokio::sync::mpsc;
+
+use crate::model::{
+    AppKeyRecord, AttemptOutcome, AttemptRecord, ConfigFilter, DeliveryFilter, DeliverySummary,
+    Health, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, WebhookConfig,
+};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot take writes or reads right now (I/O error, disk full, closed). Callers
+    /// answer 503; nothing was half-written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A page cursor that this server did not hand out.
+    #[error("cursor: not a cursor returned by this server")]
+    BadCursor,
+    /// Stored data that does not parse back (a bug or a manual edit).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Signals the store emits after commits, in commit order, so the engine learns of new work
+/// without polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSignal {
+    /// Hooks were queued for this config.
+    NewWork { config_id: String },
+    /// A claim found this config's queue empty (emitted in commit order relative to `NewWork`, so
+    /// the engine never loses a wake-up).
+    QueueDrained { config_id: String },
+}
+
+/// What an ingest call did.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOutcome {
+    /// Hooks newly stored (the rest were already accepted earlier: idempotent retries).
+    pub new_hooks: usize,
+    /// Queue rows written (new hooks × matching configs).
+    pub queued: usize,
+}
+
+/// A batch taken off a config's queue and turned into a PENDING delivery.
+#[derive(Debug, Clone)]
+pub struct ClaimedBatch {
+    pub delivery: SendableDelivery,
+}
+
+/// One delivery that the engine must resume after a start: it is PENDING or RETRYING.
+#[derive(Debug, Clone)]
+pub struct OpenDelivery {
+    pub hooks_id: String,
+    pub config_id: String,
+    pub next_attempt_at: Millis,
+}
+
+/// A delivery with its attempts, for the log.
+#[derive(Debug, Clone)]
+pub struct DeliveryDetail {
+    pub summary: DeliverySummary,
+    pub envelope: Vec<u8>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Signals of committed work. Call once, at engine start.
+    fn take_signals(&self) -> Option<mpsc::UnboundedReceiver<StoreSignal>>;
+
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- app keys ---
+    async fn create_app_key(&self, record: AppKeyRecord, secret_hash: String) -> StoreResult<()>;
+    async fn list_app_keys(&self, page: PageRequest) -> StoreResult<Page<AppKeyRecord>>;
+    async fn get_app_key(&self, app_key: &str) -> StoreResult<Option<AppKeyRecord>>;
+    /// The app key that owns this secret hash, if any.
+    async fn app_key_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<String>>;
+    /// Replaces the secret hash; false when the app key does not exist.
+    async fn set_secret_hash(&self, app_key: &str, secret_hash: String) -> StoreResult<bool>;
+
+    // --- webhook configs ---
+    async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()>;
+    /// Replaces a config's settable fields and health; false when it does not exist.
+    async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool>;
+    /// Deletes a config; its open deliveries and queued hooks become CANCELLED deliveries.
+    async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool>;
+    async fn get_config(&self, app_key: &str, config_id: &str)
+    -> StoreResult<Option<WebhookConfig>>;
+    async fn list_configs(
+        &self,
+        app_key: &str,
+        filter: ConfigFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<WebhookConfig>>;
+    /// Every config, for the engine's cache.
+    async fn all_configs(&self) -> StoreResult<Vec<WebhookConfig>>;
+    async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()>;
+
+    // --- ingest ---
+    /// Stores the hooks (idempotent on (app key, hookId)) and queues every new one for every
+    /// enabled config of that app key subscribed to `event`, in one commit.
+    async fn ingest(
+        &self,
+        app_key: &str,
+        product: Product,
+        event: Event,
+        hooks: Vec<ValidatedHook>,
+    ) -> StoreResult<IngestOutcome>;
+
+    // --- engine ---
+    /// Takes up to `max_hooks` queued hooks of one event for the config (oldest first) and
+    /// turns them into a PENDING delivery with a new hooksId. `None` when the queue is empty.
+    async fn claim_batch(
+        &self,
+        config: &WebhookConfig,
+        max_hooks: u32,
+    ) -> StoreResult<Option<ClaimedBatch>>;
+    async fn load_delivery(&self, hooks_id: &str) -> StoreResult<Option<SendableDelivery>>;
+    /// Records an attempt and moves the delivery to its next state (a CANCELLED delivery stays
+    /// cancelled), and stores the config's health, in one commit.
+    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()>;
+    async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>>;
+    /// Configs that have queued hooks (to resume after a start).
+    async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>>;
+
+    // --- delivery log ---
+    async fn list_deliveries(
+        &self,
+        app_key: &str,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliverySummary>>;
+    async fn get_delivery(&self, app_key: &str, hooks_id: &str)
+    -> StoreResult<Option<DeliveryDetail>>;
+    /// A new PENDING delivery to the same config with the same hooks; `None` when the original
+    /// does not exist for this app key or its config is gone.
+    async fn redeliver(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+        new_hooks_id: String,
+    ) -> StoreResult<Option<DeliverySummary>>;
+    /// Queues again, for this config, the hooks of the matching deliveries. Returns the number of
+    /// hooks queued.
+    async fn replay(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        filter: ReplayFilter,
+    ) -> StoreResult<u64>;
+
+    /// Flushes and stops the writer; later writes fail with `Unavailable`.
+    async fn close(&self);
+}
+
+/// Opaque page cursors: the sort key of the last item returned.
+pub(crate) mod cursor {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    pub fn encode(parts: &[&str]) -> String {
+        URL_SAFE_NO_PAD.encode(parts.join("\u{1f}"))
+    }
+
+    pub fn decode(cursor: &str, n: usize) -> Option<Vec<String>> {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let parts: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
+        (parts.len() == n).then_some(parts)
+    }
+}
+
+/// A time in the past used when nothing is scheduled.
+pub const EPOCH: Millis = 0;

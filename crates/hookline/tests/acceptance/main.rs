@@ -1,0 +1,18 @@
+//! Black-box acceptance tests of `hookline`.
+//!
+//! Every test starts its own `hookline serve` process (own temp data dir, own port) and its own
+//! receivers (real HTTP servers on 127.0.0.1), and talks to the server only over its public HTTP API.
+//! Synchronisation is by awaiting the receivers' notifications or by polling the API with a deadline,
+//! never by sleeping.
+
+mod support;
+
+mod bad_input;
+mod batching;
+mod crash;
+mod graceful;
+mod idempotency;
+mod isolation;
+mod management;
+mod retries;
+mod wire_events;
