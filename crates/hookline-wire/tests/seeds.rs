@@ -10,7 +10,11 @@ use hookline_wire::{
 use serde_json::{Value, json};
 
 /// The documents show `"hooks": [...]` fragments; an ingest request wraps them.
-fn ingest_fragment(product: &str, event: &str, fragment: &str) -> Result<ValidatedBatch, ValidationError> {
+fn ingest_fragment(
+    product: &str,
+    event: &str,
+    fragment: &str,
+) -> Result<ValidatedBatch, ValidationError> {
     let body = format!(r#"{{"productName": "{product}", "event": "{event}", {fragment}}}"#);
     validate_ingest(body.as_bytes(), &IngestLimits::default())
 }
@@ -92,17 +96,25 @@ const KAKAO_RESULT_VERBATIM_EN: &str = r#""hooks": [
 
 #[test]
 fn kakao_template_example_verbatim_fails_on_its_placeholder_status() {
-    let e = ingest_fragment("KakaoTalk Bizmessage", "TEMPLATE_STATUS_UPDATE", KAKAO_TEMPLATE_VERBATIM)
-        .unwrap_err();
+    let e = ingest_fragment(
+        "KakaoTalk Bizmessage",
+        "TEMPLATE_STATUS_UPDATE",
+        KAKAO_TEMPLATE_VERBATIM,
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::NotInEnum, "hooks[0].status"));
     assert_eq!(
         e.to_string(),
         "hooks[0].status: \"String\" is not one of TSC01, TSC02, TSC03, TSC04"
     );
     // With the template status fixed, the comment's placeholder status is next.
-    let fixed = KAKAO_TEMPLATE_VERBATIM.replacen(r#""status": "String","#, r#""status": "TSC04","#, 1);
+    let fixed =
+        KAKAO_TEMPLATE_VERBATIM.replacen(r#""status": "String","#, r#""status": "TSC04","#, 1);
     let e = ingest_fragment("KakaoTalk Bizmessage", "TEMPLATE_STATUS_UPDATE", &fixed).unwrap_err();
-    assert_eq!((e.kind, e.path.as_str()), (K::NotInEnum, "hooks[0].comments[0].status"));
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (K::NotInEnum, "hooks[0].comments[0].status")
+    );
 }
 
 #[test]
@@ -112,7 +124,10 @@ fn kakao_template_example_corrected_is_accepted_verbatim() {
             .replacen(r#""status": "String","#, r#""status": "TSC04","#, 1)
             .replace(r#""status": "String""#, r#""status": "REJ""#)
             .replace(r#""id": "Integer""#, &format!(r#""id": {id_literal}"#))
-            .replace(r#""hookId": "String""#, r#""hookId": "20220501000000AbCdEfGhIjK""#);
+            .replace(
+                r#""hookId": "String""#,
+                r#""hookId": "20220501000000AbCdEfGhIjK""#,
+            );
         let batch =
             ingest_fragment("kakaotalk bizmessage", "TEMPLATE_STATUS_UPDATE", &corrected).unwrap();
         let hook = &batch.hooks[0];
@@ -122,15 +137,21 @@ fn kakao_template_example_corrected_is_accepted_verbatim() {
             serde_json::from_str::<Value>(&format!("{{{corrected}}}")).unwrap()["hooks"][0].clone();
         assert_eq!(hook.json, serde_json::to_string(&original).unwrap());
         assert_eq!(stored(&batch)["comments"][0]["id"], id_value);
-        assert!(hook.json.ends_with(r#""updateDate":"2022-05-01 00:00:00","hookId":"20220501000000AbCdEfGhIjK"}"#));
+        assert!(hook.json.ends_with(
+            r#""updateDate":"2022-05-01 00:00:00","hookId":"20220501000000AbCdEfGhIjK"}"#
+        ));
     }
 }
 
 #[test]
 fn kakao_result_examples_verbatim_fail_on_their_placeholders() {
     for verbatim in [KAKAO_RESULT_VERBATIM_JA, KAKAO_RESULT_VERBATIM_EN] {
-        let e = ingest_fragment("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", verbatim).unwrap_err();
-        assert_eq!((e.kind, e.path.as_str()), (K::NotInEnum, "hooks[0].kakaoMessageType"));
+        let e =
+            ingest_fragment("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", verbatim).unwrap_err();
+        assert_eq!(
+            (e.kind, e.path.as_str()),
+            (K::NotInEnum, "hooks[0].kakaoMessageType")
+        );
         let typed = verbatim.replace(
             verbatim
                 .lines()
@@ -138,7 +159,8 @@ fn kakao_result_examples_verbatim_fail_on_their_placeholders() {
                 .unwrap(),
             r#""kakaoMessageType": "ALIMTALK_NORMAL","#,
         );
-        let e = ingest_fragment("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", &typed).unwrap_err();
+        let e =
+            ingest_fragment("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", &typed).unwrap_err();
         assert_eq!(
             e.to_string(),
             "hooks[0].recipientSeq: expected an integer, got the string \"Integer\""
@@ -149,26 +171,42 @@ fn kakao_result_examples_verbatim_fail_on_their_placeholders() {
 #[test]
 fn kakao_result_examples_corrected_are_accepted_with_every_message_type() {
     for (verbatim, types) in [
-        (KAKAO_RESULT_VERBATIM_JA, &[
-            "ALIMTALK_NORMAL",
-            "ALIMTALK_AUTH",
-            "ALIMTALK_MASS",
-            "FRIENDTALK_NORMAL",
-            "FRIENDTALK_MASS",
-            "BRAND_MESSAGE_NORMAL",
-            "BRAND_MESSAGE_MASS",
-        ][..]),
-        (KAKAO_RESULT_VERBATIM_EN, &["ALIMTALK_NORMAL", "ALIMTALK_AUTH", "ALIMTALK_MASS", "FRIENDTALK_NORMAL", "FRIENDTALK_MASS"][..]),
+        (
+            KAKAO_RESULT_VERBATIM_JA,
+            &[
+                "ALIMTALK_NORMAL",
+                "ALIMTALK_AUTH",
+                "ALIMTALK_MASS",
+                "FRIENDTALK_NORMAL",
+                "FRIENDTALK_MASS",
+                "BRAND_MESSAGE_NORMAL",
+                "BRAND_MESSAGE_MASS",
+            ][..],
+        ),
+        (
+            KAKAO_RESULT_VERBATIM_EN,
+            &[
+                "ALIMTALK_NORMAL",
+                "ALIMTALK_AUTH",
+                "ALIMTALK_MASS",
+                "FRIENDTALK_NORMAL",
+                "FRIENDTALK_MASS",
+            ][..],
+        ),
     ] {
-        let type_line = verbatim.lines().find(|l| l.contains("kakaoMessageType")).unwrap();
+        let type_line = verbatim
+            .lines()
+            .find(|l| l.contains("kakaoMessageType"))
+            .unwrap();
         for message_type in types {
             let corrected = verbatim
                 .replace(type_line, &format!(r#""kakaoMessageType": "{message_type}","#))
                 .replace(r#""recipientSeq": "Integer""#, r#""recipientSeq": 1"#)
                 .replace(r#""requestDate": "String""#, r#""requestDate": "2023-06-01 10:00:00""#)
                 .replace(r#""href": "String""#, r#""href": "https://api-alimtalk.cloud.toast.com/alimtalk/v2.3/appkeys/k/messages/r/1""#);
-            let batch = ingest_fragment("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", &corrected)
-                .unwrap_or_else(|e| panic!("{message_type}: {e}"));
+            let batch =
+                ingest_fragment("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", &corrected)
+                    .unwrap_or_else(|e| panic!("{message_type}: {e}"));
             let hook = stored(&batch);
             assert_eq!(hook["kakaoMessageType"], *message_type);
             assert_eq!(hook["receiveDate"], "2023-06-01");
@@ -296,7 +334,8 @@ fn sms_delivery_receipt_example_is_accepted_verbatim() {
 /// The documents' envelope examples with their `{ ... }` placeholder hook replaced by a real hook
 /// and `"webhookConfigId": "String"` kept (any string is a config id to a receiver).
 fn envelope_example(product: &str, event: &str, hook_fragment: &str) -> String {
-    let hooks = serde_json::from_str::<Value>(&format!("{{{hook_fragment}}}")).unwrap()["hooks"].to_string();
+    let hooks = serde_json::from_str::<Value>(&format!("{{{hook_fragment}}}")).unwrap()["hooks"]
+        .to_string();
     format!(
         r#"{{
 "hooksId": "202007271010101010sadasdavas",
@@ -322,24 +361,39 @@ fn document_envelopes_parse_and_type() {
             panic!("{hooks:?}")
         };
         assert_eq!(h.recipient_no, "01012341234");
-        assert_eq!(h.created_date_time.as_deref(), Some("2020-09-09T11:25:10.000+09:00"));
+        assert_eq!(
+            h.created_date_time.as_deref(),
+            Some("2020-09-09T11:25:10.000+09:00")
+        );
     }
     // Kakao cURL sample (MESSAGE_RESULT_UPDATE), with the corrected hook.
     let hook = KAKAO_RESULT_VERBATIM_EN
         .replace(
-            KAKAO_RESULT_VERBATIM_EN.lines().find(|l| l.contains("kakaoMessageType")).unwrap(),
+            KAKAO_RESULT_VERBATIM_EN
+                .lines()
+                .find(|l| l.contains("kakaoMessageType"))
+                .unwrap(),
             r#""kakaoMessageType": "FRIENDTALK_MASS","#,
         )
         .replace(r#""recipientSeq": "Integer""#, r#""recipientSeq": 3"#);
     let body = envelope_example("KakaoTalk Bizmessage", "MESSAGE_RESULT_UPDATE", &hook);
-    let hooks = Envelope::parse(body.as_bytes()).unwrap().typed_hooks().unwrap();
+    let hooks = Envelope::parse(body.as_bytes())
+        .unwrap()
+        .typed_hooks()
+        .unwrap();
     let [Hook::KakaoMessageResultUpdate(h)] = hooks.as_slice() else {
         panic!("{hooks:?}")
     };
     assert_eq!(h.recipient_seq, 3);
-    assert_eq!(h.kakao_message_type, hookline_wire::KakaoMessageType::FriendtalkMass);
     assert_eq!(
-        h.links.as_ref().and_then(|l| l.self_link.as_ref()).and_then(|s| s.href.as_deref()),
+        h.kakao_message_type,
+        hookline_wire::KakaoMessageType::FriendtalkMass
+    );
+    assert_eq!(
+        h.links
+            .as_ref()
+            .and_then(|l| l.self_link.as_ref())
+            .and_then(|s| s.href.as_deref()),
         Some("String")
     );
 }
@@ -350,11 +404,28 @@ fn verbatim_sms_result_is_readable_by_receivers_with_the_misspellings() {
     // reads both.
     let fixed = SMS_RESULT_VERBATIM.replace("}\n},\n}", "}\n}\n}");
     let body = envelope_example("SMS", "MESSAGE_RESULT_UPDATE", &fixed);
-    let hooks = Envelope::parse(body.as_bytes()).unwrap().typed_hooks().unwrap();
+    let hooks = Envelope::parse(body.as_bytes())
+        .unwrap()
+        .typed_hooks()
+        .unwrap();
     let [Hook::SmsMessageResultUpdate(h)] = hooks.as_slice() else {
         panic!("{hooks:?}")
     };
-    assert_eq!(h.recipient_grouping_key.as_deref(), Some("RecipientGroupingKey"));
-    assert!(h.links.as_ref().unwrap().self_link.as_ref().unwrap().href.as_deref().unwrap().ends_with("recipientSeq=1"));
+    assert_eq!(
+        h.recipient_grouping_key.as_deref(),
+        Some("RecipientGroupingKey")
+    );
+    assert!(
+        h.links
+            .as_ref()
+            .unwrap()
+            .self_link
+            .as_ref()
+            .unwrap()
+            .href
+            .as_deref()
+            .unwrap()
+            .ends_with("recipientSeq=1")
+    );
     assert!(h.extra.is_empty(), "{:?}", h.extra);
 }

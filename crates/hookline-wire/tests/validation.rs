@@ -24,7 +24,7 @@ fn full_hooks_round_trip_verbatim() {
         assert_eq!(hook.json, serde_json::to_string(&spec.full).unwrap());
         assert_eq!(hook.hook_id, spec.full["hookId"].as_str().unwrap());
         assert!(!hook.id_generated);
-        assert_eq!(batch.input_ids, [hook.hook_id.clone()]);
+        assert_eq!(batch.input_ids, [hook.hook_id.as_str()]);
     }
 }
 
@@ -57,7 +57,8 @@ fn unknown_fields_are_kept_in_order_everywhere() {
             spec.product,
             spec.event
         );
-        let keys: Vec<String> = serde_json::from_str::<Value>(&batch.hooks[0].json).unwrap()
+        let keys: Vec<String> = serde_json::from_str::<Value>(&batch.hooks[0].json)
+            .unwrap()
             .as_object()
             .unwrap()
             .keys()
@@ -74,8 +75,17 @@ fn each_required_field_missing_or_null_is_rejected() {
         for field in spec.required {
             let mut hook = spec.full.clone();
             remove(&mut hook, field);
-            let e = expect_err(ingest_one(&spec, hook), K::MissingField, &format!("hooks[0].{field}"));
-            assert_eq!(e.message, "required field is missing", "{}", with_path(&spec, field));
+            let e = expect_err(
+                ingest_one(&spec, hook),
+                K::MissingField,
+                &format!("hooks[0].{field}"),
+            );
+            assert_eq!(
+                e.message,
+                "required field is missing",
+                "{}",
+                with_path(&spec, field)
+            );
             assert_eq!(
                 e.to_string(),
                 format!("hooks[0].{field}: required field is missing")
@@ -83,7 +93,11 @@ fn each_required_field_missing_or_null_is_rejected() {
 
             let mut hook = spec.full.clone();
             set(&mut hook, field, Value::Null);
-            expect_err(ingest_one(&spec, hook), K::MissingField, &format!("hooks[0].{field}"));
+            expect_err(
+                ingest_one(&spec, hook),
+                K::MissingField,
+                &format!("hooks[0].{field}"),
+            );
         }
     }
 }
@@ -136,7 +150,11 @@ fn each_enum_accepts_its_values_and_rejects_others() {
             ] {
                 let mut hook = spec.full.clone();
                 set(&mut hook, field, json!(bad));
-                let e = expect_err(ingest_one(&spec, hook), K::NotInEnum, &format!("hooks[0].{field}"));
+                let e = expect_err(
+                    ingest_one(&spec, hook),
+                    K::NotInEnum,
+                    &format!("hooks[0].{field}"),
+                );
                 assert_eq!(
                     e.message,
                     format!("{} is not one of {}", json!(bad), values.join(", ")),
@@ -154,8 +172,11 @@ fn the_documented_enum_message() {
         set(h, "hookId", json!(format!("h{i}")));
     }
     set(&mut hooks[3], "messageStatus", json!("DONE"));
-    let e = validate_ingest(&body("SMS", "MESSAGE_RESULT_UPDATE", hooks), &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        &body("SMS", "MESSAGE_RESULT_UPDATE", hooks),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "hooks[3].messageStatus: \"DONE\" is not one of COMPLETED, FAILED, CANCEL, DUPLICATED, FAILED_AD"
@@ -170,7 +191,8 @@ fn integers_reject_floats_strings_and_others() {
             for good in [json!(0), json!(7), json!(-3), json!(u64::MAX)] {
                 let mut hook = spec.full.clone();
                 set(&mut hook, field, good.clone());
-                ingest_one(&spec, hook).unwrap_or_else(|e| panic!("{} {good}: {e}", with_path(&spec, field)));
+                ingest_one(&spec, hook)
+                    .unwrap_or_else(|e| panic!("{} {good}: {e}", with_path(&spec, field)));
             }
             for (bad, got) in [
                 (json!(1.0), "the number 1.0"),
@@ -182,7 +204,11 @@ fn integers_reject_floats_strings_and_others() {
             ] {
                 let mut hook = spec.full.clone();
                 set(&mut hook, field, bad);
-                let e = expect_err(ingest_one(&spec, hook), K::WrongType, &format!("hooks[0].{field}"));
+                let e = expect_err(
+                    ingest_one(&spec, hook),
+                    K::WrongType,
+                    &format!("hooks[0].{field}"),
+                );
                 assert_eq!(e.message, format!("expected an integer, got {got}"));
             }
         }
@@ -197,7 +223,11 @@ fn integer_as_float_exponent_is_rejected_from_raw_json() {
             r#"{{"productName":"SMS","event":"INTERNATIONAL_DELIVERY_RECEIPT","hooks":[{{"requestId":"r","recipientSeq":{literal},"dlrStatus":"DELIVERED"}}]}}"#
         );
         let e = validate_ingest(raw.as_bytes(), &IngestLimits::default()).unwrap_err();
-        assert_eq!((e.kind, e.path.as_str()), (K::WrongType, "hooks[0].recipientSeq"), "{literal}");
+        assert_eq!(
+            (e.kind, e.path.as_str()),
+            (K::WrongType, "hooks[0].recipientSeq"),
+            "{literal}"
+        );
     }
     let e = validate_ingest(
         br#"{"productName":"SMS","event":"MESSAGE_RESULT_UPDATE","hooks":[{"requestId":"r","recipientSeq":"1","messageStatus":"FAILED"}]}"#,
@@ -222,8 +252,17 @@ fn strings_reject_other_types() {
             ] {
                 let mut hook = spec.full.clone();
                 set(&mut hook, field, bad);
-                let e = expect_err(ingest_one(&spec, hook), K::WrongType, &format!("hooks[0].{field}"));
-                assert_eq!(e.message, format!("expected a string, got {got}"), "{}", with_path(&spec, field));
+                let e = expect_err(
+                    ingest_one(&spec, hook),
+                    K::WrongType,
+                    &format!("hooks[0].{field}"),
+                );
+                assert_eq!(
+                    e.message,
+                    format!("expected a string, got {got}"),
+                    "{}",
+                    with_path(&spec, field)
+                );
             }
         }
     }
@@ -235,14 +274,22 @@ fn objects_and_arrays_must_have_their_shape() {
         for path in spec.objects {
             let mut hook = spec.full.clone();
             set(&mut hook, path, json!("not an object"));
-            let kind = if path.ends_with(']') { K::NotAnObject } else { K::WrongType };
+            let kind = if path.ends_with(']') {
+                K::NotAnObject
+            } else {
+                K::WrongType
+            };
             let e = expect_err(ingest_one(&spec, hook), kind, &format!("hooks[0].{path}"));
             assert!(e.message.contains("expected an object"), "{e}");
         }
         for path in spec.arrays {
             let mut hook = spec.full.clone();
             set(&mut hook, path, json!({"0": {}}));
-            let e = expect_err(ingest_one(&spec, hook), K::WrongType, &format!("hooks[0].{path}"));
+            let e = expect_err(
+                ingest_one(&spec, hook),
+                K::WrongType,
+                &format!("hooks[0].{path}"),
+            );
             assert_eq!(e.message, "expected an array, got an object");
         }
     }
@@ -255,14 +302,20 @@ fn date_formats_good_and_bad() {
             for value in *good {
                 let mut hook = spec.full.clone();
                 set(&mut hook, field, json!(value));
-                ingest_one(&spec, hook).unwrap_or_else(|e| panic!("{} {value}: {e}", with_path(&spec, field)));
+                ingest_one(&spec, hook)
+                    .unwrap_or_else(|e| panic!("{} {value}: {e}", with_path(&spec, field)));
             }
             for value in *bad {
                 let mut hook = spec.full.clone();
                 set(&mut hook, field, json!(value));
-                let e = expect_err(ingest_one(&spec, hook), K::BadFormat, &format!("hooks[0].{field}"));
+                let e = expect_err(
+                    ingest_one(&spec, hook),
+                    K::BadFormat,
+                    &format!("hooks[0].{field}"),
+                );
                 assert!(
-                    e.message.starts_with(&format!("{} does not match ", json!(value))),
+                    e.message
+                        .starts_with(&format!("{} does not match ", json!(value))),
                     "{e}"
                 );
             }
@@ -300,12 +353,24 @@ fn undated_kakao_request_and_create_dates_accept_any_string() {
 fn nested_paths_name_the_exact_element() {
     let spec = &specs()[0];
     let mut hook = spec.full.clone();
-    set(&mut hook, "comments[1].attachment", json!([{"filePath": "/ok"}, {"filePath": 3}]));
-    expect_err(ingest_one(spec, hook), K::WrongType, "hooks[0].comments[1].attachment[1].filePath");
+    set(
+        &mut hook,
+        "comments[1].attachment",
+        json!([{"filePath": "/ok"}, {"filePath": 3}]),
+    );
+    expect_err(
+        ingest_one(spec, hook),
+        K::WrongType,
+        "hooks[0].comments[1].attachment[1].filePath",
+    );
 
     let mut hook = spec.full.clone();
     set(&mut hook, "comments[1]", json!(null));
-    let e = expect_err(ingest_one(spec, hook), K::NotAnObject, "hooks[0].comments[1]");
+    let e = expect_err(
+        ingest_one(spec, hook),
+        K::NotAnObject,
+        "hooks[0].comments[1]",
+    );
     assert_eq!(e.message, "expected an object, got null");
 
     let sms = &specs()[3];
@@ -314,8 +379,11 @@ fn nested_paths_name_the_exact_element() {
         set(h, "hookId", json!(format!("h{i}")));
     }
     set(&mut hooks[2], "_links.self.href", json!(12));
-    let e = validate_ingest(&body("SMS", "MESSAGE_RESULT_UPDATE", hooks), &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        &body("SMS", "MESSAGE_RESULT_UPDATE", hooks),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.path, "hooks[2]._links.self.href");
     assert_eq!(e.message, "expected a string, got the number 12");
 }
@@ -333,8 +401,15 @@ fn comment_id_is_string_or_integer() {
     for bad in [json!(1.5), json!(true), json!([1]), json!({})] {
         let mut hook = spec.full.clone();
         set(&mut hook, "comments[0].id", bad);
-        let e = expect_err(ingest_one(spec, hook), K::WrongType, "hooks[0].comments[0].id");
-        assert!(e.message.starts_with("expected a string or an integer"), "{e}");
+        let e = expect_err(
+            ingest_one(spec, hook),
+            K::WrongType,
+            "hooks[0].comments[0].id",
+        );
+        assert!(
+            e.message.starts_with("expected a string or an integer"),
+            "{e}"
+        );
     }
 }
 
@@ -349,7 +424,11 @@ fn is_added_channel_is_boolean_or_null() {
     for bad in [json!("true"), json!(1), json!(0)] {
         let mut hook = spec.full.clone();
         set(&mut hook, "isAddedChannel", bad);
-        expect_err(ingest_one(spec, hook), K::WrongType, "hooks[0].isAddedChannel");
+        expect_err(
+            ingest_one(spec, hook),
+            K::WrongType,
+            "hooks[0].isAddedChannel",
+        );
     }
 }
 
@@ -374,7 +453,10 @@ fn sms_result_aliases_are_normalised_in_place() {
         .collect();
     *map = renamed;
     let batch = ingest_one(spec, hook).unwrap();
-    assert_eq!(batch.hooks[0].json, serde_json::to_string(&spec.full).unwrap());
+    assert_eq!(
+        batch.hooks[0].json,
+        serde_json::to_string(&spec.full).unwrap()
+    );
 }
 
 #[test]
@@ -382,9 +464,16 @@ fn sms_result_correct_spelling_wins_over_alias() {
     let spec = &specs()[3];
     let mut hook = spec.full.clone();
     set(&mut hook, "recipientGropuingKey", json!(12345)); // would be a wrong type if it were used
-    set(&mut hook, "_link", json!({"self": {"href": "https://old.example"}}));
+    set(
+        &mut hook,
+        "_link",
+        json!({"self": {"href": "https://old.example"}}),
+    );
     let batch = ingest_one(spec, hook).unwrap();
-    assert_eq!(batch.hooks[0].json, serde_json::to_string(&spec.full).unwrap());
+    assert_eq!(
+        batch.hooks[0].json,
+        serde_json::to_string(&spec.full).unwrap()
+    );
     assert!(!batch.hooks[0].json.contains("Gropuing"));
     assert!(!batch.hooks[0].json.contains("\"_link\""));
 }
@@ -395,12 +484,20 @@ fn alias_errors_name_the_field_as_sent() {
     let mut hook = spec.full.clone();
     remove(&mut hook, "_links");
     set(&mut hook, "_link", json!({"self": {"href": false}}));
-    expect_err(ingest_one(spec, hook), K::WrongType, "hooks[0]._link.self.href");
+    expect_err(
+        ingest_one(spec, hook),
+        K::WrongType,
+        "hooks[0]._link.self.href",
+    );
 
     let mut hook = spec.full.clone();
     remove(&mut hook, "recipientGroupingKey");
     set(&mut hook, "recipientGropuingKey", json!(1));
-    expect_err(ingest_one(spec, hook), K::WrongType, "hooks[0].recipientGropuingKey");
+    expect_err(
+        ingest_one(spec, hook),
+        K::WrongType,
+        "hooks[0].recipientGropuingKey",
+    );
 }
 
 #[test]
@@ -421,7 +518,12 @@ fn aliases_apply_to_sms_message_results_only() {
 #[test]
 fn given_hook_ids_are_kept() {
     let spec = &specs()[4];
-    for id in ["a", "A-b_c.9", &"x".repeat(64), "202007271010101010sadasdavas"] {
+    for id in [
+        "a",
+        "A-b_c.9",
+        &"x".repeat(64),
+        "202007271010101010sadasdavas",
+    ] {
         let mut hook = spec.full.clone();
         set(&mut hook, "hookId", json!(id));
         let batch = ingest_one(spec, hook.clone()).unwrap();
@@ -446,7 +548,10 @@ fn absent_or_null_hook_ids_are_generated() {
     assert!(is_generated_id(&hook.hook_id), "{}", hook.hook_id);
     let stored: Value = serde_json::from_str(&hook.json).unwrap();
     assert_eq!(stored["hookId"], json!(hook.hook_id));
-    assert_eq!(stored.as_object().unwrap().keys().last().unwrap(), "hookId");
+    assert_eq!(
+        stored.as_object().unwrap().keys().next_back().unwrap(),
+        "hookId"
+    );
 
     let batch = ingest_one(spec, null).unwrap();
     let hook = &batch.hooks[0];
@@ -460,8 +565,11 @@ fn absent_or_null_hook_ids_are_generated() {
 #[test]
 fn generated_ids_differ_between_hooks() {
     let hooks: Vec<Value> = (0..50).map(|_| json!({"countryCode": "1"})).collect();
-    let batch = validate_ingest(&body("SMS", "CONVERSION_BLOCK", hooks), &IngestLimits::default())
-        .unwrap();
+    let batch = validate_ingest(
+        &body("SMS", "CONVERSION_BLOCK", hooks),
+        &IngestLimits::default(),
+    )
+    .unwrap();
     assert_eq!(batch.hooks.len(), 50);
     let distinct: std::collections::HashSet<_> = batch.input_ids.iter().collect();
     assert_eq!(distinct.len(), 50);
@@ -489,9 +597,18 @@ fn invalid_hook_ids_are_rejected() {
 #[test]
 fn duplicate_hook_ids_keep_the_first_occurrence() {
     let hook = |id: &str, code: &str| json!({"hookId": id, "countryCode": code});
-    let hooks = vec![hook("A", "1"), hook("B", "2"), hook("A", "3"), json!({"countryCode": "4"}), hook("B", "5")];
-    let batch = validate_ingest(&body("SMS", "CONVERSION_BLOCK", hooks), &IngestLimits::default())
-        .unwrap();
+    let hooks = vec![
+        hook("A", "1"),
+        hook("B", "2"),
+        hook("A", "3"),
+        json!({"countryCode": "4"}),
+        hook("B", "5"),
+    ];
+    let batch = validate_ingest(
+        &body("SMS", "CONVERSION_BLOCK", hooks),
+        &IngestLimits::default(),
+    )
+    .unwrap();
     assert_eq!(batch.input_ids.len(), 5);
     assert_eq!(&batch.input_ids[..3], ["A", "B", "A"]);
     assert_eq!(batch.input_ids[4], "B");
@@ -509,10 +626,19 @@ fn duplicate_hook_ids_keep_the_first_occurrence() {
 
 #[test]
 fn an_invalid_duplicate_still_fails_the_request() {
-    let hooks = vec![json!({"hookId": "A", "countryCode": "1"}), json!({"hookId": "A", "countryCode": 1})];
-    let e = validate_ingest(&body("SMS", "CONVERSION_BLOCK", hooks), &IngestLimits::default())
-        .unwrap_err();
-    assert_eq!((e.kind, e.path.as_str()), (K::WrongType, "hooks[1].countryCode"));
+    let hooks = vec![
+        json!({"hookId": "A", "countryCode": "1"}),
+        json!({"hookId": "A", "countryCode": 1}),
+    ];
+    let e = validate_ingest(
+        &body("SMS", "CONVERSION_BLOCK", hooks),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (K::WrongType, "hooks[1].countryCode")
+    );
 }
 
 // ----- the request as a whole -----
@@ -524,9 +650,15 @@ fn first_error_in_input_order_wins() {
         json!({"countryCode": "1", "blockedDateTime": "yesterday"}),
         json!({}),
     ];
-    let e = validate_ingest(&body("SMS", "CONVERSION_BLOCK", hooks), &IngestLimits::default())
-        .unwrap_err();
-    assert_eq!((e.kind, e.path.as_str()), (K::BadFormat, "hooks[1].blockedDateTime"));
+    let e = validate_ingest(
+        &body("SMS", "CONVERSION_BLOCK", hooks),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (K::BadFormat, "hooks[1].blockedDateTime")
+    );
 }
 
 #[test]
@@ -535,11 +667,15 @@ fn empty_missing_and_malformed_hooks() {
     let e = validate_ingest(&body("SMS", "UNSUBSCRIBE", vec![]), &limits).unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::EmptyHooks, "hooks"));
 
-    let e = validate_ingest(br#"{"productName":"SMS","event":"UNSUBSCRIBE"}"#, &limits).unwrap_err();
+    let e =
+        validate_ingest(br#"{"productName":"SMS","event":"UNSUBSCRIBE"}"#, &limits).unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::MissingField, "hooks"));
 
-    let e = validate_ingest(br#"{"productName":"SMS","event":"UNSUBSCRIBE","hooks":{}}"#, &limits)
-        .unwrap_err();
+    let e = validate_ingest(
+        br#"{"productName":"SMS","event":"UNSUBSCRIBE","hooks":{}}"#,
+        &limits,
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::WrongType, "hooks"));
 
     let e = validate_ingest(
@@ -560,9 +696,15 @@ fn too_many_hooks() {
     assert_eq!(batch.hooks.len(), 1000);
     let e = validate_ingest(&body("SMS", "CONVERSION_BLOCK", hooks(1001)), &limits).unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::TooManyHooks, "hooks"));
-    assert!(e.message.contains("1001") && e.message.contains("1000"), "{e}");
+    assert!(
+        e.message.contains("1001") && e.message.contains("1000"),
+        "{e}"
+    );
 
-    let small = IngestLimits { max_hooks: 2, ..limits };
+    let small = IngestLimits {
+        max_hooks: 2,
+        ..limits
+    };
     let e = validate_ingest(&body("SMS", "CONVERSION_BLOCK", hooks(3)), &small).unwrap_err();
     assert_eq!(e.kind, K::TooManyHooks);
 }
@@ -580,63 +722,105 @@ fn too_large_hook() {
 
     let over = hook(65536 - 40);
     let e = validate_ingest(
-        &body("SMS", "CONVERSION_BLOCK", vec![json!({"countryCode": "1"}), over]),
+        &body(
+            "SMS",
+            "CONVERSION_BLOCK",
+            vec![json!({"countryCode": "1"}), over],
+        ),
         &limits,
     )
     .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::HookTooLarge, "hooks[1]"));
-    assert!(e.message.contains("65537") && e.message.contains("65536"), "{e}");
+    assert!(
+        e.message.contains("65537") && e.message.contains("65536"),
+        "{e}"
+    );
 }
 
 #[test]
 fn generated_id_counts_towards_the_size() {
     // 18 bytes + 25-char generated hookId and its key make it larger than 40.
-    let limits = IngestLimits { max_hook_bytes: 40, ..IngestLimits::default() };
-    let e = validate_ingest(&body("SMS", "CONVERSION_BLOCK", vec![json!({"countryCode": "1"})]), &limits)
-        .unwrap_err();
+    let limits = IngestLimits {
+        max_hook_bytes: 40,
+        ..IngestLimits::default()
+    };
+    let e = validate_ingest(
+        &body("SMS", "CONVERSION_BLOCK", vec![json!({"countryCode": "1"})]),
+        &limits,
+    )
+    .unwrap_err();
     assert_eq!(e.kind, K::HookTooLarge);
 }
 
 #[test]
 fn unknown_product() {
     for name in ["LMS", "", "SMS ", "KakaoTalk"] {
-        let e = validate_ingest(&body(name, "UNSUBSCRIBE", vec![json!({})]), &IngestLimits::default())
-            .unwrap_err();
-        assert_eq!((e.kind, e.path.as_str()), (K::UnknownProduct, "productName"), "{name:?}");
+        let e = validate_ingest(
+            &body(name, "UNSUBSCRIBE", vec![json!({})]),
+            &IngestLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.kind, e.path.as_str()),
+            (K::UnknownProduct, "productName"),
+            "{name:?}"
+        );
         assert!(e.message.contains("SMS or KakaoTalk Bizmessage"), "{e}");
     }
-    let e = validate_ingest(br#"{"event":"UNSUBSCRIBE","hooks":[{}]}"#, &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        br#"{"event":"UNSUBSCRIBE","hooks":[{}]}"#,
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::MissingField, "productName"));
-    let e = validate_ingest(br#"{"productName":1,"event":"UNSUBSCRIBE","hooks":[{}]}"#, &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        br#"{"productName":1,"event":"UNSUBSCRIBE","hooks":[{}]}"#,
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::WrongType, "productName"));
 }
 
 #[test]
 fn unknown_event() {
-    let e = validate_ingest(&body("SMS", "FOO", vec![json!({})]), &IngestLimits::default()).unwrap_err();
+    let e = validate_ingest(
+        &body("SMS", "FOO", vec![json!({})]),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::UnknownEvent, "event"));
     assert_eq!(
         e.to_string(),
         "event: \"FOO\" is not an event of SMS (expected one of UNSUBSCRIBE, MESSAGE_RESULT_UPDATE, CONVERSION_BLOCK, INTERNATIONAL_DELIVERY_RECEIPT)"
     );
     // Event names are exact.
-    let e = validate_ingest(&body("SMS", "unsubscribe", vec![json!({})]), &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        &body("SMS", "unsubscribe", vec![json!({})]),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.kind, K::UnknownEvent);
-    let e = validate_ingest(br#"{"productName":"SMS","hooks":[{}]}"#, &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        br#"{"productName":"SMS","hooks":[{}]}"#,
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::MissingField, "event"));
-    let e = validate_ingest(br#"{"productName":"SMS","event":null,"hooks":[{}]}"#, &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        br#"{"productName":"SMS","event":null,"hooks":[{}]}"#,
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::MissingField, "event"));
 }
 
 #[test]
 fn event_of_the_other_product() {
-    let e = validate_ingest(&body("SMS", "TEMPLATE_STATUS_UPDATE", vec![json!({})]), &IngestLimits::default())
-        .unwrap_err();
+    let e = validate_ingest(
+        &body("SMS", "TEMPLATE_STATUS_UPDATE", vec![json!({})]),
+        &IngestLimits::default(),
+    )
+    .unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::EventNotForProduct, "event"));
     let e = validate_ingest(
         &body("KakaoTalk Bizmessage", "UNSUBSCRIBE", vec![json!({})]),
@@ -669,7 +853,8 @@ fn product_names_in_any_case() {
                 json!({"senderKey": "k", "templateCode": "t", "status": "TSC01"}),
             ),
         };
-        let batch = validate_ingest(&body(name, event, vec![hook]), &IngestLimits::default()).unwrap();
+        let batch =
+            validate_ingest(&body(name, event, vec![hook]), &IngestLimits::default()).unwrap();
         assert_eq!(batch.product, product, "{name}");
         assert_eq!(batch.product.as_str(), product.as_str());
     }
@@ -684,10 +869,19 @@ fn unknown_top_level_fields_are_ignored() {
 
 #[test]
 fn invalid_json_and_non_object_bodies() {
-    for raw in [&b""[..], b"{", b"{\"productName\": \"SMS\",}", b"\xff\xfe", b"{} trailing"] {
+    for raw in [
+        &b""[..],
+        b"{",
+        b"{\"productName\": \"SMS\",}",
+        b"\xff\xfe",
+        b"{} trailing",
+    ] {
         let e = validate_ingest(raw, &IngestLimits::default()).unwrap_err();
         assert_eq!((e.kind, e.path.as_str()), (K::InvalidJson, ""), "{raw:?}");
-        assert!(e.message.contains("line") && e.message.contains("column"), "{e}");
+        assert!(
+            e.message.contains("line") && e.message.contains("column"),
+            "{e}"
+        );
         assert_eq!(e.to_string(), e.message, "empty path: the message alone");
     }
     for raw in [&b"[]"[..], b"null", b"\"SMS\"", b"42"] {
@@ -698,7 +892,13 @@ fn invalid_json_and_non_object_bodies() {
 
 #[test]
 fn validate_hook_uses_the_index_in_paths() {
-    let e = validate_hook(Product::Sms, Event::ConversionBlock, json!({"countryCode": 1}), 41).unwrap_err();
+    let e = validate_hook(
+        Product::Sms,
+        Event::ConversionBlock,
+        json!({"countryCode": 1}),
+        41,
+    )
+    .unwrap_err();
     assert_eq!(e.path, "hooks[41].countryCode");
     let e = validate_hook(Product::Sms, Event::ConversionBlock, json!([]), 7).unwrap_err();
     assert_eq!((e.kind, e.path.as_str()), (K::NotAnObject, "hooks[7]"));

@@ -258,7 +258,10 @@ async fn receive(
             "{now}  {}  simulated failure (answered 500)",
             envelope.hooks_id
         );
-        return (StatusCode::INTERNAL_SERVER_ERROR, "simulated failure".into());
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "simulated failure".into(),
+        );
     }
     let duplicates = {
         let mut seen = state.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -296,10 +299,7 @@ async fn receive(
 
 // ---------- client commands ----------
 
-async fn call(
-    request: reqwest::RequestBuilder,
-    what: &str,
-) -> anyhow::Result<Value> {
+async fn call(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
     let response = request
         .send()
         .await
@@ -319,8 +319,12 @@ async fn call(
 }
 
 pub async fn emit(args: EmitArgs) -> anyhow::Result<()> {
-    let product = Product::parse(&args.product)
-        .with_context(|| format!("--product: {:?} is not SMS or KakaoTalk Bizmessage", args.product))?;
+    let product = Product::parse(&args.product).with_context(|| {
+        format!(
+            "--product: {:?} is not SMS or KakaoTalk Bizmessage",
+            args.product
+        )
+    })?;
     let event = Event::parse(&args.event)
         .filter(|e| e.is_valid_for(product))
         .with_context(|| {
@@ -358,7 +362,8 @@ pub async fn emit(args: EmitArgs) -> anyhow::Result<()> {
         let hooks: Vec<Value> = (0..n)
             .map(|_| hookline_wire::sample_hook(product, event))
             .collect();
-        let body = json!({"productName": product.as_str(), "event": event.as_str(), "hooks": hooks});
+        let body =
+            json!({"productName": product.as_str(), "event": event.as_str(), "hooks": hooks});
         let answer = call(
             client
                 .post(&url)
@@ -367,10 +372,7 @@ pub async fn emit(args: EmitArgs) -> anyhow::Result<()> {
             "ingest",
         )
         .await?;
-        last_ids = answer["hookIds"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        last_ids = answer["hookIds"].as_array().cloned().unwrap_or_default();
         sent += n;
         if let Some(bar) = &progress {
             bar.set_position(sent as u64);
@@ -385,10 +387,10 @@ pub async fn emit(args: EmitArgs) -> anyhow::Result<()> {
         event.as_str(),
         args.credentials.app_key
     );
-    if args.count == 1 {
-        if let Some(id) = last_ids.first().and_then(Value::as_str) {
-            println!("hookId: {id}");
-        }
+    if args.count == 1
+        && let Some(id) = last_ids.first().and_then(Value::as_str)
+    {
+        println!("hookId: {id}");
     }
     Ok(())
 }
@@ -403,7 +405,10 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         } => {
             let body = call(
                 client
-                    .post(format!("{}/v1/appkeys", server.server.trim_end_matches('/')))
+                    .post(format!(
+                        "{}/v1/appkeys",
+                        server.server.trim_end_matches('/')
+                    ))
                     .bearer_auth(admin.resolve()?)
                     .json(&json!({"name": name})),
                 "create app key",
@@ -418,7 +423,10 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::ListAppKeys { server, admin } => {
             let body = call(
                 client
-                    .get(format!("{}/v1/appkeys", server.server.trim_end_matches('/')))
+                    .get(format!(
+                        "{}/v1/appkeys",
+                        server.server.trim_end_matches('/')
+                    ))
                     .bearer_auth(admin.resolve()?),
                 "list app keys",
             )
@@ -476,9 +484,15 @@ pub async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 "  webhookConfigId: {}",
                 config["webhookConfigId"].as_str().unwrap_or("")
             );
-            println!("  productName:     {}", config["productName"].as_str().unwrap_or(""));
+            println!(
+                "  productName:     {}",
+                config["productName"].as_str().unwrap_or("")
+            );
             println!("  events:          {}", config["events"]);
-            println!("  url:             {}", config["url"].as_str().unwrap_or(""));
+            println!(
+                "  url:             {}",
+                config["url"].as_str().unwrap_or("")
+            );
         }
     }
     Ok(())

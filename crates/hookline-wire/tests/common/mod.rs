@@ -20,7 +20,11 @@ pub struct EventSpec {
     pub integers: &'static [&'static str],
     pub strings: &'static [&'static str],
     /// (path, good values, bad values)
-    pub dates: &'static [(&'static str, &'static [&'static str], &'static [&'static str])],
+    pub dates: &'static [(
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    )],
     pub objects: &'static [&'static str],
     pub arrays: &'static [&'static str],
 }
@@ -63,7 +67,13 @@ const ANY_DATE_GOOD: &[&str] = &[
     "2023-06-01T12:34:56.789+09:00",
     "2023-06-01T12:34:56Z",
 ];
-const ANY_DATE_BAD: &[&str] = &["2023-6-1", "2023-06-32", "06/01/2023", "2023-06-01T12", "String"];
+const ANY_DATE_BAD: &[&str] = &[
+    "2023-6-1",
+    "2023-06-32",
+    "06/01/2023",
+    "2023-06-01T12",
+    "String",
+];
 
 pub fn specs() -> Vec<EventSpec> {
     vec![
@@ -183,7 +193,12 @@ pub fn specs() -> Vec<EventSpec> {
             required: &["recipientNo"],
             enums: &[],
             integers: &[],
-            strings: &["recipientNo", "unsubscribeNo", "enterpriseName", "createdDateTime"],
+            strings: &[
+                "recipientNo",
+                "unsubscribeNo",
+                "enterpriseName",
+                "createdDateTime",
+            ],
             dates: &[("createdDateTime", MILLIS_GOOD, MILLIS_BAD)],
             objects: &[],
             arrays: &[],
@@ -263,7 +278,15 @@ pub fn specs() -> Vec<EventSpec> {
             required: &["requestId", "recipientSeq", "dlrStatus"],
             enums: &[(
                 "dlrStatus",
-                &["ACCEPTED", "DELIVERED", "BUFFERED", "EXPIRED", "FAILED", "REJECTED", "UNKNOWN"],
+                &[
+                    "ACCEPTED",
+                    "DELIVERED",
+                    "BUFFERED",
+                    "EXPIRED",
+                    "FAILED",
+                    "REJECTED",
+                    "UNKNOWN",
+                ],
             )],
             integers: &["recipientSeq"],
             strings: &["requestId", "dlrStatus", "networkCode", "errorCode"],
@@ -317,7 +340,9 @@ fn steps(path: &str) -> Vec<Step<'_>> {
         out.push(Step::Key(key));
         for idx in rest.split('[') {
             if !idx.is_empty() {
-                out.push(Step::Index(idx.trim_end_matches(']').parse().expect("index")));
+                out.push(Step::Index(
+                    idx.trim_end_matches(']').parse().expect("index"),
+                ));
             }
         }
     }
@@ -347,10 +372,7 @@ pub fn set(hook: &mut Value, path: &str, v: Value) {
     if let Some(i) = last.strip_prefix('#') {
         parent[i.parse::<usize>().expect("index")] = v;
     } else {
-        parent
-            .as_object_mut()
-            .expect("object")
-            .insert(last, v);
+        parent.as_object_mut().expect("object").insert(last, v);
     }
 }
 

@@ -80,10 +80,7 @@ pub async fn require_app_key(
             ))),
         };
     }
-    let Some(secret) = headers
-        .get(SECRET_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(secret) = headers.get(SECRET_KEY_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(ApiError::new(
             ErrorKind::Unauthorized,
             "X-Secret-Key: this route needs the app key's secret key",

@@ -86,7 +86,10 @@ pub async fn get_one(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("hooksId: no delivery {hooks_id:?}")))?;
     let view = views::delivery_detail(&detail).map_err(|e| {
-        ApiError::new(ErrorKind::Internal, format!("stored envelope is not JSON: {e}"))
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("stored envelope is not JSON: {e}"),
+        )
     })?;
     Ok(axum::Json(json!({
         "header": success_header(),
@@ -146,7 +149,10 @@ pub async fn replay(
             .enumerate()
             .map(|(i, item)| match item {
                 Value::String(s) => parse_status(&format!("status[{i}]"), s),
-                _ => Err(ApiError::field(&format!("status[{i}]"), "expected a string")),
+                _ => Err(ApiError::field(
+                    &format!("status[{i}]"),
+                    "expected a string",
+                )),
             })
             .collect::<ApiResult<Vec<_>>>()?,
         Some(_) => {

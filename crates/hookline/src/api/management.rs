@@ -77,7 +77,9 @@ pub async fn rotate_secret(
         .set_secret_hash(&app_key, hash_secret(&secret))
         .await?
     {
-        return Err(ApiError::not_found(format!("appKey: no app key {app_key:?}")));
+        return Err(ApiError::not_found(format!(
+            "appKey: no app key {app_key:?}"
+        )));
     }
     let record = state
         .store
@@ -133,7 +135,12 @@ pub async fn list_configs(
         filter.enabled = Some(match enabled.as_str() {
             "true" => true,
             "false" => false,
-            other => return Err(ApiError::field("enabled", format!("{other:?} is not true or false"))),
+            other => {
+                return Err(ApiError::field(
+                    "enabled",
+                    format!("{other:?} is not true or false"),
+                ));
+            }
         });
     }
     let page = state
@@ -246,7 +253,10 @@ pub async fn test_config(
     };
     let sample = hookline_wire::sample_hook(config.product, event);
     let hook = hookline_wire::validate_hook(config.product, event, sample, 0).map_err(|e| {
-        ApiError::new(ErrorKind::Internal, format!("sample hook did not validate: {e}"))
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("sample hook did not validate: {e}"),
+        )
     })?;
     let hooks_id = hookline_wire::generate_id();
     let mut envelope = Vec::new();
@@ -464,7 +474,10 @@ impl ConfigInput {
 
 fn validate_url(url: &str) -> ApiResult<()> {
     if url.len() > MAX_URL_LEN {
-        return Err(ApiError::field("url", format!("longer than {MAX_URL_LEN} bytes")));
+        return Err(ApiError::field(
+            "url",
+            format!("longer than {MAX_URL_LEN} bytes"),
+        ));
     }
     let uri: axum::http::Uri = url
         .parse()
@@ -519,7 +532,11 @@ fn required_string(body: &Map<String, Value>, field: &str) -> ApiResult<String> 
     }
 }
 
-fn optional_string(body: &Map<String, Value>, field: &str, max: usize) -> ApiResult<Option<String>> {
+fn optional_string(
+    body: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> ApiResult<Option<String>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),

@@ -156,10 +156,15 @@ pub async fn read_json_body(headers: &HeaderMap, body: Body, limit: usize) -> Ap
         .collect()
         .await
         .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 too_large()
             } else {
-                ApiError::new(ErrorKind::InvalidJson, format!("body: could not be read: {e}"))
+                ApiError::new(
+                    ErrorKind::InvalidJson,
+                    format!("body: could not be read: {e}"),
+                )
             }
         })?;
     Ok(collected.to_bytes().to_vec())

@@ -116,7 +116,10 @@ impl tower_service::Service<Uri> for GuardedConnector {
         Box::pin(async move {
             let host = uri.host().ok_or(ConnectError::NoHost)?;
             // Bracketed IPv6 literals come with their brackets.
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let default_port = if uri.scheme_str() == Some("https") {
                 443
             } else {
@@ -376,7 +379,12 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(is_blocked_ip(ip), "{ip} must be blocked");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!is_blocked_ip(ip), "{ip} must be allowed");
         }

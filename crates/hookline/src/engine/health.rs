@@ -98,8 +98,16 @@ mod tests {
 
         h = policy.after_failure(&h, 61_000);
         assert_eq!(h.state, HealthState::Disabled);
-        assert!(h.disabled_reason.as_deref().unwrap_or("").contains("4 consecutive"));
+        assert!(
+            h.disabled_reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("4 consecutive")
+        );
         // Disabled stays disabled until an operator enables the config again.
-        assert_eq!(policy.after_success(&h, 70_000).state, HealthState::Disabled);
+        assert_eq!(
+            policy.after_success(&h, 70_000).state,
+            HealthState::Disabled
+        );
     }
 }

@@ -143,9 +143,7 @@ impl Engine {
 
     /// A config was created or changed (settings, enabled, health reset).
     pub fn config_changed(&self, config: WebhookConfig) {
-        let _ = self
-            .commands
-            .send(Command::ConfigChanged(Box::new(config)));
+        let _ = self.commands.send(Command::ConfigChanged(Box::new(config)));
     }
 
     pub fn config_deleted(&self, config_id: String) {
@@ -467,10 +465,10 @@ impl Dispatcher {
                 hooks_id,
             } => {
                 let at = Instant::now() + STORE_BACKOFF;
-                if let Some(st) = self.configs.get_mut(&config_id) {
-                    if hooks_id.is_none() {
-                        st.claiming = false;
-                    }
+                if let Some(st) = self.configs.get_mut(&config_id)
+                    && hooks_id.is_none()
+                {
+                    st.claiming = false;
                 }
                 match hooks_id {
                     Some(hooks_id) => self.schedule(&config_id, hooks_id, at),

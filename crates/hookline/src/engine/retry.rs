@@ -85,11 +85,11 @@ pub fn parse_delay(text: &str) -> Result<Duration, DurationError> {
 /// The shortest text that `parse_delay` reads back as `d`.
 pub fn format_delay(d: Duration) -> String {
     let ms = d.as_millis() as u64;
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -120,8 +120,14 @@ mod tests {
         assert!(matches!(parse_delay("5x"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse_delay("s"), Err(DurationError::Syntax(_))));
         assert!(matches!(parse_delay("5"), Err(DurationError::Syntax(_))));
-        assert!(matches!(parse_delay("99ms"), Err(DurationError::OutOfRange(_))));
-        assert!(matches!(parse_delay("25h"), Err(DurationError::OutOfRange(_))));
+        assert!(matches!(
+            parse_delay("99ms"),
+            Err(DurationError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_delay("25h"),
+            Err(DurationError::OutOfRange(_))
+        ));
         for text in ["500ms", "1500ms", "5s", "2m", "1h", "90s"] {
             let d = parse_delay(text).unwrap();
             assert_eq!(parse_delay(&format_delay(d)), Ok(d));
@@ -136,9 +142,14 @@ mod tests {
             let NextStep::RetryAfter(d) = after_failure(&schedule, 1, None) else {
                 panic!("attempt 1 of 3 must be retried");
             };
-            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(12), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
+                "{d:?}"
+            );
         }
-        assert!(matches!(after_failure(&schedule, 2, None), NextStep::RetryAfter(d) if d >= Duration::from_secs(80)));
+        assert!(
+            matches!(after_failure(&schedule, 2, None), NextStep::RetryAfter(d) if d >= Duration::from_secs(80))
+        );
         assert_eq!(after_failure(&schedule, 3, None), NextStep::GiveUp);
         assert_eq!(after_failure(&[], 1, None), NextStep::GiveUp);
     }

@@ -101,8 +101,11 @@ pub trait Store: Send + Sync + 'static {
     async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool>;
     /// Deletes a config; its open deliveries and queued hooks become CANCELLED deliveries.
     async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool>;
-    async fn get_config(&self, app_key: &str, config_id: &str)
-    -> StoreResult<Option<WebhookConfig>>;
+    async fn get_config(
+        &self,
+        app_key: &str,
+        config_id: &str,
+    ) -> StoreResult<Option<WebhookConfig>>;
     async fn list_configs(
         &self,
         app_key: &str,
@@ -147,8 +150,11 @@ pub trait Store: Send + Sync + 'static {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> StoreResult<Page<DeliverySummary>>;
-    async fn get_delivery(&self, app_key: &str, hooks_id: &str)
-    -> StoreResult<Option<DeliveryDetail>>;
+    async fn get_delivery(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+    ) -> StoreResult<Option<DeliveryDetail>>;
     /// A new PENDING delivery to the same config with the same hooks; `None` when the original
     /// does not exist for this app key or its config is gone.
     async fn redeliver(

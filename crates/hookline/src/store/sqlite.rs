@@ -25,8 +25,8 @@ use super::{
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
-    DeliveryFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Page,
-    PageRequest, ReplayFilter, SendableDelivery, StoredHook, WebhookConfig, now_millis,
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Page, PageRequest,
+    ReplayFilter, SendableDelivery, StoredHook, WebhookConfig, now_millis,
 };
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
@@ -691,9 +691,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let size = page_size(&page);
             let after = match &page.cursor {
-                Some(c) => cursor::decode(c, 1)
-                    .ok_or(StoreError::BadCursor)?
-                    .remove(0),
+                Some(c) => cursor::decode(c, 1).ok_or(StoreError::BadCursor)?.remove(0),
                 None => String::new(),
             };
             let mut stmt = conn.prepare_cached(
@@ -718,7 +716,9 @@ impl Store for SqliteStore {
         let app_key = app_key.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT app_key, name, created_at FROM app_keys WHERE app_key = ?1")?
+                .prepare_cached(
+                    "SELECT app_key, name, created_at FROM app_keys WHERE app_key = ?1",
+                )?
                 .query_row(params![app_key], |r| {
                     Ok(AppKeyRecord {
                         app_key: r.get(0)?,
@@ -929,9 +929,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let size = page_size(&page);
             let after = match &page.cursor {
-                Some(c) => cursor::decode(c, 1)
-                    .ok_or(StoreError::BadCursor)?
-                    .remove(0),
+                Some(c) => cursor::decode(c, 1).ok_or(StoreError::BadCursor)?.remove(0),
                 None => String::new(),
             };
             let mut sql = format!(
@@ -1059,8 +1057,8 @@ impl Store for SqliteStore {
                     "SELECT MIN(hook_seq) FROM queue WHERE config_id = ?1 AND event = ?2",
                 )?;
                 for event in product.events() {
-                    let seq: Option<i64> = min_seq
-                        .query_row(params![config_id, event.as_str()], |r| r.get(0))?;
+                    let seq: Option<i64> =
+                        min_seq.query_row(params![config_id, event.as_str()], |r| r.get(0))?;
                     if let Some(seq) = seq
                         && oldest.is_none_or(|(s, _)| seq < s)
                     {
@@ -1078,10 +1076,9 @@ impl Store for SqliteStore {
                      JOIN hooks h ON h.seq = q.hook_seq \
                      WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3",
                 )?
-                .query_map(
-                    params![config_id, event.as_str(), max_hooks.max(1)],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?
+                .query_map(params![config_id, event.as_str(), max_hooks.max(1)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let Some(last_seq) = taken.last().map(|t| t.0) else {
                 return Err(StoreError::Corrupt(format!(
@@ -1328,26 +1325,29 @@ impl Store for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
                 .into_iter()
-                .map(|(number, started_at, duration, status, kind, message, body)| {
-                    let error_kind = match kind {
-                        Some(k) => {
-                            Some(AttemptErrorKind::parse(&k).ok_or_else(|| corrupt("error kind", &k))?)
-                        }
-                        None => None,
-                    };
-                    Ok(AttemptRecord {
-                        number: number as u32,
-                        result: AttemptResult {
-                            started_at,
-                            duration_ms: duration.max(0) as u64,
-                            status_code: status.map(|s| s as u16),
-                            error_kind,
-                            error_message: message,
-                            response_body: body,
-                            retry_after: None,
-                        },
-                    })
-                })
+                .map(
+                    |(number, started_at, duration, status, kind, message, body)| {
+                        let error_kind = match kind {
+                            Some(k) => Some(
+                                AttemptErrorKind::parse(&k)
+                                    .ok_or_else(|| corrupt("error kind", &k))?,
+                            ),
+                            None => None,
+                        };
+                        Ok(AttemptRecord {
+                            number: number as u32,
+                            result: AttemptResult {
+                                started_at,
+                                duration_ms: duration.max(0) as u64,
+                                status_code: status.map(|s| s as u16),
+                                error_kind,
+                                error_message: message,
+                                response_body: body,
+                                retry_after: None,
+                            },
+                        })
+                    },
+                )
                 .collect::<StoreResult<Vec<_>>>()?;
             let status = row.status.clone();
             let hooks_id_row = row.hooks_id.clone();
@@ -1514,4 +1514,243 @@ fn paginate<T>(mut items: Vec<T>, size: u32, key: impl Fn(&T) -> String) -> Page
         None
     };
     Page { items, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::model::{AttemptResult, DeliveryStatus};
+
+    fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
+        WebhookConfig {
+            id: id.into(),
+            app_key: app_key.into(),
+            product: Product::Sms,
+            events,
+            url: "http://127.0.0.1:1/".into(),
+            signature: "sig".into(),
+            signing_secret: None,
+            enabled: true,
+            description: String::new(),
+            max_hooks_per_request: 100,
+            max_requests_in_flight: 8,
+            timeout_ms: 1000,
+            retry_schedule: vec![Duration::from_secs(1)],
+            health: Health::default(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn hooks(prefix: &str, n: usize) -> Vec<ValidatedHook> {
+        (0..n)
+            .map(|i| {
+                let id = format!("{prefix}-{i}");
+                ValidatedHook {
+                    json: format!(r#"{{"hookId":"{id}","countryCode":"1"}}"#),
+                    hook_id: id,
+                    id_generated: false,
+                }
+            })
+            .collect()
+    }
+
+    fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn concurrent_ingests_are_all_committed_and_fanned_out() {
+        let (_dir, store) = open();
+        store
+            .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
+            .await
+            .unwrap();
+        store
+            .insert_config(config("c2", "ak", vec![Event::ConversionBlock]))
+            .await
+            .unwrap();
+        let mut other = config("c3", "ak", vec![Event::Unsubscribe]);
+        other.enabled = true;
+        store.insert_config(other).await.unwrap();
+        let mut signals = store.take_signals().unwrap();
+
+        let mut tasks = Vec::new();
+        for t in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .ingest(
+                        "ak",
+                        Product::Sms,
+                        Event::ConversionBlock,
+                        hooks(&format!("t{t}"), 50),
+                    )
+                    .await
+            }));
+        }
+        let mut new_hooks = 0;
+        for task in tasks {
+            let outcome = task.await.unwrap().unwrap();
+            new_hooks += outcome.new_hooks;
+            assert_eq!(outcome.queued, outcome.new_hooks * 2);
+        }
+        assert_eq!(new_hooks, 1000);
+        let mut woken = HashSet::new();
+        while let Ok(signal) = signals.try_recv() {
+            if let StoreSignal::NewWork { config_id } = signal {
+                woken.insert(config_id);
+            }
+        }
+        assert_eq!(woken, HashSet::from(["c1".to_owned(), "c2".to_owned()]));
+
+        // Claims drain each config's queue exactly once, in batches of at most 100.
+        for config_id in ["c1", "c2"] {
+            let cfg = config(config_id, "ak", vec![Event::ConversionBlock]);
+            let mut seen = HashSet::new();
+            while let Some(batch) = store.claim_batch(&cfg, 100).await.unwrap() {
+                assert!(batch.delivery.hooks.len() <= 100);
+                for hook in batch.delivery.hooks {
+                    assert!(seen.insert(hook.hook_id), "a hook was claimed twice");
+                }
+            }
+            assert_eq!(seen.len(), 1000);
+        }
+        let cfg3 = config("c3", "ak", vec![Event::Unsubscribe]);
+        assert!(store.claim_batch(&cfg3, 100).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn ingest_is_idempotent_per_app_key_and_hook_id() {
+        let (_dir, store) = open();
+        store
+            .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
+            .await
+            .unwrap();
+        let first = store
+            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
+            .await
+            .unwrap();
+        let again = store
+            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 6))
+            .await
+            .unwrap();
+        assert_eq!((first.new_hooks, again.new_hooks), (5, 1));
+        // The same hookId under another app key is another hook.
+        let other = store
+            .ingest("other", Product::Sms, Event::ConversionBlock, hooks("h", 5))
+            .await
+            .unwrap();
+        assert_eq!(other.new_hooks, 5);
+        let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+        let batch = store.claim_batch(&cfg, 100).await.unwrap().unwrap();
+        assert_eq!(batch.delivery.hooks.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_config_cancels_open_and_queued_work() {
+        let (_dir, store) = open();
+        let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+        cfg.max_hooks_per_request = 2;
+        store.insert_config(cfg.clone()).await.unwrap();
+        store
+            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
+            .await
+            .unwrap();
+        let claimed = store.claim_batch(&cfg, 2).await.unwrap().unwrap();
+        assert!(store.delete_config("ak", "c1").await.unwrap());
+        assert!(!store.delete_config("ak", "c1").await.unwrap());
+
+        // An attempt that finishes after the delete does not reopen the delivery.
+        store
+            .record_attempt(AttemptOutcome {
+                hooks_id: claimed.delivery.hooks_id.clone(),
+                config_id: "c1".into(),
+                number: 1,
+                result: AttemptResult {
+                    started_at: 0,
+                    duration_ms: 1,
+                    status_code: Some(500),
+                    error_kind: None,
+                    error_message: None,
+                    response_body: None,
+                    retry_after: None,
+                },
+                new_status: DeliveryStatus::Retrying,
+                next_attempt_at: Some(1),
+                health: Health::default(),
+            })
+            .await
+            .unwrap();
+        let page = store
+            .list_deliveries(
+                "ak",
+                DeliveryFilter::default(),
+                PageRequest {
+                    size: 100,
+                    cursor: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            page.items
+                .iter()
+                .all(|d| d.status == DeliveryStatus::Cancelled)
+        );
+        let cancelled_hooks: usize = page.items.iter().map(|d| d.hook_ids.len()).sum();
+        assert_eq!(cancelled_hooks, 5);
+        assert!(store.open_deliveries().await.unwrap().is_empty());
+        assert!(store.configs_with_queued_hooks().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn open_work_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+        let hooks_id = {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.insert_config(cfg.clone()).await.unwrap();
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 150))
+                .await
+                .unwrap();
+            let batch = store.claim_batch(&cfg, 100).await.unwrap().unwrap();
+            store.close().await;
+            batch.delivery.hooks_id
+        };
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let open = store.open_deliveries().await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].hooks_id, hooks_id);
+        assert_eq!(
+            store.configs_with_queued_hooks().await.unwrap(),
+            vec!["c1".to_owned()]
+        );
+        let delivery = store.load_delivery(&hooks_id).await.unwrap().unwrap();
+        assert_eq!(delivery.hooks.len(), 100);
+        assert_eq!(delivery.hooks[0].hook_id, "h-0");
+        let rest = store.claim_batch(&cfg, 100).await.unwrap().unwrap();
+        assert_eq!(rest.delivery.hooks.len(), 50);
+    }
+
+    #[tokio::test]
+    async fn a_bad_cursor_is_refused() {
+        let (_dir, store) = open();
+        let result = store
+            .list_deliveries(
+                "ak",
+                DeliveryFilter::default(),
+                PageRequest {
+                    size: 10,
+                    cursor: Some("garbage".into()),
+                },
+            )
+            .await;
+        assert!(matches!(result, Err(StoreError::BadCursor)));
+    }
 }

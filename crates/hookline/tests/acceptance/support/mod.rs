@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod crypto;
 pub mod receiver;
 pub mod samples;
 pub mod server;
@@ -65,7 +66,9 @@ pub fn check_id_shape(id: &str) -> Result<(), String> {
     let num = |r: std::ops::Range<usize>| id[r].parse::<u32>().unwrap();
     let (mo, d, h, mi, s) = (num(4..6), num(6..8), num(8..10), num(10..12), num(12..14));
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return Err(format!("id {id:?} does not start with a valid yyyyMMddHHmmss timestamp"));
+        return Err(format!(
+            "id {id:?} does not start with a valid yyyyMMddHHmmss timestamp"
+        ));
     }
     // The id was generated during this test run, so its UTC timestamp is within minutes of now.
     let now = utc_compact(0);
@@ -87,7 +90,11 @@ pub fn assert_id_shape(id: &str, what: &str) {
 }
 
 fn now_secs(offset: i64) -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64 + offset
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + offset
 }
 
 /// (year, month, day, hour, minute, second) in UTC, `offset` seconds from now.
@@ -106,7 +113,14 @@ fn utc_parts(offset: i64) -> (i64, u32, u32, u32, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, (secs / 3600) as u32, (secs / 60 % 60) as u32, (secs % 60) as u32)
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        (secs / 60 % 60) as u32,
+        (secs % 60) as u32,
+    )
 }
 
 fn utc_compact(offset: i64) -> String {
@@ -131,25 +145,26 @@ pub fn top_level_keys(bytes: &[u8]) -> Result<Vec<String>, String> {
         }
     };
     // Reads a JSON string starting at the opening quote; returns its raw source text inside quotes.
-    let read_string = |it: &mut std::iter::Peekable<std::str::CharIndices>| -> Result<String, String> {
-        let (start, q) = it.next().ok_or("eof")?;
-        if q != '"' {
-            return Err(format!("expected '\"' at {start}"));
-        }
-        let mut raw = String::new();
-        loop {
-            let (_, c) = it.next().ok_or("eof in string")?;
-            match c {
-                '"' => return Ok(raw),
-                '\\' => {
-                    let (_, e) = it.next().ok_or("eof in escape")?;
-                    raw.push('\\');
-                    raw.push(e);
-                }
-                c => raw.push(c),
+    let read_string =
+        |it: &mut std::iter::Peekable<std::str::CharIndices>| -> Result<String, String> {
+            let (start, q) = it.next().ok_or("eof")?;
+            if q != '"' {
+                return Err(format!("expected '\"' at {start}"));
             }
-        }
-    };
+            let mut raw = String::new();
+            loop {
+                let (_, c) = it.next().ok_or("eof in string")?;
+                match c {
+                    '"' => return Ok(raw),
+                    '\\' => {
+                        let (_, e) = it.next().ok_or("eof in escape")?;
+                        raw.push('\\');
+                        raw.push(e);
+                    }
+                    c => raw.push(c),
+                }
+            }
+        };
     skip_ws(&mut it);
     match it.next() {
         Some((_, '{')) => {}
@@ -204,7 +219,11 @@ pub fn str_array(v: &Value, what: &str) -> Vec<String> {
     v.as_array()
         .unwrap_or_else(|| panic!("{what}: not an array: {v}"))
         .iter()
-        .map(|x| x.as_str().unwrap_or_else(|| panic!("{what}: not a string: {x}")).to_string())
+        .map(|x| {
+            x.as_str()
+                .unwrap_or_else(|| panic!("{what}: not a string: {x}"))
+                .to_string()
+        })
         .collect()
 }
 
@@ -214,4 +233,43 @@ pub fn s(v: &Value, key: &str) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("field {key:?} is not a string in {v}"))
         .to_string()
+}
+
+/// Checks an error answer: one of `statuses`, `{"header": {"isSuccessful": false, "resultCode":
+/// <negative>, "resultMessage": <string>}}`, and a message naming `field` (a substring) if given.
+pub fn check_error(
+    resp: &(reqwest::StatusCode, Value),
+    statuses: &[u16],
+    field: Option<&str>,
+) -> Result<(), String> {
+    let (st, body) = resp;
+    if !statuses.contains(&st.as_u16()) {
+        return Err(format!("want HTTP {statuses:?}, got {st}: {body}"));
+    }
+    let h = &body["header"];
+    let code_ok = h["resultCode"].as_i64().is_some_and(|c| c < 0);
+    let Some(msg) = h["resultMessage"].as_str() else {
+        return Err(format!("no header.resultMessage string: {body}"));
+    };
+    if h["isSuccessful"] != serde_json::json!(false) || !code_ok {
+        return Err(format!(
+            "want header {{isSuccessful: false, resultCode: <negative>, resultMessage}}, got {body}"
+        ));
+    }
+    if let Some(f) = field
+        && !msg.contains(f)
+    {
+        return Err(format!(
+            "resultMessage {msg:?} does not name the field {f:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// `check_error` with one status and no field, failing with the server's stderr.
+#[track_caller]
+pub fn assert_error(srv: &Server, resp: &(reqwest::StatusCode, Value), status: u16, what: &str) {
+    if let Err(e) = check_error(resp, &[status], None) {
+        srv.fail(format!("{what}: {e}"));
+    }
 }

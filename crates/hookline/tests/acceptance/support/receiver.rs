@@ -31,14 +31,21 @@ impl Recorded {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn header_count(&self, name: &str) -> usize {
         let name = name.to_ascii_lowercase();
         self.headers.iter().filter(|(k, _)| *k == name).count()
     }
     pub fn hooks_id(&self) -> Option<String> {
-        self.json.as_ref()?.get("hooksId")?.as_str().map(str::to_string)
+        self.json
+            .as_ref()?
+            .get("hooksId")?
+            .as_str()
+            .map(str::to_string)
     }
     pub fn hooks(&self) -> Vec<Value> {
         self.json
@@ -73,6 +80,8 @@ struct RxState {
     default_status: u16,
     /// Never answer (until the receiver is stopped or dropped).
     hang: bool,
+    /// Hold requests unanswered until `set_hold(false)`, then answer them normally.
+    hold: bool,
 }
 
 struct Shared {
@@ -81,6 +90,8 @@ struct Shared {
     changes: watch::Sender<u64>,
     /// Bumped on stop: releases hanging requests.
     release: watch::Sender<u64>,
+    /// Bumped when held requests may go on.
+    gate: watch::Sender<u64>,
 }
 
 struct Running {
@@ -108,6 +119,7 @@ impl Receiver {
         let port = sock.local_addr().unwrap().port();
         let (changes, _) = watch::channel(0);
         let (release, _) = watch::channel(0);
+        let (gate, _) = watch::channel(0);
         Receiver {
             shared: Arc::new(Shared {
                 state: Mutex::new(RxState {
@@ -115,9 +127,11 @@ impl Receiver {
                     statuses: VecDeque::new(),
                     default_status: 200,
                     hang: false,
+                    hold: false,
                 }),
                 changes,
                 release,
+                gate,
             }),
             port,
             reserved: Mutex::new(Some(sock)),
@@ -135,7 +149,8 @@ impl Receiver {
     /// Reserves a port without listening on it: connections to it are refused until `listen`.
     pub fn reserve() -> Receiver {
         let sock = new_socket();
-        sock.bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind 127.0.0.1:0");
+        sock.bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind 127.0.0.1:0");
         Receiver::with_socket(sock)
     }
 
@@ -198,7 +213,9 @@ impl Receiver {
         loop {
             match tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
                 Err(_) => break,
-                Ok(_) if Instant::now() > end => panic!("receiver port {} still accepts after stop", self.port),
+                Ok(_) if Instant::now() > end => {
+                    panic!("receiver port {} still accepts after stop", self.port)
+                }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
@@ -223,6 +240,14 @@ impl Receiver {
         self.shared.state.lock().unwrap().hang = hang;
     }
 
+    /// Hold new requests unanswered (`true`), or answer them and every held one normally (`false`).
+    pub fn set_hold(&self, hold: bool) {
+        self.shared.state.lock().unwrap().hold = hold;
+        if !hold {
+            self.shared.gate.send_modify(|g| *g += 1);
+        }
+    }
+
     // ----- observations -----
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -230,7 +255,10 @@ impl Receiver {
     }
 
     pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// How many times each hookId arrived (over all requests, or those to `path`).
@@ -281,23 +309,39 @@ impl Receiver {
     }
 
     /// Waits until `n` requests arrived.
-    pub async fn wait_for_requests(&self, n: usize, deadline: Duration) -> Result<Vec<Recorded>, String> {
-        self.wait_until(deadline, &format!("{n} requests"), |r| r.len() >= n).await
+    pub async fn wait_for_requests(
+        &self,
+        n: usize,
+        deadline: Duration,
+    ) -> Result<Vec<Recorded>, String> {
+        self.wait_until(deadline, &format!("{n} requests"), |r| r.len() >= n)
+            .await
     }
 
     /// Waits until every hookId in `ids` arrived at least once (on any path).
-    pub async fn wait_for_hooks(&self, ids: &[String], deadline: Duration) -> Result<Vec<Recorded>, String> {
+    pub async fn wait_for_hooks(
+        &self,
+        ids: &[String],
+        deadline: Duration,
+    ) -> Result<Vec<Recorded>, String> {
         let want: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         let res = self
             .wait_until(deadline, &format!("{} hooks", want.len()), |reqs| {
-                let got: std::collections::HashSet<String> = reqs.iter().flat_map(|r| r.hook_ids()).collect();
+                let got: std::collections::HashSet<String> =
+                    reqs.iter().flat_map(|r| r.hook_ids()).collect();
                 want.iter().all(|id| got.contains(*id))
             })
             .await;
         res.map_err(|e| {
-            let got: std::collections::HashSet<String> = self.requests().iter().flat_map(|r| r.hook_ids()).collect();
+            let got: std::collections::HashSet<String> =
+                self.requests().iter().flat_map(|r| r.hook_ids()).collect();
             let missing: Vec<&&str> = want.iter().filter(|id| !got.contains(**id)).collect();
-            format!("{e}\n{} of {} hooks missing, e.g. {:?}", missing.len(), want.len(), &missing[..missing.len().min(10)])
+            format!(
+                "{e}\n{} of {} hooks missing, e.g. {:?}",
+                missing.len(),
+                want.len(),
+                &missing[..missing.len().min(10)]
+            )
         })
     }
 }
@@ -325,26 +369,52 @@ async fn handle(
 ) -> Response {
     let mut release = shared.release.subscribe();
     release.borrow_and_update();
+    let mut gate = shared.gate.subscribe();
+    gate.borrow_and_update();
     let rec = Recorded {
         method: method.to_string(),
         path: uri.path().to_string(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         json: serde_json::from_slice(&body).ok(),
         body: body.to_vec(),
     };
-    let action = {
+    let (action, held) = {
         let mut st = shared.state.lock().unwrap();
         st.requests.push(rec);
-        if st.hang {
-            Action::Hang
-        } else {
+        (
+            if st.hang {
+                Action::Hang
+            } else {
+                Action::Status(0)
+            },
+            st.hold,
+        )
+    };
+    shared.changes.send_modify(|n| *n += 1);
+    if held {
+        tokio::select! {
+            _ = gate.changed() => {}
+            _ = release.changed() => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "receiver stopped").into_response();
+            }
+        }
+    }
+    // The status is taken when the answer is given, so held requests get them in answer order.
+    let action = match action {
+        Action::Hang => Action::Hang,
+        Action::Status(_) => {
+            let mut st = shared.state.lock().unwrap();
             Action::Status(st.statuses.pop_front().unwrap_or(st.default_status))
         }
     };
-    shared.changes.send_modify(|n| *n += 1);
     match action {
         Action::Hang => {
             let _ = release.changed().await;

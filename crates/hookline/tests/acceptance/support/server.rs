@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::{PROMPT, check_id_shape};
+use super::check_id_shape;
 
 /// An app key and its secret.
 #[derive(Clone, Debug)]
@@ -109,7 +109,7 @@ impl Server {
     /// The last few KiB of everything the server (all its runs) wrote to stderr.
     pub fn stderr_tail(&self) -> String {
         let text = std::fs::read(self.stderr_path()).unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
+        let text = strip_ansi(&String::from_utf8_lossy(&text));
         let max = 6000;
         if text.len() > max {
             let mut cut = text.len() - max;
@@ -118,7 +118,7 @@ impl Server {
             }
             format!("...{}", &text[cut..])
         } else {
-            text.into_owned()
+            text
         }
     }
 
@@ -150,7 +150,11 @@ impl Server {
             .unwrap();
         {
             use std::io::Write;
-            writeln!(log, "===== acceptance harness: starting hookline serve =====").unwrap();
+            writeln!(
+                log,
+                "===== acceptance harness: starting hookline serve ====="
+            )
+            .unwrap();
         }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
         cmd.arg("serve")
@@ -162,6 +166,7 @@ impl Server {
             .args(&self.args)
             .env("HOOKLINE_ADMIN_TOKEN", &self.admin_token)
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .env_remove("HOOKLINE_LISTEN")
             .env_remove("HOOKLINE_DATA_DIR")
             .env_remove("HOOKLINE_DATABASE_URL")
@@ -216,7 +221,10 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().and_then(|c| c.id()).expect("server not running")
+        self.child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("server not running")
     }
 
     /// SIGKILL, and wait for the process to be gone.
@@ -241,7 +249,9 @@ impl Server {
             Ok(Err(e)) => self.fail(format!("waiting for hookline to exit: {e}")),
             Err(_) => {
                 let _ = child.kill().await;
-                self.fail(format!("hookline did not exit within {deadline:?} after SIGTERM"))
+                self.fail(format!(
+                    "hookline did not exit within {deadline:?} after SIGTERM"
+                ))
             }
         }
     }
@@ -259,7 +269,13 @@ impl Server {
 
     /// One request; returns the status and the body parsed as JSON (a JSON string holding the raw
     /// text if it is not JSON, `Null` if empty).
-    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Body) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Body,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method.clone(), self.url(path));
         req = match auth {
             Auth::None => req,
@@ -316,7 +332,9 @@ impl Server {
     pub fn expect(&self, resp: (StatusCode, Value), status: u16, what: &str) -> Value {
         let (st, body) = resp;
         if st.as_u16() != status {
-            self.fail(format!("{what}: want HTTP {status}, got {st} with body {body}"));
+            self.fail(format!(
+                "{what}: want HTTP {status}, got {st} with body {body}"
+            ));
         }
         let h = &body["header"];
         if h["isSuccessful"] != json!(true) || h["resultCode"] != json!(0) {
@@ -331,12 +349,15 @@ impl Server {
 
     pub async fn create_app_key(&self, name: &str) -> App {
         let body = self.expect(
-            self.post(&Auth::Admin, "/v1/appkeys", json!({ "name": name })).await,
+            self.post(&Auth::Admin, "/v1/appkeys", json!({ "name": name }))
+                .await,
             201,
             "POST /v1/appkeys",
         );
         let ak = &body["appKey"];
-        let app_key = ak["appKey"].as_str().unwrap_or_else(|| self.fail(format!("no appKey.appKey in {body}")));
+        let app_key = ak["appKey"]
+            .as_str()
+            .unwrap_or_else(|| self.fail(format!("no appKey.appKey in {body}")));
         let secret = ak["secretKey"]
             .as_str()
             .unwrap_or_else(|| self.fail(format!("no appKey.secretKey in {body}")));
@@ -346,12 +367,17 @@ impl Server {
         if app_key.is_empty() || secret.is_empty() {
             self.fail(format!("empty app key or secret: {body}"));
         }
-        App { app_key: app_key.to_string(), secret: secret.to_string() }
+        App {
+            app_key: app_key.to_string(),
+            secret: secret.to_string(),
+        }
     }
 
     /// Creates a webhook config (asserting 201) and returns the `webhookConfig` object.
     pub async fn create_config(&self, app: &App, body: Value) -> Value {
-        let resp = self.post(&app.auth(), &app.path("/webhook-configs"), body.clone()).await;
+        let resp = self
+            .post(&app.auth(), &app.path("/webhook-configs"), body.clone())
+            .await;
         let resp = self.expect(resp, 201, &format!("create webhook config {body}"));
         let cfg = resp["webhookConfig"].clone();
         match cfg["webhookConfigId"].as_str() {
@@ -366,7 +392,13 @@ impl Server {
     }
 
     /// Ingests `hooks` (asserting 202) and returns `hookIds`.
-    pub async fn ingest(&self, app: &App, product: &str, event: &str, hooks: Vec<Value>) -> Vec<String> {
+    pub async fn ingest(
+        &self,
+        app: &App,
+        product: &str,
+        event: &str,
+        hooks: Vec<Value>,
+    ) -> Vec<String> {
         let n = hooks.len();
         let body = json!({ "productName": product, "event": event, "hooks": hooks });
         let resp = self.post(&app.auth(), &app.path("/events"), body).await;
@@ -374,24 +406,35 @@ impl Server {
         let ids: Vec<String> = match resp["hookIds"].as_array() {
             Some(a) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| self.fail(format!("bad hookIds {resp}"))))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| self.fail(format!("bad hookIds {resp}")))
+                })
                 .collect(),
             None => self.fail(format!("ingest: no hookIds array in {resp}")),
         };
         if ids.len() != n {
-            self.fail(format!("ingest of {n} hooks returned {} hookIds: {resp}", ids.len()));
+            self.fail(format!(
+                "ingest of {n} hooks returned {} hookIds: {resp}",
+                ids.len()
+            ));
         }
         ids
     }
 
     pub async fn get_config(&self, app: &App, id: &str) -> Value {
-        let resp = self.get(&app.auth(), &app.path(&format!("/webhook-configs/{id}"))).await;
+        let resp = self
+            .get(&app.auth(), &app.path(&format!("/webhook-configs/{id}")))
+            .await;
         self.expect(resp, 200, "GET webhook config")["webhookConfig"].clone()
     }
 
     /// `GET .../deliveries/{hooksId}` → the `delivery` object (asserting 200).
     pub async fn get_delivery(&self, app: &App, hooks_id: &str) -> Value {
-        let resp = self.get(&app.auth(), &app.path(&format!("/deliveries/{hooks_id}"))).await;
+        let resp = self
+            .get(&app.auth(), &app.path(&format!("/deliveries/{hooks_id}")))
+            .await;
         self.expect(resp, 200, &format!("GET delivery {hooks_id}"))["delivery"].clone()
     }
 
@@ -404,7 +447,11 @@ impl Server {
             if let Some(c) = &cursor {
                 let _ = write!(path, "&cursor={}", urlencode(c));
             }
-            let body = self.expect(self.get(&app.auth(), &path).await, 200, &format!("GET {path}"));
+            let body = self.expect(
+                self.get(&app.auth(), &path).await,
+                200,
+                &format!("GET {path}"),
+            );
             match body["deliveries"].as_array() {
                 Some(a) => out.extend(a.iter().cloned()),
                 None => self.fail(format!("GET {path}: no deliveries array in {body}")),
@@ -444,7 +491,13 @@ impl Server {
 
     /// Polls `GET .../deliveries/{hooksId}` until its status is `status`; fails early if it reaches
     /// another final status, or with the last state after `deadline`.
-    pub async fn wait_for_delivery_status(&self, app: &App, hooks_id: &str, status: &str, deadline: Duration) -> Value {
+    pub async fn wait_for_delivery_status(
+        &self,
+        app: &App,
+        hooks_id: &str,
+        status: &str,
+        deadline: Duration,
+    ) -> Value {
         let end = Instant::now() + deadline;
         let path = app.path(&format!("/deliveries/{hooks_id}"));
         loop {
@@ -456,7 +509,9 @@ impl Server {
                     return d.clone();
                 }
                 if matches!(cur, "SUCCEEDED" | "FAILED" | "CANCELLED") {
-                    self.fail(format!("delivery {hooks_id} ended {cur}, want {status}: {d:#}"));
+                    self.fail(format!(
+                        "delivery {hooks_id} ended {cur}, want {status}: {d:#}"
+                    ));
                 }
             }
             if Instant::now() >= end {
@@ -480,9 +535,13 @@ impl Server {
     ) -> Value {
         let q = format!("webhookConfigId={config_id}&hookId={}", urlencode(hook_id));
         let list = self
-            .wait_for_deliveries(app, &q, deadline, &format!("a {status} delivery of hook {hook_id}"), |l| {
-                l.iter().any(|d| d["status"] == json!(status))
-            })
+            .wait_for_deliveries(
+                app,
+                &q,
+                deadline,
+                &format!("a {status} delivery of hook {hook_id}"),
+                |l| l.iter().any(|d| d["status"] == json!(status)),
+            )
             .await;
         let d = list.iter().find(|d| d["status"] == json!(status)).unwrap();
         self.get_delivery(app, d["hooksId"].as_str().unwrap()).await
@@ -497,6 +556,25 @@ pub fn urlencode(s: &str) -> String {
             out.push(b as char);
         } else {
             let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Removes ANSI colour sequences (`ESC [ ... letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
         }
     }
     out

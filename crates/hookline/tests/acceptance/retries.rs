@@ -1,0 +1,374 @@
+//! Criteria 3 and 4: failed attempts are retried on the config's schedule with the same hooksId,
+//! recorded in the delivery log, and a failed delivery can be redelivered.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn attempts(d: &Value) -> Vec<Value> {
+    d["attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("delivery without attempts array: {d:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_500s_then_200_succeeds_on_the_third_attempt_with_the_same_hooks_id() {
+    let rx = Receiver::start().await;
+    rx.respond_with(&[500, 500]);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("retry").await;
+    let mut body = config_body(SMS, &["MESSAGE_RESULT_UPDATE"], &rx.url("/flaky"));
+    body["retrySchedule"] = json!(["200ms", "200ms"]);
+    let cfg = srv.create_config(&app, body).await;
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "MESSAGE_RESULT_UPDATE",
+            vec![samples::sms_result("retry-me-1")],
+        )
+        .await;
+
+    let reqs = srv.ok(rx.wait_for_requests(3, PROMPT).await);
+    let hooks_id = reqs[0].hooks_id().expect("hooksId in the first request");
+    for r in &reqs[..3] {
+        assert_eq!(
+            r.hooks_id().as_deref(),
+            Some(hooks_id.as_str()),
+            "a retry keeps its hooksId"
+        );
+        assert_eq!(r.hook_ids(), ids, "a retry carries the same hooks");
+        assert_eq!(
+            r.json, reqs[0].json,
+            "every attempt sends the same envelope"
+        );
+    }
+    let d = srv
+        .wait_for_delivery_status(&app, &hooks_id, "SUCCEEDED", PROMPT)
+        .await;
+    let a = attempts(&d);
+    let codes: Vec<&Value> = a.iter().map(|x| &x["statusCode"]).collect();
+    assert_eq!(
+        codes,
+        [&json!(500), &json!(500), &json!(200)],
+        "attempt status codes: {d:#}"
+    );
+    let numbers: Vec<&Value> = a.iter().map(|x| &x["number"]).collect();
+    assert_eq!(numbers, [&json!(1), &json!(2), &json!(3)]);
+    assert_eq!(
+        a[0]["responseBody"],
+        json!("receiver says 500"),
+        "the response body is recorded"
+    );
+    assert_eq!(a[2]["errorKind"], Value::Null);
+    assert_eq!(d["attemptCount"], json!(3));
+    assert_eq!(d["webhookConfigId"], cfg["webhookConfigId"]);
+    assert_eq!(str_array(&d["hookIds"], "hookIds"), ids);
+    assert_eq!(rx.requests().len(), 3, "no attempt after success");
+    assert_eq!(
+        srv.get_config(&app, &s(&cfg, "webhookConfigId")).await["health"]["state"],
+        json!("HEALTHY"),
+        "a config whose last attempt succeeded is HEALTHY"
+    );
+}
+
+/// Any non-2xx answer is a failed attempt, 4xx included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_answer_is_retried_too() {
+    let rx = Receiver::start().await;
+    rx.respond_with(&[410]);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("retry-4xx").await;
+    srv.create_config(
+        &app,
+        config_body(SMS, &["CONVERSION_BLOCK"], &rx.url("/gone")),
+    )
+    .await;
+    srv.ingest(
+        &app,
+        SMS,
+        "CONVERSION_BLOCK",
+        vec![samples::hook(SMS, "CONVERSION_BLOCK", 3)],
+    )
+    .await;
+    let reqs = srv.ok(rx.wait_for_requests(2, PROMPT).await);
+    let hooks_id = reqs[0].hooks_id().unwrap();
+    assert_eq!(reqs[1].hooks_id(), Some(hooks_id.clone()));
+    let d = srv
+        .wait_for_delivery_status(&app, &hooks_id, "SUCCEEDED", PROMPT)
+        .await;
+    let codes: Vec<Value> = attempts(&d)
+        .iter()
+        .map(|x| x["statusCode"].clone())
+        .collect();
+    assert_eq!(codes, [json!(410), json!(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_retries_end_failed_and_stop() {
+    let rx = Receiver::start().await;
+    rx.set_default_status(503);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("exhaust").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/down"));
+    body["retrySchedule"] = json!(["100ms", "100ms"]);
+    let cfg = srv.create_config(&app, body).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    srv.ingest(
+        &app,
+        SMS,
+        "UNSUBSCRIBE",
+        vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+    )
+    .await;
+    let reqs = srv.ok(rx.wait_for_requests(1, PROMPT).await);
+    let hooks_id = reqs[0].hooks_id().unwrap();
+    let d = srv
+        .wait_for_delivery_status(&app, &hooks_id, "FAILED", PROMPT)
+        .await;
+    let a = attempts(&d);
+    assert_eq!(a.len(), 3, "1 + 2 retries: {d:#}");
+    assert!(a.iter().all(|x| x["statusCode"] == json!(503)), "{d:#}");
+    assert_eq!(rx.requests().len(), 3, "no attempt after FAILED");
+    assert!(
+        d["nextAttemptAt"].is_null(),
+        "a FAILED delivery has no next attempt: {}",
+        d["nextAttemptAt"]
+    );
+    // How many failures make a config FAILING is the server's policy; the count and time are not.
+    let health = &srv.get_config(&app, &cfg_id).await["health"];
+    assert!(
+        health["consecutiveFailures"].as_u64().unwrap_or(0) >= 1,
+        "consecutiveFailures counts failures: {health}"
+    );
+    assert!(health["state"].is_string(), "health.state: {health}");
+}
+
+/// Criterion 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_end_failed_then_redelivery_to_the_fixed_url_succeeds() {
+    let hanging = Receiver::start().await;
+    hanging.set_hang(true);
+    let healthy = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("timeouts").await;
+    let mut body = config_body(
+        SMS,
+        &["INTERNATIONAL_DELIVERY_RECEIPT"],
+        &hanging.url("/hang"),
+    );
+    body["timeoutMs"] = json!(300);
+    body["retrySchedule"] = json!(["100ms", "100ms"]);
+    let cfg = srv.create_config(&app, body.clone()).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let hooks = vec![
+        samples::with_id(
+            samples::hook(SMS, "INTERNATIONAL_DELIVERY_RECEIPT", 0),
+            "dlr-a",
+        ),
+        samples::with_id(
+            samples::hook(SMS, "INTERNATIONAL_DELIVERY_RECEIPT", 1),
+            "dlr-b",
+        ),
+    ];
+    let ids = srv
+        .ingest(&app, SMS, "INTERNATIONAL_DELIVERY_RECEIPT", hooks)
+        .await;
+
+    let failed = srv
+        .wait_for_deliveries(
+            &app,
+            &format!("webhookConfigId={cfg_id}&status=FAILED"),
+            SLOW,
+            "a FAILED delivery",
+            |l| !l.is_empty(),
+        )
+        .await;
+    let mut failed_ids = HashSet::new();
+    for f in &failed {
+        let d = srv.get_delivery(&app, f["hooksId"].as_str().unwrap()).await;
+        assert_eq!(d["status"], json!("FAILED"));
+        let a = attempts(&d);
+        assert_eq!(a.len(), 3, "3 attempts before FAILED: {d:#}");
+        for x in &a {
+            assert_eq!(
+                x["errorKind"],
+                json!("TIMEOUT"),
+                "a hanging receiver is a TIMEOUT: {d:#}"
+            );
+            assert_eq!(
+                x["statusCode"],
+                Value::Null,
+                "no status code on a timeout: {d:#}"
+            );
+        }
+        failed_ids.extend(str_array(&d["hookIds"], "hookIds"));
+    }
+    // Wait until both hooks' deliveries failed (they may be in one or two deliveries).
+    let all_failed = srv
+        .wait_for_deliveries(
+            &app,
+            &format!("webhookConfigId={cfg_id}"),
+            SLOW,
+            "all deliveries FAILED",
+            |l| !l.is_empty() && l.iter().all(|d| d["status"] == json!("FAILED")),
+        )
+        .await;
+    let hanging_reqs = hanging.requests();
+    for f in &all_failed {
+        let hid = f["hooksId"].as_str().unwrap();
+        let n = hanging_reqs
+            .iter()
+            .filter(|r| r.hooks_id().as_deref() == Some(hid))
+            .count();
+        assert_eq!(n, 3, "the hanging receiver saw delivery {hid} three times");
+    }
+
+    // Fix the URL, redeliver each failed delivery.
+    body["url"] = json!(healthy.url("/fixed"));
+    body["timeoutMs"] = json!(2000);
+    let put = srv
+        .put(
+            &app.auth(),
+            &app.path(&format!("/webhook-configs/{cfg_id}")),
+            body,
+        )
+        .await;
+    let put = srv.expect(put, 200, "PUT config with the healthy URL");
+    assert_eq!(put["webhookConfig"]["url"], json!(healthy.url("/fixed")));
+    let mut new_ids = Vec::new();
+    for f in &all_failed {
+        let old = f["hooksId"].as_str().unwrap();
+        let resp = srv
+            .post(
+                &app.auth(),
+                &app.path(&format!("/deliveries/{old}/redeliver")),
+                json!({}),
+            )
+            .await;
+        let resp = srv.expect(resp, 202, "redeliver");
+        let nd = &resp["delivery"];
+        let new_id = s(nd, "hooksId");
+        assert_ne!(
+            new_id, old,
+            "a redelivery is a new delivery with a new hooksId"
+        );
+        assert_id_shape(&new_id, "redelivery hooksId");
+        assert_eq!(
+            nd["hookIds"], f["hookIds"],
+            "a redelivery carries the same hooks"
+        );
+        assert_eq!(nd["webhookConfigId"], json!(cfg_id));
+        new_ids.push((new_id, str_array(&f["hookIds"], "hookIds")));
+    }
+    let reqs = srv.ok(healthy.wait_for_hooks(&ids, PROMPT).await);
+    for (new_id, hook_ids) in &new_ids {
+        let r = reqs
+            .iter()
+            .find(|r| r.hooks_id().as_deref() == Some(new_id.as_str()))
+            .unwrap_or_else(|| panic!("the healthy receiver never got delivery {new_id}"));
+        assert_eq!(&r.hook_ids(), hook_ids);
+        let d = srv
+            .wait_for_delivery_status(&app, new_id, "SUCCEEDED", PROMPT)
+            .await;
+        assert_eq!(attempts(&d).len(), 1);
+        assert_eq!(d["envelope"]["hooksId"], json!(new_id));
+    }
+    // The old deliveries stay FAILED in the log.
+    for f in &all_failed {
+        let d = srv.get_delivery(&app, f["hooksId"].as_str().unwrap()).await;
+        assert_eq!(d["status"], json!("FAILED"));
+    }
+    assert!(
+        failed_ids.iter().all(|id| ids.contains(id)),
+        "failed deliveries carry only our hooks"
+    );
+    let health = &srv.get_config(&app, &cfg_id).await["health"];
+    assert_eq!(
+        health["state"],
+        json!("HEALTHY"),
+        "after a success the config is HEALTHY again: {health}"
+    );
+    assert_eq!(health["consecutiveFailures"], json!(0), "{health}");
+}
+
+/// A refused connection is recorded as CONNECT and retried; when the receiver is back (same port)
+/// the delivery succeeds with its hooksId.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_retried_until_the_receiver_is_back() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("refused").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/back"));
+    body["retrySchedule"] = schedule(30, "200ms");
+    let cfg = srv.create_config(&app, body).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+
+    let first = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+    srv.ok(rx.wait_for_hooks(&first, PROMPT).await);
+    rx.stop().await;
+
+    let second = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+        )
+        .await;
+    let q = format!("webhookConfigId={cfg_id}&hookId={}", second[0]);
+    let list = srv
+        .wait_for_deliveries(
+            &app,
+            &q,
+            PROMPT,
+            "a RETRYING delivery of the second hook",
+            |l| l.iter().any(|d| d["status"] == json!("RETRYING")),
+        )
+        .await;
+    let hooks_id = s(&list[0], "hooksId");
+    let d = srv.get_delivery(&app, &hooks_id).await;
+    let a = attempts(&d);
+    assert!(!a.is_empty());
+    assert_eq!(
+        a[0]["errorKind"],
+        json!("CONNECT"),
+        "a refused connection is CONNECT: {d:#}"
+    );
+    assert_eq!(a[0]["statusCode"], Value::Null);
+    assert!(
+        d["nextAttemptAt"].is_string(),
+        "a RETRYING delivery has nextAttemptAt: {d:#}"
+    );
+
+    rx.listen();
+    let reqs = srv.ok(rx.wait_for_hooks(&second, PROMPT).await);
+    let r = reqs.iter().find(|r| r.hook_ids() == second).unwrap();
+    assert_eq!(
+        r.hooks_id(),
+        Some(hooks_id.clone()),
+        "the retry keeps the delivery's hooksId"
+    );
+    let d = srv
+        .wait_for_delivery_status(&app, &hooks_id, "SUCCEEDED", PROMPT)
+        .await;
+    let a = attempts(&d);
+    assert!(a.len() >= 2);
+    assert_eq!(a.last().unwrap()["statusCode"], json!(200));
+    assert!(
+        a[..a.len() - 1]
+            .iter()
+            .all(|x| x["errorKind"] == json!("CONNECT")),
+        "{d:#}"
+    );
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh machine: nothing to install by hand.
+# (The README's test command; .ci/run calls it after fmt and clippy.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tests that start the real server look for the binary cargo builds beside them.
+cargo build --workspace --locked --bins
+cargo test --workspace --locked --no-fail-fast "$@"
