@@ -12,7 +12,10 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{hash_secret, new_secret, require_admin, require_app_key};
 use super::error::{ApiError, ApiResult, ErrorKind};
-use super::{SharedState, parse_object, read_json_body, success, success_header, views};
+use super::{
+    SharedState, parse_object, read_json_body, read_optional_json_body, success, success_header,
+    views,
+};
 use crate::engine::retry;
 use crate::model::{
     AppKeyRecord, ConfigFilter, Health, HealthState, PageRequest, WebhookConfig, now_millis,
@@ -233,7 +236,7 @@ pub async fn test_config(
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
     require_app_key(&state, &headers, &app_key).await?;
-    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let body = parse_object(&bytes)?;
     let config = load_config(&state, &app_key, &config_id).await?;
     let event = match optional_string(&body, "event", 64)? {

@@ -87,7 +87,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async {
-            ApiError::not_found("no such route; see /openapi.json once it is served")
+            ApiError::not_found("no such route; the routes are listed in the README")
         })
         .with_state(state)
 }
@@ -111,6 +111,37 @@ pub fn success_header() -> Value {
     json!({"isSuccessful": true, "resultCode": 0, "resultMessage": "SUCCESS"})
 }
 
+/// For routes whose body is optional: no Content-Type and an empty body read as empty; anything
+/// else is checked like [`read_json_body`].
+pub async fn read_optional_json_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> ApiResult<Vec<u8>> {
+    if headers.contains_key(header::CONTENT_TYPE) {
+        return read_json_body(headers, body, limit).await;
+    }
+    let bytes = read_limited(headers, body, limit).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    Err(not_json(""))
+}
+
+fn not_json(content_type: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotJson,
+        format!(
+            "Content-Type: expected application/json, got {}",
+            if content_type.is_empty() {
+                "nothing".to_owned()
+            } else {
+                format!("{content_type:?}")
+            }
+        ),
+    )
+}
+
 /// Reads a JSON request body: checks the content type (415), the size limit (413) and the syntax
 /// (400), without trusting Content-Length alone.
 pub async fn read_json_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Vec<u8>> {
@@ -126,18 +157,12 @@ pub async fn read_json_body(headers: &HeaderMap, body: Body, limit: usize) -> Ap
         .to_ascii_lowercase();
     if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json"))
     {
-        return Err(ApiError::new(
-            ErrorKind::NotJson,
-            format!(
-                "Content-Type: expected application/json, got {:?}",
-                if content_type.is_empty() {
-                    "nothing"
-                } else {
-                    content_type
-                }
-            ),
-        ));
+        return Err(not_json(content_type));
     }
+    read_limited(headers, body, limit).await
+}
+
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Vec<u8>> {
     let too_large = || {
         ApiError::new(
             ErrorKind::BodyTooLarge,

@@ -757,6 +757,19 @@ async fn the_test_route_sends_one_sample_now_and_reports_the_attempt() {
         "test route without an event",
     );
     assert_eq!(resp["attempt"]["statusCode"], json!(200), "{resp}");
+    // The body is optional: no body and no Content-Type at all.
+    let resp = srv.expect(
+        srv.call(
+            Method::POST,
+            &path,
+            &app.auth(),
+            Body::Raw(None, Vec::new()),
+        )
+        .await,
+        200,
+        "test route without a body",
+    );
+    assert_eq!(resp["attempt"]["statusCode"], json!(200), "{resp}");
 
     let resp = srv
         .post(
@@ -892,72 +905,11 @@ async fn service_routes_answer() {
         let (st, body) = srv.get(&Auth::None, p).await;
         assert_eq!(st.as_u16(), 200, "GET {p}: {body}");
     }
-    let (st, body) = srv.get(&Auth::None, "/metrics").await;
-    assert_eq!(st.as_u16(), 200, "GET /metrics");
-    let text = body.as_str().unwrap_or_default();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("# TYPE ") || l.starts_with("# HELP ")),
-        "Prometheus text: {text:.500}"
-    );
-
-    let (st, doc) = srv.get(&Auth::None, "/openapi.json").await;
-    assert_eq!(st.as_u16(), 200, "GET /openapi.json");
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')),
-        "an OpenAPI 3 document: {:.300}",
-        doc.to_string()
-    );
-    let paths = doc["paths"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no paths in the OpenAPI document"));
-    let routes: [(&str, &str); 17] = [
-        ("/v1/appkeys", "post"),
-        ("/v1/appkeys", "get"),
-        ("/v1/appkeys/{appKey}/secret-key/rotate", "post"),
-        ("/v1/appkeys/{appKey}/webhook-configs", "post"),
-        ("/v1/appkeys/{appKey}/webhook-configs", "get"),
-        (
-            "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}",
-            "get",
-        ),
-        (
-            "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}",
-            "put",
-        ),
-        (
-            "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}",
-            "delete",
-        ),
-        (
-            "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/test",
-            "post",
-        ),
-        (
-            "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/replay",
-            "post",
-        ),
-        ("/v1/appkeys/{appKey}/events", "post"),
-        ("/v1/appkeys/{appKey}/deliveries", "get"),
-        ("/v1/appkeys/{appKey}/deliveries/{hooksId}", "get"),
-        (
-            "/v1/appkeys/{appKey}/deliveries/{hooksId}/redeliver",
-            "post",
-        ),
-        ("/healthz", "get"),
-        ("/readyz", "get"),
-        ("/metrics", "get"),
-    ];
-    let missing: Vec<String> = routes
-        .iter()
-        .filter(|(p, m)| paths.get(*p).and_then(|o| o.get(*m)).is_none())
-        .map(|(p, m)| format!("{} {p}", m.to_uppercase()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the OpenAPI document lacks {missing:?}; it has {:?}",
-        paths.keys().collect::<Vec<_>>()
-    );
+    // An unknown route answers in the API's error shape.
+    let (st, body) = srv.get(&Auth::None, "/no/such/route").await;
+    assert_eq!(st.as_u16(), 404, "GET /no/such/route: {body}");
+    assert_eq!(body["header"]["isSuccessful"], json!(false), "{body}");
+    // /metrics and /openapi.json belong to the ecosystem issue and get their tests there.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
