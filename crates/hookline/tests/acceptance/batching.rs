@@ -205,3 +205,28 @@ async fn hooks_that_pile_up_behind_a_busy_request_go_in_one_envelope() {
         "the 29 hooks pending when the slot freed go in one envelope"
     );
 }
+
+/// Connections to a receiver are pooled and kept alive: one request after another over the
+/// same TCP connection, not a new connection per delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_a_receiver_are_kept_alive() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("keep-alive").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/ka"));
+    body["maxHooksPerRequest"] = json!(1);
+    body["maxRequestsInFlight"] = json!(1);
+    srv.create_config(&app, body).await;
+    let hooks = (0..20)
+        .map(|i| samples::hook(SMS, "UNSUBSCRIBE", i))
+        .collect();
+    let ids = srv.ingest(&app, SMS, "UNSUBSCRIBE", hooks).await;
+    let reqs = srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    assert_eq!(reqs.len(), 20, "one hook per request");
+    let peers: HashSet<_> = reqs.iter().map(|r| r.peer).collect();
+    assert!(
+        peers.len() <= 2,
+        "20 sequential requests should share a pooled connection, they used {} connections",
+        peers.len()
+    );
+}

@@ -374,3 +374,52 @@ async fn another_app_keys_ids_are_not_found_under_ones_own_path() {
         "no test, replay or redelivery reached a's receiver"
     );
 }
+
+/// A receiver that never answers holds only its own config's slots: a healthy config of the same
+/// app key and event gets every hook while the hung one is stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_receiver_does_not_delay_other_configs() {
+    let healthy = Receiver::start().await;
+    let hung = Receiver::start().await;
+    hung.set_hang(true);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("noisy-neighbour").await;
+    let mut slow = config_body(SMS, &["UNSUBSCRIBE"], &hung.url("/hung"));
+    slow["timeoutMs"] = json!(60_000);
+    slow["maxHooksPerRequest"] = json!(1);
+    slow["maxRequestsInFlight"] = json!(2);
+    srv.create_config(&app, slow).await;
+    let mut fast = config_body(SMS, &["UNSUBSCRIBE"], &healthy.url("/healthy"));
+    fast["maxHooksPerRequest"] = json!(1);
+    srv.create_config(&app, fast).await;
+
+    let mut ids = Vec::new();
+    for round in 0..20 {
+        ids.extend(
+            srv.ingest(
+                &app,
+                SMS,
+                "UNSUBSCRIBE",
+                (0..5)
+                    .map(|i| samples::hook(SMS, "UNSUBSCRIBE", round * 5 + i))
+                    .collect(),
+            )
+            .await,
+        );
+    }
+    srv.ok(healthy.wait_for_hooks(&ids, PROMPT).await);
+    // The hung config got its two slots' worth and nothing more: all still unanswered.
+    let stuck = hung.requests();
+    assert_eq!(
+        stuck.len(),
+        2,
+        "the hung config has exactly maxRequestsInFlight requests open: {:?}",
+        stuck.iter().map(|r| r.summary()).collect::<Vec<_>>()
+    );
+    let counts = healthy.hook_counts(None);
+    assert_eq!(counts.len(), 100, "every hook reached the healthy config");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each exactly once: {counts:?}"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -25,6 +25,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub json: Option<Value>,
+    /// The client's address: one TCP connection has one peer port, so reuse is visible.
+    pub peer: SocketAddr,
 }
 
 impl Recorded {
@@ -192,11 +194,14 @@ impl Receiver {
             .with_state(self.shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
         });
         *running = Some(Running { shutdown: tx, task });
     }
@@ -362,6 +367,7 @@ enum Action {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -385,6 +391,7 @@ async fn handle(
             .collect(),
         json: serde_json::from_slice(&body).ok(),
         body: body.to_vec(),
+        peer,
     };
     let (action, held) = {
         let mut st = shared.state.lock().unwrap();
