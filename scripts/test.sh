@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 # Tests that start the real server look for the binary cargo builds beside them.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked --no-fail-fast "$@"
+
+# schemathesis, the Standard Webhooks receiver in Python, the dashboard in headless Chromium.
+./scripts/ecosystem/run.sh

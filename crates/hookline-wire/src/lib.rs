@@ -5,7 +5,8 @@
 //! "hooks": [..]}`) that [`validate_ingest`] checks and normalises; hookline stores each hook's JSON
 //! once and later POSTs [envelopes](write_envelope) to receivers.
 //!
-//! Receivers can depend on this crate alone to check a delivery and read it:
+//! Receivers can depend on this crate alone to check a delivery and read it ([`receivers`] has a
+//! whole axum handler that also deduplicates on `hookId`):
 //!
 //! ```
 //! use hookline_wire::{Envelope, Hook, SIGNATURE_HEADER, standard_webhooks, verify_static_signature};
@@ -67,6 +68,7 @@ mod envelope;
 mod hooks;
 mod ids;
 mod json;
+pub mod receivers;
 mod samples;
 mod signature;
 mod validate;

@@ -38,6 +38,9 @@ pub struct WebhookConfig {
     pub url: String,
     pub signature: String,
     pub signing_secret: Option<String>,
+    /// After a rotation: the replaced signing secret, which keeps signing beside the new one
+    /// until it expires (write-only in the API too).
+    pub previous_signing_secret: Option<PreviousSecret>,
     pub enabled: bool,
     pub description: String,
     pub max_hooks_per_request: u32,
@@ -50,7 +53,29 @@ pub struct WebhookConfig {
     pub updated_at: Millis,
 }
 
+/// A signing secret that was rotated out and still signs until `expires_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    pub expires_at: Millis,
+}
+
 impl WebhookConfig {
+    /// The Standard Webhooks secrets that sign a delivery at `now`: the current one, then the
+    /// previous one while its grace period lasts. Empty when the config has no signing secret.
+    pub fn signing_secrets(&self, now: Millis) -> Vec<&str> {
+        let mut secrets = Vec::new();
+        if let Some(current) = &self.signing_secret {
+            secrets.push(current.as_str());
+            if let Some(previous) = &self.previous_signing_secret
+                && previous.expires_at > now
+            {
+                secrets.push(previous.secret.as_str());
+            }
+        }
+        secrets
+    }
+
     pub fn subscribes_to(&self, event: Event) -> bool {
         self.events.contains(&event)
     }

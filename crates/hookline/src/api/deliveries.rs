@@ -2,16 +2,22 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::require_app_key;
 use super::error::{ApiError, ApiResult, ErrorKind};
 use super::management::{page_request, parse_event_name};
-use super::{SharedState, parse_object, read_json_body, success, success_header, views};
+use super::openapi;
+use super::views::{
+    CountResponse, DeliveryDetailResponse, DeliveryListResponse, DeliveryResponse, ErrorResponse,
+    ok,
+};
+use super::{SharedState, parse_object, read_json_body, views};
 use crate::model::{DeliveryFilter, DeliveryStatus, Millis, ReplayFilter};
 
 fn parse_time(field: &str, text: &str) -> ApiResult<Millis> {
@@ -36,12 +42,16 @@ fn parse_status(field: &str, text: &str) -> ApiResult<DeliveryStatus> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/appkeys/{appKey}/deliveries", tag = "deliveries",
+    params(openapi::AppKeyPath, openapi::DeliveryListParams, openapi::PageParams),
+    responses((status = 200, description = "The delivery log, newest first", body = DeliveryListResponse), openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
     Path(app_key): Path<String>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<DeliveryListResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let filter = DeliveryFilter {
         config_id: query.get("webhookConfigId").cloned(),
@@ -67,18 +77,22 @@ pub async fn list(
         .store
         .list_deliveries(&app_key, filter, page_request(&query)?)
         .await?;
-    Ok(axum::Json(json!({
-        "header": success_header(),
-        "deliveries": page.items.iter().map(views::delivery).collect::<Vec<_>>(),
-        "nextCursor": page.next_cursor,
-    })))
+    Ok(Json(DeliveryListResponse {
+        header: ok(),
+        deliveries: page.items.iter().map(views::delivery).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+#[utoipa::path(get, path = "/v1/appkeys/{appKey}/deliveries/{hooksId}", tag = "deliveries",
+    params(openapi::AppKeyPath, openapi::HooksIdPath),
+    responses((status = 200, description = "The delivery: its envelope exactly as sent, its status, and every attempt", body = DeliveryDetailResponse), openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn get_one(
     State(state): State<SharedState>,
     Path((app_key, hooks_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<DeliveryDetailResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let detail = state
         .store
@@ -91,12 +105,18 @@ pub async fn get_one(
             format!("stored envelope is not JSON: {e}"),
         )
     })?;
-    Ok(axum::Json(json!({
-        "header": success_header(),
-        "delivery": view,
-    })))
+    Ok(Json(DeliveryDetailResponse {
+        header: ok(),
+        delivery: view,
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/appkeys/{appKey}/deliveries/{hooksId}/redeliver", tag = "deliveries",
+    params(openapi::AppKeyPath, openapi::HooksIdPath),
+    responses((status = 202, description = "A new PENDING delivery (new hooksId, same hookIds) to the config's current URL and settings", body = DeliveryResponse),
+        (status = 409, description = "The delivery's config was deleted", body = ErrorResponse),
+        openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn redeliver(
     State(state): State<SharedState>,
     Path((app_key, hooks_id)): Path<(String, String)>,
@@ -113,10 +133,18 @@ pub async fn redeliver(
         .delivery_created(summary.config_id.clone(), summary.hooks_id.clone());
     Ok((
         StatusCode::ACCEPTED,
-        success("delivery", views::delivery(&summary)),
+        Json(DeliveryResponse {
+            header: ok(),
+            delivery: views::delivery(&summary),
+        }),
     ))
 }
 
+#[utoipa::path(post, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/replay", tag = "deliveries",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    request_body(content = openapi::ReplayRequest, content_type = "application/json"),
+    responses((status = 202, description = "How many hooks were queued again", body = CountResponse), openapi::AppKeyBodyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn replay(
     State(state): State<SharedState>,
     Path((app_key, config_id)): Path<(String, String)>,
@@ -174,5 +202,11 @@ pub async fn replay(
             },
         )
         .await?;
-    Ok((StatusCode::ACCEPTED, success("count", json!(count))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(CountResponse {
+            header: ok(),
+            count,
+        }),
+    ))
 }

@@ -3,22 +3,26 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use hookline_wire::{Event, Product};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::auth::{hash_secret, new_secret, require_admin, require_app_key};
 use super::error::{ApiError, ApiResult, ErrorKind};
-use super::{
-    SharedState, parse_object, read_json_body, read_optional_json_body, success, success_header,
-    views,
+use super::openapi;
+use super::views::{
+    AppKeyListResponse, AppKeyResponse, ConfigListResponse, ConfigResponse,
+    RotatedSigningSecretResponse, TestAttemptResponse, TestAttemptView, ok,
 };
+use super::{SharedState, parse_object, read_json_body, read_optional_json_body, views};
 use crate::engine::retry;
 use crate::model::{
-    AppKeyRecord, ConfigFilter, Health, HealthState, PageRequest, WebhookConfig, now_millis,
+    AppKeyRecord, ConfigFilter, Health, HealthState, PageRequest, PreviousSecret, WebhookConfig,
+    now_millis,
 };
 
 pub const APP_KEY_LEN: usize = 20;
@@ -28,6 +32,10 @@ const MAX_TEXT_LEN: usize = 1024;
 
 // ---------- app keys ----------
 
+#[utoipa::path(post, path = "/v1/appkeys", tag = "app keys",
+    request_body(content = openapi::AppKeyRequest, content_type = "application/json"),
+    responses((status = 201, description = "Created; the secret key is shown only here", body = AppKeyResponse), openapi::AdminErrors),
+    security(("adminToken" = [])))]
 pub async fn create_app_key(
     State(state): State<SharedState>,
     headers: HeaderMap,
@@ -50,29 +58,40 @@ pub async fn create_app_key(
     tracing::info!(app_key = record.app_key, "app key created");
     Ok((
         StatusCode::CREATED,
-        success("appKey", views::app_key(&record, Some(&secret))),
+        Json(AppKeyResponse {
+            header: ok(),
+            app_key: views::app_key(&record, Some(&secret)),
+        }),
     ))
 }
 
+#[utoipa::path(get, path = "/v1/appkeys", tag = "app keys",
+    params(openapi::PageParams),
+    responses((status = 200, description = "A page of app keys (without secrets)", body = AppKeyListResponse), openapi::AdminErrors),
+    security(("adminToken" = [])))]
 pub async fn list_app_keys(
     State(state): State<SharedState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<AppKeyListResponse>> {
     require_admin(&state, &headers)?;
     let page = state.store.list_app_keys(page_request(&query)?).await?;
-    Ok(axum::Json(json!({
-        "header": success_header(),
-        "appKeys": page.items.iter().map(|k| views::app_key(k, None)).collect::<Vec<_>>(),
-        "nextCursor": page.next_cursor,
-    })))
+    Ok(Json(AppKeyListResponse {
+        header: ok(),
+        app_keys: page.items.iter().map(|k| views::app_key(k, None)).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/appkeys/{appKey}/secret-key/rotate", tag = "app keys",
+    params(openapi::AppKeyPath),
+    responses((status = 200, description = "The new secret key (shown only here); the old one stops working", body = AppKeyResponse), openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn rotate_secret(
     State(state): State<SharedState>,
     Path(app_key): Path<String>,
     headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<AppKeyResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let secret = new_secret(SECRET_KEY_LEN);
     if !state
@@ -90,11 +109,19 @@ pub async fn rotate_secret(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("appKey: no app key {app_key:?}")))?;
     tracing::info!(app_key, "secret key rotated");
-    Ok(success("appKey", views::app_key(&record, Some(&secret))))
+    Ok(Json(AppKeyResponse {
+        header: ok(),
+        app_key: views::app_key(&record, Some(&secret)),
+    }))
 }
 
 // ---------- webhook configs ----------
 
+#[utoipa::path(post, path = "/v1/appkeys/{appKey}/webhook-configs", tag = "webhook configs",
+    params(openapi::AppKeyPath),
+    request_body(content = openapi::ConfigRequest, content_type = "application/json"),
+    responses((status = 201, description = "Created", body = ConfigResponse), openapi::AppKeyBodyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn create_config(
     State(state): State<SharedState>,
     Path(app_key): Path<String>,
@@ -109,23 +136,25 @@ pub async fn create_config(
         hookline_wire::generate_id(),
         app_key,
         Health::default(),
+        None,
         now,
         now,
     );
     state.store.insert_config(config.clone()).await?;
     state.engine.config_changed(config.clone());
-    Ok((
-        StatusCode::CREATED,
-        success("webhookConfig", views::config(&config)),
-    ))
+    Ok((StatusCode::CREATED, config_response(&config)))
 }
 
+#[utoipa::path(get, path = "/v1/appkeys/{appKey}/webhook-configs", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigListParams, openapi::PageParams),
+    responses((status = 200, description = "A page of webhook configs", body = ConfigListResponse), openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn list_configs(
     State(state): State<SharedState>,
     Path(app_key): Path<String>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<ConfigListResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let mut filter = ConfigFilter::default();
     if let Some(p) = query.get("productName") {
@@ -150,14 +179,21 @@ pub async fn list_configs(
         .store
         .list_configs(&app_key, filter, page_request(&query)?)
         .await?;
-    Ok(axum::Json(json!({
-        "header": success_header(),
-        "webhookConfigs": page.items.iter().map(views::config).collect::<Vec<_>>(),
-        "nextCursor": page.next_cursor,
-    })))
+    Ok(Json(ConfigListResponse {
+        header: ok(),
+        webhook_configs: page.items.iter().map(views::config).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
-async fn load_config(
+fn config_response(config: &WebhookConfig) -> Json<ConfigResponse> {
+    Json(ConfigResponse {
+        header: ok(),
+        webhook_config: views::config(config),
+    })
+}
+
+pub(crate) async fn load_config(
     state: &SharedState,
     app_key: &str,
     config_id: &str,
@@ -171,22 +207,31 @@ async fn load_config(
         })
 }
 
+#[utoipa::path(get, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    responses((status = 200, description = "The config with its health", body = ConfigResponse), openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn get_config(
     State(state): State<SharedState>,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<ConfigResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let config = load_config(&state, &app_key, &config_id).await?;
-    Ok(success("webhookConfig", views::config(&config)))
+    Ok(config_response(&config))
 }
 
+#[utoipa::path(put, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    request_body(content = openapi::ConfigRequest, description = "Replaces the settable fields: an omitted optional field returns to its default; `enabled: true` also clears a DISABLED health state. Read-only fields of a GET may be sent back unchanged.", content_type = "application/json"),
+    responses((status = 200, description = "The config as stored now", body = ConfigResponse), openapi::AppKeyBodyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn put_config(
     State(state): State<SharedState>,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<ConfigResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let input = ConfigInput::parse(&parse_object(&bytes)?)?;
@@ -196,10 +241,15 @@ pub async fn put_config(
         // Enabling a config that health checks disabled gives it a fresh start.
         health = Health::default();
     }
+    // A rotated-out signing secret keeps its grace period unless the signing secret is removed.
+    let previous = existing
+        .previous_signing_secret
+        .filter(|_| input.signing_secret.is_some());
     let config = input.into_config(
         existing.id,
         existing.app_key,
         health,
+        previous,
         existing.created_at,
         now_millis(),
     );
@@ -209,14 +259,18 @@ pub async fn put_config(
         )));
     }
     state.engine.config_changed(config.clone());
-    Ok(success("webhookConfig", views::config(&config)))
+    Ok(config_response(&config))
 }
 
+#[utoipa::path(delete, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    responses((status = 200, description = "Deleted; pending deliveries to it are CANCELLED. Answers the config as it was.", body = ConfigResponse), openapi::AppKeyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn delete_config(
     State(state): State<SharedState>,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<ConfigResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let config = load_config(&state, &app_key, &config_id).await?;
     if !state.store.delete_config(&app_key, &config_id).await? {
@@ -225,16 +279,21 @@ pub async fn delete_config(
         )));
     }
     state.engine.config_deleted(config_id);
-    Ok(success("webhookConfig", views::config(&config)))
+    Ok(config_response(&config))
 }
 
 /// Sends one realistic sample hook to the config now, outside the queue and the log.
+#[utoipa::path(post, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/test", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    request_body(content = Option<openapi::TestRequest>, description = "Optional: which event to send (default: the config's first)", content_type = "application/json"),
+    responses((status = 200, description = "The attempt: status code, latency, error. A failed attempt is still a 200 answer (see `succeeded`).", body = TestAttemptResponse), openapi::AppKeyBodyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn test_config(
     State(state): State<SharedState>,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Json<TestAttemptResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let body = parse_object(&bytes)?;
@@ -273,11 +332,15 @@ pub async fn test_config(
         &[hook.json.as_str()],
     );
     let result = state.engine.send_once(&config, &hooks_id, envelope).await;
-    let mut attempt = views::attempt(1, &result);
-    attempt["hooksId"] = json!(hooks_id);
-    attempt["hookId"] = json!(hook.hook_id);
-    attempt["succeeded"] = json!(result.succeeded());
-    Ok(success("attempt", attempt))
+    Ok(Json(TestAttemptResponse {
+        header: ok(),
+        attempt: TestAttemptView {
+            attempt: views::attempt(1, &result),
+            hooks_id,
+            hook_id: hook.hook_id,
+            succeeded: result.succeeded(),
+        },
+    }))
 }
 
 // ---------- input parsing ----------
@@ -318,6 +381,7 @@ const READ_ONLY: &[&str] = &[
     "createdAt",
     "updatedAt",
     "hasSigningSecret",
+    "previousSigningSecretExpiresAt",
 ];
 
 impl ConfigInput {
@@ -451,6 +515,7 @@ impl ConfigInput {
         id: String,
         app_key: String,
         health: Health,
+        previous_signing_secret: Option<PreviousSecret>,
         created_at: i64,
         updated_at: i64,
     ) -> WebhookConfig {
@@ -462,6 +527,7 @@ impl ConfigInput {
             url: self.url,
             signature: self.signature,
             signing_secret: self.signing_secret,
+            previous_signing_secret,
             enabled: self.enabled,
             description: self.description,
             max_hooks_per_request: self.max_hooks_per_request,
@@ -616,4 +682,86 @@ pub fn page_request(query: &HashMap<String, String>) -> ApiResult<PageRequest> {
         size,
         cursor: query.get("cursor").cloned(),
     })
+}
+
+// ---------- Standard Webhooks signing secret rotation ----------
+
+/// The longest grace period a rotated-out signing secret may keep signing.
+const MAX_GRACE: Duration = Duration::from_secs(30 * 86_400);
+/// How long the old secret signs beside the new one when the request does not say.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(86_400);
+
+/// Replaces the config's signing secret; the old one keeps signing beside it for the grace
+/// period, so receivers can switch keys without rejecting a delivery.
+#[utoipa::path(post, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/signing-secret/rotate", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    request_body(content = Option<openapi::RotateSigningSecretRequest>, content_type = "application/json"),
+    responses((status = 200, description = "Rotated; the new secret is shown only here. During the grace period every delivery carries two signatures (new and old).", body = RotatedSigningSecretResponse), openapi::AppKeyBodyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
+pub async fn rotate_signing_secret(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<RotatedSigningSecretResponse>> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let body = parse_object(&bytes)?;
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["signingSecret", "gracePeriod"].contains(&k.as_str()))
+    {
+        return Err(ApiError::field(
+            unknown,
+            "unknown field; the fields are signingSecret, gracePeriod",
+        ));
+    }
+    let new_secret = match optional_string(&body, "signingSecret", MAX_TEXT_LEN)? {
+        Some(secret) if hookline_wire::standard_webhooks::is_valid_secret(&secret) => secret,
+        Some(_) => {
+            return Err(ApiError::field(
+                "signingSecret",
+                "must be whsec_ followed by a base64 key of 24 to 64 bytes",
+            ));
+        }
+        None => hookline_wire::standard_webhooks::generate_secret(),
+    };
+    let grace = match optional_string(&body, "gracePeriod", 32)? {
+        None => DEFAULT_GRACE,
+        Some(text) => crate::serve::parse_period(&text)
+            .ok()
+            .filter(|d| *d <= MAX_GRACE)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "gracePeriod",
+                    format!("{text:?} is not a duration from 0s to 30d such as \"24h\""),
+                )
+            })?,
+    };
+    let mut config = load_config(&state, &app_key, &config_id).await?;
+    if config.signing_secret.as_deref() == Some(new_secret.as_str()) {
+        return Err(ApiError::field(
+            "signingSecret",
+            "is the current signing secret; a rotation needs a new one",
+        ));
+    }
+    let now = now_millis();
+    config.previous_signing_secret = config.signing_secret.take().and_then(|secret| {
+        let expires_at = now.saturating_add(grace.as_millis() as i64);
+        (expires_at > now).then_some(PreviousSecret { secret, expires_at })
+    });
+    config.signing_secret = Some(new_secret.clone());
+    config.updated_at = now;
+    if !state.store.update_config(config.clone()).await? {
+        return Err(ApiError::not_found(format!(
+            "webhookConfigId: no webhook config {config_id:?}"
+        )));
+    }
+    state.engine.config_changed(config.clone());
+    tracing::info!(config_id, grace = ?grace, "signing secret rotated");
+    Ok(Json(RotatedSigningSecretResponse {
+        header: ok(),
+        webhook_config: views::config(&config),
+        signing_secret: new_secret,
+    }))
 }

@@ -6,7 +6,8 @@ mod deliveries;
 pub mod error;
 mod ingest;
 mod management;
-mod views;
+pub mod openapi;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::engine::Engine;
 use crate::store::Store;
@@ -50,6 +51,7 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 pub fn router(state: SharedState) -> Router {
+    crate::metrics::install();
     let app_key_routes = Router::new()
         .route(
             "/webhook-configs",
@@ -69,6 +71,10 @@ pub fn router(state: SharedState) -> Router {
             "/webhook-configs/{webhook_config_id}/replay",
             post(deliveries::replay),
         )
+        .route(
+            "/webhook-configs/{webhook_config_id}/signing-secret/rotate",
+            post(management::rotate_signing_secret),
+        )
         .route("/events", post(ingest::ingest))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/{hooks_id}", get(deliveries::get_one))
@@ -84,31 +90,100 @@ pub fn router(state: SharedState) -> Router {
             post(management::create_app_key).get(management::list_app_keys),
         )
         .nest("/v1/appkeys/{app_key}", app_key_routes)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_json))
         .fallback(|| async {
             ApiError::not_found("no such route; the routes are listed in the README")
         })
         .with_state(state)
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs").config(
+                utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(false),
+            ),
+        )
+        .layer(axum::middleware::map_response(json_errors))
 }
 
-async fn readyz(
+/// Errors that axum answers by itself (a path or query that does not decode, a method the
+/// route does not have) come as plain text; they get the API's error shape too.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let kind = match status {
+        axum::http::StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
+        axum::http::StatusCode::NOT_FOUND => ErrorKind::NotFound,
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::BodyTooLarge,
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorKind::NotJson,
+        s if s.is_server_error() => ErrorKind::Internal,
+        _ => ErrorKind::InvalidField,
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = match (kind, text.is_empty()) {
+        (ErrorKind::MethodNotAllowed, _) => {
+            "method: this route does not take this method; see /openapi.json".to_owned()
+        }
+        (_, true) => status.canonical_reason().unwrap_or("error").to_owned(),
+        (_, false) => format!("request: {text}"),
+    };
+    let mut fixed = axum::response::IntoResponse::into_response(ApiError::new(kind, message));
+    *fixed.status_mut() = status;
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        fixed.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    fixed
+}
+
+/// Liveness: 200 while the process serves.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process serves", body = String, content_type = "text/plain", example = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: 200 when the store is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "The store is reachable", body = String, content_type = "text/plain", example = "ready"),
+        (status = 503, description = "The store is unavailable", body = views::ErrorResponse)))]
+pub async fn readyz(
     axum::extract::State(state): axum::extract::State<SharedState>,
 ) -> ApiResult<&'static str> {
     state.store.ping().await?;
     Ok("ready")
 }
 
-/// `{"header": success, key: value}`: the platform's success shape.
-pub fn success(key: &str, value: Value) -> axum::Json<Value> {
-    let mut body = Map::new();
-    body.insert("header".into(), success_header());
-    body.insert(key.into(), value);
-    axum::Json(Value::Object(body))
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document", body = Object, content_type = "application/json")))]
+pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(openapi::document())
 }
 
-pub fn success_header() -> Value {
-    json!({"isSuccessful": true, "resultCode": 0, "resultMessage": "SUCCESS"})
+/// Prometheus text: the counters and histogram recorded so far, and the store's gauges read now.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format (hookline_* metrics)", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 503, description = "The store is unavailable", body = views::ErrorResponse)))]
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let stats = state.store.stats().await?;
+    crate::metrics::store_stats(&stats, crate::model::now_millis());
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        crate::metrics::render(),
+    ))
 }
 
 /// For routes whose body is optional: no Content-Type and an empty body read as empty; anything

@@ -1,88 +1,313 @@
-//! JSON renderings of hookline's records, as the API contract names their fields.
+//! JSON renderings of hookline's records, as the API contract names their fields. Each is a typed
+//! struct, so the OpenAPI document (`openapi.rs`) describes exactly what is sent.
 
+use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::engine::retry::format_delay;
 use crate::model::{AppKeyRecord, AttemptResult, DeliverySummary, WebhookConfig, rfc3339};
 use crate::store::DeliveryDetail;
 
-pub fn app_key(k: &AppKeyRecord, secret_key: Option<&str>) -> Value {
-    let mut v = json!({
-        "appKey": k.app_key,
-        "name": k.name,
-        "createdAt": rfc3339(k.created_at),
-    });
-    if let Some(secret) = secret_key {
-        v["secretKey"] = json!(secret);
+/// The platform's result header, on every answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"isSuccessful": true, "resultCode": 0, "resultMessage": "SUCCESS"}))]
+pub struct Header {
+    pub is_successful: bool,
+    /// 0 on success; a stable negative number per error kind.
+    pub result_code: i32,
+    /// `SUCCESS`, or a sentence that names the offending field by its path.
+    pub result_message: String,
+}
+
+impl Header {
+    pub fn success() -> Self {
+        Header {
+            is_successful: true,
+            result_code: 0,
+            result_message: "SUCCESS".to_owned(),
+        }
     }
-    v
 }
 
-/// A config without its signing secret (write-only); `hasSigningSecret` tells whether one is set.
-pub fn config(c: &WebhookConfig) -> Value {
-    json!({
-        "webhookConfigId": c.id,
-        "appKey": c.app_key,
-        "productName": c.product.as_str(),
-        "events": c.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-        "url": c.url,
-        "signature": c.signature,
-        "hasSigningSecret": c.signing_secret.is_some(),
-        "enabled": c.enabled,
-        "description": c.description,
-        "maxHooksPerRequest": c.max_hooks_per_request,
-        "maxRequestsInFlight": c.max_requests_in_flight,
-        "timeoutMs": c.timeout_ms,
-        "retrySchedule": c.retry_schedule.iter().map(|d| format_delay(*d)).collect::<Vec<_>>(),
-        "health": {
-            "state": c.health.state.as_str(),
-            "consecutiveFailures": c.health.consecutive_failures,
-            "lastSuccessAt": c.health.last_success_at.map(rfc3339),
-            "lastFailureAt": c.health.last_failure_at.map(rfc3339),
-            "failingSince": c.health.failing_since.map(rfc3339),
-            "disabledReason": c.health.disabled_reason,
+/// An app key. `secretKey` is present only when it is created or rotated.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"appKey": "k2Xb9QmZ4tLpR7wNc3Vd", "name": "shop",
+    "createdAt": "2026-01-31T09:00:00.000Z", "secretKey": "S3cr3tK3yS3cr3tK3yS3cr3tK3yS3cr3"}))]
+pub struct AppKeyView {
+    pub app_key: String,
+    pub name: String,
+    pub created_at: String,
+    /// Shown only by create and rotate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
+}
+
+pub fn app_key(k: &AppKeyRecord, secret_key: Option<&str>) -> AppKeyView {
+    AppKeyView {
+        app_key: k.app_key.clone(),
+        name: k.name.clone(),
+        created_at: rfc3339(k.created_at),
+        secret_key: secret_key.map(str::to_owned),
+    }
+}
+
+/// A config's delivery health (read-only).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    /// `HEALTHY`, `FAILING` or `DISABLED`.
+    #[schema(example = "HEALTHY")]
+    pub state: HealthStateName,
+    pub consecutive_failures: u32,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+    /// Start of the current unbroken run of failures.
+    pub failing_since: Option<String>,
+    /// Why health checks disabled the config.
+    pub disabled_reason: Option<String>,
+}
+
+/// Health states.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HealthStateName {
+    Healthy,
+    Failing,
+    Disabled,
+}
+
+/// A webhook config without its signing secrets (write-only): `hasSigningSecret` and
+/// `hasPreviousSigningSecret` tell whether they are set.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigView {
+    #[schema(example = "20260131090000AbCdEfGhIjK")]
+    pub webhook_config_id: String,
+    pub app_key: String,
+    #[schema(example = "SMS")]
+    pub product_name: ProductName,
+    #[schema(example = json!(["MESSAGE_RESULT_UPDATE"]))]
+    pub events: Vec<EventName>,
+    #[schema(example = "https://example.com/hooks")]
+    pub url: String,
+    pub signature: String,
+    pub has_signing_secret: bool,
+    /// Until when the previous signing secret still signs (after a rotation), if one does.
+    pub previous_signing_secret_expires_at: Option<String>,
+    pub enabled: bool,
+    pub description: String,
+    pub max_hooks_per_request: u32,
+    pub max_requests_in_flight: u32,
+    pub timeout_ms: u32,
+    #[schema(example = json!(["5s", "30s", "2m", "10m", "30m", "1h", "2h", "4h"]))]
+    pub retry_schedule: Vec<String>,
+    pub health: HealthView,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Products, as emitted.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema)]
+pub enum ProductName {
+    #[serde(rename = "SMS")]
+    Sms,
+    #[serde(rename = "KakaoTalk Bizmessage")]
+    KakaoTalkBizmessage,
+}
+
+impl ProductName {
+    pub fn of(p: hookline_wire::Product) -> Self {
+        match p {
+            hookline_wire::Product::Sms => ProductName::Sms,
+            hookline_wire::Product::KakaoTalkBizmessage => ProductName::KakaoTalkBizmessage,
+        }
+    }
+}
+
+/// Event names.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventName {
+    TemplateStatusUpdate,
+    MessageResultUpdate,
+    Unsubscribe,
+    ConversionBlock,
+    InternationalDeliveryReceipt,
+}
+
+impl EventName {
+    pub fn of(e: hookline_wire::Event) -> Self {
+        use hookline_wire::Event as E;
+        match e {
+            E::TemplateStatusUpdate => EventName::TemplateStatusUpdate,
+            E::MessageResultUpdate => EventName::MessageResultUpdate,
+            E::Unsubscribe => EventName::Unsubscribe,
+            E::ConversionBlock => EventName::ConversionBlock,
+            E::InternationalDeliveryReceipt => EventName::InternationalDeliveryReceipt,
+        }
+    }
+}
+
+/// Delivery statuses.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DeliveryStatusName {
+    Pending,
+    Retrying,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryStatusName {
+    pub fn of(s: crate::model::DeliveryStatus) -> Self {
+        use crate::model::DeliveryStatus as S;
+        match s {
+            S::Pending => DeliveryStatusName::Pending,
+            S::Retrying => DeliveryStatusName::Retrying,
+            S::Succeeded => DeliveryStatusName::Succeeded,
+            S::Failed => DeliveryStatusName::Failed,
+            S::Cancelled => DeliveryStatusName::Cancelled,
+        }
+    }
+}
+
+pub fn config(c: &WebhookConfig) -> ConfigView {
+    use crate::model::HealthState as H;
+    ConfigView {
+        webhook_config_id: c.id.clone(),
+        app_key: c.app_key.clone(),
+        product_name: ProductName::of(c.product),
+        events: c.events.iter().map(|e| EventName::of(*e)).collect(),
+        url: c.url.clone(),
+        signature: c.signature.clone(),
+        has_signing_secret: c.signing_secret.is_some(),
+        previous_signing_secret_expires_at: c
+            .previous_signing_secret
+            .as_ref()
+            .map(|p| rfc3339(p.expires_at)),
+        enabled: c.enabled,
+        description: c.description.clone(),
+        max_hooks_per_request: c.max_hooks_per_request,
+        max_requests_in_flight: c.max_requests_in_flight,
+        timeout_ms: c.timeout_ms,
+        retry_schedule: c.retry_schedule.iter().map(|d| format_delay(*d)).collect(),
+        health: HealthView {
+            state: match c.health.state {
+                H::Healthy => HealthStateName::Healthy,
+                H::Failing => HealthStateName::Failing,
+                H::Disabled => HealthStateName::Disabled,
+            },
+            consecutive_failures: c.health.consecutive_failures,
+            last_success_at: c.health.last_success_at.map(rfc3339),
+            last_failure_at: c.health.last_failure_at.map(rfc3339),
+            failing_since: c.health.failing_since.map(rfc3339),
+            disabled_reason: c.health.disabled_reason.clone(),
         },
-        "createdAt": rfc3339(c.created_at),
-        "updatedAt": rfc3339(c.updated_at),
-    })
+        created_at: rfc3339(c.created_at),
+        updated_at: rfc3339(c.updated_at),
+    }
 }
 
-pub fn delivery(d: &DeliverySummary) -> Value {
-    json!({
-        "hooksId": d.hooks_id,
-        "webhookConfigId": d.config_id,
-        "productName": d.product.as_str(),
-        "event": d.event.as_str(),
-        "status": d.status.as_str(),
-        "hookIds": d.hook_ids,
-        "attemptCount": d.attempt_count,
-        "nextAttemptAt": d.next_attempt_at.map(rfc3339),
-        "createdAt": rfc3339(d.created_at),
-        "updatedAt": rfc3339(d.updated_at),
-    })
+/// A delivery as listed in the log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryView {
+    #[schema(example = "20260131090001Xw3kPq9LmZ0")]
+    pub hooks_id: String,
+    pub webhook_config_id: String,
+    pub product_name: ProductName,
+    pub event: EventName,
+    pub status: DeliveryStatusName,
+    /// The hooks it carries, in envelope order.
+    pub hook_ids: Vec<String>,
+    pub attempt_count: u32,
+    /// When RETRYING: the next attempt's time.
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-pub fn attempt(number: u32, r: &AttemptResult) -> Value {
-    json!({
-        "number": number,
-        "startedAt": rfc3339(r.started_at),
-        "durationMs": r.duration_ms,
-        "statusCode": r.status_code,
-        "errorKind": r.error_kind.map(|k| k.as_str()),
-        "errorMessage": r.error_message,
-        "responseBody": r.response_body,
-    })
+pub fn delivery(d: &DeliverySummary) -> DeliveryView {
+    DeliveryView {
+        hooks_id: d.hooks_id.clone(),
+        webhook_config_id: d.config_id.clone(),
+        product_name: ProductName::of(d.product),
+        event: EventName::of(d.event),
+        status: DeliveryStatusName::of(d.status),
+        hook_ids: d.hook_ids.clone(),
+        attempt_count: d.attempt_count,
+        next_attempt_at: d.next_attempt_at.map(rfc3339),
+        created_at: rfc3339(d.created_at),
+        updated_at: rfc3339(d.updated_at),
+    }
+}
+
+/// One HTTP attempt.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptView {
+    pub number: u32,
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    /// Why there is no usable answer: `TIMEOUT`, `CONNECT`, `DNS`, `TLS`, `BLOCKED_ADDRESS`,
+    /// `INVALID_URL`, `IO`.
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    /// The first 1 KiB of the response body.
+    pub response_body: Option<String>,
+}
+
+pub fn attempt(number: u32, r: &AttemptResult) -> AttemptView {
+    AttemptView {
+        number,
+        started_at: rfc3339(r.started_at),
+        duration_ms: r.duration_ms,
+        status_code: r.status_code,
+        error_kind: r.error_kind.map(|k| k.as_str().to_owned()),
+        error_message: r.error_message.clone(),
+        response_body: r.response_body.clone(),
+    }
+}
+
+/// The attempt of the `test` route: outside the queue and the log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestAttemptView {
+    #[serde(flatten)]
+    pub attempt: AttemptView,
+    pub hooks_id: String,
+    pub hook_id: String,
+    pub succeeded: bool,
+}
+
+/// The envelope POSTed to a receiver (wire-format.md).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeSchema {
+    pub hooks_id: String,
+    pub webhook_config_id: String,
+    pub product_name: ProductName,
+    pub app_key: String,
+    pub event: EventName,
+    /// One object per hook, each with its `hookId`.
+    pub hooks: Vec<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A delivery with its attempts. The envelope is embedded as raw JSON: exactly the bytes sent,
 /// not a re-encoding of them.
-#[derive(serde::Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDetailView {
     #[serde(flatten)]
-    summary: Value,
-    envelope: Box<RawValue>,
-    attempts: Vec<Value>,
+    pub summary: DeliveryView,
+    #[schema(value_type = EnvelopeSchema)]
+    pub envelope: Box<RawValue>,
+    pub attempts: Vec<AttemptView>,
 }
 
 pub fn delivery_detail(d: &DeliveryDetail) -> Result<DeliveryDetailView, serde_json::Error> {
@@ -96,4 +321,77 @@ pub fn delivery_detail(d: &DeliveryDetail) -> Result<DeliveryDetailView, serde_j
             .map(|a| attempt(a.number, &a.result))
             .collect(),
     })
+}
+
+// ---------- whole answers: the result header and the payload beside it ----------
+
+/// Every error answer: the header alone, `isSuccessful` false.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"header": {"isSuccessful": false, "resultCode": -1005,
+    "resultMessage": "hooks[3].messageStatus: \"DONE\" is not one of COMPLETED, FAILED, CANCEL, DUPLICATED, FAILED_AD"}}))]
+pub struct ErrorResponse {
+    pub header: Header,
+}
+
+macro_rules! answer {
+    ($(#[$doc:meta])* $name:ident { $field:ident : $ty:ty $(, $more:ident : $more_ty:ty)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            pub header: Header,
+            pub $field: $ty,
+            $(pub $more: $more_ty,)*
+        }
+    };
+}
+
+answer!(
+    /// `{"header", "appKey"}`.
+    AppKeyResponse { app_key: AppKeyView }
+);
+answer!(
+    /// A page of app keys; `nextCursor` is null on the last page.
+    AppKeyListResponse { app_keys: Vec<AppKeyView>, next_cursor: Option<String> }
+);
+answer!(
+    /// `{"header", "webhookConfig"}`.
+    ConfigResponse { webhook_config: ConfigView }
+);
+answer!(
+    /// `{"header", "webhookConfig", "signingSecret"}`: the new signing secret is shown only here.
+    RotatedSigningSecretResponse { webhook_config: ConfigView, signing_secret: String }
+);
+answer!(
+    /// A page of webhook configs; `nextCursor` is null on the last page.
+    ConfigListResponse { webhook_configs: Vec<ConfigView>, next_cursor: Option<String> }
+);
+answer!(
+    /// The hookIds of the accepted hooks, in input order.
+    HookIdsResponse { hook_ids: Vec<String> }
+);
+answer!(
+    /// A page of the delivery log, newest first; `nextCursor` is null on the last page.
+    DeliveryListResponse { deliveries: Vec<DeliveryView>, next_cursor: Option<String> }
+);
+answer!(
+    /// `{"header", "delivery"}` (the new delivery of a redeliver).
+    DeliveryResponse { delivery: DeliveryView }
+);
+answer!(
+    /// One delivery with its exact envelope and every attempt.
+    DeliveryDetailResponse { delivery: DeliveryDetailView }
+);
+answer!(
+    /// The attempt of the `test` route.
+    TestAttemptResponse { attempt: TestAttemptView }
+);
+answer!(
+    /// How many hooks a replay queued again.
+    CountResponse { count: u64 }
+);
+
+/// `{"header": success, key: value}` as a typed answer.
+pub fn ok() -> Header {
+    Header::success()
 }

@@ -243,10 +243,12 @@ impl DeliveryClient {
             .header(hookline_wire::SIGNATURE_HEADER, signature)
             .header(USER_AGENT, USER_AGENT_VALUE)
             .header(CONTENT_LENGTH, out.envelope.len());
-        if let Some(secret) = &config.signing_secret {
+        // During a rotation the previous secret signs too (space-separated signatures).
+        let secrets = config.signing_secrets(now_millis());
+        if !secrets.is_empty() {
             let timestamp = chrono::Utc::now().timestamp();
-            let signed = hookline_wire::standard_webhooks::sign(
-                secret,
+            let signed = hookline_wire::standard_webhooks::sign_all(
+                &secrets,
                 out.hooks_id,
                 timestamp,
                 &out.envelope,

@@ -741,6 +741,7 @@ impl AttemptTask {
                 hooks_id = delivery.hooks_id,
                 config_id,
                 hooks = delivery.hooks.len(),
+                hook_ids = ?delivery.hooks.iter().map(|h| &h.hook_id).collect::<Vec<_>>(),
                 attempt = number,
                 status = result.status_code,
                 "delivered"
@@ -750,6 +751,7 @@ impl AttemptTask {
                 hooks_id = delivery.hooks_id,
                 config_id,
                 hooks = delivery.hooks.len(),
+                hook_ids = ?delivery.hooks.iter().map(|h| &h.hook_id).collect::<Vec<_>>(),
                 attempt = number,
                 status = result.status_code,
                 error = result.error_kind.map(|k| k.as_str()),
@@ -773,6 +775,7 @@ impl AttemptTask {
             .next_attempt_at
             .filter(|_| outcome.new_status == DeliveryStatus::Retrying)
             .map(|at| instant_at(at, now_millis()));
+        crate::metrics::attempt_finished(&outcome.result, outcome.new_status);
         if let Err(e) = self.store.record_attempt(outcome).await {
             // The delivery stays open in the store: it is attempted again (at-least-once).
             tracing::error!(hooks_id = delivery.hooks_id, error = %e, "recording an attempt failed");

@@ -174,6 +174,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and stops the writer; later writes fail with `Unavailable`.
     async fn close(&self);
+
+    /// Counts for the metrics endpoint, read at scrape time.
+    async fn stats(&self) -> StoreResult<StoreStats>;
+}
+
+/// What `/metrics` reads from the store at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// Queue rows: hooks waiting for a config, not yet in a delivery.
+    pub queued_hooks: u64,
+    /// When the oldest queued hook was accepted.
+    pub oldest_queued_at: Option<Millis>,
+    /// PENDING and RETRYING deliveries.
+    pub open_deliveries: Vec<(crate::model::DeliveryStatus, u64)>,
+    /// Enabled configs by health state.
+    pub configs_by_health: Vec<(crate::model::HealthState, u64)>,
+    /// Configs with `enabled: false`.
+    pub paused_configs: u64,
 }
 
 /// Opaque page cursors: the sort key of the last item returned.

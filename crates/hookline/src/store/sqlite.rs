@@ -21,12 +21,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     ClaimedBatch, DeliveryDetail, IngestOutcome, OpenDelivery, Store, StoreError, StoreResult,
-    StoreSignal, cursor,
+    StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
     DeliveryFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Page, PageRequest,
-    ReplayFilter, SendableDelivery, StoredHook, WebhookConfig, now_millis,
+    PreviousSecret, ReplayFilter, SendableDelivery, StoredHook, WebhookConfig, now_millis,
 };
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
@@ -34,7 +34,8 @@ const MAX_JOBS_PER_COMMIT: usize = 1024;
 const READER_POOL_SIZE: usize = 4;
 
 /// Schema migrations, applied in order at open; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE app_keys (
     app_key     TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -125,7 +126,13 @@ CREATE TABLE attempts (
     response_body TEXT,
     PRIMARY KEY (hooks_id, number)
 ) WITHOUT ROWID;
-"#];
+"#,
+    // 2: Standard Webhooks secret rotation: the replaced secret signs until it expires.
+    r#"
+ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret TEXT;
+ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret_expires_at INTEGER;
+"#,
+];
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -383,7 +390,7 @@ fn parse_status(s: &str) -> StoreResult<DeliveryStatus> {
 const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, signature, signing_secret, \
     enabled, description, max_hooks, max_in_flight, timeout_ms, retry_schedule, health_state, \
     consecutive_failures, last_success_at, last_failure_at, failing_since, disabled_reason, \
-    created_at, updated_at";
+    created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at";
 
 /// Raw columns of a config row; converted after the statement is done so conversion errors
 /// are ours, not rusqlite's.
@@ -409,6 +416,8 @@ struct ConfigRow {
     disabled_reason: Option<String>,
     created_at: i64,
     updated_at: i64,
+    previous_signing_secret: Option<String>,
+    previous_signing_secret_expires_at: Option<i64>,
 }
 
 fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
@@ -434,6 +443,8 @@ fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
         disabled_reason: r.get(18)?,
         created_at: r.get(19)?,
         updated_at: r.get(20)?,
+        previous_signing_secret: r.get(21)?,
+        previous_signing_secret_expires_at: r.get(22)?,
     })
 }
 
@@ -477,6 +488,10 @@ impl ConfigRow {
             url: self.url,
             signature: self.signature,
             signing_secret: self.signing_secret,
+            previous_signing_secret: self
+                .previous_signing_secret
+                .zip(self.previous_signing_secret_expires_at)
+                .map(|(secret, expires_at)| PreviousSecret { secret, expires_at }),
             enabled: self.enabled,
             description: self.description,
             max_hooks_per_request: self.max_hooks as u32,
@@ -760,7 +775,7 @@ impl Store for SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
                      (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                      ?17, ?18, ?19, ?20, ?21)"
+                      ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
                 ))?
                 .execute(params![
                     config.id,
@@ -783,7 +798,12 @@ impl Store for SqliteStore {
                     config.health.failing_since,
                     config.health.disabled_reason,
                     config.created_at,
-                    config.updated_at
+                    config.updated_at,
+                    config.previous_signing_secret.as_ref().map(|p| &p.secret),
+                    config
+                        .previous_signing_secret
+                        .as_ref()
+                        .map(|p| p.expires_at)
                 ])?;
             write_subscriptions(tx.conn, &config)
         })
@@ -800,7 +820,8 @@ impl Store for SqliteStore {
                      max_hooks = ?10, max_in_flight = ?11, timeout_ms = ?12, \
                      retry_schedule = ?13, health_state = ?14, consecutive_failures = ?15, \
                      last_success_at = ?16, last_failure_at = ?17, failing_since = ?18, \
-                     disabled_reason = ?19, updated_at = ?20 \
+                     disabled_reason = ?19, updated_at = ?20, previous_signing_secret = ?21, \
+                     previous_signing_secret_expires_at = ?22 \
                      WHERE app_key = ?1 AND id = ?2",
                 )?
                 .execute(params![
@@ -823,7 +844,12 @@ impl Store for SqliteStore {
                     config.health.last_failure_at,
                     config.health.failing_since,
                     config.health.disabled_reason,
-                    config.updated_at
+                    config.updated_at,
+                    config.previous_signing_secret.as_ref().map(|p| &p.secret),
+                    config
+                        .previous_signing_secret
+                        .as_ref()
+                        .map(|p| p.expires_at)
                 ])?;
             if n == 0 {
                 return Ok(false);
@@ -1480,6 +1506,67 @@ impl Store for SqliteStore {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        self.read(|conn| {
+            // One pass over the queue's primary key; hooks.seq grows with acceptance time, so the
+            // smallest queued seq is the oldest queued hook (a point lookup).
+            let (queued_hooks, oldest_seq): (i64, Option<i64>) = conn
+                .prepare_cached("SELECT COUNT(*), MIN(hook_seq) FROM queue")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let oldest_queued_at = match oldest_seq {
+                Some(seq) => conn
+                    .prepare_cached("SELECT created_at FROM hooks WHERE seq = ?1")?
+                    .query_row(params![seq], |r| r.get(0))
+                    .optional()?,
+                None => None,
+            };
+            // The partial index deliveries_open holds exactly these rows.
+            let mut open_deliveries = Vec::new();
+            for row in conn
+                .prepare_cached(
+                    "SELECT status, COUNT(*) FROM deliveries \
+                     WHERE status IN ('PENDING', 'RETRYING') GROUP BY status",
+                )?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            {
+                let (status, n) = row?;
+                open_deliveries.push((parse_status(&status)?, n as u64));
+            }
+            let mut configs_by_health = Vec::new();
+            let mut paused_configs = 0;
+            for row in conn
+                .prepare_cached(
+                    "SELECT enabled, health_state, COUNT(*) FROM webhook_configs \
+                     GROUP BY enabled, health_state",
+                )?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, bool>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+            {
+                let (enabled, state, n) = row?;
+                if !enabled {
+                    paused_configs += n as u64;
+                    continue;
+                }
+                let state =
+                    HealthState::parse(&state).ok_or_else(|| corrupt("health state", &state))?;
+                configs_by_health.push((state, n as u64));
+            }
+            Ok(StoreStats {
+                queued_hooks: queued_hooks as u64,
+                oldest_queued_at,
+                open_deliveries,
+                configs_by_health,
+                paused_configs,
+            })
+        })
+        .await
+    }
 }
 
 fn write_health(conn: &Connection, config_id: &str, health: &Health) -> StoreResult<()> {
@@ -1532,6 +1619,7 @@ mod tests {
             url: "http://127.0.0.1:1/".into(),
             signature: "sig".into(),
             signing_secret: None,
+            previous_signing_secret: None,
             enabled: true,
             description: String::new(),
             max_hooks_per_request: 100,

@@ -1,0 +1,330 @@
+//! The OpenAPI 3 document (`GET /openapi.json`), generated from the handlers' `#[utoipa::path]`
+//! annotations and the typed answers of `views.rs`, and the browsable docs at `/docs` (Swagger UI,
+//! its assets compiled into the binary).
+//!
+//! Request bodies are parsed by hand (to name the offending field in errors); the request schemas
+//! here describe what those parsers accept.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
+
+use super::views::{self, ErrorResponse, EventName, ProductName};
+
+// ---------- parameters ----------
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+pub struct AppKeyPath {
+    /// The app key (20 letters and digits).
+    #[param(example = "k2Xb9QmZ4tLpR7wNc3Vd")]
+    pub app_key: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+pub struct ConfigPath {
+    #[param(example = "20260131090000AbCdEfGhIjK")]
+    pub webhook_config_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+pub struct HooksIdPath {
+    /// The delivery's id, as sent in the envelope's `hooksId`.
+    #[param(example = "20260131090001Xw3kPq9LmZ0")]
+    pub hooks_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct PageParams {
+    /// Items per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub page_size: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct ConfigListParams {
+    pub product_name: Option<ProductName>,
+    /// Configs subscribed to this event.
+    pub event: Option<EventName>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct DeliveryListParams {
+    pub webhook_config_id: Option<String>,
+    pub event: Option<EventName>,
+    pub status: Option<views::DeliveryStatusName>,
+    /// Deliveries created at or after this RFC 3339 time.
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// Deliveries created before this RFC 3339 time.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    /// Deliveries that carry this hook.
+    pub hook_id: Option<String>,
+}
+
+// ---------- request bodies ----------
+
+/// Create an app key.
+#[derive(serde::Deserialize, ToSchema)]
+#[schema(example = json!({"name": "shop"}))]
+pub struct AppKeyRequest {
+    /// A name for people (default empty).
+    #[schema(max_length = 1024)]
+    pub name: Option<String>,
+}
+
+/// The settable fields of a webhook config.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"productName": "SMS", "events": ["MESSAGE_RESULT_UPDATE", "UNSUBSCRIBE"],
+    "url": "https://example.com/hooks", "signature": "my-shared-signature",
+    "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "maxHooksPerRequest": 100,
+    "retrySchedule": ["5s", "30s", "2m"]}))]
+pub struct ConfigRequest {
+    /// Any letter case is accepted (`Sms`).
+    pub product_name: ProductName,
+    /// The events it receives, each valid for the product.
+    #[schema(min_items = 1)]
+    pub events: Vec<EventName>,
+    /// An absolute `http` or `https` URL.
+    #[schema(pattern = "^https?://", max_length = 2048)]
+    pub url: String,
+    /// Sent verbatim in `X-Toast-Webhook-Signature`.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub signature: String,
+    /// `whsec_` + base64 of a 24 to 64 byte key: adds the Standard Webhooks headers. Write-only.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    pub signing_secret: Option<String>,
+    /// Default true; a disabled config receives nothing new.
+    pub enabled: Option<bool>,
+    #[schema(max_length = 1024)]
+    pub description: Option<String>,
+    /// Default 100.
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_hooks_per_request: Option<u32>,
+    /// Default 8.
+    #[schema(minimum = 1, maximum = 64)]
+    pub max_requests_in_flight: Option<u32>,
+    /// Per attempt; default 10000.
+    #[schema(minimum = 100, maximum = 60000)]
+    pub timeout_ms: Option<u32>,
+    /// Delays before attempts 2, 3, ...: durations such as `500ms`, `5s`, `2m`, `1h`, from 100ms
+    /// to 24h; ±20 % jitter applies. Default `5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h`.
+    #[schema(max_items = 30)]
+    pub retry_schedule: Option<Vec<String>>,
+}
+
+/// Ingest: hooks of one product and event.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"productName": "SMS", "event": "MESSAGE_RESULT_UPDATE", "hooks": [
+    {"hookId": "20240429205809GcSUXthVA00", "requestId": "20240429205802y0Tl7Gbz0e0",
+     "recipientSeq": 1, "messageStatus": "COMPLETED", "resultCode": "1000"}]}))]
+pub struct IngestRequest {
+    /// `SMS` or `KakaoTalk Bizmessage`, any letter case.
+    pub product_name: String,
+    pub event: EventName,
+    /// One object per event occurrence, each validated against the event's table
+    /// (wire-format.md); `hookId` is optional (generated when missing).
+    #[schema(min_items = 1)]
+    pub hooks: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Which event the `test` route sends.
+#[derive(serde::Deserialize, ToSchema)]
+#[schema(example = json!({"event": "UNSUBSCRIBE"}))]
+pub struct TestRequest {
+    /// Default: the config's first event.
+    pub event: Option<EventName>,
+}
+
+/// Which past deliveries' hooks to queue again.
+#[derive(serde::Deserialize, ToSchema)]
+#[schema(example = json!({"since": "2026-01-31T00:00:00Z", "status": ["FAILED"]}))]
+pub struct ReplayRequest {
+    #[schema(format = DateTime)]
+    pub since: Option<String>,
+    #[schema(format = DateTime)]
+    pub until: Option<String>,
+    /// Default: every status.
+    pub status: Option<Vec<views::DeliveryStatusName>>,
+}
+
+/// A signing secret rotation.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"gracePeriod": "24h"}))]
+pub struct RotateSigningSecretRequest {
+    /// The new secret; generated when omitted.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    pub signing_secret: Option<String>,
+    /// How long the old secret keeps signing beside the new one: `0s` to `30d`, default `24h`.
+    pub grace_period: Option<String>,
+}
+
+// ---------- error answers ----------
+
+/// Errors of the admin routes.
+#[derive(IntoResponses)]
+pub enum AdminErrors {
+    /// Bad input: the message names the field.
+    #[response(status = 400)]
+    BadRequest(ErrorResponse),
+    /// No or a wrong admin token.
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// A unique value is taken.
+    #[response(status = 409)]
+    Conflict(ErrorResponse),
+    /// The body is larger than the limit.
+    #[response(status = 413)]
+    TooLarge(ErrorResponse),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorResponse),
+    /// A bug: the message says what failed.
+    #[response(status = 500)]
+    Internal(ErrorResponse),
+    /// The store is unavailable; nothing was changed, try again.
+    #[response(status = 503)]
+    Unavailable(ErrorResponse),
+}
+
+/// Errors of the routes under `/v1/appkeys/{appKey}/` that take no body.
+#[derive(IntoResponses)]
+pub enum AppKeyErrors {
+    /// Bad input (a query parameter, a cursor): the message names it.
+    #[response(status = 400)]
+    BadRequest(ErrorResponse),
+    /// No or an unknown secret key (or a wrong admin token).
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// A valid secret key of another app key.
+    #[response(status = 403)]
+    Forbidden(ErrorResponse),
+    /// No such app key, config or delivery under this app key.
+    #[response(status = 404)]
+    NotFound(ErrorResponse),
+    /// A bug: the message says what failed.
+    #[response(status = 500)]
+    Internal(ErrorResponse),
+    /// The store is unavailable; nothing was changed, try again.
+    #[response(status = 503)]
+    Unavailable(ErrorResponse),
+}
+
+/// Errors of the routes under `/v1/appkeys/{appKey}/` that take a JSON body.
+#[derive(IntoResponses)]
+pub enum AppKeyBodyErrors {
+    /// Bad input: the message names the offending field by its path.
+    #[response(status = 400)]
+    BadRequest(ErrorResponse),
+    /// No or an unknown secret key (or a wrong admin token).
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// A valid secret key of another app key.
+    #[response(status = 403)]
+    Forbidden(ErrorResponse),
+    /// No such app key, config or delivery under this app key.
+    #[response(status = 404)]
+    NotFound(ErrorResponse),
+    /// A conflicting change.
+    #[response(status = 409)]
+    Conflict(ErrorResponse),
+    /// The body, a hook, or the number of hooks is over its limit.
+    #[response(status = 413)]
+    TooLarge(ErrorResponse),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorResponse),
+    /// A bug: the message says what failed.
+    #[response(status = 500)]
+    Internal(ErrorResponse),
+    /// The store is unavailable; nothing was changed, try again.
+    #[response(status = 503)]
+    Unavailable(ErrorResponse),
+}
+
+// ---------- the document ----------
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "secretKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Secret-Key",
+                "The app key's secret key: opens the routes under /v1/appkeys/{appKey}/ of that \
+                 app key only.",
+            ))),
+        );
+        components.add_security_scheme(
+            "adminToken",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The admin token (HOOKLINE_ADMIN_TOKEN): manages app keys and opens every \
+                         app key's routes.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hookline",
+        description = "Webhook delivery for messaging platforms: ingest events, deliver them in \
+            the platform's envelope with batching and retries, and read the delivery log. Every \
+            answer carries the platform's result header `{isSuccessful, resultCode, resultMessage}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        super::management::create_app_key,
+        super::management::list_app_keys,
+        super::management::rotate_secret,
+        super::management::create_config,
+        super::management::list_configs,
+        super::management::get_config,
+        super::management::put_config,
+        super::management::delete_config,
+        super::management::test_config,
+        super::management::rotate_signing_secret,
+        super::ingest::ingest,
+        super::deliveries::list,
+        super::deliveries::get_one,
+        super::deliveries::redeliver,
+        super::deliveries::replay,
+        super::healthz,
+        super::readyz,
+        super::metrics,
+        super::openapi_json,
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "app keys", description = "Tenants and their secret keys (admin token)"),
+        (name = "webhook configs", description = "Where and how an app key's events are delivered"),
+        (name = "events", description = "Ingest"),
+        (name = "deliveries", description = "The delivery log, redeliver and replay"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The document served at `/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

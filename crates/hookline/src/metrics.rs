@@ -1,0 +1,223 @@
+//! Prometheus metrics: one function per event, so the code that sees the event records it in one
+//! line, and the renderer behind `GET /metrics`.
+//!
+//! Counters and the latency histogram are recorded as events happen (the `metrics` crate's global
+//! recorder, rendered by `metrics-exporter-prometheus`). Gauges that describe stored state (queue
+//! depth, age of the oldest queued hook, configs by health, open deliveries) are read from the
+//! store at scrape time ([`crate::store::Store::stats`]), so they are true after a restart too.
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `hookline_hooks_ingested_total` | counter | `event`: hooks newly stored by ingest |
+//! | `hookline_hooks_duplicate_total` | counter | `event`: hooks acknowledged again (idempotent retries) |
+//! | `hookline_attempts_total` | counter | `outcome`: `success`, `http_4xx`, `http_5xx`, ..., or the error kind (`timeout`, `connect`, ...) |
+//! | `hookline_attempt_duration_seconds` | histogram | `result`: `success` or `failure` |
+//! | `hookline_deliveries_total` | counter | `status`: what an attempt moved the delivery to (`SUCCEEDED`, `RETRYING`, `FAILED`, `CANCELLED`) |
+//! | `hookline_queue_depth` | gauge | hooks queued for a config, not yet in a delivery |
+//! | `hookline_queue_oldest_age_seconds` | gauge | age of the oldest queued hook (0 when empty) |
+//! | `hookline_open_deliveries` | gauge | `status`: `PENDING`, `RETRYING` |
+//! | `hookline_configs` | gauge | `state`: `HEALTHY`, `FAILING`, `DISABLED`, `PAUSED` (enabled: false) |
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::model::{AttemptResult, DeliveryStatus, HealthState, Millis};
+use crate::store::StoreStats;
+
+/// The content type of the Prometheus text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+const ATTEMPT_DURATION: &str = "hookline_attempt_duration_seconds";
+/// Buckets of the attempt latency histogram, in seconds (timeouts go up to 60 s).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle). `None` when
+/// another recorder was installed first (then `/metrics` answers only the store gauges' names).
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(ATTEMPT_DURATION.into()), LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "hookline_hooks_ingested_total",
+        "Hooks newly stored by ingest."
+    );
+    describe_counter!(
+        "hookline_hooks_duplicate_total",
+        "Hooks acknowledged again without being stored (hookId already accepted)."
+    );
+    describe_counter!(
+        "hookline_attempts_total",
+        "Delivery attempts by outcome (success, http_NXX, or the error kind)."
+    );
+    describe_histogram!(
+        ATTEMPT_DURATION,
+        Unit::Seconds,
+        "Duration of delivery attempts."
+    );
+    describe_counter!(
+        "hookline_deliveries_total",
+        "Delivery state changes recorded after an attempt, by the new status."
+    );
+    describe_gauge!(
+        "hookline_queue_depth",
+        "Hooks queued for a config and not yet in a delivery."
+    );
+    describe_gauge!(
+        "hookline_queue_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest queued hook (0 when the queue is empty)."
+    );
+    describe_gauge!(
+        "hookline_open_deliveries",
+        "Deliveries waiting for an attempt, by status."
+    );
+    describe_gauge!(
+        "hookline_configs",
+        "Webhook configs by health state (PAUSED: enabled is false)."
+    );
+}
+
+/// Ingest stored `new` hooks of `event` out of `acknowledged` (the rest were duplicates).
+pub fn hooks_ingested(event: &'static str, acknowledged: usize, new: usize) {
+    counter!("hookline_hooks_ingested_total", "event" => event).increment(new as u64);
+    counter!("hookline_hooks_duplicate_total", "event" => event)
+        .increment(acknowledged.saturating_sub(new) as u64);
+}
+
+/// The `outcome` label of an attempt.
+pub fn attempt_outcome(result: &AttemptResult) -> String {
+    if result.succeeded() {
+        return "success".to_owned();
+    }
+    match (result.error_kind, result.status_code) {
+        (Some(kind), _) => kind.as_str().to_ascii_lowercase(),
+        (None, Some(code)) => format!("http_{}xx", code / 100),
+        (None, None) => "unknown".to_owned(),
+    }
+}
+
+/// An attempt of a logged delivery ended with `result` and moved the delivery to `status`.
+pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
+    counter!("hookline_attempts_total", "outcome" => attempt_outcome(result)).increment(1);
+    let label = if result.succeeded() {
+        "success"
+    } else {
+        "failure"
+    };
+    histogram!(ATTEMPT_DURATION, "result" => label).record(result.duration_ms as f64 / 1000.0);
+    delivery_finished(status);
+}
+
+/// A delivery moved to `status` after an attempt.
+pub fn delivery_finished(status: DeliveryStatus) {
+    counter!("hookline_deliveries_total", "status" => status.as_str()).increment(1);
+}
+
+/// Sets the gauges read from the store at scrape time.
+pub fn store_stats(stats: &StoreStats, now: Millis) {
+    gauge!("hookline_queue_depth").set(stats.queued_hooks as f64);
+    let age = stats
+        .oldest_queued_at
+        .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+    gauge!("hookline_queue_oldest_age_seconds").set(age);
+    for status in [DeliveryStatus::Pending, DeliveryStatus::Retrying] {
+        let n = stats
+            .open_deliveries
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        gauge!("hookline_open_deliveries", "status" => status.as_str()).set(n as f64);
+    }
+    for state in [
+        HealthState::Healthy,
+        HealthState::Failing,
+        HealthState::Disabled,
+    ] {
+        let n = stats
+            .configs_by_health
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map_or(0, |(_, n)| *n);
+        gauge!("hookline_configs", "state" => state.as_str()).set(n as f64);
+    }
+    gauge!("hookline_configs", "state" => "PAUSED").set(stats.paused_configs as f64);
+}
+
+/// The Prometheus text of every metric.
+pub fn render() -> String {
+    install().map(|h| h.render()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AttemptErrorKind;
+
+    fn result(status: Option<u16>, error: Option<AttemptErrorKind>) -> AttemptResult {
+        AttemptResult {
+            started_at: 0,
+            duration_ms: 12,
+            status_code: status,
+            error_kind: error,
+            error_message: None,
+            response_body: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn outcome_labels_name_the_class_or_the_error() {
+        assert_eq!(attempt_outcome(&result(Some(204), None)), "success");
+        assert_eq!(attempt_outcome(&result(Some(503), None)), "http_5xx");
+        assert_eq!(attempt_outcome(&result(Some(302), None)), "http_3xx");
+        assert_eq!(
+            attempt_outcome(&result(None, Some(AttemptErrorKind::BlockedAddress))),
+            "blocked_address"
+        );
+    }
+
+    #[test]
+    fn rendered_text_has_the_recorded_metrics() {
+        install();
+        hooks_ingested("UNSUBSCRIBE", 3, 2);
+        attempt_finished(&result(Some(500), None), DeliveryStatus::Retrying);
+        store_stats(
+            &StoreStats {
+                queued_hooks: 7,
+                oldest_queued_at: Some(1_000),
+                open_deliveries: vec![(DeliveryStatus::Retrying, 1)],
+                configs_by_health: vec![(HealthState::Failing, 2)],
+                paused_configs: 0,
+            },
+            11_000,
+        );
+        let text = render();
+        assert!(text.contains("hookline_hooks_ingested_total{event=\"UNSUBSCRIBE\"} "));
+        assert!(text.contains("hookline_attempts_total{outcome=\"http_5xx\"} "));
+        assert!(text.contains(
+            "hookline_attempt_duration_seconds_bucket{result=\"failure\",le=\"0.025\"} "
+        ));
+        assert!(text.contains("hookline_queue_depth 7"));
+        assert!(text.contains("hookline_queue_oldest_age_seconds 10"));
+        assert!(text.contains("hookline_configs{state=\"FAILING\"} 2"));
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The tests that use tools from outside Rust against a real `hookline serve` (built by test.sh):
+# schemathesis against /openapi.json, a Standard Webhooks receiver using the official Python
+# package, and the dashboard driven by headless Chromium. Installs what they need on first use:
+# a Python venv in target/test-venv (PyPI), Debian's chromium (apt), playwright-core (npm) in
+# target/test-node.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+VENV=target/test-venv
+PY_PACKAGES=(schemathesis==4.32.5 standardwebhooks==1.1.0)
+if ! "$VENV/bin/python" -c 'import schemathesis, standardwebhooks' 2>/dev/null; then
+    echo "== creating $VENV (${PY_PACKAGES[*]})"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+fi
+
+# A fresh network namespace with only loopback: schemathesis invents webhook URLs and the test
+# route sends to them; here nothing can leave the machine.
+in_private_net() {
+    local unshare=(unshare -n)
+    if ! unshare -n true 2>/dev/null; then
+        unshare=(unshare -rn)
+    fi
+    "${unshare[@]}" sh -c 'ip link set lo up && exec "$@"' sh "$@"
+}
+
+echo "== schemathesis against /openapi.json"
+in_private_net "$VENV/bin/python" scripts/ecosystem/run_schemathesis.py
+
+echo "== Standard Webhooks signatures checked by the official standardwebhooks package"
+"$VENV/bin/python" scripts/ecosystem/standard_webhooks_receiver.py
