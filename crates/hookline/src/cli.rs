@@ -41,6 +41,8 @@ pub enum Command {
     /// Manage app keys and webhook configs of a running server.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Measure throughput, latency and cost: starts a server, a sink and producers.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@
 //! - [`serve`] and [`cli`]: the binary's commands.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod engine;
 pub mod metrics;

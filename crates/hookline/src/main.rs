@@ -23,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Listen(args) => hookline::cli::listen(args).await,
         Command::Emit(args) => hookline::cli::emit(args).await,
         Command::Admin(command) => hookline::cli::admin(command).await,
+        Command::Bench(args) => hookline::bench::run(args).await,
     }
 }

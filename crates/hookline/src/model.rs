@@ -306,8 +306,8 @@ pub struct AttemptOutcome {
     pub result: AttemptResult,
     pub new_status: DeliveryStatus,
     pub next_attempt_at: Option<Millis>,
-    /// The config's health after this attempt.
-    pub health: Health,
+    /// The config's health after this attempt, when it changed enough to be written.
+    pub health: Option<Health>,
 }
 
 /// A page request: `cursor` is opaque to clients.

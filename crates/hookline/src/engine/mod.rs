@@ -32,8 +32,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::model::{
-    AttemptOutcome, AttemptResult, DeliveryStatus, Health, HealthState, Millis, WebhookConfig,
-    now_millis,
+    AttemptOutcome, AttemptResult, DeliveryStatus, Health, HealthState, Millis, SendableDelivery,
+    WebhookConfig, now_millis,
 };
 use crate::store::{Store, StoreSignal};
 use client::{DeliveryClient, Outgoing};
@@ -76,31 +76,30 @@ enum Command {
 
 /// Messages from attempt tasks to the dispatcher.
 enum TaskEvent {
-    /// A claim ended; `got` tells whether it produced a delivery (whose attempt goes on in the
-    /// same slot). A claim that got nothing gives its slot back.
-    Claimed { config_id: String, got: bool },
-    /// The store failed a claim or a load: the slot is given back and the work retried later.
+    /// A claim that reserved `asked` slots produced `got` deliveries (each goes on in one of
+    /// those slots); the other slots are given back.
+    Claimed {
+        config_id: String,
+        asked: u32,
+        got: u32,
+    },
+    /// The store failed a claim or a load: the slots are given back and the work retried later.
     StoreFailed {
         config_id: String,
         hooks_id: Option<String>,
+        slots: u32,
     },
     /// The delivery is no longer open (cancelled, or finished elsewhere): the slot is given back.
     Abandoned { config_id: String },
     /// The shutdown grace period ran out: stop waiting for attempts in flight.
     GraceExpired,
-    /// An attempt ended; the dispatcher answers with the outcome to record.
+    /// An attempt ended: the dispatcher judges it, queues its record, schedules a retry if
+    /// due, and gives the slot back.
     Finished {
         config_id: String,
         hooks_id: String,
         number: u32,
         result: AttemptResult,
-        reply: oneshot::Sender<AttemptOutcome>,
-    },
-    /// The outcome is committed: the slot is given back and a retry scheduled if due.
-    Recorded {
-        config_id: String,
-        hooks_id: String,
-        retry_at: Option<Instant>,
     },
 }
 
@@ -196,6 +195,8 @@ struct ConfigState {
     /// Deliveries waiting for a retry, with their due time (the heap may hold stale entries).
     scheduled: HashMap<String, Instant>,
     health: Health,
+    /// The health as last written to the store.
+    health_written: Health,
     /// While FAILING: the earliest time a new batch may be taken off the queue.
     next_claim_at: Option<Instant>,
 }
@@ -204,6 +205,7 @@ impl ConfigState {
     fn new(config: WebhookConfig) -> Self {
         ConfigState {
             health: config.health.clone(),
+            health_written: config.health.clone(),
             config: Arc::new(config),
             in_flight: 0,
             queued: false,
@@ -394,9 +396,17 @@ impl Dispatcher {
                             st.health = config.health.clone();
                         }
                         st.config = Arc::new(config);
+                        // Re-enabled or reconfigured: look at the queue again.
+                        st.queued = true;
                     }
                     None => {
-                        self.configs.insert(id.clone(), ConfigState::new(config));
+                        // New work for a config can overtake the config itself (they come on
+                        // different channels), and `NewWork` for an unknown config is dropped:
+                        // so a config starts out assuming its queue has hooks. A claim that finds
+                        // none costs one cheap query.
+                        let mut st = ConfigState::new(config);
+                        st.queued = true;
+                        self.configs.insert(id.clone(), st);
                     }
                 }
                 self.dirty.insert(id);
@@ -451,18 +461,23 @@ impl Dispatcher {
 
     fn on_event(&mut self, event: TaskEvent) {
         match event {
-            TaskEvent::Claimed { config_id, got } => {
+            TaskEvent::Claimed {
+                config_id,
+                asked,
+                got,
+            } => {
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.claiming = false;
                     self.dirty.insert(config_id.clone());
                 }
-                if !got {
+                for _ in got..asked {
                     self.release(&config_id);
                 }
             }
             TaskEvent::StoreFailed {
                 config_id,
                 hooks_id,
+                slots,
             } => {
                 let at = Instant::now() + STORE_BACKOFF;
                 if let Some(st) = self.configs.get_mut(&config_id)
@@ -474,7 +489,9 @@ impl Dispatcher {
                     Some(hooks_id) => self.schedule(&config_id, hooks_id, at),
                     None => self.wake_at(&config_id, at),
                 }
-                self.release(&config_id);
+                for _ in 0..slots {
+                    self.release(&config_id);
+                }
             }
             TaskEvent::Abandoned { config_id } => self.release(&config_id),
             TaskEvent::GraceExpired => {
@@ -491,16 +508,17 @@ impl Dispatcher {
                 hooks_id,
                 number,
                 result,
-                reply,
             } => {
                 let outcome = self.judge(&config_id, hooks_id, number, result);
-                let _ = reply.send(outcome);
-            }
-            TaskEvent::Recorded {
-                config_id,
-                hooks_id,
-                retry_at,
-            } => {
+                let retry_at = outcome
+                    .next_attempt_at
+                    .filter(|_| outcome.new_status == DeliveryStatus::Retrying)
+                    .map(|at| instant_at(at, now_millis()));
+                let hooks_id = outcome.hooks_id.clone();
+                crate::metrics::attempt_finished(&outcome.result, outcome.new_status);
+                // Queued, not awaited: the writer commits it with its neighbours, and the retry
+                // (at least 100 ms away) is loaded only after that commit.
+                self.store.record_attempt(outcome);
                 if let Some(at) = retry_at {
                     self.schedule(&config_id, hooks_id, at);
                 }
@@ -530,7 +548,7 @@ impl Dispatcher {
                 result,
                 new_status: DeliveryStatus::Cancelled,
                 next_attempt_at: None,
-                health: Health::default(),
+                health: None,
             };
         };
         let was = st.health.state;
@@ -576,6 +594,12 @@ impl Dispatcher {
             _ => {}
         }
         self.dirty.insert(config_id.to_owned());
+        let health = if health_worth_writing(&st.health_written, &st.health) {
+            st.health_written = st.health.clone();
+            Some(st.health.clone())
+        } else {
+            None
+        };
         AttemptOutcome {
             hooks_id,
             config_id: config_id.to_owned(),
@@ -583,7 +607,7 @@ impl Dispatcher {
             result,
             new_status,
             next_attempt_at,
-            health: st.health.clone(),
+            health,
         }
     }
 
@@ -634,16 +658,23 @@ impl Dispatcher {
                 }
                 st.next_claim_at = Some(now + st.probe_interval());
             }
+            // One claim fills every free slot (a FAILING config probes with one batch), so a
+            // config's claims cost one commit, not one per batch.
+            let slots = if st.health.state == HealthState::Failing {
+                1
+            } else {
+                limit - st.in_flight
+            };
             st.claiming = true;
-            st.in_flight += 1;
-            jobs.push(Job::Claim);
+            st.in_flight += slots;
+            jobs.push(Job::Claim(slots));
         }
         let config = st.config.clone();
         if let Some(at) = wake {
             self.wake_at(config_id, at);
         }
         for job in jobs {
-            self.total_in_flight += 1;
+            self.total_in_flight += job.slots() as usize;
             let task = AttemptTask {
                 store: self.store.clone(),
                 client: self.client.clone(),
@@ -655,6 +686,23 @@ impl Dispatcher {
     }
 }
 
+/// Health is written when its state or failure count changes, and otherwise at most once a
+/// second: a steady stream of successes should not rewrite the config row on every attempt.
+fn health_worth_writing(written: &Health, now: &Health) -> bool {
+    const EVERY_MS: Millis = 1000;
+    let advanced = |a: Option<Millis>, b: Option<Millis>| match (a, b) {
+        (Some(a), Some(b)) => b - a >= EVERY_MS,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    written.state != now.state
+        || written.consecutive_failures != now.consecutive_failures
+        || written.disabled_reason != now.disabled_reason
+        || written.failing_since != now.failing_since
+        || advanced(written.last_success_at, now.last_success_at)
+        || advanced(written.last_failure_at, now.last_failure_at)
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -663,12 +711,22 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 enum Job {
-    /// Take a new batch off the queue.
-    Claim,
+    /// Take up to this many batches off the queue, one per reserved slot.
+    Claim(u32),
     /// Attempt an existing delivery.
     Send(String),
 }
 
+impl Job {
+    fn slots(&self) -> u32 {
+        match self {
+            Job::Claim(n) => *n,
+            Job::Send(_) => 1,
+        }
+    }
+}
+
+#[derive(Clone)]
 struct AttemptTask {
     store: Arc<dyn Store>,
     client: DeliveryClient,
@@ -680,35 +738,36 @@ impl AttemptTask {
     async fn run(self, job: Job) {
         let config_id = self.config.id.clone();
         let delivery = match job {
-            Job::Claim => {
-                match self
+            Job::Claim(slots) => {
+                let claimed = self
                     .store
-                    .claim_batch(&self.config, self.config.max_hooks_per_request)
-                    .await
-                {
-                    Ok(Some(batch)) => {
-                        self.tell(TaskEvent::Claimed {
-                            config_id: config_id.clone(),
-                            got: true,
-                        });
-                        batch.delivery
-                    }
-                    Ok(None) => {
-                        self.tell(TaskEvent::Claimed {
-                            config_id,
-                            got: false,
-                        });
-                        return;
-                    }
+                    .claim_batches(&self.config, self.config.max_hooks_per_request, slots)
+                    .await;
+                let mut batches = match claimed {
+                    Ok(batches) => batches,
                     Err(e) => {
                         tracing::error!(config_id, error = %e, "claiming a batch failed");
                         self.tell(TaskEvent::StoreFailed {
                             config_id,
                             hooks_id: None,
+                            slots,
                         });
                         return;
                     }
+                };
+                self.tell(TaskEvent::Claimed {
+                    config_id,
+                    asked: slots,
+                    got: batches.len() as u32,
+                });
+                if batches.is_empty() {
+                    return;
                 }
+                let first = batches.remove(0);
+                for batch in batches {
+                    tokio::spawn(self.clone().attempt(batch.delivery));
+                }
+                first.delivery
             }
             Job::Send(hooks_id) => match self.store.load_delivery(&hooks_id).await {
                 Ok(Some(delivery)) => delivery,
@@ -721,12 +780,18 @@ impl AttemptTask {
                     self.tell(TaskEvent::StoreFailed {
                         config_id,
                         hooks_id: Some(hooks_id),
+                        slots: 1,
                     });
                     return;
                 }
             },
         };
+        self.attempt(delivery).await;
+    }
 
+    /// Sends one attempt of a delivery, has it judged, and records it.
+    async fn attempt(self, delivery: SendableDelivery) {
+        let config_id = self.config.id.clone();
         let number = delivery.attempt_count + 1;
         let result = self
             .client
@@ -760,30 +825,11 @@ impl AttemptTask {
             );
         }
 
-        let (reply, verdict) = oneshot::channel();
         self.tell(TaskEvent::Finished {
-            config_id: config_id.clone(),
-            hooks_id: delivery.hooks_id.clone(),
-            number,
-            result,
-            reply,
-        });
-        let Ok(outcome) = verdict.await else {
-            return; // the dispatcher is gone: shutting down
-        };
-        let retry_at = outcome
-            .next_attempt_at
-            .filter(|_| outcome.new_status == DeliveryStatus::Retrying)
-            .map(|at| instant_at(at, now_millis()));
-        crate::metrics::attempt_finished(&outcome.result, outcome.new_status);
-        if let Err(e) = self.store.record_attempt(outcome).await {
-            // The delivery stays open in the store: it is attempted again (at-least-once).
-            tracing::error!(hooks_id = delivery.hooks_id, error = %e, "recording an attempt failed");
-        }
-        self.tell(TaskEvent::Recorded {
             config_id,
             hooks_id: delivery.hooks_id,
-            retry_at,
+            number,
+            result,
         });
     }
 

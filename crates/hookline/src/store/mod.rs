@@ -128,17 +128,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<IngestOutcome>;
 
     // --- engine ---
-    /// Takes up to `max_hooks` queued hooks of one event for the config (oldest first) and
-    /// turns them into a PENDING delivery with a new hooksId. `None` when the queue is empty.
-    async fn claim_batch(
+    /// Takes up to `max_batches` batches of queued hooks for the config, each of up to
+    /// `max_hooks` hooks of one event (oldest first), and turns each into a PENDING delivery with
+    /// a new hooksId, in one commit. Empty when the queue is.
+    async fn claim_batches(
         &self,
         config: &WebhookConfig,
         max_hooks: u32,
-    ) -> StoreResult<Option<ClaimedBatch>>;
+        max_batches: u32,
+    ) -> StoreResult<Vec<ClaimedBatch>>;
     async fn load_delivery(&self, hooks_id: &str) -> StoreResult<Option<SendableDelivery>>;
-    /// Records an attempt and moves the delivery to its next state (a CANCELLED delivery stays
-    /// cancelled), and stores the config's health, in one commit.
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()>;
+    /// Queues an attempt record for the writer's next group commit and returns at once: the
+    /// attempt, the delivery's next state (a CANCELLED delivery stays cancelled) and the config's
+    /// health (when given) are written in one commit. Writes commit in the order they are queued,
+    /// so a later awaited write (or [`Store::flush`]) sees it. A crash before that commit makes
+    /// the attempt count as in flight: the delivery is sent again after restart.
+    fn record_attempt(&self, outcome: AttemptOutcome);
+    /// Waits until every write queued before this call is committed.
+    async fn flush(&self) -> StoreResult<()>;
     async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>>;
     /// Configs that have queued hooks (to resume after a start).
     async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>>;

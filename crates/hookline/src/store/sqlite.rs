@@ -32,6 +32,8 @@ use crate::model::{
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
 const READER_POOL_SIZE: usize = 4;
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Schema migrations, applied in order at open; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -132,6 +134,12 @@ CREATE TABLE attempts (
 ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret TEXT;
 ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret_expires_at INTEGER;
 "#,
+    // 3: a partial index whose predicate the planner must check against bound values makes SQLite
+    // re-prepare statements over and over; a plain index on status serves the same queries.
+    r#"
+DROP INDEX deliveries_open;
+CREATE INDEX deliveries_by_status ON deliveries (status);
+"#,
 ];
 
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -151,9 +159,26 @@ pub struct WriteTx<'a> {
 }
 
 type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
-/// A job gets the transaction (or the reason there is none) and returns whether it succeeded and
-/// what to do once the group's commit is known.
-type Job = Box<dyn FnOnce(StoreResult<&mut WriteTx<'_>>) -> (bool, Finisher) + Send>;
+/// A job gets the transaction (or the reason there is none) and returns how it went and what to
+/// do once the group's commit is known.
+type Job = Box<dyn FnOnce(StoreResult<&mut WriteTx<'_>>) -> (JobStatus, Finisher) + Send>;
+
+/// How a job ended. Jobs run without savepoints (they cost a sub-journal write per page), so a
+/// job that refuses (a conflict, a bad cursor) must decide before it writes anything; any other
+/// error rolls the whole group back and every job in it fails.
+enum JobStatus {
+    Done,
+    Refused,
+    Failed(StoreError),
+}
+
+fn job_status<R>(result: &StoreResult<R>) -> JobStatus {
+    match result {
+        Ok(_) => JobStatus::Done,
+        Err(StoreError::Conflict(_) | StoreError::BadCursor) => JobStatus::Refused,
+        Err(e) => JobStatus::Failed(e.clone()),
+    }
+}
 
 struct ReaderPool {
     path: PathBuf,
@@ -186,6 +211,8 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReaderPool>,
     signals_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreSignal>>>,
+    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer_stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
@@ -197,8 +224,11 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     if read_only {
         conn.pragma_update(None, "query_only", "ON")?;
     } else {
-        // Bigger pages in memory for the writer; checkpoints stay automatic.
-        conn.pragma_update(None, "cache_size", "-65536")?;
+        // A moderate cache: SQLite scans the page cache's hash at every commit, so a huge cache
+        // costs more per commit than it saves in reads.
+        conn.pragma_update(None, "cache_size", "-8192")?;
+        // Checkpoints run on their own thread (see `checkpoint_loop`).
+        conn.pragma_update(None, "wal_autocheckpoint", "0")?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -231,7 +261,20 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, job_rx, sig_tx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        let checkpointer_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer = {
+            let path = path.clone();
+            let stop = checkpointer_stop.clone();
+            std::thread::Builder::new()
+                .name("sqlite-checkpoint".into())
+                .spawn(move || checkpoint_loop(path, stop))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start checkpoint thread: {e}"))
+                })?
+        };
         Ok(SqliteStore {
+            checkpointer: Mutex::new(Some(checkpointer)),
+            checkpointer_stop,
             writer: Mutex::new(Some(job_tx)),
             writer_thread: Mutex::new(Some(thread)),
             readers: Arc::new(ReaderPool {
@@ -252,30 +295,78 @@ impl SqliteStore {
         let job: Job = Box::new(move |ctx| match ctx {
             Ok(ctx) => {
                 let result = f(ctx);
-                let ok = result.is_ok();
+                let status = job_status(&result);
                 let finish: Finisher = Box::new(move |commit| {
                     let _ = tx.send(commit.and(result));
                 });
-                (ok, finish)
+                (status, finish)
             }
             Err(e) => {
+                let status = JobStatus::Failed(e.clone());
                 let finish: Finisher = Box::new(move |_| {
                     let _ = tx.send(Err(e));
                 });
-                (false, finish)
+                (status, finish)
             }
         });
-        {
-            let writer = self.writer.lock().map_err(poisoned)?;
-            let sender = writer
-                .as_ref()
-                .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
-            sender
-                .send(job)
-                .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
-        }
+        self.submit(job)?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Runs `f` in the writer's next group and answers as soon as it has run, before the group
+    /// commits. For work whose loss in a failed commit is harmless: the engine's claims (if the
+    /// commit fails, the hooks stay queued and are claimed again: at-least-once).
+    async fn write_uncommitted<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<R>>();
+        let job: Job = Box::new(move |ctx| {
+            let result = ctx.and_then(f);
+            let status = job_status(&result);
+            let _ = tx.send(result);
+            let finish: Finisher = Box::new(|commit| {
+                if let Err(e) = commit {
+                    tracing::warn!(error = %e, "a claim's commit failed; its hooks stay queued");
+                }
+            });
+            (status, finish)
+        });
+        self.submit(job)?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Queues `f` for the writer's next group without waiting; failures are logged.
+    fn write_detached<F>(&self, what: &'static str, f: F)
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<()> + Send + 'static,
+    {
+        let job: Job = Box::new(move |ctx| {
+            let result = ctx.and_then(f);
+            let status = job_status(&result);
+            let finish: Finisher = Box::new(move |commit| {
+                if let Err(e) = commit.and(result) {
+                    tracing::error!(error = %e, what, "a queued write failed");
+                }
+            });
+            (status, finish)
+        });
+        if let Err(e) = self.submit(job) {
+            tracing::error!(error = %e, what, "a write could not be queued");
+        }
+    }
+
+    fn submit(&self, job: Job) -> StoreResult<()> {
+        let writer = self.writer.lock().map_err(poisoned)?;
+        let sender = writer
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        sender
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))
     }
 
     /// Runs `f` on a reader connection on the blocking pool.
@@ -296,6 +387,12 @@ impl SqliteStore {
     }
 }
 
+/// Transaction control statements, prepared once: parsing them per job showed in profiles.
+fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn writer_loop(
     conn: Connection,
     jobs: std::sync::mpsc::Receiver<Job>,
@@ -304,8 +401,17 @@ fn writer_loop(
     let mut signals: Vec<StoreSignal> = Vec::new();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     let mut finishers: Vec<Finisher> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    while let Ok(first) = jobs.recv() {
-        batch.push(first);
+    // Jobs that did not run because an earlier job of their group failed: first in the next.
+    let mut carried: Vec<Job> = Vec::new();
+    loop {
+        if carried.is_empty() {
+            match jobs.recv() {
+                Ok(first) => batch.push(first),
+                Err(_) => break,
+            }
+        } else {
+            batch.append(&mut carried);
+        }
         while batch.len() < MAX_JOBS_PER_COMMIT {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
@@ -313,45 +419,39 @@ fn writer_loop(
             }
         }
 
-        let began = conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err);
-        if let Err(e) = began {
+        if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
             for job in batch.drain(..) {
                 let (_, finish) = job(Err(e.clone()));
                 finish(Err(e.clone()));
             }
             continue;
         }
-        for job in batch.drain(..) {
-            let mark = signals.len();
-            let savepoint = conn.execute_batch("SAVEPOINT job").map_err(db_err);
-            let (ok, finish) = match savepoint {
-                Ok(()) => {
-                    let mut ctx = WriteTx {
-                        conn: &conn,
-                        signals: &mut signals,
-                    };
-                    job(Ok(&mut ctx))
-                }
-                Err(e) => job(Err(e)),
+        let mut failure = None;
+        let mut pending = batch.drain(..);
+        for job in pending.by_ref() {
+            let mut ctx = WriteTx {
+                conn: &conn,
+                signals: &mut signals,
             };
-            let closed = if ok {
-                conn.execute_batch("RELEASE job")
-            } else {
-                signals.truncate(mark);
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
-            };
-            if let Err(e) = closed {
-                tracing::error!(error = %e, "savepoint could not be closed");
-            }
+            let (status, finish) = job(Ok(&mut ctx));
             finishers.push(finish);
+            if let JobStatus::Failed(e) = status {
+                failure = Some(e);
+                break;
+            }
         }
-        let committed = conn.execute_batch("COMMIT").map_err(db_err);
-        if committed.is_err() {
+        carried.extend(pending);
+        let outcome = match failure {
+            None => run_cached(&conn, "COMMIT"),
+            Some(e) => Err(e),
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = finishers.len(), "write group rolled back");
             let _ = conn.execute_batch("ROLLBACK");
             signals.clear();
         }
         for finish in finishers.drain(..) {
-            finish(committed.clone());
+            finish(outcome.clone());
         }
         for signal in signals.drain(..) {
             let _ = signals_out.send(signal);
@@ -359,6 +459,25 @@ fn writer_loop(
     }
     // Every sender is gone: checkpoint so the WAL does not linger.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/// Copies the WAL into the database file in the background, so the writer never pays for
+/// checkpoints (and their fsync) on its own thread.
+fn checkpoint_loop(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
+    let conn = match Connection::open(&path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!(error = %e, "checkpointer cannot open the database");
+            return;
+        }
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::park_timeout(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
+    }
 }
 
 // ---------- row mapping ----------
@@ -664,6 +783,85 @@ fn insert_delivery(
 
 fn page_size(page: &PageRequest) -> u32 {
     page.size.clamp(1, 1000)
+}
+
+/// Takes up to `max_hooks` queued hooks of one event (the event whose oldest hook is oldest:
+/// FIFO across events) and turns them into a PENDING delivery.
+fn claim_one(
+    conn: &Connection,
+    config_id: &str,
+    app_key: &str,
+    product: Product,
+    max_hooks: u32,
+) -> StoreResult<Option<ClaimedBatch>> {
+    let mut oldest: Option<(i64, Event)> = None;
+    {
+        let mut min_seq = conn.prepare_cached(
+            "SELECT MIN(hook_seq) FROM queue WHERE config_id = ?1 AND event = ?2",
+        )?;
+        for event in product.events() {
+            let seq: Option<i64> =
+                min_seq.query_row(params![config_id, event.as_str()], |r| r.get(0))?;
+            if let Some(seq) = seq
+                && oldest.is_none_or(|(s, _)| seq < s)
+            {
+                oldest = Some((seq, *event));
+            }
+        }
+    }
+    let Some((_, event)) = oldest else {
+        return Ok(None);
+    };
+    let taken: Vec<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT q.hook_seq, h.hook_id, h.body FROM queue q \
+             JOIN hooks h ON h.seq = q.hook_seq \
+             WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3",
+        )?
+        .query_map(params![config_id, event.as_str(), max_hooks.max(1)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let Some(last_seq) = taken.last().map(|t| t.0) else {
+        return Err(StoreError::Corrupt(format!(
+            "queue of {config_id} names hooks that do not exist"
+        )));
+    };
+    conn.prepare_cached(
+        "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq <= ?3",
+    )?
+    .execute(params![config_id, event.as_str(), last_seq])?;
+    let now = now_millis();
+    let hooks_id = hookline_wire::generate_id();
+    let summary = DeliverySummary {
+        hooks_id: hooks_id.clone(),
+        app_key: app_key.to_owned(),
+        config_id: config_id.to_owned(),
+        product,
+        event,
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        hook_ids: Vec::new(),
+        next_attempt_at: Some(now),
+        created_at: now,
+        updated_at: now,
+    };
+    let seqs: Vec<i64> = taken.iter().map(|t| t.0).collect();
+    insert_delivery(conn, &summary, &seqs)?;
+    Ok(Some(ClaimedBatch {
+        delivery: SendableDelivery {
+            hooks_id,
+            config_id: config_id.to_owned(),
+            app_key: app_key.to_owned(),
+            product,
+            event,
+            attempt_count: 0,
+            hooks: taken
+                .into_iter()
+                .map(|(_, hook_id, json)| StoredHook { hook_id, json })
+                .collect(),
+        },
+    }))
 }
 
 #[async_trait]
@@ -1066,95 +1264,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_batch(
+    async fn claim_batches(
         &self,
         config: &WebhookConfig,
         max_hooks: u32,
-    ) -> StoreResult<Option<ClaimedBatch>> {
+        max_batches: u32,
+    ) -> StoreResult<Vec<ClaimedBatch>> {
         let config_id = config.id.clone();
         let app_key = config.app_key.clone();
         let product = config.product;
-        self.write(move |tx| {
-            let conn = tx.conn;
-            // The event whose oldest queued hook is oldest goes first: FIFO across events.
-            let mut oldest: Option<(i64, Event)> = None;
-            {
-                let mut min_seq = conn.prepare_cached(
-                    "SELECT MIN(hook_seq) FROM queue WHERE config_id = ?1 AND event = ?2",
-                )?;
-                for event in product.events() {
-                    let seq: Option<i64> =
-                        min_seq.query_row(params![config_id, event.as_str()], |r| r.get(0))?;
-                    if let Some(seq) = seq
-                        && oldest.is_none_or(|(s, _)| seq < s)
-                    {
-                        oldest = Some((seq, *event));
-                    }
+        self.write_uncommitted(move |tx| {
+            let mut batches = Vec::new();
+            while batches.len() < max_batches.max(1) as usize {
+                match claim_one(tx.conn, &config_id, &app_key, product, max_hooks)? {
+                    Some(batch) => batches.push(batch),
+                    None => break,
                 }
             }
-            let Some((_, event)) = oldest else {
-                tx.signals.push(StoreSignal::QueueDrained { config_id });
-                return Ok(None);
-            };
-            let taken: Vec<(i64, String, String)> = conn
-                .prepare_cached(
-                    "SELECT q.hook_seq, h.hook_id, h.body FROM queue q \
-                     JOIN hooks h ON h.seq = q.hook_seq \
-                     WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3",
-                )?
-                .query_map(params![config_id, event.as_str(), max_hooks.max(1)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let Some(last_seq) = taken.last().map(|t| t.0) else {
-                return Err(StoreError::Corrupt(format!(
-                    "queue of {config_id} names hooks that do not exist"
-                )));
-            };
-            conn.prepare_cached(
-                "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq <= ?3",
-            )?
-            .execute(params![config_id, event.as_str(), last_seq])?;
-            let now = now_millis();
-            let hooks_id = hookline_wire::generate_id();
-            let summary = DeliverySummary {
-                hooks_id: hooks_id.clone(),
-                app_key: app_key.clone(),
-                config_id: config_id.clone(),
-                product,
-                event,
-                status: DeliveryStatus::Pending,
-                attempt_count: 0,
-                hook_ids: Vec::new(),
-                next_attempt_at: Some(now),
-                created_at: now,
-                updated_at: now,
-            };
-            let seqs: Vec<i64> = taken.iter().map(|t| t.0).collect();
-            insert_delivery(conn, &summary, &seqs)?;
-            let more: Option<i64> = conn
+            let more: Option<i64> = tx
+                .conn
                 .prepare_cached("SELECT 1 FROM queue WHERE config_id = ?1 LIMIT 1")?
                 .query_row(params![config_id], |r| r.get(0))
                 .optional()?;
             if more.is_none() {
-                tx.signals.push(StoreSignal::QueueDrained {
-                    config_id: config_id.clone(),
-                });
+                tx.signals.push(StoreSignal::QueueDrained { config_id });
             }
-            Ok(Some(ClaimedBatch {
-                delivery: SendableDelivery {
-                    hooks_id,
-                    config_id,
-                    app_key,
-                    product,
-                    event,
-                    attempt_count: 0,
-                    hooks: taken
-                        .into_iter()
-                        .map(|(_, hook_id, json)| StoredHook { hook_id, json })
-                        .collect(),
-                },
-            }))
+            Ok(batches)
         })
         .await
     }
@@ -1173,8 +1308,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_attempt(&self, outcome: AttemptOutcome) -> StoreResult<()> {
-        self.write(move |tx| {
+    fn record_attempt(&self, outcome: AttemptOutcome) {
+        self.write_detached("attempt record", move |tx| {
             let conn = tx.conn;
             let r = &outcome.result;
             conn.prepare_cached(
@@ -1203,9 +1338,15 @@ impl Store for SqliteStore {
                 outcome.next_attempt_at,
                 now_millis()
             ])?;
-            write_health(conn, &outcome.config_id, &outcome.health)
-        })
-        .await
+            if let Some(health) = &outcome.health {
+                write_health(conn, &outcome.config_id, health)?;
+            }
+            Ok(())
+        });
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.write(|_| Ok(())).await
     }
 
     async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>> {
@@ -1498,6 +1639,13 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpointer_stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let checkpointer = self.checkpointer.lock().ok().and_then(|mut t| t.take());
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.thread().unpark();
+            let _ = tokio::task::spawn_blocking(move || checkpointer.join()).await;
+        }
         if let Ok(mut writer) = self.writer.lock() {
             writer.take();
         }
@@ -1700,7 +1848,7 @@ mod tests {
         for config_id in ["c1", "c2"] {
             let cfg = config(config_id, "ak", vec![Event::ConversionBlock]);
             let mut seen = HashSet::new();
-            while let Some(batch) = store.claim_batch(&cfg, 100).await.unwrap() {
+            for batch in store.claim_batches(&cfg, 100, 1000).await.unwrap() {
                 assert!(batch.delivery.hooks.len() <= 100);
                 for hook in batch.delivery.hooks {
                     assert!(seen.insert(hook.hook_id), "a hook was claimed twice");
@@ -1709,7 +1857,7 @@ mod tests {
             assert_eq!(seen.len(), 1000);
         }
         let cfg3 = config("c3", "ak", vec![Event::Unsubscribe]);
-        assert!(store.claim_batch(&cfg3, 100).await.unwrap().is_none());
+        assert!(store.claim_batches(&cfg3, 100, 8).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -1735,7 +1883,7 @@ mod tests {
             .unwrap();
         assert_eq!(other.new_hooks, 5);
         let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-        let batch = store.claim_batch(&cfg, 100).await.unwrap().unwrap();
+        let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
         assert_eq!(batch.delivery.hooks.len(), 6);
     }
 
@@ -1749,31 +1897,29 @@ mod tests {
             .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
             .await
             .unwrap();
-        let claimed = store.claim_batch(&cfg, 2).await.unwrap().unwrap();
+        let claimed = store.claim_batches(&cfg, 2, 1).await.unwrap().remove(0);
         assert!(store.delete_config("ak", "c1").await.unwrap());
         assert!(!store.delete_config("ak", "c1").await.unwrap());
 
         // An attempt that finishes after the delete does not reopen the delivery.
-        store
-            .record_attempt(AttemptOutcome {
-                hooks_id: claimed.delivery.hooks_id.clone(),
-                config_id: "c1".into(),
-                number: 1,
-                result: AttemptResult {
-                    started_at: 0,
-                    duration_ms: 1,
-                    status_code: Some(500),
-                    error_kind: None,
-                    error_message: None,
-                    response_body: None,
-                    retry_after: None,
-                },
-                new_status: DeliveryStatus::Retrying,
-                next_attempt_at: Some(1),
-                health: Health::default(),
-            })
-            .await
-            .unwrap();
+        store.record_attempt(AttemptOutcome {
+            hooks_id: claimed.delivery.hooks_id.clone(),
+            config_id: "c1".into(),
+            number: 1,
+            result: AttemptResult {
+                started_at: 0,
+                duration_ms: 1,
+                status_code: Some(500),
+                error_kind: None,
+                error_message: None,
+                response_body: None,
+                retry_after: None,
+            },
+            new_status: DeliveryStatus::Retrying,
+            next_attempt_at: Some(1),
+            health: Some(Health::default()),
+        });
+        store.flush().await.unwrap();
         let page = store
             .list_deliveries(
                 "ak",
@@ -1807,7 +1953,7 @@ mod tests {
                 .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 150))
                 .await
                 .unwrap();
-            let batch = store.claim_batch(&cfg, 100).await.unwrap().unwrap();
+            let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
             store.close().await;
             batch.delivery.hooks_id
         };
@@ -1822,7 +1968,7 @@ mod tests {
         let delivery = store.load_delivery(&hooks_id).await.unwrap().unwrap();
         assert_eq!(delivery.hooks.len(), 100);
         assert_eq!(delivery.hooks[0].hook_id, "h-0");
-        let rest = store.claim_batch(&cfg, 100).await.unwrap().unwrap();
+        let rest = store.claim_batches(&cfg, 100, 8).await.unwrap().remove(0);
         assert_eq!(rest.delivery.hooks.len(), 50);
     }
 
