@@ -15,5 +15,6 @@ pub mod cli;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod retention;
 pub mod serve;
 pub mod store;

@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// How long a config may fail without a break before it is DISABLED (e.g. 3d, 12h, 30m).
     #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "3d", value_parser = parse_period)]
     pub disable_after: Duration,
+    /// How long finished deliveries, their attempts and their hooks are kept (e.g. 30d, 12h).
+    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = parse_period)]
+    pub retention: Duration,
+    /// How often expired history is purged.
+    #[arg(long, env = "HOOKLINE_RETENTION_INTERVAL", default_value = "10m", value_parser = parse_period)]
+    pub retention_interval: Duration,
     /// The longest a graceful shutdown waits for attempts in flight (e.g. 30s).
     #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_period)]
     pub shutdown_grace: Duration,
@@ -150,6 +156,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
     });
+    let retention = crate::retention::spawn(
+        store.clone(),
+        crate::retention::RetentionSettings {
+            keep: args.retention,
+            interval: args.retention_interval.max(Duration::from_millis(10)),
+        },
+    );
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -171,6 +184,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("no longer accepting requests; draining deliveries");
+    retention.abort();
     engine.shutdown().await;
     drop(engine);
     // Attempts are drained; the dispatcher ends once the last handle is gone.

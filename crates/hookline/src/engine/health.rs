@@ -5,6 +5,9 @@
 //!   one at a time, at most once per probe interval, so a dead receiver costs little.
 //! - Failing without a break for `disable_after` makes it DISABLED, with the reason recorded; it
 //!   then receives nothing until a PUT with `enabled: true`.
+//! - A receiver that answers `410 Gone` says the endpoint no longer exists: the config becomes
+//!   DISABLED at once, with that reason. Its queued hooks and open deliveries wait (nothing is
+//!   dropped) until an operator enables it again.
 //! - Any success heals it back to HEALTHY.
 
 use std::time::Duration;
@@ -40,6 +43,19 @@ impl HealthPolicy {
             failing_since: None,
             disabled_reason: h.disabled_reason.clone(),
         }
+    }
+
+    /// The receiver answered 410 Gone.
+    pub fn after_gone(&self, h: &Health, now: Millis) -> Health {
+        let mut next = self.after_failure(h, now);
+        if next.state != HealthState::Disabled {
+            next.state = HealthState::Disabled;
+            next.disabled_reason = Some(format!(
+                "the receiver answered 410 Gone at {}",
+                rfc3339(now)
+            ));
+        }
+        next
     }
 
     pub fn after_failure(&self, h: &Health, now: Millis) -> Health {

@@ -554,6 +554,8 @@ impl Dispatcher {
         let was = st.health.state;
         st.health = if success {
             policy.after_success(&st.health, now)
+        } else if result.status_code == Some(410) {
+            policy.after_gone(&st.health, now)
         } else {
             policy.after_failure(&st.health, now)
         };

@@ -57,6 +57,14 @@ pub struct IngestOutcome {
     pub queued: usize,
 }
 
+/// One step of hook retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookPurge {
+    pub deleted: usize,
+    /// Where the next step starts; `None` when every hook old enough has been looked at.
+    pub next: Option<i64>,
+}
+
 /// A batch taken off a config's queue and turned into a PENDING delivery.
 #[derive(Debug, Clone)]
 pub struct ClaimedBatch {
@@ -178,6 +186,14 @@ pub trait Store: Send + Sync + 'static {
         config_id: &str,
         filter: ReplayFilter,
     ) -> StoreResult<u64>;
+
+    /// Retention: deletes up to `batch` finished (SUCCEEDED, FAILED, CANCELLED) deliveries last
+    /// updated before `cutoff`, with their attempts. Returns how many went. Open deliveries are
+    /// never touched.
+    async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize>;
+    /// Retention: looks at up to `batch` hooks after position `after` (0 to start) and deletes
+    /// those accepted before `cutoff` that no queue row and no remaining delivery refers to.
+    async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge>;
 
     /// Flushes and stops the writer; later writes fail with `Unavailable`.
     async fn close(&self);

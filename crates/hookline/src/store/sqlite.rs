@@ -20,13 +20,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ClaimedBatch, DeliveryDetail, IngestOutcome, OpenDelivery, Store, StoreError, StoreResult,
-    StoreSignal, StoreStats, cursor,
+    ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, OpenDelivery, Store, StoreError,
+    StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
-    DeliveryFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Page, PageRequest,
-    PreviousSecret, ReplayFilter, SendableDelivery, StoredHook, WebhookConfig, now_millis,
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Millis, Page,
+    PageRequest, PreviousSecret, ReplayFilter, SendableDelivery, StoredHook, WebhookConfig,
+    now_millis,
 };
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
@@ -134,11 +135,13 @@ CREATE TABLE attempts (
 ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret TEXT;
 ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret_expires_at INTEGER;
 "#,
-    // 3: a partial index whose predicate the planner must check against bound values makes SQLite
+    // 3: retention's lookups, and a partial index whose predicate the planner must check against bound values makes SQLite
     // re-prepare statements over and over; a plain index on status serves the same queries.
     r#"
 DROP INDEX deliveries_open;
-CREATE INDEX deliveries_by_status ON deliveries (status);
+CREATE INDEX deliveries_by_status ON deliveries (status, updated_at);
+-- Retention must know whether a hook is still queued for some config.
+CREATE INDEX queue_by_hook ON queue (hook_seq);
 "#,
 ];
 
@@ -1634,6 +1637,77 @@ impl Store for SqliteStore {
                 tx.signals.push(StoreSignal::NewWork { config_id });
             }
             Ok(queued as u64)
+        })
+        .await
+    }
+
+    async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let mut expired: Vec<String> = Vec::new();
+            {
+                let mut select = conn.prepare_cached(
+                    "SELECT hooks_id FROM deliveries WHERE status = ?1 AND updated_at < ?2 \
+                     LIMIT ?3",
+                )?;
+                for status in ["SUCCEEDED", "FAILED", "CANCELLED"] {
+                    let room = i64::from(batch) - expired.len() as i64;
+                    if room <= 0 {
+                        break;
+                    }
+                    let ids = select
+                        .query_map(params![status, cutoff, room], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()?;
+                    expired.extend(ids);
+                }
+            }
+            let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE hooks_id = ?1")?;
+            let mut links =
+                conn.prepare_cached("DELETE FROM delivery_hooks WHERE hooks_id = ?1")?;
+            let mut rows = conn.prepare_cached("DELETE FROM deliveries WHERE hooks_id = ?1")?;
+            for hooks_id in &expired {
+                attempts.execute(params![hooks_id])?;
+                links.execute(params![hooks_id])?;
+                rows.execute(params![hooks_id])?;
+            }
+            Ok(expired.len())
+        })
+        .await
+    }
+
+    async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge> {
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let candidates: Vec<(i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT seq, created_at FROM hooks WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, batch], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut purge = HookPurge {
+                deleted: 0,
+                next: None,
+            };
+            let mut referenced = conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = ?1) \
+                 OR EXISTS (SELECT 1 FROM queue WHERE hook_seq = ?1)",
+            )?;
+            let mut delete = conn.prepare_cached("DELETE FROM hooks WHERE seq = ?1")?;
+            for (seq, created_at) in &candidates {
+                if *created_at >= cutoff {
+                    // Hooks are numbered in arrival order: the rest are younger still.
+                    return Ok(purge);
+                }
+                if !referenced.query_row(params![seq], |r| r.get::<_, bool>(0))? {
+                    delete.execute(params![seq])?;
+                    purge.deleted += 1;
+                }
+                purge.next = Some(*seq);
+            }
+            if candidates.len() < batch as usize {
+                purge.next = None;
+            }
+            Ok(purge)
         })
         .await
     }

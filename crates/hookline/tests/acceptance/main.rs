@@ -15,5 +15,6 @@ mod graceful;
 mod idempotency;
 mod isolation;
 mod management;
+mod retention;
 mod retries;
 mod wire_events;

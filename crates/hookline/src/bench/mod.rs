@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 
+mod ceiling;
+
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
     /// Target a running server instead of starting one (needs --admin-token; --server-pid
@@ -73,6 +75,10 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Measure the machine's ceilings instead: a bare hyper client into the same sink, and the
+    /// embedded store's raw commit rate.
+    #[arg(long)]
+    pub ceiling: bool,
 }
 
 /// What the sink and the producers share.
@@ -91,6 +97,23 @@ struct Tracker {
 }
 
 impl Tracker {
+    fn new(expected: usize) -> anyhow::Result<Self> {
+        Ok(Tracker {
+            start: Instant::now(),
+            sent_at: (0..expected).map(|_| AtomicU64::new(0)).collect(),
+            received: (0..expected).map(|_| AtomicU32::new(0)).collect(),
+            receipts: AtomicUsize::new(0),
+            sink_requests: AtomicUsize::new(0),
+            latencies: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .context("histogram bounds")?,
+            ),
+            done: tokio::sync::Notify::new(),
+            expected,
+            sink_up: AtomicBool::new(false),
+        })
+    }
+
     fn record_body(&self, body: &[u8]) {
         let now = self.start.elapsed().as_nanos() as u64;
         let mut local = Vec::with_capacity(128);
@@ -267,6 +290,9 @@ async fn api(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Val
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.ceiling {
+        return run_ceiling(&args).await;
+    }
     if args.configs == 0 || args.hooks == 0 || args.producers == 0 || args.hooks_per_request == 0 {
         bail!("--configs, --hooks, --producers and --hooks-per-request must be at least 1");
     }
@@ -294,20 +320,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     sink_socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let sink_addr = sink_socket.local_addr()?;
     let expected = args.hooks;
-    let tracker = Arc::new(Tracker {
-        start: Instant::now(),
-        sent_at: (0..expected).map(|_| AtomicU64::new(0)).collect(),
-        received: (0..expected).map(|_| AtomicU32::new(0)).collect(),
-        receipts: AtomicUsize::new(0),
-        sink_requests: AtomicUsize::new(0),
-        latencies: std::sync::Mutex::new(
-            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .context("histogram bounds")?,
-        ),
-        done: tokio::sync::Notify::new(),
-        expected,
-        sink_up: AtomicBool::new(false),
-    });
+    let tracker = Arc::new(Tracker::new(expected)?);
     let start_sink = |socket: tokio::net::TcpSocket| -> anyhow::Result<()> {
         let listener = socket.listen(1024)?;
         tracker.sink_up.store(true, Ordering::Relaxed);
@@ -613,6 +626,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if lost > 0 {
         bail!("{lost} hooks were not received");
+    }
+    Ok(())
+}
+
+async fn run_ceiling(args: &BenchArgs) -> anyhow::Result<()> {
+    let batched = ceiling::http(100, (args.hooks / 100).max(1), 8).await?;
+    let single = ceiling::http(1, args.hooks.min(200_000), 8).await?;
+    let dir = tempfile::tempdir()?;
+    let store = ceiling::store(args.data_dir.as_deref().unwrap_or(dir.path())).await?;
+    let report = json!({"httpBatched": batched, "httpOneHookPerPost": single, "store": store});
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+        println!("ceiling on this machine (bare hyper client -> the bench sink, 8 connections)");
+        println!(
+            "  100 hooks/POST   {:>10.0} requests/s  {:>10.0} hooks/s",
+            f(&batched["requestsPerSec"]),
+            f(&batched["hooksPerSec"])
+        );
+        println!(
+            "  1 hook/POST      {:>10.0} requests/s",
+            f(&single["requestsPerSec"])
+        );
+        println!("store (SQLite, WAL, synchronous=NORMAL)");
+        println!(
+            "  one hook per awaited commit   {:>10.0} commits/s",
+            f(&store["commitsPerSecOneHookEach"])
+        );
+        println!(
+            "  16 x 100-hook ingests         {:>10.0} hooks/s",
+            f(&store["hooksPerSecConcurrent100HookIngests"])
+        );
     }
     Ok(())
 }
