@@ -321,14 +321,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> (AttemptErrorKind, String) 
             };
             return (kind, message);
         }
-        if err.downcast_ref::<rustls::Error>().is_some() {
-            return (AttemptErrorKind::Tls, message);
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io
-                .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
+        if is_tls_error(err) {
             return (AttemptErrorKind::Tls, message);
         }
         source = err.source();
@@ -337,6 +330,21 @@ fn classify(e: hyper_util::client::legacy::Error) -> (AttemptErrorKind, String) 
         (AttemptErrorKind::Connect, message)
     } else {
         (AttemptErrorKind::Io, message)
+    }
+}
+
+/// A rustls error, possibly inside `io::Error`s wrapping each other (tokio-rustls wraps it once,
+/// hyper-rustls again). `io::Error::source` skips the wrapped error itself, so look inside.
+fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    if err.downcast_ref::<rustls::Error>().is_some() {
+        return true;
+    }
+    match err
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        Some(inner) => is_tls_error(inner),
+        None => false,
     }
 }
 

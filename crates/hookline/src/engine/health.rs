@@ -126,4 +126,18 @@ mod tests {
             HealthState::Disabled
         );
     }
+
+    #[test]
+    fn gone_disables_at_once_with_the_reason() {
+        let policy = HealthPolicy::default();
+        let h = policy.after_gone(&Health::default(), 1_000);
+        assert_eq!(h.state, HealthState::Disabled);
+        assert_eq!(h.consecutive_failures, 1);
+        assert!(
+            h.disabled_reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("410 Gone")
+        );
+    }
 }

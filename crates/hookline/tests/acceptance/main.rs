@@ -15,6 +15,7 @@ mod graceful;
 mod idempotency;
 mod isolation;
 mod management;
+mod receivers;
 mod retention;
 mod retries;
 mod wire_events;

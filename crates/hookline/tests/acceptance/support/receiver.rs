@@ -84,6 +84,8 @@ struct RxState {
     hang: bool,
     /// Hold requests unanswered until `set_hold(false)`, then answer them normally.
     hold: bool,
+    /// A `Retry-After` header sent with 429 and 503 answers.
+    retry_after: Option<String>,
 }
 
 struct Shared {
@@ -130,6 +132,7 @@ impl Receiver {
                     default_status: 200,
                     hang: false,
                     hold: false,
+                    retry_after: None,
                 }),
                 changes,
                 release,
@@ -233,6 +236,11 @@ impl Receiver {
     pub fn respond_with(&self, statuses: &[u16]) {
         let mut st = self.shared.state.lock().unwrap();
         st.statuses = statuses.iter().copied().collect();
+    }
+
+    /// Send this `Retry-After` value with 429 and 503 answers (`None`: no header).
+    pub fn set_retry_after(&self, value: Option<&str>) {
+        self.shared.state.lock().unwrap().retry_after = value.map(str::to_string);
     }
 
     pub fn set_default_status(&self, status: u16) {
@@ -434,7 +442,13 @@ async fn handle(
             } else {
                 format!("receiver says {s}")
             };
-            (status, body).into_response()
+            let retry_after = shared.state.lock().unwrap().retry_after.clone();
+            match retry_after {
+                Some(value) if s == 429 || s == 503 => {
+                    (status, [("retry-after", value)], body).into_response()
+                }
+                _ => (status, body).into_response(),
+            }
         }
     }
 }
