@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod batching;
 mod crash;
+mod crash_loop;
 mod ecosystem;
 mod graceful;
 mod idempotency;
