@@ -216,6 +216,7 @@ pub struct SqliteStore {
     signals_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreSignal>>>,
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer_stop: Arc<std::sync::atomic::AtomicBool>,
+    unrecorded: Unrecorded,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
@@ -265,17 +266,21 @@ impl SqliteStore {
             .spawn(move || writer_loop(conn, job_rx, sig_tx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         let checkpointer_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
         let checkpointer = {
             let path = path.clone();
             let stop = checkpointer_stop.clone();
+            let jobs = job_tx.clone();
+            let unrecorded = unrecorded.clone();
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_loop(path, stop))
+                .spawn(move || checkpoint_loop(path, stop, jobs, unrecorded))
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot start checkpoint thread: {e}"))
                 })?
         };
         Ok(SqliteStore {
+            unrecorded,
             checkpointer: Mutex::new(Some(checkpointer)),
             checkpointer_stop,
             writer: Mutex::new(Some(job_tx)),
@@ -340,26 +345,6 @@ impl SqliteStore {
         self.submit(job)?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
-    }
-
-    /// Queues `f` for the writer's next group without waiting; failures are logged.
-    fn write_detached<F>(&self, what: &'static str, f: F)
-    where
-        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<()> + Send + 'static,
-    {
-        let job: Job = Box::new(move |ctx| {
-            let result = ctx.and_then(f);
-            let status = job_status(&result);
-            let finish: Finisher = Box::new(move |commit| {
-                if let Err(e) = commit.and(result) {
-                    tracing::error!(error = %e, what, "a queued write failed");
-                }
-            });
-            (status, finish)
-        });
-        if let Err(e) = self.submit(job) {
-            tracing::error!(error = %e, what, "a write could not be queued");
-        }
     }
 
     fn submit(&self, job: Job) -> StoreResult<()> {
@@ -464,9 +449,72 @@ fn writer_loop(
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
+/// Attempt records whose commit failed (a full disk, an I/O error), waiting to be written again.
+type Unrecorded = Arc<Mutex<Vec<AttemptOutcome>>>;
+
+/// The writer job of one attempt record. If its group fails to commit, the outcome goes to
+/// `unrecorded` and the background thread submits it again, so a store that comes back gets
+/// every attempt without a restart.
+fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
+    Box::new(move |ctx| {
+        let result = ctx.and_then(|tx| write_attempt(tx.conn, &outcome));
+        let status = job_status(&result);
+        let finish: Finisher = Box::new(move |commit| {
+            if let Err(e) = commit.and(result) {
+                tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
+                if let Ok(mut list) = unrecorded.lock() {
+                    list.push(outcome);
+                }
+            }
+        });
+        (status, finish)
+    })
+}
+
+fn write_attempt(conn: &Connection, outcome: &AttemptOutcome) -> StoreResult<()> {
+    let r = &outcome.result;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (hooks_id, number, started_at, duration_ms, \
+         status_code, error_kind, error_message, response_body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        outcome.hooks_id,
+        outcome.number,
+        r.started_at,
+        r.duration_ms as i64,
+        r.status_code,
+        r.error_kind.map(AttemptErrorKind::as_str),
+        r.error_message,
+        r.response_body
+    ])?;
+    // Only forward: a record written again late never undoes a later attempt's state.
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, \
+         updated_at = ?5 WHERE hooks_id = ?1 AND status IN ('PENDING', 'RETRYING') \
+         AND attempt_count < ?3",
+    )?
+    .execute(params![
+        outcome.hooks_id,
+        outcome.new_status.as_str(),
+        outcome.number,
+        outcome.next_attempt_at,
+        now_millis()
+    ])?;
+    if let Some(health) = &outcome.health {
+        write_health(conn, &outcome.config_id, health)?;
+    }
+    Ok(())
+}
+
 /// Copies the WAL into the database file in the background, so the writer never pays for
 /// checkpoints (and their fsync) on its own thread.
-fn checkpoint_loop(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
+fn checkpoint_loop(
+    path: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    unrecorded: Unrecorded,
+) {
     let conn = match Connection::open(&path) {
         Ok(conn) => conn,
         Err(e) => {
@@ -479,6 +527,13 @@ fn checkpoint_loop(path: PathBuf, stop: Arc<std::sync::atomic::AtomicBool>) {
         std::thread::park_timeout(CHECKPOINT_EVERY);
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed");
+        }
+        let retry = unrecorded
+            .lock()
+            .map(|mut list| std::mem::take(&mut *list))
+            .unwrap_or_default();
+        for outcome in retry {
+            let _ = jobs.send(record_job(outcome, unrecorded.clone()));
         }
     }
 }
@@ -1312,40 +1367,10 @@ impl Store for SqliteStore {
     }
 
     fn record_attempt(&self, outcome: AttemptOutcome) {
-        self.write_detached("attempt record", move |tx| {
-            let conn = tx.conn;
-            let r = &outcome.result;
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO attempts (hooks_id, number, started_at, duration_ms, \
-                 status_code, error_kind, error_message, response_body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                outcome.hooks_id,
-                outcome.number,
-                r.started_at,
-                r.duration_ms as i64,
-                r.status_code,
-                r.error_kind.map(AttemptErrorKind::as_str),
-                r.error_message,
-                r.response_body
-            ])?;
-            conn.prepare_cached(
-                "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, \
-                 updated_at = ?5 WHERE hooks_id = ?1 AND status IN ('PENDING', 'RETRYING')",
-            )?
-            .execute(params![
-                outcome.hooks_id,
-                outcome.new_status.as_str(),
-                outcome.number,
-                outcome.next_attempt_at,
-                now_millis()
-            ])?;
-            if let Some(health) = &outcome.health {
-                write_health(conn, &outcome.config_id, health)?;
-            }
-            Ok(())
-        });
+        let job = record_job(outcome, self.unrecorded.clone());
+        if let Err(e) = self.submit(job) {
+            tracing::error!(error = %e, "an attempt record could not be queued");
+        }
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -91,7 +91,10 @@ async fn random_kill9s_under_steady_ingest_lose_nothing() {
     );
     srv.ok(rx.wait_for_hooks(&acked, SLOW).await);
     let counts: HashMap<String, usize> = rx.hook_counts(None);
-    let lost: Vec<&String> = acked.iter().filter(|id| !counts.contains_key(*id)).collect();
+    let lost: Vec<&String> = acked
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
     assert!(lost.is_empty(), "lost hooks: {lost:?}");
     let duplicates: usize = counts.values().map(|n| n - 1).sum();
     // Only what was in flight at a kill may arrive twice: at most every slot's batch, per kill.

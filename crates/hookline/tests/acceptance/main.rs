@@ -19,4 +19,5 @@ mod management;
 mod receivers;
 mod retention;
 mod retries;
+mod store_faults;
 mod wire_events;

@@ -76,11 +76,18 @@ impl Server {
 
     /// Starts `hookline serve` with the standard flags plus `extra` (e.g. `["--max-body-bytes", "4096"]`).
     pub async fn start_with(extra: &[&str]) -> Server {
+        Server::start_prepared(extra, |_| {}).await
+    }
+
+    /// Like `start_with`, running `prepare` on the (empty) data dir before the server starts
+    /// (e.g. to mount a small file system there).
+    pub async fn start_prepared(extra: &[&str], prepare: impl FnOnce(&std::path::Path)) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("hookline-acceptance-")
             .tempdir()
             .expect("create temp dir");
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        prepare(&dir.path().join("data"));
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))
