@@ -13,6 +13,7 @@ mod crash;
 mod crash_loop;
 mod ecosystem;
 mod graceful;
+mod health;
 mod idempotency;
 mod isolation;
 mod management;

@@ -1,0 +1,151 @@
+//! Issue 5, endpoint health: consecutive failures make a config FAILING, failing without a break
+//! for the configured period makes it DISABLED (reason recorded), a failing config's new work is
+//! held back so a dead receiver costs little, and a success heals it.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn wait_for_health(srv: &Server, app: &App, cfg_id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + SLOW;
+    loop {
+        let cfg = srv.get_config(app, cfg_id).await;
+        if cfg["health"]["state"] == json!(state) {
+            return cfg;
+        }
+        if Instant::now() > deadline {
+            srv.fail(format!("config never became {state}: {cfg}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_without_a_break_disables_and_enabling_resumes() {
+    let rx = Receiver::start().await;
+    rx.set_default_status(500);
+    let srv = Server::start_with(&["--failing-after", "3", "--disable-after", "1s"]).await;
+    let app = srv.create_app_key("health").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/h"));
+    body["retrySchedule"] = schedule(30, "100ms");
+    let cfg = srv.create_config(&app, body.clone()).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+
+    let failing = wait_for_health(&srv, &app, &cfg_id, "FAILING").await;
+    assert!(
+        failing["health"]["consecutiveFailures"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 3,
+        "{failing}"
+    );
+    assert!(failing["health"]["lastFailureAt"].is_string(), "{failing}");
+    let disabled = wait_for_health(&srv, &app, &cfg_id, "DISABLED").await;
+    let reason = disabled["health"]["disabledReason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("consecutive failures"),
+        "reason recorded: {disabled}"
+    );
+    // Nothing more is sent to a DISABLED config.
+    let sent = rx.requests().len();
+    let witness = Receiver::start().await;
+    srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &witness.url("/w")))
+        .await;
+    let later = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+        )
+        .await;
+    srv.ok(witness.wait_for_hooks(&later, PROMPT).await);
+    assert_eq!(
+        rx.requests().len(),
+        sent,
+        "a DISABLED config receives nothing"
+    );
+
+    // The receiver is fixed and the config enabled again: what waited is delivered.
+    rx.set_default_status(200);
+    let (st, put) = srv
+        .put(
+            &app.auth(),
+            &app.path(&format!("/webhook-configs/{cfg_id}")),
+            body,
+        )
+        .await;
+    assert_eq!(st.as_u16(), 200, "{put}");
+    assert_eq!(put["webhookConfig"]["health"]["state"], json!("HEALTHY"));
+    srv.ok(rx.wait_for_hooks(&ids, SLOW).await);
+    // The success is recorded too (its record commits just after the answer).
+    let deadline = Instant::now() + PROMPT;
+    let healed = loop {
+        let cfg = srv.get_config(&app, &cfg_id).await;
+        if cfg["health"]["lastSuccessAt"].is_string() {
+            break cfg;
+        }
+        if Instant::now() > deadline {
+            srv.fail(format!("the success was never recorded: {cfg}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(healed["health"]["state"], json!("HEALTHY"), "{healed}");
+    assert_eq!(
+        healed["health"]["consecutiveFailures"],
+        json!(0),
+        "{healed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_config_holds_new_work_back_and_a_success_heals_it() {
+    let rx = Receiver::start().await;
+    rx.set_default_status(500);
+    let srv = Server::start_with(&["--failing-after", "3"]).await;
+    let app = srv.create_app_key("backoff").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/b"));
+    body["maxHooksPerRequest"] = json!(1);
+    body["maxRequestsInFlight"] = json!(8);
+    body["retrySchedule"] = schedule(30, "1s");
+    let cfg = srv.create_config(&app, body).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let hooks = (0..40)
+        .map(|i| samples::hook(SMS, "UNSUBSCRIBE", i))
+        .collect();
+    let ids = srv.ingest(&app, SMS, "UNSUBSCRIBE", hooks).await;
+
+    // Twenty requests into the outage: a config that kept taking new batches would have sent
+    // twenty different hooks; a FAILING one retries what it has and probes with one new batch
+    // per retry interval.
+    let reqs = srv.ok(rx.wait_for_requests(20, SLOW).await);
+    let distinct: HashSet<String> = reqs[..20].iter().flat_map(|r| r.hook_ids()).collect();
+    assert!(
+        distinct.len() <= 12,
+        "a failing receiver got {} different hooks in its first 20 requests",
+        distinct.len()
+    );
+    wait_for_health(&srv, &app, &cfg_id, "FAILING").await;
+
+    // The receiver recovers: the next attempt succeeds, the config heals, and everything held
+    // back (the queue and the waiting retries) goes out.
+    rx.set_default_status(200);
+    srv.ok(rx.wait_for_hooks(&ids, SLOW).await);
+    let healed = wait_for_health(&srv, &app, &cfg_id, "HEALTHY").await;
+    assert_eq!(
+        healed["health"]["consecutiveFailures"],
+        json!(0),
+        "{healed}"
+    );
+}
