@@ -843,15 +843,17 @@ fn page_size(page: &PageRequest) -> u32 {
     page.size.clamp(1, 1000)
 }
 
-/// Takes up to `max_hooks` queued hooks of one event (the event whose oldest hook is oldest:
-/// FIFO across events) and turns them into a PENDING delivery.
-fn claim_one(
+/// Takes up to `batches` x `max_hooks` queued hooks of one event (the event whose oldest hook is
+/// oldest: FIFO across events) with one read and one delete, and turns them into up to `batches`
+/// PENDING deliveries of at most `max_hooks` hooks each. Empty when the queue is.
+fn claim_event(
     conn: &Connection,
     config_id: &str,
     app_key: &str,
     product: Product,
     max_hooks: u32,
-) -> StoreResult<Option<ClaimedBatch>> {
+    batches: u32,
+) -> StoreResult<Vec<ClaimedBatch>> {
     let mut oldest: Option<(i64, Event)> = None;
     {
         let mut min_seq = conn.prepare_cached(
@@ -868,17 +870,23 @@ fn claim_one(
         }
     }
     let Some((_, event)) = oldest else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
+    let max_hooks = max_hooks.max(1);
     let taken: Vec<(i64, String, String)> = conn
         .prepare_cached(
             "SELECT q.hook_seq, h.hook_id, h.body FROM queue q \
              JOIN hooks h ON h.seq = q.hook_seq \
              WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3",
         )?
-        .query_map(params![config_id, event.as_str(), max_hooks.max(1)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
+        .query_map(
+            params![
+                config_id,
+                event.as_str(),
+                i64::from(max_hooks) * i64::from(batches)
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let Some(last_seq) = taken.last().map(|t| t.0) else {
         return Err(StoreError::Corrupt(format!(
@@ -890,36 +898,42 @@ fn claim_one(
     )?
     .execute(params![config_id, event.as_str(), last_seq])?;
     let now = now_millis();
-    let hooks_id = hookline_wire::generate_id();
-    let summary = DeliverySummary {
-        hooks_id: hooks_id.clone(),
-        app_key: app_key.to_owned(),
-        config_id: config_id.to_owned(),
-        product,
-        event,
-        status: DeliveryStatus::Pending,
-        attempt_count: 0,
-        hook_ids: Vec::new(),
-        next_attempt_at: Some(now),
-        created_at: now,
-        updated_at: now,
-    };
-    let seqs: Vec<i64> = taken.iter().map(|t| t.0).collect();
-    insert_delivery(conn, &summary, &seqs)?;
-    Ok(Some(ClaimedBatch {
-        delivery: SendableDelivery {
-            hooks_id,
-            config_id: config_id.to_owned(),
+    let mut claimed = Vec::with_capacity(batches as usize);
+    let mut rows = taken.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<(i64, String, String)> = rows.by_ref().take(max_hooks as usize).collect();
+        let hooks_id = hookline_wire::generate_id();
+        let summary = DeliverySummary {
+            hooks_id: hooks_id.clone(),
             app_key: app_key.to_owned(),
+            config_id: config_id.to_owned(),
             product,
             event,
+            status: DeliveryStatus::Pending,
             attempt_count: 0,
-            hooks: taken
-                .into_iter()
-                .map(|(_, hook_id, json)| StoredHook { hook_id, json })
-                .collect(),
-        },
-    }))
+            hook_ids: Vec::new(),
+            next_attempt_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        };
+        let seqs: Vec<i64> = chunk.iter().map(|t| t.0).collect();
+        insert_delivery(conn, &summary, &seqs)?;
+        claimed.push(ClaimedBatch {
+            delivery: SendableDelivery {
+                hooks_id,
+                config_id: config_id.to_owned(),
+                app_key: app_key.to_owned(),
+                product,
+                event,
+                attempt_count: 0,
+                hooks: chunk
+                    .into_iter()
+                    .map(|(_, hook_id, json)| StoredHook { hook_id, json })
+                    .collect(),
+            },
+        });
+    }
+    Ok(claimed)
 }
 
 #[async_trait]
@@ -1333,11 +1347,14 @@ impl Store for SqliteStore {
         let product = config.product;
         self.write_uncommitted(move |tx| {
             let mut batches = Vec::new();
-            while batches.len() < max_batches.max(1) as usize {
-                match claim_one(tx.conn, &config_id, &app_key, product, max_hooks)? {
-                    Some(batch) => batches.push(batch),
-                    None => break,
+            let wanted = max_batches.max(1) as usize;
+            while batches.len() < wanted {
+                let room = (wanted - batches.len()) as u32;
+                let claimed = claim_event(tx.conn, &config_id, &app_key, product, max_hooks, room)?;
+                if claimed.is_empty() {
+                    break;
                 }
+                batches.extend(claimed);
             }
             let more: Option<i64> = tx
                 .conn
