@@ -30,3 +30,22 @@ in_private_net "$VENV/bin/python" scripts/ecosystem/run_schemathesis.py
 
 echo "== Standard Webhooks signatures checked by the official standardwebhooks package"
 "$VENV/bin/python" scripts/ecosystem/standard_webhooks_receiver.py
+
+echo "== the dashboard in headless Chromium"
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing Debian's chromium"
+    as_root=()
+    if [ "$(id -u)" != 0 ]; then as_root=(sudo); fi
+    "${as_root[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq chromium >/dev/null
+fi
+NODE_DIR=target/test-node
+if ! cmp -s scripts/ecosystem/dashboard/package-lock.json "$NODE_DIR/package-lock.json" \
+    || [ ! -d "$NODE_DIR/node_modules/playwright-core" ]; then
+    echo "== installing playwright-core into $NODE_DIR (npm ci)"
+    mkdir -p "$NODE_DIR"
+    cp scripts/ecosystem/dashboard/package.json scripts/ecosystem/dashboard/package-lock.json "$NODE_DIR/"
+    (cd "$NODE_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+# Loopback only, like schemathesis: the pages must need nothing from other hosts.
+in_private_net timeout 300 node scripts/ecosystem/dashboard/dashboard.test.mjs

@@ -193,7 +193,16 @@ pub(crate) struct Field {
     pub date: Option<DateFormat>,
     /// Other spellings accepted on ingest and renamed to `name` in the stored JSON.
     pub aliases: &'static [&'static str],
+    /// Most characters of a string value (`None`: only the hook's size limit applies).
+    pub max_chars: Option<usize>,
 }
+
+/// Most characters of a string field that holds an id, a code, a number, a name, a date or an
+/// enumerated value (every catalogue string field unless said otherwise).
+pub const MAX_FIELD_CHARS: usize = 1024;
+/// Most characters of a string field that holds a link or a file path (`_links.self.href`,
+/// `comments[].attachment[].filePath`).
+pub const MAX_LINK_CHARS: usize = 4096;
 
 impl Field {
     const fn new(name: &'static str, ty: FieldType) -> Field {
@@ -204,6 +213,10 @@ impl Field {
             values: &[],
             date: None,
             aliases: &[],
+            max_chars: match ty {
+                FieldType::String | FieldType::StringOrInteger => Some(MAX_FIELD_CHARS),
+                _ => None,
+            },
         }
     }
     const fn required(mut self) -> Field {
@@ -220,6 +233,16 @@ impl Field {
     }
     const fn alias(mut self, aliases: &'static [&'static str]) -> Field {
         self.aliases = aliases;
+        self
+    }
+    /// A link or a path: [`MAX_LINK_CHARS`].
+    const fn link(mut self) -> Field {
+        self.max_chars = Some(MAX_LINK_CHARS);
+        self
+    }
+    /// Free text: only the hook's size limit applies.
+    const fn free_text(mut self) -> Field {
+        self.max_chars = None;
         self
     }
 }
@@ -255,18 +278,18 @@ pub(crate) const DLR_STATUSES: &[&str] = &[
     "UNKNOWN",
 ];
 
-const ATTACHMENT: &[Field] = &[s("originalFileName"), s("filePath")];
+const ATTACHMENT: &[Field] = &[s("originalFileName"), s("filePath").link()];
 
 const COMMENT: &[Field] = &[
     Field::new("id", FieldType::StringOrInteger),
-    s("content"),
+    s("content").free_text(),
     s("userName"),
     s("createdAt").date(DateFormat::SpaceSeconds),
     Field::new("attachment", FieldType::ArrayOfObjects(ATTACHMENT)),
     s("status").one_of(COMMENT_STATUSES),
 ];
 
-const LINK_SELF: &[Field] = &[s("href")];
+const LINK_SELF: &[Field] = &[s("href").link()];
 const LINKS: &[Field] = &[Field::new("self", FieldType::Object(LINK_SELF))];
 
 const KAKAO_TEMPLATE_STATUS_UPDATE: &[Field] = &[

@@ -73,7 +73,7 @@ mod samples;
 mod signature;
 mod validate;
 
-pub use catalogue::{Event, Product};
+pub use catalogue::{Event, MAX_FIELD_CHARS, MAX_LINK_CHARS, Product};
 pub use envelope::{Envelope, EnvelopeError, write_envelope};
 pub use hooks::{
     CommentId, DlrStatus, Hook, KakaoCommentStatus, KakaoMessageResultHook, KakaoMessageType,

@@ -84,19 +84,23 @@ pub enum ValidationErrorKind {
     HookTooLarge,
     /// A given `hookId` is not a string of 1 to 64 letters, digits, `-`, `_`, `.`.
     InvalidHookId,
+    /// A string field is longer than its limit ([`crate::MAX_FIELD_CHARS`] for ids, codes, names
+    /// and dates, [`crate::MAX_LINK_CHARS`] for links and file paths).
+    StringTooLong,
 }
 
 /// Why a request was rejected: the kind, the path of the offending field
-/// (`hooks[3].messageStatus`; empty for the body as a whole) and a message a person can act on.
+/// (`hooks[3].messageStatus`; `body` for the body as a whole) and a message a person can act on.
 ///
-/// Displays as `path: message`, or just `message` when the path is empty.
+/// Displays as `path: message` ([`validate_ingest`] always sets a path; the message alone is
+/// displayed only if a path is empty).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{}{}{}", .path, if .path.is_empty() { "" } else { ": " }, .message)]
 pub struct ValidationError {
     /// The broken rule.
     pub kind: ValidationErrorKind,
     /// Where: `productName`, `event`, `hooks`, `hooks[0].comments[1].attachment[0].filePath`, or
-    /// empty for the whole body.
+    /// `body` for the whole body (not JSON, not an object).
     pub path: String,
     /// What is wrong, naming the offending value and what is expected.
     pub message: String,
@@ -114,6 +118,9 @@ impl ValidationError {
 
 use ValidationErrorKind as K;
 
+/// The path of errors about the request body as a whole.
+const BODY: &str = "body";
+
 /// Validates an ingest request body
 /// (`{"productName": .., "event": .., "hooks": [{..}, ..]}`), all or nothing.
 ///
@@ -125,19 +132,14 @@ pub fn validate_ingest(
     body: &[u8],
     limits: &IngestLimits,
 ) -> Result<ValidatedBatch, ValidationError> {
-    let body: Value = serde_json::from_slice(body).map_err(|e| {
-        ValidationError::new(
-            K::InvalidJson,
-            "",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
+    let body: Value = serde_json::from_slice(body)
+        .map_err(|e| ValidationError::new(K::InvalidJson, BODY, format!("not valid JSON: {e}")))?;
     let Value::Object(mut top) = body else {
         return Err(ValidationError::new(
             K::NotAnObject,
-            "",
+            BODY,
             format!(
-                "the body must be a JSON object with productName, event and hooks, got {}",
+                "must be a JSON object with productName, event and hooks, got {}",
                 describe(&body)
             ),
         ));
@@ -359,6 +361,7 @@ fn validate_value(v: &Value, field: &Field, path: &mut String) -> Result<(), Val
             let Value::String(s) = v else {
                 return Err(wrong_type(path.as_str(), "a string", v));
             };
+            check_length(s, field, path)?;
             if !field.values.is_empty() && !field.values.contains(&s.as_str()) {
                 return Err(ValidationError::new(
                     K::NotInEnum,
@@ -398,6 +401,9 @@ fn validate_value(v: &Value, field: &Field, path: &mut String) -> Result<(), Val
             if !(v.is_string() || is_integer(v)) {
                 return Err(wrong_type(path.as_str(), "a string or an integer", v));
             }
+            if let Value::String(s) = v {
+                check_length(s, field, path)?;
+            }
         }
         FieldType::Object(table) => {
             let Value::Object(inner) = v else {
@@ -427,10 +433,33 @@ fn validate_value(v: &Value, field: &Field, path: &mut String) -> Result<(), Val
     Ok(())
 }
 
-/// A JSON integer: `1` and `-1`, not `1.0` (serde_json keeps the two apart without
-/// `arbitrary_precision`, which this crate does not enable).
+/// A string over the field's limit, counted in characters (cheaply: a string of at most `max`
+/// bytes has at most `max` characters).
+fn check_length(s: &str, field: &Field, path: &str) -> Result<(), ValidationError> {
+    let Some(max) = field.max_chars else {
+        return Ok(());
+    };
+    if s.len() <= max {
+        return Ok(());
+    }
+    let chars = s.chars().count();
+    if chars <= max {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        K::StringTooLong,
+        path,
+        format!(
+            "the value is {chars} characters long, more than the limit of {max} for this field"
+        ),
+    ))
+}
+
+/// A JSON integer that fits the typed models' `i64`: `1` and `-1`, not `1.0` (serde_json keeps
+/// the two apart without `arbitrary_precision`, which this crate does not enable), nor
+/// `9223372036854775808` (which a receiver's typed model could not read).
 fn is_integer(v: &Value) -> bool {
-    matches!(v, Value::Number(n) if n.is_i64() || n.is_u64())
+    matches!(v, Value::Number(n) if n.is_i64())
 }
 
 /// Renames aliased fields to their catalogue names in place (keeping their position); when both
@@ -462,10 +491,16 @@ fn missing(path: &str, value: Option<&Value>) -> ValidationError {
 }
 
 fn wrong_type(path: &str, expected: &str, got: &Value) -> ValidationError {
+    let beyond = match got {
+        Value::Number(n) if n.is_u64() && !n.is_i64() => {
+            ", beyond the signed 64-bit range (largest 9223372036854775807)"
+        }
+        _ => "",
+    };
     ValidationError::new(
         K::WrongType,
         path,
-        format!("expected {expected}, got {}", describe(got)),
+        format!("expected {expected}, got {}{beyond}", describe(got)),
     )
 }
 
@@ -492,6 +527,8 @@ mod tests {
     fn display_omits_empty_path() {
         let e = ValidationError::new(K::InvalidJson, "", "bad");
         assert_eq!(e.to_string(), "bad");
+        let e = ValidationError::new(K::InvalidJson, BODY, "bad");
+        assert_eq!(e.to_string(), "body: bad");
         let e = ValidationError::new(
             K::MissingField,
             "hooks[1].requestId",

@@ -285,7 +285,7 @@ fn sms_unsubscribe_example_is_accepted_verbatim() {
 #[test]
 fn sms_result_example_verbatim_is_invalid_json() {
     let e = ingest_fragment("SMS", "MESSAGE_RESULT_UPDATE", SMS_RESULT_VERBATIM).unwrap_err();
-    assert_eq!((e.kind, e.path.as_str()), (K::InvalidJson, ""));
+    assert_eq!((e.kind, e.path.as_str()), (K::InvalidJson, "body"));
     assert!(e.message.contains("trailing comma"), "{e}");
     // The line of the offending `}` in the wrapped body (the fragment starts on line 1).
     assert!(e.message.contains("line 21"), "{e}");

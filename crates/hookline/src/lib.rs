@@ -3,7 +3,7 @@
 //! Start with `ARCHITECTURE.md` at the repository root: it follows one event from ingest to the
 //! receiver through these modules.
 //!
-//! - [`api`]: the HTTP API (thin handlers).
+//! - [`api`]: the HTTP API (thin handlers); [`dashboard`]: the HTML pages at `/`.
 //! - [`store`]: durable state behind the [`store::Store`] trait; SQL lives only there.
 //! - [`engine`]: dispatching, retries ([`engine::retry`]), health, the HTTP client.
 //! - [`model`]: the records they share.
@@ -12,6 +12,7 @@
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod dashboard;
 pub mod engine;
 pub mod metrics;
 pub mod model;

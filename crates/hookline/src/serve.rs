@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// Largest single hook, in bytes of JSON.
     #[arg(long, env = "HOOKLINE_MAX_HOOK_BYTES", default_value_t = 64 * 1024)]
     pub max_hook_bytes: usize,
+    /// Ingest rate limit per app key, in hooks per second (0: no limit).
+    #[arg(long, env = "HOOKLINE_INGEST_RATE_LIMIT", default_value_t = 0.0)]
+    pub ingest_rate_limit: f64,
+    /// Hooks an app key may ingest at once before the rate limit applies (default: one second's
+    /// worth, at least --max-hooks-per-request).
+    #[arg(long, env = "HOOKLINE_INGEST_BURST")]
+    pub ingest_burst: Option<u32>,
     /// Consecutive failed attempts that make a config FAILING.
     #[arg(long, env = "HOOKLINE_FAILING_AFTER", default_value_t = 5)]
     pub failing_after: u32,
@@ -114,6 +121,12 @@ fn write_private_file(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Checked first: a bad flag must not touch the data dir.
+    let ingest_rate = api::ratelimit::RateLimit::from_flags(
+        args.ingest_rate_limit,
+        args.ingest_burst,
+        args.max_hooks_per_request,
+    )?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = match &args.database_url {
@@ -155,6 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 max_hook_bytes: args.max_hook_bytes,
             },
         },
+        ingest_rate_limiter: ingest_rate.map(api::ratelimit::IngestRateLimiter::new),
     });
     let retention = crate::retention::spawn(
         store.clone(),

@@ -18,9 +18,9 @@ use super::views::{
     ok,
 };
 use super::{SharedState, parse_object, read_json_body, views};
-use crate::model::{DeliveryFilter, DeliveryStatus, Millis, ReplayFilter};
+use crate::model::{DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, ReplayFilter};
 
-fn parse_time(field: &str, text: &str) -> ApiResult<Millis> {
+pub(crate) fn parse_time(field: &str, text: &str) -> ApiResult<Millis> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|_| {
@@ -53,7 +53,21 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<DeliveryListResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
-    let filter = DeliveryFilter {
+    let filter = delivery_filter(&query)?;
+    let page = state
+        .store
+        .list_deliveries(&app_key, filter, page_request(&query)?)
+        .await?;
+    Ok(Json(DeliveryListResponse {
+        header: ok(),
+        deliveries: page.items.iter().map(views::delivery).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The delivery log's filters from a query string (the list route and the dashboard).
+pub(crate) fn delivery_filter(query: &HashMap<String, String>) -> ApiResult<DeliveryFilter> {
+    Ok(DeliveryFilter {
         config_id: query.get("webhookConfigId").cloned(),
         event: query
             .get("event")
@@ -72,16 +86,7 @@ pub async fn list(
             .map(|t| parse_time("until", t))
             .transpose()?,
         hook_id: query.get("hookId").cloned(),
-    };
-    let page = state
-        .store
-        .list_deliveries(&app_key, filter, page_request(&query)?)
-        .await?;
-    Ok(Json(DeliveryListResponse {
-        header: ok(),
-        deliveries: page.items.iter().map(views::delivery).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    })
 }
 
 #[utoipa::path(get, path = "/v1/appkeys/{appKey}/deliveries/{hooksId}", tag = "deliveries",
@@ -123,14 +128,7 @@ pub async fn redeliver(
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
     require_app_key(&state, &headers, &app_key).await?;
-    let summary = state
-        .store
-        .redeliver(&app_key, &hooks_id, hookline_wire::generate_id())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("hooksId: no delivery {hooks_id:?}")))?;
-    state
-        .engine
-        .delivery_created(summary.config_id.clone(), summary.hooks_id.clone());
+    let summary = redeliver_one(&state, &app_key, &hooks_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeliveryResponse {
@@ -138,6 +136,24 @@ pub async fn redeliver(
             delivery: views::delivery(&summary),
         }),
     ))
+}
+
+/// A new PENDING delivery with the same hooks, handed to the engine (the redeliver route and the
+/// dashboard).
+pub(crate) async fn redeliver_one(
+    state: &SharedState,
+    app_key: &str,
+    hooks_id: &str,
+) -> ApiResult<DeliverySummary> {
+    let summary = state
+        .store
+        .redeliver(app_key, hooks_id, hookline_wire::generate_id())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("hooksId: no delivery {hooks_id:?}")))?;
+    state
+        .engine
+        .delivery_created(summary.config_id.clone(), summary.hooks_id.clone());
+    Ok(summary)
 }
 
 #[utoipa::path(post, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/replay", tag = "deliveries",

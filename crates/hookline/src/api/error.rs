@@ -25,6 +25,7 @@ pub enum ErrorKind {
     TooManyHooks,
     HookTooLarge,
     InvalidHookId,
+    StringTooLong,
     InvalidField,
     BodyTooLarge,
     NotJson,
@@ -34,6 +35,7 @@ pub enum ErrorKind {
     MethodNotAllowed,
     Conflict,
     StoreUnavailable,
+    RateLimited,
     Internal,
 }
 
@@ -43,7 +45,7 @@ impl ErrorKind {
         match self {
             InvalidJson | NotAnObject | MissingField | WrongType | NotInEnum | BadFormat
             | UnknownProduct | UnknownEvent | EventNotForProduct | EmptyHooks | InvalidHookId
-            | InvalidField => StatusCode::BAD_REQUEST,
+            | StringTooLong | InvalidField => StatusCode::BAD_REQUEST,
             TooManyHooks | HookTooLarge | BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthorized => StatusCode::UNAUTHORIZED,
@@ -52,6 +54,7 @@ impl ErrorKind {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict => StatusCode::CONFLICT,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,6 +75,7 @@ impl ErrorKind {
             TooManyHooks => -1011,
             HookTooLarge => -1012,
             InvalidHookId => -1013,
+            StringTooLong => -1014,
             InvalidField => -1020,
             BodyTooLarge => -1030,
             NotJson => -1031,
@@ -81,6 +85,7 @@ impl ErrorKind {
             MethodNotAllowed => -1045,
             Conflict => -1049,
             StoreUnavailable => -1050,
+            RateLimited => -1060,
             Internal => -1099,
         }
     }
@@ -90,6 +95,8 @@ impl ErrorKind {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 answers).
+    pub retry_after_secs: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -99,6 +106,15 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 429 with `Retry-After: secs` (at least 1).
+    pub fn rate_limited(message: impl Into<String>, secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(secs.max(1)),
+            ..ApiError::new(ErrorKind::RateLimited, message)
         }
     }
 
@@ -129,6 +145,7 @@ impl From<ValidationError> for ApiError {
             V::TooManyHooks => ErrorKind::TooManyHooks,
             V::HookTooLarge => ErrorKind::HookTooLarge,
             V::InvalidHookId => ErrorKind::InvalidHookId,
+            V::StringTooLong => ErrorKind::StringTooLong,
         };
         ApiError::new(kind, e.to_string())
     }
@@ -166,6 +183,13 @@ impl IntoResponse for ApiError {
                 "resultMessage": self.message,
             }
         });
-        (self.kind.status(), Json(body)).into_response()
+        let mut response = (self.kind.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }

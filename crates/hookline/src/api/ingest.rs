@@ -4,16 +4,20 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use std::time::{Duration, Instant};
 
 use super::auth::require_app_key;
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
+use super::ratelimit::{IngestRateLimiter, retry_after_secs};
 use super::views::{HookIdsResponse, ok};
 use super::{SharedState, openapi, read_json_body};
 
 #[utoipa::path(post, path = "/v1/appkeys/{appKey}/events", tag = "events",
     params(openapi::AppKeyPath),
     request_body(content = openapi::IngestRequest, description = "All or nothing: every hook is validated against its event's table before anything is stored; the first error names its path (`hooks[3].messageStatus`). Idempotent on (appKey, hookId).", content_type = "application/json"),
-    responses((status = 202, description = "Durably stored; the hookIds in input order", body = HookIdsResponse), openapi::AppKeyBodyErrors),
+    responses((status = 202, description = "Durably stored; the hookIds in input order", body = HookIdsResponse), openapi::AppKeyBodyErrors,
+        (status = 429, description = "The app key is over its ingest rate limit (`--ingest-rate-limit`); nothing was stored. `Retry-After` says in how many seconds the request can pass.", body = super::views::ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait before sending the request again")))),
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn ingest(
     State(state): State<SharedState>,
@@ -22,16 +26,38 @@ pub async fn ingest(
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
     require_app_key(&state, &headers, &app_key).await?;
+    let limiter = state.ingest_rate_limiter.as_ref();
+    // An app key over its rate is refused before its body is read or validated.
+    if let Some(limiter) = limiter {
+        limiter
+            .check(&app_key, Instant::now())
+            .map_err(|wait| rate_limited(limiter, 1, wait))?;
+    }
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     // All or nothing: the whole request is validated before anything is stored.
     let batch = hookline_wire::validate_ingest(&bytes, &state.limits.ingest)?;
+    if let Some(limiter) = limiter {
+        let hooks = batch.input_ids.len();
+        limiter
+            .take(&app_key, hooks, Instant::now())
+            .map_err(|wait| rate_limited(limiter, hooks, wait))?;
+    }
     let hook_ids = batch.input_ids;
     let (event, unique) = (batch.event, batch.hooks.len());
     // Answers only after the commit that holds the hooks and their queue rows.
-    let outcome = state
+    let outcome = match state
         .store
         .ingest(&app_key, batch.product, batch.event, batch.hooks)
-        .await?;
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Some(limiter) = limiter {
+                limiter.give_back(&app_key, hook_ids.len(), Instant::now());
+            }
+            return Err(e.into());
+        }
+    };
     crate::metrics::hooks_ingested(event.as_str(), unique, outcome.new_hooks);
     Ok((
         StatusCode::ACCEPTED,
@@ -40,4 +66,19 @@ pub async fn ingest(
             hook_ids,
         }),
     ))
+}
+
+/// 429: the app key sent more hooks than its rate allows; `Retry-After` says when `hooks` can pass.
+fn rate_limited(limiter: &IngestRateLimiter, hooks: usize, wait: Duration) -> ApiError {
+    let secs = retry_after_secs(wait);
+    let limit = limiter.limit();
+    tracing::debug!(hooks, retry_after_secs = secs, "ingest rate limited");
+    ApiError::rate_limited(
+        format!(
+            "hooks: {hooks} hook(s) are over this app key's ingest rate limit of {} hooks per \
+             second (bursts of {}); nothing was stored, retry in {secs} s",
+            limit.hooks_per_second, limit.burst
+        ),
+        secs,
+    )
 }

@@ -130,11 +130,21 @@ pub async fn create_config(
 ) -> ApiResult<impl IntoResponse> {
     require_app_key(&state, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
-    let input = ConfigInput::parse(&parse_object(&bytes)?)?;
+    let config = create_config_from(&state, &app_key, &parse_object(&bytes)?).await?;
+    Ok((StatusCode::CREATED, config_response(&config)))
+}
+
+/// Validates the settable fields and stores a new config (the create route and the dashboard).
+pub(crate) async fn create_config_from(
+    state: &SharedState,
+    app_key: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<WebhookConfig> {
+    let input = ConfigInput::parse(body)?;
     let now = now_millis();
     let config = input.into_config(
         hookline_wire::generate_id(),
-        app_key,
+        app_key.to_owned(),
         Health::default(),
         None,
         now,
@@ -142,7 +152,7 @@ pub async fn create_config(
     );
     state.store.insert_config(config.clone()).await?;
     state.engine.config_changed(config.clone());
-    Ok((StatusCode::CREATED, config_response(&config)))
+    Ok(config)
 }
 
 #[utoipa::path(get, path = "/v1/appkeys/{appKey}/webhook-configs", tag = "webhook configs",
@@ -234,8 +244,19 @@ pub async fn put_config(
 ) -> ApiResult<Json<ConfigResponse>> {
     require_app_key(&state, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
-    let input = ConfigInput::parse(&parse_object(&bytes)?)?;
-    let existing = load_config(&state, &app_key, &config_id).await?;
+    let config = replace_config(&state, &app_key, &config_id, &parse_object(&bytes)?).await?;
+    Ok(config_response(&config))
+}
+
+/// Validates the settable fields and replaces the config's (the PUT route and the dashboard).
+pub(crate) async fn replace_config(
+    state: &SharedState,
+    app_key: &str,
+    config_id: &str,
+    body: &Map<String, Value>,
+) -> ApiResult<WebhookConfig> {
+    let input = ConfigInput::parse(body)?;
+    let existing = load_config(state, app_key, config_id).await?;
     let mut health = existing.health.clone();
     if input.enabled && health.state == HealthState::Disabled {
         // Enabling a config that health checks disabled gives it a fresh start.
@@ -259,7 +280,7 @@ pub async fn put_config(
         )));
     }
     state.engine.config_changed(config.clone());
-    Ok(config_response(&config))
+    Ok(config)
 }
 
 #[utoipa::path(delete, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}", tag = "webhook configs",
@@ -298,9 +319,23 @@ pub async fn test_config(
     let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let body = parse_object(&bytes)?;
     let config = load_config(&state, &app_key, &config_id).await?;
-    let event = match optional_string(&body, "event", 64)? {
+    let event = optional_string(&body, "event", 64)?;
+    Ok(Json(TestAttemptResponse {
+        header: ok(),
+        attempt: send_test_event(&state, &config, event.as_deref()).await?,
+    }))
+}
+
+/// Sends one realistic sample hook of `event` (default: the config's first) to the config now,
+/// outside the queue and the log (the test route and the dashboard).
+pub(crate) async fn send_test_event(
+    state: &SharedState,
+    config: &WebhookConfig,
+    event: Option<&str>,
+) -> ApiResult<TestAttemptView> {
+    let event = match event {
         Some(name) => {
-            let event = parse_event_name("event", &name)?;
+            let event = parse_event_name("event", name)?;
             if !event.is_valid_for(config.product) {
                 return Err(ApiError::field(
                     "event",
@@ -331,16 +366,13 @@ pub async fn test_config(
         event,
         &[hook.json.as_str()],
     );
-    let result = state.engine.send_once(&config, &hooks_id, envelope).await;
-    Ok(Json(TestAttemptResponse {
-        header: ok(),
-        attempt: TestAttemptView {
-            attempt: views::attempt(1, &result),
-            hooks_id,
-            hook_id: hook.hook_id,
-            succeeded: result.succeeded(),
-        },
-    }))
+    let result = state.engine.send_once(config, &hooks_id, envelope).await;
+    Ok(TestAttemptView {
+        attempt: views::attempt(1, &result),
+        hooks_id,
+        hook_id: hook.hook_id,
+        succeeded: result.succeeded(),
+    })
 }
 
 // ---------- input parsing ----------

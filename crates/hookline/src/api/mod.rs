@@ -2,11 +2,12 @@
 //! validate input, call the store or the engine, and render the platform's response shape.
 
 mod auth;
-mod deliveries;
+pub(crate) mod deliveries;
 pub mod error;
 mod ingest;
-mod management;
+pub(crate) mod management;
 pub mod openapi;
+pub mod ratelimit;
 pub mod views;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct AppState {
     /// SHA-256 of the admin token; the token itself is not kept.
     pub admin_token_hash: String,
     pub limits: Limits,
+    /// The per-app-key ingest rate limit (`None`: off).
+    pub ingest_rate_limiter: Option<ratelimit::IngestRateLimiter>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -97,13 +100,14 @@ pub fn router(state: SharedState) -> Router {
         .fallback(|| async {
             ApiError::not_found("no such route; the routes are listed in the README")
         })
-        .with_state(state)
+        .with_state(state.clone())
         .merge(
             utoipa_swagger_ui::SwaggerUi::new("/docs").config(
                 utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(false),
             ),
         )
         .layer(axum::middleware::map_response(json_errors))
+        .merge(crate::dashboard::router(state))
 }
 
 /// Errors that axum answers by itself (a path or query that does not decode, a method the

@@ -200,6 +200,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for the metrics endpoint, read at scrape time.
     async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// The dashboard's chart: the attempts of one config's deliveries that started in
+    /// `[since, since + bucket_ms * buckets)`, counted per bucket of `bucket_ms` by start time
+    /// (only buckets with attempts are returned, oldest first). Deliveries created more than
+    /// [`ATTEMPT_LOOKBACK`] before `since` are not looked at: that bounds the scan of the index
+    /// on (config, created_at).
+    async fn attempt_buckets(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        since: Millis,
+        bucket_ms: i64,
+        buckets: u32,
+    ) -> StoreResult<Vec<AttemptBucket>>;
 }
 
 /// What `/metrics` reads from the store at scrape time.
@@ -236,3 +250,19 @@ pub(crate) mod cursor {
 
 /// A time in the past used when nothing is scheduled.
 pub const EPOCH: Millis = 0;
+
+/// How far before a chart's window [`Store::attempt_buckets`] looks for deliveries whose retries
+/// fall in the window.
+pub const ATTEMPT_LOOKBACK: Millis = 24 * 3_600_000;
+
+/// One bucket of [`Store::attempt_buckets`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptBucket {
+    /// Index of the bucket from the window's start.
+    pub index: u32,
+    pub attempts: u64,
+    /// Attempts answered 2xx.
+    pub succeeded: u64,
+    pub total_ms: u64,
+    pub max_ms: u64,
+}

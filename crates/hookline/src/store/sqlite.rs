@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, OpenDelivery, Store, StoreError,
-    StoreResult, StoreSignal, StoreStats, cursor,
+    AttemptBucket, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, OpenDelivery, Store,
+    StoreError, StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -135,10 +135,28 @@ CREATE TABLE attempts (
 ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret TEXT;
 ALTER TABLE webhook_configs ADD COLUMN previous_signing_secret_expires_at INTEGER;
 "#,
-    // 3: retention's lookups, and a partial index whose predicate the planner must check against bound values makes SQLite
+    // 3: deliveries without a rowid, retention's lookups, and a partial index whose predicate the planner must check against bound values makes SQLite
     // re-prepare statements over and over; a plain index on status serves the same queries.
     r#"
-DROP INDEX deliveries_open;
+-- Keyed by hooksId without a separate rowid: one B-tree less to write per delivery.
+CREATE TABLE deliveries_by_id (
+    hooks_id        TEXT PRIMARY KEY,
+    app_key         TEXT NOT NULL,
+    config_id       TEXT NOT NULL,
+    product         TEXT NOT NULL,
+    event           TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempt_count   INTEGER NOT NULL,
+    next_attempt_at INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO deliveries_by_id SELECT hooks_id, app_key, config_id, product, event, status,
+    attempt_count, next_attempt_at, created_at, updated_at FROM deliveries;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_by_id RENAME TO deliveries;
+CREATE INDEX deliveries_log ON deliveries (app_key, created_at DESC, hooks_id DESC);
+CREATE INDEX deliveries_by_config ON deliveries (config_id, created_at);
 CREATE INDEX deliveries_by_status ON deliveries (status, updated_at);
 -- Retention must know whether a hook is still queued for some config.
 CREATE INDEX queue_by_hook ON queue (hook_seq);
@@ -1828,6 +1846,56 @@ impl Store for SqliteStore {
                 configs_by_health,
                 paused_configs,
             })
+        })
+        .await
+    }
+
+    async fn attempt_buckets(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        since: Millis,
+        bucket_ms: i64,
+        buckets: u32,
+    ) -> StoreResult<Vec<AttemptBucket>> {
+        let app_key = app_key.to_owned();
+        let config_id = config_id.to_owned();
+        let bucket_ms = bucket_ms.max(1);
+        let until = since.saturating_add(bucket_ms.saturating_mul(i64::from(buckets)));
+        self.read(move |conn| {
+            // deliveries_by_config (config_id, created_at) bounds the deliveries; each one's
+            // attempts are a range of the attempts primary key.
+            let rows = conn
+                .prepare_cached(
+                    "SELECT (a.started_at - ?3) / ?5 AS bucket, COUNT(*), \
+                     SUM(a.status_code BETWEEN 200 AND 299 AND a.error_kind IS NULL), \
+                     SUM(a.duration_ms), MAX(a.duration_ms) \
+                     FROM deliveries d JOIN attempts a ON a.hooks_id = d.hooks_id \
+                     WHERE d.config_id = ?2 AND d.app_key = ?1 AND d.created_at >= ?6 \
+                     AND d.created_at < ?4 AND a.started_at >= ?3 AND a.started_at < ?4 \
+                     GROUP BY bucket ORDER BY bucket",
+                )?
+                .query_map(
+                    params![
+                        app_key,
+                        config_id,
+                        since,
+                        until,
+                        bucket_ms,
+                        since.saturating_sub(super::ATTEMPT_LOOKBACK)
+                    ],
+                    |r| {
+                        Ok(AttemptBucket {
+                            index: r.get::<_, i64>(0)?.clamp(0, i64::from(u32::MAX)) as u32,
+                            attempts: r.get::<_, i64>(1)?.max(0) as u64,
+                            succeeded: r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64,
+                            total_ms: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                            max_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }

@@ -50,12 +50,31 @@ pub enum Body {
     Raw(Option<String>, Vec<u8>),
 }
 
+/// How the harness starts `hookline serve`, beyond the extra flags.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Pass `--allow-private-targets` (the receivers listen on 127.0.0.1). Default true.
+    pub allow_private_targets: bool,
+    /// `RUST_LOG` of the server. Default `info`.
+    pub rust_log: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_private_targets: true,
+            rust_log: "info".to_string(),
+        }
+    }
+}
+
 pub struct Server {
     pub base_url: String,
     pub admin_token: String,
     pub http: reqwest::Client,
     child: Option<Child>,
     args: Vec<String>,
+    options: Options,
     dir: tempfile::TempDir,
 }
 
@@ -82,6 +101,19 @@ impl Server {
     /// Like `start_with`, running `prepare` on the (empty) data dir before the server starts
     /// (e.g. to mount a small file system there).
     pub async fn start_prepared(extra: &[&str], prepare: impl FnOnce(&std::path::Path)) -> Server {
+        Server::start_full(extra, Options::default(), prepare).await
+    }
+
+    /// Like `start_with`, with other `options` (e.g. without `--allow-private-targets`).
+    pub async fn start_with_options(extra: &[&str], options: Options) -> Server {
+        Server::start_full(extra, options, |_| {}).await
+    }
+
+    async fn start_full(
+        extra: &[&str],
+        options: Options,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("hookline-acceptance-")
             .tempdir()
@@ -99,6 +131,7 @@ impl Server {
             http,
             child: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
+            options,
             dir,
         };
         server.spawn().await;
@@ -107,6 +140,11 @@ impl Server {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Everything the server (all its runs) wrote to stderr.
+    pub fn stderr_all(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.stderr_path()).unwrap_or_default()).into_owned()
     }
 
     fn stderr_path(&self) -> PathBuf {
@@ -169,15 +207,21 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
-            .arg("--allow-private-targets")
+            .args(
+                self.options
+                    .allow_private_targets
+                    .then_some("--allow-private-targets"),
+            )
             .args(&self.args)
             .env("HOOKLINE_ADMIN_TOKEN", &self.admin_token)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", &self.options.rust_log)
             .env("NO_COLOR", "1")
             .env_remove("HOOKLINE_LISTEN")
             .env_remove("HOOKLINE_DATA_DIR")
             .env_remove("HOOKLINE_DATABASE_URL")
             .env_remove("HOOKLINE_ALLOW_PRIVATE_TARGETS")
+            .env_remove("HOOKLINE_INGEST_RATE_LIMIT")
+            .env_remove("HOOKLINE_INGEST_BURST")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

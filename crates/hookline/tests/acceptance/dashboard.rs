@@ -1,0 +1,463 @@
+//! Issue 6: the dashboard's server side. Sign-in, sessions, CSRF protection and HTML escaping,
+//! over plain HTTP (the browser flow is in scripts/ecosystem/dashboard/).
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Value, json};
+
+use crate::support::server::urlencode;
+use crate::support::*;
+
+/// A cookie-less HTTP client that does not follow redirects: each test sees every answer.
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The session id from `Set-Cookie`, with the cookie's attributes.
+    fn session_cookie(&self) -> Option<(String, String)> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                let rest = c.strip_prefix("hookline_session=")?;
+                let (value, attrs) = rest.split_once(';').unwrap_or((rest, ""));
+                Some((value.to_owned(), attrs.to_owned()))
+            })
+    }
+
+    /// The CSRF token of the page's forms.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no csrf field in page:\n{}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').unwrap() + start;
+        self.body[start..end].to_owned()
+    }
+}
+
+struct Browser<'a> {
+    srv: &'a Server,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+impl<'a> Browser<'a> {
+    fn new(srv: &'a Server) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Browser {
+            srv,
+            http,
+            cookie: None,
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Page {
+        let req = match &self.cookie {
+            Some(id) => req.header("cookie", format!("hookline_session={id}")),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| self.srv.fail(format!("{what}: {e}")));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(self.srv.url(path)), &format!("GET {path}"))
+            .await
+    }
+
+    async fn post(&self, path: &str, pairs: &[(&str, &str)], extra: &[(&str, &str)]) -> Page {
+        let mut headers = HeaderMap::new();
+        for (k, v) in extra {
+            headers.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let req = self
+            .http
+            .post(self.srv.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .headers(headers)
+            .body(form_body(pairs));
+        self.send(req, &format!("POST {path}")).await
+    }
+
+    /// Signs in (asserting success) and keeps the session cookie.
+    async fn sign_in(&mut self, app: &App) {
+        let page = self
+            .post(
+                "/ui/signin",
+                &[("appKey", &app.app_key), ("secretKey", &app.secret)],
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, 303, "sign-in: {}", page.body);
+        let (id, _) = page
+            .session_cookie()
+            .expect("sign-in sets the session cookie");
+        self.cookie = Some(id);
+    }
+}
+
+async fn configs_of(srv: &Server, app: &App) -> Vec<Value> {
+    let body = srv.expect(
+        srv.get(&app.auth(), &app.path("/webhook-configs")).await,
+        200,
+        "list configs",
+    );
+    body["webhookConfigs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_refuses_a_wrong_secret_and_pages_need_a_session() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash").await;
+    let other = srv.create_app_key("other").await;
+    let mut browser = Browser::new(&srv);
+
+    // Without a session: the sign-in page, and every other page sends there.
+    let home = browser.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("name=\"secretKey\""), "{}", home.body);
+    for path in [
+        "/ui/deliveries",
+        "/ui/configs/new",
+        "/ui/configs/nope",
+        "/ui/deliveries/nope",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status, 303, "GET {path} without a session");
+        assert_eq!(page.location(), "/", "GET {path} without a session");
+    }
+    let post = browser.post("/ui/configs", &[("csrf", "x")], &[]).await;
+    assert_eq!(post.status, 303, "POST without a session");
+    assert_eq!(post.location(), "/");
+
+    // Wrong secrets: not this app key's, another app key's, empty.
+    for (secret, what) in [
+        ("not-the-secret", "a wrong secret"),
+        (other.secret.as_str(), "another app key's secret"),
+        ("", "no secret"),
+    ] {
+        let page = browser
+            .post(
+                "/ui/signin",
+                &[("appKey", &app.app_key), ("secretKey", secret)],
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, 401, "sign-in with {what}");
+        assert!(page.session_cookie().is_none(), "no session for {what}");
+        assert!(page.body.contains("do not match"), "{}", page.body);
+        assert!(
+            !page.body.contains(&app.secret),
+            "the page never echoes a secret"
+        );
+    }
+
+    // The right one: a session cookie that scripts cannot read and other sites do not send.
+    let page = browser
+        .post(
+            "/ui/signin",
+            &[("appKey", &app.app_key), ("secretKey", &app.secret)],
+            &[],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), "/");
+    let (id, attrs) = page.session_cookie().expect("session cookie");
+    assert!(id.len() >= 32, "session id {id:?} is long and random");
+    assert!(
+        !id.contains(&app.secret),
+        "the cookie does not hold the secret"
+    );
+    assert!(attrs.contains("HttpOnly"), "{attrs}");
+    assert!(attrs.contains("SameSite=Strict"), "{attrs}");
+    browser.cookie = Some(id);
+    let log = browser.get("/ui/deliveries").await;
+    assert_eq!(log.status, 200);
+    assert!(log.body.contains("Delivery log"));
+    assert!(log.body.contains(&app.app_key));
+    assert!(!log.body.contains(&app.secret));
+
+    // A made-up session id is no session.
+    let forged = Browser {
+        cookie: Some("0123456789abcdef0123456789abcdef".into()),
+        ..Browser::new(&srv)
+    };
+    assert_eq!(forged.get("/ui/deliveries").await.status, 303);
+
+    // Rotating the secret key ends the sessions opened with the old one.
+    srv.expect(
+        srv.post(&app.auth(), &app.path("/secret-key/rotate"), json!({}))
+            .await,
+        200,
+        "rotate the secret key",
+    );
+    let page = browser.get("/ui/deliveries").await;
+    assert_eq!(page.status, 303, "session ended by the rotation");
+    assert_eq!(page.location(), "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_session_csrf_token_are_refused() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash").await;
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    let form = browser.get("/ui/configs/new").await;
+    assert_eq!(form.status, 200);
+    let token = form.csrf();
+    // A second session of the same app key has its own token.
+    let mut second = Browser::new(&srv);
+    second.sign_in(&app).await;
+    let second_token = second.get("/ui/configs/new").await.csrf();
+    assert_ne!(token, second_token);
+
+    let url = "http://127.0.0.1:9/hooks";
+    let fields = |csrf: Option<&'static str>| -> Vec<(&'static str, String)> {
+        let mut f = vec![
+            ("productName", "SMS".to_owned()),
+            ("events", "UNSUBSCRIBE".to_owned()),
+            ("url", url.to_owned()),
+            ("signature", "sig".to_owned()),
+            ("enabled", "true".to_owned()),
+        ];
+        if let Some(c) = csrf {
+            f.push(("csrf", c.to_owned()));
+        }
+        f
+    };
+    let post = |extra_fields: Vec<(&'static str, String)>,
+                headers: Vec<(&'static str, &'static str)>| {
+        let browser = &browser;
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                extra_fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.post("/ui/configs", &pairs, &headers).await
+        }
+    };
+
+    // No token, a wrong token, another session's token: refused, nothing created.
+    let page = post(fields(None), vec![]).await;
+    assert_eq!(page.status, 403, "no token: {}", page.body);
+    let mut wrong = fields(None);
+    wrong.push(("csrf", "0".repeat(32)));
+    assert_eq!(post(wrong, vec![]).await.status, 403, "a wrong token");
+    let mut others = fields(None);
+    others.push(("csrf", second_token.clone()));
+    assert_eq!(
+        post(others, vec![]).await.status,
+        403,
+        "another session's token"
+    );
+    // The right token from a page of another origin: refused too.
+    let mut cross = fields(None);
+    cross.push(("csrf", token.clone()));
+    assert_eq!(
+        post(cross, vec![("origin", "http://evil.example")])
+            .await
+            .status,
+        403,
+        "a cross-origin POST"
+    );
+    assert!(
+        configs_of(&srv, &app).await.is_empty(),
+        "no config was created by a refused form"
+    );
+    // The other state-changing forms check it too.
+    let signout = browser.post("/ui/signout", &[], &[]).await;
+    assert_eq!(signout.status, 403, "sign-out without the token");
+
+    // With the token: created, and the page of the new config follows.
+    let mut good = fields(None);
+    good.push(("csrf", token.clone()));
+    let page = post(good, vec![]).await;
+    assert_eq!(page.status, 303, "with the token: {}", page.body);
+    let configs = configs_of(&srv, &app).await;
+    assert_eq!(configs.len(), 1);
+    let id = s(&configs[0], "webhookConfigId");
+    assert_eq!(page.location(), format!("/ui/configs/{id}"));
+    assert_eq!(configs[0]["events"], json!(["UNSUBSCRIBE"]));
+
+    // Disable without, then with, the token.
+    let path = format!("/ui/configs/{id}/enabled");
+    let page = browser.post(&path, &[("enabled", "false")], &[]).await;
+    assert_eq!(page.status, 403);
+    assert_eq!(configs_of(&srv, &app).await[0]["enabled"], json!(true));
+    let page = browser
+        .post(&path, &[("enabled", "false"), ("csrf", &token)], &[])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(configs_of(&srv, &app).await[0]["enabled"], json!(false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_escape_what_they_show_and_stay_within_the_app_key() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash").await;
+    let other = srv.create_app_key("other").await;
+    let script = "<script>alert(\"x\")</script>";
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], "http://127.0.0.1:9/hooks");
+    body["description"] = json!(script);
+    body["signature"] = json!("sig\"><img src=x onerror=alert(1)>");
+    body["signingSecret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let cfg = srv.create_config(&app, body).await;
+    let id = s(&cfg, "webhookConfigId");
+    let theirs = srv
+        .create_config(
+            &other,
+            config_body(SMS, &["UNSUBSCRIBE"], "http://127.0.0.1:9/x"),
+        )
+        .await;
+
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    for path in [
+        "/".to_owned(),
+        format!("/ui/configs/{id}"),
+        format!("/ui/configs/{id}/edit"),
+        format!("/ui/deliveries?webhookConfigId={id}"),
+    ] {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 200, "GET {path}");
+        assert!(
+            !page.body.contains("<script"),
+            "GET {path}: a raw <script> in the page:\n{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("<img"),
+            "GET {path}: a raw <img> in the page"
+        );
+        assert!(
+            page.body
+                .contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"),
+            "GET {path}: the description, escaped:\n{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "GET {path}: the signing secret is never shown"
+        );
+    }
+    let page = browser.get(&format!("/ui/configs/{id}")).await;
+    assert!(
+        page.body
+            .contains("sig&quot;&gt;&lt;img src=x onerror=alert(1)&gt;")
+    );
+    // A query value is escaped too, in the filter form that shows it back.
+    let page = browser
+        .get("/ui/deliveries?hookId=%22%3E%3Cscript%3Ex%3C%2Fscript%3E")
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("<script"));
+    assert!(
+        page.body
+            .contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\"")
+    );
+
+    // Another app key's config is not found from this session.
+    let page = browser
+        .get(&format!("/ui/configs/{}", s(&theirs, "webhookConfigId")))
+        .await;
+    assert_eq!(page.status, 404);
+    let list = browser.get("/").await;
+    assert!(!list.body.contains(&s(&theirs, "webhookConfigId")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_counts_the_configs_attempts() {
+    let rx = Receiver::start().await;
+    let rx_other = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash").await;
+    // This config's receiver fails once: two attempts, one successful.
+    rx.respond_with(&[500]);
+    let cfg = srv
+        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/c")))
+        .await;
+    let id = s(&cfg, "webhookConfigId");
+    // Another config's attempt does not count.
+    srv.create_config(
+        &app,
+        config_body(SMS, &["UNSUBSCRIBE"], &rx_other.url("/d")),
+    )
+    .await;
+    srv.ingest(
+        &app,
+        SMS,
+        "UNSUBSCRIBE",
+        vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+    )
+    .await;
+    let done = srv
+        .wait_for_deliveries(
+            &app,
+            "status=SUCCEEDED",
+            PROMPT,
+            "both deliveries SUCCEEDED",
+            |d| d.len() == 2,
+        )
+        .await;
+    let own: Vec<&Value> = done
+        .iter()
+        .filter(|d| d["webhookConfigId"] == json!(id))
+        .collect();
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["attemptCount"], json!(2));
+
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    let page = browser.get(&format!("/ui/configs/{id}?range=7d")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("data-attempts=\"2\""),
+        "two attempts in the chart:\n{}",
+        page.body
+    );
+    assert!(page.body.contains("<b>50 %</b> succeeded"), "{}", page.body);
+    let bars = page.body.matches("<rect class=\"bar warn").count();
+    assert_eq!(
+        bars, 1,
+        "one interval (of 3 h) with attempts, half of them failed"
+    );
+}
