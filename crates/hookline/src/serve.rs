@@ -13,7 +13,7 @@ use crate::api::{self, AppState, Limits};
 use crate::engine::health::HealthPolicy;
 use crate::engine::{Engine, EngineSettings};
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{Fsync, SqliteStore};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Unset: embedded SQLite in the data dir. postgres://...: PostgreSQL (several nodes).
     #[arg(long, env = "HOOKLINE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// How commits of the embedded store reach the disk: `normal` survives a process crash,
+    /// `full` also a power loss (an fsync per group commit).
+    #[arg(long, env = "HOOKLINE_FSYNC", value_enum, default_value_t = Fsync::Normal)]
+    pub fsync: Fsync,
     /// Allow deliveries to loopback, private and link-local addresses (development, tests).
     #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
@@ -131,7 +135,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = match &args.database_url {
         None => Arc::new(
-            SqliteStore::open(&args.data_dir)
+            SqliteStore::open_with(&args.data_dir, args.fsync)
                 .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?,
         ),
         Some(url) if url.starts_with("sqlite:") || url.starts_with("file:") => {

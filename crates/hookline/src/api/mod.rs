@@ -248,30 +248,42 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> ApiResul
             format!("body: larger than the limit of {limit} bytes"),
         )
     };
-    if let Some(length) = headers
+    // A body over the limit is still read (and thrown away) up to this bound before the 413 goes
+    // out: answering while the client is still sending makes it see a reset, not the answer.
+    // Beyond the bound the connection is closed instead.
+    let drain_bound = limit.saturating_mul(4).clamp(1 << 20, 16 << 20);
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && length > limit
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > drain_bound) {
         return Err(too_large());
     }
-    let collected = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                too_large()
-            } else {
-                ApiError::new(
-                    ErrorKind::InvalidJson,
-                    format!("body: could not be read: {e}"),
-                )
-            }
+    let mut body = body;
+    let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                ErrorKind::InvalidJson,
+                format!("body: could not be read: {e}"),
+            )
         })?;
-    Ok(collected.to_bytes().to_vec())
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > drain_bound {
+            return Err(too_large());
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(kept)
 }
 
 /// Parses a management body into a JSON object (an empty body counts as `{}`).

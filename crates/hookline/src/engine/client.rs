@@ -66,6 +66,18 @@ pub fn is_blocked_ip(ip: IpAddr) -> bool {
                 let o = v6.octets();
                 return is_blocked_v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
             }
+            // 6to4 (2002::/16) carries an IPv4 address in bits 16..48; Teredo (2001:0::/32)
+            // carries its server's in bits 32..64 and the client's, inverted, in the last 32.
+            if seg[0] == 0x2002 {
+                let o = v6.octets();
+                return is_blocked_v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+            }
+            if seg[0] == 0x2001 && seg[1] == 0 {
+                let o = v6.octets();
+                let server = Ipv4Addr::new(o[4], o[5], o[6], o[7]);
+                let client = Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]);
+                return is_blocked_v4(server) || is_blocked_v4(client);
+            }
             is_blocked_v6(v6)
         }
     }
@@ -385,6 +397,9 @@ mod tests {
             "fd12:3456::1",
             "fe80::1",
             "ff02::1",
+            "2002:7f00:1::1",                       // 6to4 of 127.0.0.1
+            "2002:c0a8:101::1",                     // 6to4 of 192.168.1.1
+            "2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(is_blocked_ip(ip), "{ip} must be blocked");

@@ -8,7 +8,7 @@
 //! Reads use a small pool of separate connections (WAL lets them run beside the writer).
 //!
 //! `synchronous=NORMAL` in WAL mode: a committed transaction survives a crash of the process; a
-//! power loss may lose the last commits (`--fsync full` is the knob for that).
+//! power loss may lose the last commits (`--fsync full`, [`Fsync::Full`], is the knob for that).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -237,6 +237,18 @@ pub struct SqliteStore {
     unrecorded: Unrecorded,
 }
 
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Fsync {
+    /// WAL with `synchronous=NORMAL`: a commit survives a crash of the process; a power loss may
+    /// lose the last commits.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is synced; survives a power loss, costs an fsync per
+    /// group commit.
+    Full,
+}
+
 fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -271,10 +283,18 @@ impl SqliteStore {
     /// Opens (creating if needed) `hookline.db` in `data_dir`, runs migrations and starts the
     /// writer thread.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        SqliteStore::open_with(data_dir, Fsync::Normal)
+    }
+
+    /// Like [`SqliteStore::open`], choosing how hard commits are synced to disk.
+    pub fn open_with(data_dir: &Path, fsync: Fsync) -> StoreResult<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join("hookline.db");
         let mut conn = open_connection(&path, false)?;
+        if fsync == Fsync::Full {
+            conn.pragma_update(None, "synchronous", "FULL")?;
+        }
         migrate(&mut conn)?;
 
         let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();

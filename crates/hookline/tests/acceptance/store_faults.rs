@@ -120,3 +120,29 @@ async fn a_full_disk_answers_503_changes_nothing_and_recovers_by_itself() {
     drop(srv);
     drop(mount);
 }
+
+/// `--fsync full` (power-loss durability) is a real mode of the store: it serves, delivers and
+/// keeps its data across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_full_serves_and_keeps_its_data() {
+    let rx = Receiver::start().await;
+    let mut srv = Server::start_with(&["--fsync", "full"]).await;
+    let app = srv.create_app_key("fsync-full").await;
+    srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/f")))
+        .await;
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+    srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    srv.kill9().await;
+    srv.restart().await;
+    let found = srv
+        .list_deliveries(&app, &format!("hookId={}", ids[0]))
+        .await;
+    assert_eq!(found.len(), 1, "the delivery survived: {found:?}");
+}
