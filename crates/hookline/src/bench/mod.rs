@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// the drain is measured.
     #[arg(long)]
     pub backlog: bool,
+    /// Give every tenant a second config whose receiver accepts connections and never answers,
+    /// to show that a hanging receiver does not slow the healthy configs down.
+    #[arg(long)]
+    pub hanging_configs: bool,
     /// Give up waiting for deliveries after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
@@ -334,6 +338,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         start_sink(socket)?;
     }
 
+    // A black hole: accepts connections, reads whatever comes, never answers.
+    let black_hole = if args.hanging_configs {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Some(addr)
+    } else {
+        None
+    };
+
     // Tenants and configs.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.producers * 2)
@@ -374,6 +399,27 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "create webhook config",
         )
         .await?;
+        if let Some(hole) = black_hole {
+            api(
+                client
+                    .post(format!(
+                        "{base}/v1/appkeys/{}/webhook-configs",
+                        tenant.app_key
+                    ))
+                    .header("X-Secret-Key", &tenant.secret_key)
+                    .json(&json!({
+                        "productName": "SMS",
+                        "events": ["MESSAGE_RESULT_UPDATE"],
+                        "url": format!("http://{hole}/hang{i}"),
+                        "signature": "bench",
+                        "maxHooksPerRequest": args.max_hooks_per_request,
+                        "maxRequestsInFlight": args.max_requests_in_flight,
+                        "timeoutMs": 60000,
+                    })),
+                "create hanging webhook config",
+            )
+            .await?;
+        }
         tenants.push(tenant);
     }
     let tenants = Arc::new(tenants);
@@ -543,6 +589,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "maxHooksPerRequest": args.max_hooks_per_request,
         "rate": args.rate,
         "backlog": args.backlog,
+        "hangingConfigs": args.hanging_configs,
         "ingestHooksPerSec": expected as f64 / ingest_secs,
         "endToEndHooksPerSec": expected as f64 / delivery_secs,
         "sinkRequestsPerSec": sink_requests as f64 / delivery_secs,
@@ -564,7 +611,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} hooks, {} config(s), {} producer(s) x {} hooks/request{}",
+            "{} hooks, {} config(s), {} producer(s) x {} hooks/request{}{}",
             expected,
             args.configs,
             args.producers,
@@ -573,6 +620,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 format!(", fixed rate {} hooks/s", args.rate)
             } else {
                 String::new()
+            },
+            if args.hanging_configs {
+                ", plus a hanging config per tenant"
+            } else {
+                ""
             }
         );
         println!(
