@@ -476,11 +476,13 @@ fn writer_loop(
             let _ = conn.execute_batch("ROLLBACK");
             signals.clear();
         }
-        for finish in finishers.drain(..) {
-            finish(outcome.clone());
-        }
+        // Signals first, then answers: whoever learns that its write committed can rely on the
+        // engine having been told of the work it created.
         for signal in signals.drain(..) {
             let _ = signals_out.send(signal);
+        }
+        for finish in finishers.drain(..) {
+            finish(outcome.clone());
         }
     }
     // Every sender is gone: checkpoint so the WAL does not linger.
