@@ -377,29 +377,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             app_key: key["appKey"]["appKey"].as_str().unwrap_or("").to_owned(),
             secret_key: key["appKey"]["secretKey"].as_str().unwrap_or("").to_owned(),
         };
-        api(
-            client
-                .post(format!(
-                    "{base}/v1/appkeys/{}/webhook-configs",
-                    tenant.app_key
-                ))
-                .header("X-Secret-Key", &tenant.secret_key)
-                .json(&json!({
-                    "productName": "SMS",
-                    "events": ["MESSAGE_RESULT_UPDATE"],
-                    "url": format!("http://{sink_addr}/c{i}"),
-                    "signature": "bench",
-                    "maxHooksPerRequest": args.max_hooks_per_request,
-                    "maxRequestsInFlight": args.max_requests_in_flight,
-                    "timeoutMs": 30000,
-                    // Short first delays so a backlog drains soon after the sink comes up.
-                    "retrySchedule": ["1s", "1s", "2s", "5s", "10s", "30s", "1m", "5m", "10m",
-                                      "30m", "1h", "2h", "4h", "8h"],
-                })),
-            "create webhook config",
-        )
-        .await?;
-        if let Some(hole) = black_hole {
+        let config = |url: String| {
+            json!({
+                "productName": "SMS",
+                "events": ["MESSAGE_RESULT_UPDATE"],
+                "url": url,
+                "signature": "bench",
+                "maxHooksPerRequest": args.max_hooks_per_request,
+                "maxRequestsInFlight": args.max_requests_in_flight,
+                "timeoutMs": 30000,
+                // Short first delays so a backlog drains soon after the sink comes up.
+                "retrySchedule": ["1s", "1s", "2s", "5s", "10s", "30s", "1m", "5m", "10m",
+                                  "30m", "1h", "2h", "4h", "8h"],
+            })
+        };
+        let mut urls = vec![format!("http://{sink_addr}/c{i}")];
+        urls.extend(black_hole.map(|hole| format!("http://{hole}/hang{i}")));
+        for url in urls {
             api(
                 client
                     .post(format!(
@@ -407,16 +401,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                         tenant.app_key
                     ))
                     .header("X-Secret-Key", &tenant.secret_key)
-                    .json(&json!({
-                        "productName": "SMS",
-                        "events": ["MESSAGE_RESULT_UPDATE"],
-                        "url": format!("http://{hole}/hang{i}"),
-                        "signature": "bench",
-                        "maxHooksPerRequest": args.max_hooks_per_request,
-                        "maxRequestsInFlight": args.max_requests_in_flight,
-                        "timeoutMs": 60000,
-                    })),
-                "create hanging webhook config",
+                    .json(&config(url)),
+                "create webhook config",
             )
             .await?;
         }

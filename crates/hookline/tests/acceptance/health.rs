@@ -3,24 +3,16 @@
 //! held back so a dead receiver costs little, and a success heals it.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::*;
 
 async fn wait_for_health(srv: &Server, app: &App, cfg_id: &str, state: &str) -> Value {
-    let deadline = Instant::now() + SLOW;
-    loop {
-        let cfg = srv.get_config(app, cfg_id).await;
-        if cfg["health"]["state"] == json!(state) {
-            return cfg;
-        }
-        if Instant::now() > deadline {
-            srv.fail(format!("config never became {state}: {cfg}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    srv.wait_for_config(app, cfg_id, SLOW, &format!("health {state}"), |c| {
+        c["health"]["state"] == json!(state)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,17 +82,11 @@ async fn failing_without_a_break_disables_and_enabling_resumes() {
     assert_eq!(put["webhookConfig"]["health"]["state"], json!("HEALTHY"));
     srv.ok(rx.wait_for_hooks(&ids, SLOW).await);
     // The success is recorded too (its record commits just after the answer).
-    let deadline = Instant::now() + PROMPT;
-    let healed = loop {
-        let cfg = srv.get_config(&app, &cfg_id).await;
-        if cfg["health"]["lastSuccessAt"].is_string() {
-            break cfg;
-        }
-        if Instant::now() > deadline {
-            srv.fail(format!("the success was never recorded: {cfg}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let healed = srv
+        .wait_for_config(&app, &cfg_id, PROMPT, "the success recorded", |c| {
+            c["health"]["lastSuccessAt"].is_string()
+        })
+        .await;
     assert_eq!(healed["health"]["state"], json!("HEALTHY"), "{healed}");
     assert_eq!(
         healed["health"]["consecutiveFailures"],

@@ -201,17 +201,11 @@ async fn gone_disables_the_config_until_it_is_enabled_again() {
         )
         .await;
     srv.ok(rx.wait_for_requests(1, PROMPT).await);
-    let deadline = std::time::Instant::now() + PROMPT;
-    let got = loop {
-        let got = srv.get_config(&app, &cfg_id).await;
-        if got["health"]["state"] == json!("DISABLED") {
-            break got;
-        }
-        if std::time::Instant::now() > deadline {
-            srv.fail(format!("410 did not disable the config: {got}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let got = srv
+        .wait_for_config(&app, &cfg_id, PROMPT, "410 to disable the config", |c| {
+            c["health"]["state"] == json!("DISABLED")
+        })
+        .await;
     assert!(
         got["health"]["disabledReason"]
             .as_str()

@@ -540,6 +540,31 @@ impl Server {
         }
     }
 
+    /// Polls `GET .../webhook-configs/{id}` until `cond` holds; fails with the last state after
+    /// `deadline`.
+    pub async fn wait_for_config(
+        &self,
+        app: &App,
+        config_id: &str,
+        deadline: Duration,
+        what: &str,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let config = self.get_config(app, config_id).await;
+            if cond(&config) {
+                return config;
+            }
+            if Instant::now() >= end {
+                self.fail(format!(
+                    "timed out after {deadline:?} waiting for {what}: {config}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls `GET .../deliveries/{hooksId}` until its status is `status`; fails early if it reaches
     /// another final status, or with the last state after `deadline`.
     pub async fn wait_for_delivery_status(
