@@ -826,6 +826,31 @@ fn delivery_hook_ids(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<Strin
     Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
 }
 
+/// The hookIds of several deliveries, each in envelope order.
+fn page_hook_ids<'a>(
+    conn: &Connection,
+    hooks_ids: impl Iterator<Item = &'a str>,
+) -> StoreResult<std::collections::HashMap<String, Vec<String>>> {
+    let hooks_ids: Vec<&str> = hooks_ids.collect();
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    if hooks_ids.is_empty() {
+        return Ok(out);
+    }
+    let marks = vec!["?"; hooks_ids.len()].join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+         WHERE d.hooks_id IN ({marks}) ORDER BY d.hooks_id, d.position"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(hooks_ids), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (hooks_id, hook_id) = row?;
+        out.entry(hooks_id).or_default().push(hook_id);
+    }
+    Ok(out)
+}
+
 fn load_delivery_row(conn: &Connection, hooks_id: &str) -> StoreResult<Option<DeliveryRow>> {
     Ok(conn
         .prepare_cached(&format!(
@@ -1532,10 +1557,12 @@ impl Store for SqliteStore {
                 .prepare(&sql)?
                 .query_map(params_from_iter(args), delivery_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            // The page's hookIds in one query, not one per delivery.
+            let mut ids = page_hook_ids(conn, rows.iter().map(|r| r.hooks_id.as_str()))?;
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
-                let ids = delivery_hook_ids(conn, &row.hooks_id)?;
-                items.push(row.into_summary(ids)?);
+                let hook_ids = ids.remove(&row.hooks_id).unwrap_or_default();
+                items.push(row.into_summary(hook_ids)?);
             }
             Ok(paginate(items, size, |d| {
                 cursor::encode(&[&d.created_at.to_string(), &d.hooks_id])
