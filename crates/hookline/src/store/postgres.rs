@@ -19,8 +19,6 @@
 //! learn nothing yet: LISTEN/NOTIFY (a `NOTIFY hookline_work, '<config id>'` in the ingest
 //! transaction) and claim leases come with the multi-node engine work (issue 3).
 //!
-//! Not ported yet (they answer `Unavailable` naming themselves): `get_delivery`, `redeliver`, `replay`, retention, `stats`,
-//! `attempt_buckets`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,17 +31,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::sqlite::{
-    CONFIG_COLUMNS, ConfigRow, DeliveryRow, corrupt, join_events, page_size, paginate, parse_event,
-    parse_status, schedule_text,
+    CONFIG_COLUMNS, ConfigRow, DELIVERY_COLUMNS, DeliveryRow, corrupt, join_events, page_size,
+    paginate, parse_event, parse_status, schedule_text,
 };
 use super::{
     AttemptBucket, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, OpenDelivery, Store,
     StoreError, StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
-    AppKeyRecord, AttemptErrorKind, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliveryStatus,
-    DeliverySummary, Health, HealthState, Millis, Page, PageRequest, ReplayFilter,
-    SendableDelivery, StoredHook, WebhookConfig, now_millis,
+    AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Millis, Page,
+    PageRequest, ReplayFilter, SendableDelivery, StoredHook, WebhookConfig, now_millis,
 };
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
@@ -155,10 +153,6 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("postgres pool: {e}"))
-}
-
-fn not_ported(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("{what}: not implemented on PostgreSQL yet"))
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -713,6 +707,17 @@ async fn claim_event(
     Ok(claimed)
 }
 
+async fn load_delivery_row(c: &Client, hooks_id: &str) -> StoreResult<Option<DeliveryRow>> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE hooks_id = $1"),
+            &[&hooks_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    row.as_ref().map(delivery_row).transpose()
+}
+
 async fn delivery_hooks(c: &Client, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
     let rows = c
         .query(
@@ -1217,7 +1222,7 @@ impl Store for PostgresStore {
             .query_opt(
                 &format!(
                     "SELECT {} FROM deliveries WHERE hooks_id = $1",
-                    super::sqlite::DELIVERY_COLUMNS
+                    DELIVERY_COLUMNS
                 ),
                 &[&hooks_id],
             )
@@ -1336,7 +1341,7 @@ impl Store for PostgresStore {
                           JOIN hooks h ON h.seq = d.hook_seq \
                           WHERE h.app_key = $1 AND h.hook_id = $9)) \
                      ORDER BY created_at DESC, hooks_id DESC LIMIT $10",
-                    super::sqlite::DELIVERY_COLUMNS
+                    DELIVERY_COLUMNS
                 ),
                 &[
                     &app_key,
@@ -1370,41 +1375,235 @@ impl Store for PostgresStore {
 
     async fn get_delivery(
         &self,
-        _app_key: &str,
-        _hooks_id: &str,
+        app_key: &str,
+        hooks_id: &str,
     ) -> StoreResult<Option<DeliveryDetail>> {
-        Err(not_ported("get_delivery"))
+        let c = self.reader().await?;
+        let Some(row) = load_delivery_row(&c, hooks_id).await? else {
+            return Ok(None);
+        };
+        if row.app_key != app_key {
+            return Ok(None);
+        }
+        let rows = c
+            .query(
+                "SELECT number, started_at, duration_ms, status_code, error_kind, \
+                 error_message, response_body FROM attempts WHERE hooks_id = $1 \
+                 ORDER BY number",
+                &[&hooks_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut attempts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: Option<String> = col(r, 4)?;
+            let error_kind = match kind {
+                Some(k) => {
+                    Some(AttemptErrorKind::parse(&k).ok_or_else(|| corrupt("error kind", &k))?)
+                }
+                None => None,
+            };
+            attempts.push(AttemptRecord {
+                number: col::<i64>(r, 0)? as u32,
+                result: AttemptResult {
+                    started_at: col(r, 1)?,
+                    duration_ms: col::<i64>(r, 2)?.max(0) as u64,
+                    status_code: col::<Option<i64>>(r, 3)?.map(|s| s as u16),
+                    error_kind,
+                    error_message: col(r, 5)?,
+                    response_body: col(r, 6)?,
+                    retry_after: None,
+                },
+            });
+        }
+        let hooks = delivery_hooks(&c, &row.hooks_id).await?;
+        let delivery = SendableDelivery {
+            product: parse_product(&row.product)?,
+            event: parse_event(&row.event)?,
+            hooks_id: row.hooks_id.clone(),
+            config_id: row.config_id.clone(),
+            app_key: row.app_key.clone(),
+            attempt_count: row.attempt_count as u32,
+            hooks,
+        };
+        let hook_ids = delivery.hooks.iter().map(|h| h.hook_id.clone()).collect();
+        Ok(Some(DeliveryDetail {
+            summary: row.into_summary(hook_ids)?,
+            envelope: delivery.envelope(),
+            attempts,
+        }))
     }
 
     async fn redeliver(
         &self,
-        _app_key: &str,
-        _hooks_id: &str,
-        _new_hooks_id: String,
+        app_key: &str,
+        hooks_id: &str,
+        new_hooks_id: String,
     ) -> StoreResult<Option<DeliverySummary>> {
-        Err(not_ported("redeliver"))
+        let app_key = app_key.to_owned();
+        let hooks_id = hooks_id.to_owned();
+        self.write(move |c| async move {
+            let Some(row) = load_delivery_row(&c, &hooks_id).await? else {
+                return Ok((None, Vec::new()));
+            };
+            if row.app_key != app_key {
+                return Ok((None, Vec::new()));
+            }
+            let config_exists = c
+                .query_opt(
+                    "SELECT 1 FROM webhook_configs WHERE id = $1",
+                    &[&row.config_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            if config_exists.is_none() {
+                // Decided before writing anything: the group's transaction stays clean.
+                return Err(StoreError::Conflict(format!(
+                    "webhookConfigId: the config {} of this delivery was deleted",
+                    row.config_id
+                )));
+            }
+            let rows = c
+                .query(
+                    "SELECT d.hook_seq, h.hook_id FROM delivery_hooks d \
+                     JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = $1 \
+                     ORDER BY d.position",
+                    &[&hooks_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut seqs = Vec::with_capacity(rows.len());
+            let mut hook_ids = Vec::with_capacity(rows.len());
+            for r in &rows {
+                seqs.push(col::<i64>(r, 0)?);
+                hook_ids.push(col::<String>(r, 1)?);
+            }
+            let now = now_millis();
+            let summary = DeliverySummary {
+                hooks_id: new_hooks_id,
+                app_key: row.app_key.clone(),
+                config_id: row.config_id.clone(),
+                product: parse_product(&row.product)?,
+                event: parse_event(&row.event)?,
+                status: DeliveryStatus::Pending,
+                attempt_count: 0,
+                hook_ids,
+                next_attempt_at: Some(now),
+                created_at: now,
+                updated_at: now,
+            };
+            insert_delivery(&c, &summary, &seqs).await?;
+            Ok((Some(summary), Vec::new()))
+        })
+        .await
     }
 
     async fn replay(
         &self,
-        _app_key: &str,
-        _config_id: &str,
-        _filter: ReplayFilter,
+        app_key: &str,
+        config_id: &str,
+        filter: ReplayFilter,
     ) -> StoreResult<u64> {
-        Err(not_ported("replay"))
+        let app_key = app_key.to_owned();
+        let config_id = config_id.to_owned();
+        let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        self.write(move |c| async move {
+            // An empty status list means every status.
+            let queued = c
+                .execute(
+                    "INSERT INTO queue (config_id, event, hook_seq) \
+                     SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
+                     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                     WHERE d.app_key = $1 AND d.config_id = $2 \
+                     AND ($3::BIGINT IS NULL OR d.created_at >= $3) \
+                     AND ($4::BIGINT IS NULL OR d.created_at < $4) \
+                     AND (cardinality($5::TEXT[]) = 0 OR d.status = ANY($5)) \
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &app_key,
+                        &config_id,
+                        &filter.since,
+                        &filter.until,
+                        &statuses,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            let signals = if queued > 0 {
+                vec![StoreSignal::NewWork { config_id }]
+            } else {
+                Vec::new()
+            };
+            Ok((queued, signals))
+        })
+        .await
     }
 
-    async fn purge_deliveries(&self, _cutoff: Millis, _batch: u32) -> StoreResult<usize> {
-        Err(not_ported("purge_deliveries"))
+    async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.write(move |c| async move {
+            let rows = c
+                .query(
+                    "WITH expired AS ( \
+                         DELETE FROM deliveries WHERE hooks_id IN ( \
+                             SELECT hooks_id FROM deliveries \
+                             WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
+                             AND updated_at < $1 LIMIT $2) \
+                         RETURNING hooks_id), \
+                     gone_attempts AS ( \
+                         DELETE FROM attempts WHERE hooks_id IN (SELECT hooks_id FROM expired)), \
+                     gone_links AS ( \
+                         DELETE FROM delivery_hooks \
+                         WHERE hooks_id IN (SELECT hooks_id FROM expired)) \
+                     SELECT hooks_id FROM expired",
+                    &[&cutoff, &i64::from(batch)],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok((rows.len(), Vec::new()))
+        })
+        .await
     }
 
-    async fn purge_hooks(
-        &self,
-        _cutoff: Millis,
-        _after: i64,
-        _batch: u32,
-    ) -> StoreResult<HookPurge> {
-        Err(not_ported("purge_hooks"))
+    async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge> {
+        self.write(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT seq, created_at FROM hooks WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&after, &i64::from(batch)],
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut candidates = Vec::with_capacity(rows.len());
+            for r in &rows {
+                candidates.push((col::<i64>(r, 0)?, col::<i64>(r, 1)?));
+            }
+            let mut purge = HookPurge {
+                deleted: 0,
+                next: None,
+            };
+            for (seq, created_at) in &candidates {
+                if *created_at >= cutoff {
+                    // Hooks are numbered in arrival order: the rest are younger still.
+                    return Ok((purge, Vec::new()));
+                }
+                let n = c
+                    .execute(
+                        "DELETE FROM hooks WHERE seq = $1 \
+                         AND NOT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = $1) \
+                         AND NOT EXISTS (SELECT 1 FROM queue WHERE hook_seq = $1)",
+                        &[seq],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                purge.deleted += n as usize;
+                purge.next = Some(*seq);
+            }
+            if candidates.len() < batch as usize {
+                purge.next = None;
+            }
+            Ok((purge, Vec::new()))
+        })
+        .await
     }
 
     async fn close(&self) {
@@ -1419,17 +1618,98 @@ impl Store for PostgresStore {
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {
-        Err(not_ported("stats"))
+        let c = self.reader().await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(*), (SELECT h.created_at FROM hooks h \
+                 WHERE h.seq = (SELECT MIN(hook_seq) FROM queue)) FROM queue",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        let queued_hooks: i64 = col(&row, 0)?;
+        let oldest_queued_at: Option<i64> = col(&row, 1)?;
+        let mut open_deliveries = Vec::new();
+        for r in c
+            .query(
+                "SELECT status, COUNT(*) FROM deliveries \
+                 WHERE status IN ('PENDING', 'RETRYING') GROUP BY status",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+        {
+            let status: String = col(&r, 0)?;
+            open_deliveries.push((parse_status(&status)?, col::<i64>(&r, 1)? as u64));
+        }
+        let mut configs_by_health = Vec::new();
+        let mut paused_configs = 0;
+        for r in c
+            .query(
+                "SELECT enabled, health_state, COUNT(*) FROM webhook_configs \
+                 GROUP BY enabled, health_state",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+        {
+            let enabled: bool = col(&r, 0)?;
+            let state: String = col(&r, 1)?;
+            let n = col::<i64>(&r, 2)? as u64;
+            if !enabled {
+                paused_configs += n;
+                continue;
+            }
+            let state =
+                HealthState::parse(&state).ok_or_else(|| corrupt("health state", &state))?;
+            configs_by_health.push((state, n));
+        }
+        Ok(StoreStats {
+            queued_hooks: queued_hooks as u64,
+            oldest_queued_at,
+            open_deliveries,
+            configs_by_health,
+            paused_configs,
+        })
     }
 
     async fn attempt_buckets(
         &self,
-        _app_key: &str,
-        _config_id: &str,
-        _since: Millis,
-        _bucket_ms: i64,
-        _buckets: u32,
+        app_key: &str,
+        config_id: &str,
+        since: Millis,
+        bucket_ms: i64,
+        buckets: u32,
     ) -> StoreResult<Vec<AttemptBucket>> {
-        Err(not_ported("attempt_buckets"))
+        let bucket_ms = bucket_ms.max(1);
+        let until = since.saturating_add(bucket_ms.saturating_mul(i64::from(buckets)));
+        let lookback = since.saturating_sub(super::ATTEMPT_LOOKBACK);
+        let c = self.reader().await?;
+        // SUM over BIGINT is NUMERIC in PostgreSQL: cast back so the driver reads an i64.
+        let rows = c
+            .query(
+                "SELECT (a.started_at - $3) / $5 AS bucket, COUNT(*), \
+                 SUM(CASE WHEN a.status_code BETWEEN 200 AND 299 AND a.error_kind IS NULL \
+                     THEN 1 ELSE 0 END)::BIGINT, \
+                 SUM(a.duration_ms)::BIGINT, MAX(a.duration_ms) \
+                 FROM deliveries d JOIN attempts a ON a.hooks_id = d.hooks_id \
+                 WHERE d.config_id = $2 AND d.app_key = $1 AND d.created_at >= $6 \
+                 AND d.created_at < $4 AND a.started_at >= $3 AND a.started_at < $4 \
+                 GROUP BY bucket ORDER BY bucket",
+                &[&app_key, &config_id, &since, &until, &bucket_ms, &lookback],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptBucket {
+                    index: col::<i64>(r, 0)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    attempts: col::<i64>(r, 1)?.max(0) as u64,
+                    succeeded: col::<Option<i64>>(r, 2)?.unwrap_or(0).max(0) as u64,
+                    total_ms: col::<Option<i64>>(r, 3)?.unwrap_or(0).max(0) as u64,
+                    max_ms: col::<Option<i64>>(r, 4)?.unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect()
     }
 }

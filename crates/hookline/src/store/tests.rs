@@ -14,7 +14,7 @@ use super::sqlite::SqliteStore;
 use super::{Store, StoreError, StoreSignal};
 use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health, PageRequest,
-    WebhookConfig,
+    ReplayFilter, WebhookConfig, now_millis,
 };
 
 #[derive(Clone, Copy)]
@@ -88,6 +88,7 @@ store_tests!(
     open_work_survives_reopening,
     a_bad_cursor_is_refused,
     concurrent_claims_never_take_the_same_hooks,
+    the_delivery_log_redelivery_replay_stats_and_retention,
 );
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
@@ -353,4 +354,113 @@ async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
         }
     }
     assert_eq!(seen.len(), 2000);
+}
+
+fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> AttemptOutcome {
+    AttemptOutcome {
+        hooks_id: hooks_id.into(),
+        config_id: "c1".into(),
+        number,
+        result: AttemptResult {
+            started_at: now_millis(),
+            duration_ms: 7,
+            status_code: Some(code),
+            error_kind: None,
+            error_message: None,
+            response_body: Some("ok".into()),
+            retry_after: None,
+        },
+        new_status: status,
+        next_attempt_at: None,
+        health: None,
+    }
+}
+
+/// The log, redelivery, replay, the metrics' counts, the chart and retention, end to end on one
+/// delivery.
+async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
+        .await
+        .unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.queued_hooks, 3);
+    assert!(stats.oldest_queued_at.is_some());
+
+    let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+    let hooks_id = batch.delivery.hooks_id.clone();
+    // A claim may answer before its group commits (SQLite does): flush before reading.
+    store.flush().await.unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.queued_hooks, 0);
+    assert_eq!(stats.open_deliveries, vec![(DeliveryStatus::Pending, 1)]);
+
+    store.record_attempt(attempt(&hooks_id, 1, 200, DeliveryStatus::Succeeded));
+    store.flush().await.unwrap();
+    let detail = store.get_delivery("ak", &hooks_id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.status, DeliveryStatus::Succeeded);
+    assert_eq!(detail.summary.hook_ids, vec!["h-0", "h-1", "h-2"]);
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(detail.attempts[0].result.status_code, Some(200));
+    assert_eq!(detail.envelope, batch.delivery.envelope());
+    // Another tenant sees nothing.
+    assert!(
+        store
+            .get_delivery("other", &hooks_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The delivery is finished: nothing to resume.
+    assert!(store.load_delivery(&hooks_id).await.unwrap().is_none());
+
+    let chart = store
+        .attempt_buckets("ak", "c1", now_millis() - 60_000, 60_000, 2)
+        .await
+        .unwrap();
+    assert_eq!(chart.len(), 1);
+    assert_eq!((chart[0].attempts, chart[0].succeeded), (1, 1));
+
+    let again = store
+        .redeliver("ak", &hooks_id, "new-id".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert_eq!(again.hook_ids, vec!["h-0", "h-1", "h-2"]);
+    let resend = store.load_delivery("new-id").await.unwrap().unwrap();
+    let json = |hooks: &[crate::model::StoredHook]| -> Vec<String> {
+        hooks.iter().map(|h| h.json.clone()).collect()
+    };
+    assert_eq!(json(&resend.hooks), json(&batch.delivery.hooks));
+
+    let replayed = store
+        .replay(
+            "ak",
+            "c1",
+            ReplayFilter {
+                since: None,
+                until: None,
+                statuses: vec![DeliveryStatus::Succeeded],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 3);
+    assert_eq!(
+        store.configs_with_queued_hooks().await.unwrap(),
+        vec!["c1".to_owned()]
+    );
+
+    // Retention: only the finished delivery goes; hooks stay while queued or referenced.
+    let future = now_millis() + 60_000;
+    assert_eq!(store.purge_deliveries(future, 100).await.unwrap(), 1);
+    assert!(store.get_delivery("ak", &hooks_id).await.unwrap().is_none());
+    let purge = store.purge_hooks(future, 0, 100).await.unwrap();
+    assert_eq!(purge.deleted, 0);
+    assert_eq!(purge.next, None);
+    assert!(store.delete_config("ak", "c1").await.unwrap());
 }
