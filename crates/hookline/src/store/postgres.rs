@@ -210,10 +210,10 @@ fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
         .map_err(|e| StoreError::Unavailable(format!("database url: {e}")))
 }
 
-/// Tests: a new, empty database on the server of `url`, so every test starts from nothing.
-#[cfg(test)]
-pub(crate) async fn create_test_database(url: &str) -> StoreResult<tokio_postgres::Config> {
-    let mut config = parse_url(url)?;
+/// For tests: creates a new, empty database on the server of `url` and returns its name, so
+/// every test (or test server) starts from nothing.
+pub async fn create_scratch_database(url: &str) -> StoreResult<String> {
+    let config = parse_url(url)?;
     let client = connect(&config).await?;
     let name = format!(
         "hookline_test_{}",
@@ -227,6 +227,13 @@ pub(crate) async fn create_test_database(url: &str) -> StoreResult<tokio_postgre
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .map_err(pg_err)?;
+    Ok(name)
+}
+
+#[cfg(test)]
+pub(crate) async fn create_test_database(url: &str) -> StoreResult<tokio_postgres::Config> {
+    let name = create_scratch_database(url).await?;
+    let mut config = parse_url(url)?;
     config.dbname(&name);
     Ok(config)
 }
