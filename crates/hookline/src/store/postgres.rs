@@ -184,7 +184,85 @@ struct JobRun {
 /// A job gets the writer's connection, inside the group's open transaction.
 type Job = Box<dyn FnOnce(Arc<Client>) -> BoxFuture<JobRun> + Send>;
 
+/// Attempt records whose group did not commit (the database was unreachable), waiting to be
+/// submitted again by the retry task, so a database that comes back gets every attempt.
+type Unrecorded = Arc<Mutex<Vec<AttemptOutcome>>>;
+
+/// How often the retry task resubmits unrecorded attempts.
+const RECORD_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Holds an attempt record until its job has run; a job dropped unrun (its group could not
+/// begin) hands the record back to `unrecorded` instead of losing it.
+struct PendingRecord {
+    outcome: Option<AttemptOutcome>,
+    unrecorded: Unrecorded,
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        if let Some(outcome) = self.outcome.take()
+            && let Ok(mut list) = self.unrecorded.lock()
+        {
+            list.push(outcome);
+        }
+    }
+}
+
+/// The writer job of one attempt record: if its group fails to commit, the record goes back to
+/// `unrecorded` for the retry task.
+fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
+    let mut pending = PendingRecord {
+        outcome: Some(outcome),
+        unrecorded,
+    };
+    Box::new(move |c| {
+        Box::pin(async move {
+            let Some(outcome) = pending.outcome.take() else {
+                return JobRun {
+                    status: JobStatus::Done,
+                    signals: Vec::new(),
+                    finish: Box::new(|_| {}),
+                };
+            };
+            let result = write_attempt(&c, &outcome).await;
+            let status = job_status(&result);
+            let unrecorded = pending.unrecorded.clone();
+            let finish: Finisher = Box::new(move |commit| {
+                if let Err(e) = commit.and(result) {
+                    tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
+                    if let Ok(mut list) = unrecorded.lock() {
+                        list.push(outcome);
+                    }
+                }
+            });
+            JobRun {
+                status,
+                signals: Vec::new(),
+                finish,
+            }
+        })
+    })
+}
+
+/// Resubmits unrecorded attempts until the writer is gone (the store closed).
+async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrecorded: Unrecorded) {
+    loop {
+        tokio::time::sleep(RECORD_RETRY_EVERY).await;
+        let Some(sender) = jobs.upgrade() else {
+            return;
+        };
+        let retry = unrecorded
+            .lock()
+            .map(|mut list| std::mem::take(&mut *list))
+            .unwrap_or_default();
+        for outcome in retry {
+            let _ = sender.send(record_job(outcome, unrecorded.clone()));
+        }
+    }
+}
+
 pub struct PostgresStore {
+    unrecorded: Unrecorded,
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pool: Pool,
@@ -308,7 +386,10 @@ impl PostgresStore {
             job_rx,
             sig_tx,
         ));
+        let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(retry_unrecorded(job_tx.downgrade(), unrecorded.clone()));
         Ok(PostgresStore {
+            unrecorded,
             writer: Mutex::new(Some(job_tx)),
             writer_task: Mutex::new(Some(task)),
             pool,
@@ -1255,23 +1336,7 @@ impl Store for PostgresStore {
 
     fn record_attempt(&self, outcome: AttemptOutcome) {
         // Queued for the next group, not awaited (as in SQLite).
-        // TODO: keep records whose group failed and submit them again (SQLite's `unrecorded`).
-        let job: Job = Box::new(move |c| {
-            Box::pin(async move {
-                let result = write_attempt(&c, &outcome).await;
-                let status = job_status(&result);
-                let finish: Finisher = Box::new(move |commit| {
-                    if let Err(e) = commit.and(result) {
-                        tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed");
-                    }
-                });
-                JobRun {
-                    status,
-                    signals: Vec::new(),
-                    finish,
-                }
-            })
-        });
+        let job = record_job(outcome, self.unrecorded.clone());
         if let Err(e) = self.submit(job) {
             tracing::error!(error = %e, "an attempt record could not be queued");
         }
