@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A throwaway PostgreSQL cluster for the store tests' PostgreSQL variant; removed on exit.
+# Fails the run (set -e) when PostgreSQL cannot be started: those tests must fail, never skip.
+pg_env=$(./scripts/pg.sh start)
+eval "$pg_env"
+trap './scripts/pg.sh stop' EXIT
+
 # Tests that start the real server look for the binary cargo builds beside them.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked --no-fail-fast "$@"

@@ -13,6 +13,7 @@ use crate::api::{self, AppState, Limits};
 use crate::engine::health::HealthPolicy;
 use crate::engine::{Engine, EngineSettings};
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::{Fsync, SqliteStore};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -141,8 +142,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(url) if url.starts_with("sqlite:") || url.starts_with("file:") => {
             anyhow::bail!("--database-url: use --data-dir for the embedded store")
         }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(
+                PostgresStore::open(url)
+                    .await
+                    .context("cannot open the PostgreSQL store (--database-url)")?,
+            )
+        }
         Some(_) => anyhow::bail!(
-            "--database-url: PostgreSQL is not supported by this build yet; leave it unset for \
+            "--database-url: expected postgres://user@host:port/database; leave it unset for \
              the embedded store"
         ),
     };

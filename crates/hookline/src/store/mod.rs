@@ -8,7 +8,10 @@
 //! process crash). Ingest in particular answers only after the commit that holds the hooks and
 //! their queue rows.
 
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use async_trait::async_trait;
 use hookline_wire::{Event, Product, ValidatedHook};

@@ -580,7 +580,7 @@ fn checkpoint_loop(
 
 // ---------- row mapping ----------
 
-fn join_events(events: &[Event]) -> String {
+pub(super) fn join_events(events: &[Event]) -> String {
     events
         .iter()
         .map(|e| e.as_str())
@@ -588,53 +588,53 @@ fn join_events(events: &[Event]) -> String {
         .join(",")
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
+pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what}: {value:?}"))
 }
 
-fn parse_product(s: &str) -> StoreResult<Product> {
+pub(super) fn parse_product(s: &str) -> StoreResult<Product> {
     Product::parse(s).ok_or_else(|| corrupt("product", s))
 }
 
-fn parse_event(s: &str) -> StoreResult<Event> {
+pub(super) fn parse_event(s: &str) -> StoreResult<Event> {
     Event::parse(s).ok_or_else(|| corrupt("event", s))
 }
 
-fn parse_status(s: &str) -> StoreResult<DeliveryStatus> {
+pub(super) fn parse_status(s: &str) -> StoreResult<DeliveryStatus> {
     DeliveryStatus::parse(s).ok_or_else(|| corrupt("delivery status", s))
 }
 
-const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, signature, signing_secret, \
+pub(super) const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, signature, signing_secret, \
     enabled, description, max_hooks, max_in_flight, timeout_ms, retry_schedule, health_state, \
     consecutive_failures, last_success_at, last_failure_at, failing_since, disabled_reason, \
     created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at";
 
 /// Raw columns of a config row; converted after the statement is done so conversion errors
 /// are ours, not rusqlite's.
-struct ConfigRow {
-    id: String,
-    app_key: String,
-    product: String,
-    events: String,
-    url: String,
-    signature: String,
-    signing_secret: Option<String>,
-    enabled: bool,
-    description: String,
-    max_hooks: i64,
-    max_in_flight: i64,
-    timeout_ms: i64,
-    retry_schedule: String,
-    health_state: String,
-    consecutive_failures: i64,
-    last_success_at: Option<i64>,
-    last_failure_at: Option<i64>,
-    failing_since: Option<i64>,
-    disabled_reason: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-    previous_signing_secret: Option<String>,
-    previous_signing_secret_expires_at: Option<i64>,
+pub(super) struct ConfigRow {
+    pub(super) id: String,
+    pub(super) app_key: String,
+    pub(super) product: String,
+    pub(super) events: String,
+    pub(super) url: String,
+    pub(super) signature: String,
+    pub(super) signing_secret: Option<String>,
+    pub(super) enabled: bool,
+    pub(super) description: String,
+    pub(super) max_hooks: i64,
+    pub(super) max_in_flight: i64,
+    pub(super) timeout_ms: i64,
+    pub(super) retry_schedule: String,
+    pub(super) health_state: String,
+    pub(super) consecutive_failures: i64,
+    pub(super) last_success_at: Option<i64>,
+    pub(super) last_failure_at: Option<i64>,
+    pub(super) failing_since: Option<i64>,
+    pub(super) disabled_reason: Option<String>,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+    pub(super) previous_signing_secret: Option<String>,
+    pub(super) previous_signing_secret_expires_at: Option<i64>,
 }
 
 fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
@@ -666,7 +666,7 @@ fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
 }
 
 impl ConfigRow {
-    fn into_config(self) -> StoreResult<WebhookConfig> {
+    pub(super) fn into_config(self) -> StoreResult<WebhookConfig> {
         let events = if self.events.is_empty() {
             Vec::new()
         } else {
@@ -720,7 +720,7 @@ impl ConfigRow {
     }
 }
 
-fn schedule_text(config: &WebhookConfig) -> String {
+pub(super) fn schedule_text(config: &WebhookConfig) -> String {
     config
         .retry_schedule
         .iter()
@@ -749,20 +749,20 @@ fn write_subscriptions(conn: &Connection, config: &WebhookConfig) -> StoreResult
     Ok(())
 }
 
-const DELIVERY_COLUMNS: &str = "hooks_id, app_key, config_id, product, event, status, \
+pub(super) const DELIVERY_COLUMNS: &str = "hooks_id, app_key, config_id, product, event, status, \
     attempt_count, next_attempt_at, created_at, updated_at";
 
-struct DeliveryRow {
-    hooks_id: String,
-    app_key: String,
-    config_id: String,
-    product: String,
-    event: String,
-    status: String,
-    attempt_count: i64,
-    next_attempt_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
+pub(super) struct DeliveryRow {
+    pub(super) hooks_id: String,
+    pub(super) app_key: String,
+    pub(super) config_id: String,
+    pub(super) product: String,
+    pub(super) event: String,
+    pub(super) status: String,
+    pub(super) attempt_count: i64,
+    pub(super) next_attempt_at: Option<i64>,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
 }
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
@@ -781,7 +781,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 }
 
 impl DeliveryRow {
-    fn into_summary(self, hook_ids: Vec<String>) -> StoreResult<DeliverySummary> {
+    pub(super) fn into_summary(self, hook_ids: Vec<String>) -> StoreResult<DeliverySummary> {
         let status = parse_status(&self.status)?;
         Ok(DeliverySummary {
             product: parse_product(&self.product)?,
@@ -904,7 +904,7 @@ fn insert_delivery(
     Ok(())
 }
 
-fn page_size(page: &PageRequest) -> u32 {
+pub(super) fn page_size(page: &PageRequest) -> u32 {
     page.size.clamp(1, 1000)
 }
 
@@ -1974,7 +1974,7 @@ fn write_health(conn: &Connection, config_id: &str, health: &Health) -> StoreRes
 }
 
 /// Cuts a `size + 1` fetch down to `size` and makes the cursor of the last item kept.
-fn paginate<T>(mut items: Vec<T>, size: u32, key: impl Fn(&T) -> String) -> Page<T> {
+pub(super) fn paginate<T>(mut items: Vec<T>, size: u32, key: impl Fn(&T) -> String) -> Page<T> {
     let next_cursor = if items.len() > size as usize {
         items.truncate(size as usize);
         items.last().map(&key)
@@ -1984,240 +1984,4 @@ fn paginate<T>(mut items: Vec<T>, size: u32, key: impl Fn(&T) -> String) -> Page
     Page { items, next_cursor }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use super::*;
-    use crate::model::{AttemptResult, DeliveryStatus};
-
-    fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
-        WebhookConfig {
-            id: id.into(),
-            app_key: app_key.into(),
-            product: Product::Sms,
-            events,
-            url: "http://127.0.0.1:1/".into(),
-            signature: "sig".into(),
-            signing_secret: None,
-            previous_signing_secret: None,
-            enabled: true,
-            description: String::new(),
-            max_hooks_per_request: 100,
-            max_requests_in_flight: 8,
-            timeout_ms: 1000,
-            retry_schedule: vec![Duration::from_secs(1)],
-            health: Health::default(),
-            created_at: 0,
-            updated_at: 0,
-        }
-    }
-
-    fn hooks(prefix: &str, n: usize) -> Vec<ValidatedHook> {
-        (0..n)
-            .map(|i| {
-                let id = format!("{prefix}-{i}");
-                ValidatedHook {
-                    json: format!(r#"{{"hookId":"{id}","countryCode":"1"}}"#),
-                    hook_id: id,
-                    id_generated: false,
-                }
-            })
-            .collect()
-    }
-
-    fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn concurrent_ingests_are_all_committed_and_fanned_out() {
-        let (_dir, store) = open();
-        store
-            .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
-            .await
-            .unwrap();
-        store
-            .insert_config(config("c2", "ak", vec![Event::ConversionBlock]))
-            .await
-            .unwrap();
-        let mut other = config("c3", "ak", vec![Event::Unsubscribe]);
-        other.enabled = true;
-        store.insert_config(other).await.unwrap();
-        let mut signals = store.take_signals().unwrap();
-
-        let mut tasks = Vec::new();
-        for t in 0..20 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                store
-                    .ingest(
-                        "ak",
-                        Product::Sms,
-                        Event::ConversionBlock,
-                        hooks(&format!("t{t}"), 50),
-                    )
-                    .await
-            }));
-        }
-        let mut new_hooks = 0;
-        for task in tasks {
-            let outcome = task.await.unwrap().unwrap();
-            new_hooks += outcome.new_hooks;
-            assert_eq!(outcome.queued, outcome.new_hooks * 2);
-        }
-        assert_eq!(new_hooks, 1000);
-        let mut woken = HashSet::new();
-        while let Ok(signal) = signals.try_recv() {
-            if let StoreSignal::NewWork { config_id } = signal {
-                woken.insert(config_id);
-            }
-        }
-        assert_eq!(woken, HashSet::from(["c1".to_owned(), "c2".to_owned()]));
-
-        // Claims drain each config's queue exactly once, in batches of at most 100.
-        for config_id in ["c1", "c2"] {
-            let cfg = config(config_id, "ak", vec![Event::ConversionBlock]);
-            let mut seen = HashSet::new();
-            for batch in store.claim_batches(&cfg, 100, 1000).await.unwrap() {
-                assert!(batch.delivery.hooks.len() <= 100);
-                for hook in batch.delivery.hooks {
-                    assert!(seen.insert(hook.hook_id), "a hook was claimed twice");
-                }
-            }
-            assert_eq!(seen.len(), 1000);
-        }
-        let cfg3 = config("c3", "ak", vec![Event::Unsubscribe]);
-        assert!(store.claim_batches(&cfg3, 100, 8).await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn ingest_is_idempotent_per_app_key_and_hook_id() {
-        let (_dir, store) = open();
-        store
-            .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
-            .await
-            .unwrap();
-        let first = store
-            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
-            .await
-            .unwrap();
-        let again = store
-            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 6))
-            .await
-            .unwrap();
-        assert_eq!((first.new_hooks, again.new_hooks), (5, 1));
-        // The same hookId under another app key is another hook.
-        let other = store
-            .ingest("other", Product::Sms, Event::ConversionBlock, hooks("h", 5))
-            .await
-            .unwrap();
-        assert_eq!(other.new_hooks, 5);
-        let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-        let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
-        assert_eq!(batch.delivery.hooks.len(), 6);
-    }
-
-    #[tokio::test]
-    async fn deleting_a_config_cancels_open_and_queued_work() {
-        let (_dir, store) = open();
-        let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-        cfg.max_hooks_per_request = 2;
-        store.insert_config(cfg.clone()).await.unwrap();
-        store
-            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
-            .await
-            .unwrap();
-        let claimed = store.claim_batches(&cfg, 2, 1).await.unwrap().remove(0);
-        assert!(store.delete_config("ak", "c1").await.unwrap());
-        assert!(!store.delete_config("ak", "c1").await.unwrap());
-
-        // An attempt that finishes after the delete does not reopen the delivery.
-        store.record_attempt(AttemptOutcome {
-            hooks_id: claimed.delivery.hooks_id.clone(),
-            config_id: "c1".into(),
-            number: 1,
-            result: AttemptResult {
-                started_at: 0,
-                duration_ms: 1,
-                status_code: Some(500),
-                error_kind: None,
-                error_message: None,
-                response_body: None,
-                retry_after: None,
-            },
-            new_status: DeliveryStatus::Retrying,
-            next_attempt_at: Some(1),
-            health: Some(Health::default()),
-        });
-        store.flush().await.unwrap();
-        let page = store
-            .list_deliveries(
-                "ak",
-                DeliveryFilter::default(),
-                PageRequest {
-                    size: 100,
-                    cursor: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            page.items
-                .iter()
-                .all(|d| d.status == DeliveryStatus::Cancelled)
-        );
-        let cancelled_hooks: usize = page.items.iter().map(|d| d.hook_ids.len()).sum();
-        assert_eq!(cancelled_hooks, 5);
-        assert!(store.open_deliveries().await.unwrap().is_empty());
-        assert!(store.configs_with_queued_hooks().await.unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn open_work_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-        let hooks_id = {
-            let store = SqliteStore::open(dir.path()).unwrap();
-            store.insert_config(cfg.clone()).await.unwrap();
-            store
-                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 150))
-                .await
-                .unwrap();
-            let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
-            store.close().await;
-            batch.delivery.hooks_id
-        };
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let open = store.open_deliveries().await.unwrap();
-        assert_eq!(open.len(), 1);
-        assert_eq!(open[0].hooks_id, hooks_id);
-        assert_eq!(
-            store.configs_with_queued_hooks().await.unwrap(),
-            vec!["c1".to_owned()]
-        );
-        let delivery = store.load_delivery(&hooks_id).await.unwrap().unwrap();
-        assert_eq!(delivery.hooks.len(), 100);
-        assert_eq!(delivery.hooks[0].hook_id, "h-0");
-        let rest = store.claim_batches(&cfg, 100, 8).await.unwrap().remove(0);
-        assert_eq!(rest.delivery.hooks.len(), 50);
-    }
-
-    #[tokio::test]
-    async fn a_bad_cursor_is_refused() {
-        let (_dir, store) = open();
-        let result = store
-            .list_deliveries(
-                "ak",
-                DeliveryFilter::default(),
-                PageRequest {
-                    size: 10,
-                    cursor: Some("garbage".into()),
-                },
-            )
-            .await;
-        assert!(matches!(result, Err(StoreError::BadCursor)));
-    }
-}
+// The store's tests are shared with PostgreSQL: see `store/tests.rs`.

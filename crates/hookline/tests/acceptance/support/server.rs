@@ -76,6 +76,30 @@ pub struct Server {
     args: Vec<String>,
     options: Options,
     dir: tempfile::TempDir,
+    /// `--database-url` when the suite runs on PostgreSQL (see [`postgres_database_url`]).
+    database_url: Option<String>,
+}
+
+/// With `HOOKLINE_ACCEPTANCE_STORE=postgres`, every server gets a new database on the server of
+/// `HOOKLINE_TEST_DATABASE_URL` (kept across its restarts) instead of the embedded store.
+async fn postgres_database_url() -> Option<String> {
+    let store = std::env::var("HOOKLINE_ACCEPTANCE_STORE").unwrap_or_default();
+    if store != "postgres" {
+        return None;
+    }
+    let base = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "HOOKLINE_ACCEPTANCE_STORE=postgres needs HOOKLINE_TEST_DATABASE_URL: run \
+             ./scripts/test.sh or `scripts/pg.sh start`"
+        )
+    });
+    let name = hookline::store::postgres::create_scratch_database(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create a database for the server: {e}"));
+    let (server, _) = base
+        .rsplit_once('/')
+        .unwrap_or_else(|| panic!("HOOKLINE_TEST_DATABASE_URL has no /database: {base}"));
+    Some(format!("{server}/{name}"))
 }
 
 fn random_token() -> String {
@@ -133,6 +157,7 @@ impl Server {
             args: extra.iter().map(|s| s.to_string()).collect(),
             options,
             dir,
+            database_url: postgres_database_url().await,
         };
         server.spawn().await;
         server
@@ -213,6 +238,13 @@ impl Server {
                     .then_some("--allow-private-targets"),
             )
             .args(&self.args)
+            .args(
+                self.database_url
+                    .as_ref()
+                    .map(|url| ["--database-url", url.as_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("HOOKLINE_ADMIN_TOKEN", &self.admin_token)
             .env("RUST_LOG", &self.options.rust_log)
             .env("NO_COLOR", "1")

@@ -1,0 +1,466 @@
+//! The store's behaviour suite: every test runs against a fresh SQLite store and a fresh
+//! PostgreSQL database (a new database per test on the server of `HOOKLINE_TEST_DATABASE_URL`,
+//! which `./scripts/test.sh` provides). Without that variable the PostgreSQL variants fail: they
+//! never skip silently.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_wire::{Event, Product, ValidatedHook};
+
+use super::postgres::{PostgresStore, create_test_database};
+use super::sqlite::SqliteStore;
+use super::{Store, StoreError, StoreSignal};
+use crate::model::{
+    AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health, PageRequest,
+    ReplayFilter, WebhookConfig, now_millis,
+};
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where a test's store lives, so it can be opened again (restart tests).
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(Box<tokio_postgres::Config>),
+}
+
+impl Place {
+    async fn new(backend: Backend) -> Place {
+        match backend {
+            Backend::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
+            Backend::Postgres => {
+                let url = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap_or_else(|_| {
+                    panic!(
+                        "HOOKLINE_TEST_DATABASE_URL is not set: run ./scripts/test.sh, which \
+                         starts a throwaway PostgreSQL (or `scripts/pg.sh start` yourself)"
+                    )
+                });
+                Place::Postgres(Box::new(create_test_database(&url).await.unwrap()))
+            }
+        }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Place::Postgres(config) => Arc::new(
+                PostgresStore::open_config((**config).clone())
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+}
+
+async fn open(backend: Backend) -> (Place, Arc<dyn Store>) {
+    let place = Place::new(backend).await;
+    let store = place.open().await;
+    (place, store)
+}
+
+/// Each test once per store: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
+store_tests!(
+    concurrent_ingests_are_all_committed_and_fanned_out,
+    ingest_is_idempotent_per_app_key_and_hook_id,
+    deleting_a_config_cancels_open_and_queued_work,
+    open_work_survives_reopening,
+    a_bad_cursor_is_refused,
+    concurrent_claims_never_take_the_same_hooks,
+    the_delivery_log_redelivery_replay_stats_and_retention,
+);
+
+fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
+    WebhookConfig {
+        id: id.into(),
+        app_key: app_key.into(),
+        product: Product::Sms,
+        events,
+        url: "http://127.0.0.1:1/".into(),
+        signature: "sig".into(),
+        signing_secret: None,
+        previous_signing_secret: None,
+        enabled: true,
+        description: String::new(),
+        max_hooks_per_request: 100,
+        max_requests_in_flight: 8,
+        timeout_ms: 1000,
+        retry_schedule: vec![Duration::from_secs(1)],
+        health: Health::default(),
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn hooks(prefix: &str, n: usize) -> Vec<ValidatedHook> {
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            ValidatedHook {
+                json: format!(r#"{{"hookId":"{id}","countryCode":"1"}}"#),
+                hook_id: id,
+                id_generated: false,
+            }
+        })
+        .collect()
+}
+
+async fn concurrent_ingests_are_all_committed_and_fanned_out(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    store
+        .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
+        .await
+        .unwrap();
+    store
+        .insert_config(config("c2", "ak", vec![Event::ConversionBlock]))
+        .await
+        .unwrap();
+    let mut other = config("c3", "ak", vec![Event::Unsubscribe]);
+    other.enabled = true;
+    store.insert_config(other).await.unwrap();
+    let mut signals = store.take_signals().unwrap();
+
+    let mut tasks = Vec::new();
+    for t in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .ingest(
+                    "ak",
+                    Product::Sms,
+                    Event::ConversionBlock,
+                    hooks(&format!("t{t}"), 50),
+                )
+                .await
+        }));
+    }
+    let mut new_hooks = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        new_hooks += outcome.new_hooks;
+        assert_eq!(outcome.queued, outcome.new_hooks * 2);
+    }
+    assert_eq!(new_hooks, 1000);
+    let mut woken = HashSet::new();
+    while let Ok(signal) = signals.try_recv() {
+        if let StoreSignal::NewWork { config_id } = signal {
+            woken.insert(config_id);
+        }
+    }
+    assert_eq!(woken, HashSet::from(["c1".to_owned(), "c2".to_owned()]));
+
+    // Claims drain each config's queue exactly once, in batches of at most 100.
+    for config_id in ["c1", "c2"] {
+        let cfg = config(config_id, "ak", vec![Event::ConversionBlock]);
+        let mut seen = HashSet::new();
+        for batch in store.claim_batches(&cfg, 100, 1000).await.unwrap() {
+            assert!(batch.delivery.hooks.len() <= 100);
+            for hook in batch.delivery.hooks {
+                assert!(seen.insert(hook.hook_id), "a hook was claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+    let cfg3 = config("c3", "ak", vec![Event::Unsubscribe]);
+    assert!(store.claim_batches(&cfg3, 100, 8).await.unwrap().is_empty());
+}
+
+async fn ingest_is_idempotent_per_app_key_and_hook_id(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    store
+        .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
+        .await
+        .unwrap();
+    let first = store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
+        .await
+        .unwrap();
+    let again = store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 6))
+        .await
+        .unwrap();
+    assert_eq!((first.new_hooks, again.new_hooks), (5, 1));
+    // The same hookId under another app key is another hook.
+    let other = store
+        .ingest("other", Product::Sms, Event::ConversionBlock, hooks("h", 5))
+        .await
+        .unwrap();
+    assert_eq!(other.new_hooks, 5);
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+    assert_eq!(batch.delivery.hooks.len(), 6);
+}
+
+async fn deleting_a_config_cancels_open_and_queued_work(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    cfg.max_hooks_per_request = 2;
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
+        .await
+        .unwrap();
+    let claimed = store.claim_batches(&cfg, 2, 1).await.unwrap().remove(0);
+    assert!(store.delete_config("ak", "c1").await.unwrap());
+    assert!(!store.delete_config("ak", "c1").await.unwrap());
+
+    // An attempt that finishes after the delete does not reopen the delivery.
+    store.record_attempt(AttemptOutcome {
+        hooks_id: claimed.delivery.hooks_id.clone(),
+        config_id: "c1".into(),
+        number: 1,
+        result: AttemptResult {
+            started_at: 0,
+            duration_ms: 1,
+            status_code: Some(500),
+            error_kind: None,
+            error_message: None,
+            response_body: None,
+            retry_after: None,
+        },
+        new_status: DeliveryStatus::Retrying,
+        next_attempt_at: Some(1),
+        health: Some(Health::default()),
+    });
+    store.flush().await.unwrap();
+    let page = store
+        .list_deliveries(
+            "ak",
+            DeliveryFilter::default(),
+            PageRequest {
+                size: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        page.items
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Cancelled)
+    );
+    let cancelled_hooks: usize = page.items.iter().map(|d| d.hook_ids.len()).sum();
+    assert_eq!(cancelled_hooks, 5);
+    assert!(store.open_deliveries().await.unwrap().is_empty());
+    assert!(store.configs_with_queued_hooks().await.unwrap().is_empty());
+}
+
+async fn open_work_survives_reopening(backend: Backend) {
+    let place = Place::new(backend).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    let hooks_id = {
+        let store = place.open().await;
+        store.insert_config(cfg.clone()).await.unwrap();
+        store
+            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 150))
+            .await
+            .unwrap();
+        let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+        store.close().await;
+        batch.delivery.hooks_id
+    };
+    let store = place.open().await;
+    let open = store.open_deliveries().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].hooks_id, hooks_id);
+    assert_eq!(
+        store.configs_with_queued_hooks().await.unwrap(),
+        vec!["c1".to_owned()]
+    );
+    let delivery = store.load_delivery(&hooks_id).await.unwrap().unwrap();
+    assert_eq!(delivery.hooks.len(), 100);
+    assert_eq!(delivery.hooks[0].hook_id, "h-0");
+    let rest = store.claim_batches(&cfg, 100, 8).await.unwrap().remove(0);
+    assert_eq!(rest.delivery.hooks.len(), 50);
+}
+
+async fn a_bad_cursor_is_refused(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let result = store
+        .list_deliveries(
+            "ak",
+            DeliveryFilter::default(),
+            PageRequest {
+                size: 10,
+                cursor: Some("garbage".into()),
+            },
+        )
+        .await;
+    assert!(matches!(result, Err(StoreError::BadCursor)));
+}
+
+/// Two stores on one database (two nodes) claiming the same config at once: every hook is
+/// taken exactly once (`FOR UPDATE SKIP LOCKED` on PostgreSQL; one writer on SQLite).
+async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
+    let place = Place::new(backend).await;
+    let first = place.open().await;
+    // SQLite allows one store per file per process: its second "node" is the same store.
+    let second = match backend {
+        Backend::Sqlite => first.clone(),
+        Backend::Postgres => place.open().await,
+    };
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    first.insert_config(cfg.clone()).await.unwrap();
+    first
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2000))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let cfg = cfg.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let batches = store.claim_batches(&cfg, 10, 2).await.unwrap();
+                if batches.is_empty() {
+                    return ids;
+                }
+                for batch in batches {
+                    ids.extend(batch.delivery.hooks.into_iter().map(|h| h.hook_id));
+                }
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            assert!(seen.insert(id), "a hook was claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 2000);
+}
+
+fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> AttemptOutcome {
+    AttemptOutcome {
+        hooks_id: hooks_id.into(),
+        config_id: "c1".into(),
+        number,
+        result: AttemptResult {
+            started_at: now_millis(),
+            duration_ms: 7,
+            status_code: Some(code),
+            error_kind: None,
+            error_message: None,
+            response_body: Some("ok".into()),
+            retry_after: None,
+        },
+        new_status: status,
+        next_attempt_at: None,
+        health: None,
+    }
+}
+
+/// The log, redelivery, replay, the metrics' counts, the chart and retention, end to end on one
+/// delivery.
+async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
+        .await
+        .unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.queued_hooks, 3);
+    assert!(stats.oldest_queued_at.is_some());
+
+    let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+    let hooks_id = batch.delivery.hooks_id.clone();
+    // A claim may answer before its group commits (SQLite does): flush before reading.
+    store.flush().await.unwrap();
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.queued_hooks, 0);
+    assert_eq!(stats.open_deliveries, vec![(DeliveryStatus::Pending, 1)]);
+
+    store.record_attempt(attempt(&hooks_id, 1, 200, DeliveryStatus::Succeeded));
+    store.flush().await.unwrap();
+    let detail = store.get_delivery("ak", &hooks_id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.status, DeliveryStatus::Succeeded);
+    assert_eq!(detail.summary.hook_ids, vec!["h-0", "h-1", "h-2"]);
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(detail.attempts[0].result.status_code, Some(200));
+    assert_eq!(detail.envelope, batch.delivery.envelope());
+    // Another tenant sees nothing.
+    assert!(
+        store
+            .get_delivery("other", &hooks_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The delivery is finished: nothing to resume.
+    assert!(store.load_delivery(&hooks_id).await.unwrap().is_none());
+
+    let chart = store
+        .attempt_buckets("ak", "c1", now_millis() - 60_000, 60_000, 2)
+        .await
+        .unwrap();
+    assert_eq!(chart.len(), 1);
+    assert_eq!((chart[0].attempts, chart[0].succeeded), (1, 1));
+
+    let again = store
+        .redeliver("ak", &hooks_id, "new-id".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert_eq!(again.hook_ids, vec!["h-0", "h-1", "h-2"]);
+    let resend = store.load_delivery("new-id").await.unwrap().unwrap();
+    let json = |hooks: &[crate::model::StoredHook]| -> Vec<String> {
+        hooks.iter().map(|h| h.json.clone()).collect()
+    };
+    assert_eq!(json(&resend.hooks), json(&batch.delivery.hooks));
+
+    let replayed = store
+        .replay(
+            "ak",
+            "c1",
+            ReplayFilter {
+                since: None,
+                until: None,
+                statuses: vec![DeliveryStatus::Succeeded],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 3);
+    assert_eq!(
+        store.configs_with_queued_hooks().await.unwrap(),
+        vec!["c1".to_owned()]
+    );
+
+    // Retention: only the finished delivery goes; hooks stay while queued or referenced.
+    let future = now_millis() + 60_000;
+    assert_eq!(store.purge_deliveries(future, 100).await.unwrap(), 1);
+    assert!(store.get_delivery("ak", &hooks_id).await.unwrap().is_none());
+    let purge = store.purge_hooks(future, 0, 100).await.unwrap();
+    assert_eq!(purge.deleted, 0);
+    assert_eq!(purge.next, None);
+    assert!(store.delete_config("ak", "c1").await.unwrap());
+}
