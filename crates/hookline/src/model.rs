@@ -259,6 +259,35 @@ pub struct DeliverySummary {
     pub updated_at: Millis,
 }
 
+impl DeliverySummary {
+    /// A delivery just created: PENDING (due now) or CANCELLED, no attempt yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        hooks_id: String,
+        app_key: &str,
+        config_id: &str,
+        product: Product,
+        event: Event,
+        status: DeliveryStatus,
+        hook_ids: Vec<String>,
+        now: Millis,
+    ) -> Self {
+        DeliverySummary {
+            hooks_id,
+            app_key: app_key.to_owned(),
+            config_id: config_id.to_owned(),
+            product,
+            event,
+            status,
+            attempt_count: 0,
+            hook_ids,
+            next_attempt_at: status.is_open().then_some(now),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Everything the engine needs to send a delivery: its identity and the stored hook JSON, in
 /// envelope order.
 #[derive(Debug, Clone)]

@@ -234,6 +234,27 @@ pub struct StoreStats {
     pub paused_configs: u64,
 }
 
+/// Cuts a config's queued hooks, as `(event, hook_seq)` sorted by event then seq, into runs of one
+/// event of at most `max_hooks` each: the deliveries that a deleted config's queue becomes.
+pub(crate) fn runs_by_event(queued: &[(String, i64)], max_hooks: u32) -> Vec<(&str, Vec<i64>)> {
+    let chunk = max_hooks.max(1) as usize;
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < queued.len() {
+        let event = &queued[start].0;
+        let mut end = start;
+        while end < queued.len() && &queued[end].0 == event && end - start < chunk {
+            end += 1;
+        }
+        runs.push((
+            event.as_str(),
+            queued[start..end].iter().map(|(_, seq)| *seq).collect(),
+        ));
+        start = end;
+    }
+    runs
+}
+
 /// Opaque page cursors: the sort key of the last item returned.
 pub(crate) mod cursor {
     use base64::Engine;

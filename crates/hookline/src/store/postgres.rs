@@ -762,19 +762,16 @@ async fn claim_event(
     while rows.peek().is_some() {
         let chunk: Vec<(i64, String, String)> = rows.by_ref().take(max_hooks as usize).collect();
         let hooks_id = hookline_wire::generate_id();
-        let summary = DeliverySummary {
-            hooks_id: hooks_id.clone(),
-            app_key: app_key.to_owned(),
-            config_id: config_id.to_owned(),
+        let summary = DeliverySummary::new(
+            hooks_id.clone(),
+            app_key,
+            config_id,
             product,
             event,
-            status: DeliveryStatus::Pending,
-            attempt_count: 0,
-            hook_ids: Vec::new(),
-            next_attempt_at: Some(now),
-            created_at: now,
-            updated_at: now,
-        };
+            DeliveryStatus::Pending,
+            Vec::new(),
+            now,
+        );
         let seqs: Vec<i64> = chunk.iter().map(|t| t.0).collect();
         insert_delivery(c, &summary, &seqs).await?;
         claimed.push(ClaimedBatch {
@@ -1074,30 +1071,18 @@ impl Store for PostgresStore {
                 queued.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
             }
             queued.sort();
-            let chunk = max_hooks.max(1) as usize;
-            let mut start = 0;
-            while start < queued.len() {
-                let event = &queued[start].0;
-                let mut end = start;
-                while end < queued.len() && &queued[end].0 == event && end - start < chunk {
-                    end += 1;
-                }
-                let seqs: Vec<i64> = queued[start..end].iter().map(|(_, s)| *s).collect();
-                let summary = DeliverySummary {
-                    hooks_id: hookline_wire::generate_id(),
-                    app_key: app_key.clone(),
-                    config_id: config_id.clone(),
+            for (event, seqs) in super::runs_by_event(&queued, max_hooks as u32) {
+                let summary = DeliverySummary::new(
+                    hookline_wire::generate_id(),
+                    &app_key,
+                    &config_id,
                     product,
-                    event: parse_event(event)?,
-                    status: DeliveryStatus::Cancelled,
-                    attempt_count: 0,
-                    hook_ids: Vec::new(),
-                    next_attempt_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
+                    parse_event(event)?,
+                    DeliveryStatus::Cancelled,
+                    Vec::new(),
+                    now,
+                );
                 insert_delivery(&c, &summary, &seqs).await?;
-                start = end;
             }
             Ok((true, Vec::new()))
         })
@@ -1551,19 +1536,16 @@ impl Store for PostgresStore {
                 hook_ids.push(col::<String>(r, 1)?);
             }
             let now = now_millis();
-            let summary = DeliverySummary {
-                hooks_id: new_hooks_id,
-                app_key: row.app_key.clone(),
-                config_id: row.config_id.clone(),
-                product: parse_product(&row.product)?,
-                event: parse_event(&row.event)?,
-                status: DeliveryStatus::Pending,
-                attempt_count: 0,
+            let summary = DeliverySummary::new(
+                new_hooks_id,
+                &row.app_key,
+                &row.config_id,
+                parse_product(&row.product)?,
+                parse_event(&row.event)?,
+                DeliveryStatus::Pending,
                 hook_ids,
-                next_attempt_at: Some(now),
-                created_at: now,
-                updated_at: now,
-            };
+                now,
+            );
             insert_delivery(&c, &summary, &seqs).await?;
             Ok((Some(summary), Vec::new()))
         })

@@ -968,19 +968,16 @@ fn claim_event(
     while rows.peek().is_some() {
         let chunk: Vec<(i64, String, String)> = rows.by_ref().take(max_hooks as usize).collect();
         let hooks_id = hookline_wire::generate_id();
-        let summary = DeliverySummary {
-            hooks_id: hooks_id.clone(),
-            app_key: app_key.to_owned(),
-            config_id: config_id.to_owned(),
+        let summary = DeliverySummary::new(
+            hooks_id.clone(),
+            app_key,
+            config_id,
             product,
             event,
-            status: DeliveryStatus::Pending,
-            attempt_count: 0,
-            hook_ids: Vec::new(),
-            next_attempt_at: Some(now),
-            created_at: now,
-            updated_at: now,
-        };
+            DeliveryStatus::Pending,
+            Vec::new(),
+            now,
+        );
         let seqs: Vec<i64> = chunk.iter().map(|t| t.0).collect();
         insert_delivery(conn, &summary, &seqs)?;
         claimed.push(ClaimedBatch {
@@ -1229,30 +1226,18 @@ impl Store for SqliteStore {
                 )?
                 .query_map(params![config_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let chunk = max_hooks.max(1) as usize;
-            let mut start = 0;
-            while start < queued.len() {
-                let event = &queued[start].0;
-                let mut end = start;
-                while end < queued.len() && &queued[end].0 == event && end - start < chunk {
-                    end += 1;
-                }
-                let seqs: Vec<i64> = queued[start..end].iter().map(|(_, s)| *s).collect();
-                let summary = DeliverySummary {
-                    hooks_id: hookline_wire::generate_id(),
-                    app_key: app_key.clone(),
-                    config_id: config_id.clone(),
+            for (event, seqs) in super::runs_by_event(&queued, max_hooks as u32) {
+                let summary = DeliverySummary::new(
+                    hookline_wire::generate_id(),
+                    &app_key,
+                    &config_id,
                     product,
-                    event: parse_event(event)?,
-                    status: DeliveryStatus::Cancelled,
-                    attempt_count: 0,
-                    hook_ids: Vec::new(),
-                    next_attempt_at: None,
-                    created_at: now,
-                    updated_at: now,
-                };
+                    parse_event(event)?,
+                    DeliveryStatus::Cancelled,
+                    Vec::new(),
+                    now,
+                );
                 insert_delivery(conn, &summary, &seqs)?;
-                start = end;
             }
             conn.prepare_cached("DELETE FROM queue WHERE config_id = ?1")?
                 .execute(params![config_id])?;
@@ -1688,19 +1673,16 @@ impl Store for SqliteStore {
                 .query_map(params![hooks_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let now = now_millis();
-            let summary = DeliverySummary {
-                hooks_id: new_hooks_id,
-                app_key: row.app_key.clone(),
-                config_id: row.config_id.clone(),
-                product: parse_product(&row.product)?,
-                event: parse_event(&row.event)?,
-                status: DeliveryStatus::Pending,
-                attempt_count: 0,
-                hook_ids: delivery_hook_ids(conn, &hooks_id)?,
-                next_attempt_at: Some(now),
-                created_at: now,
-                updated_at: now,
-            };
+            let summary = DeliverySummary::new(
+                new_hooks_id,
+                &row.app_key,
+                &row.config_id,
+                parse_product(&row.product)?,
+                parse_event(&row.event)?,
+                DeliveryStatus::Pending,
+                delivery_hook_ids(conn, &hooks_id)?,
+                now,
+            );
             insert_delivery(conn, &summary, &seqs)?;
             Ok(Some(summary))
         })
