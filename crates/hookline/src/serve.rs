@@ -13,7 +13,7 @@ use crate::api::{self, AppState, Limits};
 use crate::engine::health::HealthPolicy;
 use crate::engine::{Engine, EngineSettings};
 use crate::store::Store;
-use crate::store::postgres::PostgresStore;
+use crate::store::postgres::{NodeOptions, PostgresStore, generated_node_id};
 use crate::store::sqlite::{Fsync, SqliteStore};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -65,6 +65,14 @@ pub struct ServeArgs {
     /// The longest a graceful shutdown waits for attempts in flight (e.g. 30s).
     #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_period)]
     pub shutdown_grace: Duration,
+    /// With PostgreSQL: this node's name among those sharing the database (written as the
+    /// owner of its leases). Must be unique among running nodes; default `<host>-<pid>-<random>`.
+    #[arg(long, env = "HOOKLINE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// With PostgreSQL: how long a node's leases outlive it. Another node takes over the
+    /// deliveries of a node that died after this long; live nodes renew theirs every third of it.
+    #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = parse_period)]
+    pub lease_ttl: Duration,
 }
 
 /// Reads `30s`, `10m`, `12h`, `3d`.
@@ -134,6 +142,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let lease_ttl = args.lease_ttl.max(Duration::from_millis(300));
+    let node_id = args.node_id.clone().unwrap_or_else(generated_node_id);
+    let mut shared = false;
     let store: Arc<dyn Store> = match &args.database_url {
         None => Arc::new(
             SqliteStore::open_with(&args.data_dir, args.fsync)
@@ -143,8 +154,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             anyhow::bail!("--database-url: use --data-dir for the embedded store")
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            shared = true;
+            tracing::info!(
+                node_id,
+                lease_ttl_ms = lease_ttl.as_millis() as u64,
+                "PostgreSQL store: this node shares the database with any others"
+            );
+            let node = NodeOptions {
+                node_id: node_id.clone(),
+                lease_ttl,
+            };
             Arc::new(
-                PostgresStore::open(url)
+                PostgresStore::open(url, node)
                     .await
                     .context("cannot open the PostgreSQL store (--database-url)")?,
             )
@@ -165,6 +186,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 disable_after: args.disable_after,
             },
             shutdown_grace: args.shutdown_grace,
+            // Expired leases are found within a third of the lease time.
+            sweep_every: shared.then(|| lease_ttl / 3),
         },
     )
     .await?;

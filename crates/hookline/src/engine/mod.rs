@@ -17,6 +17,12 @@
 //!
 //! At start, PENDING and RETRYING deliveries and non-empty queues are read back from the store,
 //! so nothing accepted is lost across restarts.
+//!
+//! Several nodes on one store (PostgreSQL): every attempt of an existing delivery first takes
+//! its lease ([`Store::lease_delivery`]), so two nodes never send the same attempt; claims lease
+//! what they create. Other nodes' work reaches this one as store signals (their ingests, config
+//! changes) and through the *sweep* (`sweep_every`): due retries and expired leases of a node
+//! that died. Limits (`maxRequestsInFlight`, the FAILING probe) are per node.
 
 pub mod client;
 pub mod health;
@@ -35,12 +41,16 @@ use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryStatus, Health, HealthState, Millis, SendableDelivery,
     WebhookConfig, now_millis,
 };
-use crate::store::{Store, StoreSignal};
+use crate::store::{Lease, OpenDelivery, Store, StoreSignal};
 use client::{DeliveryClient, Outgoing};
 use health::HealthPolicy;
 
 /// How long to wait before trying again after the store refused a claim or a load.
 const STORE_BACKOFF: Duration = Duration::from_secs(1);
+/// How long to wait before claiming again when another node's claim held every queued row.
+const CONTENDED_BACKOFF: Duration = Duration::from_millis(20);
+/// Most deliveries one sweep schedules.
+const SWEEP_LIMIT: u32 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -48,6 +58,9 @@ pub struct EngineSettings {
     pub health: HealthPolicy,
     /// The longest a graceful shutdown waits for attempts in flight.
     pub shutdown_grace: Duration,
+    /// With a shared store: how often to look for due work no signal announces (other nodes'
+    /// retries, leases expired with their node). `None`: this process is the only one.
+    pub sweep_every: Option<Duration>,
 }
 
 impl Default for EngineSettings {
@@ -56,6 +69,7 @@ impl Default for EngineSettings {
             allow_private_targets: false,
             health: HealthPolicy::default(),
             shutdown_grace: Duration::from_secs(30),
+            sweep_every: None,
         }
     }
 }
@@ -77,12 +91,31 @@ enum Command {
 /// Messages from attempt tasks to the dispatcher.
 enum TaskEvent {
     /// A claim that reserved `asked` slots produced `got` deliveries (each goes on in one of
-    /// those slots); the other slots are given back.
+    /// those slots); the other slots are given back. `drained`: the store found the queue
+    /// empty, as of the config's `work_epoch` when the claim started.
     Claimed {
         config_id: String,
         asked: u32,
         got: u32,
+        drained: bool,
+        epoch: u64,
     },
+    /// A delivery's retry is not due yet (another node rescheduled it): the slot is given back
+    /// and the delivery waits until then.
+    NotDue {
+        config_id: String,
+        hooks_id: String,
+        at: Millis,
+    },
+    /// A config read again after a signal (`None`: it was deleted).
+    ConfigLoaded {
+        config_id: String,
+        config: Option<Box<WebhookConfig>>,
+    },
+    /// Every config, read again after a `Resync`.
+    ConfigsLoaded(Vec<WebhookConfig>),
+    /// The sweep's finds: open deliveries due soon that nobody holds.
+    Swept(Vec<OpenDelivery>),
     /// The store failed a claim or a load: the slots are given back and the work retried later.
     StoreFailed {
         config_id: String,
@@ -199,6 +232,12 @@ struct ConfigState {
     health_written: Health,
     /// While FAILING: the earliest time a new batch may be taken off the queue.
     next_claim_at: Option<Instant>,
+    /// Counts `NewWork` signals: a claim that found the queue empty clears `queued` only if none
+    /// came while it ran (its answer and other nodes' signals arrive in no fixed order).
+    work_epoch: u64,
+    /// After a claim that got nothing although the queue was not empty (rows locked by another
+    /// node's claim): the earliest time to try again.
+    contended_until: Option<Instant>,
 }
 
 impl ConfigState {
@@ -213,6 +252,8 @@ impl ConfigState {
             ready: VecDeque::new(),
             scheduled: HashMap::new(),
             next_claim_at: None,
+            work_epoch: 0,
+            contended_until: None,
         }
     }
 
@@ -295,10 +336,16 @@ impl Dispatcher {
     ) {
         let mut signals_open = true;
         let mut commands_open = true;
+        let mut sweep = self.settings.sweep_every.map(|every| {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
         loop {
             self.pump_dirty();
             let next_timer = self.timers.peek().map(|Reverse(t)| t.at);
             tokio::select! {
+                _ = tick_opt(&mut sweep), if sweep.is_some() => self.sweep(),
                 Some(event) = events.recv() => self.on_event(event),
                 command = commands.recv(), if commands_open => match command {
                     Some(command) => self.on_command(command),
@@ -383,34 +430,7 @@ impl Dispatcher {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::ConfigChanged(config) => {
-                let config = *config;
-                let id = config.id.clone();
-                match self.configs.get_mut(&id) {
-                    Some(st) => {
-                        // The dispatcher owns live health; a PUT that re-enables a DISABLED
-                        // config resets it.
-                        if st.health.state == HealthState::Disabled
-                            && config.health.state != HealthState::Disabled
-                        {
-                            st.health = config.health.clone();
-                        }
-                        st.config = Arc::new(config);
-                        // Re-enabled or reconfigured: look at the queue again.
-                        st.queued = true;
-                    }
-                    None => {
-                        // New work for a config can overtake the config itself (they come on
-                        // different channels), and `NewWork` for an unknown config is dropped:
-                        // so a config starts out assuming its queue has hooks. A claim that finds
-                        // none costs one cheap query.
-                        let mut st = ConfigState::new(config);
-                        st.queued = true;
-                        self.configs.insert(id.clone(), st);
-                    }
-                }
-                self.dirty.insert(id);
-            }
+            Command::ConfigChanged(config) => self.apply_config(*config),
             Command::ConfigDeleted(id) => {
                 self.configs.remove(&id);
             }
@@ -435,11 +455,104 @@ impl Dispatcher {
         }
     }
 
+    /// A config is new or changed (here, or on another node).
+    fn apply_config(&mut self, config: WebhookConfig) {
+        let id = config.id.clone();
+        match self.configs.get_mut(&id) {
+            Some(st) => {
+                // The dispatcher owns live health; a PUT that re-enables a DISABLED config
+                // resets it.
+                if st.health.state == HealthState::Disabled
+                    && config.health.state != HealthState::Disabled
+                {
+                    st.health = config.health.clone();
+                }
+                st.config = Arc::new(config);
+                // Re-enabled or reconfigured: look at the queue again.
+                st.queued = true;
+                st.work_epoch += 1;
+            }
+            None => {
+                // New work for a config can overtake the config itself (they come on different
+                // channels), and `NewWork` for an unknown config is dropped: so a config starts
+                // out assuming its queue has hooks. A claim that finds none costs one query.
+                let mut st = ConfigState::new(config);
+                st.queued = true;
+                self.configs.insert(id.clone(), st);
+            }
+        }
+        self.dirty.insert(id);
+    }
+
+    /// Reads configs again in a task; the answer comes back as an event.
+    fn reload_configs(&self, config_id: Option<String>) {
+        let store = self.store.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let event = match config_id {
+                Some(config_id) => match store.find_config(&config_id).await {
+                    Ok(config) => TaskEvent::ConfigLoaded {
+                        config_id,
+                        config: config.map(Box::new),
+                    },
+                    Err(e) => {
+                        tracing::error!(config_id, error = %e, "reading a changed config failed");
+                        return;
+                    }
+                },
+                None => match store.all_configs().await {
+                    Ok(configs) => TaskEvent::ConfigsLoaded(configs),
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the configs again failed");
+                        return;
+                    }
+                },
+            };
+            let _ = events.send(event);
+        });
+    }
+
+    /// A config read from the store replaces ours unless ours is newer (two reads can answer
+    /// out of order).
+    fn apply_loaded(&mut self, config: WebhookConfig) {
+        let newer = self
+            .configs
+            .get(&config.id)
+            .is_none_or(|st| st.config.updated_at <= config.updated_at);
+        if newer {
+            self.apply_config(config);
+        }
+    }
+
+    /// Looks for due work that no signal announces: other nodes' retries and the deliveries of
+    /// a node whose leases expired.
+    fn sweep(&mut self) {
+        let Some(every) = self.settings.sweep_every else {
+            return;
+        };
+        if self.draining {
+            return;
+        }
+        let store = self.store.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let until = now_millis() + every.as_millis() as Millis;
+            match store.due_deliveries(until, SWEEP_LIMIT).await {
+                Ok(found) if !found.is_empty() => {
+                    let _ = events.send(TaskEvent::Swept(found));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping for due deliveries failed"),
+            }
+        });
+    }
+
     fn on_signal(&mut self, signal: StoreSignal) {
         match signal {
             StoreSignal::NewWork { config_id } => {
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.queued = true;
+                    st.work_epoch += 1;
                     self.dirty.insert(config_id);
                 }
             }
@@ -447,6 +560,15 @@ impl Dispatcher {
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.queued = false;
                 }
+            }
+            StoreSignal::ConfigChanged { config_id } => self.reload_configs(Some(config_id)),
+            StoreSignal::Resync => {
+                for (id, st) in &mut self.configs {
+                    st.queued = true;
+                    st.work_epoch += 1;
+                    self.dirty.insert(id.clone());
+                }
+                self.reload_configs(None);
             }
         }
     }
@@ -465,13 +587,49 @@ impl Dispatcher {
                 config_id,
                 asked,
                 got,
+                drained,
+                epoch,
             } => {
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.claiming = false;
+                    if drained && st.work_epoch == epoch {
+                        st.queued = false;
+                    } else if got == 0 && !drained {
+                        // Another node's claim holds the rows: look again in a moment.
+                        let at = Instant::now() + CONTENDED_BACKOFF;
+                        st.contended_until = Some(at);
+                        self.wake_at(&config_id, at);
+                    }
                     self.dirty.insert(config_id.clone());
                 }
                 for _ in got..asked {
                     self.release(&config_id);
+                }
+            }
+            TaskEvent::NotDue {
+                config_id,
+                hooks_id,
+                at,
+            } => {
+                self.schedule(&config_id, hooks_id, instant_at(at, now_millis()));
+                self.release(&config_id);
+            }
+            TaskEvent::ConfigLoaded { config_id, config } => match config {
+                Some(config) => self.apply_loaded(*config),
+                None => {
+                    self.configs.remove(&config_id);
+                }
+            },
+            TaskEvent::ConfigsLoaded(configs) => {
+                for config in configs {
+                    self.apply_loaded(config);
+                }
+            }
+            TaskEvent::Swept(found) => {
+                let now = now_millis();
+                for delivery in found {
+                    let at = instant_at(delivery.next_attempt_at, now);
+                    self.schedule(&delivery.config_id, delivery.hooks_id, at);
                 }
             }
             TaskEvent::StoreFailed {
@@ -647,6 +805,13 @@ impl Dispatcher {
             if !st.queued || st.claiming {
                 break;
             }
+            if let Some(at) = st.contended_until {
+                if at > Instant::now() {
+                    wake = Some(at);
+                    break;
+                }
+                st.contended_until = None;
+            }
             if st.health.state == HealthState::Failing {
                 if st.in_flight > 0 {
                     break;
@@ -669,7 +834,10 @@ impl Dispatcher {
             };
             st.claiming = true;
             st.in_flight += slots;
-            jobs.push(Job::Claim(slots));
+            jobs.push(Job::Claim {
+                slots,
+                epoch: st.work_epoch,
+            });
         }
         let config = st.config.clone();
         if let Some(at) = wake {
@@ -705,6 +873,15 @@ fn health_worth_writing(written: &Health, now: &Health) -> bool {
         || advanced(written.last_failure_at, now.last_failure_at)
 }
 
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -713,8 +890,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 enum Job {
-    /// Take up to this many batches off the queue, one per reserved slot.
-    Claim(u32),
+    /// Take up to `slots` batches off the queue, one per reserved slot; `epoch` is the config's
+    /// `work_epoch` when the claim was decided.
+    Claim { slots: u32, epoch: u64 },
     /// Attempt an existing delivery.
     Send(String),
 }
@@ -722,7 +900,7 @@ enum Job {
 impl Job {
     fn slots(&self) -> u32 {
         match self {
-            Job::Claim(n) => *n,
+            Job::Claim { slots, .. } => *slots,
             Job::Send(_) => 1,
         }
     }
@@ -740,13 +918,13 @@ impl AttemptTask {
     async fn run(self, job: Job) {
         let config_id = self.config.id.clone();
         let delivery = match job {
-            Job::Claim(slots) => {
+            Job::Claim { slots, epoch } => {
                 let claimed = self
                     .store
                     .claim_batches(&self.config, self.config.max_hooks_per_request, slots)
                     .await;
-                let mut batches = match claimed {
-                    Ok(batches) => batches,
+                let claim = match claimed {
+                    Ok(claim) => claim,
                     Err(e) => {
                         tracing::error!(config_id, error = %e, "claiming a batch failed");
                         self.tell(TaskEvent::StoreFailed {
@@ -757,10 +935,13 @@ impl AttemptTask {
                         return;
                     }
                 };
+                let mut batches = claim.batches;
                 self.tell(TaskEvent::Claimed {
                     config_id,
                     asked: slots,
                     got: batches.len() as u32,
+                    drained: claim.drained,
+                    epoch,
                 });
                 if batches.is_empty() {
                     return;
@@ -771,9 +952,17 @@ impl AttemptTask {
                 }
                 first.delivery
             }
-            Job::Send(hooks_id) => match self.store.load_delivery(&hooks_id).await {
-                Ok(Some(delivery)) => delivery,
-                Ok(None) => {
+            Job::Send(hooks_id) => match self.store.lease_delivery(&hooks_id).await {
+                Ok(Lease::Granted(delivery)) => delivery,
+                Ok(Lease::NotDue(at)) => {
+                    self.tell(TaskEvent::NotDue {
+                        config_id,
+                        hooks_id,
+                        at,
+                    });
+                    return;
+                }
+                Ok(Lease::Unavailable) => {
                     self.tell(TaskEvent::Abandoned { config_id });
                     return;
                 }

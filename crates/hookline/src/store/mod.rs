@@ -47,8 +47,14 @@ pub enum StoreSignal {
     /// Hooks were queued for this config.
     NewWork { config_id: String },
     /// A claim found this config's queue empty (emitted in commit order relative to `NewWork`, so
-    /// the engine never loses a wake-up).
+    /// the engine never loses a wake-up). Only stores whose signals are ordered with their claims
+    /// (SQLite: one writer) send it; the others answer [`Claim::drained`].
     QueueDrained { config_id: String },
+    /// A config was created, changed or deleted, possibly by another node: read it again.
+    ConfigChanged { config_id: String },
+    /// Signals may have been missed (the notification connection was lost and is back): assume
+    /// every queue has work and read every config again.
+    Resync,
 }
 
 /// What an ingest call did.
@@ -72,6 +78,27 @@ pub struct HookPurge {
 #[derive(Debug, Clone)]
 pub struct ClaimedBatch {
     pub delivery: SendableDelivery,
+}
+
+/// What [`Store::claim_batches`] took.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    pub batches: Vec<ClaimedBatch>,
+    /// The config's queue was empty when the claim committed. Stores that signal
+    /// [`StoreSignal::QueueDrained`] instead leave it false.
+    pub drained: bool,
+}
+
+/// What [`Store::lease_delivery`] found.
+#[derive(Debug, Clone)]
+pub enum Lease {
+    /// This node holds the delivery's lease: send it.
+    Granted(SendableDelivery),
+    /// Open and free, but its next attempt is not due until then.
+    NotDue(Millis),
+    /// Finished, cancelled, gone, or leased by another live node (which records the attempt;
+    /// a later sweep finds the delivery again if it is still open then).
+    Unavailable,
 }
 
 /// One delivery that the engine must resume after a start: it is PENDING or RETRYING.
@@ -142,13 +169,29 @@ pub trait Store: Send + Sync + 'static {
     /// Takes up to `max_batches` batches of queued hooks for the config, each of up to
     /// `max_hooks` hooks of one event (oldest first), and turns each into a PENDING delivery with
     /// a new hooksId, in one commit. Empty when the queue is.
+    ///
+    /// Shared stores give this node the lease of every delivery they create (see
+    /// [`Store::lease_delivery`]).
     async fn claim_batches(
         &self,
         config: &WebhookConfig,
         max_hooks: u32,
         max_batches: u32,
-    ) -> StoreResult<Vec<ClaimedBatch>>;
+    ) -> StoreResult<Claim>;
+    /// An open delivery, to read (no lease taken).
     async fn load_delivery(&self, hooks_id: &str) -> StoreResult<Option<SendableDelivery>>;
+    /// Takes the lease of an open delivery whose next attempt is due, so that no other node sends
+    /// it: the engine calls this before every attempt of an existing delivery. The lease ends
+    /// when the attempt is recorded ([`Store::record_attempt`]), when this node hands its leases
+    /// back ([`Store::close`]), or when it expires because this node stopped renewing it (it
+    /// died). A store with one process (SQLite) has nobody to share with: it grants every open
+    /// delivery.
+    async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease>;
+    /// Open deliveries due before `until` whose lease is free or expired (other nodes' retries,
+    /// the work of a node that died), soonest first, at most `limit`.
+    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>>;
+    /// One config by id, whatever its app key (to follow changes made on other nodes).
+    async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>>;
     /// Queues an attempt record for the writer's next group commit and returns at once: the
     /// attempt, the delivery's next state (a CANCELLED delivery stays cancelled) and the config's
     /// health (when given) are written in one commit. Writes commit in the order they are queued,
@@ -198,7 +241,8 @@ pub trait Store: Send + Sync + 'static {
     /// those accepted before `cutoff` that no queue row and no remaining delivery refers to.
     async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge>;
 
-    /// Flushes and stops the writer; later writes fail with `Unavailable`.
+    /// Flushes, hands this node's leases back (shared stores) and stops the writer; later writes
+    /// fail with `Unavailable`.
     async fn close(&self);
 
     /// Counts for the metrics endpoint, read at scrape time.

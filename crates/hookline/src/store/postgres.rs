@@ -15,14 +15,23 @@
 //! Migrations: an ordered list below; `schema_migrations` records the versions applied. They run
 //! at open under a transaction-scoped advisory lock, so nodes starting together migrate once.
 //!
-//! TODO(multi-node): signals are emitted locally after commit, exactly like SQLite. Other nodes
-//! learn nothing yet: LISTEN/NOTIFY (a `NOTIFY hookline_work, '<config id>'` in the ingest
-//! transaction) and claim leases come with the multi-node engine work (issue 3).
+//! Several nodes (see ARCHITECTURE.md, "Several nodes"):
+//! - **Leases.** A delivery is sent only by the node that holds its lease (`lease_owner`,
+//!   `lease_expires_at`). A claim leases the deliveries it creates; [`Store::lease_delivery`]
+//!   leases an existing one whose attempt is due; the attempt's record frees it. A background
+//!   task renews this node's leases every third of the lease time, so only a node that stopped
+//!   (crashed, or cut off from the database) loses them, and [`Store::close`] hands back those
+//!   left. Other nodes find expired leases with [`Store::due_deliveries`].
+//! - **Notifications.** Ingest and replay `NOTIFY hookline_work, '<config id>'` in their
+//!   transaction, config changes `NOTIFY hookline_config`. A listener connection turns them into
+//!   [`StoreSignal`]s (after a lost connection, one `Resync`). Signals of this node's own commits
+//!   are also emitted locally, at once.
 //!
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -35,8 +44,8 @@ use super::sqlite::{
     paginate, parse_event, parse_status, schedule_text,
 };
 use super::{
-    AttemptBucket, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, OpenDelivery, Store,
-    StoreError, StoreResult, StoreSignal, StoreStats, cursor,
+    AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, Lease,
+    OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -50,7 +59,8 @@ const READER_POOL_SIZE: usize = 8;
 
 /// Schema migrations, applied in order at open; `schema_migrations` records which ran.
 /// Times are epoch milliseconds (BIGINT); hook bodies are TEXT so envelopes stay byte-exact.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE app_keys (
     app_key     TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -143,7 +153,70 @@ CREATE TABLE attempts (
     response_body TEXT,
     PRIMARY KEY (hooks_id, number)
 );
-"#];
+"#,
+    // 2: leases, so several nodes share the deliveries (see the module doc).
+    r#"
+ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+ALTER TABLE deliveries ADD COLUMN lease_expires_at BIGINT;
+-- The sweep for due work: open deliveries by due time.
+CREATE INDEX deliveries_open_by_due ON deliveries ((COALESCE(next_attempt_at, 0)))
+    WHERE status IN ('PENDING', 'RETRYING');
+-- Renewing and handing back one node's leases.
+CREATE INDEX deliveries_by_lease_owner ON deliveries (lease_owner)
+    WHERE lease_owner IS NOT NULL;
+"#,
+];
+
+/// Notification channels (payload: a config id).
+const WORK_CHANNEL: &str = "hookline_work";
+const CONFIG_CHANNEL: &str = "hookline_config";
+
+/// Who this node is among those sharing the database, and how long its leases last.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Written as `lease_owner`; unique per running process.
+    pub node_id: String,
+    /// How long a lease outlives the last renewal: the time another node waits before taking
+    /// over the work of a node that died. Renewed every third of it.
+    pub lease_ttl: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            node_id: generated_node_id(),
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`: readable in the database, unique across restarts.
+pub fn generated_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    let random = hookline_wire::generate_id();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &random[..random.len().min(8)]
+    )
+}
+
+/// This node's identity as the SQL statements need it.
+#[derive(Debug, Clone)]
+struct Node {
+    id: Arc<str>,
+    ttl_ms: i64,
+}
+
+impl Node {
+    fn lease_until(&self) -> Millis {
+        now_millis() + self.ttl_ms
+    }
+}
 
 /// Connection and I/O failures make the store unavailable (callers answer 503); so does any other
 /// database error: nothing was half-written, the group rolled back.
@@ -210,7 +283,7 @@ impl Drop for PendingRecord {
 
 /// The writer job of one attempt record: if its group fails to commit, the record goes back to
 /// `unrecorded` for the retry task.
-fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
+fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded, node: Arc<str>) -> Job {
     let mut pending = PendingRecord {
         outcome: Some(outcome),
         unrecorded,
@@ -224,7 +297,7 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
                     finish: Box::new(|_| {}),
                 };
             };
-            let result = write_attempt(&c, &outcome).await;
+            let result = write_attempt(&c, &outcome, &node).await;
             let status = job_status(&result);
             let unrecorded = pending.unrecorded.clone();
             let finish: Finisher = Box::new(move |commit| {
@@ -245,7 +318,11 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
 }
 
 /// Resubmits unrecorded attempts until the writer is gone (the store closed).
-async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrecorded: Unrecorded) {
+async fn retry_unrecorded(
+    jobs: mpsc::WeakUnboundedSender<Job>,
+    unrecorded: Unrecorded,
+    node: Arc<str>,
+) {
     loop {
         tokio::time::sleep(RECORD_RETRY_EVERY).await;
         let Some(sender) = jobs.upgrade() else {
@@ -256,17 +333,31 @@ async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrecorded: Unre
             .map(|mut list| std::mem::take(&mut *list))
             .unwrap_or_default();
         for outcome in retry {
-            let _ = sender.send(record_job(outcome, unrecorded.clone()));
+            let _ = sender.send(record_job(outcome, unrecorded.clone(), node.clone()));
         }
     }
 }
 
 pub struct PostgresStore {
+    node: Node,
     unrecorded: Unrecorded,
+    /// Background tasks (lease renewal, notification listener), stopped at close.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pool: Pool,
     signals_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreSignal>>>,
+}
+
+impl Drop for PostgresStore {
+    /// A store dropped without `close` (a test's dying node) stops renewing and listening.
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.background.get_mut() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+    }
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -356,15 +447,32 @@ async fn migrate(client: &mut Client) -> StoreResult<()> {
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`), runs migrations and starts the writer.
-    pub async fn open(url: &str) -> StoreResult<Self> {
-        PostgresStore::open_config(parse_url(url)?).await
+    pub async fn open(url: &str, node: NodeOptions) -> StoreResult<Self> {
+        PostgresStore::open_config(parse_url(url)?, node).await
     }
 
     /// Like [`PostgresStore::open`], from a parsed connection config.
-    pub async fn open_config(config: tokio_postgres::Config) -> StoreResult<Self> {
+    pub async fn open_config(
+        config: tokio_postgres::Config,
+        node: NodeOptions,
+    ) -> StoreResult<Self> {
+        let node = Node {
+            id: Arc::from(node.node_id.as_str()),
+            ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
+        };
         let mut writer_client = connect(&config).await?;
         let writer_config = config.clone();
         migrate(&mut writer_client).await?;
+        // A node restarted under the same --node-id: what it held before belongs to a process
+        // that is gone, so it is free at once instead of after the lease time.
+        writer_client
+            .execute(
+                "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE lease_owner = $1",
+                &[&&*node.id],
+            )
+            .await
+            .map_err(pg_err)?;
 
         let manager = Manager::from_config(
             config,
@@ -380,6 +488,7 @@ impl PostgresStore {
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let listener = tokio::spawn(listen(writer_config.clone(), sig_tx.clone()));
         let task = tokio::spawn(writer_loop(
             writer_config,
             Arc::new(writer_client),
@@ -387,8 +496,15 @@ impl PostgresStore {
             sig_tx,
         ));
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(retry_unrecorded(job_tx.downgrade(), unrecorded.clone()));
+        tokio::spawn(retry_unrecorded(
+            job_tx.downgrade(),
+            unrecorded.clone(),
+            node.id.clone(),
+        ));
+        let renewer = tokio::spawn(renew_leases(job_tx.downgrade(), node.clone()));
         Ok(PostgresStore {
+            node,
+            background: Mutex::new(vec![listener, renewer]),
             unrecorded,
             writer: Mutex::new(Some(job_tx)),
             writer_task: Mutex::new(Some(task)),
@@ -442,6 +558,131 @@ impl PostgresStore {
     async fn reader(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(pool_err)
     }
+}
+
+/// A writer job that runs `f` and reports nothing back (background maintenance).
+fn quiet_job<F, Fut>(f: F) -> Job
+where
+    F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
+    Fut: Future<Output = StoreResult<()>> + Send + 'static,
+{
+    Box::new(move |c| {
+        Box::pin(async move {
+            let result = f(c).await;
+            JobRun {
+                status: job_status(&result),
+                signals: Vec::new(),
+                finish: Box::new(|commit| {
+                    if let Err(e) = commit.and(result) {
+                        tracing::warn!(error = %e, "renewing this node's leases failed");
+                    }
+                }),
+            }
+        })
+    })
+}
+
+/// Renews this node's leases every third of the lease time, until the writer is gone. A node
+/// that stops renewing (it died, or lost the database) lets its leases expire, and the other
+/// nodes take its deliveries over.
+async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Node) {
+    let every = Duration::from_millis((node.ttl_ms / 3).max(1) as u64);
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(sender) = jobs.upgrade() else {
+            return;
+        };
+        let node = node.clone();
+        let job = quiet_job(move |c| async move {
+            c.execute(
+                "UPDATE deliveries SET lease_expires_at = $2 WHERE lease_owner = $1",
+                &[&&*node.id, &node.lease_until()],
+            )
+            .await
+            .map_err(pg_err)?;
+            Ok(())
+        });
+        if sender.send(job).is_err() {
+            return;
+        }
+    }
+}
+
+/// How long the listener waits before connecting again after losing its connection.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+/// Turns `NOTIFY`s of every node into signals, on a connection of its own. Each time it has
+/// subscribed (at start too: the engine may have loaded its state just before) it sends
+/// `Resync`, since notifications sent while it was not listening are gone.
+async fn listen(config: tokio_postgres::Config, signals: mpsc::UnboundedSender<StoreSignal>) {
+    let subscribe_sql = format!("LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}");
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let subscribe = client.batch_execute(&subscribe_sql);
+                tokio::pin!(subscribe);
+                let mut subscribed = false;
+                loop {
+                    tokio::select! {
+                        result = &mut subscribe, if !subscribed => match result {
+                            Ok(()) => {
+                                subscribed = true;
+                                if signals.send(StoreSignal::Resync).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "postgres LISTEN failed");
+                                break;
+                            }
+                        },
+                        message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
+                            match message {
+                                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                                    let config_id = n.payload().to_owned();
+                                    let signal = if n.channel() == CONFIG_CHANNEL {
+                                        StoreSignal::ConfigChanged { config_id }
+                                    } else {
+                                        StoreSignal::NewWork { config_id }
+                                    };
+                                    if signals.send(signal).is_err() {
+                                        return;
+                                    }
+                                }
+                                Some(Ok(_)) => {}
+                                Some(Err(e)) => {
+                                    tracing::warn!(error = %e, "postgres notification connection failed");
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres notification connection cannot connect");
+            }
+        }
+        if signals.is_closed() {
+            return;
+        }
+        tokio::time::sleep(LISTEN_RETRY).await;
+    }
+}
+
+/// `NOTIFY`s, delivered to every node when the transaction commits (identical ones once).
+async fn notify(c: &Client, channel: &str, config_ids: &[String]) -> StoreResult<()> {
+    if config_ids.is_empty() {
+        return Ok(());
+    }
+    c.execute(
+        "SELECT pg_notify($1, id) FROM unnest($2::TEXT[]) AS id",
+        &[&channel, &config_ids],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
 }
 
 async fn writer_loop(
@@ -631,15 +872,17 @@ async fn write_health(c: &Client, config_id: &str, health: &Health) -> StoreResu
     Ok(())
 }
 
+/// Inserts a delivery with its hooks; `lease` (owner, expiry) when this node is about to send it.
 async fn insert_delivery(
     c: &Client,
     summary: &DeliverySummary,
     hook_seqs: &[i64],
+    lease: Option<(&str, Millis)>,
 ) -> StoreResult<()> {
     c.execute(
         "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
-         attempt_count, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         attempt_count, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             &summary.hooks_id,
             &summary.app_key,
@@ -651,6 +894,8 @@ async fn insert_delivery(
             &summary.next_attempt_at,
             &summary.created_at,
             &summary.updated_at,
+            &lease.map(|(owner, _)| owner),
+            &lease.map(|(_, until)| until),
         ],
     )
     .await
@@ -666,7 +911,7 @@ async fn insert_delivery(
     Ok(())
 }
 
-async fn write_attempt(c: &Client, outcome: &AttemptOutcome) -> StoreResult<()> {
+async fn write_attempt(c: &Client, outcome: &AttemptOutcome, node: &str) -> StoreResult<()> {
     let r = &outcome.result;
     c.execute(
         "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code, \
@@ -688,17 +933,21 @@ async fn write_attempt(c: &Client, outcome: &AttemptOutcome) -> StoreResult<()> 
     )
     .await
     .map_err(pg_err)?;
-    // Only forward: a record written again late never undoes a later attempt's state.
+    // Only forward: a record written again late never undoes a later attempt's state. The
+    // record frees the lease; a node whose lease was taken over (it was cut off for longer than
+    // the lease time) leaves the delivery to the new holder.
     c.execute(
         "UPDATE deliveries SET status = $2, attempt_count = $3, next_attempt_at = $4, \
-         updated_at = $5 WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
-         AND attempt_count < $3",
+         updated_at = $5, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+         AND attempt_count < $3 AND (lease_owner IS NULL OR lease_owner = $6)",
         &[
             &outcome.hooks_id,
             &outcome.new_status.as_str(),
             &i64::from(outcome.number),
             &outcome.next_attempt_at,
             &now_millis(),
+            &node,
         ],
     )
     .await
@@ -719,6 +968,7 @@ async fn claim_event(
     product: Product,
     max_hooks: u32,
     batches: u32,
+    node: &Node,
 ) -> StoreResult<Vec<ClaimedBatch>> {
     let Some(row) = c
         .query_opt(
@@ -773,7 +1023,7 @@ async fn claim_event(
             now,
         );
         let seqs: Vec<i64> = chunk.iter().map(|t| t.0).collect();
-        insert_delivery(c, &summary, &seqs).await?;
+        insert_delivery(c, &summary, &seqs, Some((&node.id, node.lease_until()))).await?;
         claimed.push(ClaimedBatch {
             delivery: SendableDelivery {
                 hooks_id,
@@ -981,6 +1231,7 @@ impl Store for PostgresStore {
             .await
             .map_err(pg_err)?;
             write_subscriptions(&c, &config).await?;
+            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
             Ok(((), Vec::new()))
         })
         .await
@@ -1018,6 +1269,7 @@ impl Store for PostgresStore {
                 return Ok((false, Vec::new()));
             }
             write_subscriptions(&c, &config).await?;
+            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
             Ok((true, Vec::new()))
         })
         .await
@@ -1082,8 +1334,9 @@ impl Store for PostgresStore {
                     Vec::new(),
                     now,
                 );
-                insert_delivery(&c, &summary, &seqs).await?;
+                insert_delivery(&c, &summary, &seqs, None).await?;
             }
+            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config_id)).await?;
             Ok((true, Vec::new()))
         })
         .await
@@ -1235,6 +1488,9 @@ impl Store for PostgresStore {
                     .await
                     .map_err(pg_err)?;
                 outcome.queued = n as usize;
+                if n > 0 {
+                    notify(&c, WORK_CHANNEL, &configs).await?;
+                }
             }
             let signals = if outcome.queued > 0 {
                 configs
@@ -1254,10 +1510,11 @@ impl Store for PostgresStore {
         config: &WebhookConfig,
         max_hooks: u32,
         max_batches: u32,
-    ) -> StoreResult<Vec<ClaimedBatch>> {
+    ) -> StoreResult<Claim> {
         let config_id = config.id.clone();
         let app_key = config.app_key.clone();
         let product = config.product;
+        let node = self.node.clone();
         // Answered after commit (SQLite answers before it; waiting here is simpler and only
         // costs the claim the group's commit).
         self.write(move |c| async move {
@@ -1266,7 +1523,7 @@ impl Store for PostgresStore {
             while batches.len() < wanted {
                 let room = (wanted - batches.len()) as u32;
                 let claimed =
-                    claim_event(&c, &config_id, &app_key, product, max_hooks, room).await?;
+                    claim_event(&c, &config_id, &app_key, product, max_hooks, room, &node).await?;
                 if claimed.is_empty() {
                     break;
                 }
@@ -1279,14 +1536,108 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(pg_err)?;
-            let signals = if more.is_none() {
-                vec![StoreSignal::QueueDrained { config_id }]
-            } else {
-                Vec::new()
+            // No QueueDrained signal: another node's NewWork reaches the engine on another
+            // connection, in no order with this one. `drained` lets the engine decide.
+            let claim = Claim {
+                batches,
+                drained: more.is_none(),
             };
-            Ok((batches, signals))
+            Ok((claim, Vec::new()))
         })
         .await
+    }
+
+    async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
+        let hooks_id = hooks_id.to_owned();
+        let node = self.node.clone();
+        // Through the writer: it runs after this node's attempt records queued before, so a
+        // retry never leases a delivery whose previous attempt is still unrecorded.
+        let row = self
+            .write(move |c| async move {
+                let now = now_millis();
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
+                             WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+                             AND COALESCE(next_attempt_at, 0) <= $4 \
+                             AND (lease_owner IS NULL OR lease_expires_at < $4) \
+                             RETURNING {DELIVERY_COLUMNS}"
+                        ),
+                        &[&hooks_id, &&*node.id, &node.lease_until(), &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                if let Some(row) = row {
+                    return Ok((Ok(delivery_row(&row)?), Vec::new()));
+                }
+                // Why not: a retry not yet due gets its time, anything else is not ours. (A lease
+                // this node holds is not taken again: its attempt is in flight here.)
+                let due = c
+                    .query_opt(
+                        "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
+                         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+                         AND (lease_owner IS NULL OR lease_expires_at < $2)",
+                        &[&hooks_id, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok((Err(due.map(|r| col::<i64>(&r, 0)).transpose()?), Vec::new()))
+            })
+            .await?;
+        let row = match row {
+            Ok(row) => row,
+            Err(Some(due)) => return Ok(Lease::NotDue(due)),
+            Err(None) => return Ok(Lease::Unavailable),
+        };
+        let c = self.reader().await?;
+        let hooks = delivery_hooks(&c, &row.hooks_id).await?;
+        Ok(Lease::Granted(SendableDelivery {
+            product: parse_product(&row.product)?,
+            event: parse_event(&row.event)?,
+            hooks_id: row.hooks_id,
+            config_id: row.config_id,
+            app_key: row.app_key,
+            attempt_count: row.attempt_count as u32,
+            hooks,
+        }))
+    }
+
+    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) FROM deliveries \
+                 WHERE status IN ('PENDING', 'RETRYING') AND COALESCE(next_attempt_at, 0) <= $1 \
+                 AND (lease_owner IS NULL OR lease_expires_at < $2) \
+                 ORDER BY COALESCE(next_attempt_at, 0) LIMIT $3",
+                &[&until, &now_millis(), &i64::from(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenDelivery {
+                    hooks_id: col(r, 0)?,
+                    config_id: col(r, 1)?,
+                    next_attempt_at: col(r, 2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE id = $1"),
+                &[&config_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref()
+            .map(|r| config_row(r).and_then(ConfigRow::into_config))
+            .transpose()
     }
 
     async fn load_delivery(&self, hooks_id: &str) -> StoreResult<Option<SendableDelivery>> {
@@ -1321,7 +1672,7 @@ impl Store for PostgresStore {
 
     fn record_attempt(&self, outcome: AttemptOutcome) {
         // Queued for the next group, not awaited (as in SQLite).
-        let job = record_job(outcome, self.unrecorded.clone());
+        let job = record_job(outcome, self.unrecorded.clone(), self.node.id.clone());
         if let Err(e) = self.submit(job) {
             tracing::error!(error = %e, "an attempt record could not be queued");
         }
@@ -1546,7 +1897,7 @@ impl Store for PostgresStore {
                 hook_ids,
                 now,
             );
-            insert_delivery(&c, &summary, &seqs).await?;
+            insert_delivery(&c, &summary, &seqs, None).await?;
             Ok((Some(summary), Vec::new()))
         })
         .await
@@ -1583,6 +1934,9 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(pg_err)?;
+            if queued > 0 {
+                notify(&c, WORK_CHANNEL, std::slice::from_ref(&config_id)).await?;
+            }
             let signals = if queued > 0 {
                 vec![StoreSignal::NewWork { config_id }]
             } else {
@@ -1661,6 +2015,34 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        for task in self
+            .background
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+        {
+            task.abort();
+        }
+        // Hand back the leases still held (attempts cut by the shutdown grace period): the other
+        // nodes need not wait for them to expire. After the queued records, which free theirs.
+        let node = self.node.clone();
+        let handed_back = self
+            .write(move |c| async move {
+                let n = c
+                    .execute(
+                        "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+                         WHERE lease_owner = $1",
+                        &[&&*node.id],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok((n, Vec::new()))
+            })
+            .await;
+        match handed_back {
+            Ok(n) => tracing::info!(leases = n, "leases handed back"),
+            Err(e) => tracing::warn!(error = %e, "leases not handed back; they expire instead"),
+        }
         // Dropping the sender lets the writer finish the queued jobs and stop.
         let sender = self.writer.lock().ok().and_then(|mut w| w.take());
         drop(sender);

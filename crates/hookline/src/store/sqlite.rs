@@ -20,8 +20,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AttemptBucket, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, OpenDelivery, Store,
-    StoreError, StoreResult, StoreSignal, StoreStats, cursor,
+    AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, Lease,
+    OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -1391,10 +1391,12 @@ impl Store for SqliteStore {
         config: &WebhookConfig,
         max_hooks: u32,
         max_batches: u32,
-    ) -> StoreResult<Vec<ClaimedBatch>> {
+    ) -> StoreResult<Claim> {
         let config_id = config.id.clone();
         let app_key = config.app_key.clone();
         let product = config.product;
+        // Answered before the commit, so `drained` is left false: the QueueDrained signal comes
+        // in commit order with the NewWork signals instead.
         self.write_uncommitted(move |tx| {
             let mut batches = Vec::new();
             let wanted = max_batches.max(1) as usize;
@@ -1414,7 +1416,52 @@ impl Store for SqliteStore {
             if more.is_none() {
                 tx.signals.push(StoreSignal::QueueDrained { config_id });
             }
-            Ok(batches)
+            Ok(Claim {
+                batches,
+                drained: false,
+            })
+        })
+        .await
+    }
+
+    async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
+        // One process owns every delivery: an open delivery is always this node's to send.
+        Ok(match self.load_delivery(hooks_id).await? {
+            Some(delivery) => Lease::Granted(delivery),
+            None => Lease::Unavailable,
+        })
+    }
+
+    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) AS due \
+                     FROM deliveries WHERE status IN ('PENDING', 'RETRYING') \
+                     AND COALESCE(next_attempt_at, 0) <= ?1 ORDER BY due LIMIT ?2",
+                )?
+                .query_map(params![until, limit], |r| {
+                    Ok(OpenDelivery {
+                        hooks_id: r.get(0)?,
+                        config_id: r.get(1)?,
+                        next_attempt_at: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
+        let config_id = config_id.to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(&format!(
+                    "SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE id = ?1"
+                ))?
+                .query_row(params![config_id], config_row)
+                .optional()?;
+            row.map(ConfigRow::into_config).transpose()
         })
         .await
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use hookline_wire::{Event, Product, ValidatedHook};
 
-use super::postgres::{PostgresStore, create_test_database};
+use super::postgres::{NodeOptions, PostgresStore, create_test_database};
 use super::sqlite::SqliteStore;
-use super::{Store, StoreError, StoreSignal};
+use super::{Lease, Store, StoreError, StoreSignal};
 use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health, PageRequest,
     ReplayFilter, WebhookConfig, now_millis,
@@ -49,7 +49,7 @@ impl Place {
         match self {
             Place::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).unwrap()),
             Place::Postgres(config) => Arc::new(
-                PostgresStore::open_config((**config).clone())
+                PostgresStore::open_config((**config).clone(), NodeOptions::default())
                     .await
                     .unwrap(),
             ),
@@ -174,7 +174,7 @@ async fn concurrent_ingests_are_all_committed_and_fanned_out(backend: Backend) {
     for config_id in ["c1", "c2"] {
         let cfg = config(config_id, "ak", vec![Event::ConversionBlock]);
         let mut seen = HashSet::new();
-        for batch in store.claim_batches(&cfg, 100, 1000).await.unwrap() {
+        for batch in store.claim_batches(&cfg, 100, 1000).await.unwrap().batches {
             assert!(batch.delivery.hooks.len() <= 100);
             for hook in batch.delivery.hooks {
                 assert!(seen.insert(hook.hook_id), "a hook was claimed twice");
@@ -183,7 +183,14 @@ async fn concurrent_ingests_are_all_committed_and_fanned_out(backend: Backend) {
         assert_eq!(seen.len(), 1000);
     }
     let cfg3 = config("c3", "ak", vec![Event::Unsubscribe]);
-    assert!(store.claim_batches(&cfg3, 100, 8).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_batches(&cfg3, 100, 8)
+            .await
+            .unwrap()
+            .batches
+            .is_empty()
+    );
 }
 
 async fn ingest_is_idempotent_per_app_key_and_hook_id(backend: Backend) {
@@ -208,7 +215,12 @@ async fn ingest_is_idempotent_per_app_key_and_hook_id(backend: Backend) {
         .unwrap();
     assert_eq!(other.new_hooks, 5);
     let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-    let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+    let batch = store
+        .claim_batches(&cfg, 100, 1)
+        .await
+        .unwrap()
+        .batches
+        .remove(0);
     assert_eq!(batch.delivery.hooks.len(), 6);
 }
 
@@ -221,7 +233,12 @@ async fn deleting_a_config_cancels_open_and_queued_work(backend: Backend) {
         .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 5))
         .await
         .unwrap();
-    let claimed = store.claim_batches(&cfg, 2, 1).await.unwrap().remove(0);
+    let claimed = store
+        .claim_batches(&cfg, 2, 1)
+        .await
+        .unwrap()
+        .batches
+        .remove(0);
     assert!(store.delete_config("ak", "c1").await.unwrap());
     assert!(!store.delete_config("ak", "c1").await.unwrap());
 
@@ -276,7 +293,12 @@ async fn open_work_survives_reopening(backend: Backend) {
             .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 150))
             .await
             .unwrap();
-        let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+        let batch = store
+            .claim_batches(&cfg, 100, 1)
+            .await
+            .unwrap()
+            .batches
+            .remove(0);
         store.close().await;
         batch.delivery.hooks_id
     };
@@ -291,7 +313,12 @@ async fn open_work_survives_reopening(backend: Backend) {
     let delivery = store.load_delivery(&hooks_id).await.unwrap().unwrap();
     assert_eq!(delivery.hooks.len(), 100);
     assert_eq!(delivery.hooks[0].hook_id, "h-0");
-    let rest = store.claim_batches(&cfg, 100, 8).await.unwrap().remove(0);
+    let rest = store
+        .claim_batches(&cfg, 100, 8)
+        .await
+        .unwrap()
+        .batches
+        .remove(0);
     assert_eq!(rest.delivery.hooks.len(), 50);
 }
 
@@ -337,7 +364,7 @@ async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             loop {
-                let batches = store.claim_batches(&cfg, 10, 2).await.unwrap();
+                let batches = store.claim_batches(&cfg, 10, 2).await.unwrap().batches;
                 if batches.is_empty() {
                     return ids;
                 }
@@ -390,7 +417,12 @@ async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend
     assert_eq!(stats.queued_hooks, 3);
     assert!(stats.oldest_queued_at.is_some());
 
-    let batch = store.claim_batches(&cfg, 100, 1).await.unwrap().remove(0);
+    let batch = store
+        .claim_batches(&cfg, 100, 1)
+        .await
+        .unwrap()
+        .batches
+        .remove(0);
     let hooks_id = batch.delivery.hooks_id.clone();
     // A claim may answer before its group commits (SQLite does): flush before reading.
     store.flush().await.unwrap();
@@ -463,4 +495,207 @@ async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend
     assert_eq!(purge.deleted, 0);
     assert_eq!(purge.next, None);
     assert!(store.delete_config("ak", "c1").await.unwrap());
+}
+
+// ---------- several nodes on one PostgreSQL database ----------
+
+/// Two nodes on one fresh database, with short leases.
+async fn two_nodes(
+    lease_ttl: Duration,
+) -> (Arc<dyn Store>, Arc<dyn Store>, tokio_postgres::Config) {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let node = |id: &str| NodeOptions {
+        node_id: id.into(),
+        lease_ttl,
+    };
+    let a = PostgresStore::open_config((*config).clone(), node("a"))
+        .await
+        .unwrap();
+    let b = PostgresStore::open_config((*config).clone(), node("b"))
+        .await
+        .unwrap();
+    (Arc::new(a), Arc::new(b), *config)
+}
+
+fn retry_now(hooks_id: &str, number: u32) -> AttemptOutcome {
+    AttemptOutcome {
+        next_attempt_at: Some(now_millis()),
+        ..attempt(hooks_id, number, 500, DeliveryStatus::Retrying)
+    }
+}
+
+async fn lease(store: &Arc<dyn Store>, hooks_id: &str) -> Option<crate::model::SendableDelivery> {
+    match store.lease_delivery(hooks_id).await.unwrap() {
+        Lease::Granted(delivery) => Some(delivery),
+        Lease::NotDue(_) | Lease::Unavailable => None,
+    }
+}
+
+#[tokio::test]
+async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded() {
+    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    b.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
+        .await
+        .unwrap();
+    let hooks_id = a.claim_batches(&cfg, 100, 1).await.unwrap().batches[0]
+        .delivery
+        .hooks_id
+        .clone();
+
+    // A holds it: B can neither lease nor find it, and A does not take it a second time.
+    assert!(lease(&b, &hooks_id).await.is_none());
+    assert!(lease(&a, &hooks_id).await.is_none());
+    assert!(b.due_deliveries(now_millis(), 10).await.unwrap().is_empty());
+
+    // A's record frees it: the retry is due now, so either node may take it, but only one.
+    a.record_attempt(retry_now(&hooks_id, 1));
+    a.flush().await.unwrap();
+    let found = b.due_deliveries(now_millis(), 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].hooks_id, hooks_id);
+    let taken = lease(&b, &hooks_id).await.expect("B leases the due retry");
+    assert_eq!(taken.attempt_count, 1);
+    assert_eq!(taken.hooks.len(), 3);
+    assert!(lease(&a, &hooks_id).await.is_none());
+
+    // A late record from a node that lost the lease does not touch the delivery.
+    a.record_attempt(retry_now(&hooks_id, 2));
+    a.flush().await.unwrap();
+    assert!(lease(&a, &hooks_id).await.is_none());
+
+    // A retry scheduled later is not due: the lease answers when it is.
+    let later = now_millis() + 60_000;
+    b.record_attempt(AttemptOutcome {
+        next_attempt_at: Some(later),
+        ..attempt(&hooks_id, 2, 500, DeliveryStatus::Retrying)
+    });
+    b.flush().await.unwrap();
+    match a.lease_delivery(&hooks_id).await.unwrap() {
+        Lease::NotDue(at) => assert_eq!(at, later),
+        other => panic!("expected NotDue, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back() {
+    let ttl = Duration::from_millis(600);
+    let (a, b, _) = two_nodes(ttl).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    let first = a.claim_batches(&cfg, 1, 1).await.unwrap().batches[0]
+        .delivery
+        .hooks_id
+        .clone();
+
+    // While A lives it renews its lease: for three lease times B never gets the delivery.
+    let until = tokio::time::Instant::now() + ttl * 3;
+    while tokio::time::Instant::now() < until {
+        assert!(
+            lease(&b, &first).await.is_none(),
+            "a live node's lease was taken"
+        );
+        tokio::time::sleep(ttl / 6).await;
+    }
+
+    // A closes: its lease is handed back at once.
+    a.close().await;
+    assert!(lease(&b, &first).await.is_some());
+
+    // A node that dies (C, dropped without closing) stops renewing; once its lease expires,
+    // B's sweep finds the delivery and B takes it over.
+    let (c, b2, config) = two_nodes(ttl).await;
+    drop(b2);
+    let cfg2 = config_with_app("c2", "ak2");
+    c.insert_config(cfg2.clone()).await.unwrap();
+    c.ingest("ak2", Product::Sms, Event::ConversionBlock, hooks("k", 1))
+        .await
+        .unwrap();
+    let orphan = c.claim_batches(&cfg2, 1, 1).await.unwrap().batches[0]
+        .delivery
+        .hooks_id
+        .clone();
+    drop(c);
+    let survivor: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config(
+            config,
+            NodeOptions {
+                node_id: "survivor".into(),
+                lease_ttl: ttl,
+            },
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        lease(&survivor, &orphan).await.is_none(),
+        "taken before expiry"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let due = survivor.due_deliveries(now_millis(), 10).await.unwrap();
+        if due.iter().any(|d| d.hooks_id == orphan) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired lease was never found"
+        );
+        tokio::time::sleep(ttl / 6).await;
+    }
+    assert!(lease(&survivor, &orphan).await.is_some());
+}
+
+async fn next_signal(
+    signals: &mut tokio::sync::mpsc::UnboundedReceiver<StoreSignal>,
+) -> StoreSignal {
+    tokio::time::timeout(Duration::from_secs(10), signals.recv())
+        .await
+        .expect("a signal within 10 s")
+        .expect("signals open")
+}
+
+fn config_with_app(id: &str, app_key: &str) -> WebhookConfig {
+    config(id, app_key, vec![Event::ConversionBlock])
+}
+
+#[tokio::test]
+async fn other_nodes_hear_of_new_work_and_config_changes() {
+    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let mut signals = b.take_signals().unwrap();
+    // The listener says `Resync` once it listens: from then on nothing is missed.
+    assert_eq!(next_signal(&mut signals).await, StoreSignal::Resync);
+
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    assert_eq!(
+        next_signal(&mut signals).await,
+        StoreSignal::ConfigChanged {
+            config_id: "c1".into()
+        }
+    );
+    assert_eq!(b.find_config("c1").await.unwrap().unwrap().app_key, "ak");
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_signal(&mut signals).await,
+        StoreSignal::NewWork {
+            config_id: "c1".into()
+        }
+    );
+    assert!(a.delete_config("ak", "c1").await.unwrap());
+    assert_eq!(
+        next_signal(&mut signals).await,
+        StoreSignal::ConfigChanged {
+            config_id: "c1".into()
+        }
+    );
+    assert!(b.find_config("c1").await.unwrap().is_none());
 }
