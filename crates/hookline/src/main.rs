@@ -5,8 +5,9 @@ use tracing_subscriber::EnvFilter;
 fn init_logging(json: bool) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // tokio-postgres logs every statement's parameters at debug level (signing secrets among
-    // them): never below info, whatever RUST_LOG asks.
-    if let Ok(quiet) = "tokio_postgres=info".parse() {
+    // them), and server notices ("already exists, skipping") at info: warn and above only,
+    // whatever RUST_LOG asks.
+    if let Ok(quiet) = "tokio_postgres=warn".parse() {
         filter = filter.add_directive(quiet);
     }
     let builder = tracing_subscriber::fmt()

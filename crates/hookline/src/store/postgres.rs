@@ -221,7 +221,13 @@ impl Node {
 /// Connection and I/O failures make the store unavailable (callers answer 503); so does any other
 /// database error: nothing was half-written, the group rolled back.
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Unavailable(format!("postgres: {e}"))
+    // `Display` of a server error says only "db error": the code and message are the useful part.
+    match e.as_db_error() {
+        Some(db) => {
+            StoreError::Unavailable(format!("postgres: {} ({})", db.message(), db.code().code()))
+        }
+        None => StoreError::Unavailable(format!("postgres: {e}")),
+    }
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
@@ -255,7 +261,18 @@ struct JobRun {
 }
 
 /// A job gets the writer's connection, inside the group's open transaction.
-type Job = Box<dyn FnOnce(Arc<Client>) -> BoxFuture<JobRun> + Send>;
+type Job = Box<dyn FnOnce(Group) -> BoxFuture<JobRun> + Send>;
+
+/// What the jobs of one write group share.
+#[derive(Clone)]
+struct Group {
+    client: Arc<Client>,
+    /// Config health from the group's attempt records, the last per config, written at the end
+    /// of the group in config id order. Two nodes' groups each update several config rows; in
+    /// the order their attempts happened to come, they deadlock (one group rolls back). In one
+    /// fixed order, at the end, they only ever wait.
+    health: Arc<Mutex<std::collections::BTreeMap<String, Health>>>,
+}
 
 /// Attempt records whose group did not commit (the database was unreachable), waiting to be
 /// submitted again by the retry task, so a database that comes back gets every attempt.
@@ -288,7 +305,7 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded, node: Arc<str>) -
         outcome: Some(outcome),
         unrecorded,
     };
-    Box::new(move |c| {
+    Box::new(move |group: Group| {
         Box::pin(async move {
             let Some(outcome) = pending.outcome.take() else {
                 return JobRun {
@@ -297,7 +314,13 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded, node: Arc<str>) -
                     finish: Box::new(|_| {}),
                 };
             };
-            let result = write_attempt(&c, &outcome, &node).await;
+            let result = write_attempt(&group.client, &outcome, &node).await;
+            if result.is_ok()
+                && let Some(health) = &outcome.health
+                && let Ok(mut pending) = group.health.lock()
+            {
+                pending.insert(outcome.config_id.clone(), health.clone());
+            }
             let status = job_status(&result);
             let unrecorded = pending.unrecorded.clone();
             let finish: Finisher = Box::new(move |commit| {
@@ -531,9 +554,9 @@ impl PostgresStore {
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
-        let job: Job = Box::new(move |client| {
+        let job: Job = Box::new(move |group: Group| {
             Box::pin(async move {
-                let result = f(client).await;
+                let result = f(group.client).await;
                 let status = job_status(&result);
                 let (result, signals) = match result {
                     Ok((r, s)) => (Ok(r), s),
@@ -566,9 +589,9 @@ where
     F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
     Fut: Future<Output = StoreResult<()>> + Send + 'static,
 {
-    Box::new(move |c| {
+    Box::new(move |group: Group| {
         Box::pin(async move {
-            let result = f(c).await;
+            let result = f(group.client).await;
             JobRun {
                 status: job_status(&result),
                 signals: Vec::new(),
@@ -726,9 +749,13 @@ async fn writer_loop(
             continue;
         }
         let mut failure = None;
+        let group = Group {
+            client: client.clone(),
+            health: Arc::default(),
+        };
         let mut pending = batch.drain(..);
         for job in pending.by_ref() {
-            let run = job(client.clone()).await;
+            let run = job(group.clone()).await;
             finishers.push(run.finish);
             match run.status {
                 JobStatus::Failed(e) => {
@@ -740,6 +767,19 @@ async fn writer_loop(
             }
         }
         carried.extend(pending);
+        if failure.is_none() {
+            let health = group
+                .health
+                .lock()
+                .map(|mut h| std::mem::take(&mut *h))
+                .unwrap_or_default();
+            for (config_id, health) in &health {
+                if let Err(e) = write_health(&client, config_id, health).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
         let outcome = match failure {
             None => client.batch_execute("COMMIT").await.map_err(pg_err),
             Some(e) => Err(e),
@@ -952,9 +992,7 @@ async fn write_attempt(c: &Client, outcome: &AttemptOutcome, node: &str) -> Stor
     )
     .await
     .map_err(pg_err)?;
-    if let Some(health) = &outcome.health {
-        write_health(c, &outcome.config_id, health).await?;
-    }
+    // The health is written by the group, at its end (see `Group::health`).
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod batching;
+mod cluster;
 mod crash;
 mod crash_loop;
 mod dashboard;

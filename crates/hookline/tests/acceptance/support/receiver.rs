@@ -86,6 +86,8 @@ struct RxState {
     hold: bool,
     /// A `Retry-After` header sent with 429 and 503 answers.
     retry_after: Option<String>,
+    /// How long each answer waits after the request is recorded (zero: none).
+    delay: Duration,
 }
 
 struct Shared {
@@ -133,6 +135,7 @@ impl Receiver {
                     hang: false,
                     hold: false,
                     retry_after: None,
+                    delay: Duration::ZERO,
                 }),
                 changes,
                 release,
@@ -243,6 +246,11 @@ impl Receiver {
         self.shared.state.lock().unwrap().retry_after = value.map(str::to_string);
     }
 
+    /// Answer every request `delay` after recording it, so that requests stay in flight a while.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.state.lock().unwrap().delay = delay;
+    }
+
     pub fn set_default_status(&self, status: u16) {
         self.shared.state.lock().unwrap().default_status = status;
     }
@@ -265,6 +273,13 @@ impl Receiver {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.state.lock().unwrap().requests.clone()
+    }
+
+    /// The requests from the `start`-th on, in arrival order (to follow a long run incrementally
+    /// without copying everything again).
+    pub fn requests_from(&self, start: usize) -> Vec<Recorded> {
+        let st = self.shared.state.lock().unwrap();
+        st.requests.get(start..).unwrap_or_default().to_vec()
     }
 
     pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
@@ -401,7 +416,7 @@ async fn handle(
         body: body.to_vec(),
         peer,
     };
-    let (action, held) = {
+    let (action, held, delay) = {
         let mut st = shared.state.lock().unwrap();
         st.requests.push(rec);
         (
@@ -411,6 +426,7 @@ async fn handle(
                 Action::Status(0)
             },
             st.hold,
+            st.delay,
         )
     };
     shared.changes.send_modify(|n| *n += 1);
@@ -421,6 +437,9 @@ async fn handle(
                 return (StatusCode::SERVICE_UNAVAILABLE, "receiver stopped").into_response();
             }
         }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     // The status is taken when the answer is given, so held requests get them in answer order.
     let action = match action {

@@ -57,6 +57,10 @@ pub struct Options {
     pub allow_private_targets: bool,
     /// `RUST_LOG` of the server. Default `info`.
     pub rust_log: String,
+    /// `--database-url` instead of the default one (none: the embedded store, or with
+    /// `HOOKLINE_ACCEPTANCE_STORE=postgres` a new database per server). Servers given the same URL
+    /// share one database (see [`scratch_postgres_database`]). Default `None`.
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -64,6 +68,7 @@ impl Default for Options {
         Options {
             allow_private_targets: true,
             rust_log: "info".to_string(),
+            database_url: None,
         }
     }
 }
@@ -76,7 +81,8 @@ pub struct Server {
     args: Vec<String>,
     options: Options,
     dir: tempfile::TempDir,
-    /// `--database-url` when the suite runs on PostgreSQL (see [`postgres_database_url`]).
+    /// `--database-url`: `Options::database_url`, or a new database per server when the suite runs
+    /// on PostgreSQL (see [`postgres_database_url`]).
     database_url: Option<String>,
 }
 
@@ -87,19 +93,29 @@ async fn postgres_database_url() -> Option<String> {
     if store != "postgres" {
         return None;
     }
-    let base = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "HOOKLINE_ACCEPTANCE_STORE=postgres needs HOOKLINE_TEST_DATABASE_URL: run \
-             ./scripts/test.sh or `scripts/pg.sh start`"
-        )
-    });
+    Some(scratch_postgres_database("HOOKLINE_ACCEPTANCE_STORE=postgres").await)
+}
+
+/// The URL of a new, empty database on the PostgreSQL server of `HOOKLINE_TEST_DATABASE_URL`
+/// (set by `./scripts/test.sh`). Without that variable it panics, naming `needed_by`: what needs
+/// PostgreSQL fails, never skips.
+pub async fn scratch_postgres_database(needed_by: &str) -> String {
+    let base = std::env::var("HOOKLINE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "{needed_by} needs HOOKLINE_TEST_DATABASE_URL (a PostgreSQL server to create \
+                 databases on): run ./scripts/test.sh, or `eval \"$(scripts/pg.sh start)\"` first"
+            )
+        });
     let name = hookline::store::postgres::create_scratch_database(&base)
         .await
-        .unwrap_or_else(|e| panic!("cannot create a database for the server: {e}"));
+        .unwrap_or_else(|e| panic!("cannot create a database on {base}: {e}"));
     let (server, _) = base
         .rsplit_once('/')
         .unwrap_or_else(|| panic!("HOOKLINE_TEST_DATABASE_URL has no /database: {base}"));
-    Some(format!("{server}/{name}"))
+    format!("{server}/{name}")
 }
 
 fn random_token() -> String {
@@ -149,6 +165,10 @@ impl Server {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
+        let database_url = match &options.database_url {
+            Some(url) => Some(url.clone()),
+            None => postgres_database_url().await,
+        };
         let mut server = Server {
             base_url: String::new(),
             admin_token: random_token(),
@@ -157,7 +177,7 @@ impl Server {
             args: extra.iter().map(|s| s.to_string()).collect(),
             options,
             dir,
-            database_url: postgres_database_url().await,
+            database_url,
         };
         server.spawn().await;
         server

@@ -1,0 +1,697 @@
+//! Issue 3, several nodes: two real `hookline serve` processes share one PostgreSQL database and
+//! the work. 10,000 hooks to 20 configs reach every config exactly once when no node fails; when
+//! one node is SIGKILLed mid-run every hook still arrives, and the only duplicates are resends
+//! (same hooksId) of the deliveries the killed node had in flight.
+//!
+//! Needs `HOOKLINE_TEST_DATABASE_URL` (set by `./scripts/test.sh`): without it these tests fail.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::support::server::{Options, scratch_postgres_database};
+use crate::support::*;
+
+const CONFIGS: usize = 20;
+const HOOKS: usize = 10_000;
+const PAIRS: usize = CONFIGS * HOOKS;
+const HOOKS_PER_INGEST: usize = 100;
+const PRODUCERS: usize = 4;
+const MAX_HOOKS: usize = 10;
+const MAX_IN_FLIGHT: usize = 2;
+const EVENT: &str = "UNSUBSCRIBE";
+const LEASE_TTL: &str = "2s";
+const NODE_NAMES: [&str; 2] = ["a", "b"];
+/// Deadline for every (config, hook) pair to arrive, from the first ingest (a run takes about a
+/// minute on 2 cores, the two tests side by side).
+const RUN_DEADLINE: Duration = Duration::from_secs(300);
+/// The kill test: how many hooks ingest may run ahead of delivery, so that it is still going on
+/// when the node dies.
+const PACE_BACKLOG: usize = 2_000;
+/// The kill test: node A dies once this many (config, hook) pairs arrived (40 %).
+const KILL_AT: usize = PAIRS * 2 / 5;
+/// The kill test: how long each receiver answer takes, so that requests are in flight.
+const RECEIVER_DELAY: Duration = Duration::from_millis(30);
+
+fn hook_id(i: usize) -> String {
+    format!("hook-{i:05}")
+}
+
+fn is_our_hook_id(id: &str) -> bool {
+    id.strip_prefix("hook-")
+        .filter(|n| n.len() == 5)
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| n < HOOKS)
+}
+
+fn config_path(config: usize) -> String {
+    format!("/cfg-{config:02}")
+}
+
+fn config_index(path: &str) -> Option<usize> {
+    path.strip_prefix("/cfg-")
+        .filter(|n| n.len() == 2)
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n < CONFIGS)
+}
+
+/// Two nodes on one fresh database, one app key and 20 configs (all created through node A),
+/// each config subscribed to `EVENT` and pointing at its own path of one receiver.
+struct Cluster {
+    a: Server,
+    b: Server,
+    app: App,
+    rx: Receiver,
+}
+
+impl Cluster {
+    async fn start(rust_log: &str) -> Cluster {
+        let db = scratch_postgres_database("cluster.rs (two nodes sharing one database)").await;
+        let rx = Receiver::start().await;
+        let node = |id: &'static str| {
+            let options = Options {
+                rust_log: rust_log.to_string(),
+                database_url: Some(db.clone()),
+                ..Options::default()
+            };
+            async move {
+                Server::start_with_options(&["--lease-ttl", LEASE_TTL, "--node-id", id], options)
+                    .await
+            }
+        };
+        let a = node(NODE_NAMES[0]).await;
+        let b = node(NODE_NAMES[1]).await;
+        let app = a.create_app_key("cluster").await;
+        let mut ids = Vec::new();
+        for c in 0..CONFIGS {
+            let mut body = config_body(SMS, &[EVENT], &rx.url(&config_path(c)));
+            body["maxHooksPerRequest"] = json!(MAX_HOOKS);
+            body["maxRequestsInFlight"] = json!(MAX_IN_FLIGHT);
+            body["timeoutMs"] = json!(10_000);
+            body["retrySchedule"] = schedule(30, "200ms");
+            ids.push(s(&a.create_config(&app, body).await, "webhookConfigId"));
+        }
+        // Node B accepts the app key and sees the configs made through node A.
+        for id in &ids {
+            b.get_config(&app, id).await;
+        }
+        Cluster { a, b, app, rx }
+    }
+
+    fn base_urls(&self) -> [String; 2] {
+        [self.a.url(""), self.b.url("")]
+    }
+
+    /// Panics with `msg` and the tails of both nodes' stderr.
+    #[track_caller]
+    fn fail(&self, msg: impl std::fmt::Display) -> ! {
+        panic!(
+            "{msg}\n--- node a stderr (tail) ---\n{}\n--- node b stderr (tail) ---\n{}\n--- end ---",
+            self.a.stderr_tail(),
+            self.b.stderr_tail()
+        )
+    }
+
+    /// Follows the receiver (and the producers) until `done` holds; fails at `end`, on a producer's
+    /// error, or as soon as the tally sees a request that breaks a rule.
+    async fn follow(
+        &self,
+        tally: &mut Tally,
+        producers: &mut Producers,
+        end: Instant,
+        what: &str,
+        done: impl Fn(&Tally) -> bool,
+    ) {
+        loop {
+            tally.absorb(&self.rx);
+            producers
+                .delivered
+                .store(tally.pairs.len(), Ordering::Relaxed);
+            if let Err(e) = producers.check().await {
+                self.fail(e);
+            }
+            if !tally.problems.is_empty() {
+                self.fail(tally.problems_report());
+            }
+            if done(tally) {
+                return;
+            }
+            if Instant::now() >= end {
+                self.fail(format!(
+                    "timed out waiting for {what}: {}",
+                    tally.progress_report()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every producer finished (each request acknowledged).
+    async fn wait_for_producers(&self, producers: &mut Producers, end: Instant) {
+        loop {
+            if let Err(e) = producers.check().await {
+                self.fail(e);
+            }
+            if producers.all_done() {
+                return;
+            }
+            if Instant::now() >= end {
+                self.fail("timed out waiting for the producers to finish");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the delivery log (through `srv`) shows nothing PENDING or RETRYING: every
+    /// delivery reached its final state, so nothing more (no late resend) can arrive.
+    async fn wait_until_settled(&self, srv: &Server, end: Instant) {
+        loop {
+            let mut open = Vec::new();
+            for status in ["PENDING", "RETRYING"] {
+                let path = self
+                    .app
+                    .path(&format!("/deliveries?status={status}&pageSize=100"));
+                let body = srv.expect(srv.get(&self.app.auth(), &path).await, 200, &path);
+                let list = body["deliveries"].as_array().cloned().unwrap_or_default();
+                open.extend(list);
+            }
+            if open.is_empty() {
+                return;
+            }
+            if Instant::now() >= end {
+                let sample: Vec<String> = open
+                    .iter()
+                    .take(10)
+                    .map(|d| format!("{} {} {}", d["hooksId"], d["webhookConfigId"], d["status"]))
+                    .collect();
+                self.fail(format!(
+                    "every hook arrived, but deliveries are still open (PENDING/RETRYING) at the \
+                     deadline, e.g. {sample:#?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One delivery (config, hooksId) as the receiver saw it.
+struct Receipt {
+    count: usize,
+    hook_ids: Vec<String>,
+    /// Index (in the receiver's arrival order) of its last receipt.
+    last_at: usize,
+}
+
+/// What the receiver got, built up incrementally (200,000 hook deliveries are too many to
+/// recount on every poll).
+#[derive(Default)]
+struct Tally {
+    /// Receiver requests looked at so far.
+    seen: usize,
+    /// (config, hooksId) → its receipts.
+    deliveries: HashMap<(usize, String), Receipt>,
+    /// (config, hookId) → how often it arrived, and the hooksId that first carried it.
+    pairs: HashMap<(usize, String), (usize, String)>,
+    /// Rules broken (capped); `problem_count` counts them all.
+    problems: Vec<String>,
+    problem_count: usize,
+}
+
+impl Tally {
+    fn problem(&mut self, msg: String) {
+        self.problem_count += 1;
+        if self.problems.len() < 20 {
+            self.problems.push(msg);
+        }
+    }
+
+    fn absorb(&mut self, rx: &Receiver) {
+        for r in rx.requests_from(self.seen) {
+            let at = self.seen;
+            self.seen += 1;
+            let Some(config) = config_index(&r.path) else {
+                self.problem(format!("a request to an unknown path: {}", r.summary()));
+                continue;
+            };
+            let Some(hooks_id) = r.hooks_id() else {
+                self.problem(format!("a request without hooksId: {}", r.summary()));
+                continue;
+            };
+            let ids = r.hook_ids();
+            if ids.is_empty() || ids.len() > MAX_HOOKS {
+                self.problem(format!(
+                    "an envelope of {} hooks (want 1 to maxHooksPerRequest {MAX_HOOKS}): {}",
+                    ids.len(),
+                    r.summary()
+                ));
+            }
+            if let Some(bad) = ids.iter().find(|id| !is_our_hook_id(id)) {
+                self.problem(format!(
+                    "a hook that was never ingested ({bad}): {}",
+                    r.summary()
+                ));
+                continue;
+            }
+            match self.deliveries.entry((config, hooks_id.clone())) {
+                Entry::Occupied(mut e) => {
+                    let d = e.get_mut();
+                    d.count += 1;
+                    d.last_at = at;
+                    if d.hook_ids != ids {
+                        let first = d.hook_ids.clone();
+                        self.problem(format!(
+                            "delivery {hooks_id} to {} was sent again with other hooks: first \
+                             {first:?}, then {ids:?}",
+                            r.path
+                        ));
+                    }
+                }
+                Entry::Vacant(e) => {
+                    e.insert(Receipt {
+                        count: 1,
+                        hook_ids: ids.clone(),
+                        last_at: at,
+                    });
+                }
+            }
+            for id in ids {
+                let other = match self.pairs.entry((config, id.clone())) {
+                    Entry::Occupied(mut e) => {
+                        let (n, first) = e.get_mut();
+                        *n += 1;
+                        (*first != hooks_id).then(|| first.clone())
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert((1, hooks_id.clone()));
+                        None
+                    }
+                };
+                if let Some(first) = other {
+                    self.problem(format!(
+                        "hook {id} reached {} in two different deliveries, {first} and \
+                         {hooks_id}: a duplicate that is not a resend",
+                        r.path
+                    ));
+                }
+            }
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.pairs.len() == PAIRS
+    }
+
+    fn requests(&self) -> usize {
+        self.seen
+    }
+
+    /// Hook deliveries beyond the first of each (config, hook).
+    fn duplicate_hooks(&self) -> usize {
+        self.pairs.values().map(|(n, _)| n - 1).sum()
+    }
+
+    /// Deliveries received more than once (resends with the same hooksId).
+    fn resent(&self) -> Vec<(&(usize, String), &Receipt)> {
+        let mut v: Vec<_> = self
+            .deliveries
+            .iter()
+            .filter(|(_, d)| d.count > 1)
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(y.0));
+        v
+    }
+
+    fn problems_report(&self) -> String {
+        format!(
+            "{} rule(s) broken, the first ones:\n  {}",
+            self.problem_count,
+            self.problems.join("\n  ")
+        )
+    }
+
+    fn progress_report(&self) -> String {
+        let mut per_config = [0usize; CONFIGS];
+        for (config, _) in self.pairs.keys() {
+            per_config[*config] += 1;
+        }
+        let missing: Vec<String> = (0..CONFIGS)
+            .flat_map(|c| (0..HOOKS).map(move |i| (c, hook_id(i))))
+            .filter(|k| !self.pairs.contains_key(k))
+            .take(10)
+            .map(|(c, id)| format!("{id} to {}", config_path(c)))
+            .collect();
+        format!(
+            "{} of {PAIRS} (config, hook) pairs arrived in {} requests; distinct hooks per \
+             config {per_config:?}; missing e.g. {missing:?}",
+            self.pairs.len(),
+            self.seen
+        )
+    }
+}
+
+/// Producer tasks ingesting the 10,000 hooks, `HOOKS_PER_INGEST` per request, batch `k` first to
+/// node `k % 2`.
+struct Producers {
+    handles: Vec<Option<JoinHandle<Result<usize, String>>>>,
+    /// (config, hook) pairs delivered so far, for the pacing of the kill test.
+    delivered: Arc<AtomicUsize>,
+    /// Hooks acknowledged (202) so far.
+    acked: Arc<AtomicUsize>,
+    /// How often a request was sent again to the other node.
+    failovers: usize,
+}
+
+impl Producers {
+    /// `failover`: like a producer behind a load balancer, send a request that got no answer (or a
+    /// 5xx) to the other node; otherwise any failure fails the test. `paced`: keep ingest at most
+    /// `PACE_BACKLOG` hooks ahead of delivery.
+    fn spawn(cluster: &Cluster, failover: bool, paced: bool) -> Producers {
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let acked = Arc::new(AtomicUsize::new(0));
+        let handles = (0..PRODUCERS)
+            .map(|p| {
+                let producer = Producer {
+                    index: p,
+                    nodes: cluster.base_urls(),
+                    app: cluster.app.clone(),
+                    failover,
+                    pace: paced.then(|| delivered.clone()),
+                    acked: acked.clone(),
+                };
+                Some(tokio::spawn(producer.run()))
+            })
+            .collect();
+        Producers {
+            handles,
+            delivered,
+            acked,
+            failovers: 0,
+        }
+    }
+
+    /// Collects the producers that finished; the first error, if any.
+    async fn check(&mut self) -> Result<(), String> {
+        for slot in &mut self.handles {
+            if slot.as_ref().is_some_and(|h| h.is_finished()) {
+                match slot.take().unwrap().await {
+                    Ok(Ok(failovers)) => self.failovers += failovers,
+                    Ok(Err(e)) => return Err(format!("a producer failed: {e}")),
+                    Err(e) => return Err(format!("a producer panicked: {e}")),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn all_done(&self) -> bool {
+        self.handles.iter().all(Option::is_none)
+    }
+}
+
+struct Producer {
+    index: usize,
+    /// Base URLs of node a and node b.
+    nodes: [String; 2],
+    app: App,
+    failover: bool,
+    /// Delivered (config, hook) pairs, when ingest is paced.
+    pace: Option<Arc<AtomicUsize>>,
+    acked: Arc<AtomicUsize>,
+}
+
+impl Producer {
+    /// Ingests its share of the batches; returns how often it failed over.
+    async fn run(self) -> Result<usize, String> {
+        let Producer {
+            index: p,
+            nodes,
+            app,
+            failover,
+            pace,
+            acked: acked_hooks,
+        } = self;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut failovers = 0;
+        for batch in (p..HOOKS / HOOKS_PER_INGEST).step_by(PRODUCERS) {
+            let first = batch * HOOKS_PER_INGEST;
+            if let Some(delivered) = &pace {
+                let want = first.saturating_sub(PACE_BACKLOG) * CONFIGS;
+                while delivered.load(Ordering::Relaxed) < want {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            let ids: Vec<String> = (first..first + HOOKS_PER_INGEST).map(hook_id).collect();
+            let hooks: Vec<Value> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| samples::with_id(samples::hook(SMS, EVENT, first + i), id))
+                .collect();
+            let body = json!({"productName": SMS, "event": EVENT, "hooks": hooks});
+            let started = Instant::now();
+            let mut node = batch % 2;
+            loop {
+                let what = format!("ingest of hooks {first}.. on node {}", NODE_NAMES[node]);
+                let url = format!("{}{}", nodes[node], app.path("/events"));
+                let sent = client
+                    .post(url)
+                    .header("X-Secret-Key", &app.secret)
+                    .json(&body)
+                    .send()
+                    .await;
+                let error = match sent {
+                    Ok(resp) if resp.status().as_u16() == 202 => match resp.json::<Value>().await {
+                        Ok(answer) => {
+                            let acked = str_array(&answer["hookIds"], "ingest hookIds");
+                            if acked != ids {
+                                return Err(format!("{what}: hookIds {acked:?}, want {ids:?}"));
+                            }
+                            acked_hooks.fetch_add(ids.len(), Ordering::Relaxed);
+                            break;
+                        }
+                        Err(e) => format!("{what}: reading the answer: {e}"),
+                    },
+                    Ok(resp) => {
+                        let status = resp.status();
+                        let text = resp.text().await.unwrap_or_default();
+                        let error = format!("{what}: HTTP {status}: {text}");
+                        if status.is_client_error() {
+                            return Err(error);
+                        }
+                        error
+                    }
+                    Err(e) => format!("{what}: {e}"),
+                };
+                if !failover {
+                    return Err(error);
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    return Err(format!(
+                        "hooks {first}.. not acknowledged by either node within 60 s; last: {error}"
+                    ));
+                }
+                // Like a load balancer: the same request, to the other node.
+                failovers += 1;
+                node = 1 - node;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        Ok(failovers)
+    }
+}
+
+/// Successful attempts a node logged (`delivered`, debug level of `hookline::engine`).
+fn delivered_log_lines(srv: &Server) -> usize {
+    srv.stderr_all()
+        .lines()
+        .filter(|l| l.contains("hookline::engine") && l.contains(" delivered "))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_deliver_every_hook_exactly_once() {
+    let cluster = Cluster::start("info,hookline::engine=debug").await;
+    let started = Instant::now();
+    let end = started + RUN_DEADLINE;
+    let mut tally = Tally::default();
+    let mut producers = Producers::spawn(&cluster, false, false);
+    cluster
+        .follow(
+            &mut tally,
+            &mut producers,
+            end,
+            "every hook at every config",
+            |t| t.complete(),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    cluster.wait_for_producers(&mut producers, end).await;
+    cluster.wait_until_settled(&cluster.b, end).await;
+    tally.absorb(&cluster.rx);
+    if !tally.problems.is_empty() {
+        cluster.fail(tally.problems_report());
+    }
+
+    let (by_a, by_b) = (
+        delivered_log_lines(&cluster.a),
+        delivered_log_lines(&cluster.b),
+    );
+    eprintln!(
+        "cluster, no failure: {PAIRS} (config, hook) pairs in {} requests ({:.1} hooks each) \
+         in {elapsed:.1?}; successful attempts logged: node a {by_a}, node b {by_b}",
+        tally.requests(),
+        PAIRS as f64 / tally.requests() as f64
+    );
+    assert_eq!(tally.pairs.len(), PAIRS, "{}", tally.progress_report());
+    let duplicated: Vec<String> = tally
+        .pairs
+        .iter()
+        .filter(|(_, (n, _))| *n > 1)
+        .take(10)
+        .map(|((c, id), (n, h))| format!("{id} to {} {n} times (hooksId {h})", config_path(*c)))
+        .collect();
+    assert_eq!(
+        tally.duplicate_hooks(),
+        0,
+        "no node failed: every hook reaches every config exactly once; duplicates e.g. {duplicated:?}"
+    );
+    let resent: Vec<String> = tally
+        .resent()
+        .iter()
+        .take(10)
+        .map(|((c, h), d)| format!("{h} to {} {} times", config_path(*c), d.count))
+        .collect();
+    assert!(
+        resent.is_empty(),
+        "no node failed: no delivery (hooksId) arrives twice; these did: {resent:?}"
+    );
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both nodes share the work: successful attempts logged by node a {by_a}, node b {by_b}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_node_mid_run_loses_nothing_and_bounds_duplicates() {
+    let mut cluster = Cluster::start("info").await;
+    cluster.rx.set_delay(RECEIVER_DELAY);
+    let started = Instant::now();
+    let end = started + RUN_DEADLINE;
+    let mut tally = Tally::default();
+    let mut producers = Producers::spawn(&cluster, true, true);
+    cluster
+        .follow(
+            &mut tally,
+            &mut producers,
+            end,
+            "40 % of the (config, hook) pairs before the kill",
+            |t| t.pairs.len() >= KILL_AT,
+        )
+        .await;
+
+    cluster.a.kill9().await;
+    let killed = Instant::now();
+    tally.absorb(&cluster.rx);
+    let (pairs_at_kill, requests_at_kill) = (tally.pairs.len(), tally.requests());
+    let acked_at_kill = producers.acked.load(Ordering::Relaxed);
+
+    cluster
+        .follow(
+            &mut tally,
+            &mut producers,
+            end,
+            "every hook at every config after node a was killed",
+            |t| t.complete(),
+        )
+        .await;
+    let recovered = killed.elapsed();
+    cluster.wait_for_producers(&mut producers, end).await;
+    // Resends of node a's deliveries come after its leases expire: wait until nothing is open.
+    cluster.wait_until_settled(&cluster.b, end).await;
+    tally.absorb(&cluster.rx);
+    if !tally.problems.is_empty() {
+        cluster.fail(tally.problems_report());
+    }
+
+    let resent = tally.resent();
+    let duplicates = tally.duplicate_hooks();
+    let mut resent_per_config = [0usize; CONFIGS];
+    for ((c, _), _) in &resent {
+        resent_per_config[*c] += 1;
+    }
+    eprintln!(
+        "cluster, node a SIGKILLed at {pairs_at_kill} of {PAIRS} pairs ({:.0} %, \
+         {requests_at_kill} requests, after {:.1?}, {acked_at_kill} of {HOOKS} hooks ingested): \
+         all pairs arrived {recovered:.1?} after the kill, {} requests in all; {} deliveries \
+         resent with the same hooksId (per config {resent_per_config:?}), {duplicates} duplicate \
+         hook deliveries; {} ingest requests failed over to the other node",
+        pairs_at_kill as f64 * 100.0 / PAIRS as f64,
+        killed - started,
+        tally.requests(),
+        resent.len(),
+        producers.failovers,
+    );
+
+    assert_eq!(tally.pairs.len(), PAIRS, "{}", tally.progress_report());
+    assert!(
+        pairs_at_kill < PAIRS,
+        "node a must die mid-run, but every pair had arrived already"
+    );
+    for ((c, h), d) in &resent {
+        assert!(
+            d.count == 2,
+            "delivery {h} to {} arrived {} times: one node died once, so at most one resend",
+            config_path(*c),
+            d.count
+        );
+        assert!(
+            d.last_at >= requests_at_kill,
+            "delivery {h} to {} arrived twice before node a was killed: a resend without a failure",
+            config_path(*c)
+        );
+    }
+    // A duplicate hook is always a resend of its (only) delivery: `absorb` checked that a hook
+    // reaches a config in one hooksId only; here, that its extra copies are that delivery's.
+    for ((c, id), (n, h)) in &tally.pairs {
+        if *n > 1 {
+            let d = &tally.deliveries[&(*c, h.clone())];
+            assert!(
+                *n <= d.count,
+                "hook {id} reached {} {n} times, its delivery {h} only {} times",
+                config_path(*c),
+                d.count
+            );
+        }
+    }
+    // Per config too: node a never had more than maxRequestsInFlight requests to one config in
+    // flight (sent but not yet recorded as answered).
+    for (c, n) in resent_per_config.iter().enumerate() {
+        assert!(
+            *n <= MAX_IN_FLIGHT,
+            "{n} deliveries to {} were resent, more than node a could have in flight to it \
+             (maxRequestsInFlight {MAX_IN_FLIGHT})",
+            config_path(c)
+        );
+    }
+    let max_resent = CONFIGS * MAX_IN_FLIGHT;
+    assert!(
+        resent.len() <= max_resent,
+        "{} deliveries were resent, more than node a could have in flight ({CONFIGS} configs x \
+         maxRequestsInFlight {MAX_IN_FLIGHT} = {max_resent})",
+        resent.len()
+    );
+    let max_duplicates = max_resent * MAX_HOOKS;
+    assert!(
+        duplicates <= max_duplicates,
+        "{duplicates} duplicate hook deliveries, more than node a could have in flight \
+         ({max_resent} requests x maxHooksPerRequest {MAX_HOOKS} = {max_duplicates})"
+    );
+}
