@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL cluster for the tests.
 #
 #   env=$(scripts/pg.sh start) && eval "$env"   # prints `export HOOKLINE_TEST_DATABASE_URL=...` and `export HOOKLINE_PG_DIR=...`
+#   HOOKLINE_PG_DURABLE=1 scripts/pg.sh start  # fsync on (benchmarks); the default turns it off
 #   scripts/pg.sh stop              # stops the cluster in $HOOKLINE_PG_DIR and removes the dir
 #
 # `start` looks for initdb/pg_ctl/postgres on PATH, then under /usr/lib/postgresql/*/bin, and
@@ -59,8 +60,11 @@ start() {
     as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
     # fsync off: a throwaway cluster for tests, speed matters and durability does not.
+    # HOOKLINE_PG_DURABLE=1 keeps PostgreSQL's durable defaults (for benchmarks).
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${HOOKLINE_PG_DURABLE:-0}" = 1 ] && durability=""
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 20 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $durability -c max_connections=300" \
         start >/dev/null 2>&1 \
         || { cat "$dir/server.log" >&2; rm -rf "$dir"; die "PostgreSQL did not start"; }
     local psql="$bindir/psql"

@@ -562,6 +562,7 @@ impl Dispatcher {
                 }
             }
             StoreSignal::ConfigChanged { config_id } => self.reload_configs(Some(config_id)),
+            StoreSignal::LeasesFreed => self.sweep(),
             StoreSignal::Resync => {
                 for (id, st) in &mut self.configs {
                     st.queued = true;

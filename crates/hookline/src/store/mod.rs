@@ -52,6 +52,9 @@ pub enum StoreSignal {
     QueueDrained { config_id: String },
     /// A config was created, changed or deleted, possibly by another node: read it again.
     ConfigChanged { config_id: String },
+    /// Another node handed its leases back (it is shutting down): their deliveries are free
+    /// now, not when the leases would have expired. Look for due work at once.
+    LeasesFreed,
     /// Signals may have been missed (the notification connection was lost and is back): assume
     /// every queue has work and read every config again.
     Resync,

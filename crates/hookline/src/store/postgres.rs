@@ -170,6 +170,8 @@ CREATE INDEX deliveries_by_lease_owner ON deliveries (lease_owner)
 /// Notification channels (payload: a config id).
 const WORK_CHANNEL: &str = "hookline_work";
 const CONFIG_CHANNEL: &str = "hookline_config";
+/// A node handed its leases back (payload: its node id).
+const FREED_CHANNEL: &str = "hookline_freed";
 
 /// Who this node is among those sharing the database, and how long its leases last.
 #[derive(Debug, Clone)]
@@ -638,7 +640,8 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// subscribed (at start too: the engine may have loaded its state just before) it sends
 /// `Resync`, since notifications sent while it was not listening are gone.
 async fn listen(config: tokio_postgres::Config, signals: mpsc::UnboundedSender<StoreSignal>) {
-    let subscribe_sql = format!("LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}");
+    let subscribe_sql =
+        format!("LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}");
     loop {
         match config.connect(NoTls).await {
             Ok((client, mut connection)) => {
@@ -663,10 +666,10 @@ async fn listen(config: tokio_postgres::Config, signals: mpsc::UnboundedSender<S
                             match message {
                                 Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
                                     let config_id = n.payload().to_owned();
-                                    let signal = if n.channel() == CONFIG_CHANNEL {
-                                        StoreSignal::ConfigChanged { config_id }
-                                    } else {
-                                        StoreSignal::NewWork { config_id }
+                                    let signal = match n.channel() {
+                                        CONFIG_CHANNEL => StoreSignal::ConfigChanged { config_id },
+                                        FREED_CHANNEL => StoreSignal::LeasesFreed,
+                                        _ => StoreSignal::NewWork { config_id },
                                     };
                                     if signals.send(signal).is_err() {
                                         return;
@@ -2074,6 +2077,10 @@ impl Store for PostgresStore {
                     )
                     .await
                     .map_err(pg_err)?;
+                if n > 0 {
+                    // The other nodes sweep at once instead of at their next interval.
+                    notify(&c, FREED_CHANNEL, &[node.id.to_string()]).await?;
+                }
                 Ok((n, Vec::new()))
             })
             .await;

@@ -695,3 +695,92 @@ async fn killing_one_node_mid_run_loses_nothing_and_bounds_duplicates() {
          ({max_resent} requests x maxHooksPerRequest {MAX_HOOKS} = {max_duplicates})"
     );
 }
+
+/// SIGTERM hands a node's leases back: the deliveries that the shutdown grace period cut short
+/// are sent by the other node at once (same hooksIds), not after the leases (five minutes here)
+/// would have expired, nor at the other node's next sweep (every 100 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopping_gracefully_hands_its_leases_back() {
+    let db = scratch_postgres_database("cluster.rs (leases handed back on SIGTERM)").await;
+    let rx = Receiver::start().await;
+    rx.set_hold(true);
+    let node = |id: &'static str| {
+        let options = Options {
+            database_url: Some(db.clone()),
+            ..Options::default()
+        };
+        async move {
+            Server::start_with_options(
+                &[
+                    "--lease-ttl",
+                    "300s",
+                    "--shutdown-grace",
+                    "1s",
+                    "--node-id",
+                    id,
+                ],
+                options,
+            )
+            .await
+        }
+    };
+    let mut a = node("a").await;
+    let app = a.create_app_key("handback").await;
+    let mut body = config_body(SMS, &[EVENT], &rx.url("/handback"));
+    body["maxHooksPerRequest"] = json!(5);
+    body["maxRequestsInFlight"] = json!(4);
+    body["timeoutMs"] = json!(60_000);
+    a.create_config(&app, body).await;
+    let hooks: Vec<Value> = (0..20)
+        .map(|i| samples::with_id(samples::hook(SMS, EVENT, i), &format!("handback-{i:02}")))
+        .collect();
+    a.ingest(&app, SMS, EVENT, hooks).await;
+
+    // Node A has four deliveries of five hooks in flight, all held unanswered by the receiver.
+    let held = rx
+        .wait_until(Duration::from_secs(30), "4 held requests", |reqs| {
+            reqs.len() >= 4
+        })
+        .await
+        .unwrap_or_else(|e| a.fail(e));
+    let held: Vec<String> = held
+        .iter()
+        .map(|r| {
+            r.hooks_id()
+                .unwrap_or_else(|| a.fail("a request without hooksId"))
+        })
+        .collect();
+    assert_eq!(held.len(), 4, "only node A's four slots: {held:?}");
+
+    // Node B starts; it sees the four deliveries but A holds their leases.
+    let b = node("b").await;
+    let status = a.stop_sigterm(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "node A exits cleanly on SIGTERM: {status:?}"
+    );
+    assert!(
+        a.stderr_all().contains("leases handed back"),
+        "node A says it handed its leases back:\n{}",
+        a.stderr_tail()
+    );
+    rx.set_hold(false);
+
+    // B sends each of them again, with the same hooksId, long before a lease could expire.
+    rx.wait_until(
+        Duration::from_secs(60),
+        "each held delivery sent again by node B",
+        |reqs| {
+            held.iter().all(|h| {
+                reqs.iter()
+                    .filter(|r| r.hooks_id().as_deref() == Some(h.as_str()))
+                    .count()
+                    >= 2
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| b.fail(e));
+    let delivered = rx.hook_counts(None);
+    assert_eq!(delivered.len(), 20, "every hook arrived: {delivered:?}");
+}
