@@ -41,7 +41,7 @@ use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryStatus, Health, HealthState, Millis, SendableDelivery,
     WebhookConfig, now_millis,
 };
-use crate::store::{Lease, OpenDelivery, Store, StoreSignal};
+use crate::store::{Lease, Membership, OpenDelivery, Store, StoreSignal};
 use client::{DeliveryClient, Outgoing};
 use health::HealthPolicy;
 
@@ -116,6 +116,8 @@ enum TaskEvent {
     ConfigsLoaded(Vec<WebhookConfig>),
     /// The sweep's finds: open deliveries due soon that nobody holds.
     Swept(Vec<OpenDelivery>),
+    /// This node's place among the live nodes, read again.
+    Membership(Membership),
     /// The store failed a claim or a load: the slots are given back and the work retried later.
     StoreFailed {
         config_id: String,
@@ -161,6 +163,7 @@ impl Engine {
             total_in_flight: 0,
             draining: false,
             shutdown_waiters: Vec::new(),
+            membership: Membership::ALONE,
         };
         dispatcher.load().await?;
         let handle = tokio::spawn(dispatcher.run(commands_rx, events_rx, signals));
@@ -238,6 +241,9 @@ struct ConfigState {
     /// After a claim that got nothing although the queue was not empty (rows locked by another
     /// node's claim): the earliest time to try again.
     contended_until: Option<Instant>,
+    /// Reads of the config under way after change signals (another node changed it): no claims
+    /// until they are done (they would send with the old settings, e.g. a rotated-out secret).
+    reloading: u32,
 }
 
 impl ConfigState {
@@ -254,6 +260,7 @@ impl ConfigState {
             next_claim_at: None,
             work_epoch: 0,
             contended_until: None,
+            reloading: 0,
         }
     }
 
@@ -293,6 +300,8 @@ struct Dispatcher {
     total_in_flight: usize,
     draining: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
+    /// Per-config limits are this node's share of them (see `Membership::share`).
+    membership: Membership,
 }
 
 fn instant_at(at: Millis, now: Millis) -> Instant {
@@ -301,6 +310,7 @@ fn instant_at(at: Millis, now: Millis) -> Instant {
 
 impl Dispatcher {
     async fn load(&mut self) -> anyhow::Result<()> {
+        self.membership = self.store.membership().await?;
         for config in self.store.all_configs().await? {
             self.configs
                 .insert(config.id.clone(), ConfigState::new(config));
@@ -344,9 +354,11 @@ impl Dispatcher {
         loop {
             self.pump_dirty();
             let next_timer = self.timers.peek().map(|Reverse(t)| t.at);
+            // Biased, commands before signals: a config change made through the API is sent
+            // before the answer, so before any ingest that follows it; handled in that order, a
+            // claim never uses the config as it was before the change (the old signing secret).
             tokio::select! {
-                _ = tick_opt(&mut sweep), if sweep.is_some() => self.sweep(),
-                Some(event) = events.recv() => self.on_event(event),
+                biased;
                 command = commands.recv(), if commands_open => match command {
                     Some(command) => self.on_command(command),
                     // Every handle is gone: finish what is in flight, then stop.
@@ -355,11 +367,13 @@ impl Dispatcher {
                         self.draining = true;
                     }
                 },
+                Some(event) = events.recv() => self.on_event(event),
                 signal = signals.recv(), if signals_open => match signal {
                     Some(signal) => self.on_signal(signal),
                     None => signals_open = false,
                 },
                 _ = sleep_until_opt(next_timer), if next_timer.is_some() => self.fire_timers(),
+                _ = tick_opt(&mut sweep), if sweep.is_some() => self.sweep(),
             }
             if self.draining && self.total_in_flight == 0 {
                 for waiter in self.shutdown_waiters.drain(..) {
@@ -490,14 +504,19 @@ impl Dispatcher {
         let events = self.events_tx.clone();
         tokio::spawn(async move {
             let event = match config_id {
-                Some(config_id) => match store.find_config(&config_id).await {
-                    Ok(config) => TaskEvent::ConfigLoaded {
-                        config_id,
-                        config: config.map(Box::new),
-                    },
-                    Err(e) => {
-                        tracing::error!(config_id, error = %e, "reading a changed config failed");
-                        return;
+                Some(config_id) => loop {
+                    match store.find_config(&config_id).await {
+                        Ok(config) => {
+                            break TaskEvent::ConfigLoaded {
+                                config_id,
+                                config: config.map(Box::new),
+                            };
+                        }
+                        // The config waits (`reloading`) until it is read: try again.
+                        Err(e) => {
+                            tracing::error!(config_id, error = %e, "reading a changed config failed");
+                            tokio::time::sleep(STORE_BACKOFF).await;
+                        }
                     }
                 },
                 None => match store.all_configs().await {
@@ -524,6 +543,20 @@ impl Dispatcher {
         }
     }
 
+    /// Reads this node's place among the live nodes again, in a task.
+    fn refresh_membership(&self) {
+        let store = self.store.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            match store.membership().await {
+                Ok(membership) => {
+                    let _ = events.send(TaskEvent::Membership(membership));
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the live nodes failed"),
+            }
+        });
+    }
+
     /// Looks for due work that no signal announces: other nodes' retries and the deliveries of
     /// a node whose leases expired.
     fn sweep(&mut self) {
@@ -533,6 +566,8 @@ impl Dispatcher {
         if self.draining {
             return;
         }
+        // Nodes that died are noticed here too: their part of the limits comes back.
+        self.refresh_membership();
         let store = self.store.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
@@ -561,8 +596,14 @@ impl Dispatcher {
                     st.queued = false;
                 }
             }
-            StoreSignal::ConfigChanged { config_id } => self.reload_configs(Some(config_id)),
+            StoreSignal::ConfigChanged { config_id } => {
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    st.reloading += 1;
+                }
+                self.reload_configs(Some(config_id));
+            }
             StoreSignal::LeasesFreed => self.sweep(),
+            StoreSignal::NodesChanged => self.refresh_membership(),
             StoreSignal::Resync => {
                 for (id, st) in &mut self.configs {
                     st.queued = true;
@@ -570,6 +611,7 @@ impl Dispatcher {
                     self.dirty.insert(id.clone());
                 }
                 self.reload_configs(None);
+                self.refresh_membership();
             }
         }
     }
@@ -616,7 +658,12 @@ impl Dispatcher {
                 self.release(&config_id);
             }
             TaskEvent::ConfigLoaded { config_id, config } => match config {
-                Some(config) => self.apply_loaded(*config),
+                Some(config) => {
+                    if let Some(st) = self.configs.get_mut(&config_id) {
+                        st.reloading = st.reloading.saturating_sub(1);
+                    }
+                    self.apply_loaded(*config);
+                }
                 None => {
                     self.configs.remove(&config_id);
                 }
@@ -624,6 +671,17 @@ impl Dispatcher {
             TaskEvent::ConfigsLoaded(configs) => {
                 for config in configs {
                     self.apply_loaded(config);
+                }
+            }
+            TaskEvent::Membership(membership) => {
+                if membership != self.membership {
+                    tracing::info!(
+                        rank = membership.rank,
+                        nodes = membership.nodes,
+                        "live nodes changed; per-config limits are split among them"
+                    );
+                    self.membership = membership;
+                    self.dirty.extend(self.configs.keys().cloned());
                 }
             }
             TaskEvent::Swept(found) => {
@@ -788,13 +846,19 @@ impl Dispatcher {
         if self.draining {
             return;
         }
+        let membership = self.membership;
         let Some(st) = self.configs.get_mut(config_id) else {
             return;
         };
-        if st.paused() {
+        if st.paused() || st.reloading > 0 {
             return;
         }
-        let limit = st.config.max_requests_in_flight.max(1);
+        // This node's share of the config's limit: the live nodes' shares add up to it. A node
+        // whose share is 0 leaves the config to the others (their sweeps find its retries).
+        let limit = membership.share(st.config.max_requests_in_flight.max(1), config_id);
+        if limit == 0 {
+            return;
+        }
         let mut wake = None;
         let mut jobs = Vec::new();
         while st.in_flight < limit {

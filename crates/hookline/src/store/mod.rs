@@ -55,6 +55,8 @@ pub enum StoreSignal {
     /// Another node handed its leases back (it is shutting down): their deliveries are free
     /// now, not when the leases would have expired. Look for due work at once.
     LeasesFreed,
+    /// A node joined or left: read the membership again ([`Store::membership`]).
+    NodesChanged,
     /// Signals may have been missed (the notification connection was lost and is back): assume
     /// every queue has work and read every config again.
     Resync,
@@ -90,6 +92,34 @@ pub struct Claim {
     /// The config's queue was empty when the claim committed. Stores that signal
     /// [`StoreSignal::QueueDrained`] instead leave it false.
     pub drained: bool,
+}
+
+/// This node's place among the live nodes sharing a store: per-config limits are split by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    /// This node's position in the sorted list of live nodes.
+    pub rank: usize,
+    /// Live nodes, this one included.
+    pub nodes: usize,
+}
+
+impl Membership {
+    pub const ALONE: Membership = Membership { rank: 0, nodes: 1 };
+
+    /// This node's part of a per-config limit of `total`: the parts of all live nodes add up to
+    /// `total` exactly. The remainder goes to different nodes for different configs, so small
+    /// limits (1 request in flight) spread over the cluster.
+    pub fn share(self, total: u32, config_id: &str) -> u32 {
+        let nodes = self.nodes.max(1) as u32;
+        let rank = (self.rank as u32).min(nodes - 1);
+        // FNV-1a: a stable hash, the same on every node.
+        let hash = config_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let offset = hash % nodes;
+        let extra = u32::from((rank + nodes - offset) % nodes < total % nodes);
+        total / nodes + extra
+    }
 }
 
 /// What [`Store::lease_delivery`] found.
@@ -193,6 +223,8 @@ pub trait Store: Send + Sync + 'static {
     /// Open deliveries due before `until` whose lease is free or expired (other nodes' retries,
     /// the work of a node that died), soonest first, at most `limit`.
     async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>>;
+    /// This node's place among the live nodes; [`Membership::ALONE`] for a store of one process.
+    async fn membership(&self) -> StoreResult<Membership>;
     /// One config by id, whatever its app key (to follow changes made on other nodes).
     async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>>;
     /// Queues an attempt record for the writer's next group commit and returns at once: the

@@ -45,7 +45,7 @@ use super::sqlite::{
 };
 use super::{
     AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, Lease,
-    OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
+    Membership, OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -165,6 +165,14 @@ CREATE INDEX deliveries_open_by_due ON deliveries ((COALESCE(next_attempt_at, 0)
 CREATE INDEX deliveries_by_lease_owner ON deliveries (lease_owner)
     WHERE lease_owner IS NOT NULL;
 "#,
+    // 3: the live nodes, so per-config limits are split among them.
+    r#"
+CREATE TABLE nodes (
+    node_id      TEXT PRIMARY KEY,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+"#,
 ];
 
 /// Notification channels (payload: a config id).
@@ -172,6 +180,10 @@ const WORK_CHANNEL: &str = "hookline_work";
 const CONFIG_CHANNEL: &str = "hookline_config";
 /// A node handed its leases back (payload: its node id).
 const FREED_CHANNEL: &str = "hookline_freed";
+/// A node joined or left (payload: its node id).
+const NODES_CHANNEL: &str = "hookline_nodes";
+/// A node that has not been heard of for this long is forgotten (its row deleted).
+const FORGET_NODES_AFTER_MS: i64 = 24 * 3_600_000;
 
 /// Who this node is among those sharing the database, and how long its leases last.
 #[derive(Debug, Clone)]
@@ -498,6 +510,9 @@ impl PostgresStore {
             )
             .await
             .map_err(pg_err)?;
+        // Joined: the others split per-config limits with this node from now on.
+        heartbeat(&writer_client, &node.id).await?;
+        notify(&writer_client, NODES_CHANNEL, &[node.id.to_string()]).await?;
 
         let manager = Manager::from_config(
             config,
@@ -625,12 +640,32 @@ async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Node) {
             )
             .await
             .map_err(pg_err)?;
+            heartbeat(&c, &node.id).await?;
+            c.execute(
+                "DELETE FROM nodes WHERE heartbeat_at < $1",
+                &[&(now_millis() - FORGET_NODES_AFTER_MS)],
+            )
+            .await
+            .map_err(pg_err)?;
             Ok(())
         });
         if sender.send(job).is_err() {
             return;
         }
     }
+}
+
+/// Says this node is alive (its row in `nodes`).
+async fn heartbeat(c: &Client, node_id: &str) -> StoreResult<()> {
+    let now = now_millis();
+    c.execute(
+        "INSERT INTO nodes (node_id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
+        &[&node_id, &now],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
 }
 
 /// How long the listener waits before connecting again after losing its connection.
@@ -640,8 +675,10 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// subscribed (at start too: the engine may have loaded its state just before) it sends
 /// `Resync`, since notifications sent while it was not listening are gone.
 async fn listen(config: tokio_postgres::Config, signals: mpsc::UnboundedSender<StoreSignal>) {
-    let subscribe_sql =
-        format!("LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}");
+    let subscribe_sql = format!(
+        "LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}; \
+             LISTEN {NODES_CHANNEL}"
+    );
     loop {
         match config.connect(NoTls).await {
             Ok((client, mut connection)) => {
@@ -669,6 +706,7 @@ async fn listen(config: tokio_postgres::Config, signals: mpsc::UnboundedSender<S
                                     let signal = match n.channel() {
                                         CONFIG_CHANNEL => StoreSignal::ConfigChanged { config_id },
                                         FREED_CHANNEL => StoreSignal::LeasesFreed,
+                                        NODES_CHANNEL => StoreSignal::NodesChanged,
                                         _ => StoreSignal::NewWork { config_id },
                                     };
                                     if signals.send(signal).is_err() {
@@ -1667,6 +1705,30 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn membership(&self) -> StoreResult<Membership> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                "SELECT node_id FROM nodes WHERE heartbeat_at > $1 ORDER BY node_id",
+                &[&(now_millis() - self.node.ttl_ms)],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut live: Vec<String> = rows.iter().map(|r| col(r, 0)).collect::<StoreResult<_>>()?;
+        // This node counts even when its own heartbeat is late (the database was slow).
+        if let Err(at) = live.binary_search_by(|id| id.as_str().cmp(&self.node.id)) {
+            live.insert(at, self.node.id.to_string());
+        }
+        let rank = live
+            .iter()
+            .position(|id| **id == *self.node.id)
+            .unwrap_or_default();
+        Ok(Membership {
+            rank,
+            nodes: live.len(),
+        })
+    }
+
     async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
         let c = self.reader().await?;
         let row = c
@@ -2081,6 +2143,11 @@ impl Store for PostgresStore {
                     // The other nodes sweep at once instead of at their next interval.
                     notify(&c, FREED_CHANNEL, &[node.id.to_string()]).await?;
                 }
+                // Left: the others take over this node's part of the per-config limits.
+                c.execute("DELETE FROM nodes WHERE node_id = $1", &[&&*node.id])
+                    .await
+                    .map_err(pg_err)?;
+                notify(&c, NODES_CHANNEL, &[node.id.to_string()]).await?;
                 Ok((n, Vec::new()))
             })
             .await;

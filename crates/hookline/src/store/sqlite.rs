@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, Lease,
-    OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
+    Membership, OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -1450,6 +1450,10 @@ impl Store for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
+    }
+
+    async fn membership(&self) -> StoreResult<Membership> {
+        Ok(Membership::ALONE)
     }
 
     async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {

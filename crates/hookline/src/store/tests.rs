@@ -699,3 +699,44 @@ async fn other_nodes_hear_of_new_work_and_config_changes() {
     );
     assert!(b.find_config("c1").await.unwrap().is_none());
 }
+
+#[test]
+fn the_live_nodes_shares_of_a_limit_add_up_to_it() {
+    for nodes in 1..=5 {
+        for total in 0..=17 {
+            for config_id in ["c1", "c2", "WHK0000000001", "another config"] {
+                let shares: Vec<u32> = (0..nodes)
+                    .map(|rank| super::Membership { rank, nodes }.share(total, config_id))
+                    .collect();
+                assert_eq!(shares.iter().sum::<u32>(), total, "{shares:?} of {total}");
+                let (min, max) = (shares.iter().min(), shares.iter().max());
+                assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "{shares:?}");
+            }
+        }
+    }
+    // A limit of 1 goes to different nodes for different configs.
+    let owners: HashSet<usize> = (0..40)
+        .map(|i| format!("config-{i}"))
+        .filter_map(|id| {
+            (0..3).find(|&rank| super::Membership { rank, nodes: 3 }.share(1, &id) == 1)
+        })
+        .collect();
+    assert_eq!(owners.len(), 3);
+}
+
+#[tokio::test]
+async fn nodes_see_each_other_join_and_leave() {
+    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let ma = a.membership().await.unwrap();
+    let mb = b.membership().await.unwrap();
+    assert_eq!((ma.nodes, mb.nodes), (2, 2));
+    assert_ne!(ma.rank, mb.rank);
+    let mut signals = b.take_signals().unwrap();
+    a.close().await;
+    loop {
+        if next_signal(&mut signals).await == StoreSignal::NodesChanged {
+            break;
+        }
+    }
+    assert_eq!(b.membership().await.unwrap(), super::Membership::ALONE);
+}

@@ -784,3 +784,56 @@ async fn a_node_stopping_gracefully_hands_its_leases_back() {
     let delivered = rx.hook_counts(None);
     assert_eq!(delivered.len(), 20, "every hook arrived: {delivered:?}");
 }
+
+/// `maxRequestsInFlight` holds for the cluster, not per node: the live nodes split it (here 3:
+/// two for one node, one for the other) and both work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_flight_limit_of_a_config_holds_across_the_nodes() {
+    let db = scratch_postgres_database("cluster.rs (limits across nodes)").await;
+    let rx = Receiver::start().await;
+    rx.set_delay(Duration::from_millis(20));
+    let node = |id: &'static str| {
+        let options = Options {
+            rust_log: "info,hookline::engine=debug".to_string(),
+            database_url: Some(db.clone()),
+            ..Options::default()
+        };
+        async move { Server::start_with_options(&["--node-id", id], options).await }
+    };
+    let a = node("a").await;
+    let b = node("b").await;
+    let app = a.create_app_key("limits").await;
+    let mut body = config_body(SMS, &[EVENT], &rx.url("/limited"));
+    body["maxHooksPerRequest"] = json!(1);
+    body["maxRequestsInFlight"] = json!(3);
+    let id = s(&a.create_config(&app, body).await, "webhookConfigId");
+    b.get_config(&app, &id).await;
+
+    let mut ids = Vec::new();
+    for (round, srv) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let hooks: Vec<Value> = (0..75)
+            .map(|i| {
+                let id = format!("limit-{round}-{i:02}");
+                samples::with_id(samples::hook(SMS, EVENT, i), &id)
+            })
+            .collect();
+        ids.extend(srv.ingest(&app, SMS, EVENT, hooks).await);
+    }
+    rx.wait_for_hooks(&ids, Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| a.fail(e));
+
+    let peak = rx.peak_concurrency("/limited");
+    let (by_a, by_b) = (delivered_log_lines(&a), delivered_log_lines(&b));
+    eprintln!(
+        "limit 3 across two nodes: peak {peak} requests at once; sent by a {by_a}, by b {by_b}"
+    );
+    assert!(
+        peak <= 3,
+        "maxRequestsInFlight 3 holds across both nodes; the receiver saw {peak} at once"
+    );
+    assert!(
+        by_a > 0 && by_b > 0,
+        "both nodes deliver for the config: node a {by_a}, node b {by_b}"
+    );
+}

@@ -88,6 +88,24 @@ struct RxState {
     retry_after: Option<String>,
     /// How long each answer waits after the request is recorded (zero: none).
     delay: Duration,
+    /// Per path: requests being handled now, and the most there ever were at once.
+    concurrency: HashMap<String, (usize, usize)>,
+}
+
+/// Counts a request as in progress at its path until dropped (the answer is on its way).
+struct InProgress {
+    shared: Arc<Shared>,
+    path: String,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.shared.state.lock()
+            && let Some((now, _)) = st.concurrency.get_mut(&self.path)
+        {
+            *now -= 1;
+        }
+    }
 }
 
 struct Shared {
@@ -136,6 +154,7 @@ impl Receiver {
                     hold: false,
                     retry_after: None,
                     delay: Duration::ZERO,
+                    concurrency: HashMap::new(),
                 }),
                 changes,
                 release,
@@ -244,6 +263,12 @@ impl Receiver {
     /// Send this `Retry-After` value with 429 and 503 answers (`None`: no header).
     pub fn set_retry_after(&self, value: Option<&str>) {
         self.shared.state.lock().unwrap().retry_after = value.map(str::to_string);
+    }
+
+    /// The most requests to `path` that were ever being handled at once.
+    pub fn peak_concurrency(&self, path: &str) -> usize {
+        let st = self.shared.state.lock().unwrap();
+        st.concurrency.get(path).map_or(0, |(_, peak)| *peak)
     }
 
     /// Answer every request `delay` after recording it, so that requests stay in flight a while.
@@ -416,9 +441,13 @@ async fn handle(
         body: body.to_vec(),
         peer,
     };
+    let path = rec.path.clone();
     let (action, held, delay) = {
         let mut st = shared.state.lock().unwrap();
         st.requests.push(rec);
+        let (now, peak) = st.concurrency.entry(path.clone()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
         (
             if st.hang {
                 Action::Hang
@@ -428,6 +457,10 @@ async fn handle(
             st.hold,
             st.delay,
         )
+    };
+    let _in_progress = InProgress {
+        shared: shared.clone(),
+        path,
     };
     shared.changes.send_modify(|n| *n += 1);
     if held {
