@@ -22,7 +22,8 @@
 //! its lease ([`Store::lease_delivery`]), so two nodes never send the same attempt; claims lease
 //! what they create. Other nodes' work reaches this one as store signals (their ingests, config
 //! changes) and through the *sweep* (`sweep_every`): due retries and expired leases of a node
-//! that died. Limits (`maxRequestsInFlight`, the FAILING probe) are per node.
+//! that died. `maxRequestsInFlight` is split among the live nodes (`Membership::share`); the
+//! FAILING probe pacing is per node.
 
 pub mod client;
 pub mod health;
