@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use hookline_wire::{Event, Product, ValidatedHook};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, GenericClient, NoTls, Row};
 
 use super::sqlite::{
     CONFIG_COLUMNS, ConfigRow, DELIVERY_COLUMNS, DeliveryRow, corrupt, join_events, page_size,
@@ -55,7 +55,8 @@ use crate::model::{
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
-const READER_POOL_SIZE: usize = 8;
+/// Pooled connections: reads, and claims (each its own short transaction).
+const READER_POOL_SIZE: usize = 16;
 
 /// Schema migrations, applied in order at open; `schema_migrations` records which ran.
 /// Times are epoch milliseconds (BIGINT); hook bodies are TEXT so envelopes stay byte-exact.
@@ -955,7 +956,7 @@ async fn write_health(c: &Client, config_id: &str, health: &Health) -> StoreResu
 
 /// Inserts a delivery with its hooks; `lease` (owner, expiry) when this node is about to send it.
 async fn insert_delivery(
-    c: &Client,
+    c: &impl GenericClient,
     summary: &DeliverySummary,
     hook_seqs: &[i64],
     lease: Option<(&str, Millis)>,
@@ -1041,7 +1042,7 @@ async fn write_attempt(c: &Client, outcome: &AttemptOutcome, node: &str) -> Stor
 /// oldest queued hook: FIFO across events) and turns them into PENDING deliveries. Rows another
 /// transaction has locked (another node's claim) are skipped, never taken twice.
 async fn claim_event(
-    c: &Client,
+    c: &impl GenericClient,
     config_id: &str,
     app_key: &str,
     product: Product,
@@ -1087,22 +1088,19 @@ async fn claim_event(
     }
     let now = now_millis();
     let mut claimed = Vec::with_capacity(batches as usize);
+    // Every batch's delivery row and hook positions in two statements, not two per batch.
+    let mut hooks_ids: Vec<String> = Vec::with_capacity(batches as usize);
+    let (mut pos_hooks_id, mut pos_position, mut pos_seq) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = taken.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<(i64, String, String)> = rows.by_ref().take(max_hooks as usize).collect();
         let hooks_id = hookline_wire::generate_id();
-        let summary = DeliverySummary::new(
-            hooks_id.clone(),
-            app_key,
-            config_id,
-            product,
-            event,
-            DeliveryStatus::Pending,
-            Vec::new(),
-            now,
-        );
-        let seqs: Vec<i64> = chunk.iter().map(|t| t.0).collect();
-        insert_delivery(c, &summary, &seqs, Some((&node.id, node.lease_until()))).await?;
+        for (position, (seq, _, _)) in chunk.iter().enumerate() {
+            pos_hooks_id.push(hooks_id.clone());
+            pos_position.push(position as i64);
+            pos_seq.push(*seq);
+        }
+        hooks_ids.push(hooks_id.clone());
         claimed.push(ClaimedBatch {
             delivery: SendableDelivery {
                 hooks_id,
@@ -1118,6 +1116,34 @@ async fn claim_event(
             },
         });
     }
+    if hooks_ids.is_empty() {
+        return Ok(claimed);
+    }
+    c.execute(
+        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+         attempt_count, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
+         SELECT id, $2, $3, $4, $5, 'PENDING', 0, NULL, $6, $6, $7, $8 \
+         FROM unnest($1::TEXT[]) AS id",
+        &[
+            &hooks_ids,
+            &app_key,
+            &config_id,
+            &product.as_str(),
+            &event.as_str(),
+            &now,
+            &&*node.id,
+            &node.lease_until(),
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    c.execute(
+        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
+         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[])",
+        &[&pos_hooks_id, &pos_position, &pos_seq],
+    )
+    .await
+    .map_err(pg_err)?;
     Ok(claimed)
 }
 
@@ -1413,7 +1439,7 @@ impl Store for PostgresStore {
                     Vec::new(),
                     now,
                 );
-                insert_delivery(&c, &summary, &seqs, None).await?;
+                insert_delivery(&*c, &summary, &seqs, None).await?;
             }
             notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config_id)).await?;
             Ok((true, Vec::new()))
@@ -1515,29 +1541,34 @@ impl Store for PostgresStore {
     ) -> StoreResult<IngestOutcome> {
         let app_key = app_key.to_owned();
         self.write(move |c| async move {
-            let configs: Vec<String> = c
-                .query(
-                    "SELECT config_id FROM subscriptions \
-                     WHERE app_key = $1 AND product = $2 AND event = $3",
-                    &[&app_key, &product.as_str(), &event.as_str()],
-                )
-                .await
-                .map_err(pg_err)?
-                .iter()
-                .map(|r| col(r, 0))
-                .collect::<StoreResult<_>>()?;
             let now = now_millis();
             let ids: Vec<&str> = hooks.iter().map(|h| h.hook_id.as_str()).collect();
             let bodies: Vec<&str> = hooks.iter().map(|h| h.json.as_str()).collect();
-            // All the request's hooks in one statement; RETURNING gives only the new ones
-            // (ON CONFLICT DO NOTHING: a producer's retry is accepted again, stored once).
-            let new_seqs: Vec<i64> = c
-                .query(
-                    "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
-                     SELECT $1, t.id, $2, $3, t.body, $4 \
-                     FROM unnest($5::TEXT[], $6::TEXT[]) WITH ORDINALITY AS t(id, body, ord) \
-                     ORDER BY t.ord \
-                     ON CONFLICT (app_key, hook_id) DO NOTHING RETURNING seq",
+            // One statement, one round trip (the writer runs its jobs one after the other):
+            // the request's hooks (RETURNING only the new ones: ON CONFLICT DO NOTHING makes a
+            // producer's retry accepted again but stored once), their queue rows for every
+            // subscribed config, and a NOTIFY per config that got rows. `notified` is
+            // MATERIALIZED so its pg_notify calls run, counted or not.
+            let row = c
+                .query_one(
+                    "WITH new AS ( \
+                         INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+                         SELECT $1, t.id, $2, $3, t.body, $4 \
+                         FROM unnest($5::TEXT[], $6::TEXT[]) WITH ORDINALITY AS t(id, body, ord) \
+                         ORDER BY t.ord \
+                         ON CONFLICT (app_key, hook_id) DO NOTHING RETURNING seq), \
+                     subs AS ( \
+                         SELECT config_id FROM subscriptions \
+                         WHERE app_key = $1 AND product = $2 AND event = $3), \
+                     queued AS ( \
+                         INSERT INTO queue (config_id, event, hook_seq) \
+                         SELECT s.config_id, $3, n.seq FROM subs s CROSS JOIN new n \
+                         ON CONFLICT DO NOTHING RETURNING config_id), \
+                     woken AS (SELECT DISTINCT config_id FROM queued), \
+                     notified AS MATERIALIZED (SELECT pg_notify($7, config_id) FROM woken) \
+                     SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM queued), \
+                            ARRAY(SELECT config_id FROM woken ORDER BY config_id), \
+                            (SELECT count(*) FROM notified)",
                     &[
                         &app_key,
                         &product.as_str(),
@@ -1545,40 +1576,19 @@ impl Store for PostgresStore {
                         &now,
                         &ids,
                         &bodies,
+                        &WORK_CHANNEL,
                     ],
                 )
                 .await
-                .map_err(pg_err)?
-                .iter()
-                .map(|r| col(r, 0))
-                .collect::<StoreResult<_>>()?;
-            let mut outcome = IngestOutcome {
-                new_hooks: new_seqs.len(),
-                queued: 0,
+                .map_err(pg_err)?;
+            let outcome = IngestOutcome {
+                new_hooks: col::<i64>(&row, 0)? as usize,
+                queued: col::<i64>(&row, 1)? as usize,
             };
-            if !new_seqs.is_empty() && !configs.is_empty() {
-                let n = c
-                    .execute(
-                        "INSERT INTO queue (config_id, event, hook_seq) \
-                         SELECT cfg, $2, seq FROM unnest($1::TEXT[]) AS cfg \
-                         CROSS JOIN unnest($3::BIGINT[]) AS seq ON CONFLICT DO NOTHING",
-                        &[&configs, &event.as_str(), &new_seqs],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                outcome.queued = n as usize;
-                if n > 0 {
-                    notify(&c, WORK_CHANNEL, &configs).await?;
-                }
-            }
-            let signals = if outcome.queued > 0 {
-                configs
-                    .into_iter()
-                    .map(|config_id| StoreSignal::NewWork { config_id })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let signals = col::<Vec<String>>(&row, 2)?
+                .into_iter()
+                .map(|config_id| StoreSignal::NewWork { config_id })
+                .collect();
             Ok((outcome, signals))
         })
         .await
@@ -1593,16 +1603,25 @@ impl Store for PostgresStore {
         let config_id = config.id.clone();
         let app_key = config.app_key.clone();
         let product = config.product;
-        let node = self.node.clone();
-        // Answered after commit (SQLite answers before it; waiting here is simpler and only
-        // costs the claim the group's commit).
-        self.write(move |c| async move {
+        // Not through the writer: a claim in the writer's group waits for the group's ingests
+        // (hundreds of statements) to commit, and a config's next batch waits for its claim, so
+        // delivery throughput would be bounded by the ingest group's latency. A claim is its own
+        // short transaction on a pooled connection instead, committed (durable) before it
+        // answers. It never waits for a lock (SKIP LOCKED; the rows it writes are new), so it
+        // cannot deadlock with the writer. PostgreSQL shares WAL flushes between concurrent
+        // commits, so claims still group-commit with each other and with the writer.
+        let mut c = self.reader().await?;
+        // Rolled back if dropped unfinished (error or cancellation), never left open in the pool.
+        let c = c.transaction().await.map_err(pg_err)?;
+        let claimed = async {
             let mut batches = Vec::new();
             let wanted = max_batches.max(1) as usize;
             while batches.len() < wanted {
                 let room = (wanted - batches.len()) as u32;
-                let claimed =
-                    claim_event(&c, &config_id, &app_key, product, max_hooks, room, &node).await?;
+                let claimed = claim_event(
+                    &*c, &config_id, &app_key, product, max_hooks, room, &self.node,
+                )
+                .await?;
                 if claimed.is_empty() {
                     break;
                 }
@@ -1617,13 +1636,15 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             // No QueueDrained signal: another node's NewWork reaches the engine on another
             // connection, in no order with this one. `drained` lets the engine decide.
-            let claim = Claim {
+            StoreResult::Ok(Claim {
                 batches,
                 drained: more.is_none(),
-            };
-            Ok((claim, Vec::new()))
-        })
-        .await
+            })
+        }
+        .await;
+        let claim = claimed?;
+        c.commit().await.map_err(pg_err)?;
+        Ok(claim)
     }
 
     async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
@@ -2000,7 +2021,7 @@ impl Store for PostgresStore {
                 hook_ids,
                 now,
             );
-            insert_delivery(&c, &summary, &seqs, None).await?;
+            insert_delivery(&*c, &summary, &seqs, None).await?;
             Ok((Some(summary), Vec::new()))
         })
         .await
