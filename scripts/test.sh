@@ -13,6 +13,8 @@ trap './scripts/pg.sh stop' EXIT
 # Tests that start the real server look for the binary cargo builds beside them.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked --no-fail-fast "$@"
+# The same behaviour suite on the shared store (cluster:: already runs on PostgreSQL).
+HOOKLINE_ACCEPTANCE_STORE=postgres cargo test -p hookline --locked --test acceptance -- --skip cluster::
 
 # schemathesis, the Standard Webhooks receiver in Python, the dashboard in headless Chromium.
 ./scripts/ecosystem/run.sh

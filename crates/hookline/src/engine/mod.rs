@@ -374,7 +374,7 @@ impl Dispatcher {
                     None => signals_open = false,
                 },
                 _ = sleep_until_opt(next_timer), if next_timer.is_some() => self.fire_timers(),
-                _ = tick_opt(&mut sweep), if sweep.is_some() => self.sweep(),
+                _ = tick_opt(&mut sweep), if sweep.is_some() => self.sweep(None),
             }
             if self.draining && self.total_in_flight == 0 {
                 for waiter in self.shutdown_waiters.drain(..) {
@@ -558,12 +558,16 @@ impl Dispatcher {
         });
     }
 
-    /// Looks for due work that no signal announces: other nodes' retries and the deliveries of
-    /// a node whose leases expired.
-    fn sweep(&mut self) {
+    /// Looks for due work that no signal announces: the deliveries of a node whose leases
+    /// expired or were handed back, and retries that the node which scheduled them did not send.
+    ///
+    /// `overdue_by`: how late the work must be (see below); zero after a node handed its leases
+    /// back, since what it held is due now.
+    fn sweep(&mut self, overdue_by: Option<Duration>) {
         let Some(every) = self.settings.sweep_every else {
             return;
         };
+        let overdue_by = overdue_by.unwrap_or(every);
         if self.draining {
             return;
         }
@@ -572,7 +576,11 @@ impl Dispatcher {
         let store = self.store.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            let until = now_millis() + every.as_millis() as Millis;
+            // Only work overdue by a whole sweep interval: a retry is sent on time by the node
+            // that scheduled it, so what is still due this late has no live node behind it (its
+            // node died or left, or its share of the config is 0). Taking everything due would
+            // have every node try to lease every retry.
+            let until = now_millis() - overdue_by.as_millis() as Millis;
             match store.due_deliveries(until, SWEEP_LIMIT).await {
                 Ok(found) if !found.is_empty() => {
                     let _ = events.send(TaskEvent::Swept(found));
@@ -603,7 +611,7 @@ impl Dispatcher {
                 }
                 self.reload_configs(Some(config_id));
             }
-            StoreSignal::LeasesFreed => self.sweep(),
+            StoreSignal::LeasesFreed => self.sweep(Some(Duration::ZERO)),
             StoreSignal::NodesChanged => self.refresh_membership(),
             StoreSignal::Resync => {
                 for (id, st) in &mut self.configs {

@@ -1407,15 +1407,10 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-            c.execute(
-                "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
-                 updated_at = $2 WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING')",
-                &[&config_id, &now],
-            )
-            .await
-            .map_err(pg_err)?;
             // Hooks still queued become CANCELLED deliveries too, so the log shows what this
-            // config never received.
+            // config never received. First, because this waits for a claim of another node that
+            // holds some of the rows: the deliveries that claim made are committed by the time
+            // the next statement cancels the open ones.
             let rows = c
                 .query(
                     "DELETE FROM queue WHERE config_id = $1 RETURNING event, hook_seq",
@@ -1423,6 +1418,14 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(pg_err)?;
+            c.execute(
+                "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
+                 updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING')",
+                &[&config_id, &now],
+            )
+            .await
+            .map_err(pg_err)?;
             let mut queued = Vec::with_capacity(rows.len());
             for r in &rows {
                 queued.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));

@@ -52,22 +52,21 @@ fn hooks(ids: &[&str]) -> Vec<Value> {
     ids.iter().map(|id| samples::sms_result(id)).collect()
 }
 
-/// The hookIds stored for `app` (read from the server's SQLite file; every answer of ingest comes
-/// after its commit, so what is read here is what the answers promised).
-fn stored_hook_ids(srv: &Server, app: &App) -> BTreeSet<String> {
-    let path = srv.data_dir().join("hookline.db");
-    let db = rusqlite::Connection::open_with_flags(
-        &path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+/// The hookIds stored for `app` (read from the server's store, the SQLite file or its PostgreSQL
+/// database; every answer of ingest comes after its commit, so what is read here is what the
+/// answers promised).
+async fn stored_hook_ids(srv: &Server, app: &App) -> BTreeSet<String> {
+    srv.store_query_strings(
+        "SELECT hook_id FROM hooks WHERE app_key = $1",
+        &[&app.app_key],
     )
-    .unwrap_or_else(|e| srv.fail(format!("open {}: {e}", path.display())));
-    let mut stmt = db
-        .prepare("SELECT hook_id FROM hooks WHERE app_key = ?1")
-        .unwrap_or_else(|e| srv.fail(format!("prepare: {e}")));
-    stmt.query_map([&app.app_key], |row| row.get::<_, String>(0))
-        .unwrap_or_else(|e| srv.fail(format!("query: {e}")))
-        .collect::<Result<BTreeSet<String>, _>>()
-        .unwrap_or_else(|e| srv.fail(format!("read: {e}")))
+    .await
+    .into_iter()
+    .map(|row| match row.as_slice() {
+        [Some(id)] => id.clone(),
+        _ => srv.fail(format!("a stored hook without a hook_id: {row:?}")),
+    })
+    .collect()
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<u64> {
@@ -156,11 +155,11 @@ async fn the_ingest_rate_limit_answers_429_with_retry_after_and_stores_nothing()
         .map(String::from)
         .into();
     assert_eq!(
-        stored_hook_ids(&srv, &a),
+        stored_hook_ids(&srv, &a).await,
         want,
         "only the accepted hooks are stored"
     );
-    assert_eq!(stored_hook_ids(&srv, &b).len(), 5);
+    assert_eq!(stored_hook_ids(&srv, &b).await.len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,7 +419,7 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
     let (status, json) = post_expecting_continue(&srv, &app, &body).await;
     assert_eq!(status, 202, "{json}");
     assert_eq!(
-        stored_hook_ids(&srv, &app),
+        stored_hook_ids(&srv, &app).await,
         BTreeSet::from(["bl-1".to_string()])
     );
 }
@@ -486,7 +485,7 @@ async fn hostile_bodies_are_refused_naming_the_field_and_store_nothing() {
     assert_eq!(got["requestId"].as_str().map(str::len), Some(1024));
 
     assert_eq!(
-        stored_hook_ids(&srv, &app),
+        stored_hook_ids(&srv, &app).await,
         BTreeSet::from(["hi-ok".to_string()]),
         "nothing of a refused request is stored"
     );

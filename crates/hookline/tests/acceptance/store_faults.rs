@@ -9,6 +9,7 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::support::server::Options;
 use crate::support::*;
 
 struct Mount(PathBuf);
@@ -58,7 +59,13 @@ fn fill(dir: &Path, leave: u64) -> PathBuf {
 async fn a_full_disk_answers_503_changes_nothing_and_recovers_by_itself() {
     let rx = Receiver::start().await;
     let mut mount = None;
-    let srv = Server::start_prepared(&[], |data| mount = Some(Mount::tmpfs(data, "8m"))).await;
+    // The embedded store even when the suite runs on PostgreSQL: the full disk is the embedded
+    // store's own (the data dir), which a PostgreSQL store never writes to.
+    let options = Options {
+        embedded_store: true,
+        ..Options::default()
+    };
+    let srv = Server::start_full(&[], options, |data| mount = Some(Mount::tmpfs(data, "8m"))).await;
     let app = srv.create_app_key("full-disk").await;
     srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/full")))
         .await;

@@ -456,53 +456,56 @@ async fn secrets_are_stored_hashed_and_never_logged_or_listed() {
     let found = leaks(&log, &secrets);
     assert!(found.is_empty(), "the debug log shows {found:?}");
 
-    // Stored hashed: no file of the store holds a secret key or the admin token, and every text
-    // of every table is free of them.
+    // Stored hashed: no file of the data dir (whatever the server keeps there, the embedded
+    // store's files among them) holds a secret key or the admin token, and every text of every
+    // table of the store (the SQLite file or the PostgreSQL database) is free of them.
     srv.stop_sigterm(SLOW).await;
     let stored_secrets = &secrets[..4];
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(srv.data_dir()).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         let found = leaks(&text, stored_secrets);
         assert!(found.is_empty(), "{} holds {found:?}", path.display());
+        files.push(path);
     }
-    let db = rusqlite::Connection::open(srv.data_dir().join("hookline.db")).unwrap();
-    let tables: Vec<String> = db
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(tables.contains(&"app_keys".to_string()), "{tables:?}");
-    let mut cells = 0;
-    for table in &tables {
-        let mut stmt = db.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(row) = rows.next().unwrap() {
-            for i in 0..n {
-                let text = match row.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                        String::from_utf8_lossy(t).into_owned()
-                    }
-                    _ => continue,
-                };
-                cells += 1;
-                let found = leaks(&text, stored_secrets);
-                assert!(found.is_empty(), "table {table} holds {found:?}");
-            }
-        }
+    if srv.database_url().is_none() {
+        assert!(
+            files.contains(&srv.data_dir().join("hookline.db")),
+            "the embedded store's file was read: {files:?}"
+        );
     }
+    let stored = srv.stored_text().await;
+    assert!(
+        stored.tables.contains(&"app_keys".to_string()),
+        "{:?}",
+        stored.tables
+    );
+    for (table, text) in &stored.cells {
+        let found = leaks(text, stored_secrets);
+        assert!(found.is_empty(), "table {table} holds {found:?}");
+    }
+    let cells = stored.cells.len();
     assert!(cells > 10, "the store was read ({cells} text cells)");
-    let hashes: Vec<String> = db
-        .prepare("SELECT secret_hash FROM app_keys")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let hashes: Vec<String> = srv
+        .store_query_strings("SELECT secret_hash FROM app_keys", &[])
+        .await
+        .into_iter()
+        .map(|row| match row.as_slice() {
+            [Some(hash)] => hash.clone(),
+            _ => srv.fail(format!("an app key without a secret_hash: {row:?}")),
+        })
+        .collect();
+    for hash in &hashes {
+        assert!(
+            stored
+                .cells
+                .iter()
+                .any(|(t, c)| t == "app_keys" && c == hash),
+            "the scan of the store read app_keys.secret_hash {hash}"
+        );
+    }
     assert_eq!(hashes.len(), 2);
     assert!(
         hashes

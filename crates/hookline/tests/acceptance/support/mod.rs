@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod receiver;
 pub mod samples;
 pub mod server;
+pub mod store;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -61,6 +61,10 @@ pub struct Options {
     /// `HOOKLINE_ACCEPTANCE_STORE=postgres` a new database per server). Servers given the same URL
     /// share one database (see [`scratch_postgres_database`]). Default `None`.
     pub database_url: Option<String>,
+    /// Always the embedded store (SQLite in the data dir), even when the suite runs on PostgreSQL
+    /// (`HOOKLINE_ACCEPTANCE_STORE=postgres`): for tests about the embedded store's own files and
+    /// disk. Cannot be combined with `database_url`. Default false.
+    pub embedded_store: bool,
 }
 
 impl Default for Options {
@@ -69,6 +73,7 @@ impl Default for Options {
             allow_private_targets: true,
             rust_log: "info".to_string(),
             database_url: None,
+            embedded_store: false,
         }
     }
 }
@@ -149,11 +154,16 @@ impl Server {
         Server::start_full(extra, options, |_| {}).await
     }
 
-    async fn start_full(
+    /// Like `start_prepared`, with other `options`.
+    pub async fn start_full(
         extra: &[&str],
         options: Options,
         prepare: impl FnOnce(&std::path::Path),
     ) -> Server {
+        assert!(
+            !(options.embedded_store && options.database_url.is_some()),
+            "Options: embedded_store and database_url exclude each other"
+        );
         let dir = tempfile::Builder::new()
             .prefix("hookline-acceptance-")
             .tempdir()
@@ -167,6 +177,7 @@ impl Server {
             .unwrap();
         let database_url = match &options.database_url {
             Some(url) => Some(url.clone()),
+            None if options.embedded_store => None,
             None => postgres_database_url().await,
         };
         let mut server = Server {
@@ -185,6 +196,12 @@ impl Server {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The PostgreSQL database the server stores in (`--database-url`), or `None` for the embedded
+    /// store (`<data_dir>/hookline.db`). See `support::store` to read either.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     /// Everything the server (all its runs) wrote to stderr.
