@@ -282,6 +282,12 @@ type Job = Box<dyn FnOnce(Group) -> BoxFuture<JobRun> + Send>;
 #[derive(Clone)]
 struct Group {
     client: Arc<Client>,
+    /// This node (the lease owner its records may free).
+    node: Arc<str>,
+    /// Attempt records of the group not written yet: they are written together, in two
+    /// statements, before the next job that reads delivery state (a lease) and at the end of the
+    /// group. One round trip per record would bound the writer at a few thousand a second.
+    records: Arc<Mutex<Vec<AttemptOutcome>>>,
     /// Config health from the group's attempt records, the last per config, written at the end
     /// of the group in config id order. Two nodes' groups each update several config rows; in
     /// the order their attempts happened to come, they deadlock (one group rolls back). In one
@@ -315,7 +321,7 @@ impl Drop for PendingRecord {
 
 /// The writer job of one attempt record: if its group fails to commit, the record goes back to
 /// `unrecorded` for the retry task.
-fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded, node: Arc<str>) -> Job {
+fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
     let mut pending = PendingRecord {
         outcome: Some(outcome),
         unrecorded,
@@ -329,17 +335,18 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded, node: Arc<str>) -
                     finish: Box::new(|_| {}),
                 };
             };
-            let result = write_attempt(&group.client, &outcome, &node).await;
-            if result.is_ok()
-                && let Some(health) = &outcome.health
-                && let Ok(mut pending) = group.health.lock()
-            {
-                pending.insert(outcome.config_id.clone(), health.clone());
-            }
-            let status = job_status(&result);
+            // Written with the group's other records (`flush_records`); the group's commit
+            // decides for all of them.
+            let status = match group.records.lock() {
+                Ok(mut records) => {
+                    records.push(outcome.clone());
+                    JobStatus::Done
+                }
+                Err(_) => JobStatus::Failed(StoreError::Unavailable("records lock".into())),
+            };
             let unrecorded = pending.unrecorded.clone();
             let finish: Finisher = Box::new(move |commit| {
-                if let Err(e) = commit.and(result) {
+                if let Err(e) = commit {
                     tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
                     if let Ok(mut list) = unrecorded.lock() {
                         list.push(outcome);
@@ -356,11 +363,7 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded, node: Arc<str>) -
 }
 
 /// Resubmits unrecorded attempts until the writer is gone (the store closed).
-async fn retry_unrecorded(
-    jobs: mpsc::WeakUnboundedSender<Job>,
-    unrecorded: Unrecorded,
-    node: Arc<str>,
-) {
+async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrecorded: Unrecorded) {
     loop {
         tokio::time::sleep(RECORD_RETRY_EVERY).await;
         let Some(sender) = jobs.upgrade() else {
@@ -371,7 +374,7 @@ async fn retry_unrecorded(
             .map(|mut list| std::mem::take(&mut *list))
             .unwrap_or_default();
         for outcome in retry {
-            let _ = sender.send(record_job(outcome, unrecorded.clone(), node.clone()));
+            let _ = sender.send(record_job(outcome, unrecorded.clone()));
         }
     }
 }
@@ -531,17 +534,14 @@ impl PostgresStore {
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let listener = tokio::spawn(listen(writer_config.clone(), sig_tx.clone()));
         let task = tokio::spawn(writer_loop(
+            node.id.clone(),
             writer_config,
             Arc::new(writer_client),
             job_rx,
             sig_tx,
         ));
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(retry_unrecorded(
-            job_tx.downgrade(),
-            unrecorded.clone(),
-            node.id.clone(),
-        ));
+        tokio::spawn(retry_unrecorded(job_tx.downgrade(), unrecorded.clone()));
         let renewer = tokio::spawn(renew_leases(job_tx.downgrade(), node.clone()));
         Ok(PostgresStore {
             node,
@@ -571,10 +571,20 @@ impl PostgresStore {
         F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
+        self.write_in_group(move |group| f(group.client)).await
+    }
+
+    /// Like [`PostgresStore::write`], for jobs that need the group (its pending records).
+    async fn write_in_group<R, F, Fut>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Group) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(move |group: Group| {
             Box::pin(async move {
-                let result = f(group.client).await;
+                let result = f(group).await;
                 let status = job_status(&result);
                 let (result, signals) = match result {
                     Ok((r, s)) => (Ok(r), s),
@@ -751,6 +761,7 @@ async fn notify(c: &Client, channel: &str, config_ids: &[String]) -> StoreResult
 }
 
 async fn writer_loop(
+    node: Arc<str>,
     config: tokio_postgres::Config,
     mut client: Arc<Client>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
@@ -793,6 +804,8 @@ async fn writer_loop(
         let mut failure = None;
         let group = Group {
             client: client.clone(),
+            node: node.clone(),
+            records: Arc::default(),
             health: Arc::default(),
         };
         let mut pending = batch.drain(..);
@@ -809,6 +822,11 @@ async fn writer_loop(
             }
         }
         carried.extend(pending);
+        if failure.is_none()
+            && let Err(e) = flush_records(&group).await
+        {
+            failure = Some(e);
+        }
         if failure.is_none() {
             let health = group
                 .health
@@ -993,48 +1011,102 @@ async fn insert_delivery(
     Ok(())
 }
 
-async fn write_attempt(c: &Client, outcome: &AttemptOutcome, node: &str) -> StoreResult<()> {
-    let r = &outcome.result;
+/// Writes the group's pending attempt records in two statements: the attempts, and each
+/// delivery's next state. Only forward: a record written again late never undoes a later
+/// attempt's state. A record frees the delivery's lease; a node whose lease was taken over (it was
+/// cut off for longer than the lease time) leaves the delivery to the new holder. The health the
+/// records carry is written at the end of the group (see `Group::health`).
+async fn flush_records(group: &Group) -> StoreResult<()> {
+    let records = match group.records.lock() {
+        Ok(mut records) => std::mem::take(&mut *records),
+        Err(_) => return Err(StoreError::Unavailable("records lock".into())),
+    };
+    if records.is_empty() {
+        return Ok(());
+    }
+    // One row per (delivery, attempt) and one state per delivery, the latest attempt's: the
+    // statements must not touch a row twice.
+    let mut attempts: std::collections::BTreeMap<(&str, u32), &AttemptOutcome> =
+        std::collections::BTreeMap::new();
+    let mut states: std::collections::BTreeMap<&str, &AttemptOutcome> =
+        std::collections::BTreeMap::new();
+    for outcome in &records {
+        attempts.insert((&outcome.hooks_id, outcome.number), outcome);
+        let newer = states
+            .get(outcome.hooks_id.as_str())
+            .is_none_or(|o| o.number <= outcome.number);
+        if newer {
+            states.insert(&outcome.hooks_id, outcome);
+        }
+    }
+    let a: Vec<&AttemptOutcome> = attempts.into_values().collect();
+    let hooks_ids: Vec<&str> = a.iter().map(|o| o.hooks_id.as_str()).collect();
+    let numbers: Vec<i64> = a.iter().map(|o| i64::from(o.number)).collect();
+    let started: Vec<i64> = a.iter().map(|o| o.result.started_at).collect();
+    let durations: Vec<i64> = a.iter().map(|o| o.result.duration_ms as i64).collect();
+    let codes: Vec<Option<i64>> = a
+        .iter()
+        .map(|o| o.result.status_code.map(i64::from))
+        .collect();
+    let kinds: Vec<Option<&str>> = a
+        .iter()
+        .map(|o| o.result.error_kind.map(AttemptErrorKind::as_str))
+        .collect();
+    let messages: Vec<Option<&str>> = a
+        .iter()
+        .map(|o| o.result.error_message.as_deref())
+        .collect();
+    let bodies: Vec<Option<&str>> = a
+        .iter()
+        .map(|o| o.result.response_body.as_deref())
+        .collect();
+    let c = &group.client;
     c.execute(
         "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code, \
-         error_kind, error_message, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         error_kind, error_message, response_body) \
+         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+                              $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
          ON CONFLICT (hooks_id, number) DO UPDATE SET started_at = EXCLUDED.started_at, \
          duration_ms = EXCLUDED.duration_ms, status_code = EXCLUDED.status_code, \
          error_kind = EXCLUDED.error_kind, error_message = EXCLUDED.error_message, \
          response_body = EXCLUDED.response_body",
         &[
-            &outcome.hooks_id,
-            &i64::from(outcome.number),
-            &r.started_at,
-            &(r.duration_ms as i64),
-            &r.status_code.map(i64::from),
-            &r.error_kind.map(AttemptErrorKind::as_str),
-            &r.error_message,
-            &r.response_body,
+            &hooks_ids, &numbers, &started, &durations, &codes, &kinds, &messages, &bodies,
         ],
     )
     .await
     .map_err(pg_err)?;
-    // Only forward: a record written again late never undoes a later attempt's state. The
-    // record frees the lease; a node whose lease was taken over (it was cut off for longer than
-    // the lease time) leaves the delivery to the new holder.
+    let s: Vec<&AttemptOutcome> = states.into_values().collect();
+    let ids: Vec<&str> = s.iter().map(|o| o.hooks_id.as_str()).collect();
+    let statuses: Vec<&str> = s.iter().map(|o| o.new_status.as_str()).collect();
+    let numbers: Vec<i64> = s.iter().map(|o| i64::from(o.number)).collect();
+    let next: Vec<Option<i64>> = s.iter().map(|o| o.next_attempt_at).collect();
     c.execute(
-        "UPDATE deliveries SET status = $2, attempt_count = $3, next_attempt_at = $4, \
-         updated_at = $5, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
-         AND attempt_count < $3 AND (lease_owner IS NULL OR lease_owner = $6)",
+        "UPDATE deliveries d SET status = u.status, attempt_count = u.number, \
+         next_attempt_at = u.next_at, updated_at = $5, lease_owner = NULL, \
+         lease_expires_at = NULL \
+         FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[]) \
+              AS u(hooks_id, status, number, next_at) \
+         WHERE d.hooks_id = u.hooks_id AND d.status IN ('PENDING', 'RETRYING') \
+         AND d.attempt_count < u.number AND (d.lease_owner IS NULL OR d.lease_owner = $6)",
         &[
-            &outcome.hooks_id,
-            &outcome.new_status.as_str(),
-            &i64::from(outcome.number),
-            &outcome.next_attempt_at,
+            &ids,
+            &statuses,
+            &numbers,
+            &next,
             &now_millis(),
-            &node,
+            &&*group.node,
         ],
     )
     .await
     .map_err(pg_err)?;
-    // The health is written by the group, at its end (see `Group::health`).
+    if let Ok(mut health) = group.health.lock() {
+        for outcome in &records {
+            if let Some(h) = &outcome.health {
+                health.insert(outcome.config_id.clone(), h.clone());
+            }
+        }
+    }
     Ok(())
 }
 
@@ -1656,7 +1728,10 @@ impl Store for PostgresStore {
         // Through the writer: it runs after this node's attempt records queued before, so a
         // retry never leases a delivery whose previous attempt is still unrecorded.
         let row = self
-            .write(move |c| async move {
+            .write_in_group(move |group| async move {
+                // This node's records queued before this lease are applied first.
+                flush_records(&group).await?;
+                let c = group.client;
                 let now = now_millis();
                 let row = c
                     .query_opt(
@@ -1799,7 +1874,7 @@ impl Store for PostgresStore {
 
     fn record_attempt(&self, outcome: AttemptOutcome) {
         // Queued for the next group, not awaited (as in SQLite).
-        let job = record_job(outcome, self.unrecorded.clone(), self.node.id.clone());
+        let job = record_job(outcome, self.unrecorded.clone());
         if let Err(e) = self.submit(job) {
             tracing::error!(error = %e, "an attempt record could not be queued");
         }
