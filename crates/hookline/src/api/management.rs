@@ -628,9 +628,15 @@ fn required_string(body: &Map<String, Value>, field: &str) -> ApiResult<String> 
             ErrorKind::MissingField,
             format!("{field}: required field is missing"),
         )),
+        Some(Value::String(s)) if s.contains('\0') => Err(nul_in(field)),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(other) => Err(wrong_type(field, "a string", other)),
     }
+}
+
+/// No stored text may hold NUL (PostgreSQL's TEXT refuses it; no field has a use for it).
+fn nul_in(field: &str) -> ApiError {
+    ApiError::field(field, "must not contain NUL characters (\\u0000)")
 }
 
 fn optional_string(
@@ -640,6 +646,7 @@ fn optional_string(
 ) -> ApiResult<Option<String>> {
     match body.get(field) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(nul_in(field)),
         Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
         Some(Value::String(_)) => Err(ApiError::field(field, format!("longer than {max} bytes"))),
         Some(other) => Err(wrong_type(field, "a string", other)),

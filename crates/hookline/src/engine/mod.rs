@@ -42,7 +42,7 @@ use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryStatus, Health, HealthState, Millis, SendableDelivery,
     WebhookConfig, now_millis,
 };
-use crate::store::{Lease, Membership, OpenDelivery, Store, StoreSignal};
+use crate::store::{Lease, Membership, OpenDelivery, Store, StoreError, StoreSignal};
 use client::{DeliveryClient, Outgoing};
 use health::HealthPolicy;
 
@@ -99,6 +99,7 @@ enum TaskEvent {
         asked: u32,
         got: u32,
         drained: bool,
+        contended: bool,
         epoch: u64,
     },
     /// A delivery's retry is not due yet (another node rescheduled it): the slot is given back
@@ -113,6 +114,8 @@ enum TaskEvent {
         config_id: String,
         config: Option<Box<WebhookConfig>>,
     },
+    /// Reading a changed config failed for good: stop waiting for it.
+    ConfigLoadFailed { config_id: String },
     /// Every config, read again after a `Resync`.
     ConfigsLoaded(Vec<WebhookConfig>),
     /// The sweep's finds: open deliveries due soon that nobody holds.
@@ -476,11 +479,12 @@ impl Dispatcher {
         match self.configs.get_mut(&id) {
             Some(st) => {
                 // The dispatcher owns live health; a PUT that re-enables a DISABLED config
-                // resets it.
-                if st.health.state == HealthState::Disabled
-                    && config.health.state != HealthState::Disabled
+                // resets it, and a config another node disabled is disabled here too.
+                if (st.health.state == HealthState::Disabled)
+                    != (config.health.state == HealthState::Disabled)
                 {
                     st.health = config.health.clone();
+                    st.health_written = config.health.clone();
                 }
                 st.config = Arc::new(config);
                 // Re-enabled or reconfigured: look at the queue again.
@@ -513,18 +517,27 @@ impl Dispatcher {
                                 config: config.map(Box::new),
                             };
                         }
-                        // The config waits (`reloading`) until it is read: try again.
+                        // The config waits (`reloading`) until it is read: try again while the
+                        // store is unavailable; anything else (corrupt data) will not improve.
+                        Err(StoreError::Unavailable(e)) => {
+                            tracing::error!(config_id, error = %e, "reading a changed config failed; retrying");
+                            tokio::time::sleep(STORE_BACKOFF).await;
+                        }
                         Err(e) => {
                             tracing::error!(config_id, error = %e, "reading a changed config failed");
-                            tokio::time::sleep(STORE_BACKOFF).await;
+                            break TaskEvent::ConfigLoadFailed { config_id };
                         }
                     }
                 },
-                None => match store.all_configs().await {
-                    Ok(configs) => TaskEvent::ConfigsLoaded(configs),
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the configs again failed");
-                        return;
+                // After a Resync: retried until it works, since changes made meanwhile on other
+                // nodes are known only from here.
+                None => loop {
+                    match store.all_configs().await {
+                        Ok(configs) => break TaskEvent::ConfigsLoaded(configs),
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading the configs again failed; retrying");
+                            tokio::time::sleep(STORE_BACKOFF).await;
+                        }
                     }
                 },
             };
@@ -640,13 +653,14 @@ impl Dispatcher {
                 asked,
                 got,
                 drained,
+                contended,
                 epoch,
             } => {
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.claiming = false;
                     if drained && st.work_epoch == epoch {
                         st.queued = false;
-                    } else if got == 0 && !drained {
+                    } else if got == 0 && contended {
                         // Another node's claim holds the rows: look again in a moment.
                         let at = Instant::now() + CONTENDED_BACKOFF;
                         st.contended_until = Some(at);
@@ -670,6 +684,7 @@ impl Dispatcher {
                 Some(config) => {
                     if let Some(st) = self.configs.get_mut(&config_id) {
                         st.reloading = st.reloading.saturating_sub(1);
+                        self.dirty.insert(config_id);
                     }
                     self.apply_loaded(*config);
                 }
@@ -677,6 +692,12 @@ impl Dispatcher {
                     self.configs.remove(&config_id);
                 }
             },
+            TaskEvent::ConfigLoadFailed { config_id } => {
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    st.reloading = st.reloading.saturating_sub(1);
+                    self.dirty.insert(config_id);
+                }
+            }
             TaskEvent::ConfigsLoaded(configs) => {
                 for config in configs {
                     self.apply_loaded(config);
@@ -695,7 +716,19 @@ impl Dispatcher {
             }
             TaskEvent::Swept(found) => {
                 let now = now_millis();
+                let membership = self.membership;
                 for delivery in found {
+                    // Only what this node would send now: not a paused config's, and not one
+                    // whose limit is all other nodes' (they found it too).
+                    let sendable = self.configs.get(&delivery.config_id).is_some_and(|st| {
+                        !st.paused()
+                            && membership
+                                .share(st.config.max_requests_in_flight.max(1), &delivery.config_id)
+                                > 0
+                    });
+                    if !sendable {
+                        continue;
+                    }
                     let at = instant_at(delivery.next_attempt_at, now);
                     self.schedule(&delivery.config_id, delivery.hooks_id, at);
                 }
@@ -1015,6 +1048,7 @@ impl AttemptTask {
                     asked: slots,
                     got: batches.len() as u32,
                     drained: claim.drained,
+                    contended: claim.contended,
                     epoch,
                 });
                 if batches.is_empty() {

@@ -92,6 +92,8 @@ pub struct Claim {
     /// The config's queue was empty when the claim committed. Stores that signal
     /// [`StoreSignal::QueueDrained`] instead leave it false.
     pub drained: bool,
+    /// Nothing was taken although the queue has hooks: another node's claim holds them.
+    pub contended: bool,
 }
 
 /// This node's place among the live nodes sharing a store: per-config limits are split by it.

@@ -943,24 +943,28 @@ async fn write_subscriptions(c: &Client, config: &WebhookConfig) -> StoreResult<
     Ok(())
 }
 
+/// Writes the health a node judged. Each node judges from its own attempts, so a DISABLED row is
+/// never turned back by another node's older view (only `update_config`, an operator enabling the
+/// config again, does that), and disabling tells every node (`hookline_config`).
 async fn write_health(c: &Client, config_id: &str, health: &Health) -> StoreResult<()> {
-    c.execute(
-        "UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
+    let written = c
+        .execute(
+            "UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
          last_success_at = $4, last_failure_at = $5, failing_since = $6, disabled_reason = $7 \
-         WHERE id = $1",
-        &[
-            &config_id,
-            &health.state.as_str(),
-            &i64::from(health.consecutive_failures),
-            &health.last_success_at,
-            &health.last_failure_at,
-            &health.failing_since,
-            &health.disabled_reason,
-        ],
-    )
-    .await
-    .map_err(pg_err)?;
-    if health.state == HealthState::Disabled {
+         WHERE id = $1 AND (health_state <> 'DISABLED' OR $2 = 'DISABLED')",
+            &[
+                &config_id,
+                &health.state.as_str(),
+                &i64::from(health.consecutive_failures),
+                &health.last_success_at,
+                &health.last_failure_at,
+                &health.failing_since,
+                &health.disabled_reason,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if health.state == HealthState::Disabled && written > 0 {
         // A config disabled for failing receives nothing new until it is enabled again.
         c.execute(
             "DELETE FROM subscriptions WHERE config_id = $1",
@@ -968,6 +972,7 @@ async fn write_health(c: &Client, config_id: &str, health: &Health) -> StoreResu
         )
         .await
         .map_err(pg_err)?;
+        notify(c, CONFIG_CHANNEL, &[config_id.to_owned()]).await?;
     }
     Ok(())
 }
@@ -1011,6 +1016,15 @@ async fn insert_delivery(
     Ok(())
 }
 
+/// `text` with NUL characters replaced by U+FFFD.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Writes the group's pending attempt records in two statements: the attempts, and each
 /// delivery's next state. Only forward: a record written again late never undoes a later
 /// attempt's state. A record frees the delivery's lease; a node whose lease was taken over (it was
@@ -1052,13 +1066,15 @@ async fn flush_records(group: &Group) -> StoreResult<()> {
         .iter()
         .map(|o| o.result.error_kind.map(AttemptErrorKind::as_str))
         .collect();
-    let messages: Vec<Option<&str>> = a
+    // Receivers choose these bytes; PostgreSQL's TEXT refuses NUL, and one refused record would
+    // fail its whole group again every time it is resubmitted.
+    let messages: Vec<Option<std::borrow::Cow<str>>> = a
         .iter()
-        .map(|o| o.result.error_message.as_deref())
+        .map(|o| o.result.error_message.as_deref().map(without_nul))
         .collect();
-    let bodies: Vec<Option<&str>> = a
+    let bodies: Vec<Option<std::borrow::Cow<str>>> = a
         .iter()
-        .map(|o| o.result.response_body.as_deref())
+        .map(|o| o.result.response_body.as_deref().map(without_nul))
         .collect();
     let c = &group.client;
     c.execute(
@@ -1066,10 +1082,7 @@ async fn flush_records(group: &Group) -> StoreResult<()> {
          error_kind, error_message, response_body) \
          SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
                               $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
-         ON CONFLICT (hooks_id, number) DO UPDATE SET started_at = EXCLUDED.started_at, \
-         duration_ms = EXCLUDED.duration_ms, status_code = EXCLUDED.status_code, \
-         error_kind = EXCLUDED.error_kind, error_message = EXCLUDED.error_message, \
-         response_body = EXCLUDED.response_body",
+         ON CONFLICT (hooks_id, number) DO NOTHING",
         &[
             &hooks_ids, &numbers, &started, &durations, &codes, &kinds, &messages, &bodies,
         ],
@@ -1415,7 +1428,14 @@ impl Store for PostgresStore {
     }
 
     async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
-        self.write(move |c| async move {
+        self.write_in_group(move |group| async move {
+            // The group's records judged the config before this change: their health must not
+            // be written over it at the end of the group (it would undo a re-enable).
+            flush_records(&group).await?;
+            if let Ok(mut health) = group.health.lock() {
+                health.remove(&config.id);
+            }
+            let c = group.client;
             let events = join_events(&config.events);
             let schedule = schedule_text(&config);
             let prev = config
@@ -1623,7 +1643,9 @@ impl Store for PostgresStore {
             // the request's hooks (RETURNING only the new ones: ON CONFLICT DO NOTHING makes a
             // producer's retry accepted again but stored once), their queue rows for every
             // subscribed config, and a NOTIFY per config that got rows. `notified` is
-            // MATERIALIZED so its pg_notify calls run, counted or not.
+            // MATERIALIZED so its pg_notify calls run, counted or not. FOR KEY SHARE on the
+            // configs: a concurrent delete_config (another node) waits for this commit, and then
+            // finds and cancels these queue rows, instead of leaving rows no config will claim.
             let row = c
                 .query_one(
                     "WITH new AS ( \
@@ -1633,8 +1655,10 @@ impl Store for PostgresStore {
                          ORDER BY t.ord \
                          ON CONFLICT (app_key, hook_id) DO NOTHING RETURNING seq), \
                      subs AS ( \
-                         SELECT config_id FROM subscriptions \
-                         WHERE app_key = $1 AND product = $2 AND event = $3), \
+                         SELECT s.config_id FROM subscriptions s \
+                         JOIN webhook_configs c ON c.id = s.config_id \
+                         WHERE s.app_key = $1 AND s.product = $2 AND s.event = $3 \
+                         FOR KEY SHARE OF c), \
                      queued AS ( \
                          INSERT INTO queue (config_id, event, hook_seq) \
                          SELECT s.config_id, $3, n.seq FROM subs s CROSS JOIN new n \
@@ -1711,9 +1735,11 @@ impl Store for PostgresStore {
                 .map_err(pg_err)?;
             // No QueueDrained signal: another node's NewWork reaches the engine on another
             // connection, in no order with this one. `drained` lets the engine decide.
+            let drained = more.is_none();
             StoreResult::Ok(Claim {
+                contended: batches.is_empty() && !drained,
                 batches,
-                drained: more.is_none(),
+                drained,
             })
         }
         .await;
@@ -1726,31 +1752,34 @@ impl Store for PostgresStore {
         let hooks_id = hooks_id.to_owned();
         let node = self.node.clone();
         // Through the writer: it runs after this node's attempt records queued before, so a
-        // retry never leases a delivery whose previous attempt is still unrecorded.
-        let row = self
-            .write_in_group(move |group| async move {
-                // This node's records queued before this lease are applied first.
-                flush_records(&group).await?;
-                let c = group.client;
-                let now = now_millis();
-                let row = c
-                    .query_opt(
-                        &format!(
-                            "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
+        // retry never leases a delivery whose previous attempt is still unrecorded. The hooks
+        // are read in the same job: a lease is only ever granted together with what to send
+        // (a lease left held by a failed read would be renewed, and stranded, forever).
+        self.write_in_group(move |group| async move {
+            // This node's records queued before this lease are applied first.
+            flush_records(&group).await?;
+            let c = group.client;
+            let now = now_millis();
+            // SKIP LOCKED: a row another transaction is changing (another node's lease or
+            // record) is not waited for; its lease decides, and it is someone else's now.
+            let row = c
+                .query_opt(
+                    &format!(
+                        "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
+                         WHERE hooks_id = (SELECT hooks_id FROM deliveries \
                              WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
                              AND COALESCE(next_attempt_at, 0) <= $4 \
                              AND (lease_owner IS NULL OR lease_expires_at < $4) \
-                             RETURNING {DELIVERY_COLUMNS}"
-                        ),
-                        &[&hooks_id, &&*node.id, &node.lease_until(), &now],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                if let Some(row) = row {
-                    return Ok((Ok(delivery_row(&row)?), Vec::new()));
-                }
-                // Why not: a retry not yet due gets its time, anything else is not ours. (A lease
-                // this node holds is not taken again: its attempt is in flight here.)
+                             FOR UPDATE SKIP LOCKED) \
+                         RETURNING {DELIVERY_COLUMNS}"
+                    ),
+                    &[&hooks_id, &&*node.id, &node.lease_until(), &now],
+                )
+                .await
+                .map_err(pg_err)?;
+            let Some(row) = row else {
+                // Why not: a retry not yet due gets its time; anything else is not ours (a lease
+                // this node holds is not taken again: its attempt is in flight here).
                 let due = c
                     .query_opt(
                         "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
@@ -1760,35 +1789,41 @@ impl Store for PostgresStore {
                     )
                     .await
                     .map_err(pg_err)?;
-                Ok((Err(due.map(|r| col::<i64>(&r, 0)).transpose()?), Vec::new()))
-            })
-            .await?;
-        let row = match row {
-            Ok(row) => row,
-            Err(Some(due)) => return Ok(Lease::NotDue(due)),
-            Err(None) => return Ok(Lease::Unavailable),
-        };
-        let c = self.reader().await?;
-        let hooks = delivery_hooks(&c, &row.hooks_id).await?;
-        Ok(Lease::Granted(SendableDelivery {
-            product: parse_product(&row.product)?,
-            event: parse_event(&row.event)?,
-            hooks_id: row.hooks_id,
-            config_id: row.config_id,
-            app_key: row.app_key,
-            attempt_count: row.attempt_count as u32,
-            hooks,
-        }))
+                let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
+                    Some(at) if at > now => Lease::NotDue(at),
+                    _ => Lease::Unavailable,
+                };
+                return Ok((lease, Vec::new()));
+            };
+            let row = delivery_row(&row)?;
+            let hooks = delivery_hooks(&c, &row.hooks_id).await?;
+            let delivery = SendableDelivery {
+                product: parse_product(&row.product)?,
+                event: parse_event(&row.event)?,
+                hooks_id: row.hooks_id,
+                config_id: row.config_id,
+                app_key: row.app_key,
+                attempt_count: row.attempt_count as u32,
+                hooks,
+            };
+            Ok((Lease::Granted(delivery), Vec::new()))
+        })
+        .await
     }
 
     async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
         let c = self.reader().await?;
         let rows = c
             .query(
-                "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) FROM deliveries \
-                 WHERE status IN ('PENDING', 'RETRYING') AND COALESCE(next_attempt_at, 0) <= $1 \
-                 AND (lease_owner IS NULL OR lease_expires_at < $2) \
-                 ORDER BY COALESCE(next_attempt_at, 0) LIMIT $3",
+                // Only configs that send: deliveries of a paused or DISABLED config wait for
+                // it, and would otherwise fill every sweep's page with the same rows.
+                "SELECT d.hooks_id, d.config_id, COALESCE(d.next_attempt_at, 0) \
+                 FROM deliveries d JOIN webhook_configs c ON c.id = d.config_id \
+                 WHERE d.status IN ('PENDING', 'RETRYING') \
+                 AND COALESCE(d.next_attempt_at, 0) <= $1 \
+                 AND (d.lease_owner IS NULL OR d.lease_expires_at < $2) \
+                 AND c.enabled AND c.health_state <> 'DISABLED' \
+                 ORDER BY COALESCE(d.next_attempt_at, 0) LIMIT $3",
                 &[&until, &now_millis(), &i64::from(limit)],
             )
             .await

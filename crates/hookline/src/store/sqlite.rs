@@ -1419,6 +1419,7 @@ impl Store for SqliteStore {
             Ok(Claim {
                 batches,
                 drained: false,
+                contended: false,
             })
         })
         .await

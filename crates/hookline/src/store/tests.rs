@@ -740,3 +740,29 @@ async fn nodes_see_each_other_join_and_leave() {
     }
     assert_eq!(b.membership().await.unwrap(), super::Membership::ALONE);
 }
+
+#[tokio::test]
+async fn a_receivers_nul_bytes_do_not_poison_the_writer() {
+    let (a, _b, _) = two_nodes(Duration::from_secs(30)).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 1))
+        .await
+        .unwrap();
+    let hooks_id = a.claim_batches(&cfg, 100, 1).await.unwrap().batches[0]
+        .delivery
+        .hooks_id
+        .clone();
+    let mut outcome = attempt(&hooks_id, 1, 200, DeliveryStatus::Succeeded);
+    outcome.result.response_body = Some("ok\0then\0more".into());
+    outcome.result.error_message = Some("nul\0".into());
+    a.record_attempt(outcome);
+    // The group commits (PostgreSQL's TEXT refuses NUL: stored as U+FFFD instead).
+    a.flush().await.unwrap();
+    let detail = a.get_delivery("ak", &hooks_id).await.unwrap().unwrap();
+    assert_eq!(detail.summary.status, DeliveryStatus::Succeeded);
+    assert_eq!(
+        detail.attempts[0].result.response_body.as_deref(),
+        Some("ok\u{fffd}then\u{fffd}more")
+    );
+}

@@ -58,6 +58,11 @@ async fn invalid_configs_are_rejected_naming_the_field() {
         ("missing productName", without("productName"), "productName"),
         ("missing signature", without("signature"), "signature"),
         (
+            "NUL in the description",
+            with("description", json!("a\u{0}b")),
+            "description",
+        ),
+        (
             "maxHooksPerRequest 0",
             with("maxHooksPerRequest", json!(0)),
             "maxHooksPerRequest",
