@@ -212,12 +212,10 @@ pub fn generated_node_id() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".to_owned());
-    let random = hookline_wire::generate_id();
-    format!(
-        "{host}-{}-{}",
-        std::process::id(),
-        &random[..random.len().min(8)]
-    )
+    // The id's tail is random (its head is the date): 8 base62 characters, 47 bits.
+    let id = hookline_wire::generate_id();
+    let random = &id[id.len().saturating_sub(8)..];
+    format!("{host}-{}-{random}", std::process::id())
 }
 
 /// This node's identity as the SQL statements need it.
@@ -504,8 +502,25 @@ impl PostgresStore {
         let mut writer_client = connect(&config).await?;
         let writer_config = config.clone();
         migrate(&mut writer_client).await?;
-        // A node restarted under the same --node-id: what it held before belongs to a process
-        // that is gone, so it is free at once instead of after the lease time.
+        // Two live processes under one node id would free each other's leases: refuse.
+        let alive = writer_client
+            .query_opt(
+                "SELECT heartbeat_at FROM nodes WHERE node_id = $1 AND heartbeat_at > $2",
+                &[&&*node.id, &(now_millis() - node.ttl_ms)],
+            )
+            .await
+            .map_err(pg_err)?;
+        if let Some(row) = alive {
+            let ago = now_millis() - col::<i64>(&row, 0)?;
+            return Err(StoreError::Conflict(format!(
+                "node id {:?} is in use: a node with that id was alive {ago} ms ago. Give each \
+                 node its own --node-id (the default is unique), or wait --lease-ttl after a \
+                 crash",
+                &*node.id
+            )));
+        }
+        // A node restarted under the same --node-id (after the check above: its predecessor is
+        // gone): what it held is free at once instead of after the lease time.
         writer_client
             .execute(
                 "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \

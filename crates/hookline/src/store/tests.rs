@@ -726,11 +726,21 @@ fn the_live_nodes_shares_of_a_limit_add_up_to_it() {
 
 #[tokio::test]
 async fn nodes_see_each_other_join_and_leave() {
-    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let (a, b, config) = two_nodes(Duration::from_secs(30)).await;
     let ma = a.membership().await.unwrap();
     let mb = b.membership().await.unwrap();
     assert_eq!((ma.nodes, mb.nodes), (2, 2));
     assert_ne!(ma.rank, mb.rank);
+    // A third process under a live node's id is refused (it would free that node's leases).
+    let same_id = NodeOptions {
+        node_id: "a".into(),
+        lease_ttl: Duration::from_secs(30),
+    };
+    let refused = PostgresStore::open_config(config.clone(), same_id.clone()).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "a second live node \"a\" was let in"
+    );
     let mut signals = b.take_signals().unwrap();
     a.close().await;
     loop {
@@ -739,6 +749,9 @@ async fn nodes_see_each_other_join_and_leave() {
         }
     }
     assert_eq!(b.membership().await.unwrap(), super::Membership::ALONE);
+    // Node "a" left cleanly: a new process may take its id at once.
+    let again = PostgresStore::open_config(config, same_id).await.unwrap();
+    assert_eq!(again.membership().await.unwrap().nodes, 2);
 }
 
 #[tokio::test]
@@ -765,4 +778,12 @@ async fn a_receivers_nul_bytes_do_not_poison_the_writer() {
         detail.attempts[0].result.response_body.as_deref(),
         Some("ok\u{fffd}then\u{fffd}more")
     );
+}
+
+#[test]
+fn generated_node_ids_differ_within_one_process() {
+    let ids: HashSet<String> = (0..100)
+        .map(|_| super::postgres::generated_node_id())
+        .collect();
+    assert_eq!(ids.len(), 100);
 }
