@@ -1277,6 +1277,15 @@ async fn delivery_hooks(c: &Client, hooks_id: &str) -> StoreResult<Vec<StoredHoo
         .collect()
 }
 
+/// `hooks_id, config_id, due` as selected by the open-delivery queries.
+fn open_delivery(r: &Row) -> StoreResult<OpenDelivery> {
+    Ok(OpenDelivery {
+        hooks_id: col(r, 0)?,
+        config_id: col(r, 1)?,
+        next_attempt_at: col(r, 2)?,
+    })
+}
+
 fn app_key_record(r: &Row) -> StoreResult<AppKeyRecord> {
     Ok(AppKeyRecord {
         app_key: col(r, 0)?,
@@ -1843,15 +1852,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OpenDelivery {
-                    hooks_id: col(r, 0)?,
-                    config_id: col(r, 1)?,
-                    next_attempt_at: col(r, 2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(open_delivery).collect()
     }
 
     async fn membership(&self) -> StoreResult<Membership> {
@@ -1944,15 +1945,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(pg_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OpenDelivery {
-                    hooks_id: col(r, 0)?,
-                    config_id: col(r, 1)?,
-                    next_attempt_at: col(r, 2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(open_delivery).collect()
     }
 
     async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>> {

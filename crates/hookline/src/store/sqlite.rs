@@ -637,6 +637,15 @@ pub(super) struct ConfigRow {
     pub(super) previous_signing_secret_expires_at: Option<i64>,
 }
 
+/// `hooks_id, config_id, due` as selected by the open-delivery queries.
+fn open_delivery(r: &Row<'_>) -> rusqlite::Result<OpenDelivery> {
+    Ok(OpenDelivery {
+        hooks_id: r.get(0)?,
+        config_id: r.get(1)?,
+        next_attempt_at: r.get(2)?,
+    })
+}
+
 fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
     Ok(ConfigRow {
         id: r.get(0)?,
@@ -1441,13 +1450,7 @@ impl Store for SqliteStore {
                      FROM deliveries WHERE status IN ('PENDING', 'RETRYING') \
                      AND COALESCE(next_attempt_at, 0) <= ?1 ORDER BY due LIMIT ?2",
                 )?
-                .query_map(params![until, limit], |r| {
-                    Ok(OpenDelivery {
-                        hooks_id: r.get(0)?,
-                        config_id: r.get(1)?,
-                        next_attempt_at: r.get(2)?,
-                    })
-                })?
+                .query_map(params![until, limit], open_delivery)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -1503,13 +1506,7 @@ impl Store for SqliteStore {
                     "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) FROM deliveries \
                      WHERE status IN ('PENDING', 'RETRYING')",
                 )?
-                .query_map([], |r| {
-                    Ok(OpenDelivery {
-                        hooks_id: r.get(0)?,
-                        config_id: r.get(1)?,
-                        next_attempt_at: r.get(2)?,
-                    })
-                })?
+                .query_map([], open_delivery)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

@@ -519,6 +519,13 @@ async fn two_nodes(
     (Arc::new(a), Arc::new(b), *config)
 }
 
+/// The hooksId of one new batch of up to `max_hooks` of the config's queued hooks.
+async fn claim_one(store: &Arc<dyn Store>, cfg: &WebhookConfig, max_hooks: u32) -> String {
+    let mut claim = store.claim_batches(cfg, max_hooks, 1).await.unwrap();
+    assert_eq!(claim.batches.len(), 1, "one batch claimed");
+    claim.batches.remove(0).delivery.hooks_id
+}
+
 fn retry_now(hooks_id: &str, number: u32) -> AttemptOutcome {
     AttemptOutcome {
         next_attempt_at: Some(now_millis()),
@@ -541,10 +548,7 @@ async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded(
     b.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
         .await
         .unwrap();
-    let hooks_id = a.claim_batches(&cfg, 100, 1).await.unwrap().batches[0]
-        .delivery
-        .hooks_id
-        .clone();
+    let hooks_id = claim_one(&a, &cfg, 100).await;
 
     // A holds it: B can neither lease nor find it, and A does not take it a second time.
     assert!(lease(&b, &hooks_id).await.is_none());
@@ -589,10 +593,7 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
         .await
         .unwrap();
-    let first = a.claim_batches(&cfg, 1, 1).await.unwrap().batches[0]
-        .delivery
-        .hooks_id
-        .clone();
+    let first = claim_one(&a, &cfg, 1).await;
 
     // While A lives it renews its lease: for three lease times B never gets the delivery.
     let until = tokio::time::Instant::now() + ttl * 3;
@@ -617,10 +618,7 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     c.ingest("ak2", Product::Sms, Event::ConversionBlock, hooks("k", 1))
         .await
         .unwrap();
-    let orphan = c.claim_batches(&cfg2, 1, 1).await.unwrap().batches[0]
-        .delivery
-        .hooks_id
-        .clone();
+    let orphan = claim_one(&c, &cfg2, 1).await;
     drop(c);
     let survivor: Arc<dyn Store> = Arc::new(
         PostgresStore::open_config(
@@ -762,10 +760,7 @@ async fn a_receivers_nul_bytes_do_not_poison_the_writer() {
     a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 1))
         .await
         .unwrap();
-    let hooks_id = a.claim_batches(&cfg, 100, 1).await.unwrap().batches[0]
-        .delivery
-        .hooks_id
-        .clone();
+    let hooks_id = claim_one(&a, &cfg, 100).await;
     let mut outcome = attempt(&hooks_id, 1, 200, DeliveryStatus::Succeeded);
     outcome.result.response_body = Some("ok\0then\0more".into());
     outcome.result.error_message = Some("nul\0".into());
