@@ -62,6 +62,24 @@ pub enum StoreSignal {
     Resync,
 }
 
+/// How a job of a store's group-commit writer ended. Jobs run without savepoints (in SQLite
+/// they cost a sub-journal write per page), so a job that refuses (a conflict, a bad cursor) must
+/// decide before it writes anything; any other error rolls the whole group back and every job in
+/// it fails.
+pub(crate) enum JobStatus {
+    Done,
+    Refused,
+    Failed(StoreError),
+}
+
+pub(crate) fn job_status<R>(result: &StoreResult<R>) -> JobStatus {
+    match result {
+        Ok(_) => JobStatus::Done,
+        Err(StoreError::Conflict(_) | StoreError::BadCursor) => JobStatus::Refused,
+        Err(e) => JobStatus::Failed(e.clone()),
+    }
+}
+
 /// What an ingest call did.
 #[derive(Debug, Clone, Default)]
 pub struct IngestOutcome {

@@ -44,8 +44,9 @@ use super::sqlite::{
     paginate, parse_event, parse_status, schedule_text,
 };
 use super::{
-    AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, Lease,
+    AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, JobStatus, Lease,
     Membership, OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
+    job_status,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -249,21 +250,6 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
-
-/// How a job ended (see the module doc: no savepoints, refusals decide before writing).
-enum JobStatus {
-    Done,
-    Refused,
-    Failed(StoreError),
-}
-
-fn job_status<R>(result: &StoreResult<R>) -> JobStatus {
-    match result {
-        Ok(_) => JobStatus::Done,
-        Err(StoreError::Conflict(_) | StoreError::BadCursor) => JobStatus::Refused,
-        Err(e) => JobStatus::Failed(e.clone()),
-    }
-}
 
 /// What a job ran: its status, the signals to emit if the group commits, and what to do once
 /// the commit is known.
@@ -1294,6 +1280,14 @@ fn app_key_record(r: &Row) -> StoreResult<AppKeyRecord> {
     })
 }
 
+/// The rotated-out signing secret and its expiry, as two columns.
+fn previous_secret(config: &WebhookConfig) -> (Option<String>, Option<Millis>) {
+    match &config.previous_signing_secret {
+        Some(p) => (Some(p.secret.clone()), Some(p.expires_at)),
+        None => (None, None),
+    }
+}
+
 /// The 23 config columns in `CONFIG_COLUMNS` order, as statement parameters.
 macro_rules! config_params {
     ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr) => {
@@ -1426,14 +1420,7 @@ impl Store for PostgresStore {
         self.write(move |c| async move {
             let events = join_events(&config.events);
             let schedule = schedule_text(&config);
-            let prev = config
-                .previous_signing_secret
-                .as_ref()
-                .map(|p| p.secret.clone());
-            let prev_exp = config
-                .previous_signing_secret
-                .as_ref()
-                .map(|p| p.expires_at);
+            let (prev, prev_exp) = previous_secret(&config);
             c.execute(
                 &format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
@@ -1462,14 +1449,7 @@ impl Store for PostgresStore {
             let c = group.client;
             let events = join_events(&config.events);
             let schedule = schedule_text(&config);
-            let prev = config
-                .previous_signing_secret
-                .as_ref()
-                .map(|p| p.secret.clone());
-            let prev_exp = config
-                .previous_signing_secret
-                .as_ref()
-                .map(|p| p.expires_at);
+            let (prev, prev_exp) = previous_secret(&config);
             // The same 23 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
             let n = c

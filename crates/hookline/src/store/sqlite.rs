@@ -20,8 +20,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, Lease,
+    AttemptBucket, Claim, ClaimedBatch, DeliveryDetail, HookPurge, IngestOutcome, JobStatus, Lease,
     Membership, OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats, cursor,
+    job_status,
 };
 use crate::model::{
     AppKeyRecord, AttemptErrorKind, AttemptOutcome, AttemptRecord, AttemptResult, ConfigFilter,
@@ -183,23 +184,6 @@ type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
 /// A job gets the transaction (or the reason there is none) and returns how it went and what to
 /// do once the group's commit is known.
 type Job = Box<dyn FnOnce(StoreResult<&mut WriteTx<'_>>) -> (JobStatus, Finisher) + Send>;
-
-/// How a job ended. Jobs run without savepoints (they cost a sub-journal write per page), so a
-/// job that refuses (a conflict, a bad cursor) must decide before it writes anything; any other
-/// error rolls the whole group back and every job in it fails.
-enum JobStatus {
-    Done,
-    Refused,
-    Failed(StoreError),
-}
-
-fn job_status<R>(result: &StoreResult<R>) -> JobStatus {
-    match result {
-        Ok(_) => JobStatus::Done,
-        Err(StoreError::Conflict(_) | StoreError::BadCursor) => JobStatus::Refused,
-        Err(e) => JobStatus::Failed(e.clone()),
-    }
-}
 
 struct ReaderPool {
     path: PathBuf,
