@@ -13,6 +13,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod dashboard;
+pub mod duration;
 pub mod engine;
 pub mod metrics;
 pub mod model;

@@ -54,16 +54,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_FAILING_AFTER", default_value_t = 5)]
     pub failing_after: u32,
     /// How long a config may fail without a break before it is DISABLED (e.g. 3d, 12h, 30m).
-    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "3d", value_parser = parse_period)]
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "3d", value_parser = crate::duration::parse_flag)]
     pub disable_after: Duration,
     /// How long finished deliveries, their attempts and their hooks are kept (e.g. 30d, 12h).
-    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = parse_period)]
+    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = crate::duration::parse_flag)]
     pub retention: Duration,
     /// How often expired history is purged.
-    #[arg(long, env = "HOOKLINE_RETENTION_INTERVAL", default_value = "10m", value_parser = parse_period)]
+    #[arg(long, env = "HOOKLINE_RETENTION_INTERVAL", default_value = "10m", value_parser = crate::duration::parse_flag)]
     pub retention_interval: Duration,
     /// The longest a graceful shutdown waits for attempts in flight (e.g. 30s).
-    #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_period)]
+    #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub shutdown_grace: Duration,
     /// With PostgreSQL: this node's name among those sharing the database (written as the
     /// owner of its leases). Must be unique among running nodes; default `<host>-<pid>-<random>`.
@@ -71,26 +71,8 @@ pub struct ServeArgs {
     pub node_id: Option<String>,
     /// With PostgreSQL: how long a node's leases outlive it. Another node takes over the
     /// deliveries of a node that died after this long; live nodes renew theirs every third of it.
-    #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = parse_period)]
+    #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub lease_ttl: Duration,
-}
-
-/// Reads `30s`, `10m`, `12h`, `3d`.
-pub fn parse_period(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?}: expected a number and a unit (s, m, h, d)"))?;
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("{text:?}: not a number"))?;
-    let secs = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("{text:?}: unit must be ms, s, m, h or d")),
-    };
-    Ok(Duration::from_secs(secs))
 }
 
 /// The admin token: from the environment, or generated once and kept in the data dir.

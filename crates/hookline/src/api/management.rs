@@ -767,10 +767,9 @@ pub async fn rotate_signing_secret(
     };
     let grace = match optional_string(&body, "gracePeriod", 32)? {
         None => DEFAULT_GRACE,
-        Some(text) => crate::serve::parse_period(&text)
-            .ok()
-            .filter(|d| *d <= MAX_GRACE)
-            .ok_or_else(|| {
+        Some(text) => crate::duration::Period::parse_within(&text, Duration::ZERO, MAX_GRACE)
+            .map(crate::duration::Period::get)
+            .map_err(|_| {
                 ApiError::field(
                     "gracePeriod",
                     format!("{text:?} is not a duration from 0s to 30d such as \"24h\""),

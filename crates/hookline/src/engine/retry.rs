@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rand::RngExt;
 
+use crate::duration::{DurationError, Period};
+
 /// The default schedule: about 8 hours from the first attempt to giving up.
 pub const DEFAULT_SCHEDULE: [Duration; 8] = [
     Duration::from_secs(5),
@@ -51,49 +53,14 @@ pub fn after_failure(
     NextStep::RetryAfter(delay)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
-    #[error("{0:?} is not a duration such as 500ms, 5s, 2m or 1h")]
-    Syntax(String),
-    #[error("{0:?} is outside 100ms to 24h")]
-    OutOfRange(String),
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h` (a whole number and a unit).
+/// Parses one entry of a `retrySchedule`: a duration from [`MIN_DELAY`] to [`MAX_DELAY`].
 pub fn parse_delay(text: &str) -> Result<Duration, DurationError> {
-    let syntax = || DurationError::Syntax(text.to_owned());
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(syntax)?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().map_err(|_| syntax())?;
-    let ms = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => return Err(syntax()),
-    }
-    .ok_or_else(|| DurationError::OutOfRange(text.to_owned()))?;
-    let d = Duration::from_millis(ms);
-    if !(MIN_DELAY..=MAX_DELAY).contains(&d) {
-        return Err(DurationError::OutOfRange(text.to_owned()));
-    }
-    Ok(d)
+    Period::parse_within(text, MIN_DELAY, MAX_DELAY).map(Period::get)
 }
 
 /// The shortest text that `parse_delay` reads back as `d`.
 pub fn format_delay(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    if ms.is_multiple_of(3_600_000) {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    crate::duration::format(d)
 }
 
 /// Reads a `Retry-After` value: delay seconds or an HTTP date.
@@ -122,11 +89,11 @@ mod tests {
         assert!(matches!(parse_delay("5"), Err(DurationError::Syntax(_))));
         assert!(matches!(
             parse_delay("99ms"),
-            Err(DurationError::OutOfRange(_))
+            Err(DurationError::OutOfRange { .. })
         ));
         assert!(matches!(
             parse_delay("25h"),
-            Err(DurationError::OutOfRange(_))
+            Err(DurationError::OutOfRange { .. })
         ));
         for text in ["500ms", "1500ms", "5s", "2m", "1h", "90s"] {
             let d = parse_delay(text).unwrap();
