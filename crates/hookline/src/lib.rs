@@ -19,4 +19,5 @@ pub mod metrics;
 pub mod model;
 pub mod retention;
 pub mod serve;
+pub mod service;
 pub mod store;

@@ -12,6 +12,8 @@ use tokio::io::AsyncWriteExt;
 use crate::api::{self, AppState, Limits};
 use crate::engine::health::HealthPolicy;
 use crate::engine::{Engine, EngineSettings};
+use crate::service::Service;
+use crate::service::credentials::{hash_secret, new_secret};
 use crate::store::Store;
 use crate::store::postgres::{NodeOptions, PostgresStore, generated_node_id};
 use crate::store::sqlite::{Fsync, SqliteStore};
@@ -90,7 +92,7 @@ fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
             return Ok(token);
         }
     }
-    let token = api::new_secret(40);
+    let token = new_secret(40);
     write_private_file(&path, &token)
         .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
     eprintln!(
@@ -174,10 +176,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    let service = Arc::new(Service::new(store.clone(), engine.clone()));
     let state = Arc::new(AppState {
-        store: store.clone(),
-        engine: engine.clone(),
-        admin_token_hash: api::hash_secret(&token),
+        service: service.clone(),
+        admin_token_hash: hash_secret(&token),
         limits: Limits {
             max_body_bytes: args.max_body_bytes,
             ingest: hookline_wire::IngestLimits {
@@ -211,7 +213,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     stdout.flush().await?;
 
-    axum::serve(listener, api::router(state))
+    // Two front ends over one service, side by side: the API (JSON, `/v1`, `/docs`, operations)
+    // and the dashboard (HTML, `/` and `/ui/`).
+    let app = api::router(state).merge(crate::dashboard::router(service));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("no longer accepting requests; draining deliveries");

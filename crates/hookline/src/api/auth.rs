@@ -1,31 +1,14 @@
-//! Credentials: the admin token (app key management) and each app key's secret key.
-//!
-//! Secrets are random and long, so a plain SHA-256 is enough to store them: nothing stored or
-//! logged lets anyone recover one. Comparisons run on hashes in constant time.
+//! Who may call a route: the admin token (`Authorization: Bearer`, app key management and every
+//! app key's routes) or an app key's own secret key (`X-Secret-Key`). Secrets are compared by
+//! their hashes in constant time (`service::credentials`).
 
 use axum::http::HeaderMap;
-use rand::RngExt;
-use rand::distr::Alphanumeric;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::SharedState;
 use super::error::{ApiError, ApiResult, ErrorKind};
+use crate::service::credentials::{hash_secret, secret_matches};
 
 pub const SECRET_KEY_HEADER: &str = "X-Secret-Key";
-
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A random string of letters and digits.
-pub fn new_secret(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -37,10 +20,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn is_admin_token(state: &SharedState, token: &str) -> bool {
-    hash_secret(token)
-        .as_bytes()
-        .ct_eq(state.admin_token_hash.as_bytes())
-        .into()
+    secret_matches(token, &state.admin_token_hash)
 }
 
 /// Admin routes: a valid admin token or 401.
@@ -73,9 +53,9 @@ pub async fn require_app_key(
                 "Authorization: the admin token is not valid",
             ));
         }
-        return match state.store.get_app_key(app_key).await? {
-            Some(_) => Ok(()),
-            None => Err(ApiError::not_found(format!(
+        return match state.service.app_key_exists(app_key).await? {
+            true => Ok(()),
+            false => Err(ApiError::not_found(format!(
                 "appKey: no app key {app_key:?}"
             ))),
         };
@@ -87,8 +67,8 @@ pub async fn require_app_key(
         ));
     };
     match state
-        .store
-        .app_key_by_secret_hash(&hash_secret(secret))
+        .service
+        .owner_of_secret_hash(&hash_secret(secret))
         .await?
     {
         Some(owner) if owner == app_key => Ok(()),

@@ -1,17 +1,30 @@
 //! `POST /v1/appkeys/{appKey}/events`: validate everything, store durably, then answer 202.
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
+use axum::routing::post;
 use std::time::{Duration, Instant};
 
 use super::auth::require_app_key;
+use super::body::read_json_body;
 use super::error::{ApiError, ApiResult};
 use super::ratelimit::{IngestRateLimiter, retry_after_secs};
 use super::views::{HookIdsResponse, ok};
-use super::{SharedState, openapi, read_json_body};
+use super::{SharedState, openapi};
 
+pub(super) fn routes() -> Router<SharedState> {
+    Router::new().route("/v1/appkeys/{app_key}/events", post(ingest))
+}
+
+/// Ingest events
+///
+/// Stores hooks of one product and event durably and queues each new one for every enabled
+/// config of the app key subscribed to the event. Answers `202` with the hookIds (in input
+/// order) only after the commit that holds them. Idempotent on (appKey, hookId): a hook already
+/// accepted is acknowledged again but neither stored nor delivered twice.
 #[utoipa::path(post, path = "/v1/appkeys/{appKey}/events", tag = "events",
     params(openapi::AppKeyPath),
     request_body(content = openapi::IngestRequest, description = "All or nothing: every hook is validated against its event's table before anything is stored; the first error names its path (`hooks[3].messageStatus`). Idempotent on (appKey, hookId).", content_type = "application/json"),
@@ -46,7 +59,7 @@ pub async fn ingest(
     let (event, unique) = (batch.event, batch.hooks.len());
     // Answers only after the commit that holds the hooks and their queue rows.
     let outcome = match state
-        .store
+        .service
         .ingest(&app_key, batch.product, batch.event, batch.hooks)
         .await
     {
@@ -55,7 +68,7 @@ pub async fn ingest(
             if let Some(limiter) = limiter {
                 limiter.give_back(&app_key, hook_ids.len(), Instant::now());
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     crate::metrics::hooks_ingested(event.as_str(), unique, outcome.new_hooks);

@@ -133,7 +133,7 @@ pub struct IngestRequest {
     pub product_name: String,
     pub event: EventName,
     /// One object per event occurrence, each validated against the event's table
-    /// (wire-format.md); `hookId` is optional (generated when missing).
+    /// (docs/wire-format.md); `hookId` is optional (generated when missing).
     #[schema(min_items = 1)]
     pub hooks: Vec<serde_json::Map<String, serde_json::Value>>,
 }
@@ -293,25 +293,25 @@ impl Modify for SecuritySchemes {
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
-        super::management::create_app_key,
-        super::management::list_app_keys,
-        super::management::rotate_secret,
-        super::management::create_config,
-        super::management::list_configs,
-        super::management::get_config,
-        super::management::put_config,
-        super::management::delete_config,
-        super::management::test_config,
-        super::management::rotate_signing_secret,
+        super::app_keys::create_app_key,
+        super::app_keys::list_app_keys,
+        super::app_keys::rotate_secret,
+        super::configs::create_config,
+        super::configs::list_configs,
+        super::configs::get_config,
+        super::configs::put_config,
+        super::configs::delete_config,
+        super::configs::test_config,
+        super::configs::rotate_signing_secret,
         super::ingest::ingest,
         super::deliveries::list,
         super::deliveries::get_one,
         super::deliveries::redeliver,
         super::deliveries::replay,
-        super::healthz,
-        super::readyz,
-        super::metrics,
-        super::openapi_json,
+        super::operations::healthz,
+        super::operations::readyz,
+        super::operations::metrics,
+        super::operations::openapi_json,
     ),
     modifiers(&SecuritySchemes),
     tags(

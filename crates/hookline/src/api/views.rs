@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::engine::retry::format_delay;
 use crate::model::{AppKeyRecord, AttemptResult, DeliverySummary, WebhookConfig, rfc3339};
+use crate::service::configs::TestSend;
 use crate::store::DeliveryDetail;
 
 /// The platform's result header, on every answer.
@@ -284,6 +285,15 @@ pub struct TestAttemptView {
     pub hooks_id: String,
     pub hook_id: String,
     pub succeeded: bool,
+}
+
+pub fn test_attempt(t: &TestSend) -> TestAttemptView {
+    TestAttemptView {
+        attempt: attempt(1, &t.result),
+        hooks_id: t.hooks_id.clone(),
+        hook_id: t.hook_id.clone(),
+        succeeded: t.succeeded,
+    }
 }
 
 /// The envelope POSTed to a receiver (wire-format.md).

@@ -303,7 +303,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let token = args
         .admin_token
         .clone()
-        .unwrap_or_else(|| crate::api::new_secret(32));
+        .unwrap_or_else(|| crate::service::credentials::new_secret(32));
     let (base, mut spawned, pid) = match &args.server {
         Some(url) => {
             if args.admin_token.is_none() {

@@ -1,6 +1,6 @@
 //! Config pages: the list, one config (health, settings, test event, chart, recent deliveries),
-//! the create/edit form, enable/disable and the test event. Validation is the API's
-//! (`ConfigInput::parse` through `management::create_config_from` / `replace_config`).
+//! the create/edit form, enable/disable and the test event. The form is read into the same
+//! `ConfigInput` as an API body, so validation and its messages are the API's.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -16,13 +16,11 @@ use super::{
     Dash, DashError, DashResult, Dashboard, FormData, chart, form_session, html_response,
     query_map, see_other, signed_in, signed_in_page,
 };
-use crate::api::error::ApiError;
-use crate::api::management::{
-    create_config_from, load_config, page_request, replace_config, send_test_event,
-};
-use crate::api::views::{self, TestAttemptView};
-use crate::engine::retry;
+use crate::duration;
 use crate::model::{ConfigFilter, DeliveryFilter, PageRequest, WebhookConfig, now_millis};
+use crate::service::configs::TestSend;
+use crate::service::input::page_request;
+use crate::service::{self, ConfigInput};
 
 /// The config list (the home page when signed in).
 pub(super) async fn list(
@@ -33,8 +31,7 @@ pub(super) async fn list(
     let mut paging = query.clone();
     paging.insert("pageSize".into(), "100".into());
     let page = dash
-        .app
-        .store
+        .service
         .list_configs(
             &session.app_key,
             ConfigFilter::default(),
@@ -108,12 +105,14 @@ pub(super) async fn show(
 ) -> DashResult {
     let session = signed_in(&dash, &headers).await?;
     let query = query_map(query);
-    let config = load_config(&dash.app, &session.app_key, &config_id).await?;
+    let config = dash
+        .service
+        .get_config(&session.app_key, &config_id)
+        .await?;
     let range = chart::Range::parse(query.get("range").map(String::as_str));
     let since = range.since(now_millis());
     let buckets = dash
-        .app
-        .store
+        .service
         .attempt_buckets(
             &session.app_key,
             &config.id,
@@ -123,8 +122,7 @@ pub(super) async fn show(
         )
         .await?;
     let recent = dash
-        .app
-        .store
+        .service
         .list_deliveries(
             &session.app_key,
             DeliveryFilter {
@@ -282,16 +280,16 @@ fn schedule_text(config: &WebhookConfig) -> String {
     config
         .retry_schedule
         .iter()
-        .map(|d| retry::format_delay(*d))
+        .map(|d| duration::format(*d))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// The result of a test event, shown at the top of the config page.
-pub(super) fn test_result(t: &TestAttemptView) -> String {
-    let a = &t.attempt;
+pub(super) fn test_result(t: &TestSend) -> String {
+    let a = &t.result;
     let outcome = match (&a.status_code, &a.error_kind) {
-        (_, Some(kind)) => format!("error {}", esc(kind)),
+        (_, Some(kind)) => format!("error {}", esc(kind.as_str())),
         (Some(code), None) => format!("HTTP {code}"),
         (None, None) => "no answer".to_owned(),
     };
@@ -387,9 +385,10 @@ impl FormValues {
     }
 }
 
-/// The API body the form stands for. On edit, an empty signing secret field keeps the current
-/// secret (unless "remove" is ticked): the page never holds it.
-fn api_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, Value> {
+/// The config body the form stands for, in the API's JSON shape (so `ConfigInput` names the
+/// same fields in its errors). On edit, an empty signing secret field keeps the current secret
+/// (unless "remove" is ticked): the page never holds it.
+fn input_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, Value> {
     let mut body = Map::new();
     let text = |name: &str| form.get(name).unwrap_or("").trim().to_owned();
     body.insert("productName".into(), Value::String(text("productName")));
@@ -611,7 +610,10 @@ pub(super) async fn edit_form(
     headers: HeaderMap,
 ) -> DashResult {
     let session = signed_in(&dash, &headers).await?;
-    let config = load_config(&dash.app, &session.app_key, &config_id).await?;
+    let config = dash
+        .service
+        .get_config(&session.app_key, &config_id)
+        .await?;
     Ok(form_page(
         &dash,
         &session,
@@ -628,10 +630,10 @@ fn invalid(
     session: &SessionInfo,
     existing: Option<&WebhookConfig>,
     form: &FormData,
-    e: ApiError,
+    e: service::Error,
 ) -> DashResult {
     if e.kind.status().is_server_error() {
-        return Err(DashError::Api(e));
+        return Err(DashError::Service(e));
     }
     Ok(form_page(
         dash,
@@ -650,7 +652,11 @@ pub(super) async fn create(
 ) -> DashResult {
     let form = FormData(form);
     let session = form_session(&dash, &headers, &form).await?;
-    match create_config_from(&dash.app, &session.app_key, &api_body(&form, None)).await {
+    let created = match ConfigInput::from_json(&input_body(&form, None)) {
+        Ok(input) => dash.service.create_config(&session.app_key, input).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(config) => {
             dash.sessions
                 .set_flash(&session.key, Flash::Ok("Config created.".into()));
@@ -668,15 +674,19 @@ pub(super) async fn update(
 ) -> DashResult {
     let form = FormData(form);
     let session = form_session(&dash, &headers, &form).await?;
-    let existing = load_config(&dash.app, &session.app_key, &config_id).await?;
-    match replace_config(
-        &dash.app,
-        &session.app_key,
-        &config_id,
-        &api_body(&form, Some(&existing)),
-    )
-    .await
-    {
+    let existing = dash
+        .service
+        .get_config(&session.app_key, &config_id)
+        .await?;
+    let replaced = match ConfigInput::from_json(&input_body(&form, Some(&existing))) {
+        Ok(input) => {
+            dash.service
+                .replace_config(&session.app_key, &config_id, input)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match replaced {
         Ok(config) => {
             dash.sessions
                 .set_flash(&session.key, Flash::Ok("Config saved.".into()));
@@ -686,8 +696,8 @@ pub(super) async fn update(
     }
 }
 
-/// Enable or disable: the config as the API shows it, `enabled` changed, through the PUT logic
-/// (so enabling a DISABLED config clears its health, as `PUT` does).
+/// Enable or disable. Enabling a config that health checks DISABLED gives it a fresh health,
+/// as `PUT` does.
 pub(super) async fn set_enabled(
     State(dash): State<Dash>,
     Path(config_id): Path<String>,
@@ -697,16 +707,9 @@ pub(super) async fn set_enabled(
     let form = FormData(form);
     let session = form_session(&dash, &headers, &form).await?;
     let enabled = form.get("enabled") == Some("true");
-    let existing = load_config(&dash.app, &session.app_key, &config_id).await?;
-    let mut body = match serde_json::to_value(views::config(&existing)) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    body.insert("enabled".into(), Value::Bool(enabled));
-    if let Some(secret) = &existing.signing_secret {
-        body.insert("signingSecret".into(), Value::String(secret.clone()));
-    }
-    replace_config(&dash.app, &session.app_key, &config_id, &body).await?;
+    dash.service
+        .set_config_enabled(&session.app_key, &config_id, enabled)
+        .await?;
     dash.sessions.set_flash(
         &session.key,
         Flash::Ok(if enabled {
@@ -726,11 +729,18 @@ pub(super) async fn send_test(
 ) -> DashResult {
     let form = FormData(form);
     let session = form_session(&dash, &headers, &form).await?;
-    let config = load_config(&dash.app, &session.app_key, &config_id).await?;
-    let flash = match send_test_event(&dash.app, &config, form.get("event")).await {
-        Ok(attempt) => Flash::Test(Box::new(attempt)),
+    let config = dash
+        .service
+        .get_config(&session.app_key, &config_id)
+        .await?;
+    let flash = match dash
+        .service
+        .send_test_event(&config, form.get("event"))
+        .await
+    {
+        Ok(sent) => Flash::Test(Box::new(sent)),
         Err(e) if !e.kind.status().is_server_error() => Flash::Error(e.message),
-        Err(e) => return Err(DashError::Api(e)),
+        Err(e) => return Err(DashError::Service(e)),
     };
     dash.sessions.set_flash(&session.key, flash);
     Ok(see_other(&format!("/ui/configs/{}", url_enc(&config_id))))

@@ -1,5 +1,5 @@
 //! The delivery log with its filters, one delivery (envelope exactly as sent, every attempt),
-//! and redelivery. Filters are parsed by the API's own `delivery_filter`.
+//! and redelivery. Filters are read by the service's `input::delivery_filter`, as the API's are.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -14,10 +14,9 @@ use super::{
     Dash, DashResult, FormData, form_session, html_response, query_map, see_other, signed_in,
     signed_in_page,
 };
-use crate::api::deliveries::{delivery_filter, redeliver_one};
-use crate::api::error::ApiError;
-use crate::api::management::page_request;
 use crate::model::{ConfigFilter, DeliveryStatus, DeliverySummary, PageRequest};
+use crate::service::ErrorKind;
+use crate::service::input::{delivery_filter, page_request};
 
 /// Envelopes larger than this are shown cut (the API serves them whole).
 const ENVELOPE_SHOWN: usize = 256 * 1024;
@@ -113,8 +112,7 @@ pub(super) async fn log(
         }
     }
     let configs = dash
-        .app
-        .store
+        .service
         .list_configs(
             &session.app_key,
             ConfigFilter::default(),
@@ -197,12 +195,11 @@ pub(super) async fn log(
     let mut paging = query.clone();
     paging.insert("pageSize".into(), PAGE_SIZE.into());
     let listed = match (delivery_filter(&query), page_request(&paging)) {
-        (Ok(filter), Ok(page)) => dash
-            .app
-            .store
-            .list_deliveries(&session.app_key, filter, page)
-            .await
-            .map_err(ApiError::from),
+        (Ok(filter), Ok(page)) => {
+            dash.service
+                .list_deliveries(&session.app_key, filter, page)
+                .await
+        }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     let status = match listed {
@@ -249,18 +246,20 @@ pub(super) async fn show(
 ) -> DashResult {
     let session = signed_in(&dash, &headers).await?;
     let detail = dash
-        .app
-        .store
+        .service
         .get_delivery(&session.app_key, &hooks_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("hooksId: no delivery {hooks_id:?}")))?;
+        .await?;
     let d = &detail.summary;
-    let config_name = dash
-        .app
-        .store
+    // The config may be gone (deleted since): the delivery is still shown.
+    let config_name = match dash
+        .service
         .get_config(&session.app_key, &d.config_id)
-        .await?
-        .map(|c| html::config_name(&c));
+        .await
+    {
+        Ok(c) => Some(html::config_name(&c)),
+        Err(e) if e.kind == ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
     let id_url = url_enc(&d.hooks_id);
     let mut body = String::new();
     let _ = write!(
@@ -376,7 +375,7 @@ pub(super) async fn redeliver(
     Form(form): Form<Vec<(String, String)>>,
 ) -> DashResult {
     let session = form_session(&dash, &headers, &FormData(form)).await?;
-    match redeliver_one(&dash.app, &session.app_key, &hooks_id).await {
+    match dash.service.redeliver(&session.app_key, &hooks_id).await {
         Ok(summary) => {
             dash.sessions.set_flash(
                 &session.key,

@@ -1,5 +1,6 @@
-//! The dashboard at `/`: server-rendered HTML pages over the same store and engine calls as the
-//! API (configs, test events, the delivery log, redelivery, per-config charts and health).
+//! The dashboard at `/`: server-rendered HTML pages over the service layer, like the API
+//! (configs, test events, the delivery log, redelivery, per-config charts and health). It never
+//! calls the API's code, nor the API the dashboard's: `serve` puts the two routers side by side.
 //!
 //! Plain HTML forms (POST, then a redirect), one stylesheet compiled into the binary, no script,
 //! nothing from other hosts. Sessions and CSRF protection: see [`session`]. Pages escape every
@@ -20,27 +21,26 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::api::SharedState;
-use crate::api::error::{ApiError, ErrorKind};
-use crate::store::StoreError;
+use crate::service::credentials::hash_secret;
+use crate::service::{self, ErrorKind, Service};
 use html::{esc, page};
 use session::{SessionInfo, Sessions};
 
 const CSS: &str = include_str!("assets/app.css");
 const FAVICON: &str = include_str!("assets/favicon.svg");
 
-/// The dashboard's state: the API's, and the sessions.
+/// The dashboard's state: the service, and the sessions.
 pub struct Dashboard {
-    app: SharedState,
+    service: Arc<Service>,
     sessions: Sessions,
 }
 
 type Dash = Arc<Dashboard>;
 
-/// The dashboard's routes: `/` and `/ui/...`. Merged into the API router by `api::router`.
-pub fn router(app: SharedState) -> Router {
+/// The dashboard's routes: `/` and `/ui/...`.
+pub fn router(service: Arc<Service>) -> Router {
     let state = Arc::new(Dashboard {
-        app,
+        service,
         sessions: Sessions::default(),
     });
     Router::new()
@@ -137,19 +137,13 @@ pub(super) enum DashError {
     SignIn,
     /// A form without the session's CSRF token, or from another origin.
     Refused,
-    /// What the API would have answered.
-    Api(ApiError),
+    /// The operation failed: what the API would have answered, as a page.
+    Service(service::Error),
 }
 
-impl From<ApiError> for DashError {
-    fn from(e: ApiError) -> Self {
-        DashError::Api(e)
-    }
-}
-
-impl From<StoreError> for DashError {
-    fn from(e: StoreError) -> Self {
-        DashError::Api(e.into())
+impl From<service::Error> for DashError {
+    fn from(e: service::Error) -> Self {
+        DashError::Service(e)
     }
 }
 
@@ -166,7 +160,7 @@ impl IntoResponse for DashError {
                  missing or stale). Go back, reload the page and try again."
                     .to_owned(),
             ),
-            DashError::Api(e) => (
+            DashError::Service(e) => (
                 e.kind.status(),
                 match e.kind {
                     ErrorKind::NotFound => "Not found",
@@ -213,9 +207,8 @@ pub(super) async fn signed_in(
 ) -> Result<SessionInfo, DashError> {
     let session = dash.sessions.lookup(headers).ok_or(DashError::SignIn)?;
     match dash
-        .app
-        .store
-        .app_key_by_secret_hash(&session.secret_hash)
+        .service
+        .owner_of_secret_hash(&session.secret_hash)
         .await?
     {
         Some(owner) if owner == session.app_key => Ok(session),
@@ -313,11 +306,11 @@ async fn sign_in(
     let form = FormData(form);
     let app_key = form.get("appKey").unwrap_or("").trim().to_owned();
     let secret = form.get("secretKey").unwrap_or("");
-    let secret_hash = crate::api::hash_secret(secret);
+    let secret_hash = hash_secret(secret);
     let owner = if secret.is_empty() {
         None
     } else {
-        dash.app.store.app_key_by_secret_hash(&secret_hash).await?
+        dash.service.owner_of_secret_hash(&secret_hash).await?
     };
     if app_key.is_empty() || owner.as_deref() != Some(app_key.as_str()) {
         return Ok(sign_in_page(

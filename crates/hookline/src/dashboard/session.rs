@@ -16,9 +16,9 @@ use std::sync::Mutex;
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
-use crate::api::views::TestAttemptView;
-use crate::api::{hash_secret, new_secret};
 use crate::model::{Millis, now_millis};
+use crate::service::configs::TestSend;
+use crate::service::credentials::{hash_secret, new_secret};
 
 pub const COOKIE: &str = "hookline_session";
 /// How long a session lasts after sign-in.
@@ -33,7 +33,7 @@ pub enum Flash {
     Ok(String),
     Error(String),
     /// The result of "send a test event".
-    Test(Box<TestAttemptView>),
+    Test(Box<TestSend>),
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,244 @@
+//! The settable fields of a webhook config and their rules: what a create or a replace may
+//! set, each field checked with an error that names it. Pure: no store, no engine.
+
+use std::time::Duration;
+
+use hookline_wire::{Event, Product};
+use serde_json::{Map, Value};
+
+use super::error::{Error, ErrorKind, Result};
+use super::input::{
+    MAX_TEXT_LEN, event_list, optional_int, optional_string, parse_event_name, parse_product,
+    required_string, wrong_type,
+};
+use crate::engine::retry;
+use crate::model::{Health, PreviousSecret, WebhookConfig};
+
+const MAX_URL_LEN: usize = 2048;
+
+/// The settable fields of a webhook config, validated.
+pub struct ConfigInput {
+    pub(super) product: Product,
+    pub(super) events: Vec<Event>,
+    pub(super) url: String,
+    pub(super) signature: String,
+    pub(super) signing_secret: Option<String>,
+    pub(super) enabled: bool,
+    pub(super) description: String,
+    pub(super) max_hooks_per_request: u32,
+    pub(super) max_requests_in_flight: u32,
+    pub(super) timeout_ms: u32,
+    pub(super) retry_schedule: Vec<Duration>,
+}
+
+const SETTABLE: &[&str] = &[
+    "productName",
+    "events",
+    "url",
+    "signature",
+    "signingSecret",
+    "enabled",
+    "description",
+    "maxHooksPerRequest",
+    "maxRequestsInFlight",
+    "timeoutMs",
+    "retrySchedule",
+];
+/// Read-only fields a client may send back unchanged from a GET.
+const READ_ONLY: &[&str] = &[
+    "webhookConfigId",
+    "appKey",
+    "health",
+    "createdAt",
+    "updatedAt",
+    "hasSigningSecret",
+    "previousSigningSecretExpiresAt",
+];
+
+impl ConfigInput {
+    pub fn from_json(body: &Map<String, Value>) -> Result<Self> {
+        if let Some(unknown) = body
+            .keys()
+            .find(|k| !SETTABLE.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str()))
+        {
+            return Err(Error::field(
+                unknown,
+                format!("unknown field; settable fields are {}", SETTABLE.join(", ")),
+            ));
+        }
+        let product_name = required_string(body, "productName")?;
+        let product = parse_product("productName", &product_name)?;
+
+        let events = match body.get("events") {
+            None | Some(Value::Null) => {
+                return Err(Error::new(
+                    ErrorKind::MissingField,
+                    "events: required field is missing",
+                ));
+            }
+            Some(Value::Array(items)) if items.is_empty() => {
+                return Err(Error::field("events", "must name at least one event"));
+            }
+            Some(Value::Array(items)) => {
+                let mut events = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("events[{i}]");
+                    let Value::String(name) = item else {
+                        return Err(wrong_type(&path, "a string", item));
+                    };
+                    let event = parse_event_name(&path, name)?;
+                    if !event.is_valid_for(product) {
+                        return Err(Error::new(
+                            ErrorKind::EventNotForProduct,
+                            format!(
+                                "{path}: {name:?} is not an event of {} (expected one of {})",
+                                product.as_str(),
+                                event_list(product)
+                            ),
+                        ));
+                    }
+                    if !events.contains(&event) {
+                        events.push(event);
+                    }
+                }
+                events
+            }
+            Some(other) => return Err(wrong_type("events", "an array of event names", other)),
+        };
+
+        let url = required_string(body, "url")?;
+        validate_url(&url)?;
+        let signature = required_string(body, "signature")?;
+        if signature.is_empty() || signature.len() > MAX_TEXT_LEN {
+            return Err(Error::field(
+                "signature",
+                format!("must be 1 to {MAX_TEXT_LEN} bytes"),
+            ));
+        }
+        if signature.chars().any(|c| c.is_control()) {
+            return Err(Error::field(
+                "signature",
+                "must not contain control characters (it is sent as an HTTP header)",
+            ));
+        }
+        let signing_secret = optional_string(body, "signingSecret", MAX_TEXT_LEN)?;
+        if let Some(secret) = &signing_secret
+            && !hookline_wire::standard_webhooks::is_valid_secret(secret)
+        {
+            return Err(Error::field(
+                "signingSecret",
+                "must be whsec_ followed by a base64 key",
+            ));
+        }
+        let enabled = match body.get("enabled") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(wrong_type("enabled", "true or false", other)),
+        };
+        let description = optional_string(body, "description", MAX_TEXT_LEN)?.unwrap_or_default();
+        let max_hooks_per_request = optional_int(body, "maxHooksPerRequest", 1, 1000, 100)?;
+        let max_requests_in_flight = optional_int(body, "maxRequestsInFlight", 1, 64, 8)?;
+        let timeout_ms = optional_int(body, "timeoutMs", 100, 60_000, 10_000)?;
+        let retry_schedule = match body.get("retrySchedule") {
+            None | Some(Value::Null) => retry::DEFAULT_SCHEDULE.to_vec(),
+            Some(Value::Array(items)) => {
+                if items.len() > retry::MAX_ENTRIES {
+                    return Err(Error::field(
+                        "retrySchedule",
+                        format!("at most {} entries", retry::MAX_ENTRIES),
+                    ));
+                }
+                let mut schedule = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("retrySchedule[{i}]");
+                    let Value::String(text) = item else {
+                        return Err(wrong_type(&path, "a duration string such as \"5s\"", item));
+                    };
+                    schedule.push(retry::parse_delay(text).map_err(|e| Error::field(&path, e))?);
+                }
+                schedule
+            }
+            Some(other) => {
+                return Err(wrong_type(
+                    "retrySchedule",
+                    "an array of durations such as [\"5s\", \"1m\"]",
+                    other,
+                ));
+            }
+        };
+        Ok(ConfigInput {
+            product,
+            events,
+            url,
+            signature,
+            signing_secret,
+            enabled,
+            description,
+            max_hooks_per_request,
+            max_requests_in_flight,
+            timeout_ms,
+            retry_schedule,
+        })
+    }
+
+    pub(super) fn into_config(
+        self,
+        id: String,
+        app_key: String,
+        health: Health,
+        previous_signing_secret: Option<PreviousSecret>,
+        created_at: i64,
+        updated_at: i64,
+    ) -> WebhookConfig {
+        WebhookConfig {
+            id,
+            app_key,
+            product: self.product,
+            events: self.events,
+            url: self.url,
+            signature: self.signature,
+            signing_secret: self.signing_secret,
+            previous_signing_secret,
+            enabled: self.enabled,
+            description: self.description,
+            max_hooks_per_request: self.max_hooks_per_request,
+            max_requests_in_flight: self.max_requests_in_flight,
+            timeout_ms: self.timeout_ms,
+            retry_schedule: self.retry_schedule,
+            health,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
+fn validate_url(url: &str) -> Result<()> {
+    if url.len() > MAX_URL_LEN {
+        return Err(Error::field(
+            "url",
+            format!("longer than {MAX_URL_LEN} bytes"),
+        ));
+    }
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|e| Error::field("url", format!("{url:?} is not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => {
+            return Err(Error::field(
+                "url",
+                format!("scheme {other:?} is not http or https"),
+            ));
+        }
+        None => {
+            return Err(Error::field(
+                "url",
+                format!("{url:?} is not an absolute http(s) URL"),
+            ));
+        }
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(Error::field("url", format!("{url:?} has no host")));
+    }
+    Ok(())
+}

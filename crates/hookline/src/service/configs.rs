@@ -1,0 +1,177 @@
+//! Webhook configs: read, create, replace, enable or pause, delete, and send a test event.
+//! Every write tells the engine, here and nowhere else.
+
+use hookline_wire::Event;
+
+use super::input::parse_event_name;
+use super::{ConfigInput, Error, ErrorKind, Result, Service};
+use crate::model::{
+    AttemptResult, ConfigFilter, Health, HealthState, Page, PageRequest, WebhookConfig, now_millis,
+};
+
+/// What a test send did: outside the queue and the log.
+#[derive(Debug, Clone)]
+pub struct TestSend {
+    pub hooks_id: String,
+    pub hook_id: String,
+    pub result: AttemptResult,
+    pub succeeded: bool,
+}
+
+fn no_such_config(config_id: &str) -> Error {
+    Error::not_found(format!("webhookConfigId: no webhook config {config_id:?}"))
+}
+
+impl Service {
+    pub async fn get_config(&self, app_key: &str, config_id: &str) -> Result<WebhookConfig> {
+        self.store
+            .get_config(app_key, config_id)
+            .await?
+            .ok_or_else(|| no_such_config(config_id))
+    }
+
+    pub async fn list_configs(
+        &self,
+        app_key: &str,
+        filter: ConfigFilter,
+        page: PageRequest,
+    ) -> Result<Page<WebhookConfig>> {
+        Ok(self.store.list_configs(app_key, filter, page).await?)
+    }
+
+    /// Stores a new config with a fresh health.
+    pub async fn create_config(&self, app_key: &str, input: ConfigInput) -> Result<WebhookConfig> {
+        let now = now_millis();
+        let config = input.into_config(
+            hookline_wire::generate_id(),
+            app_key.to_owned(),
+            Health::default(),
+            None,
+            now,
+            now,
+        );
+        self.store.insert_config(config.clone()).await?;
+        self.engine.config_changed(config.clone());
+        Ok(config)
+    }
+
+    /// Replaces a config's settable fields. Enabling a config that health checks DISABLED gives
+    /// it a fresh health; a rotated-out signing secret keeps its grace period unless the signing
+    /// secret is removed.
+    pub async fn replace_config(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        input: ConfigInput,
+    ) -> Result<WebhookConfig> {
+        let existing = self.get_config(app_key, config_id).await?;
+        let mut health = existing.health.clone();
+        if input.enabled && health.state == HealthState::Disabled {
+            health = Health::default();
+        }
+        let previous = existing
+            .previous_signing_secret
+            .filter(|_| input.signing_secret.is_some());
+        let config = input.into_config(
+            existing.id,
+            existing.app_key,
+            health,
+            previous,
+            existing.created_at,
+            now_millis(),
+        );
+        self.update_config(config).await
+    }
+
+    /// Pauses (`false`) or resumes (`true`) a config, everything else unchanged. Resuming a
+    /// config that health checks DISABLED gives it a fresh health, as a replace does.
+    pub async fn set_config_enabled(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        enabled: bool,
+    ) -> Result<WebhookConfig> {
+        let mut config = self.get_config(app_key, config_id).await?;
+        if enabled && config.health.state == HealthState::Disabled {
+            config.health = Health::default();
+        }
+        config.enabled = enabled;
+        config.updated_at = now_millis();
+        self.update_config(config).await
+    }
+
+    /// Writes a changed config and tells the engine.
+    pub(super) async fn update_config(&self, config: WebhookConfig) -> Result<WebhookConfig> {
+        if !self.store.update_config(config.clone()).await? {
+            return Err(no_such_config(&config.id));
+        }
+        self.engine.config_changed(config.clone());
+        Ok(config)
+    }
+
+    /// Deletes a config; its open deliveries and queued hooks become CANCELLED deliveries.
+    /// Answers the config as it was.
+    pub async fn delete_config(&self, app_key: &str, config_id: &str) -> Result<WebhookConfig> {
+        let config = self.get_config(app_key, config_id).await?;
+        if !self.store.delete_config(app_key, config_id).await? {
+            return Err(no_such_config(config_id));
+        }
+        self.engine.config_deleted(config_id.to_owned());
+        Ok(config)
+    }
+
+    /// Sends one realistic sample hook of `event` (default: the config's first) to the config
+    /// now, outside the queue and the log.
+    pub async fn send_test_event(
+        &self,
+        config: &WebhookConfig,
+        event: Option<&str>,
+    ) -> Result<TestSend> {
+        let event = match event {
+            Some(name) => {
+                let event = parse_event_name("event", name)?;
+                if !event.is_valid_for(config.product) {
+                    return Err(Error::field(
+                        "event",
+                        format!("{name:?} is not an event of {}", config.product.as_str()),
+                    ));
+                }
+                event
+            }
+            None => *config.events.first().ok_or_else(|| {
+                Error::field("event", "the config subscribes to no event; name one")
+            })?,
+        };
+        let (hooks_id, hook_id, envelope) = test_envelope(config, event)?;
+        let result = self.engine.send_once(config, &hooks_id, envelope).await;
+        Ok(TestSend {
+            hooks_id,
+            hook_id,
+            succeeded: result.succeeded(),
+            result,
+        })
+    }
+}
+
+/// The envelope of a test send: one sample hook, a fresh hooksId.
+fn test_envelope(config: &WebhookConfig, event: Event) -> Result<(String, String, Vec<u8>)> {
+    let sample = hookline_wire::sample_hook(config.product, event);
+    let hook = hookline_wire::validate_hook(config.product, event, sample, 0).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("sample hook did not validate: {e}"),
+        )
+    })?;
+    let hooks_id = hookline_wire::generate_id();
+    let mut envelope = Vec::new();
+    hookline_wire::write_envelope(
+        &mut envelope,
+        &hooks_id,
+        &config.id,
+        config.product,
+        &config.app_key,
+        event,
+        &[hook.json.as_str()],
+    );
+    Ok((hooks_id, hook.hook_id, envelope))
+}

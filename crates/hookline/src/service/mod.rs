@@ -1,0 +1,51 @@
+//! The operations hookline offers, whichever front end asks: the HTTP API (`api/`), the dashboard
+//! (`dashboard/`) and, through the API, the CLI. Typed in and out; front ends only translate
+//! (HTTP bodies, HTML forms) and render.
+//!
+//! This is the only place that pairs a store write with the engine's notification
+//! (`Engine::config_changed`, `config_deleted`, `delivery_created`): a front end cannot forget
+//! it. Rules that need no I/O (what a config may be set to, how inputs read) are pure functions
+//! beside the operations: [`config_input`], [`input`].
+//!
+//! One file per resource: [`app_keys`], [`configs`] (with [`signing_secrets`] and the test
+//! send), [`deliveries`] (log, redeliver, replay, chart), [`events`] (ingest).
+
+pub mod app_keys;
+pub mod config_input;
+pub mod configs;
+pub mod credentials;
+pub mod deliveries;
+pub mod error;
+pub mod events;
+pub mod input;
+pub mod signing_secrets;
+
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::store::{Store, StoreStats};
+
+pub use config_input::ConfigInput;
+pub use error::{Error, ErrorKind, Result};
+
+/// The store and the engine behind every operation.
+pub struct Service {
+    store: Arc<dyn Store>,
+    engine: Engine,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, engine: Engine) -> Self {
+        Service { store, engine }
+    }
+
+    /// Readiness: the store answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Counts of stored state for `/metrics`.
+    pub async fn stats(&self) -> Result<StoreStats> {
+        Ok(self.store.stats().await?)
+    }
+}
