@@ -328,3 +328,26 @@ pub struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_a_summary_and_a_description() {
+        let doc = serde_json::to_value(document()).expect("the document serialises");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut missing = Vec::new();
+        for (path, ops) in paths {
+            for (method, op) in ops.as_object().expect("operations") {
+                for field in ["summary", "description"] {
+                    if op[field].as_str().is_none_or(|s| s.trim().is_empty()) {
+                        missing.push(format!("{method} {path}: no {field}"));
+                    }
+                }
+            }
+        }
+        assert!(paths.len() >= 15, "only {} paths", paths.len());
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
+}

@@ -1,0 +1,173 @@
+//! The structural invariants of ARCHITECTURE.md ("Structural rules"), checked on the source text
+//! so that a change that breaks one fails CI. Each test names the rule it guards.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn crate_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn wire_crate() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../hookline-wire")
+}
+
+/// Every `.rs` file under `dir`, with its text.
+fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "sql") {
+                let text = fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                out.push((path, text));
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no source files under {}", dir.display());
+    out
+}
+
+/// Lines of `files` that contain `needle` (case-insensitive when asked), as `path:line: text`.
+fn lines_naming(files: &[(PathBuf, String)], needle: &str, ignore_case: bool) -> Vec<String> {
+    let needle = if ignore_case {
+        needle.to_lowercase()
+    } else {
+        needle.to_owned()
+    };
+    let mut hits = Vec::new();
+    for (path, text) in files {
+        for (n, line) in text.lines().enumerate() {
+            let hay = if ignore_case {
+                line.to_lowercase()
+            } else {
+                line.to_owned()
+            };
+            if hay.contains(&needle) {
+                hits.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn api_and_dashboard_never_import_each_other() {
+    let src = crate_src();
+    let api = rust_files(&src.join("api"));
+    let dashboard = rust_files(&src.join("dashboard"));
+    let hits: Vec<String> = lines_naming(&dashboard, "crate::api", false)
+        .into_iter()
+        .chain(lines_naming(&api, "crate::dashboard", false))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "api and dashboard are two front ends over crate::service and never import each other:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn the_store_backends_never_import_each_other() {
+    let store = crate_src().join("store");
+    let postgres = rust_files(&store.join("postgres"));
+    let sqlite = rust_files(&store.join("sqlite"));
+    let hits: Vec<String> = lines_naming(&postgres, "sqlite", true)
+        .into_iter()
+        .chain(lines_naming(&sqlite, "postgres", true))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "store/sqlite and store/postgres share only what store/ itself holds, and neither names \
+         the other:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn only_the_service_layer_notifies_the_engine() {
+    let src = crate_src();
+    let mut hits = Vec::new();
+    for (path, text) in rust_files(&src) {
+        let rel = path.strip_prefix(&src).unwrap_or(&path);
+        // The engine defines the notifications; the service is the one caller.
+        if rel.starts_with("service") || rel.starts_with("engine") {
+            continue;
+        }
+        for call in [".config_changed(", ".config_deleted(", ".delivery_created("] {
+            hits.extend(lines_naming(&[(path.clone(), text.clone())], call, false));
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "only crate::service pairs a store write with the engine's notification:\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn hookline_wire_does_no_io() {
+    let manifest = fs::read_to_string(wire_crate().join("Cargo.toml")).expect("Cargo.toml");
+    let deps = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("a [dependencies] table");
+    for io_crate in ["tokio", "hyper", "reqwest", "axum", "rusqlite", "postgres", "mio"] {
+        assert!(
+            !deps.contains(io_crate),
+            "hookline-wire must stay free of I/O: it depends on {io_crate}"
+        );
+    }
+    let files = rust_files(&wire_crate().join("src"));
+    let mut hits = Vec::new();
+    for needle in ["std::fs", "std::net", "std::process", "tokio::", "std::io::"] {
+        hits.extend(
+            lines_naming(&files, needle, false)
+                .into_iter()
+                // Doc examples show a receiver's own I/O; they are not the crate's.
+                .filter(|h| !h.split(": ").nth(1).is_some_and(|l| l.starts_with("//"))),
+        );
+    }
+    assert!(
+        hits.is_empty(),
+        "hookline-wire does no I/O (receivers bring their own):\n{}",
+        hits.join("\n")
+    );
+}
+
+#[test]
+fn every_module_says_what_it_is_for() {
+    let mut missing = Vec::new();
+    for dir in [crate_src(), wire_crate().join("src")] {
+        for (path, text) in rust_files(&dir) {
+            let is_rust = path.extension().is_some_and(|e| e == "rs");
+            let is_module = is_rust && path.file_name().is_some_and(|n| n != "main.rs");
+            if is_module && !text.trim_start().starts_with("//!") {
+                missing.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "every module starts with a //! doc saying its one job:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn no_source_file_sends_readers_outside_the_repository() {
+    let mut files = rust_files(&crate_src());
+    files.extend(rust_files(&wire_crate().join("src")));
+    let hits = lines_naming(&files, "../shared", false);
+    assert!(
+        hits.is_empty(),
+        "the contract lives in docs/ of this repository, not in ../shared:\n{}",
+        hits.join("\n")
+    );
+}
