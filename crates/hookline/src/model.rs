@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use hookline_wire::{Event, Product};
+use hyper::header::HeaderValue;
 
 /// Milliseconds since the Unix epoch, UTC. Every stored time uses it.
 pub type Millis = i64;
@@ -226,13 +227,15 @@ pub struct AttemptResult {
     pub error_message: Option<String>,
     /// The first bytes of the response body (see `engine::client::RESPONSE_BODY_LIMIT`).
     pub response_body: Option<String>,
-    /// Seconds from a `Retry-After` header on 429/503.
-    pub retry_after: Option<Duration>,
+    /// The raw `Retry-After` header of a 429/503 answer, as received: the verdict reads it
+    /// ([`crate::engine::verdict`]). Not stored.
+    pub retry_after: Option<HeaderValue>,
 }
 
 impl AttemptResult {
+    /// See [`crate::engine::verdict::succeeded`], the one definition of success.
     pub fn succeeded(&self) -> bool {
-        matches!(self.status_code, Some(s) if (200..300).contains(&s)) && self.error_kind.is_none()
+        crate::engine::verdict::succeeded(self)
     }
 }
 

@@ -1,8 +1,11 @@
-//! The HTTP client that delivers envelopes.
+//! The HTTP client that delivers envelopes (the request, its headers and signatures:
+//! `docs/wire-format.md`).
 //!
-//! One pooled keep-alive client (HTTP/1.1, rustls for https) shared by every config. Redirects
-//! are never followed (a 3xx is a failed attempt). The response body is read only up to what the
-//! log records. The connector resolves the host itself and checks every address it is about to
+//! It reports what happened, raw: the status, the first bytes of the answer, a 429/503's
+//! `Retry-After` header, or the error; what that means is the [`verdict`](super::verdict)'s to
+//! say. One pooled keep-alive client (HTTP/1.1, rustls for https) shared by every config.
+//! Redirects are never followed (the verdict counts a 3xx as a failure). The response body is
+//! read only up to what the log records. The connector resolves the host itself and checks every address it is about to
 //! connect to against the private-range guard, so a host name that resolves to 127.0.0.1 (or a
 //! DNS answer that changes between check and use) cannot reach internal services.
 
@@ -275,14 +278,11 @@ impl DeliveryClient {
             .body(Full::new(out.envelope.clone()))
             .map_err(|e| (AttemptErrorKind::InvalidUrl, e.to_string()))?;
 
-        let response = self.client.request(request).await.map_err(classify)?;
+        let mut response = self.client.request(request).await.map_err(classify)?;
         let status = response.status().as_u16();
-        let retry_after = if status == 429 || status == 503 {
-            response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| super::retry::parse_retry_after(v, chrono::Utc::now()))
+        // Taken raw (moved out of the headers, not copied): the verdict reads it.
+        let retry_after = if super::verdict::honours_retry_after(status) {
+            response.headers_mut().remove(RETRY_AFTER)
         } else {
             None
         };
@@ -316,7 +316,7 @@ impl DeliveryClient {
 struct Answer {
     status: u16,
     body: String,
-    retry_after: Option<Duration>,
+    retry_after: Option<HeaderValue>,
 }
 
 /// Maps a client error to the attempt's error kind by walking its causes.

@@ -1,4 +1,6 @@
 //! Endpoint health: how attempt outcomes move a config between HEALTHY, FAILING and DISABLED.
+//! Which outcome an attempt had (success, failure, 410 Gone) is the
+//! [`verdict`](super::verdict)'s to say; it calls these.
 //!
 //! - `failing_after` consecutive failed attempts make a config FAILING. A FAILING config still
 //!   retries its open deliveries on their schedules, but takes new batches off its queue only

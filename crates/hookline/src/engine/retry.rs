@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::RngExt;
 
 use crate::duration::{DurationError, Period};
+use crate::model::Millis;
 
 /// The default schedule: about 8 hours from the first attempt to giving up.
 pub const DEFAULT_SCHEDULE: [Duration; 8] = [
@@ -28,7 +29,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_ENTRIES: usize = 30;
 /// The most a receiver's `Retry-After` may push an attempt back.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
-const JITTER: f64 = 0.2;
+/// Every retry delay is multiplied by a factor within 1 ± this.
+pub const JITTER: f64 = 0.2;
 
 /// What the engine does after a failed attempt number `attempt` (1-based).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,20 +39,29 @@ pub enum NextStep {
     GiveUp,
 }
 
+/// `jitter` gives the factor applied to the scheduled delay (see [`random_jitter`]); it is called
+/// only when there is a retry, so a success or a give-up costs no random draw. A factor outside
+/// ±[`JITTER`] is clamped into it.
 pub fn after_failure(
     schedule: &[Duration],
     attempt: u32,
     retry_after: Option<Duration>,
+    jitter: impl FnOnce() -> f64,
 ) -> NextStep {
     let Some(base) = schedule.get(attempt.saturating_sub(1) as usize) else {
         return NextStep::GiveUp;
     };
-    let factor = rand::rng().random_range((1.0 - JITTER)..=(1.0 + JITTER));
+    let factor = jitter().clamp(1.0 - JITTER, 1.0 + JITTER);
     let mut delay = base.mul_f64(factor);
     if let Some(asked) = retry_after {
         delay = delay.max(asked.min(MAX_RETRY_AFTER));
     }
     NextStep::RetryAfter(delay)
+}
+
+/// A random jitter factor, uniform within 1 ± [`JITTER`].
+pub fn random_jitter() -> f64 {
+    rand::rng().random_range((1.0 - JITTER)..=(1.0 + JITTER))
 }
 
 /// Parses one entry of a `retrySchedule`: a duration from [`MIN_DELAY`] to [`MAX_DELAY`].
@@ -63,15 +74,16 @@ pub fn format_delay(d: Duration) -> String {
     crate::duration::format(d)
 }
 
-/// Reads a `Retry-After` value: delay seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+/// Reads a `Retry-After` value: delay seconds or an HTTP date (a date already past asks for no
+/// delay). The cap ([`MAX_RETRY_AFTER`]) is applied by [`after_failure`].
+pub fn parse_retry_after(value: &str, now: Millis) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let delta = at.with_timezone(&chrono::Utc) - now;
-    Some(delta.to_std().unwrap_or(Duration::ZERO))
+    let delta = at.timestamp_millis().saturating_sub(now);
+    Some(Duration::from_millis(delta.max(0) as u64))
 }
 
 #[cfg(test)]
@@ -106,7 +118,7 @@ mod tests {
     fn jitter_stays_within_twenty_percent_and_schedule_ends() {
         let schedule = [Duration::from_secs(10), Duration::from_secs(100)];
         for _ in 0..1000 {
-            let NextStep::RetryAfter(d) = after_failure(&schedule, 1, None) else {
+            let NextStep::RetryAfter(d) = after_failure(&schedule, 1, None, random_jitter) else {
                 panic!("attempt 1 of 3 must be retried");
             };
             assert!(
@@ -115,23 +127,30 @@ mod tests {
             );
         }
         assert!(
-            matches!(after_failure(&schedule, 2, None), NextStep::RetryAfter(d) if d >= Duration::from_secs(80))
+            matches!(after_failure(&schedule, 2, None, random_jitter), NextStep::RetryAfter(d) if d >= Duration::from_secs(80))
         );
-        assert_eq!(after_failure(&schedule, 3, None), NextStep::GiveUp);
-        assert_eq!(after_failure(&[], 1, None), NextStep::GiveUp);
+        assert_eq!(
+            after_failure(&schedule, 3, None, random_jitter),
+            NextStep::GiveUp
+        );
+        assert_eq!(after_failure(&[], 1, None, random_jitter), NextStep::GiveUp);
     }
 
     #[test]
     fn retry_after_stretches_but_is_capped() {
         let schedule = [Duration::from_secs(1)];
-        let NextStep::RetryAfter(d) = after_failure(&schedule, 1, Some(Duration::from_secs(120)))
+        let NextStep::RetryAfter(d) =
+            after_failure(&schedule, 1, Some(Duration::from_secs(120)), random_jitter)
         else {
             panic!("must retry");
         };
         assert_eq!(d, Duration::from_secs(120));
-        let NextStep::RetryAfter(d) =
-            after_failure(&schedule, 1, Some(Duration::from_secs(1_000_000)))
-        else {
+        let NextStep::RetryAfter(d) = after_failure(
+            &schedule,
+            1,
+            Some(Duration::from_secs(1_000_000)),
+            random_jitter,
+        ) else {
             panic!("must retry");
         };
         assert_eq!(d, MAX_RETRY_AFTER);
@@ -141,7 +160,7 @@ mod tests {
     fn reads_retry_after_forms() {
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
             .unwrap()
-            .with_timezone(&chrono::Utc);
+            .timestamp_millis();
         assert_eq!(parse_retry_after("30", now), Some(Duration::from_secs(30)));
         assert_eq!(
             parse_retry_after("Thu, 01 Jan 2026 00:01:00 GMT", now),

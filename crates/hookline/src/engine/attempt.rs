@@ -1,0 +1,155 @@
+//! The attempt task: claims new deliveries off a config's queue or leases an existing one, sends
+//! it, and reports the result to the dispatcher (which judges it and queues the record).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::model::{SendableDelivery, WebhookConfig};
+use crate::store::{Lease, Store};
+
+use super::client::{DeliveryClient, Outgoing};
+use super::dispatcher::TaskEvent;
+
+pub(super) enum Job {
+    /// Take up to `slots` batches off the queue, one per reserved slot; `epoch` is the config's
+    /// `work_epoch` when the claim was decided.
+    Claim { slots: u32, epoch: u64 },
+    /// Attempt an existing delivery.
+    Send(String),
+}
+
+impl Job {
+    pub(super) fn slots(&self) -> u32 {
+        match self {
+            Job::Claim { slots, .. } => *slots,
+            Job::Send(_) => 1,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct AttemptTask {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) client: DeliveryClient,
+    pub(super) events: mpsc::UnboundedSender<TaskEvent>,
+    pub(super) config: Arc<WebhookConfig>,
+}
+
+impl AttemptTask {
+    pub(super) async fn run(self, job: Job) {
+        let config_id = self.config.id.clone();
+        let delivery = match job {
+            Job::Claim { slots, epoch } => {
+                let claimed = self
+                    .store
+                    .claim_batches(&self.config, self.config.max_hooks_per_request, slots)
+                    .await;
+                let claim = match claimed {
+                    Ok(claim) => claim,
+                    Err(e) => {
+                        tracing::error!(config_id, error = %e, "claiming a batch failed");
+                        self.tell(TaskEvent::StoreFailed {
+                            config_id,
+                            hooks_id: None,
+                            slots,
+                        });
+                        return;
+                    }
+                };
+                let mut batches = claim.batches;
+                self.tell(TaskEvent::Claimed {
+                    config_id,
+                    asked: slots,
+                    got: batches.len() as u32,
+                    drained: claim.drained,
+                    contended: claim.contended,
+                    epoch,
+                });
+                if batches.is_empty() {
+                    return;
+                }
+                let first = batches.remove(0);
+                for batch in batches {
+                    tokio::spawn(self.clone().attempt(batch.delivery));
+                }
+                first.delivery
+            }
+            Job::Send(hooks_id) => match self.store.lease_delivery(&hooks_id).await {
+                Ok(Lease::Granted(delivery)) => delivery,
+                Ok(Lease::NotDue(at)) => {
+                    self.tell(TaskEvent::NotDue {
+                        config_id,
+                        hooks_id,
+                        at,
+                    });
+                    return;
+                }
+                Ok(Lease::Unavailable) => {
+                    self.tell(TaskEvent::Abandoned { config_id });
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(hooks_id, error = %e, "loading a delivery failed");
+                    self.tell(TaskEvent::StoreFailed {
+                        config_id,
+                        hooks_id: Some(hooks_id),
+                        slots: 1,
+                    });
+                    return;
+                }
+            },
+        };
+        self.attempt(delivery).await;
+    }
+
+    /// Sends one attempt of a delivery and reports its result: the dispatcher judges it and
+    /// queues its record.
+    async fn attempt(self, delivery: SendableDelivery) {
+        let config_id = self.config.id.clone();
+        let number = delivery.attempt_count + 1;
+        let result = self
+            .client
+            .send(Outgoing {
+                config: &self.config,
+                hooks_id: &delivery.hooks_id,
+                envelope: Bytes::from(delivery.envelope()),
+            })
+            .await;
+        if result.succeeded() {
+            tracing::debug!(
+                hooks_id = delivery.hooks_id,
+                config_id,
+                hooks = delivery.hooks.len(),
+                hook_ids = ?delivery.hooks.iter().map(|h| &h.hook_id).collect::<Vec<_>>(),
+                attempt = number,
+                status = result.status_code,
+                "delivered"
+            );
+        } else {
+            tracing::info!(
+                hooks_id = delivery.hooks_id,
+                config_id,
+                hooks = delivery.hooks.len(),
+                hook_ids = ?delivery.hooks.iter().map(|h| &h.hook_id).collect::<Vec<_>>(),
+                attempt = number,
+                status = result.status_code,
+                error = result.error_kind.map(|k| k.as_str()),
+                detail = result.error_message.as_deref(),
+                "attempt failed"
+            );
+        }
+
+        self.tell(TaskEvent::Finished {
+            config_id,
+            hooks_id: delivery.hooks_id,
+            number,
+            result,
+        });
+    }
+
+    fn tell(&self, event: TaskEvent) {
+        let _ = self.events.send(event);
+    }
+}

@@ -1,0 +1,145 @@
+//! Per-config scheduling state, owned by the dispatcher, and its small rules: when a config is
+//! paused, how fast a FAILING one probes, what a config change or a new health does to it, and
+//! when its health is worth writing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::model::{Health, HealthState, Millis, WebhookConfig};
+
+use super::retry;
+
+pub(super) struct ConfigState {
+    pub(super) config: Arc<WebhookConfig>,
+    pub(super) in_flight: u32,
+    /// The store may hold queued hooks for this config.
+    pub(super) queued: bool,
+    /// A claim is under way (one at a time, so batches are as full as the queue allows).
+    pub(super) claiming: bool,
+    /// Deliveries due now, oldest first.
+    pub(super) ready: VecDeque<String>,
+    /// Deliveries waiting for a retry, with their due time (the heap may hold stale entries).
+    pub(super) scheduled: HashMap<String, Instant>,
+    pub(super) health: Health,
+    /// The health as last written to the store.
+    pub(super) health_written: Health,
+    /// While FAILING: the earliest time a new batch may be taken off the queue.
+    pub(super) next_claim_at: Option<Instant>,
+    /// Counts `NewWork` signals: a claim that found the queue empty clears `queued` only if none
+    /// came while it ran (its answer and other nodes' signals arrive in no fixed order).
+    pub(super) work_epoch: u64,
+    /// After a claim that got nothing although the queue was not empty (rows locked by another
+    /// node's claim): the earliest time to try again.
+    pub(super) contended_until: Option<Instant>,
+    /// Reads of the config under way after change signals (another node changed it): no claims
+    /// until they are done (they would send with the old settings, e.g. a rotated-out secret).
+    pub(super) reloading: u32,
+}
+
+impl ConfigState {
+    pub(super) fn new(config: WebhookConfig) -> Self {
+        ConfigState {
+            health: config.health.clone(),
+            health_written: config.health.clone(),
+            config: Arc::new(config),
+            in_flight: 0,
+            queued: false,
+            claiming: false,
+            ready: VecDeque::new(),
+            scheduled: HashMap::new(),
+            next_claim_at: None,
+            work_epoch: 0,
+            contended_until: None,
+            reloading: 0,
+        }
+    }
+
+    /// Paused configs keep their queue and open deliveries until enabled again.
+    pub(super) fn paused(&self) -> bool {
+        !self.config.enabled || self.health.state == HealthState::Disabled
+    }
+
+    /// How long a FAILING config waits between new batches.
+    pub(super) fn probe_interval(&self) -> Duration {
+        self.config
+            .retry_schedule
+            .first()
+            .copied()
+            .unwrap_or(retry::DEFAULT_SCHEDULE[0])
+    }
+
+    /// The config changed (here, or on another node).
+    pub(super) fn update(&mut self, config: WebhookConfig) {
+        // The dispatcher owns live health; a PUT that re-enables a DISABLED config
+        // resets it, and a config another node disabled is disabled here too.
+        if (self.health.state == HealthState::Disabled)
+            != (config.health.state == HealthState::Disabled)
+        {
+            self.health = config.health.clone();
+            self.health_written = config.health.clone();
+        }
+        self.config = Arc::new(config);
+        // Re-enabled or reconfigured: look at the queue again.
+        self.queued = true;
+        self.work_epoch += 1;
+    }
+
+    /// Takes the health an attempt's verdict gives the config, and what a change of state means
+    /// for scheduling. Returns the health to write with the attempt's record, if any.
+    pub(super) fn judged(&mut self, health: Health) -> Option<Health> {
+        let config_id = self.config.id.as_str();
+        let was = self.health.state;
+        self.health = health;
+        match (was, self.health.state) {
+            (HealthState::Failing, HealthState::Healthy) => {
+                // The receiver is back: everything waiting for a retry goes now.
+                let due: Vec<String> = self.scheduled.drain().map(|(id, _)| id).collect();
+                self.ready.extend(due);
+                self.next_claim_at = None;
+                tracing::info!(config_id, "receiver recovered; config is HEALTHY again");
+            }
+            (HealthState::Healthy, HealthState::Failing) => {
+                self.next_claim_at = Some(Instant::now() + self.probe_interval());
+                tracing::warn!(
+                    config_id,
+                    failures = self.health.consecutive_failures,
+                    "config is FAILING; new batches slowed to one probe at a time"
+                );
+            }
+            (_, HealthState::Disabled) if was != HealthState::Disabled => {
+                tracing::warn!(
+                    config_id,
+                    reason = self.health.disabled_reason.as_deref().unwrap_or(""),
+                    "config DISABLED"
+                );
+            }
+            _ => {}
+        }
+        if health_worth_writing(&self.health_written, &self.health) {
+            self.health_written = self.health.clone();
+            Some(self.health.clone())
+        } else {
+            None
+        }
+    }
+}
+
+/// Health is written when its state or failure count changes, and otherwise at most once a
+/// second: a steady stream of successes should not rewrite the config row on every attempt.
+fn health_worth_writing(written: &Health, now: &Health) -> bool {
+    const EVERY_MS: Millis = 1000;
+    let advanced = |a: Option<Millis>, b: Option<Millis>| match (a, b) {
+        (Some(a), Some(b)) => b - a >= EVERY_MS,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    written.state != now.state
+        || written.consecutive_failures != now.consecutive_failures
+        || written.disabled_reason != now.disabled_reason
+        || written.failing_since != now.failing_since
+        || advanced(written.last_success_at, now.last_success_at)
+        || advanced(written.last_failure_at, now.last_failure_at)
+}
