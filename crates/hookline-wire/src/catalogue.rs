@@ -1,5 +1,5 @@
 //! The event catalogue: which products exist, which events each product emits, and the static field
-//! table every hook of an event is validated against (see `wire-format.md`, "Events and their hooks").
+//! table every hook of an event is validated against (see docs/wire-format.md, "Products and events").
 
 use std::fmt;
 

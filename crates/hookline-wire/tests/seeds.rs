@@ -1,5 +1,5 @@
-//! Every JSON example of the three seed documents (../../shared/seeds), verbatim, then corrected
-//! the way wire-format.md decides.
+//! Every JSON example of the platform's three API guides (the documents the wire format comes
+//! from), verbatim, then corrected the way docs/wire-format.md decides.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Shared test helpers: an independent, per-event description of the catalogue (written from
-//! wire-format.md, not from the crate's tables, so the two check each other) and path helpers.
+//! docs/wire-format.md, not from the crate's tables, so the two check each other) and path helpers.
 #![allow(dead_code)]
 
 use hookline_wire::{
@@ -8,7 +8,7 @@ use hookline_wire::{
 };
 use serde_json::{Value, json};
 
-/// What wire-format.md says about one event's hook.
+/// What docs/wire-format.md says about one event's hook.
 pub struct EventSpec {
     pub product: Product,
     pub event: Event,

@@ -80,8 +80,8 @@ pub enum HealthStateName {
     Disabled,
 }
 
-/// A webhook config without its signing secrets (write-only): `hasSigningSecret` and
-/// `hasPreviousSigningSecret` tell whether they are set.
+/// A webhook config without its signing secrets (write-only): `hasSigningSecret` tells whether
+/// one is set, `previousSigningSecretExpiresAt` until when a rotated-out one still signs.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigView {
@@ -296,7 +296,7 @@ pub fn test_attempt(t: &TestSend) -> TestAttemptView {
     }
 }
 
-/// The envelope POSTed to a receiver (wire-format.md).
+/// The envelope POSTed to a receiver (docs/wire-format.md).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvelopeSchema {

@@ -181,7 +181,16 @@ pub fn delivery_filter(query: &HashMap<String, String>) -> Result<DeliveryFilter
 
 /// Which past deliveries a replay queues again: `{"since", "until", "status": [...]}`, each
 /// optional.
+/// An unknown field is refused rather than ignored: a field the server does not know (a
+/// `dryRun` from a newer client, a typo of `status`) would otherwise replay more than asked.
 pub fn replay_filter(body: &Map<String, Value>) -> Result<ReplayFilter> {
+    const FIELDS: [&str; 3] = ["since", "until", "status"];
+    if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(Error::field(
+            unknown,
+            "unknown field; the fields are since, until, status",
+        ));
+    }
     let time = |field: &str| -> Result<Option<Millis>> {
         match body.get(field) {
             None | Some(Value::Null) => Ok(None),

@@ -121,7 +121,7 @@ async fn metrics_count_ingest_attempts_deliveries_and_configs() {
     }
 }
 
-/// Every route of api.md, as (method, OpenAPI path).
+/// Every route of docs/api.md, as (method, OpenAPI path).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/appkeys"),
     ("get", "/v1/appkeys"),

@@ -1,4 +1,4 @@
-//! Criterion 9: webhook configs and app keys are managed as api.md says; plus the test, replay and
+//! Criterion 9: webhook configs and app keys are managed as docs/api.md says; plus the test, replay and
 //! service routes.
 
 use std::collections::BTreeSet;
@@ -869,6 +869,15 @@ async fn replay_requeues_the_hooks_of_failed_deliveries() {
         json!(0),
         "no SUCCEEDED delivery to replay: {resp}"
     );
+    // A field the server does not know is refused, not ignored: a dry run must not replay.
+    let resp = srv
+        .post(
+            &app.auth(),
+            &replay,
+            json!({"status": ["FAILED"], "dryRun": true}),
+        )
+        .await;
+    srv.ok(check_error(&resp, &[400], Some("dryRun")));
     let resp = srv.expect(
         srv.post(
             &app.auth(),

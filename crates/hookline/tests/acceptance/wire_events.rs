@@ -1,4 +1,4 @@
-//! Criterion 1: every event arrives on the wire exactly as wire-format.md says.
+//! Criterion 1: every event arrives on the wire exactly as docs/wire-format.md says.
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Realistic hooks of the six events, after the examples in the source documents (shared/seeds).
+//! Realistic hooks of the six events, after the examples in the platform's API guides (docs/wire-format.md).
 
 use serde_json::{Value, json};
 
