@@ -88,6 +88,29 @@ pub(super) async fn delivery_hooks(c: &Client, hooks_id: &str) -> StoreResult<Ve
         .collect()
 }
 
+/// The hookIds of several deliveries, each in envelope order.
+async fn page_hook_ids(
+    c: &Client,
+    hooks_ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, Vec<String>>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    if hooks_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = c
+        .query(
+            "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+             WHERE d.hooks_id = ANY($1::TEXT[]) ORDER BY d.hooks_id, d.position",
+            &[&hooks_ids],
+        )
+        .await
+        .map_err(pg_err)?;
+    for r in &rows {
+        out.entry(col(r, 0)?).or_default().push(col(r, 1)?);
+    }
+    Ok(out)
+}
+
 impl PostgresStore {
     pub(super) async fn list_deliveries(
         &self,
@@ -140,15 +163,17 @@ impl PostgresStore {
             )
             .await
             .map_err(pg_err)?;
+        let rows = rows
+            .iter()
+            .map(delivery_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // The page's hookIds in one query, not one per delivery.
+        let page_ids: Vec<&str> = rows.iter().map(|r| r.hooks_id.as_str()).collect();
+        let mut ids = page_hook_ids(&c, &page_ids).await?;
         let mut items = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let row = delivery_row(r)?;
-            let ids = delivery_hooks(&c, &row.hooks_id)
-                .await?
-                .into_iter()
-                .map(|h| h.hook_id)
-                .collect();
-            items.push(row.into_summary(ids)?);
+        for row in rows {
+            let hook_ids = ids.remove(&row.hooks_id).unwrap_or_default();
+            items.push(row.into_summary(hook_ids)?);
         }
         Ok(paginate(items, size, |d| {
             cursor::encode(&[&d.created_at.to_string(), &d.hooks_id])
