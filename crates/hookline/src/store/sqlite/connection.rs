@@ -60,7 +60,7 @@ pub(super) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
         // A moderate cache: SQLite scans the page cache's hash at every commit, so a huge cache
         // costs more per commit than it saves in reads.
         conn.pragma_update(None, "cache_size", "-8192")?;
-        // Checkpoints run on their own thread (see `checkpoint_loop`).
+        // Checkpoints run on their own thread (see `writer::checkpoint_loop`).
         conn.pragma_update(None, "wal_autocheckpoint", "0")?;
     }
     conn.set_prepared_statement_cache_capacity(64);

@@ -99,7 +99,8 @@ impl SqliteStore {
                     .optional()?,
                 None => None,
             };
-            // The partial index deliveries_open holds exactly these rows.
+            // Two ranges of the index deliveries_by_status (migration 3 replaced the partial
+            // index deliveries_open): no scan of the table.
             let mut open_deliveries = Vec::new();
             for row in conn
                 .prepare_cached(
