@@ -1,14 +1,20 @@
 //! Durable state behind one interface.
 //!
-//! [`Store`] is everything the API and the engine need from storage. Every line of SQL lives in the
-//! implementations (`sqlite` today; PostgreSQL implements the same trait), so dialect details never
-//! leak out of this module.
+//! [`Store`] is everything the API and the engine need from storage. It has two implementations:
+//! `sqlite`, the embedded store (one database file, one process), and `postgres`, the shared
+//! store (one database that several nodes use). Every statement lives in one of them, so dialect
+//! details never leak out of this module; neither uses the other. What both share is here: the
+//! rows they store and their mapping to the model (`rows`), pages and cursors (`page`), how a
+//! group-commit job ended ([`JobStatus`]) and how a deleted config's queue is cut into deliveries
+//! ([`runs_by_event`]).
 //!
 //! Durability contract: when a write method returns `Ok`, its effect is committed (WAL, survives a
 //! process crash). Ingest in particular answers only after the commit that holds the hooks and
 //! their queue rows.
 
+mod page;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -352,23 +358,6 @@ pub(crate) fn runs_by_event(queued: &[(String, i64)], max_hooks: u32) -> Vec<(&s
         start = end;
     }
     runs
-}
-
-/// Opaque page cursors: the sort key of the last item returned.
-pub(crate) mod cursor {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
-    pub fn encode(parts: &[&str]) -> String {
-        URL_SAFE_NO_PAD.encode(parts.join("\u{1f}"))
-    }
-
-    pub fn decode(cursor: &str, n: usize) -> Option<Vec<String>> {
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let parts: Vec<String> = text.split('\u{1f}').map(str::to_owned).collect();
-        (parts.len() == n).then_some(parts)
-    }
 }
 
 /// A time in the past used when nothing is scheduled.

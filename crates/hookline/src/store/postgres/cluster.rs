@@ -1,0 +1,320 @@
+//! Several nodes on one database (see ARCHITECTURE.md, "Several nodes"): who the nodes are, how
+//! per-config limits are split among the live ones, and the leases that keep two nodes from
+//! sending the same delivery.
+//!
+//! - **Nodes.** Each node has a row in `nodes` with a heartbeat; a node id a live node uses is
+//!   refused at open. [`PostgresStore::membership`] ranks this node among the live ones.
+//! - **Leases.** A delivery is sent only by the node that holds its lease (`lease_owner`,
+//!   `lease_expires_at`). A claim leases the deliveries it creates;
+//!   [`PostgresStore::lease_delivery`] leases an existing one whose attempt is due; the attempt's
+//!   record frees it. A background task renews this node's leases every third of the lease time,
+//!   so only a node that stopped (crashed, or cut off from the database) loses them, and closing
+//!   hands back those left ([`PostgresStore::leave`]). Other nodes find expired leases with
+//!   [`PostgresStore::due_deliveries`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use super::PostgresStore;
+use super::attempts::flush_records;
+use super::columns::{col, delivery_row, open_delivery};
+use super::connection::pg_err;
+use super::deliveries::delivery_hooks;
+use super::notify::{FREED_CHANNEL, NODES_CHANNEL, notify};
+use super::writer::{Group, Job, JobRun};
+use crate::model::{Millis, now_millis};
+use crate::store::rows::DELIVERY_COLUMNS;
+use crate::store::{Lease, Membership, OpenDelivery, StoreError, StoreResult, job_status};
+
+/// A node that has not been heard of for this long is forgotten (its row deleted).
+const FORGET_NODES_AFTER_MS: i64 = 24 * 3_600_000;
+
+/// Who this node is among those sharing the database, and how long its leases last.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Written as `lease_owner`; unique per running process.
+    pub node_id: String,
+    /// How long a lease outlives the last renewal: the time another node waits before taking
+    /// over the work of a node that died. Renewed every third of it.
+    pub lease_ttl: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            node_id: generated_node_id(),
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `<host>-<pid>-<random>`: readable in the database, unique across restarts.
+pub fn generated_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    // The id's tail is random (its head is the date): 8 base62 characters, 47 bits.
+    let id = hookline_wire::generate_id();
+    let random = &id[id.len().saturating_sub(8)..];
+    format!("{host}-{}-{random}", std::process::id())
+}
+
+/// This node's identity as the SQL statements need it.
+#[derive(Debug, Clone)]
+pub(super) struct Node {
+    pub(super) id: Arc<str>,
+    pub(super) ttl_ms: i64,
+}
+
+impl Node {
+    pub(super) fn lease_until(&self) -> Millis {
+        now_millis() + self.ttl_ms
+    }
+}
+
+/// Joins the nodes sharing the database, at open, on the writer's connection: refuses a node id
+/// that a live node uses, frees what a previous process under this id held, and says this node is
+/// alive (the others split per-config limits with it from then on).
+pub(super) async fn join(c: &Client, node: &Node) -> StoreResult<()> {
+    // Two live processes under one node id would free each other's leases: refuse.
+    let alive = c
+        .query_opt(
+            "SELECT heartbeat_at FROM nodes WHERE node_id = $1 AND heartbeat_at > $2",
+            &[&&*node.id, &(now_millis() - node.ttl_ms)],
+        )
+        .await
+        .map_err(pg_err)?;
+    if let Some(row) = alive {
+        let ago = now_millis() - col::<i64>(&row, 0)?;
+        return Err(StoreError::Conflict(format!(
+            "node id {:?} is in use: a node with that id was alive {ago} ms ago. Give each \
+             node its own --node-id (the default is unique), or wait --lease-ttl after a \
+             crash",
+            &*node.id
+        )));
+    }
+    // A node restarted under the same --node-id (after the check above: its predecessor is
+    // gone): what it held is free at once instead of after the lease time.
+    c.execute(
+        "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE lease_owner = $1",
+        &[&&*node.id],
+    )
+    .await
+    .map_err(pg_err)?;
+    // Joined: the others split per-config limits with this node from now on.
+    heartbeat(c, &node.id).await?;
+    notify(c, NODES_CHANNEL, &[node.id.to_string()]).await?;
+    Ok(())
+}
+
+/// A writer job that runs `f` and reports nothing back (background maintenance).
+fn quiet_job<F, Fut>(f: F) -> Job
+where
+    F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
+    Fut: Future<Output = StoreResult<()>> + Send + 'static,
+{
+    Box::new(move |group: Group| {
+        Box::pin(async move {
+            let result = f(group.client).await;
+            JobRun {
+                status: job_status(&result),
+                signals: Vec::new(),
+                finish: Box::new(|commit| {
+                    if let Err(e) = commit.and(result) {
+                        tracing::warn!(error = %e, "renewing this node's leases failed");
+                    }
+                }),
+            }
+        })
+    })
+}
+
+/// Renews this node's leases every third of the lease time, until the writer is gone. A node
+/// that stops renewing (it died, or lost the database) lets its leases expire, and the other
+/// nodes take its deliveries over.
+pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Node) {
+    let every = Duration::from_millis((node.ttl_ms / 3).max(1) as u64);
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(sender) = jobs.upgrade() else {
+            return;
+        };
+        let node = node.clone();
+        let job = quiet_job(move |c| async move {
+            c.execute(
+                "UPDATE deliveries SET lease_expires_at = $2 WHERE lease_owner = $1",
+                &[&&*node.id, &node.lease_until()],
+            )
+            .await
+            .map_err(pg_err)?;
+            heartbeat(&c, &node.id).await?;
+            c.execute(
+                "DELETE FROM nodes WHERE heartbeat_at < $1",
+                &[&(now_millis() - FORGET_NODES_AFTER_MS)],
+            )
+            .await
+            .map_err(pg_err)?;
+            Ok(())
+        });
+        if sender.send(job).is_err() {
+            return;
+        }
+    }
+}
+
+/// Says this node is alive (its row in `nodes`).
+async fn heartbeat(c: &Client, node_id: &str) -> StoreResult<()> {
+    let now = now_millis();
+    c.execute(
+        "INSERT INTO nodes (node_id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
+        &[&node_id, &now],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+impl PostgresStore {
+    pub(super) async fn membership(&self) -> StoreResult<Membership> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                "SELECT node_id FROM nodes WHERE heartbeat_at > $1 ORDER BY node_id",
+                &[&(now_millis() - self.node.ttl_ms)],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut live: Vec<String> = rows.iter().map(|r| col(r, 0)).collect::<StoreResult<_>>()?;
+        // This node counts even when its own heartbeat is late (the database was slow).
+        if let Err(at) = live.binary_search_by(|id| id.as_str().cmp(&self.node.id)) {
+            live.insert(at, self.node.id.to_string());
+        }
+        let rank = live
+            .iter()
+            .position(|id| **id == *self.node.id)
+            .unwrap_or_default();
+        Ok(Membership {
+            rank,
+            nodes: live.len(),
+        })
+    }
+
+    pub(super) async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
+        let hooks_id = hooks_id.to_owned();
+        let node = self.node.clone();
+        // Through the writer: it runs after this node's attempt records queued before, so a
+        // retry never leases a delivery whose previous attempt is still unrecorded. The hooks
+        // are read in the same job: a lease is only ever granted together with what to send
+        // (a lease left held by a failed read would be renewed, and stranded, forever).
+        self.write_in_group(move |group| async move {
+            // This node's records queued before this lease are applied first.
+            flush_records(&group).await?;
+            let c = group.client;
+            let now = now_millis();
+            // SKIP LOCKED: a row another transaction is changing (another node's lease or
+            // record) is not waited for; its lease decides, and it is someone else's now.
+            let row = c
+                .query_opt(
+                    &format!(
+                        "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
+                         WHERE hooks_id = (SELECT hooks_id FROM deliveries \
+                             WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+                             AND COALESCE(next_attempt_at, 0) <= $4 \
+                             AND (lease_owner IS NULL OR lease_expires_at < $4) \
+                             FOR UPDATE SKIP LOCKED) \
+                         RETURNING {DELIVERY_COLUMNS}"
+                    ),
+                    &[&hooks_id, &&*node.id, &node.lease_until(), &now],
+                )
+                .await
+                .map_err(pg_err)?;
+            let Some(row) = row else {
+                // Why not: a retry not yet due gets its time; anything else is not ours (a lease
+                // this node holds is not taken again: its attempt is in flight here).
+                let due = c
+                    .query_opt(
+                        "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
+                         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+                         AND (lease_owner IS NULL OR lease_expires_at < $2)",
+                        &[&hooks_id, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
+                    Some(at) if at > now => Lease::NotDue(at),
+                    _ => Lease::Unavailable,
+                };
+                return Ok((lease, Vec::new()));
+            };
+            let row = delivery_row(&row)?;
+            let hooks = delivery_hooks(&c, &row.hooks_id).await?;
+            let delivery = row.into_sendable(hooks)?;
+            Ok((Lease::Granted(delivery), Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn due_deliveries(
+        &self,
+        until: Millis,
+        limit: u32,
+    ) -> StoreResult<Vec<OpenDelivery>> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                // Only configs that send: deliveries of a paused or DISABLED config wait for
+                // it, and would otherwise fill every sweep's page with the same rows.
+                "SELECT d.hooks_id, d.config_id, COALESCE(d.next_attempt_at, 0) \
+                 FROM deliveries d JOIN webhook_configs c ON c.id = d.config_id \
+                 WHERE d.status IN ('PENDING', 'RETRYING') \
+                 AND COALESCE(d.next_attempt_at, 0) <= $1 \
+                 AND (d.lease_owner IS NULL OR d.lease_expires_at < $2) \
+                 AND c.enabled AND c.health_state <> 'DISABLED' \
+                 ORDER BY COALESCE(d.next_attempt_at, 0) LIMIT $3",
+                &[&until, &now_millis(), &i64::from(limit)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(open_delivery).collect()
+    }
+
+    /// Hands back the leases still held (attempts cut by the shutdown grace period): the other
+    /// nodes need not wait for them to expire. After the queued records, which free theirs. Then
+    /// leaves the nodes: the others take over this node's part of the per-config limits.
+    pub(super) async fn leave(&self) {
+        let node = self.node.clone();
+        let handed_back = self
+            .write(move |c| async move {
+                let n = c
+                    .execute(
+                        "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+                         WHERE lease_owner = $1",
+                        &[&&*node.id],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                if n > 0 {
+                    // The other nodes sweep at once instead of at their next interval.
+                    notify(&c, FREED_CHANNEL, &[node.id.to_string()]).await?;
+                }
+                // Left: the others take over this node's part of the per-config limits.
+                c.execute("DELETE FROM nodes WHERE node_id = $1", &[&&*node.id])
+                    .await
+                    .map_err(pg_err)?;
+                notify(&c, NODES_CHANNEL, &[node.id.to_string()]).await?;
+                Ok((n, Vec::new()))
+            })
+            .await;
+        match handed_back {
+            Ok(n) => tracing::info!(leases = n, "leases handed back"),
+            Err(e) => tracing::warn!(error = %e, "leases not handed back; they expire instead"),
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! App keys and webhook configs: their rows, the subscriptions that ingest fans out by, and the
+//! health the nodes judge. Every config change tells the other nodes (`hookline_config`).
+//! Deleting a config turns its open and queued work into CANCELLED deliveries.
+
+use tokio_postgres::Client;
+
+use super::PostgresStore;
+use super::attempts::flush_records;
+use super::columns::{app_key_record, col, config_row};
+use super::connection::pg_err;
+use super::deliveries::insert_delivery;
+use super::notify::{CONFIG_CHANNEL, notify};
+use crate::model::{
+    AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Millis, Page,
+    PageRequest, WebhookConfig, now_millis,
+};
+use crate::store::page::{cursor, page_size, paginate};
+use crate::store::rows::{
+    CONFIG_COLUMNS, ConfigRow, join_events, parse_event, parse_product, schedule_text,
+};
+use crate::store::{StoreError, StoreResult, runs_by_event};
+
+async fn write_subscriptions(c: &Client, config: &WebhookConfig) -> StoreResult<()> {
+    c.execute(
+        "DELETE FROM subscriptions WHERE config_id = $1",
+        &[&config.id],
+    )
+    .await
+    .map_err(pg_err)?;
+    if config.enabled && config.health.state != HealthState::Disabled {
+        for event in &config.events {
+            c.execute(
+                "INSERT INTO subscriptions (app_key, product, event, config_id) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &config.app_key,
+                    &config.product.as_str(),
+                    &event.as_str(),
+                    &config.id,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the health a node judged. Each node judges from its own attempts, so a DISABLED row is
+/// never turned back by another node's older view (only `update_config`, an operator enabling the
+/// config again, does that), and disabling tells every node (`hookline_config`).
+pub(super) async fn write_health(c: &Client, config_id: &str, health: &Health) -> StoreResult<()> {
+    let written = c
+        .execute(
+            "UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
+         last_success_at = $4, last_failure_at = $5, failing_since = $6, disabled_reason = $7 \
+         WHERE id = $1 AND (health_state <> 'DISABLED' OR $2 = 'DISABLED')",
+            &[
+                &config_id,
+                &health.state.as_str(),
+                &i64::from(health.consecutive_failures),
+                &health.last_success_at,
+                &health.last_failure_at,
+                &health.failing_since,
+                &health.disabled_reason,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if health.state == HealthState::Disabled && written > 0 {
+        // A config disabled for failing receives nothing new until it is enabled again.
+        c.execute(
+            "DELETE FROM subscriptions WHERE config_id = $1",
+            &[&config_id],
+        )
+        .await
+        .map_err(pg_err)?;
+        notify(c, CONFIG_CHANNEL, &[config_id.to_owned()]).await?;
+    }
+    Ok(())
+}
+
+/// The rotated-out signing secret and its expiry, as two columns.
+fn previous_secret(config: &WebhookConfig) -> (Option<String>, Option<Millis>) {
+    match &config.previous_signing_secret {
+        Some(p) => (Some(p.secret.clone()), Some(p.expires_at)),
+        None => (None, None),
+    }
+}
+
+/// The 23 config columns in `CONFIG_COLUMNS` order, as statement parameters.
+macro_rules! config_params {
+    ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr) => {
+        [
+            &$c.id as &(dyn tokio_postgres::types::ToSql + Sync),
+            &$c.app_key,
+            &$c.product.as_str(),
+            &$events,
+            &$c.url,
+            &$c.signature,
+            &$c.signing_secret,
+            &$c.enabled,
+            &$c.description,
+            &i64::from($c.max_hooks_per_request),
+            &i64::from($c.max_requests_in_flight),
+            &i64::from($c.timeout_ms),
+            &$schedule,
+            &$c.health.state.as_str(),
+            &i64::from($c.health.consecutive_failures),
+            &$c.health.last_success_at,
+            &$c.health.last_failure_at,
+            &$c.health.failing_since,
+            &$c.health.disabled_reason,
+            &$c.created_at,
+            &$c.updated_at,
+            &$prev,
+            &$prev_exp,
+        ]
+    };
+}
+
+impl PostgresStore {
+    pub(super) async fn create_app_key(
+        &self,
+        record: AppKeyRecord,
+        secret_hash: String,
+    ) -> StoreResult<()> {
+        self.write(move |c| async move {
+            // ON CONFLICT keeps the group's transaction usable: a refusal writes nothing.
+            let n = c
+                .execute(
+                    "INSERT INTO app_keys (app_key, name, secret_hash, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    &[
+                        &record.app_key,
+                        &record.name,
+                        &secret_hash,
+                        &record.created_at,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            if n == 0 {
+                return Err(StoreError::Conflict("app key already exists".into()));
+            }
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn list_app_keys(&self, page: PageRequest) -> StoreResult<Page<AppKeyRecord>> {
+        let size = page_size(&page);
+        let after = match &page.cursor {
+            Some(c) => cursor::decode(c, 1).ok_or(StoreError::BadCursor)?.remove(0),
+            None => String::new(),
+        };
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                "SELECT app_key, name, created_at FROM app_keys WHERE app_key > $1 \
+                 ORDER BY app_key LIMIT $2",
+                &[&after, &i64::from(size + 1)],
+            )
+            .await
+            .map_err(pg_err)?;
+        let items = rows
+            .iter()
+            .map(app_key_record)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(paginate(items, size, |k| cursor::encode(&[&k.app_key])))
+    }
+
+    pub(super) async fn get_app_key(&self, app_key: &str) -> StoreResult<Option<AppKeyRecord>> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                "SELECT app_key, name, created_at FROM app_keys WHERE app_key = $1",
+                &[&app_key],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(app_key_record).transpose()
+    }
+
+    pub(super) async fn app_key_by_secret_hash(
+        &self,
+        secret_hash: &str,
+    ) -> StoreResult<Option<String>> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                "SELECT app_key FROM app_keys WHERE secret_hash = $1",
+                &[&secret_hash],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(|r| col(r, 0)).transpose()
+    }
+
+    pub(super) async fn set_secret_hash(
+        &self,
+        app_key: &str,
+        secret_hash: String,
+    ) -> StoreResult<bool> {
+        let app_key = app_key.to_owned();
+        self.write(move |c| async move {
+            let n = c
+                .execute(
+                    "UPDATE app_keys SET secret_hash = $2 WHERE app_key = $1",
+                    &[&app_key, &secret_hash],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok((n == 1, Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {
+        self.write(move |c| async move {
+            let events = join_events(&config.events);
+            let schedule = schedule_text(&config);
+            let (prev, prev_exp) = previous_secret(&config);
+            c.execute(
+                &format!(
+                    "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                      $17, $18, $19, $20, $21, $22, $23)"
+                ),
+                &config_params!(config, events, schedule, prev, prev_exp),
+            )
+            .await
+            .map_err(pg_err)?;
+            write_subscriptions(&c, &config).await?;
+            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
+        self.write_in_group(move |group| async move {
+            // The group's records judged the config before this change: their health must not
+            // be written over it at the end of the group (it would undo a re-enable).
+            flush_records(&group).await?;
+            if let Ok(mut health) = group.health.lock() {
+                health.remove(&config.id);
+            }
+            let c = group.client;
+            let events = join_events(&config.events);
+            let schedule = schedule_text(&config);
+            let (prev, prev_exp) = previous_secret(&config);
+            // The same 23 parameters as the insert; created_at ($20) is not settable, so it is
+            // only compared (a no-op) to give the parameter a type.
+            let n = c
+                .execute(
+                    "UPDATE webhook_configs SET product = $3, events = $4, url = $5, \
+                     signature = $6, signing_secret = $7, enabled = $8, description = $9, \
+                     max_hooks = $10, max_in_flight = $11, timeout_ms = $12, \
+                     retry_schedule = $13, health_state = $14, consecutive_failures = $15, \
+                     last_success_at = $16, last_failure_at = $17, failing_since = $18, \
+                     disabled_reason = $19, updated_at = $21, previous_signing_secret = $22, \
+                     previous_signing_secret_expires_at = $23 \
+                     WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
+                    &config_params!(config, events, schedule, prev, prev_exp),
+                )
+                .await
+                .map_err(pg_err)?;
+            if n == 0 {
+                return Ok((false, Vec::new()));
+            }
+            write_subscriptions(&c, &config).await?;
+            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
+            Ok((true, Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool> {
+        let app_key = app_key.to_owned();
+        let config_id = config_id.to_owned();
+        self.write(move |c| async move {
+            let found = c
+                .query_opt(
+                    "SELECT product, max_hooks FROM webhook_configs \
+                     WHERE app_key = $1 AND id = $2",
+                    &[&app_key, &config_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            let Some(found) = found else {
+                return Ok((false, Vec::new()));
+            };
+            let product = parse_product(&col::<String>(&found, 0)?)?;
+            let max_hooks: i64 = col(&found, 1)?;
+            let now = now_millis();
+            c.execute("DELETE FROM webhook_configs WHERE id = $1", &[&config_id])
+                .await
+                .map_err(pg_err)?;
+            c.execute(
+                "DELETE FROM subscriptions WHERE config_id = $1",
+                &[&config_id],
+            )
+            .await
+            .map_err(pg_err)?;
+            // Hooks still queued become CANCELLED deliveries too, so the log shows what this
+            // config never received. First, because this waits for a claim of another node that
+            // holds some of the rows: the deliveries that claim made are committed by the time
+            // the next statement cancels the open ones.
+            let rows = c
+                .query(
+                    "DELETE FROM queue WHERE config_id = $1 RETURNING event, hook_seq",
+                    &[&config_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            c.execute(
+                "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
+                 updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING')",
+                &[&config_id, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+            let mut queued = Vec::with_capacity(rows.len());
+            for r in &rows {
+                queued.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
+            }
+            queued.sort();
+            for (event, seqs) in runs_by_event(&queued, max_hooks as u32) {
+                let summary = DeliverySummary::new(
+                    hookline_wire::generate_id(),
+                    &app_key,
+                    &config_id,
+                    product,
+                    parse_event(event)?,
+                    DeliveryStatus::Cancelled,
+                    Vec::new(),
+                    now,
+                );
+                insert_delivery(&*c, &summary, &seqs, None).await?;
+            }
+            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config_id)).await?;
+            Ok((true, Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn get_config(
+        &self,
+        app_key: &str,
+        config_id: &str,
+    ) -> StoreResult<Option<WebhookConfig>> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE app_key = $1 AND id = $2"
+                ),
+                &[&app_key, &config_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref()
+            .map(|r| config_row(r).and_then(ConfigRow::into_config))
+            .transpose()
+    }
+
+    pub(super) async fn list_configs(
+        &self,
+        app_key: &str,
+        filter: ConfigFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<WebhookConfig>> {
+        let size = page_size(&page);
+        let after = match &page.cursor {
+            Some(c) => cursor::decode(c, 1).ok_or(StoreError::BadCursor)?.remove(0),
+            None => String::new(),
+        };
+        // NULL filters match everything: one statement, planned once.
+        let product = filter.product.map(|p| p.as_str());
+        let event = filter.event.map(|e| e.as_str());
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE app_key = $1 AND id > $2 \
+                     AND ($3::TEXT IS NULL OR product = $3) \
+                     AND ($4::TEXT IS NULL OR (',' || events || ',') LIKE ('%,' || $4 || ',%')) \
+                     AND ($5::BOOLEAN IS NULL OR enabled = $5) \
+                     ORDER BY id LIMIT $6"
+                ),
+                &[
+                    &app_key,
+                    &after,
+                    &product,
+                    &event,
+                    &filter.enabled,
+                    &i64::from(size + 1),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        let items = rows
+            .iter()
+            .map(|r| config_row(r).and_then(ConfigRow::into_config))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(paginate(items, size, |c| cursor::encode(&[&c.id])))
+    }
+
+    pub(super) async fn all_configs(&self) -> StoreResult<Vec<WebhookConfig>> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs"),
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| config_row(r).and_then(ConfigRow::into_config))
+            .collect()
+    }
+
+    pub(super) async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
+        let config_id = config_id.to_owned();
+        self.write(move |c| async move {
+            write_health(&c, &config_id, &health).await?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
+        let c = self.reader().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE id = $1"),
+                &[&config_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref()
+            .map(|r| config_row(r).and_then(ConfigRow::into_config))
+            .transpose()
+    }
+}

@@ -1,0 +1,331 @@
+//! The delivery log and what is done with logged deliveries: listing and reading them,
+//! redelivering one, replaying a config's, and the delivery rows and their hooks that config
+//! deletions and redeliveries write and leases read.
+
+use tokio_postgres::{Client, GenericClient};
+
+use super::PostgresStore;
+use super::columns::{col, delivery_row};
+use super::connection::pg_err;
+use super::notify::{WORK_CHANNEL, notify};
+use crate::model::{
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest, ReplayFilter,
+    StoredHook, now_millis,
+};
+use crate::store::page::{cursor, page_size, paginate};
+use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
+use crate::store::{DeliveryDetail, StoreError, StoreResult, StoreSignal};
+
+/// Inserts a delivery with its hooks; `lease` (owner, expiry) when this node is about to send it.
+pub(super) async fn insert_delivery(
+    c: &impl GenericClient,
+    summary: &DeliverySummary,
+    hook_seqs: &[i64],
+    lease: Option<(&str, Millis)>,
+) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+         attempt_count, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            &summary.hooks_id,
+            &summary.app_key,
+            &summary.config_id,
+            &summary.product.as_str(),
+            &summary.event.as_str(),
+            &summary.status.as_str(),
+            &i64::from(summary.attempt_count),
+            &summary.next_attempt_at,
+            &summary.created_at,
+            &summary.updated_at,
+            &lease.map(|(owner, _)| owner),
+            &lease.map(|(_, until)| until),
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    // One statement for all the positions: the array is expanded server-side.
+    c.execute(
+        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
+         SELECT $1, t.ord - 1, t.seq FROM unnest($2::BIGINT[]) WITH ORDINALITY AS t(seq, ord)",
+        &[&summary.hooks_id, &hook_seqs],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+pub(super) async fn load_delivery_row(
+    c: &Client,
+    hooks_id: &str,
+) -> StoreResult<Option<DeliveryRow>> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE hooks_id = $1"),
+            &[&hooks_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    row.as_ref().map(delivery_row).transpose()
+}
+
+pub(super) async fn delivery_hooks(c: &Client, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
+    let rows = c
+        .query(
+            "SELECT h.hook_id, h.body FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+             WHERE d.hooks_id = $1 ORDER BY d.position",
+            &[&hooks_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredHook {
+                hook_id: col(r, 0)?,
+                json: col(r, 1)?,
+            })
+        })
+        .collect()
+}
+
+/// The hookIds of several deliveries, each in envelope order.
+async fn page_hook_ids(
+    c: &Client,
+    hooks_ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, Vec<String>>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    if hooks_ids.is_empty() {
+        return Ok(out);
+    }
+    let rows = c
+        .query(
+            "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+             WHERE d.hooks_id = ANY($1::TEXT[]) ORDER BY d.hooks_id, d.position",
+            &[&hooks_ids],
+        )
+        .await
+        .map_err(pg_err)?;
+    for r in &rows {
+        out.entry(col(r, 0)?).or_default().push(col(r, 1)?);
+    }
+    Ok(out)
+}
+
+impl PostgresStore {
+    pub(super) async fn list_deliveries(
+        &self,
+        app_key: &str,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliverySummary>> {
+        let size = page_size(&page);
+        let (after_created, after_id): (Option<i64>, Option<String>) = match &page.cursor {
+            Some(c) => {
+                let parts = cursor::decode(c, 2).ok_or(StoreError::BadCursor)?;
+                let created: i64 = parts[0].parse().map_err(|_| StoreError::BadCursor)?;
+                (Some(created), Some(parts[1].clone()))
+            }
+            None => (None, None),
+        };
+        let event = filter.event.map(|e| e.as_str());
+        let status = filter.status.map(|s| s.as_str());
+        // NULL parameters switch their filter off: one statement for every combination.
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {} FROM deliveries WHERE app_key = $1 \
+                     AND ($2::BIGINT IS NULL OR created_at < $2 \
+                          OR (created_at = $2 AND hooks_id < $3::TEXT)) \
+                     AND ($4::TEXT IS NULL OR config_id = $4) \
+                     AND ($5::TEXT IS NULL OR event = $5) \
+                     AND ($6::TEXT IS NULL OR status = $6) \
+                     AND ($7::BIGINT IS NULL OR created_at >= $7) \
+                     AND ($8::BIGINT IS NULL OR created_at < $8) \
+                     AND ($9::TEXT IS NULL OR hooks_id IN (SELECT d.hooks_id FROM delivery_hooks d \
+                          JOIN hooks h ON h.seq = d.hook_seq \
+                          WHERE h.app_key = $1 AND h.hook_id = $9)) \
+                     ORDER BY created_at DESC, hooks_id DESC LIMIT $10",
+                    DELIVERY_COLUMNS
+                ),
+                &[
+                    &app_key,
+                    &after_created,
+                    &after_id,
+                    &filter.config_id,
+                    &event,
+                    &status,
+                    &filter.since,
+                    &filter.until,
+                    &filter.hook_id,
+                    &i64::from(size + 1),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        let rows = rows
+            .iter()
+            .map(delivery_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        // The page's hookIds in one query, not one per delivery.
+        let page_ids: Vec<&str> = rows.iter().map(|r| r.hooks_id.as_str()).collect();
+        let mut ids = page_hook_ids(&c, &page_ids).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hook_ids = ids.remove(&row.hooks_id).unwrap_or_default();
+            items.push(row.into_summary(hook_ids)?);
+        }
+        Ok(paginate(items, size, |d| {
+            cursor::encode(&[&d.created_at.to_string(), &d.hooks_id])
+        }))
+    }
+
+    pub(super) async fn get_delivery(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+    ) -> StoreResult<Option<DeliveryDetail>> {
+        let c = self.reader().await?;
+        let Some(row) = load_delivery_row(&c, hooks_id).await? else {
+            return Ok(None);
+        };
+        if row.app_key != app_key {
+            return Ok(None);
+        }
+        let rows = c
+            .query(
+                "SELECT number, started_at, duration_ms, status_code, error_kind, \
+                 error_message, response_body FROM attempts WHERE hooks_id = $1 \
+                 ORDER BY number",
+                &[&hooks_id],
+            )
+            .await
+            .map_err(pg_err)?;
+        let mut attempts = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let row = AttemptRow {
+                number: col(r, 0)?,
+                started_at: col(r, 1)?,
+                duration_ms: col(r, 2)?,
+                status_code: col(r, 3)?,
+                error_kind: col(r, 4)?,
+                error_message: col(r, 5)?,
+                response_body: col(r, 6)?,
+            };
+            attempts.push(row.into_record()?);
+        }
+        let hooks = delivery_hooks(&c, &row.hooks_id).await?;
+        let delivery = row.clone().into_sendable(hooks)?;
+        let hook_ids = delivery.hooks.iter().map(|h| h.hook_id.clone()).collect();
+        Ok(Some(DeliveryDetail {
+            summary: row.into_summary(hook_ids)?,
+            envelope: delivery.envelope(),
+            attempts,
+        }))
+    }
+
+    pub(super) async fn redeliver(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+        new_hooks_id: String,
+    ) -> StoreResult<Option<DeliverySummary>> {
+        let app_key = app_key.to_owned();
+        let hooks_id = hooks_id.to_owned();
+        self.write(move |c| async move {
+            let Some(row) = load_delivery_row(&c, &hooks_id).await? else {
+                return Ok((None, Vec::new()));
+            };
+            if row.app_key != app_key {
+                return Ok((None, Vec::new()));
+            }
+            let config_exists = c
+                .query_opt(
+                    "SELECT 1 FROM webhook_configs WHERE id = $1",
+                    &[&row.config_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            if config_exists.is_none() {
+                // Decided before writing anything: the group's transaction stays clean.
+                return Err(StoreError::Conflict(format!(
+                    "webhookConfigId: the config {} of this delivery was deleted",
+                    row.config_id
+                )));
+            }
+            let rows = c
+                .query(
+                    "SELECT d.hook_seq, h.hook_id FROM delivery_hooks d \
+                     JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = $1 \
+                     ORDER BY d.position",
+                    &[&hooks_id],
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut seqs = Vec::with_capacity(rows.len());
+            let mut hook_ids = Vec::with_capacity(rows.len());
+            for r in &rows {
+                seqs.push(col::<i64>(r, 0)?);
+                hook_ids.push(col::<String>(r, 1)?);
+            }
+            let now = now_millis();
+            let summary = DeliverySummary::new(
+                new_hooks_id,
+                &row.app_key,
+                &row.config_id,
+                parse_product(&row.product)?,
+                parse_event(&row.event)?,
+                DeliveryStatus::Pending,
+                hook_ids,
+                now,
+            );
+            insert_delivery(&*c, &summary, &seqs, None).await?;
+            Ok((Some(summary), Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn replay(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        filter: ReplayFilter,
+    ) -> StoreResult<u64> {
+        let app_key = app_key.to_owned();
+        let config_id = config_id.to_owned();
+        let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        self.write(move |c| async move {
+            // An empty status list means every status.
+            let queued = c
+                .execute(
+                    "INSERT INTO queue (config_id, event, hook_seq) \
+                     SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
+                     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                     WHERE d.app_key = $1 AND d.config_id = $2 \
+                     AND ($3::BIGINT IS NULL OR d.created_at >= $3) \
+                     AND ($4::BIGINT IS NULL OR d.created_at < $4) \
+                     AND (cardinality($5::TEXT[]) = 0 OR d.status = ANY($5)) \
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &app_key,
+                        &config_id,
+                        &filter.since,
+                        &filter.until,
+                        &statuses,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            if queued > 0 {
+                notify(&c, WORK_CHANNEL, std::slice::from_ref(&config_id)).await?;
+            }
+            let signals = if queued > 0 {
+                vec![StoreSignal::NewWork { config_id }]
+            } else {
+                Vec::new()
+            };
+            Ok((queued, signals))
+        })
+        .await
+    }
+}

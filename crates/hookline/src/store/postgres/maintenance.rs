@@ -1,0 +1,177 @@
+//! Maintenance and observation: retention (finished deliveries, then unreferenced hooks), the
+//! counts `/metrics` reads, and the dashboard chart's attempt buckets.
+
+use super::PostgresStore;
+use super::columns::col;
+use super::connection::pg_err;
+use crate::model::Millis;
+use crate::store::rows::{parse_health_state, parse_status};
+use crate::store::{ATTEMPT_LOOKBACK, AttemptBucket, HookPurge, StoreResult, StoreStats};
+
+impl PostgresStore {
+    pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.write(move |c| async move {
+            let rows = c
+                .query(
+                    "WITH expired AS ( \
+                         DELETE FROM deliveries WHERE hooks_id IN ( \
+                             SELECT hooks_id FROM deliveries \
+                             WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
+                             AND updated_at < $1 LIMIT $2) \
+                         RETURNING hooks_id), \
+                     gone_attempts AS ( \
+                         DELETE FROM attempts WHERE hooks_id IN (SELECT hooks_id FROM expired)), \
+                     gone_links AS ( \
+                         DELETE FROM delivery_hooks \
+                         WHERE hooks_id IN (SELECT hooks_id FROM expired)) \
+                     SELECT hooks_id FROM expired",
+                    &[&cutoff, &i64::from(batch)],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok((rows.len(), Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn purge_hooks(
+        &self,
+        cutoff: Millis,
+        after: i64,
+        batch: u32,
+    ) -> StoreResult<HookPurge> {
+        self.write(move |c| async move {
+            let rows = c
+                .query(
+                    "SELECT seq, created_at FROM hooks WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&after, &i64::from(batch)],
+                )
+                .await
+                .map_err(pg_err)?;
+            let mut candidates = Vec::with_capacity(rows.len());
+            for r in &rows {
+                candidates.push((col::<i64>(r, 0)?, col::<i64>(r, 1)?));
+            }
+            let mut purge = HookPurge {
+                deleted: 0,
+                next: None,
+            };
+            for (seq, created_at) in &candidates {
+                if *created_at >= cutoff {
+                    // Hooks are numbered in arrival order: the rest are younger still.
+                    return Ok((purge, Vec::new()));
+                }
+                let n = c
+                    .execute(
+                        "DELETE FROM hooks WHERE seq = $1 \
+                         AND NOT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = $1) \
+                         AND NOT EXISTS (SELECT 1 FROM queue WHERE hook_seq = $1)",
+                        &[seq],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                purge.deleted += n as usize;
+                purge.next = Some(*seq);
+            }
+            if candidates.len() < batch as usize {
+                purge.next = None;
+            }
+            Ok((purge, Vec::new()))
+        })
+        .await
+    }
+
+    pub(super) async fn stats(&self) -> StoreResult<StoreStats> {
+        let c = self.reader().await?;
+        let row = c
+            .query_one(
+                "SELECT COUNT(*), (SELECT h.created_at FROM hooks h \
+                 WHERE h.seq = (SELECT MIN(hook_seq) FROM queue)) FROM queue",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?;
+        let queued_hooks: i64 = col(&row, 0)?;
+        let oldest_queued_at: Option<i64> = col(&row, 1)?;
+        let mut open_deliveries = Vec::new();
+        for r in c
+            .query(
+                "SELECT status, COUNT(*) FROM deliveries \
+                 WHERE status IN ('PENDING', 'RETRYING') GROUP BY status",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+        {
+            let status: String = col(&r, 0)?;
+            open_deliveries.push((parse_status(&status)?, col::<i64>(&r, 1)? as u64));
+        }
+        let mut configs_by_health = Vec::new();
+        let mut paused_configs = 0;
+        for r in c
+            .query(
+                "SELECT enabled, health_state, COUNT(*) FROM webhook_configs \
+                 GROUP BY enabled, health_state",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+        {
+            let enabled: bool = col(&r, 0)?;
+            let state: String = col(&r, 1)?;
+            let n = col::<i64>(&r, 2)? as u64;
+            if !enabled {
+                paused_configs += n;
+                continue;
+            }
+            configs_by_health.push((parse_health_state(&state)?, n));
+        }
+        Ok(StoreStats {
+            queued_hooks: queued_hooks as u64,
+            oldest_queued_at,
+            open_deliveries,
+            configs_by_health,
+            paused_configs,
+        })
+    }
+
+    pub(super) async fn attempt_buckets(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        since: Millis,
+        bucket_ms: i64,
+        buckets: u32,
+    ) -> StoreResult<Vec<AttemptBucket>> {
+        let bucket_ms = bucket_ms.max(1);
+        let until = since.saturating_add(bucket_ms.saturating_mul(i64::from(buckets)));
+        let lookback = since.saturating_sub(ATTEMPT_LOOKBACK);
+        let c = self.reader().await?;
+        // SUM over BIGINT is NUMERIC in PostgreSQL: cast back so the driver reads an i64.
+        let rows = c
+            .query(
+                "SELECT (a.started_at - $3) / $5 AS bucket, COUNT(*), \
+                 SUM(CASE WHEN a.status_code BETWEEN 200 AND 299 AND a.error_kind IS NULL \
+                     THEN 1 ELSE 0 END)::BIGINT, \
+                 SUM(a.duration_ms)::BIGINT, MAX(a.duration_ms) \
+                 FROM deliveries d JOIN attempts a ON a.hooks_id = d.hooks_id \
+                 WHERE d.config_id = $2 AND d.app_key = $1 AND d.created_at >= $6 \
+                 AND d.created_at < $4 AND a.started_at >= $3 AND a.started_at < $4 \
+                 GROUP BY bucket ORDER BY bucket",
+                &[&app_key, &config_id, &since, &until, &bucket_ms, &lookback],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptBucket {
+                    index: col::<i64>(r, 0)?.clamp(0, i64::from(u32::MAX)) as u32,
+                    attempts: col::<i64>(r, 1)?.max(0) as u64,
+                    succeeded: col::<Option<i64>>(r, 2)?.unwrap_or(0).max(0) as u64,
+                    total_ms: col::<Option<i64>>(r, 3)?.unwrap_or(0).max(0) as u64,
+                    max_ms: col::<Option<i64>>(r, 4)?.unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect()
+    }
+}

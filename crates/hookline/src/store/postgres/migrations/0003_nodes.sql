@@ -1,0 +1,5 @@
+CREATE TABLE nodes (
+    node_id      TEXT PRIMARY KEY,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);

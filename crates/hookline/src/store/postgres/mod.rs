@@ -1,0 +1,338 @@
+//! The shared store: one PostgreSQL database that several `hookline serve` processes can use.
+//!
+//! Same semantics as the embedded store, which stays the reference. Writes go through one
+//! **writer task** that group-commits (`writer`): it takes every job queued since its last commit
+//! (ingests, attempt records, leases, config changes) and runs them, one after the other, in a
+//! single transaction on its own connection, so one commit (one WAL flush) serves many callers.
+//! Jobs run without savepoints (see [`JobStatus`]). Reads use a `deadpool-postgres` pool
+//! (`connection`), and so do claims, each its own short transaction (`claims`).
+//!
+//! Claims take queue rows with `FOR UPDATE SKIP LOCKED`, so two claimers (two nodes) never take
+//! the same rows. Ingest is idempotent through `ON CONFLICT (app_key, hook_id) DO NOTHING`.
+//!
+//! Several nodes (see ARCHITECTURE.md, "Several nodes"): leases, node membership and hand-back at
+//! close are in `cluster`; the notifications that tell every node of every commit in `notify`.
+//!
+//! This file holds the store, its opening and closing, and the [`Store`] implementation, each
+//! method handed to the file of its concern: `schema` (migrations), `connection`, `writer`,
+//! `attempts` (attempt records), `ingest`, `claims` (the engine's work), `cluster`, `notify`,
+//! `configs` (app keys and configs), `deliveries` (the delivery log, redelivery, replay) and
+//! `maintenance` (retention, stats, the chart). The behaviour tests both backends share are in
+//! `store/tests.rs`.
+//!
+//! [`JobStatus`]: crate::store::JobStatus
+
+mod attempts;
+mod claims;
+mod cluster;
+mod columns;
+mod configs;
+mod connection;
+mod deliveries;
+mod ingest;
+mod maintenance;
+mod notify;
+mod schema;
+mod writer;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use hookline_wire::{Event, Product, ValidatedHook};
+use tokio::sync::mpsc;
+
+pub use self::cluster::{NodeOptions, generated_node_id};
+pub use self::connection::create_scratch_database;
+#[cfg(test)]
+pub(crate) use self::connection::create_test_database;
+
+use self::attempts::{Unrecorded, retry_unrecorded};
+use self::cluster::{Node, renew_leases};
+use self::connection::{connect, parse_url, reader_pool};
+use self::notify::listen;
+use self::writer::{Job, writer_loop};
+use super::{
+    AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
+    OpenDelivery, Store, StoreResult, StoreSignal, StoreStats,
+};
+use crate::model::{
+    AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, Millis,
+    Page, PageRequest, ReplayFilter, SendableDelivery, WebhookConfig,
+};
+
+pub struct PostgresStore {
+    node: Node,
+    unrecorded: Unrecorded,
+    /// Background tasks (lease renewal, notification listener), stopped at close.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pool: Pool,
+    signals_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreSignal>>>,
+}
+
+impl Drop for PostgresStore {
+    /// A store dropped without `close` (a test's dying node) stops renewing and listening.
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.background.get_mut() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), runs migrations and starts the writer.
+    pub async fn open(url: &str, node: NodeOptions) -> StoreResult<Self> {
+        PostgresStore::open_config(parse_url(url)?, node).await
+    }
+
+    /// Like [`PostgresStore::open`], from a parsed connection config.
+    pub async fn open_config(
+        config: tokio_postgres::Config,
+        node: NodeOptions,
+    ) -> StoreResult<Self> {
+        let node = Node {
+            id: Arc::from(node.node_id.as_str()),
+            ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
+        };
+        let mut writer_client = connect(&config).await?;
+        let writer_config = config.clone();
+        schema::migrate(&mut writer_client).await?;
+        cluster::join(&writer_client, &node).await?;
+        let pool = reader_pool(config)?;
+
+        let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
+        let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let listener = tokio::spawn(listen(writer_config.clone(), sig_tx.clone()));
+        let task = tokio::spawn(writer_loop(
+            node.id.clone(),
+            writer_config,
+            Arc::new(writer_client),
+            job_rx,
+            sig_tx,
+        ));
+        let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(retry_unrecorded(job_tx.downgrade(), unrecorded.clone()));
+        let renewer = tokio::spawn(renew_leases(job_tx.downgrade(), node.clone()));
+        Ok(PostgresStore {
+            node,
+            background: Mutex::new(vec![listener, renewer]),
+            unrecorded,
+            writer: Mutex::new(Some(job_tx)),
+            writer_task: Mutex::new(Some(task)),
+            pool,
+            signals_rx: Mutex::new(Some(sig_rx)),
+        })
+    }
+
+    /// Stops the background tasks, hands this node's leases back and leaves, then stops the
+    /// writer once it has committed the jobs queued before.
+    async fn close(&self) {
+        for task in self
+            .background
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+        {
+            task.abort();
+        }
+        self.leave().await;
+        // Dropping the sender lets the writer finish the queued jobs and stop.
+        let sender = self.writer.lock().ok().and_then(|mut w| w.take());
+        drop(sender);
+        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.pool.close();
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn take_signals(&self) -> Option<mpsc::UnboundedReceiver<StoreSignal>> {
+        self.signals_rx.lock().ok()?.take()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.ping().await
+    }
+
+    async fn create_app_key(&self, record: AppKeyRecord, secret_hash: String) -> StoreResult<()> {
+        self.create_app_key(record, secret_hash).await
+    }
+
+    async fn list_app_keys(&self, page: PageRequest) -> StoreResult<Page<AppKeyRecord>> {
+        self.list_app_keys(page).await
+    }
+
+    async fn get_app_key(&self, app_key: &str) -> StoreResult<Option<AppKeyRecord>> {
+        self.get_app_key(app_key).await
+    }
+
+    async fn app_key_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<String>> {
+        self.app_key_by_secret_hash(secret_hash).await
+    }
+
+    async fn set_secret_hash(&self, app_key: &str, secret_hash: String) -> StoreResult<bool> {
+        self.set_secret_hash(app_key, secret_hash).await
+    }
+
+    async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {
+        self.insert_config(config).await
+    }
+
+    async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
+        self.update_config(config).await
+    }
+
+    async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool> {
+        self.delete_config(app_key, config_id).await
+    }
+
+    async fn get_config(
+        &self,
+        app_key: &str,
+        config_id: &str,
+    ) -> StoreResult<Option<WebhookConfig>> {
+        self.get_config(app_key, config_id).await
+    }
+
+    async fn list_configs(
+        &self,
+        app_key: &str,
+        filter: ConfigFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<WebhookConfig>> {
+        self.list_configs(app_key, filter, page).await
+    }
+
+    async fn all_configs(&self) -> StoreResult<Vec<WebhookConfig>> {
+        self.all_configs().await
+    }
+
+    async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
+        self.set_health(config_id, health).await
+    }
+
+    async fn ingest(
+        &self,
+        app_key: &str,
+        product: Product,
+        event: Event,
+        hooks: Vec<ValidatedHook>,
+    ) -> StoreResult<IngestOutcome> {
+        self.ingest(app_key, product, event, hooks).await
+    }
+
+    async fn claim_batches(
+        &self,
+        config: &WebhookConfig,
+        max_hooks: u32,
+        max_batches: u32,
+    ) -> StoreResult<Claim> {
+        self.claim_batches(config, max_hooks, max_batches).await
+    }
+
+    async fn load_delivery(&self, hooks_id: &str) -> StoreResult<Option<SendableDelivery>> {
+        self.load_delivery(hooks_id).await
+    }
+
+    async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
+        self.lease_delivery(hooks_id).await
+    }
+
+    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
+        self.due_deliveries(until, limit).await
+    }
+
+    async fn membership(&self) -> StoreResult<Membership> {
+        self.membership().await
+    }
+
+    async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
+        self.find_config(config_id).await
+    }
+
+    fn record_attempt(&self, outcome: AttemptOutcome) {
+        self.record_attempt(outcome)
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        self.flush().await
+    }
+
+    async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>> {
+        self.open_deliveries().await
+    }
+
+    async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>> {
+        self.configs_with_queued_hooks().await
+    }
+
+    async fn list_deliveries(
+        &self,
+        app_key: &str,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliverySummary>> {
+        self.list_deliveries(app_key, filter, page).await
+    }
+
+    async fn get_delivery(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+    ) -> StoreResult<Option<DeliveryDetail>> {
+        self.get_delivery(app_key, hooks_id).await
+    }
+
+    async fn redeliver(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+        new_hooks_id: String,
+    ) -> StoreResult<Option<DeliverySummary>> {
+        self.redeliver(app_key, hooks_id, new_hooks_id).await
+    }
+
+    async fn replay(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        filter: ReplayFilter,
+    ) -> StoreResult<u64> {
+        self.replay(app_key, config_id, filter).await
+    }
+
+    async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.purge_deliveries(cutoff, batch).await
+    }
+
+    async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge> {
+        self.purge_hooks(cutoff, after, batch).await
+    }
+
+    async fn close(&self) {
+        self.close().await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        self.stats().await
+    }
+
+    async fn attempt_buckets(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        since: Millis,
+        bucket_ms: i64,
+        buckets: u32,
+    ) -> StoreResult<Vec<AttemptBucket>> {
+        self.attempt_buckets(app_key, config_id, since, bucket_ms, buckets)
+            .await
+    }
+}

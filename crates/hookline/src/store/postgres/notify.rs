@@ -1,0 +1,107 @@
+//! LISTEN/NOTIFY: how nodes tell each other of their commits.
+//!
+//! Ingest and replay `NOTIFY hookline_work, '<config id>'` in their transaction, config changes
+//! `NOTIFY hookline_config`, a node handing its leases back `hookline_freed`, a node joining or
+//! leaving `hookline_nodes`. A listener connection of each node turns them into [`StoreSignal`]s
+//! (after a lost connection, one `Resync`). Signals of a node's own commits are also emitted
+//! locally, at once, by the writer.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, NoTls};
+
+use super::connection::pg_err;
+use crate::store::{StoreResult, StoreSignal};
+
+/// Notification channels (payload: a config id).
+pub(super) const WORK_CHANNEL: &str = "hookline_work";
+pub(super) const CONFIG_CHANNEL: &str = "hookline_config";
+/// A node handed its leases back (payload: its node id).
+pub(super) const FREED_CHANNEL: &str = "hookline_freed";
+/// A node joined or left (payload: its node id).
+pub(super) const NODES_CHANNEL: &str = "hookline_nodes";
+
+/// How long the listener waits before connecting again after losing its connection.
+const LISTEN_RETRY: Duration = Duration::from_secs(1);
+
+/// Turns `NOTIFY`s of every node into signals, on a connection of its own. Each time it has
+/// subscribed (at start too: the engine may have loaded its state just before) it sends
+/// `Resync`, since notifications sent while it was not listening are gone.
+pub(super) async fn listen(
+    config: tokio_postgres::Config,
+    signals: mpsc::UnboundedSender<StoreSignal>,
+) {
+    let subscribe_sql = format!(
+        "LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}; \
+             LISTEN {NODES_CHANNEL}"
+    );
+    loop {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let subscribe = client.batch_execute(&subscribe_sql);
+                tokio::pin!(subscribe);
+                let mut subscribed = false;
+                loop {
+                    tokio::select! {
+                        result = &mut subscribe, if !subscribed => match result {
+                            Ok(()) => {
+                                subscribed = true;
+                                if signals.send(StoreSignal::Resync).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "postgres LISTEN failed");
+                                break;
+                            }
+                        },
+                        message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
+                            match message {
+                                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                                    let config_id = n.payload().to_owned();
+                                    let signal = match n.channel() {
+                                        CONFIG_CHANNEL => StoreSignal::ConfigChanged { config_id },
+                                        FREED_CHANNEL => StoreSignal::LeasesFreed,
+                                        NODES_CHANNEL => StoreSignal::NodesChanged,
+                                        _ => StoreSignal::NewWork { config_id },
+                                    };
+                                    if signals.send(signal).is_err() {
+                                        return;
+                                    }
+                                }
+                                Some(Ok(_)) => {}
+                                Some(Err(e)) => {
+                                    tracing::warn!(error = %e, "postgres notification connection failed");
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "postgres notification connection cannot connect");
+            }
+        }
+        if signals.is_closed() {
+            return;
+        }
+        tokio::time::sleep(LISTEN_RETRY).await;
+    }
+}
+
+/// `NOTIFY`s, delivered to every node when the transaction commits (identical ones once).
+pub(super) async fn notify(c: &Client, channel: &str, config_ids: &[String]) -> StoreResult<()> {
+    if config_ids.is_empty() {
+        return Ok(());
+    }
+    c.execute(
+        "SELECT pg_notify($1, id) FROM unnest($2::TEXT[]) AS id",
+        &[&channel, &config_ids],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The schema: migrations in `migrations/`, applied in order at open. `schema_migrations`
+//! records the versions applied (a migration's place in [`MIGRATIONS`] is its version: only ever
+//! append). They run under a transaction-scoped advisory lock, so nodes starting together migrate
+//! once.
+//!
+//! Times are epoch milliseconds (BIGINT); hook bodies are TEXT so envelopes stay byte-exact.
+
+use tokio_postgres::Client;
+
+use super::connection::pg_err;
+use crate::model::now_millis;
+use crate::store::StoreResult;
+
+/// Schema migrations, applied in order at open.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    // 2: leases, so several nodes share the deliveries (see `cluster`).
+    include_str!("migrations/0002_leases.sql"),
+    // 3: the live nodes, so per-config limits are split among them.
+    include_str!("migrations/0003_nodes.sql"),
+];
+
+pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at BIGINT NOT NULL
+             )",
+        )
+        .await
+        .map_err(pg_err)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = (i + 1) as i64;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        // Nodes starting together: one migrates, the others wait here and then see it done.
+        tx.execute("SELECT pg_advisory_xact_lock(7307413)", &[])
+            .await
+            .map_err(pg_err)?;
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[&version],
+            )
+            .await
+            .map_err(pg_err)?;
+        if done.is_none() {
+            tx.batch_execute(sql).await.map_err(pg_err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&version, &now_millis()],
+            )
+            .await
+            .map_err(pg_err)?;
+        }
+        tx.commit().await.map_err(pg_err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! Attempt records: queued for the writer's next group commit without waiting for it, and kept
+//! for another try when that commit fails, so a store that comes back (a full disk freed, an I/O
+//! error gone) gets every attempt without a restart.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, params};
+
+use super::SqliteStore;
+use super::configs::write_health;
+use super::writer::{Finisher, Job};
+use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
+use crate::store::{StoreResult, job_status};
+
+/// Attempt records whose commit failed (a full disk, an I/O error), waiting to be written again.
+pub(super) type Unrecorded = Arc<Mutex<Vec<AttemptOutcome>>>;
+
+/// The writer job of one attempt record. If its group fails to commit, the outcome goes to
+/// `unrecorded` and the background thread submits it again, so a store that comes back gets
+/// every attempt without a restart.
+fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
+    Box::new(move |ctx| {
+        let result = ctx.and_then(|tx| write_attempt(tx.conn, &outcome));
+        let status = job_status(&result);
+        let finish: Finisher = Box::new(move |commit| {
+            if let Err(e) = commit.and(result) {
+                tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
+                if let Ok(mut list) = unrecorded.lock() {
+                    list.push(outcome);
+                }
+            }
+        });
+        (status, finish)
+    })
+}
+
+fn write_attempt(conn: &Connection, outcome: &AttemptOutcome) -> StoreResult<()> {
+    let r = &outcome.result;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (hooks_id, number, started_at, duration_ms, \
+         status_code, error_kind, error_message, response_body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        outcome.hooks_id,
+        outcome.number,
+        r.started_at,
+        r.duration_ms as i64,
+        r.status_code,
+        r.error_kind.map(AttemptErrorKind::as_str),
+        r.error_message,
+        r.response_body
+    ])?;
+    // Only forward: a record written again late never undoes a later attempt's state.
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, \
+         updated_at = ?5 WHERE hooks_id = ?1 AND status IN ('PENDING', 'RETRYING') \
+         AND attempt_count < ?3",
+    )?
+    .execute(params![
+        outcome.hooks_id,
+        outcome.new_status.as_str(),
+        outcome.number,
+        outcome.next_attempt_at,
+        now_millis()
+    ])?;
+    if let Some(health) = &outcome.health {
+        write_health(conn, &outcome.config_id, health)?;
+    }
+    Ok(())
+}
+
+/// Submits again the records whose commit failed (called by the checkpointer's rounds).
+pub(super) fn resubmit_unrecorded(jobs: &std::sync::mpsc::Sender<Job>, unrecorded: &Unrecorded) {
+    let retry = unrecorded
+        .lock()
+        .map(|mut list| std::mem::take(&mut *list))
+        .unwrap_or_default();
+    for outcome in retry {
+        let _ = jobs.send(record_job(outcome, unrecorded.clone()));
+    }
+}
+
+impl SqliteStore {
+    pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
+        let job = record_job(outcome, self.unrecorded.clone());
+        if let Err(e) = self.submit(job) {
+            tracing::error!(error = %e, "an attempt record could not be queued");
+        }
+    }
+}

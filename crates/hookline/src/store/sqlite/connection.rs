@@ -1,0 +1,95 @@
+//! Connections to the database file: how each is opened (WAL, sync level, caches), the pool of
+//! read-only connections that reads run on, and the mapping of driver errors to [`StoreError`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::SqliteStore;
+use crate::store::{StoreError, StoreResult};
+
+const READER_POOL_SIZE: usize = 4;
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        db_err(e)
+    }
+}
+
+pub(super) struct ReaderPool {
+    pub(super) path: PathBuf,
+    pub(super) idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    fn get(&self) -> StoreResult<Connection> {
+        if let Some(conn) = self.idle.lock().map_err(poisoned)?.pop() {
+            return Ok(conn);
+        }
+        open_connection(&self.path, true)
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < READER_POOL_SIZE
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+pub(super) fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("reader pool lock poisoned".into())
+}
+
+pub(super) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    if read_only {
+        conn.pragma_update(None, "query_only", "ON")?;
+    } else {
+        // A moderate cache: SQLite scans the page cache's hash at every commit, so a huge cache
+        // costs more per commit than it saves in reads.
+        conn.pragma_update(None, "cache_size", "-8192")?;
+        // Checkpoints run on their own thread (see `writer::checkpoint_loop`).
+        conn.pragma_update(None, "wal_autocheckpoint", "0")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Runs `f` on a reader connection on the blocking pool.
+    pub(super) async fn read<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            let result = f(&conn);
+            pool.put(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("reader task failed: {e}")))?
+    }
+
+    pub(super) async fn ping(&self) -> StoreResult<()> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}

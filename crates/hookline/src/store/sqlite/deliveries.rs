@@ -1,0 +1,338 @@
+//! The delivery log and what is done with logged deliveries: listing and reading them,
+//! redelivering one, replaying a config's, and the delivery rows and their hooks that claims and
+//! config deletions write.
+
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use super::SqliteStore;
+use crate::model::{
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Page, PageRequest, ReplayFilter,
+    SendableDelivery, StoredHook, now_millis,
+};
+use crate::store::page::{cursor, page_size, paginate};
+use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
+use crate::store::{DeliveryDetail, StoreError, StoreResult, StoreSignal};
+
+fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        hooks_id: r.get(0)?,
+        app_key: r.get(1)?,
+        config_id: r.get(2)?,
+        product: r.get(3)?,
+        event: r.get(4)?,
+        status: r.get(5)?,
+        attempt_count: r.get(6)?,
+        next_attempt_at: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+fn delivery_hooks(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.hook_id, h.body FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+         WHERE d.hooks_id = ?1 ORDER BY d.position",
+    )?;
+    let rows = stmt.query_map(params![hooks_id], |r| {
+        Ok(StoredHook {
+            hook_id: r.get(0)?,
+            json: r.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn delivery_hook_ids(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+         WHERE d.hooks_id = ?1 ORDER BY d.position",
+    )?;
+    let rows = stmt.query_map(params![hooks_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+}
+
+/// The hookIds of several deliveries, each in envelope order.
+fn page_hook_ids<'a>(
+    conn: &Connection,
+    hooks_ids: impl Iterator<Item = &'a str>,
+) -> StoreResult<std::collections::HashMap<String, Vec<String>>> {
+    let hooks_ids: Vec<&str> = hooks_ids.collect();
+    let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    if hooks_ids.is_empty() {
+        return Ok(out);
+    }
+    let marks = vec!["?"; hooks_ids.len()].join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+         WHERE d.hooks_id IN ({marks}) ORDER BY d.hooks_id, d.position"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(hooks_ids), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (hooks_id, hook_id) = row?;
+        out.entry(hooks_id).or_default().push(hook_id);
+    }
+    Ok(out)
+}
+
+pub(super) fn load_delivery_row(
+    conn: &Connection,
+    hooks_id: &str,
+) -> StoreResult<Option<DeliveryRow>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE hooks_id = ?1"
+        ))?
+        .query_row(params![hooks_id], delivery_row)
+        .optional()?)
+}
+
+pub(super) fn sendable(conn: &Connection, row: DeliveryRow) -> StoreResult<SendableDelivery> {
+    let hooks = delivery_hooks(conn, &row.hooks_id)?;
+    row.into_sendable(hooks)
+}
+
+pub(super) fn insert_delivery(
+    conn: &Connection,
+    summary: &DeliverySummary,
+    hook_seqs: &[i64],
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+         attempt_count, next_attempt_at, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        summary.hooks_id,
+        summary.app_key,
+        summary.config_id,
+        summary.product.as_str(),
+        summary.event.as_str(),
+        summary.status.as_str(),
+        summary.attempt_count,
+        summary.next_attempt_at,
+        summary.created_at,
+        summary.updated_at
+    ])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES (?1, ?2, ?3)",
+    )?;
+    for (position, seq) in hook_seqs.iter().enumerate() {
+        insert.execute(params![summary.hooks_id, position as i64, seq])?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) async fn list_deliveries(
+        &self,
+        app_key: &str,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<DeliverySummary>> {
+        let app_key = app_key.to_owned();
+        self.read(move |conn| {
+            let size = page_size(&page);
+            let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE app_key = ?1");
+            let mut args: Vec<rusqlite::types::Value> = vec![app_key.clone().into()];
+            if let Some(c) = &page.cursor {
+                let parts = cursor::decode(c, 2).ok_or(StoreError::BadCursor)?;
+                let created: i64 = parts[0].parse().map_err(|_| StoreError::BadCursor)?;
+                args.push(created.into());
+                args.push(parts[1].clone().into());
+                sql += &format!(
+                    " AND (created_at < ?{a} OR (created_at = ?{a} AND hooks_id < ?{b}))",
+                    a = args.len() - 1,
+                    b = args.len()
+                );
+            }
+            if let Some(config_id) = &filter.config_id {
+                args.push(config_id.clone().into());
+                sql += &format!(" AND config_id = ?{}", args.len());
+            }
+            if let Some(event) = filter.event {
+                args.push(event.as_str().to_owned().into());
+                sql += &format!(" AND event = ?{}", args.len());
+            }
+            if let Some(status) = filter.status {
+                args.push(status.as_str().to_owned().into());
+                sql += &format!(" AND status = ?{}", args.len());
+            }
+            if let Some(since) = filter.since {
+                args.push(since.into());
+                sql += &format!(" AND created_at >= ?{}", args.len());
+            }
+            if let Some(until) = filter.until {
+                args.push(until.into());
+                sql += &format!(" AND created_at < ?{}", args.len());
+            }
+            if let Some(hook_id) = &filter.hook_id {
+                args.push(hook_id.clone().into());
+                sql += &format!(
+                    " AND hooks_id IN (SELECT d.hooks_id FROM delivery_hooks d \
+                     JOIN hooks h ON h.seq = d.hook_seq WHERE h.app_key = ?1 AND h.hook_id = ?{})",
+                    args.len()
+                );
+            }
+            args.push(i64::from(size + 1).into());
+            sql += &format!(
+                " ORDER BY created_at DESC, hooks_id DESC LIMIT ?{}",
+                args.len()
+            );
+            let rows = conn
+                .prepare(&sql)?
+                .query_map(params_from_iter(args), delivery_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            // The page's hookIds in one query, not one per delivery.
+            let mut ids = page_hook_ids(conn, rows.iter().map(|r| r.hooks_id.as_str()))?;
+            let mut items = Vec::with_capacity(rows.len());
+            for row in rows {
+                let hook_ids = ids.remove(&row.hooks_id).unwrap_or_default();
+                items.push(row.into_summary(hook_ids)?);
+            }
+            Ok(paginate(items, size, |d| {
+                cursor::encode(&[&d.created_at.to_string(), &d.hooks_id])
+            }))
+        })
+        .await
+    }
+
+    pub(super) async fn get_delivery(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+    ) -> StoreResult<Option<DeliveryDetail>> {
+        let app_key = app_key.to_owned();
+        let hooks_id = hooks_id.to_owned();
+        self.read(move |conn| {
+            let Some(row) = load_delivery_row(conn, &hooks_id)? else {
+                return Ok(None);
+            };
+            if row.app_key != app_key {
+                return Ok(None);
+            }
+            let attempts = conn
+                .prepare_cached(
+                    "SELECT number, started_at, duration_ms, status_code, error_kind, \
+                     error_message, response_body FROM attempts WHERE hooks_id = ?1 \
+                     ORDER BY number",
+                )?
+                .query_map(params![hooks_id], |r| {
+                    Ok(AttemptRow {
+                        number: r.get(0)?,
+                        started_at: r.get(1)?,
+                        duration_ms: r.get(2)?,
+                        status_code: r.get(3)?,
+                        error_kind: r.get(4)?,
+                        error_message: r.get(5)?,
+                        response_body: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .map(AttemptRow::into_record)
+                .collect::<StoreResult<Vec<_>>>()?;
+            let delivery = sendable(conn, row.clone())?;
+            let hook_ids = delivery.hooks.iter().map(|h| h.hook_id.clone()).collect();
+            Ok(Some(DeliveryDetail {
+                summary: row.into_summary(hook_ids)?,
+                envelope: delivery.envelope(),
+                attempts,
+            }))
+        })
+        .await
+    }
+
+    pub(super) async fn redeliver(
+        &self,
+        app_key: &str,
+        hooks_id: &str,
+        new_hooks_id: String,
+    ) -> StoreResult<Option<DeliverySummary>> {
+        let app_key = app_key.to_owned();
+        let hooks_id = hooks_id.to_owned();
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let Some(row) = load_delivery_row(conn, &hooks_id)? else {
+                return Ok(None);
+            };
+            if row.app_key != app_key {
+                return Ok(None);
+            }
+            let config_exists: Option<i64> = conn
+                .prepare_cached("SELECT 1 FROM webhook_configs WHERE id = ?1")?
+                .query_row(params![row.config_id], |r| r.get(0))
+                .optional()?;
+            if config_exists.is_none() {
+                return Err(StoreError::Conflict(format!(
+                    "webhookConfigId: the config {} of this delivery was deleted",
+                    row.config_id
+                )));
+            }
+            let seqs: Vec<i64> = conn
+                .prepare_cached(
+                    "SELECT hook_seq FROM delivery_hooks WHERE hooks_id = ?1 ORDER BY position",
+                )?
+                .query_map(params![hooks_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let now = now_millis();
+            let summary = DeliverySummary::new(
+                new_hooks_id,
+                &row.app_key,
+                &row.config_id,
+                parse_product(&row.product)?,
+                parse_event(&row.event)?,
+                DeliveryStatus::Pending,
+                delivery_hook_ids(conn, &hooks_id)?,
+                now,
+            );
+            insert_delivery(conn, &summary, &seqs)?;
+            Ok(Some(summary))
+        })
+        .await
+    }
+
+    pub(super) async fn replay(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        filter: ReplayFilter,
+    ) -> StoreResult<u64> {
+        let app_key = app_key.to_owned();
+        let config_id = config_id.to_owned();
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let mut sql = String::from(
+                "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) \
+                 SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
+                 JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                 WHERE d.app_key = ?1 AND d.config_id = ?2",
+            );
+            let mut args: Vec<rusqlite::types::Value> =
+                vec![app_key.into(), config_id.clone().into()];
+            if let Some(since) = filter.since {
+                args.push(since.into());
+                sql += &format!(" AND d.created_at >= ?{}", args.len());
+            }
+            if let Some(until) = filter.until {
+                args.push(until.into());
+                sql += &format!(" AND d.created_at < ?{}", args.len());
+            }
+            if !filter.statuses.is_empty() {
+                let mut marks = Vec::new();
+                for status in &filter.statuses {
+                    args.push(status.as_str().to_owned().into());
+                    marks.push(format!("?{}", args.len()));
+                }
+                sql += &format!(" AND d.status IN ({})", marks.join(", "));
+            }
+            let queued = conn.prepare(&sql)?.execute(params_from_iter(args))?;
+            if queued > 0 {
+                tx.signals.push(StoreSignal::NewWork { config_id });
+            }
+            Ok(queued as u64)
+        })
+        .await
+    }
+}

@@ -1,0 +1,197 @@
+//! Maintenance and observation: retention (finished deliveries, then unreferenced hooks), the
+//! counts `/metrics` reads, and the dashboard chart's attempt buckets.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStore;
+use crate::model::Millis;
+use crate::store::rows::{parse_health_state, parse_status};
+use crate::store::{ATTEMPT_LOOKBACK, AttemptBucket, HookPurge, StoreResult, StoreStats};
+
+impl SqliteStore {
+    pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let mut expired: Vec<String> = Vec::new();
+            {
+                let mut select = conn.prepare_cached(
+                    "SELECT hooks_id FROM deliveries WHERE status = ?1 AND updated_at < ?2 \
+                     LIMIT ?3",
+                )?;
+                for status in ["SUCCEEDED", "FAILED", "CANCELLED"] {
+                    let room = i64::from(batch) - expired.len() as i64;
+                    if room <= 0 {
+                        break;
+                    }
+                    let ids = select
+                        .query_map(params![status, cutoff, room], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()?;
+                    expired.extend(ids);
+                }
+            }
+            let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE hooks_id = ?1")?;
+            let mut links =
+                conn.prepare_cached("DELETE FROM delivery_hooks WHERE hooks_id = ?1")?;
+            let mut rows = conn.prepare_cached("DELETE FROM deliveries WHERE hooks_id = ?1")?;
+            for hooks_id in &expired {
+                attempts.execute(params![hooks_id])?;
+                links.execute(params![hooks_id])?;
+                rows.execute(params![hooks_id])?;
+            }
+            Ok(expired.len())
+        })
+        .await
+    }
+
+    pub(super) async fn purge_hooks(
+        &self,
+        cutoff: Millis,
+        after: i64,
+        batch: u32,
+    ) -> StoreResult<HookPurge> {
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let candidates: Vec<(i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT seq, created_at FROM hooks WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, batch], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut purge = HookPurge {
+                deleted: 0,
+                next: None,
+            };
+            let mut referenced = conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = ?1) \
+                 OR EXISTS (SELECT 1 FROM queue WHERE hook_seq = ?1)",
+            )?;
+            let mut delete = conn.prepare_cached("DELETE FROM hooks WHERE seq = ?1")?;
+            for (seq, created_at) in &candidates {
+                if *created_at >= cutoff {
+                    // Hooks are numbered in arrival order: the rest are younger still.
+                    return Ok(purge);
+                }
+                if !referenced.query_row(params![seq], |r| r.get::<_, bool>(0))? {
+                    delete.execute(params![seq])?;
+                    purge.deleted += 1;
+                }
+                purge.next = Some(*seq);
+            }
+            if candidates.len() < batch as usize {
+                purge.next = None;
+            }
+            Ok(purge)
+        })
+        .await
+    }
+
+    pub(super) async fn stats(&self) -> StoreResult<StoreStats> {
+        self.read(|conn| {
+            // One pass over the queue's primary key; hooks.seq grows with acceptance time, so the
+            // smallest queued seq is the oldest queued hook (a point lookup).
+            let (queued_hooks, oldest_seq): (i64, Option<i64>) = conn
+                .prepare_cached("SELECT COUNT(*), MIN(hook_seq) FROM queue")?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let oldest_queued_at = match oldest_seq {
+                Some(seq) => conn
+                    .prepare_cached("SELECT created_at FROM hooks WHERE seq = ?1")?
+                    .query_row(params![seq], |r| r.get(0))
+                    .optional()?,
+                None => None,
+            };
+            // Two ranges of the index deliveries_by_status (migration 3 replaced the partial
+            // index deliveries_open): no scan of the table.
+            let mut open_deliveries = Vec::new();
+            for row in conn
+                .prepare_cached(
+                    "SELECT status, COUNT(*) FROM deliveries \
+                     WHERE status IN ('PENDING', 'RETRYING') GROUP BY status",
+                )?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            {
+                let (status, n) = row?;
+                open_deliveries.push((parse_status(&status)?, n as u64));
+            }
+            let mut configs_by_health = Vec::new();
+            let mut paused_configs = 0;
+            for row in conn
+                .prepare_cached(
+                    "SELECT enabled, health_state, COUNT(*) FROM webhook_configs \
+                     GROUP BY enabled, health_state",
+                )?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, bool>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?
+            {
+                let (enabled, state, n) = row?;
+                if !enabled {
+                    paused_configs += n as u64;
+                    continue;
+                }
+                configs_by_health.push((parse_health_state(&state)?, n as u64));
+            }
+            Ok(StoreStats {
+                queued_hooks: queued_hooks as u64,
+                oldest_queued_at,
+                open_deliveries,
+                configs_by_health,
+                paused_configs,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn attempt_buckets(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        since: Millis,
+        bucket_ms: i64,
+        buckets: u32,
+    ) -> StoreResult<Vec<AttemptBucket>> {
+        let app_key = app_key.to_owned();
+        let config_id = config_id.to_owned();
+        let bucket_ms = bucket_ms.max(1);
+        let until = since.saturating_add(bucket_ms.saturating_mul(i64::from(buckets)));
+        self.read(move |conn| {
+            // deliveries_by_config (config_id, created_at) bounds the deliveries; each one's
+            // attempts are a range of the attempts primary key.
+            let rows = conn
+                .prepare_cached(
+                    "SELECT (a.started_at - ?3) / ?5 AS bucket, COUNT(*), \
+                     SUM(a.status_code BETWEEN 200 AND 299 AND a.error_kind IS NULL), \
+                     SUM(a.duration_ms), MAX(a.duration_ms) \
+                     FROM deliveries d JOIN attempts a ON a.hooks_id = d.hooks_id \
+                     WHERE d.config_id = ?2 AND d.app_key = ?1 AND d.created_at >= ?6 \
+                     AND d.created_at < ?4 AND a.started_at >= ?3 AND a.started_at < ?4 \
+                     GROUP BY bucket ORDER BY bucket",
+                )?
+                .query_map(
+                    params![
+                        app_key,
+                        config_id,
+                        since,
+                        until,
+                        bucket_ms,
+                        since.saturating_sub(ATTEMPT_LOOKBACK)
+                    ],
+                    |r| {
+                        Ok(AttemptBucket {
+                            index: r.get::<_, i64>(0)?.clamp(0, i64::from(u32::MAX)) as u32,
+                            attempts: r.get::<_, i64>(1)?.max(0) as u64,
+                            succeeded: r.get::<_, Option<i64>>(2)?.unwrap_or(0).max(0) as u64,
+                            total_ms: r.get::<_, Option<i64>>(3)?.unwrap_or(0).max(0) as u64,
+                            max_ms: r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+}

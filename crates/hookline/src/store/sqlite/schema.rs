@@ -1,0 +1,28 @@
+//! The schema: migrations in `migrations/`, applied in order at open. `PRAGMA user_version`
+//! records how many ran, so a migration's place in [`MIGRATIONS`] is its number: only ever append.
+
+use rusqlite::Connection;
+
+use crate::store::StoreResult;
+
+/// Schema migrations, applied in order at open.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    // 2: Standard Webhooks secret rotation: the replaced secret signs until it expires.
+    include_str!("migrations/0002_previous_signing_secret.sql"),
+    // 3: deliveries without a rowid, retention's lookups, and a partial index whose predicate the
+    // planner must check against bound values makes SQLite re-prepare statements over and over; a
+    // plain index on status serves the same queries.
+    include_str!("migrations/0003_deliveries_without_rowid.sql"),
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! The single writer thread and its group commit, and the checkpointer beside it.
+//!
+//! The writer takes every job queued since its last commit (ingests, claims, attempt records,
+//! config changes) and runs them one after the other in one transaction: one fsync per group, not
+//! per request. Jobs run without savepoints (see [`JobStatus`]): a job that refuses decides
+//! before it writes anything, and any other error rolls the whole group back; the jobs that ran
+//! in it fail, those it did not reach go first into the next group. Callers get their answer
+//! only after the commit ([`SqliteStore::write`]), except claims
+//! ([`SqliteStore::write_uncommitted`]).
+//!
+//! The checkpointer copies the WAL into the database file on its own thread, so the writer never
+//! pays for checkpoints.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::SqliteStore;
+use super::attempts::{Unrecorded, resubmit_unrecorded};
+use super::connection::poisoned;
+use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
+
+/// Most jobs folded into one transaction: bounds a group's latency under a flood.
+const MAX_JOBS_PER_COMMIT: usize = 1024;
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// What a write job sees: the open transaction and the signals to emit if it commits.
+pub(super) struct WriteTx<'a> {
+    pub(super) conn: &'a Connection,
+    pub(super) signals: &'a mut Vec<StoreSignal>,
+}
+
+pub(super) type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
+/// A job gets the transaction (or the reason there is none) and returns how it went and what to
+/// do once the group's commit is known.
+pub(super) type Job =
+    Box<dyn FnOnce(StoreResult<&mut WriteTx<'_>>) -> (JobStatus, Finisher) + Send>;
+
+impl SqliteStore {
+    /// Runs `f` in the writer's next group commit and returns its result once committed.
+    pub(super) async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<R>>();
+        let job: Job = Box::new(move |ctx| match ctx {
+            Ok(ctx) => {
+                let result = f(ctx);
+                let status = job_status(&result);
+                let finish: Finisher = Box::new(move |commit| {
+                    let _ = tx.send(commit.and(result));
+                });
+                (status, finish)
+            }
+            Err(e) => {
+                let status = JobStatus::Failed(e.clone());
+                let finish: Finisher = Box::new(move |_| {
+                    let _ = tx.send(Err(e));
+                });
+                (status, finish)
+            }
+        });
+        self.submit(job)?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// Runs `f` in the writer's next group and answers as soon as it has run, before the group
+    /// commits. For work whose loss in a failed commit is harmless: the engine's claims (if the
+    /// commit fails, the hooks stay queued and are claimed again: at-least-once).
+    pub(super) async fn write_uncommitted<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<R>>();
+        let job: Job = Box::new(move |ctx| {
+            let result = ctx.and_then(f);
+            let status = job_status(&result);
+            let _ = tx.send(result);
+            let finish: Finisher = Box::new(|commit| {
+                if let Err(e) = commit {
+                    tracing::warn!(error = %e, "a claim's commit failed; its hooks stay queued");
+                }
+            });
+            (status, finish)
+        });
+        self.submit(job)?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    pub(super) fn submit(&self, job: Job) -> StoreResult<()> {
+        let writer = self.writer.lock().map_err(poisoned)?;
+        let sender = writer
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        sender
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))
+    }
+
+    /// Waits until every write queued before this call is committed.
+    pub(super) async fn flush(&self) -> StoreResult<()> {
+        self.write(|_| Ok(())).await
+    }
+}
+
+/// Transaction control statements, prepared once: parsing them per job showed in profiles.
+fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+pub(super) fn writer_loop(
+    conn: Connection,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    signals_out: mpsc::UnboundedSender<StoreSignal>,
+) {
+    let mut signals: Vec<StoreSignal> = Vec::new();
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+    let mut finishers: Vec<Finisher> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+    // Jobs that did not run because an earlier job of their group failed: first in the next.
+    let mut carried: Vec<Job> = Vec::new();
+    loop {
+        if carried.is_empty() {
+            match jobs.recv() {
+                Ok(first) => batch.push(first),
+                Err(_) => break,
+            }
+        } else {
+            batch.append(&mut carried);
+        }
+        while batch.len() < MAX_JOBS_PER_COMMIT {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+
+        if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
+            for job in batch.drain(..) {
+                let (_, finish) = job(Err(e.clone()));
+                finish(Err(e.clone()));
+            }
+            continue;
+        }
+        let mut failure = None;
+        let mut pending = batch.drain(..);
+        for job in pending.by_ref() {
+            let mut ctx = WriteTx {
+                conn: &conn,
+                signals: &mut signals,
+            };
+            let (status, finish) = job(Ok(&mut ctx));
+            finishers.push(finish);
+            if let JobStatus::Failed(e) = status {
+                failure = Some(e);
+                break;
+            }
+        }
+        carried.extend(pending);
+        let outcome = match failure {
+            None => run_cached(&conn, "COMMIT"),
+            Some(e) => Err(e),
+        };
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, jobs = finishers.len(), "write group rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+            signals.clear();
+        }
+        // Signals first, then answers: whoever learns that its write committed can rely on the
+        // engine having been told of the work it created.
+        for signal in signals.drain(..) {
+            let _ = signals_out.send(signal);
+        }
+        for finish in finishers.drain(..) {
+            finish(outcome.clone());
+        }
+    }
+    // Every sender is gone: checkpoint so the WAL does not linger.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+/// Copies the WAL into the database file in the background, so the writer never pays for
+/// checkpoints (and their fsync) on its own thread. Each round also resubmits the attempt records
+/// whose commit failed.
+pub(super) fn checkpoint_loop(
+    path: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    unrecorded: Unrecorded,
+) {
+    let conn = match Connection::open(&path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!(error = %e, "checkpointer cannot open the database");
+            return;
+        }
+    };
+    let _ = conn.busy_timeout(Duration::from_secs(5));
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::park_timeout(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
+        resubmit_unrecorded(&jobs, &unrecorded);
+    }
+}
