@@ -3,7 +3,9 @@
 //! - **HTTP**: a bare hyper client posting envelopes straight into the same sink the benchmark
 //!   uses, over `connections` keep-alive connections, as fast as it can.
 //! - **Store**: the embedded store's raw commit rate: one hook per commit (each awaited), and
-//!   many concurrent 100-hook ingests sharing group commits.
+//!   many concurrent 100-hook ingests sharing group commits. With `--database-url`, PostgreSQL's:
+//!   64 clients committing one hook each (what `pgbench` would measure), and 16 clients
+//!   committing 100 hooks at a time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -164,5 +166,15 @@ pub async fn store(data_dir: &std::path::Path) -> anyhow::Result<Value> {
     Ok(json!({
         "commitsPerSecOneHookEach": commits_per_sec,
         "hooksPerSecConcurrent100HookIngests": grouped,
+    }))
+}
+
+/// PostgreSQL's raw commit rate of hook rows on the cluster of `url` (fresh databases).
+pub async fn postgres(url: &str) -> anyhow::Result<Value> {
+    let one = crate::store::postgres::commit_rate(url, 64, 1, 200, hook_json).await?;
+    let grouped = crate::store::postgres::commit_rate(url, 16, 100, 50, hook_json).await?;
+    Ok(json!({
+        "commitsPerSecOneHookEach64Clients": one,
+        "hooksPerSec100HookCommits16Clients": grouped,
     }))
 }

@@ -23,6 +23,7 @@
 //! [`JobStatus`]: crate::store::JobStatus
 
 mod attempts;
+mod ceiling;
 mod claims;
 mod cluster;
 mod columns;
@@ -42,6 +43,7 @@ use deadpool_postgres::Pool;
 use hookline_wire::{Event, Product, ValidatedHook};
 use tokio::sync::mpsc;
 
+pub use self::ceiling::commit_rate;
 pub use self::cluster::{NodeOptions, generated_node_id};
 pub use self::connection::create_scratch_database;
 #[cfg(test)]
