@@ -110,7 +110,7 @@ pub struct ConfigRequest {
     /// Default 100.
     #[schema(minimum = 1, maximum = 1000)]
     pub max_hooks_per_request: Option<u32>,
-    /// Default 8.
+    /// The ceiling of the adaptive concurrency (which starts at 8); default 64.
     #[schema(minimum = 1, maximum = 64)]
     pub max_requests_in_flight: Option<u32>,
     /// Per attempt; default 10000.

@@ -536,7 +536,7 @@ fn config_form(
          <label>Hooks per request <input name=\"maxHooksPerRequest\" inputmode=\"numeric\" \
          value=\"{max_hooks}\" placeholder=\"100\"></label>\
          <label>Requests in flight <input name=\"maxRequestsInFlight\" inputmode=\"numeric\" \
-         value=\"{in_flight}\" placeholder=\"8\"></label>\
+         value=\"{in_flight}\" placeholder=\"64\"></label>\
          <label>Timeout (ms) <input name=\"timeoutMs\" inputmode=\"numeric\" value=\"{timeout}\" \
          placeholder=\"10000\"></label></div>\
          <label>Retry schedule <span class=\"muted small\">delays before attempts 2, 3, …; empty \

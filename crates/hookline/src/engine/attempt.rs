@@ -109,6 +109,7 @@ impl AttemptTask {
     async fn attempt(self, delivery: SendableDelivery) {
         let config_id = self.config.id.clone();
         let number = delivery.attempt_count + 1;
+        let started = std::time::Instant::now();
         let result = self
             .client
             .send(Outgoing {
@@ -117,6 +118,7 @@ impl AttemptTask {
                 envelope: Bytes::from(delivery.envelope()),
             })
             .await;
+        let latency = started.elapsed();
         if result.succeeded() {
             tracing::debug!(
                 hooks_id = delivery.hooks_id,
@@ -146,6 +148,7 @@ impl AttemptTask {
             hooks_id: delivery.hooks_id,
             number,
             result,
+            latency,
         });
     }
 

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::model::{Health, HealthState, Millis, WebhookConfig};
 
+use super::concurrency::AdaptiveLimit;
 use super::retry;
 
 pub(super) struct ConfigState {
@@ -37,6 +38,9 @@ pub(super) struct ConfigState {
     /// Reads of the config under way after change signals (another node changed it): no claims
     /// until they are done (they would send with the old settings, e.g. a rotated-out secret).
     pub(super) reloading: u32,
+    /// How many requests may be in flight now, within the config's ceiling
+    /// (`maxRequestsInFlight`, this node's share of it).
+    pub(super) concurrency: AdaptiveLimit,
 }
 
 impl ConfigState {
@@ -54,6 +58,7 @@ impl ConfigState {
             work_epoch: 0,
             contended_until: None,
             reloading: 0,
+            concurrency: AdaptiveLimit::default(),
         }
     }
 

@@ -79,6 +79,8 @@ pub(super) enum TaskEvent {
         hooks_id: String,
         number: u32,
         result: AttemptResult,
+        /// From sending the request to its answer (the adaptive limit's latency signal).
+        latency: Duration,
     },
 }
 
@@ -365,6 +367,11 @@ impl Dispatcher {
             } => {
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.claiming = false;
+                    if got == asked && !drained {
+                        // Every slot asked for got a batch: the queue had at least as much work
+                        // as the limit let through.
+                        st.concurrency.saturated();
+                    }
                     if drained && st.work_epoch == epoch {
                         st.queued = false;
                     } else if got == 0 && contended {
@@ -428,7 +435,13 @@ impl Dispatcher {
                 hooks_id,
                 number,
                 result,
+                latency,
             } => {
+                let ceiling = self.ceiling(&config_id);
+                if let Some(st) = self.configs.get_mut(&config_id) {
+                    st.concurrency
+                        .answered(latency, verdict::load(&result), ceiling);
+                }
                 let outcome = self.judge(&config_id, hooks_id, number, result);
                 let retry_at = outcome
                     .next_attempt_at
@@ -493,6 +506,15 @@ impl Dispatcher {
         }
     }
 
+    /// This node's share of the config's `maxRequestsInFlight`: the most its adaptive limit may
+    /// grow to (the live nodes' shares add up to the config's ceiling).
+    fn ceiling(&self, config_id: &str) -> u32 {
+        self.configs.get(config_id).map_or(0, |st| {
+            self.membership
+                .share(st.config.max_requests_in_flight.max(1), config_id)
+        })
+    }
+
     fn pump_dirty(&mut self) {
         if self.dirty.is_empty() {
             return;
@@ -516,9 +538,11 @@ impl Dispatcher {
         if st.paused() || st.reloading > 0 {
             return;
         }
-        // This node's share of the config's limit: the live nodes' shares add up to it. A node
+        // This node's share of the config's ceiling: the live nodes' shares add up to it. A node
         // whose share is 0 leaves the config to the others (their sweeps find its retries).
-        let limit = membership.share(st.config.max_requests_in_flight.max(1), config_id);
+        // Within it, the adaptive limit: as many as the receiver shows it takes.
+        let ceiling = membership.share(st.config.max_requests_in_flight.max(1), config_id);
+        let limit = st.concurrency.current(ceiling);
         if limit == 0 {
             return;
         }
@@ -566,6 +590,10 @@ impl Dispatcher {
                 slots,
                 epoch: st.work_epoch,
             });
+        }
+        if st.in_flight >= limit && !st.ready.is_empty() {
+            // Retries are waiting for a slot: the limit, not the work, bounds this config now.
+            st.concurrency.saturated();
         }
         let config = st.config.clone();
         if let Some(at) = wake {

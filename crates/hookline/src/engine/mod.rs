@@ -36,6 +36,7 @@
 
 mod attempt;
 pub mod client;
+pub mod concurrency;
 mod config_state;
 mod dispatcher;
 pub mod health;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::model::{AttemptResult, DeliveryStatus, Health, Millis};
 
+use super::concurrency::Load;
 use super::health::HealthPolicy;
 use super::retry;
 
@@ -25,6 +26,22 @@ pub fn succeeded(result: &AttemptResult) -> bool {
 /// Requests, 503 Service Unavailable): the client captures the header only then.
 pub fn honours_retry_after(status: u16) -> bool {
     status == 429 || status == 503
+}
+
+/// What an answer says about the receiver's load, for the adaptive concurrency limit
+/// ([`concurrency`](super::concurrency)): 429, any 5xx, a timeout and a broken or refused
+/// connection are pressure; other answers are fine, except those that say nothing about load
+/// (a 4xx, an address that is refused, invalid or does not resolve, a TLS failure).
+pub fn load(result: &AttemptResult) -> Load {
+    use crate::model::AttemptErrorKind as E;
+    match (result.error_kind, result.status_code) {
+        (Some(E::Timeout | E::Connect | E::Io), _) => Load::Pressure,
+        (Some(E::Dns | E::Tls | E::BlockedAddress | E::InvalidUrl), _) => Load::Neutral,
+        (None, Some(429)) => Load::Pressure,
+        (None, Some(s)) if s >= 500 => Load::Pressure,
+        (None, Some(s)) if (400..500).contains(&s) => Load::Neutral,
+        (None, _) => Load::Fine,
+    }
 }
 
 /// The delivery's next state after an attempt.
@@ -314,5 +331,33 @@ mod tests {
         }
         let verdict = decide_at(&result, &health, 1, 1.0);
         assert_eq!(verdict.health.state, HealthState::Failing);
+    }
+
+    #[test]
+    fn load_tells_pressure_from_answers_that_say_nothing_about_load() {
+        use crate::model::AttemptErrorKind as E;
+        let answer = |status: Option<u16>, error: Option<E>| AttemptResult {
+            status_code: status,
+            error_kind: error,
+            ..answered(200)
+        };
+        for (status, error, want) in [
+            (Some(200), None, Load::Fine),
+            (Some(204), None, Load::Fine),
+            (Some(302), None, Load::Fine),
+            (Some(429), None, Load::Pressure),
+            (Some(500), None, Load::Pressure),
+            (Some(503), None, Load::Pressure),
+            (Some(400), None, Load::Neutral),
+            (Some(410), None, Load::Neutral),
+            (None, Some(E::Timeout), Load::Pressure),
+            (None, Some(E::Connect), Load::Pressure),
+            (None, Some(E::Io), Load::Pressure),
+            (None, Some(E::Dns), Load::Neutral),
+            (None, Some(E::Tls), Load::Neutral),
+            (None, Some(E::BlockedAddress), Load::Neutral),
+        ] {
+            assert_eq!(load(&answer(status, error)), want, "{status:?} {error:?}");
+        }
     }
 }

@@ -15,6 +15,9 @@ use crate::engine::retry;
 use crate::model::{Health, PreviousSecret, WebhookConfig};
 
 const MAX_URL_LEN: usize = 2048;
+/// The default ceiling of a config's adaptive concurrency (see `engine::concurrency`): high,
+/// because the limit itself starts at 8 and grows only while the receiver keeps up.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: u32 = 64;
 
 /// The settable fields of a webhook config, validated.
 pub struct ConfigInput {
@@ -137,7 +140,13 @@ impl ConfigInput {
         };
         let description = optional_string(body, "description", MAX_TEXT_LEN)?.unwrap_or_default();
         let max_hooks_per_request = optional_int(body, "maxHooksPerRequest", 1, 1000, 100)?;
-        let max_requests_in_flight = optional_int(body, "maxRequestsInFlight", 1, 64, 8)?;
+        let max_requests_in_flight = optional_int(
+            body,
+            "maxRequestsInFlight",
+            1,
+            64,
+            DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+        )?;
         let timeout_ms = optional_int(body, "timeoutMs", 100, 60_000, 10_000)?;
         let retry_schedule = match body.get("retrySchedule") {
             None | Some(Value::Null) => retry::DEFAULT_SCHEDULE.to_vec(),

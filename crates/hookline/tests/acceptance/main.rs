@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod batching;
 mod cluster;
+mod concurrency;
 mod crash;
 mod crash_loop;
 mod dashboard;

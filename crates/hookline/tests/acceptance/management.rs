@@ -165,7 +165,8 @@ async fn invalid_configs_are_rejected_naming_the_field() {
         ("enabled", json!(true)),
         ("maxHooksPerRequest", json!(100)),
         ("timeoutMs", json!(10000)),
-        ("maxRequestsInFlight", json!(8)),
+        // The ceiling of the adaptive limit (which itself starts at 8).
+        ("maxRequestsInFlight", json!(64)),
     ] {
         if cfg[k] != v {
             failures.push(format!("- default {k}: want {v}, got {}", cfg[k]));
@@ -310,8 +311,8 @@ async fn config_create_get_put_list_delete_roundtrip() {
     assert_eq!(put["createdAt"], created["createdAt"]);
     assert_eq!(
         put["maxRequestsInFlight"],
-        json!(8),
-        "omitted maxRequestsInFlight returns to 8"
+        json!(64),
+        "omitted maxRequestsInFlight returns to its default, 64"
     );
     assert_eq!(
         put["retrySchedule"].as_array().map(Vec::len),

@@ -27,6 +27,8 @@ pub struct Recorded {
     pub json: Option<Value>,
     /// The client's address: one TCP connection has one peer port, so reuse is visible.
     pub peer: SocketAddr,
+    /// Requests to the same path being handled when this one arrived, itself included.
+    pub concurrent: usize,
 }
 
 impl Recorded {
@@ -440,14 +442,17 @@ async fn handle(
         json: serde_json::from_slice(&body).ok(),
         body: body.to_vec(),
         peer,
+        concurrent: 0,
     };
+    let mut rec = rec;
     let path = rec.path.clone();
     let (action, held, delay) = {
         let mut st = shared.state.lock().unwrap();
-        st.requests.push(rec);
         let (now, peak) = st.concurrency.entry(path.clone()).or_default();
         *now += 1;
         *peak = (*peak).max(*now);
+        rec.concurrent = *now;
+        st.requests.push(rec);
         (
             if st.hang {
                 Action::Hang
