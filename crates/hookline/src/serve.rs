@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::api::{self, AppState, Limits};
 use crate::engine::health::HealthPolicy;
 use crate::engine::{Engine, EngineSettings};
+use crate::listener::ListenerLimits;
 use crate::service::Service;
 use crate::service::credentials::{hash_secret, new_secret};
 use crate::store::Store;
@@ -67,6 +68,18 @@ pub struct ServeArgs {
     /// The longest a graceful shutdown waits for attempts in flight (e.g. 30s).
     #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub shutdown_grace: Duration,
+    /// Most connections open at once (lowered to fit the open files limit). When full, a new
+    /// connection closes the oldest idle one; if all are busy it gets a `503`.
+    #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS", default_value_t = 8192)]
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (behind a load balancer every
+    /// client may share its address: raise it to --max-connections then).
+    #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS_PER_IP", default_value_t = 1024)]
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait for its next request.
+    #[arg(long, env = "HOOKLINE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = crate::duration::parse_flag)]
+    pub header_read_timeout: Duration,
     /// With PostgreSQL: this node's name among those sharing the database (written as the
     /// owner of its leases). Must be unique among running nodes; default `<host>-<pid>-<random>`.
     #[arg(long, env = "HOOKLINE_NODE_ID")]
@@ -216,9 +229,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Two front ends over one service, side by side: the API (JSON, `/v1`, `/docs`, operations)
     // and the dashboard (HTML, `/` and `/ui/`).
     let app = api::router(state).merge(crate::dashboard::router(service));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = ListenerLimits {
+        max_connections: args.max_connections.max(1),
+        max_connections_per_ip: args.max_connections_per_ip.max(1),
+        header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
+    }
+    .within_fd_limit();
+    crate::listener::serve(listener, app, limits, shutdown_signal()).await?;
     tracing::info!("no longer accepting requests; draining deliveries");
     retention.abort();
     engine.shutdown().await;

@@ -18,6 +18,7 @@ mod ecosystem;
 mod graceful;
 mod health;
 mod hostile_input;
+mod hostile_load;
 mod idempotency;
 mod isolation;
 mod management;
