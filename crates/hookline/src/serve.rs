@@ -137,8 +137,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.ingest_burst,
         args.max_hooks_per_request,
     )?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    {
+        // A data dir hookline creates is private (0700): it holds the admin token and the
+        // embedded database (signing secrets, phone numbers).
+        let mut dir = std::fs::DirBuilder::new();
+        dir.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            dir.mode(0o700);
+        }
+        dir.create(&args.data_dir)
+            .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    }
     let lease_ttl = args.lease_ttl.max(Duration::from_millis(300));
     let node_id = args.node_id.clone().unwrap_or_else(generated_node_id);
     let mut shared = false;

@@ -66,11 +66,33 @@ pub fn router(state: SharedState) -> Router {
         })
         .with_state(state)
         .merge(
-            utoipa_swagger_ui::SwaggerUi::new("/docs").config(
+            Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").config(
                 utoipa_swagger_ui::Config::from("/openapi.json").persist_authorization(false),
-            ),
+            ))
+            .layer(axum::middleware::map_response(docs_headers)),
         )
         .layer(axum::middleware::map_response(json_errors))
+}
+
+/// `/docs` shares the dashboard's origin: it gets a Content-Security-Policy (its own scripts and
+/// styles only; Swagger UI sets inline styles), no framing and no sniffing, like the dashboard.
+async fn docs_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Errors that axum answers by itself (a path or query that does not decode, a method the

@@ -35,7 +35,9 @@ const CONTENT_TYPE_VALUE: &str = "application/json;charset=UTF-8";
 /// Why the connector refused or failed to connect.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("{host} resolves only to blocked addresses ({addr})")]
+    /// The message names neither the host nor the address it resolved to: a tenant must not
+    /// learn what names resolve to inside the network (internal DNS) by testing URLs.
+    #[error("the URL's host resolves only to blocked addresses")]
     Blocked { host: String, addr: IpAddr },
     #[error("cannot resolve {host}: {source}")]
     Dns {
@@ -61,6 +63,14 @@ pub fn is_blocked_ip(ip: IpAddr) -> bool {
                 return is_blocked_v4(v4);
             }
             let seg = v6.segments();
+            // Translation ranges that only make sense inside a network: the local-use NAT64
+            // prefix 64:ff9b:1::/48 (RFC 8215) and IPv4-translated addresses ::ffff:0:0/96
+            // (RFC 2765). Whatever they embed, nothing public lives there.
+            if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1)
+                || seg[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                return true;
+            }
             // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d) embed an
             // IPv4 address that the network may route to.
             if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0])
@@ -393,6 +403,11 @@ mod tests {
             "::ffff:10.0.0.1",
             "::127.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",   // local-use NAT64 of 169.254.169.254
+            "64:ff9b:1:ffff::7f00:1", // the same prefix, any suffix layout
+            "::ffff:0:127.0.0.1",     // IPv4-translated
+            "::ffff:0:a00:1",         // IPv4-translated 10.0.0.1
+            "::ffff:0:808:808",       // IPv4-translated, even of a public address
             "fc00::1",
             "fd12:3456::1",
             "fe80::1",

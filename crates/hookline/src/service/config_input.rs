@@ -246,8 +246,54 @@ fn validate_url(url: &str) -> Result<()> {
             ));
         }
     }
+    // `Uri` reads any digits as the port; the connector would wrap an out-of-range one (65536
+    // became port 0 → 80). A port must be 1 to 65535.
+    let host_port = uri
+        .authority()
+        .map(|a| a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, hp)| hp));
+    if let Some(host_port) = host_port
+        && let Some((_, port)) = host_port.rsplit_once(':')
+        && !port.ends_with(']')
+        && !matches!(port.parse::<u32>(), Ok(1..=65535))
+    {
+        return Err(Error::field(
+            "url",
+            format!("{url:?} has port {port:?}; a port is 1 to 65535"),
+        ));
+    }
     if uri.host().is_none_or(str::is_empty) {
         return Err(Error::field("url", format!("{url:?} has no host")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_url;
+
+    #[test]
+    fn urls_need_a_scheme_a_host_and_a_real_port() {
+        for ok in [
+            "https://example.com/hooks",
+            "http://example.com:8080/x",
+            "http://user:secret@example.com/x",
+            "http://user:secret@example.com:65535/x",
+            "http://[2001:db8::1]/x",
+            "http://[2001:db8::1]:443/x",
+        ] {
+            assert!(validate_url(ok).is_ok(), "{ok} must pass");
+        }
+        for bad in [
+            "http://127.0.0.1:65536/x",
+            "http://example.com:0/x",
+            "http://example.com:99999999999/x",
+            "http://[2001:db8::1]:70000/x",
+            "ftp://example.com/x",
+            "/relative",
+            "http:///nohost",
+        ] {
+            let e = validate_url(bad).expect_err(bad);
+            assert!(e.message.starts_with("url: "), "{bad}: {}", e.message);
+        }
+    }
 }

@@ -91,3 +91,86 @@ async fn a_connection_flood_cannot_lock_other_clients_out() {
     );
     drop(flood);
 }
+
+/// A data dir that hookline creates is private, and so is its database: they hold signing
+/// secrets, the admin token and phone numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_dir_and_database_hookline_creates_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncBufReadExt;
+    // A data dir that does not exist yet, under the test's umask (022: a plain create would
+    // make it 0755 and the database 0644). The embedded store on both passes: this is about its
+    // files.
+    let parent = tempfile::tempdir().expect("temp dir");
+    let data_dir = parent.path().join("new").join("data");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .env("HOOKLINE_ADMIN_TOKEN", "perms-test-token")
+        .env_remove("HOOKLINE_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start hookline serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if line.starts_with("hookline listening on") {
+                return;
+            }
+        }
+        panic!("hookline serve exited before it listened");
+    })
+    .await
+    .expect("hookline serve listening within 60 s");
+    let mode = |name: &str| {
+        std::fs::metadata(data_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data dir");
+    // The migrations wrote through the WAL, so all three files exist by now.
+    for file in [
+        "hookline.db",
+        "hookline.db-wal",
+        "hookline.db-shm",
+        "admin-token",
+    ] {
+        if file == "admin-token" && !data_dir.join(file).exists() {
+            continue; // the token came from the environment
+        }
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    let _ = child.kill().await;
+}
+
+/// `/docs` shares the dashboard's origin: it must not be framed or run foreign scripts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_docs_page_forbids_framing_and_foreign_scripts() {
+    let srv = Server::start().await;
+    let resp = srv
+        .http
+        .get(srv.url("/docs/"))
+        .send()
+        .await
+        .expect("GET /docs/");
+    assert_eq!(resp.status(), 200);
+    let csp = resp
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "CSP: {csp:?}");
+    assert!(csp.contains("script-src 'self'"), "CSP: {csp:?}");
+    assert_eq!(
+        resp.headers()
+            .get("x-frame-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+}

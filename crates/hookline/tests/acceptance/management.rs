@@ -114,6 +114,11 @@ async fn invalid_configs_are_rejected_naming_the_field() {
             "enabled",
         ),
         (
+            "url with port 65536 (would wrap to port 0)",
+            with("url", json!("http://127.0.0.1:65536/x")),
+            "url",
+        ),
+        (
             "maxRequestsInFlight 0",
             with("maxRequestsInFlight", json!(0)),
             "maxRequestsInFlight",

@@ -121,6 +121,13 @@ async fn private_targets_are_blocked_in_every_spelling() {
         if at["errorKind"] != json!("BLOCKED_ADDRESS") || !at["statusCode"].is_null() {
             failures.push(format!("- test route to {url}: {at}"));
         }
+        // A tenant must not learn what a name resolves to inside the network.
+        let message = at["errorMessage"].as_str().unwrap_or("");
+        if message.contains("127.0.0.1") || message.contains("::1") || message.contains("0.0.0.0") {
+            failures.push(format!(
+                "- test route to {url}: the error names an address: {message:?}"
+            ));
+        }
     }
 
     // Real deliveries: one hook fans out to every config; each first attempt is recorded blocked.

@@ -70,6 +70,36 @@ pub enum Fsync {
     Full,
 }
 
+/// The database holds signing secrets and phone numbers: a data dir hookline creates is its
+/// user's alone (0700). An existing dir keeps the permissions its owner gave it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A new database file is created empty and private (0600) before the engine opens it; the
+/// engine gives its WAL and shared-memory files the database file's permissions.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `hookline.db` in `data_dir`, runs migrations and starts the
     /// writer thread.
@@ -79,9 +109,11 @@ impl SqliteStore {
 
     /// Like [`SqliteStore::open`], choosing how hard commits are synced to disk.
     pub fn open_with(data_dir: &Path, fsync: Fsync) -> StoreResult<Self> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", data_dir.display())))?;
+        let unavailable =
+            |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", data_dir.display()));
+        create_private_dir(data_dir).map_err(unavailable)?;
         let path = data_dir.join("hookline.db");
+        create_private_file(&path).map_err(unavailable)?;
         let mut conn = open_connection(&path, false)?;
         if fsync == Fsync::Full {
             conn.pragma_update(None, "synchronous", "FULL")?;
