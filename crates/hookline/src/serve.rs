@@ -13,8 +13,8 @@ use crate::api::{self, AppState, Limits};
 use crate::engine::health::HealthPolicy;
 use crate::engine::{Engine, EngineSettings};
 use crate::listener::ListenerLimits;
-use crate::service::Service;
 use crate::service::credentials::{hash_secret, new_secret};
+use crate::service::{Service, TenantLimits};
 use crate::store::Store;
 use crate::store::postgres::{NodeOptions, PostgresStore, generated_node_id};
 use crate::store::sqlite::{Fsync, SqliteStore};
@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// The longest a graceful shutdown waits for attempts in flight (e.g. 30s).
     #[arg(long, env = "HOOKLINE_SHUTDOWN_GRACE", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub shutdown_grace: Duration,
+    /// Most webhook configs one app key may hold (each hook is queued once per subscribed config,
+    /// so this bounds one tenant's fan-out).
+    #[arg(long, env = "HOOKLINE_MAX_CONFIGS_PER_APP_KEY", default_value_t = 100)]
+    pub max_configs_per_app_key: u32,
     /// Most connections open at once (lowered to fit the open files limit). When full, a new
     /// connection closes the oldest idle one; if all are busy it gets a `503`.
     #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS", default_value_t = 8192)]
@@ -200,7 +204,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    let service = Arc::new(Service::new(store.clone(), engine.clone()));
+    let service = Arc::new(Service::new(
+        store.clone(),
+        engine.clone(),
+        TenantLimits {
+            max_configs_per_app_key: args.max_configs_per_app_key.max(1),
+        },
+    ));
     let state = Arc::new(AppState {
         service: service.clone(),
         admin_token_hash: hash_secret(&token),

@@ -39,8 +39,32 @@ impl Service {
         Ok(self.store.list_configs(app_key, filter, page).await?)
     }
 
-    /// Stores a new config with a fresh health.
+    /// Stores a new config with a fresh health, within the app key's config limit.
     pub async fn create_config(&self, app_key: &str, input: ConfigInput) -> Result<WebhookConfig> {
+        let limit = self.limits.max_configs_per_app_key;
+        let existing = self
+            .store
+            .list_configs(
+                app_key,
+                ConfigFilter::default(),
+                PageRequest {
+                    size: limit.max(1),
+                    cursor: None,
+                },
+            )
+            .await?;
+        // Two creates at the same moment may both pass: the limit bounds a tenant's fan-out,
+        // it is not a quota to the unit.
+        if existing.items.len() >= limit as usize {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!(
+                    "webhookConfigs: this app key has {} webhook configs, the most the server \
+                     allows (--max-configs-per-app-key {limit}); delete one first",
+                    existing.items.len()
+                ),
+            ));
+        }
         let now = now_millis();
         let config = input.into_config(
             hookline_wire::generate_id(),

@@ -28,15 +28,36 @@ use crate::store::{Store, StoreStats};
 pub use config_input::ConfigInput;
 pub use error::{Error, ErrorKind, Result};
 
+/// Bounds on what one tenant may hold (server flags).
+#[derive(Debug, Clone, Copy)]
+pub struct TenantLimits {
+    /// Webhook configs per app key: every hook of an event is queued once per subscribed config,
+    /// so this bounds the fan-out one tenant can ask of the store.
+    pub max_configs_per_app_key: u32,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            max_configs_per_app_key: 100,
+        }
+    }
+}
+
 /// The store and the engine behind every operation.
 pub struct Service {
     store: Arc<dyn Store>,
     engine: Engine,
+    limits: TenantLimits,
 }
 
 impl Service {
-    pub fn new(store: Arc<dyn Store>, engine: Engine) -> Self {
-        Service { store, engine }
+    pub fn new(store: Arc<dyn Store>, engine: Engine, limits: TenantLimits) -> Self {
+        Service {
+            store,
+            engine,
+            limits,
+        }
     }
 
     /// Readiness: the store answers.

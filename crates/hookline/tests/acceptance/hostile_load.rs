@@ -174,3 +174,42 @@ async fn the_api_docs_page_forbids_framing_and_foreign_scripts() {
         Some("DENY")
     );
 }
+
+/// One tenant cannot make the store fan every hook out to thousands of configs: the number of
+/// configs per app key is capped (409 naming the limit), per app key, and a deleted config
+/// frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_per_app_key_are_capped() {
+    let srv = Server::start_with(&["--max-configs-per-app-key=3"]).await;
+    let greedy = srv.create_app_key("greedy").await;
+    let other = srv.create_app_key("other").await;
+    let body = || config_body(SMS, &["UNSUBSCRIBE"], "https://example.com/hooks");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(s(
+            &srv.create_config(&greedy, body()).await,
+            "webhookConfigId",
+        ));
+    }
+    let configs = greedy.path("/webhook-configs");
+    let resp = srv.post(&greedy.auth(), &configs, body()).await;
+    srv.ok(check_error(&resp, &[409], Some("webhookConfigs")));
+    let message = resp.1["header"]["resultMessage"].as_str().unwrap_or("");
+    assert!(message.contains("--max-configs-per-app-key 3"), "{message}");
+    // Nothing was created by the refused request.
+    let (_, list) = srv.get(&greedy.auth(), &configs).await;
+    assert_eq!(list["webhookConfigs"].as_array().map(Vec::len), Some(3));
+    // Another tenant is not affected.
+    srv.create_config(&other, body()).await;
+    // Deleting one frees a place.
+    srv.expect(
+        srv.delete(
+            &greedy.auth(),
+            &greedy.path(&format!("/webhook-configs/{}", ids[0])),
+        )
+        .await,
+        200,
+        "delete",
+    );
+    srv.create_config(&greedy, body()).await;
+}
