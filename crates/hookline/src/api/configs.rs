@@ -33,6 +33,7 @@ pub(super) fn routes() -> Router<SharedState> {
             CONFIG,
             axum::routing::get(get_config)
                 .put(put_config)
+                .patch(patch_config)
                 .delete(delete_config),
         )
         .route(&format!("{CONFIG}/test"), post(test_config))
@@ -139,12 +140,13 @@ pub async fn get_config(
 
 /// Replace a webhook config
 ///
-/// Replaces every settable field: an omitted optional field returns to its default. The change
-/// applies to the next attempt of every delivery of this config. `enabled: true` on a config
-/// that health checks DISABLED also gives it a fresh health.
+/// Replaces every settable field: an omitted optional field returns to its default, except the
+/// write-only `signingSecret`, which an omission keeps and `null` removes (so the usual GET, edit,
+/// PUT round trip keeps it). The change applies to the next attempt of every delivery of this
+/// config. `enabled: true` on a config that health checks DISABLED also gives it a fresh health.
 #[utoipa::path(put, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}", tag = "webhook configs",
     params(openapi::AppKeyPath, openapi::ConfigPath),
-    request_body(content = openapi::ConfigRequest, description = "Replaces the settable fields: an omitted optional field returns to its default; `enabled: true` also clears a DISABLED health state. Read-only fields of a GET may be sent back unchanged.", content_type = "application/json"),
+    request_body(content = openapi::ConfigRequest, description = "Replaces the settable fields: an omitted optional field returns to its default, except `signingSecret` (omitted: kept; `null`: removed); `enabled: true` also clears a DISABLED health state. Read-only fields of a GET may be sent back unchanged.", content_type = "application/json"),
     responses((status = 200, description = "The config as stored now", body = ConfigResponse), openapi::AppKeyBodyErrors),
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn put_config(
@@ -159,6 +161,32 @@ pub async fn put_config(
     let config = state
         .service
         .replace_config(&app_key, &config_id, input)
+        .await?;
+    Ok(config_response(&config))
+}
+
+/// Change some fields of a webhook config
+///
+/// A JSON Merge Patch (RFC 7396): only the fields in the body change; `null` returns an optional
+/// field to its default, and `"signingSecret": null` removes the signing secret. The result is
+/// checked like a whole config (the error names the field), and nothing changes if it fails.
+#[utoipa::path(patch, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}", tag = "webhook configs",
+    params(openapi::AppKeyPath, openapi::ConfigPath),
+    request_body(content = openapi::ConfigPatch, description = "The fields to change (`application/merge-patch+json` or `application/json`).", content_type = "application/merge-patch+json"),
+    responses((status = 200, description = "The config as stored now", body = ConfigResponse), openapi::AppKeyBodyErrors),
+    security(("secretKey" = []), ("adminToken" = [])))]
+pub async fn patch_config(
+    State(state): State<SharedState>,
+    Path((app_key, config_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ConfigResponse>> {
+    require_app_key(&state, &headers, &app_key).await?;
+    let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let patch = parse_object(&bytes)?;
+    let config = state
+        .service
+        .patch_config(&app_key, &config_id, &patch)
         .await?;
     Ok(config_response(&config))
 }

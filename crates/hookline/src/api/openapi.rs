@@ -122,6 +122,34 @@ pub struct ConfigRequest {
     pub retry_schedule: Option<Vec<String>>,
 }
 
+/// A JSON Merge Patch of a webhook config: only the fields present change.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"url": "https://example.com/new-hooks", "enabled": false}))]
+pub struct ConfigPatch {
+    pub product_name: Option<ProductName>,
+    #[schema(min_items = 1)]
+    pub events: Option<Vec<EventName>>,
+    #[schema(pattern = "^https?://", max_length = 2048)]
+    pub url: Option<String>,
+    #[schema(min_length = 1, max_length = 1024)]
+    pub signature: Option<String>,
+    /// `null` removes the signing secret.
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]+={0,2}$")]
+    pub signing_secret: Option<String>,
+    pub enabled: Option<bool>,
+    #[schema(max_length = 1024)]
+    pub description: Option<String>,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_hooks_per_request: Option<u32>,
+    #[schema(minimum = 1, maximum = 64)]
+    pub max_requests_in_flight: Option<u32>,
+    #[schema(minimum = 100, maximum = 60000)]
+    pub timeout_ms: Option<u32>,
+    #[schema(max_items = 30)]
+    pub retry_schedule: Option<Vec<String>>,
+}
+
 /// Ingest: hooks of one product and event.
 #[derive(serde::Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -300,6 +328,7 @@ impl Modify for SecuritySchemes {
         super::configs::list_configs,
         super::configs::get_config,
         super::configs::put_config,
+        super::configs::patch_config,
         super::configs::delete_config,
         super::configs::test_config,
         super::configs::rotate_signing_secret,

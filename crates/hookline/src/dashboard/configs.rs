@@ -437,12 +437,13 @@ fn input_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, 
             ),
         );
     }
+    // The page never holds the secret: an empty field leaves it as it is (the field is left out,
+    // which keeps a write-only field), "remove" sends `null`.
     let new_secret = text("signingSecret");
-    let remove = form.get("removeSigningSecret").is_some();
     if !new_secret.is_empty() {
         body.insert("signingSecret".into(), Value::String(new_secret));
-    } else if !remove && let Some(secret) = existing.and_then(|c| c.signing_secret.as_ref()) {
-        body.insert("signingSecret".into(), Value::String(secret.clone()));
+    } else if existing.is_some() && form.get("removeSigningSecret").is_some() {
+        body.insert("signingSecret".into(), Value::Null);
     }
     body
 }

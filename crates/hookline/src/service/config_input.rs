@@ -19,13 +19,24 @@ const MAX_URL_LEN: usize = 2048;
 /// because the limit itself starts at 8 and grows only while the receiver keeps up.
 pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: u32 = 64;
 
+/// What a write does to the write-only `signingSecret`: a client never sees it, so it cannot send
+/// it back; leaving it out must not remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    /// Not in the body: the secret stays as it is (none on a new config).
+    Keep,
+    /// `null`: no secret (and a rotated-out one stops signing).
+    Remove,
+    Set(String),
+}
+
 /// The settable fields of a webhook config, validated.
 pub struct ConfigInput {
     pub(super) product: Product,
     pub(super) events: Vec<Event>,
     pub(super) url: String,
     pub(super) signature: String,
-    pub(super) signing_secret: Option<String>,
+    pub(super) signing_secret: SecretChange,
     pub(super) enabled: bool,
     pub(super) description: String,
     pub(super) max_hooks_per_request: u32,
@@ -124,15 +135,21 @@ impl ConfigInput {
                 "must not contain control characters (it is sent as an HTTP header)",
             ));
         }
-        let signing_secret = optional_string(body, "signingSecret", MAX_TEXT_LEN)?;
-        if let Some(secret) = &signing_secret
-            && !hookline_wire::standard_webhooks::is_valid_secret(secret)
-        {
-            return Err(Error::field(
-                "signingSecret",
-                "must be whsec_ followed by a base64 key",
-            ));
-        }
+        let signing_secret = match body.get("signingSecret") {
+            None => SecretChange::Keep,
+            Some(Value::Null) => SecretChange::Remove,
+            Some(_) => match optional_string(body, "signingSecret", MAX_TEXT_LEN)? {
+                Some(secret) if hookline_wire::standard_webhooks::is_valid_secret(&secret) => {
+                    SecretChange::Set(secret)
+                }
+                _ => {
+                    return Err(Error::field(
+                        "signingSecret",
+                        "must be whsec_ followed by a base64 key of 24 to 64 bytes",
+                    ));
+                }
+            },
+        };
         let enabled = match body.get("enabled") {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
@@ -190,15 +207,26 @@ impl ConfigInput {
         })
     }
 
+    /// The config these fields make. `current` is the config being replaced (`None` for a new
+    /// one): its secrets stay unless this input changes them; a rotated-out secret keeps its
+    /// grace period unless the secret is removed.
     pub(super) fn into_config(
         self,
         id: String,
         app_key: String,
         health: Health,
-        previous_signing_secret: Option<PreviousSecret>,
+        current: Option<&WebhookConfig>,
         created_at: i64,
         updated_at: i64,
     ) -> WebhookConfig {
+        let current_secret = current.and_then(|c| c.signing_secret.clone());
+        let current_previous = current.and_then(|c| c.previous_signing_secret.clone());
+        let (signing_secret, previous_signing_secret): (Option<String>, Option<PreviousSecret>) =
+            match self.signing_secret {
+                SecretChange::Keep => (current_secret, current_previous),
+                SecretChange::Remove => (None, None),
+                SecretChange::Set(secret) => (Some(secret), current_previous),
+            };
         WebhookConfig {
             id,
             app_key,
@@ -206,7 +234,7 @@ impl ConfigInput {
             events: self.events,
             url: self.url,
             signature: self.signature,
-            signing_secret: self.signing_secret,
+            signing_secret,
             previous_signing_secret,
             enabled: self.enabled,
             description: self.description,
@@ -217,6 +245,71 @@ impl ConfigInput {
             health,
             created_at,
             updated_at,
+        }
+    }
+}
+
+/// A config's settable fields as the JSON a client would send (the write-only signing secret
+/// left out: a patch that does not name it keeps it). The base a JSON Merge Patch applies to.
+pub fn settable_json(config: &WebhookConfig) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("productName".into(), config.product.as_str().into());
+    map.insert(
+        "events".into(),
+        config
+            .events
+            .iter()
+            .map(|e| Value::from(e.as_str()))
+            .collect(),
+    );
+    map.insert("url".into(), config.url.clone().into());
+    map.insert("signature".into(), config.signature.clone().into());
+    map.insert("enabled".into(), config.enabled.into());
+    map.insert("description".into(), config.description.clone().into());
+    map.insert(
+        "maxHooksPerRequest".into(),
+        config.max_hooks_per_request.into(),
+    );
+    map.insert(
+        "maxRequestsInFlight".into(),
+        config.max_requests_in_flight.into(),
+    );
+    map.insert("timeoutMs".into(), config.timeout_ms.into());
+    map.insert(
+        "retrySchedule".into(),
+        config
+            .retry_schedule
+            .iter()
+            .map(|d| Value::from(crate::duration::format(*d)))
+            .collect(),
+    );
+    map
+}
+
+/// Applies a JSON Merge Patch (RFC 7396) to `target`: a `null` removes the member (so the field
+/// returns to its default), an object merges into an object, anything else replaces. The
+/// write-only `signingSecret` stays in the result as the patch gave it (`null` included), so that
+/// [`ConfigInput::from_json`] reads "remove" from it.
+pub fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null if key == "signingSecret" => {
+                target.insert(key.clone(), Value::Null);
+            }
+            Value::Null => {
+                target.remove(key);
+            }
+            Value::Object(inner) => {
+                let mut base = match target.remove(key) {
+                    Some(Value::Object(base)) => base,
+                    _ => Map::new(),
+                };
+                merge_patch(&mut base, inner);
+                target.insert(key.clone(), Value::Object(base));
+            }
+            other => {
+                target.insert(key.clone(), other.clone());
+            }
         }
     }
 }

@@ -3,6 +3,9 @@
 
 use hookline_wire::Event;
 
+use serde_json::{Map, Value};
+
+use super::config_input::{merge_patch, settable_json};
 use super::input::parse_event_name;
 use super::{ConfigInput, Error, ErrorKind, Result, Service};
 use crate::model::{
@@ -79,9 +82,9 @@ impl Service {
         Ok(config)
     }
 
-    /// Replaces a config's settable fields. Enabling a config that health checks DISABLED gives
-    /// it a fresh health; a rotated-out signing secret keeps its grace period unless the signing
-    /// secret is removed.
+    /// Replaces a config's settable fields. An omitted optional field returns to its default,
+    /// except the write-only signing secret, which stays unless the input sets or removes it.
+    /// Enabling a config that health checks DISABLED gives it a fresh health.
     pub async fn replace_config(
         &self,
         app_key: &str,
@@ -89,18 +92,39 @@ impl Service {
         input: ConfigInput,
     ) -> Result<WebhookConfig> {
         let existing = self.get_config(app_key, config_id).await?;
+        self.replace_with(existing, input).await
+    }
+
+    /// Changes only the fields a JSON Merge Patch names (RFC 7396): `null` returns an optional
+    /// field to its default, `"signingSecret": null` removes the secret. The result is checked
+    /// like a whole config.
+    pub async fn patch_config(
+        &self,
+        app_key: &str,
+        config_id: &str,
+        patch: &Map<String, Value>,
+    ) -> Result<WebhookConfig> {
+        let existing = self.get_config(app_key, config_id).await?;
+        let mut merged = settable_json(&existing);
+        merge_patch(&mut merged, patch);
+        let input = ConfigInput::from_json(&merged)?;
+        self.replace_with(existing, input).await
+    }
+
+    async fn replace_with(
+        &self,
+        existing: WebhookConfig,
+        input: ConfigInput,
+    ) -> Result<WebhookConfig> {
         let mut health = existing.health.clone();
         if input.enabled && health.state == HealthState::Disabled {
             health = Health::default();
         }
-        let previous = existing
-            .previous_signing_secret
-            .filter(|_| input.signing_secret.is_some());
         let config = input.into_config(
-            existing.id,
-            existing.app_key,
+            existing.id.clone(),
+            existing.app_key.clone(),
             health,
-            previous,
+            Some(&existing),
             existing.created_at,
             now_millis(),
         );

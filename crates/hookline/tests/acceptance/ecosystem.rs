@@ -137,6 +137,10 @@ const ROUTES: &[(&str, &str)] = &[
         "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}",
     ),
     (
+        "patch",
+        "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}",
+    ),
+    (
         "delete",
         "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}",
     ),

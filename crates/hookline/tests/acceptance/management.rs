@@ -1075,3 +1075,94 @@ async fn delivery_log_filters_pages_and_redelivers() {
         "the hook is now in two deliveries"
     );
 }
+
+/// The write-only signing secret survives the usual GET, edit, PUT round trip (the GET never
+/// shows it, so the PUT cannot send it back); `null` removes it. PATCH changes only the fields it
+/// names, `null` resets a field to its default, and a bad patch changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_keeps_the_signing_secret_and_patch_changes_only_what_it_names() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("patch").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/signed"));
+    body["signingSecret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    body["timeoutMs"] = json!(5000);
+    let cfg = srv.create_config(&app, body).await;
+    let id = s(&cfg, "webhookConfigId");
+    let path = app.path(&format!("/webhook-configs/{id}"));
+
+    // GET, change the description, PUT it back: still signed.
+    let (_, got) = srv.get(&app.auth(), &path).await;
+    let mut edited = got["webhookConfig"].clone();
+    edited["description"] = json!("edited");
+    let put = srv.expect(srv.put(&app.auth(), &path, edited).await, 200, "PUT");
+    assert_eq!(
+        put["webhookConfig"]["hasSigningSecret"],
+        json!(true),
+        "{put}"
+    );
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+        )
+        .await;
+    let reqs = srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    assert!(
+        reqs[0].header("webhook-signature").is_some(),
+        "a delivery after the round trip is still signed"
+    );
+
+    // PATCH: only the named field changes.
+    let patched = srv.expect(
+        srv.patch(&app.auth(), &path, json!({"url": rx.url("/patched")}))
+            .await,
+        200,
+        "PATCH url",
+    );
+    let c = &patched["webhookConfig"];
+    assert_eq!(c["url"], json!(rx.url("/patched")));
+    assert_eq!(c["description"], json!("edited"));
+    assert_eq!(c["timeoutMs"], json!(5000));
+    assert_eq!(c["hasSigningSecret"], json!(true));
+    // `null` returns a field to its default.
+    let reset = srv.expect(
+        srv.patch(&app.auth(), &path, json!({"timeoutMs": null}))
+            .await,
+        200,
+        "PATCH timeoutMs null",
+    );
+    assert_eq!(reset["webhookConfig"]["timeoutMs"], json!(10000));
+    // A bad patch names the field and changes nothing.
+    let resp = srv
+        .patch(
+            &app.auth(),
+            &path,
+            json!({"description": "x", "maxHooksPerRequest": 0}),
+        )
+        .await;
+    srv.ok(check_error(&resp, &[400], Some("maxHooksPerRequest")));
+    let (_, after) = srv.get(&app.auth(), &path).await;
+    assert_eq!(after["webhookConfig"]["description"], json!("edited"));
+    // `"signingSecret": null` removes the secret.
+    let removed = srv.expect(
+        srv.patch(&app.auth(), &path, json!({"signingSecret": null}))
+            .await,
+        200,
+        "PATCH signingSecret null",
+    );
+    assert_eq!(removed["webhookConfig"]["hasSigningSecret"], json!(false));
+    // And a PUT with `null` removes it too, while an omission keeps "none".
+    let mut put_body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/patched"));
+    put_body["signingSecret"] = json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    srv.expect(
+        srv.put(&app.auth(), &path, put_body.clone()).await,
+        200,
+        "PUT secret",
+    );
+    put_body["signingSecret"] = json!(null);
+    let cleared = srv.expect(srv.put(&app.auth(), &path, put_body).await, 200, "PUT null");
+    assert_eq!(cleared["webhookConfig"]["hasSigningSecret"], json!(false));
+}

@@ -446,6 +446,12 @@ impl Server {
     pub async fn delete(&self, auth: &Auth, path: &str) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, auth, Body::None).await
     }
+    /// A JSON Merge Patch (`application/merge-patch+json`).
+    pub async fn patch(&self, auth: &Auth, path: &str, body: Value) -> (StatusCode, Value) {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let body = Body::Raw(Some("application/merge-patch+json".into()), bytes);
+        self.call(Method::PATCH, path, auth, body).await
+    }
 
     /// Asserts a success status and a successful result header; returns the body.
     #[track_caller]
