@@ -116,6 +116,7 @@ impl AttemptTask {
                 config: &self.config,
                 hooks_id: &delivery.hooks_id,
                 envelope: Bytes::from(delivery.envelope()),
+                test: false,
             })
             .await;
         let latency = started.elapsed();

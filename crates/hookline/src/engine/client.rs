@@ -192,7 +192,13 @@ pub struct Outgoing<'a> {
     pub config: &'a WebhookConfig,
     pub hooks_id: &'a str,
     pub envelope: Bytes,
+    /// A test send (the `test` route, the dashboard's button): marked `X-Hookline-Test: true`
+    /// so a receiver can tell a sample from a real event.
+    pub test: bool,
 }
+
+/// The header that marks a test send.
+pub const TEST_HEADER: &str = "x-hookline-test";
 
 #[derive(Clone)]
 pub struct DeliveryClient {
@@ -268,6 +274,9 @@ impl DeliveryClient {
             .header(hookline_wire::SIGNATURE_HEADER, signature)
             .header(USER_AGENT, USER_AGENT_VALUE)
             .header(CONTENT_LENGTH, out.envelope.len());
+        if out.test {
+            request = request.header(TEST_HEADER, "true");
+        }
         // During a rotation the previous secret signs too (space-separated signatures).
         let secrets = config.signing_secrets(now_millis());
         if !secrets.is_empty() {

@@ -147,6 +147,7 @@ impl Engine {
                 config,
                 hooks_id,
                 envelope: Bytes::from(envelope),
+                test: true,
             })
             .await
     }

@@ -736,6 +736,8 @@ async fn the_test_route_sends_one_sample_now_and_reports_the_attempt() {
         r.header("content-type"),
         Some("application/json;charset=UTF-8")
     );
+    // Marked, so that a receiver can tell a sample from a real event.
+    assert_eq!(r.header("x-hookline-test"), Some("true"));
 
     // The receiver's failure is reported, not an error of the route.
     rx.respond_with(&[500]);

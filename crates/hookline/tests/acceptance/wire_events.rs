@@ -75,6 +75,9 @@ fn check_wire_request(
     if r.header("x-secret-key").is_some() {
         return err("an X-Secret-Key header was sent to the receiver".into());
     }
+    if r.header("x-hookline-test").is_some() {
+        return err("a real delivery was marked X-Hookline-Test".into());
+    }
     let Some(j) = &r.json else {
         return err(format!(
             "body is not JSON: {}",
