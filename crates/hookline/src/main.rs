@@ -1,5 +1,5 @@
 use clap::Parser;
-use hookline::cli::{Cli, Command};
+use hookline::cli::Cli;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(json: bool) {
@@ -21,14 +21,12 @@ fn init_logging(json: bool) {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_json);
-    match cli.command {
-        Command::Serve(args) => hookline::serve::run(args).await,
-        Command::Listen(args) => hookline::cli::listen(args).await,
-        Command::Emit(args) => hookline::cli::emit(args).await,
-        Command::Admin(command) => hookline::cli::admin(command).await,
-        Command::Bench(args) => hookline::bench::run(args).await,
+    if let Err(e) = hookline::cli::run(cli.command).await {
+        // The whole chain of causes on one line, without a backtrace: this is for people.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }

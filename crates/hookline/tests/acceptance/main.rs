@@ -22,6 +22,7 @@ mod hostile_load;
 mod idempotency;
 mod isolation;
 mod management;
+mod operator_cli;
 mod receivers;
 mod retention;
 mod retries;
