@@ -2,15 +2,17 @@
 //! together in two statements, and kept for another try when the group does not commit, so a
 //! database that comes back gets every attempt.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
+use tokio_postgres::Statement;
 
 use super::PostgresStore;
-use super::connection::pg_err;
-use super::writer::{Finisher, Group, Job, JobRun};
+use super::connection::{Conn, Step, pg_err, pipeline, prepared};
+use super::writer::{Finisher, Group, Job, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
-use crate::store::{JobStatus, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult};
 
 /// Attempt records whose group did not commit (the database was unreachable), waiting to be
 /// submitted again by the retry task, so a database that comes back gets every attempt.
@@ -19,14 +21,14 @@ pub(super) type Unrecorded = Arc<Mutex<Vec<AttemptOutcome>>>;
 /// How often the retry task resubmits unrecorded attempts.
 const RECORD_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Holds an attempt record until its job has run; a job dropped unrun (its group could not
-/// begin) hands the record back to `unrecorded` instead of losing it.
-struct PendingRecord {
+/// An attempt record waiting for the writer. Dropped unrun (its group could not begin), it hands
+/// the record back to `unrecorded` instead of losing it.
+pub(super) struct RecordJob {
     outcome: Option<AttemptOutcome>,
     unrecorded: Unrecorded,
 }
 
-impl Drop for PendingRecord {
+impl Drop for RecordJob {
     fn drop(&mut self) {
         if let Some(outcome) = self.outcome.take()
             && let Ok(mut list) = self.unrecorded.lock()
@@ -36,47 +38,36 @@ impl Drop for PendingRecord {
     }
 }
 
-/// The writer job of one attempt record: if its group fails to commit, the record goes back to
-/// `unrecorded` for the retry task.
-fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
-    let mut pending = PendingRecord {
-        outcome: Some(outcome),
-        unrecorded,
-    };
-    Box::new(move |group: Group| {
-        Box::pin(async move {
-            let Some(outcome) = pending.outcome.take() else {
-                return JobRun {
-                    status: JobStatus::Done,
-                    signals: Vec::new(),
-                    finish: Box::new(|_| {}),
-                };
-            };
-            // Written with the group's other records (`flush_records`); the group's commit
-            // decides for all of them.
-            let status = match group.records.lock() {
-                Ok(mut records) => {
-                    records.push(outcome.clone());
-                    JobStatus::Done
+impl RecordJob {
+    fn job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
+        Job::Record(Box::new(RecordJob {
+            outcome: Some(outcome),
+            unrecorded,
+        }))
+    }
+
+    /// Adds the record to the group's, to be written with the others (`record_steps`); the
+    /// group's commit decides for all of them. What to do once the commit is known: if it
+    /// failed, the record goes back to `unrecorded` for the retry task.
+    pub(super) fn collect(mut self: Box<Self>, group: &Group) -> StoreResult<Finisher> {
+        let Some(outcome) = self.outcome.take() else {
+            return Ok(Box::new(|_| {}));
+        };
+        group
+            .records
+            .lock()
+            .map_err(|_| StoreError::Unavailable("records lock".into()))?
+            .push(outcome.clone());
+        let unrecorded = self.unrecorded.clone();
+        Ok(Box::new(move |commit| {
+            if let Err(e) = commit {
+                tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
+                if let Ok(mut list) = unrecorded.lock() {
+                    list.push(outcome);
                 }
-                Err(_) => JobStatus::Failed(StoreError::Unavailable("records lock".into())),
-            };
-            let unrecorded = pending.unrecorded.clone();
-            let finish: Finisher = Box::new(move |commit| {
-                if let Err(e) = commit {
-                    tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
-                    if let Ok(mut list) = unrecorded.lock() {
-                        list.push(outcome);
-                    }
-                }
-            });
-            JobRun {
-                status,
-                signals: Vec::new(),
-                finish,
             }
-        })
-    })
+        }))
+    }
 }
 
 /// Resubmits unrecorded attempts until the writer is gone (the store closed).
@@ -91,7 +82,7 @@ pub(super) async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrec
             .map(|mut list| std::mem::take(&mut *list))
             .unwrap_or_default();
         for outcome in retry {
-            let _ = sender.send(record_job(outcome, unrecorded.clone()));
+            let _ = sender.send(RecordJob::job(outcome, unrecorded.clone()));
         }
     }
 }
@@ -105,33 +96,83 @@ fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Writes the group's pending attempt records in two statements: the attempts, and each
-/// delivery's next state. Only forward: a record written again late never undoes a later
-/// attempt's state. A record frees the delivery's lease; a node whose lease was taken over (it was
-/// cut off for longer than the lease time) leaves the delivery to the new holder. The health the
-/// records carry is written at the end of the group (see `Group::health`).
-pub(super) async fn flush_records(group: &Group) -> StoreResult<()> {
+/// The attempts, one row per (delivery, number); written again late, a row is kept as it was.
+const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, \
+     status_code, error_kind, error_message, response_body) \
+     SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
+                          $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
+     ON CONFLICT (hooks_id, number) DO NOTHING";
+
+/// Each delivery's next state, only forward (an open delivery, `$7` the open statuses), freeing
+/// its lease if this node (`$6`) holds it. The open statuses are a parameter, not literals, so
+/// that the plan cannot be a scan of the partial index of open deliveries (which holds an entry
+/// for every delivery updated since the last vacuum) instead of a primary key lookup per record.
+const ADVANCE_DELIVERIES: &str = "UPDATE deliveries d SET status = u.status, \
+     attempt_count = u.number, next_attempt_at = u.next_at, updated_at = $5, lease_owner = NULL, \
+     lease_expires_at = NULL \
+     FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[]) \
+          AS u(hooks_id, status, number, next_at) \
+     WHERE d.hooks_id = u.hooks_id AND d.status = ANY($7::TEXT[]) \
+     AND d.attempt_count < u.number AND (d.lease_owner IS NULL OR d.lease_owner = $6)";
+
+/// The statuses of a delivery that may still be attempted.
+const OPEN_STATUSES: &[&str] = &["PENDING", "RETRYING"];
+
+/// Takes the group's pending attempt records and returns the two statements that write them
+/// (the attempts, and each delivery's next state), ready to be pipelined: nothing is sent until
+/// they are polled. Only forward: a record written again late never undoes a later attempt's
+/// state. A record frees the delivery's lease; a node whose lease was taken over (it was cut off
+/// for longer than the lease time) leaves the delivery to the new holder. The health the records
+/// carry goes to the group's, written at its end (see `Group::health`).
+pub(super) async fn record_steps(group: &Group) -> StoreResult<Vec<Step<'static, StepRun>>> {
     let records = match group.records.lock() {
         Ok(mut records) => std::mem::take(&mut *records),
         Err(_) => return Err(StoreError::Unavailable("records lock".into())),
     };
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    // One row per (delivery, attempt) and one state per delivery, the latest attempt's: the
-    // statements must not touch a row twice.
-    let mut attempts: std::collections::BTreeMap<(&str, u32), &AttemptOutcome> =
-        std::collections::BTreeMap::new();
-    let mut states: std::collections::BTreeMap<&str, &AttemptOutcome> =
-        std::collections::BTreeMap::new();
-    for outcome in &records {
-        attempts.insert((&outcome.hooks_id, outcome.number), outcome);
-        let newer = states
-            .get(outcome.hooks_id.as_str())
-            .is_none_or(|o| o.number <= outcome.number);
-        if newer {
-            states.insert(&outcome.hooks_id, outcome);
+    let c = group.client.clone();
+    // Prepared now, so each step sends its statement on its first poll.
+    let insert = prepared(&c, INSERT_ATTEMPTS).await?;
+    let advance = prepared(&c, ADVANCE_DELIVERIES).await?;
+    if let Ok(mut health) = group.health.lock() {
+        for outcome in &records {
+            if let Some(h) = &outcome.health {
+                health.insert(outcome.config_id.clone(), h.clone());
+            }
         }
+    }
+    let records = Arc::new(records);
+    let attempts: Step<'static, StepRun> = Box::pin({
+        let (c, records) = (c.clone(), records.clone());
+        async move { StepRun::of(insert_attempts(&c, &insert, &records).await) }
+    });
+    let node = group.node.clone();
+    let states: Step<'static, StepRun> =
+        Box::pin(
+            async move { StepRun::of(advance_deliveries(&c, &advance, &records, &node).await) },
+        );
+    Ok(vec![attempts, states])
+}
+
+/// Writes the group's pending attempt records now (before a job that reads delivery state).
+pub(super) async fn flush_records(group: &Group) -> StoreResult<()> {
+    for run in pipeline(record_steps(group).await?).await {
+        run.result?;
+    }
+    Ok(())
+}
+
+async fn insert_attempts(
+    c: &Conn,
+    statement: &Statement,
+    records: &[AttemptOutcome],
+) -> StoreResult<()> {
+    // One row per (delivery, attempt): the statement must not touch a row twice.
+    let mut attempts: BTreeMap<(&str, u32), &AttemptOutcome> = BTreeMap::new();
+    for outcome in records {
+        attempts.insert((&outcome.hooks_id, outcome.number), outcome);
     }
     let a: Vec<&AttemptOutcome> = attempts.into_values().collect();
     let hooks_ids: Vec<&str> = a.iter().map(|o| o.hooks_id.as_str()).collect();
@@ -156,57 +197,59 @@ pub(super) async fn flush_records(group: &Group) -> StoreResult<()> {
         .iter()
         .map(|o| o.result.response_body.as_deref().map(without_nul))
         .collect();
-    let c = &group.client;
     c.execute(
-        "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code, \
-         error_kind, error_message, response_body) \
-         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-                              $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
-         ON CONFLICT (hooks_id, number) DO NOTHING",
+        statement,
         &[
             &hooks_ids, &numbers, &started, &durations, &codes, &kinds, &messages, &bodies,
         ],
     )
     .await
     .map_err(pg_err)?;
+    Ok(())
+}
+
+async fn advance_deliveries(
+    c: &Conn,
+    statement: &Statement,
+    records: &[AttemptOutcome],
+    node: &str,
+) -> StoreResult<()> {
+    // One state per delivery, the latest attempt's: the statement must not touch a row twice.
+    let mut states: BTreeMap<&str, &AttemptOutcome> = BTreeMap::new();
+    for outcome in records {
+        let newer = states
+            .get(outcome.hooks_id.as_str())
+            .is_none_or(|o| o.number <= outcome.number);
+        if newer {
+            states.insert(&outcome.hooks_id, outcome);
+        }
+    }
     let s: Vec<&AttemptOutcome> = states.into_values().collect();
     let ids: Vec<&str> = s.iter().map(|o| o.hooks_id.as_str()).collect();
     let statuses: Vec<&str> = s.iter().map(|o| o.new_status.as_str()).collect();
     let numbers: Vec<i64> = s.iter().map(|o| i64::from(o.number)).collect();
     let next: Vec<Option<i64>> = s.iter().map(|o| o.next_attempt_at).collect();
     c.execute(
-        "UPDATE deliveries d SET status = u.status, attempt_count = u.number, \
-         next_attempt_at = u.next_at, updated_at = $5, lease_owner = NULL, \
-         lease_expires_at = NULL \
-         FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[]) \
-              AS u(hooks_id, status, number, next_at) \
-         WHERE d.hooks_id = u.hooks_id AND d.status IN ('PENDING', 'RETRYING') \
-         AND d.attempt_count < u.number AND (d.lease_owner IS NULL OR d.lease_owner = $6)",
+        statement,
         &[
             &ids,
             &statuses,
             &numbers,
             &next,
             &now_millis(),
-            &&*group.node,
+            &node,
+            &OPEN_STATUSES,
         ],
     )
     .await
     .map_err(pg_err)?;
-    if let Ok(mut health) = group.health.lock() {
-        for outcome in &records {
-            if let Some(h) = &outcome.health {
-                health.insert(outcome.config_id.clone(), h.clone());
-            }
-        }
-    }
     Ok(())
 }
 
 impl PostgresStore {
     pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
         // Queued for the next group, not awaited (as in the embedded store).
-        let job = record_job(outcome, self.unrecorded.clone());
+        let job = RecordJob::job(outcome, self.unrecorded.clone());
         if let Err(e) = self.submit(job) {
             tracing::error!(error = %e, "an attempt record could not be queued");
         }

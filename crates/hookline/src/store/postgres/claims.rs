@@ -3,124 +3,165 @@
 //! sweep for those whose lease is free, are the cluster's (`cluster`).
 
 use hookline_wire::Product;
-use tokio_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
 use super::cluster::Node;
 use super::columns::{col, delivery_row, open_delivery};
-use super::connection::pg_err;
+use super::connection::{Conn, execute, pg_err, prepared, query, query_opt};
 use super::deliveries::delivery_hooks;
+use super::writer::{Durability, quiet_job};
 use crate::model::{SendableDelivery, StoredHook, WebhookConfig, now_millis};
 use crate::store::rows::{DELIVERY_COLUMNS, parse_event, parse_status};
 use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreResult};
 
-/// Takes up to `batches` x `max_hooks` queued hooks of one event (the event of the config's
-/// oldest queued hook: FIFO across events) and turns them into PENDING deliveries. Rows another
-/// transaction has locked (another node's claim) are skipped, never taken twice.
+/// One claim, in one statement: picks the event of the config's oldest queued hook (FIFO across
+/// events), takes up to `$2` of its queued hooks, cuts them into batches of `$4` in queue order
+/// (batch k is the delivery `$3[k]`, ids made by the caller), writes those PENDING deliveries
+/// leased to this node and their hooks, and answers the hooks with their delivery, plus whether
+/// the queue held more than was taken. Rows another transaction has locked (another node's claim)
+/// are skipped, never taken twice, never waited for.
+///
+/// `more`: every statement of one query sees the same snapshot, so the queue as counted still
+/// holds the rows taken; it held more when it counts more than were taken (counting stops at one
+/// past the most a claim takes). Rows skipped because another claim holds them count: the queue
+/// is not drained, the claim is `contended`.
+const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
+         SELECT event FROM queue WHERE config_id = $1 ORDER BY hook_seq LIMIT 1 \
+         FOR UPDATE SKIP LOCKED), \
+     taken AS ( \
+         DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
+             SELECT config_id, event, hook_seq FROM queue \
+             WHERE config_id = $1 AND event = (SELECT event FROM ev) \
+             ORDER BY hook_seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING hook_seq), \
+     placed AS MATERIALIZED ( \
+         SELECT hook_seq, ($3::TEXT[])[(n - 1) / $4 + 1] AS hooks_id, (n - 1) % $4 AS position \
+         FROM (SELECT hook_seq, row_number() OVER (ORDER BY hook_seq) AS n FROM taken) t), \
+     made AS ( \
+         INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+             attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
+             lease_expires_at) \
+         SELECT b.hooks_id, $5, $1, $6, ev.event, 'PENDING', 0, NULL, $7, $7, $8, $9 \
+         FROM (SELECT DISTINCT hooks_id FROM placed) b CROSS JOIN ev), \
+     linked AS ( \
+         INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
+         SELECT hooks_id, position, hook_seq FROM placed), \
+     more AS ( \
+         SELECT (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
+                > (SELECT count(*) FROM taken) AS more) \
+     SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body \
+     FROM more m LEFT JOIN ev ON TRUE \
+     LEFT JOIN (placed p JOIN hooks h ON h.seq = p.hook_seq) ON TRUE \
+     ORDER BY p.hook_seq";
+
+/// A claim's transaction: committed without waiting for the WAL flush (see `claim_batches`),
+/// planned once, without sequential scans (see `connection::NO_SEQSCAN` and `GENERIC_PLANS`).
+const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
+     SET LOCAL enable_seqscan = off; SET LOCAL plan_cache_mode = force_generic_plan";
+
+/// Frees the leases of deliveries a claim may have made although it failed (its answer was lost
+/// after the server ran it): the sweep then sends them, instead of this node renewing leases on
+/// deliveries its engine never heard of.
+const FREE_UNCLAIMED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+     WHERE hooks_id = ANY($1::TEXT[]) AND lease_owner = $2";
+
+/// What one claim statement took.
+struct Taken {
+    batches: Vec<ClaimedBatch>,
+    hooks: usize,
+    more: bool,
+}
+
+/// Runs [`CLAIM`] once: up to `hooks_ids.len()` x `max_hooks` queued hooks of one event, as
+/// PENDING deliveries leased to `node`. Its own transaction, in one round trip, committed without
+/// waiting for the WAL flush (see `claim_batches`).
+#[allow(clippy::too_many_arguments)]
 async fn claim_event(
-    c: &impl GenericClient,
+    c: &Conn,
+    hooks_ids: &[String],
     config_id: &str,
     app_key: &str,
     product: Product,
     max_hooks: u32,
-    batches: u32,
     node: &Node,
-) -> StoreResult<Vec<ClaimedBatch>> {
-    let Some(row) = c
-        .query_opt(
-            "SELECT event FROM queue WHERE config_id = $1 ORDER BY hook_seq LIMIT 1 \
-             FOR UPDATE SKIP LOCKED",
-            &[&config_id],
-        )
-        .await
-        .map_err(pg_err)?
-    else {
-        return Ok(Vec::new());
-    };
-    let event = parse_event(&col::<String>(&row, 0)?)?;
-    let max_hooks = max_hooks.max(1);
-    let limit = i64::from(max_hooks) * i64::from(batches);
-    let rows = c
-        .query(
-            "WITH taken AS ( \
-                 DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
-                     SELECT config_id, event, hook_seq FROM queue \
-                     WHERE config_id = $1 AND event = $2 ORDER BY hook_seq LIMIT $3 \
-                     FOR UPDATE SKIP LOCKED) \
-                 RETURNING hook_seq) \
-             SELECT h.seq, h.hook_id, h.body FROM taken t JOIN hooks h ON h.seq = t.hook_seq \
-             ORDER BY h.seq",
-            &[&config_id, &event.as_str(), &limit],
-        )
-        .await
-        .map_err(pg_err)?;
-    let mut taken = Vec::with_capacity(rows.len());
-    for r in &rows {
-        taken.push((
-            col::<i64>(r, 0)?,
-            col::<String>(r, 1)?,
-            col::<String>(r, 2)?,
-        ));
-    }
+) -> StoreResult<Taken> {
+    let limit = i64::from(max_hooks) * hooks_ids.len() as i64;
     let now = now_millis();
-    let mut claimed = Vec::with_capacity(batches as usize);
-    // Every batch's delivery row and hook positions in two statements, not two per batch.
-    let mut hooks_ids: Vec<String> = Vec::with_capacity(batches as usize);
-    let (mut pos_hooks_id, mut pos_position, mut pos_seq) = (Vec::new(), Vec::new(), Vec::new());
-    let mut rows = taken.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<(i64, String, String)> = rows.by_ref().take(max_hooks as usize).collect();
-        let hooks_id = hookline_wire::generate_id();
-        for (position, (seq, _, _)) in chunk.iter().enumerate() {
-            pos_hooks_id.push(hooks_id.clone());
-            pos_position.push(position as i64);
-            pos_seq.push(*seq);
+    let statement = prepared(c, CLAIM).await?;
+    // BEGIN with its settings, the claim and COMMIT are sent together (one round trip):
+    // nothing depends on an answer. A claim that fails leaves the transaction aborted, and the
+    // COMMIT behind it rolls back.
+    let (max, product_name, owner, lease) = (
+        i64::from(max_hooks),
+        product.as_str(),
+        &*node.id,
+        node.lease_until(),
+    );
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &config_id,
+        &limit,
+        &hooks_ids,
+        &max,
+        &app_key,
+        &product_name,
+        &now,
+        &owner,
+        &lease,
+    ];
+    let (begin, rows, commit) = tokio::join!(
+        biased;
+        c.batch_execute(CLAIM_BEGIN),
+        c.query(&statement, &params),
+        c.batch_execute("COMMIT"),
+    );
+    begin.map_err(pg_err)?;
+    let rows = rows.map_err(pg_err)?;
+    commit.map_err(pg_err)?;
+    let Some(first) = rows.first() else {
+        return Err(crate::store::StoreError::Corrupt(
+            "a claim answered no row".into(),
+        ));
+    };
+    let more: bool = col(first, 0)?;
+    let event = col::<Option<String>>(first, 1)?;
+    let mut batches: Vec<ClaimedBatch> = Vec::new();
+    let mut hooks = 0;
+    if let Some(event) = event {
+        let event = parse_event(&event)?;
+        for r in &rows {
+            let Some(hooks_id) = col::<Option<String>>(r, 2)? else {
+                continue;
+            };
+            let hook = StoredHook {
+                hook_id: col(r, 3)?,
+                json: col(r, 4)?,
+            };
+            hooks += 1;
+            // Rows come in queue order, so a batch's hooks are next to each other.
+            match batches.last_mut() {
+                Some(batch) if batch.delivery.hooks_id == hooks_id => {
+                    batch.delivery.hooks.push(hook)
+                }
+                _ => batches.push(ClaimedBatch {
+                    delivery: SendableDelivery {
+                        hooks_id,
+                        config_id: config_id.to_owned(),
+                        app_key: app_key.to_owned(),
+                        product,
+                        event,
+                        attempt_count: 0,
+                        hooks: vec![hook],
+                    },
+                }),
+            }
         }
-        hooks_ids.push(hooks_id.clone());
-        claimed.push(ClaimedBatch {
-            delivery: SendableDelivery {
-                hooks_id,
-                config_id: config_id.to_owned(),
-                app_key: app_key.to_owned(),
-                product,
-                event,
-                attempt_count: 0,
-                hooks: chunk
-                    .into_iter()
-                    .map(|(_, hook_id, json)| StoredHook { hook_id, json })
-                    .collect(),
-            },
-        });
     }
-    if hooks_ids.is_empty() {
-        return Ok(claimed);
-    }
-    c.execute(
-        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
-         attempt_count, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
-         SELECT id, $2, $3, $4, $5, 'PENDING', 0, NULL, $6, $6, $7, $8 \
-         FROM unnest($1::TEXT[]) AS id",
-        &[
-            &hooks_ids,
-            &app_key,
-            &config_id,
-            &product.as_str(),
-            &event.as_str(),
-            &now,
-            &&*node.id,
-            &node.lease_until(),
-        ],
-    )
-    .await
-    .map_err(pg_err)?;
-    c.execute(
-        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
-         SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[])",
-        &[&pos_hooks_id, &pos_position, &pos_seq],
-    )
-    .await
-    .map_err(pg_err)?;
-    Ok(claimed)
+    Ok(Taken {
+        batches,
+        hooks,
+        more,
+    })
 }
 
 impl PostgresStore {
@@ -130,53 +171,81 @@ impl PostgresStore {
         max_hooks: u32,
         max_batches: u32,
     ) -> StoreResult<Claim> {
-        let config_id = config.id.clone();
-        let app_key = config.app_key.clone();
-        let product = config.product;
+        let max_hooks = max_hooks.max(1);
+        let wanted = max_batches.max(1) as usize;
         // Not through the writer: a claim in the writer's group waits for the group's ingests
-        // (hundreds of statements) to commit, and a config's next batch waits for its claim, so
-        // delivery throughput would be bounded by the ingest group's latency. A claim is its own
-        // short transaction on a pooled connection instead, committed (durable) before it
-        // answers. It never waits for a lock (SKIP LOCKED; the rows it writes are new), so it
-        // cannot deadlock with the writer. PostgreSQL shares WAL flushes between concurrent
-        // commits, so claims still group-commit with each other and with the writer.
-        let mut c = self.reader().await?;
-        // Rolled back if dropped unfinished (error or cancellation), never left open in the pool.
-        let c = c.transaction().await.map_err(pg_err)?;
-        let claimed = async {
-            let mut batches = Vec::new();
-            let wanted = max_batches.max(1) as usize;
-            while batches.len() < wanted {
-                let room = (wanted - batches.len()) as u32;
-                let claimed = claim_event(
-                    &*c, &config_id, &app_key, product, max_hooks, room, &self.node,
-                )
-                .await?;
-                if claimed.is_empty() {
+        // to commit, and a config's next batch waits for its claim, so delivery throughput would
+        // be bounded by the ingest group's latency. A claim is its own short transaction on a
+        // pooled connection instead. It never waits for a lock (SKIP LOCKED; the rows it writes
+        // are new), so it cannot deadlock with the writer.
+        //
+        // Its commit does not wait for the WAL flush (`synchronous_commit = off`): a claim lost
+        // in a database crash is harmless. Its hooks are still queued then and are claimed again
+        // (at-least-once, with a new hooksId, as the embedded store's claims answered before
+        // their commit); and the WAL is written in order, so any later durable commit (an
+        // ingest) makes it durable too.
+        let c = self.reader().await?;
+        let mut batches: Vec<ClaimedBatch> = Vec::new();
+        let mut drained = false;
+        while batches.len() < wanted {
+            let room = wanted - batches.len();
+            let hooks_ids: Vec<String> = (0..room).map(|_| hookline_wire::generate_id()).collect();
+            let taken = match claim_event(
+                &c,
+                &hooks_ids,
+                &config.id,
+                &config.app_key,
+                config.product,
+                max_hooks,
+                &self.node,
+            )
+            .await
+            {
+                Ok(taken) => taken,
+                Err(e) => {
+                    self.free_unclaimed(hooks_ids);
+                    if batches.is_empty() {
+                        return Err(e);
+                    }
+                    // The earlier statements committed: what they took goes out.
+                    tracing::warn!(error = %e, "a claim's next event could not be taken");
                     break;
                 }
-                batches.extend(claimed);
+            };
+            drained = !taken.more;
+            let full = taken.hooks as u64 == u64::from(max_hooks) * room as u64;
+            batches.extend(taken.batches);
+            // The queue held more than one event's worth (or hooks another claim holds): the next
+            // event's hooks fill the room left.
+            if !taken.more || full || taken.hooks == 0 {
+                break;
             }
-            let more = c
-                .query_opt(
-                    "SELECT 1 FROM queue WHERE config_id = $1 LIMIT 1",
-                    &[&config_id],
-                )
-                .await
-                .map_err(pg_err)?;
-            // No QueueDrained signal: another node's NewWork reaches the engine on another
-            // connection, in no order with this one. `drained` lets the engine decide.
-            let drained = more.is_none();
-            StoreResult::Ok(Claim {
-                contended: batches.is_empty() && !drained,
-                batches,
-                drained,
-            })
         }
-        .await;
-        let claim = claimed?;
-        c.commit().await.map_err(pg_err)?;
-        Ok(claim)
+        // No QueueDrained signal: another node's NewWork reaches the engine on another
+        // connection, in no order with this one. `drained` lets the engine decide.
+        Ok(Claim {
+            contended: batches.is_empty() && !drained,
+            batches,
+            drained,
+        })
+    }
+
+    /// After a failed claim: frees the leases of the deliveries it may have made anyway (the
+    /// statement ran but its answer was lost), so the sweep sends them. Through the writer,
+    /// relaxed, not awaited.
+    fn free_unclaimed(&self, hooks_ids: Vec<String>) {
+        let node = self.node.id.clone();
+        let job = quiet_job(
+            Durability::Relaxed,
+            "freeing the leases of a failed claim",
+            move |c| async move {
+                execute(&c, FREE_UNCLAIMED, &[&hooks_ids, &&*node]).await?;
+                Ok(())
+            },
+        );
+        if let Err(e) = self.submit(job) {
+            tracing::warn!(error = %e, "leases of a failed claim not freed");
+        }
     }
 
     pub(super) async fn load_delivery(
@@ -184,16 +253,12 @@ impl PostgresStore {
         hooks_id: &str,
     ) -> StoreResult<Option<SendableDelivery>> {
         let c = self.reader().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "SELECT {} FROM deliveries WHERE hooks_id = $1",
-                    DELIVERY_COLUMNS
-                ),
-                &[&hooks_id],
-            )
-            .await
-            .map_err(pg_err)?;
+        let row = query_opt(
+            &c,
+            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE hooks_id = $1"),
+            &[&hooks_id],
+        )
+        .await?;
         let Some(row) = row.as_ref().map(delivery_row).transpose()? else {
             return Ok(None);
         };
@@ -206,26 +271,24 @@ impl PostgresStore {
 
     pub(super) async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) FROM deliveries \
-                 WHERE status IN ('PENDING', 'RETRYING')",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
+        let rows = query(
+            &c,
+            "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) FROM deliveries \
+             WHERE status IN ('PENDING', 'RETRYING')",
+            &[],
+        )
+        .await?;
         rows.iter().map(open_delivery).collect()
     }
 
     pub(super) async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                "SELECT DISTINCT config_id FROM queue ORDER BY config_id",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
+        let rows = query(
+            &c,
+            "SELECT DISTINCT config_id FROM queue ORDER BY config_id",
+            &[],
+        )
+        .await?;
         rows.iter().map(|r| col(r, 0)).collect()
     }
 }

@@ -16,18 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::Client;
 
 use super::PostgresStore;
 use super::attempts::flush_records;
 use super::columns::{col, delivery_row, open_delivery};
-use super::connection::pg_err;
+use super::connection::{Conn, execute, query, query_opt};
 use super::deliveries::delivery_hooks;
 use super::notify::{FREED_CHANNEL, NODES_CHANNEL, notify};
-use super::writer::{Group, Job, JobRun};
+use super::writer::{Durability, Job, quiet_job};
 use crate::model::{Millis, now_millis};
 use crate::store::rows::DELIVERY_COLUMNS;
-use crate::store::{Lease, Membership, OpenDelivery, StoreError, StoreResult, job_status};
+use crate::store::{Lease, Membership, OpenDelivery, StoreError, StoreResult};
 
 /// A node that has not been heard of for this long is forgotten (its row deleted).
 const FORGET_NODES_AFTER_MS: i64 = 24 * 3_600_000;
@@ -80,15 +79,14 @@ impl Node {
 /// Joins the nodes sharing the database, at open, on the writer's connection: refuses a node id
 /// that a live node uses, frees what a previous process under this id held, and says this node is
 /// alive (the others split per-config limits with it from then on).
-pub(super) async fn join(c: &Client, node: &Node) -> StoreResult<()> {
+pub(super) async fn join(c: &Conn, node: &Node) -> StoreResult<()> {
     // Two live processes under one node id would free each other's leases: refuse.
-    let alive = c
-        .query_opt(
-            "SELECT heartbeat_at FROM nodes WHERE node_id = $1 AND heartbeat_at > $2",
-            &[&&*node.id, &(now_millis() - node.ttl_ms)],
-        )
-        .await
-        .map_err(pg_err)?;
+    let alive = query_opt(
+        c,
+        "SELECT heartbeat_at FROM nodes WHERE node_id = $1 AND heartbeat_at > $2",
+        &[&&*node.id, &(now_millis() - node.ttl_ms)],
+    )
+    .await?;
     if let Some(row) = alive {
         let ago = now_millis() - col::<i64>(&row, 0)?;
         return Err(StoreError::Conflict(format!(
@@ -100,39 +98,17 @@ pub(super) async fn join(c: &Client, node: &Node) -> StoreResult<()> {
     }
     // A node restarted under the same --node-id (after the check above: its predecessor is
     // gone): what it held is free at once instead of after the lease time.
-    c.execute(
+    execute(
+        c,
         "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
          WHERE lease_owner = $1",
         &[&&*node.id],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     // Joined: the others split per-config limits with this node from now on.
     heartbeat(c, &node.id).await?;
     notify(c, NODES_CHANNEL, &[node.id.to_string()]).await?;
     Ok(())
-}
-
-/// A writer job that runs `f` and reports nothing back (background maintenance).
-fn quiet_job<F, Fut>(f: F) -> Job
-where
-    F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
-    Fut: Future<Output = StoreResult<()>> + Send + 'static,
-{
-    Box::new(move |group: Group| {
-        Box::pin(async move {
-            let result = f(group.client).await;
-            JobRun {
-                status: job_status(&result),
-                signals: Vec::new(),
-                finish: Box::new(|commit| {
-                    if let Err(e) = commit.and(result) {
-                        tracing::warn!(error = %e, "renewing this node's leases failed");
-                    }
-                }),
-            }
-        })
-    })
 }
 
 /// Renews this node's leases every third of the lease time, until the writer is gone. A node
@@ -146,22 +122,27 @@ pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Nod
             return;
         };
         let node = node.clone();
-        let job = quiet_job(move |c| async move {
-            c.execute(
-                "UPDATE deliveries SET lease_expires_at = $2 WHERE lease_owner = $1",
-                &[&&*node.id, &node.lease_until()],
-            )
-            .await
-            .map_err(pg_err)?;
-            heartbeat(&c, &node.id).await?;
-            c.execute(
-                "DELETE FROM nodes WHERE heartbeat_at < $1",
-                &[&(now_millis() - FORGET_NODES_AFTER_MS)],
-            )
-            .await
-            .map_err(pg_err)?;
-            Ok(())
-        });
+        // Relaxed: a renewal lost in a database crash is a lease that expires a little sooner.
+        let job = quiet_job(
+            Durability::Relaxed,
+            "renewing this node's leases",
+            move |c| async move {
+                execute(
+                    &c,
+                    "UPDATE deliveries SET lease_expires_at = $2 WHERE lease_owner = $1",
+                    &[&&*node.id, &node.lease_until()],
+                )
+                .await?;
+                heartbeat(&c, &node.id).await?;
+                execute(
+                    &c,
+                    "DELETE FROM nodes WHERE heartbeat_at < $1",
+                    &[&(now_millis() - FORGET_NODES_AFTER_MS)],
+                )
+                .await?;
+                Ok(())
+            },
+        );
         if sender.send(job).is_err() {
             return;
         }
@@ -169,28 +150,27 @@ pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Nod
 }
 
 /// Says this node is alive (its row in `nodes`).
-async fn heartbeat(c: &Client, node_id: &str) -> StoreResult<()> {
+async fn heartbeat(c: &Conn, node_id: &str) -> StoreResult<()> {
     let now = now_millis();
-    c.execute(
+    execute(
+        c,
         "INSERT INTO nodes (node_id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
          ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
         &[&node_id, &now],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     Ok(())
 }
 
 impl PostgresStore {
     pub(super) async fn membership(&self) -> StoreResult<Membership> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                "SELECT node_id FROM nodes WHERE heartbeat_at > $1 ORDER BY node_id",
-                &[&(now_millis() - self.node.ttl_ms)],
-            )
-            .await
-            .map_err(pg_err)?;
+        let rows = query(
+            &c,
+            "SELECT node_id FROM nodes WHERE heartbeat_at > $1 ORDER BY node_id",
+            &[&(now_millis() - self.node.ttl_ms)],
+        )
+        .await?;
         let mut live: Vec<String> = rows.iter().map(|r| col(r, 0)).collect::<StoreResult<_>>()?;
         // This node counts even when its own heartbeat is late (the database was slow).
         if let Err(at) = live.binary_search_by(|id| id.as_str().cmp(&self.node.id)) {
@@ -213,40 +193,38 @@ impl PostgresStore {
         // retry never leases a delivery whose previous attempt is still unrecorded. The hooks
         // are read in the same job: a lease is only ever granted together with what to send
         // (a lease left held by a failed read would be renewed, and stranded, forever).
-        self.write_in_group(move |group| async move {
+        self.write_in_group(Durability::Relaxed, move |group| async move {
             // This node's records queued before this lease are applied first.
             flush_records(&group).await?;
             let c = group.client;
             let now = now_millis();
             // SKIP LOCKED: a row another transaction is changing (another node's lease or
             // record) is not waited for; its lease decides, and it is someone else's now.
-            let row = c
-                .query_opt(
-                    &format!(
-                        "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
+            let row = query_opt(
+                &c,
+                &format!(
+                    "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
                          WHERE hooks_id = (SELECT hooks_id FROM deliveries \
                              WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
                              AND COALESCE(next_attempt_at, 0) <= $4 \
                              AND (lease_owner IS NULL OR lease_expires_at < $4) \
                              FOR UPDATE SKIP LOCKED) \
                          RETURNING {DELIVERY_COLUMNS}"
-                    ),
-                    &[&hooks_id, &&*node.id, &node.lease_until(), &now],
-                )
-                .await
-                .map_err(pg_err)?;
+                ),
+                &[&hooks_id, &&*node.id, &node.lease_until(), &now],
+            )
+            .await?;
             let Some(row) = row else {
                 // Why not: a retry not yet due gets its time; anything else is not ours (a lease
                 // this node holds is not taken again: its attempt is in flight here).
-                let due = c
-                    .query_opt(
-                        "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
+                let due = query_opt(
+                    &c,
+                    "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
                          WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
                          AND (lease_owner IS NULL OR lease_expires_at < $2)",
-                        &[&hooks_id, &now],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                    &[&hooks_id, &now],
+                )
+                .await?;
                 let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
                     Some(at) if at > now => Lease::NotDue(at),
                     _ => Lease::Unavailable,
@@ -267,21 +245,20 @@ impl PostgresStore {
         limit: u32,
     ) -> StoreResult<Vec<OpenDelivery>> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                // Only configs that send: deliveries of a paused or DISABLED config wait for
-                // it, and would otherwise fill every sweep's page with the same rows.
-                "SELECT d.hooks_id, d.config_id, COALESCE(d.next_attempt_at, 0) \
+        let rows = query(
+            &c,
+            // Only configs that send: deliveries of a paused or DISABLED config wait for
+            // it, and would otherwise fill every sweep's page with the same rows.
+            "SELECT d.hooks_id, d.config_id, COALESCE(d.next_attempt_at, 0) \
                  FROM deliveries d JOIN webhook_configs c ON c.id = d.config_id \
                  WHERE d.status IN ('PENDING', 'RETRYING') \
                  AND COALESCE(d.next_attempt_at, 0) <= $1 \
                  AND (d.lease_owner IS NULL OR d.lease_expires_at < $2) \
                  AND c.enabled AND c.health_state <> 'DISABLED' \
                  ORDER BY COALESCE(d.next_attempt_at, 0) LIMIT $3",
-                &[&until, &now_millis(), &i64::from(limit)],
-            )
-            .await
-            .map_err(pg_err)?;
+            &[&until, &now_millis(), &i64::from(limit)],
+        )
+        .await?;
         rows.iter().map(open_delivery).collect()
     }
 
@@ -291,23 +268,20 @@ impl PostgresStore {
     pub(super) async fn leave(&self) {
         let node = self.node.clone();
         let handed_back = self
-            .write(move |c| async move {
-                let n = c
-                    .execute(
-                        "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+            .write(Durability::Relaxed, move |c| async move {
+                let n = execute(
+                    &c,
+                    "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
                          WHERE lease_owner = $1",
-                        &[&&*node.id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                    &[&&*node.id],
+                )
+                .await?;
                 if n > 0 {
                     // The other nodes sweep at once instead of at their next interval.
                     notify(&c, FREED_CHANNEL, &[node.id.to_string()]).await?;
                 }
                 // Left: the others take over this node's part of the per-config limits.
-                c.execute("DELETE FROM nodes WHERE node_id = $1", &[&&*node.id])
-                    .await
-                    .map_err(pg_err)?;
+                execute(&c, "DELETE FROM nodes WHERE node_id = $1", &[&&*node.id]).await?;
                 notify(&c, NODES_CHANNEL, &[node.id.to_string()]).await?;
                 Ok((n, Vec::new()))
             })

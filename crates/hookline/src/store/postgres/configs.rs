@@ -2,14 +2,15 @@
 //! health the nodes judge. Every config change tells the other nodes (`hookline_config`).
 //! Deleting a config turns its open and queued work into CANCELLED deliveries.
 
-use tokio_postgres::Client;
+use tokio_postgres::Statement;
 
 use super::PostgresStore;
 use super::attempts::flush_records;
 use super::columns::{app_key_record, col, config_row};
-use super::connection::pg_err;
+use super::connection::{Conn, Step, execute, pg_err, poisoned, prepared, query, query_opt};
 use super::deliveries::insert_delivery;
 use super::notify::{CONFIG_CHANNEL, notify};
+use super::writer::{Durability, Group, StepRun};
 use crate::model::{
     AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Millis, Page,
     PageRequest, WebhookConfig, now_millis,
@@ -20,64 +21,94 @@ use crate::store::rows::{
 };
 use crate::store::{StoreError, StoreResult, runs_by_event};
 
-async fn write_subscriptions(c: &Client, config: &WebhookConfig) -> StoreResult<()> {
-    c.execute(
+async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()> {
+    execute(
+        c,
         "DELETE FROM subscriptions WHERE config_id = $1",
         &[&config.id],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     if config.enabled && config.health.state != HealthState::Disabled {
-        for event in &config.events {
-            c.execute(
-                "INSERT INTO subscriptions (app_key, product, event, config_id) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &[
-                    &config.app_key,
-                    &config.product.as_str(),
-                    &event.as_str(),
-                    &config.id,
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
-        }
+        let events: Vec<&str> = config.events.iter().map(|e| e.as_str()).collect();
+        execute(
+            c,
+            "INSERT INTO subscriptions (app_key, product, event, config_id) \
+             SELECT $1, $2, e, $4 FROM unnest($3::TEXT[]) AS e ON CONFLICT DO NOTHING",
+            &[
+                &config.app_key,
+                &config.product.as_str(),
+                &events,
+                &config.id,
+            ],
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// Writes the health a node judged. Each node judges from its own attempts, so a DISABLED row is
-/// never turned back by another node's older view (only `update_config`, an operator enabling the
-/// config again, does that), and disabling tells every node (`hookline_config`).
-pub(super) async fn write_health(c: &Client, config_id: &str, health: &Health) -> StoreResult<()> {
-    let written = c
-        .execute(
-            "UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
+/// Writes the health a node judged, in one statement. Each node judges from its own attempts, so
+/// a DISABLED row is never turned back by another node's older view (only `update_config`, an
+/// operator enabling the config again, does that), and disabling tells every node
+/// (`hookline_config`): a config disabled for failing receives nothing new until it is enabled
+/// again, so its subscriptions go.
+const WRITE_HEALTH: &str = "WITH written AS ( \
+         UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
          last_success_at = $4, last_failure_at = $5, failing_since = $6, disabled_reason = $7 \
-         WHERE id = $1 AND (health_state <> 'DISABLED' OR $2 = 'DISABLED')",
-            &[
-                &config_id,
-                &health.state.as_str(),
-                &i64::from(health.consecutive_failures),
-                &health.last_success_at,
-                &health.last_failure_at,
-                &health.failing_since,
-                &health.disabled_reason,
-            ],
-        )
-        .await
-        .map_err(pg_err)?;
-    if health.state == HealthState::Disabled && written > 0 {
-        // A config disabled for failing receives nothing new until it is enabled again.
-        c.execute(
-            "DELETE FROM subscriptions WHERE config_id = $1",
-            &[&config_id],
-        )
-        .await
-        .map_err(pg_err)?;
-        notify(c, CONFIG_CHANNEL, &[config_id.to_owned()]).await?;
-    }
+         WHERE id = $1 AND (health_state <> 'DISABLED' OR $2 = 'DISABLED') RETURNING id), \
+     disabled AS MATERIALIZED (SELECT id FROM written WHERE $2 = 'DISABLED'), \
+     unsubscribed AS (DELETE FROM subscriptions WHERE config_id IN (SELECT id FROM disabled)), \
+     told AS MATERIALIZED (SELECT pg_notify($8, id) FROM disabled) \
+     SELECT count(*) FROM told";
+
+/// Writes `health` with `statement` ([`WRITE_HEALTH`] prepared on `c`): nothing is awaited before
+/// the statement is sent, so it can be a pipeline step.
+async fn write_health(
+    c: &Conn,
+    statement: &Statement,
+    config_id: &str,
+    health: &Health,
+) -> StoreResult<()> {
+    // Executed, not read: the statement's only failure is the server's (see `writer::commit`).
+    c.execute(
+        statement,
+        &[
+            &config_id,
+            &health.state.as_str(),
+            &i64::from(health.consecutive_failures),
+            &health.last_success_at,
+            &health.last_failure_at,
+            &health.failing_since,
+            &health.disabled_reason,
+            &CONFIG_CHANNEL,
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
     Ok(())
+}
+
+/// The health the group's records carry, one statement per config in config id order (the order
+/// every node locks config rows in), ready to be pipelined.
+pub(super) async fn health_steps(group: &Group) -> StoreResult<Vec<Step<'static, StepRun>>> {
+    let health = group
+        .health
+        .lock()
+        .map(|mut h| std::mem::take(&mut *h))
+        .map_err(poisoned)?;
+    if health.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Prepared now, so each step sends its statement on its first poll.
+    let statement = prepared(&group.client, WRITE_HEALTH).await?;
+    Ok(health
+        .into_iter()
+        .map(|(config_id, health)| -> Step<'static, StepRun> {
+            let (c, statement) = (group.client.clone(), statement.clone());
+            Box::pin(
+                async move { StepRun::of(write_health(&c, &statement, &config_id, &health).await) },
+            )
+        })
+        .collect())
 }
 
 /// The rotated-out signing secret and its expiry, as two columns.
@@ -125,21 +156,20 @@ impl PostgresStore {
         record: AppKeyRecord,
         secret_hash: String,
     ) -> StoreResult<()> {
-        self.write(move |c| async move {
+        self.write(Durability::Durable, move |c| async move {
             // ON CONFLICT keeps the group's transaction usable: a refusal writes nothing.
-            let n = c
-                .execute(
-                    "INSERT INTO app_keys (app_key, name, secret_hash, created_at) \
+            let n = execute(
+                &c,
+                "INSERT INTO app_keys (app_key, name, secret_hash, created_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[
-                        &record.app_key,
-                        &record.name,
-                        &secret_hash,
-                        &record.created_at,
-                    ],
-                )
-                .await
-                .map_err(pg_err)?;
+                &[
+                    &record.app_key,
+                    &record.name,
+                    &secret_hash,
+                    &record.created_at,
+                ],
+            )
+            .await?;
             if n == 0 {
                 return Err(StoreError::Conflict("app key already exists".into()));
             }
@@ -155,14 +185,13 @@ impl PostgresStore {
             None => String::new(),
         };
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                "SELECT app_key, name, created_at FROM app_keys WHERE app_key > $1 \
+        let rows = query(
+            &c,
+            "SELECT app_key, name, created_at FROM app_keys WHERE app_key > $1 \
                  ORDER BY app_key LIMIT $2",
-                &[&after, &i64::from(size + 1)],
-            )
-            .await
-            .map_err(pg_err)?;
+            &[&after, &i64::from(size + 1)],
+        )
+        .await?;
         let items = rows
             .iter()
             .map(app_key_record)
@@ -172,13 +201,12 @@ impl PostgresStore {
 
     pub(super) async fn get_app_key(&self, app_key: &str) -> StoreResult<Option<AppKeyRecord>> {
         let c = self.reader().await?;
-        let row = c
-            .query_opt(
-                "SELECT app_key, name, created_at FROM app_keys WHERE app_key = $1",
-                &[&app_key],
-            )
-            .await
-            .map_err(pg_err)?;
+        let row = query_opt(
+            &c,
+            "SELECT app_key, name, created_at FROM app_keys WHERE app_key = $1",
+            &[&app_key],
+        )
+        .await?;
         row.as_ref().map(app_key_record).transpose()
     }
 
@@ -187,13 +215,12 @@ impl PostgresStore {
         secret_hash: &str,
     ) -> StoreResult<Option<String>> {
         let c = self.reader().await?;
-        let row = c
-            .query_opt(
-                "SELECT app_key FROM app_keys WHERE secret_hash = $1",
-                &[&secret_hash],
-            )
-            .await
-            .map_err(pg_err)?;
+        let row = query_opt(
+            &c,
+            "SELECT app_key FROM app_keys WHERE secret_hash = $1",
+            &[&secret_hash],
+        )
+        .await?;
         row.as_ref().map(|r| col(r, 0)).transpose()
     }
 
@@ -203,25 +230,25 @@ impl PostgresStore {
         secret_hash: String,
     ) -> StoreResult<bool> {
         let app_key = app_key.to_owned();
-        self.write(move |c| async move {
-            let n = c
-                .execute(
-                    "UPDATE app_keys SET secret_hash = $2 WHERE app_key = $1",
-                    &[&app_key, &secret_hash],
-                )
-                .await
-                .map_err(pg_err)?;
+        self.write(Durability::Durable, move |c| async move {
+            let n = execute(
+                &c,
+                "UPDATE app_keys SET secret_hash = $2 WHERE app_key = $1",
+                &[&app_key, &secret_hash],
+            )
+            .await?;
             Ok((n == 1, Vec::new()))
         })
         .await
     }
 
     pub(super) async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {
-        self.write(move |c| async move {
+        self.write(Durability::Durable, move |c| async move {
             let events = join_events(&config.events);
             let schedule = schedule_text(&config);
             let (prev, prev_exp) = previous_secret(&config);
-            c.execute(
+            execute(
+                &c,
                 &format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
@@ -229,8 +256,7 @@ impl PostgresStore {
                 ),
                 &config_params!(config, events, schedule, prev, prev_exp),
             )
-            .await
-            .map_err(pg_err)?;
+            .await?;
             write_subscriptions(&c, &config).await?;
             notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
             Ok(((), Vec::new()))
@@ -239,7 +265,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
-        self.write_in_group(move |group| async move {
+        self.write_in_group(Durability::Durable, move |group| async move {
             // The group's records judged the config before this change: their health must not
             // be written over it at the end of the group (it would undo a re-enable).
             flush_records(&group).await?;
@@ -252,9 +278,9 @@ impl PostgresStore {
             let (prev, prev_exp) = previous_secret(&config);
             // The same 23 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
-            let n = c
-                .execute(
-                    "UPDATE webhook_configs SET product = $3, events = $4, url = $5, \
+            let n = execute(
+                &c,
+                "UPDATE webhook_configs SET product = $3, events = $4, url = $5, \
                      signature = $6, signing_secret = $7, enabled = $8, description = $9, \
                      max_hooks = $10, max_in_flight = $11, timeout_ms = $12, \
                      retry_schedule = $13, health_state = $14, consecutive_failures = $15, \
@@ -262,10 +288,9 @@ impl PostgresStore {
                      disabled_reason = $19, updated_at = $21, previous_signing_secret = $22, \
                      previous_signing_secret_expires_at = $23 \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
-                    &config_params!(config, events, schedule, prev, prev_exp),
-                )
-                .await
-                .map_err(pg_err)?;
+                &config_params!(config, events, schedule, prev, prev_exp),
+            )
+            .await?;
             if n == 0 {
                 return Ok((false, Vec::new()));
             }
@@ -279,49 +304,50 @@ impl PostgresStore {
     pub(super) async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool> {
         let app_key = app_key.to_owned();
         let config_id = config_id.to_owned();
-        self.write(move |c| async move {
-            let found = c
-                .query_opt(
-                    "SELECT product, max_hooks FROM webhook_configs \
+        self.write(Durability::Durable, move |c| async move {
+            let found = query_opt(
+                &c,
+                "SELECT product, max_hooks FROM webhook_configs \
                      WHERE app_key = $1 AND id = $2",
-                    &[&app_key, &config_id],
-                )
-                .await
-                .map_err(pg_err)?;
+                &[&app_key, &config_id],
+            )
+            .await?;
             let Some(found) = found else {
                 return Ok((false, Vec::new()));
             };
             let product = parse_product(&col::<String>(&found, 0)?)?;
             let max_hooks: i64 = col(&found, 1)?;
             let now = now_millis();
-            c.execute("DELETE FROM webhook_configs WHERE id = $1", &[&config_id])
-                .await
-                .map_err(pg_err)?;
-            c.execute(
+            execute(
+                &c,
+                "DELETE FROM webhook_configs WHERE id = $1",
+                &[&config_id],
+            )
+            .await?;
+            execute(
+                &c,
                 "DELETE FROM subscriptions WHERE config_id = $1",
                 &[&config_id],
             )
-            .await
-            .map_err(pg_err)?;
+            .await?;
             // Hooks still queued become CANCELLED deliveries too, so the log shows what this
             // config never received. First, because this waits for a claim of another node that
             // holds some of the rows: the deliveries that claim made are committed by the time
             // the next statement cancels the open ones.
-            let rows = c
-                .query(
-                    "DELETE FROM queue WHERE config_id = $1 RETURNING event, hook_seq",
-                    &[&config_id],
-                )
-                .await
-                .map_err(pg_err)?;
-            c.execute(
+            let rows = query(
+                &c,
+                "DELETE FROM queue WHERE config_id = $1 RETURNING event, hook_seq",
+                &[&config_id],
+            )
+            .await?;
+            execute(
+                &c,
                 "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
                  updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING')",
                 &[&config_id, &now],
             )
-            .await
-            .map_err(pg_err)?;
+            .await?;
             let mut queued = Vec::with_capacity(rows.len());
             for r in &rows {
                 queued.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
@@ -338,7 +364,7 @@ impl PostgresStore {
                     Vec::new(),
                     now,
                 );
-                insert_delivery(&*c, &summary, &seqs, None).await?;
+                insert_delivery(&c, &summary, &seqs, None).await?;
             }
             notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config_id)).await?;
             Ok((true, Vec::new()))
@@ -352,15 +378,12 @@ impl PostgresStore {
         config_id: &str,
     ) -> StoreResult<Option<WebhookConfig>> {
         let c = self.reader().await?;
-        let row = c
-            .query_opt(
-                &format!(
-                    "SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE app_key = $1 AND id = $2"
-                ),
-                &[&app_key, &config_id],
-            )
-            .await
-            .map_err(pg_err)?;
+        let row = query_opt(
+            &c,
+            &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE app_key = $1 AND id = $2"),
+            &[&app_key, &config_id],
+        )
+        .await?;
         row.as_ref()
             .map(|r| config_row(r).and_then(ConfigRow::into_config))
             .transpose()
@@ -381,26 +404,25 @@ impl PostgresStore {
         let product = filter.product.map(|p| p.as_str());
         let event = filter.event.map(|e| e.as_str());
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE app_key = $1 AND id > $2 \
+        let rows = query(
+            &c,
+            &format!(
+                "SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE app_key = $1 AND id > $2 \
                      AND ($3::TEXT IS NULL OR product = $3) \
                      AND ($4::TEXT IS NULL OR (',' || events || ',') LIKE ('%,' || $4 || ',%')) \
                      AND ($5::BOOLEAN IS NULL OR enabled = $5) \
                      ORDER BY id LIMIT $6"
-                ),
-                &[
-                    &app_key,
-                    &after,
-                    &product,
-                    &event,
-                    &filter.enabled,
-                    &i64::from(size + 1),
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
+            ),
+            &[
+                &app_key,
+                &after,
+                &product,
+                &event,
+                &filter.enabled,
+                &i64::from(size + 1),
+            ],
+        )
+        .await?;
         let items = rows
             .iter()
             .map(|r| config_row(r).and_then(ConfigRow::into_config))
@@ -410,13 +432,12 @@ impl PostgresStore {
 
     pub(super) async fn all_configs(&self) -> StoreResult<Vec<WebhookConfig>> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs"),
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
+        let rows = query(
+            &c,
+            &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs"),
+            &[],
+        )
+        .await?;
         rows.iter()
             .map(|r| config_row(r).and_then(ConfigRow::into_config))
             .collect()
@@ -424,8 +445,9 @@ impl PostgresStore {
 
     pub(super) async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
         let config_id = config_id.to_owned();
-        self.write(move |c| async move {
-            write_health(&c, &config_id, &health).await?;
+        self.write(Durability::Durable, move |c| async move {
+            let statement = prepared(&c, WRITE_HEALTH).await?;
+            write_health(&c, &statement, &config_id, &health).await?;
             Ok(((), Vec::new()))
         })
         .await
@@ -433,13 +455,12 @@ impl PostgresStore {
 
     pub(super) async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
         let c = self.reader().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE id = $1"),
-                &[&config_id],
-            )
-            .await
-            .map_err(pg_err)?;
+        let row = query_opt(
+            &c,
+            &format!("SELECT {CONFIG_COLUMNS} FROM webhook_configs WHERE id = $1"),
+            &[&config_id],
+        )
+        .await?;
         row.as_ref()
             .map(|r| config_row(r).and_then(ConfigRow::into_config))
             .transpose()

@@ -2,12 +2,11 @@
 //! redelivering one, replaying a config's, and the delivery rows and their hooks that config
 //! deletions and redeliveries write and leases read.
 
-use tokio_postgres::{Client, GenericClient};
-
 use super::PostgresStore;
 use super::columns::{col, delivery_row};
-use super::connection::pg_err;
+use super::connection::{Conn, execute, query, query_opt};
 use super::notify::{WORK_CHANNEL, notify};
+use super::writer::Durability;
 use crate::model::{
     DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest, ReplayFilter,
     StoredHook, now_millis,
@@ -18,12 +17,13 @@ use crate::store::{DeliveryDetail, StoreError, StoreResult, StoreSignal};
 
 /// Inserts a delivery with its hooks; `lease` (owner, expiry) when this node is about to send it.
 pub(super) async fn insert_delivery(
-    c: &impl GenericClient,
+    c: &Conn,
     summary: &DeliverySummary,
     hook_seqs: &[i64],
     lease: Option<(&str, Millis)>,
 ) -> StoreResult<()> {
-    c.execute(
+    execute(
+        c,
         "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
          attempt_count, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -42,42 +42,39 @@ pub(super) async fn insert_delivery(
             &lease.map(|(_, until)| until),
         ],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     // One statement for all the positions: the array is expanded server-side.
-    c.execute(
+    execute(
+        c,
         "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
          SELECT $1, t.ord - 1, t.seq FROM unnest($2::BIGINT[]) WITH ORDINALITY AS t(seq, ord)",
         &[&summary.hooks_id, &hook_seqs],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     Ok(())
 }
 
 pub(super) async fn load_delivery_row(
-    c: &Client,
+    c: &Conn,
     hooks_id: &str,
 ) -> StoreResult<Option<DeliveryRow>> {
-    let row = c
-        .query_opt(
-            &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE hooks_id = $1"),
-            &[&hooks_id],
-        )
-        .await
-        .map_err(pg_err)?;
+    let row = query_opt(
+        c,
+        &format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE hooks_id = $1"),
+        &[&hooks_id],
+    )
+    .await?;
     row.as_ref().map(delivery_row).transpose()
 }
 
-pub(super) async fn delivery_hooks(c: &Client, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
-    let rows = c
-        .query(
-            "SELECT h.hook_id, h.body FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+pub(super) async fn delivery_hooks(c: &Conn, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
+    let rows = query(
+        c,
+        "SELECT h.hook_id, h.body FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
              WHERE d.hooks_id = $1 ORDER BY d.position",
-            &[&hooks_id],
-        )
-        .await
-        .map_err(pg_err)?;
+        &[&hooks_id],
+    )
+    .await?;
     rows.iter()
         .map(|r| {
             Ok(StoredHook {
@@ -90,21 +87,20 @@ pub(super) async fn delivery_hooks(c: &Client, hooks_id: &str) -> StoreResult<Ve
 
 /// The hookIds of several deliveries, each in envelope order.
 async fn page_hook_ids(
-    c: &Client,
+    c: &Conn,
     hooks_ids: &[&str],
 ) -> StoreResult<std::collections::HashMap<String, Vec<String>>> {
     let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
     if hooks_ids.is_empty() {
         return Ok(out);
     }
-    let rows = c
-        .query(
-            "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
+    let rows = query(
+        c,
+        "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
              WHERE d.hooks_id = ANY($1::TEXT[]) ORDER BY d.hooks_id, d.position",
-            &[&hooks_ids],
-        )
-        .await
-        .map_err(pg_err)?;
+        &[&hooks_ids],
+    )
+    .await?;
     for r in &rows {
         out.entry(col(r, 0)?).or_default().push(col(r, 1)?);
     }
@@ -131,10 +127,10 @@ impl PostgresStore {
         let status = filter.status.map(|s| s.as_str());
         // NULL parameters switch their filter off: one statement for every combination.
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                &format!(
-                    "SELECT {} FROM deliveries WHERE app_key = $1 \
+        let rows = query(
+            &c,
+            &format!(
+                "SELECT {} FROM deliveries WHERE app_key = $1 \
                      AND ($2::BIGINT IS NULL OR created_at < $2 \
                           OR (created_at = $2 AND hooks_id < $3::TEXT)) \
                      AND ($4::TEXT IS NULL OR config_id = $4) \
@@ -146,23 +142,22 @@ impl PostgresStore {
                           JOIN hooks h ON h.seq = d.hook_seq \
                           WHERE h.app_key = $1 AND h.hook_id = $9)) \
                      ORDER BY created_at DESC, hooks_id DESC LIMIT $10",
-                    DELIVERY_COLUMNS
-                ),
-                &[
-                    &app_key,
-                    &after_created,
-                    &after_id,
-                    &filter.config_id,
-                    &event,
-                    &status,
-                    &filter.since,
-                    &filter.until,
-                    &filter.hook_id,
-                    &i64::from(size + 1),
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
+                DELIVERY_COLUMNS
+            ),
+            &[
+                &app_key,
+                &after_created,
+                &after_id,
+                &filter.config_id,
+                &event,
+                &status,
+                &filter.since,
+                &filter.until,
+                &filter.hook_id,
+                &i64::from(size + 1),
+            ],
+        )
+        .await?;
         let rows = rows
             .iter()
             .map(delivery_row)
@@ -192,15 +187,14 @@ impl PostgresStore {
         if row.app_key != app_key {
             return Ok(None);
         }
-        let rows = c
-            .query(
-                "SELECT number, started_at, duration_ms, status_code, error_kind, \
+        let rows = query(
+            &c,
+            "SELECT number, started_at, duration_ms, status_code, error_kind, \
                  error_message, response_body FROM attempts WHERE hooks_id = $1 \
                  ORDER BY number",
-                &[&hooks_id],
-            )
-            .await
-            .map_err(pg_err)?;
+            &[&hooks_id],
+        )
+        .await?;
         let mut attempts = Vec::with_capacity(rows.len());
         for r in &rows {
             let row = AttemptRow {
@@ -232,20 +226,19 @@ impl PostgresStore {
     ) -> StoreResult<Option<DeliverySummary>> {
         let app_key = app_key.to_owned();
         let hooks_id = hooks_id.to_owned();
-        self.write(move |c| async move {
+        self.write(Durability::Durable, move |c| async move {
             let Some(row) = load_delivery_row(&c, &hooks_id).await? else {
                 return Ok((None, Vec::new()));
             };
             if row.app_key != app_key {
                 return Ok((None, Vec::new()));
             }
-            let config_exists = c
-                .query_opt(
-                    "SELECT 1 FROM webhook_configs WHERE id = $1",
-                    &[&row.config_id],
-                )
-                .await
-                .map_err(pg_err)?;
+            let config_exists = query_opt(
+                &c,
+                "SELECT 1 FROM webhook_configs WHERE id = $1",
+                &[&row.config_id],
+            )
+            .await?;
             if config_exists.is_none() {
                 // Decided before writing anything: the group's transaction stays clean.
                 return Err(StoreError::Conflict(format!(
@@ -253,15 +246,14 @@ impl PostgresStore {
                     row.config_id
                 )));
             }
-            let rows = c
-                .query(
-                    "SELECT d.hook_seq, h.hook_id FROM delivery_hooks d \
+            let rows = query(
+                &c,
+                "SELECT d.hook_seq, h.hook_id FROM delivery_hooks d \
                      JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = $1 \
                      ORDER BY d.position",
-                    &[&hooks_id],
-                )
-                .await
-                .map_err(pg_err)?;
+                &[&hooks_id],
+            )
+            .await?;
             let mut seqs = Vec::with_capacity(rows.len());
             let mut hook_ids = Vec::with_capacity(rows.len());
             for r in &rows {
@@ -279,7 +271,7 @@ impl PostgresStore {
                 hook_ids,
                 now,
             );
-            insert_delivery(&*c, &summary, &seqs, None).await?;
+            insert_delivery(&c, &summary, &seqs, None).await?;
             Ok((Some(summary), Vec::new()))
         })
         .await
@@ -294,11 +286,11 @@ impl PostgresStore {
         let app_key = app_key.to_owned();
         let config_id = config_id.to_owned();
         let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
-        self.write(move |c| async move {
+        self.write(Durability::Durable, move |c| async move {
             // An empty status list means every status.
-            let queued = c
-                .execute(
-                    "INSERT INTO queue (config_id, event, hook_seq) \
+            let queued = execute(
+                &c,
+                "INSERT INTO queue (config_id, event, hook_seq) \
                      SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
                      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
                      WHERE d.app_key = $1 AND d.config_id = $2 \
@@ -306,16 +298,15 @@ impl PostgresStore {
                      AND ($4::BIGINT IS NULL OR d.created_at < $4) \
                      AND (cardinality($5::TEXT[]) = 0 OR d.status = ANY($5)) \
                      ON CONFLICT DO NOTHING",
-                    &[
-                        &app_key,
-                        &config_id,
-                        &filter.since,
-                        &filter.until,
-                        &statuses,
-                    ],
-                )
-                .await
-                .map_err(pg_err)?;
+                &[
+                    &app_key,
+                    &config_id,
+                    &filter.since,
+                    &filter.until,
+                    &statuses,
+                ],
+            )
+            .await?;
             if queued > 0 {
                 notify(&c, WORK_CHANNEL, std::slice::from_ref(&config_id)).await?;
             }

@@ -1,15 +1,304 @@
 //! Ingest: stores a request's hooks once per (app key, hookId) and queues every new one for each
-//! subscribed config, in one statement of the writer's group, notifying every node of the configs
-//! that got work.
+//! subscribed config, notifying every node of the configs that got work. The writer folds the
+//! ingests queued next to each other into one statement ([`Fold`]): one execution for many
+//! requests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use hookline_wire::{Event, Product, ValidatedHook};
+use tokio::sync::oneshot;
+use tokio_postgres::Statement;
 
 use super::PostgresStore;
 use super::columns::col;
-use super::connection::pg_err;
+use super::connection::{Conn, Step, pg_err};
 use super::notify::WORK_CHANNEL;
+use super::writer::{Finisher, Job, StepRun};
 use crate::model::now_millis;
-use crate::store::{IngestOutcome, StoreResult, StoreSignal};
+use crate::store::{IngestOutcome, StoreError, StoreResult, StoreSignal};
+
+/// The hook bytes one folded statement carries at most: a flood of large requests becomes
+/// several statements (all in the same group, pipelined) rather than one huge message.
+const FOLD_MAX_BYTES: usize = 4 << 20;
+
+/// The hooks of several requests, in queue order (`$4`..`$8`, one element per hook), returning
+/// only the new ones (ON CONFLICT DO NOTHING makes a producer's retry accepted again but stored
+/// once), their queue rows for every subscribed config of the requests' (app key, product,
+/// event) keys (`$1`..`$3`), and a NOTIFY per config that got rows. It answers which hooks were
+/// new (ordered by seq, so the two arrays line up), how many configs each key fans out to, and
+/// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
+/// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
+/// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
+/// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
+pub(super) const INGEST: &str = "WITH keys AS ( \
+         SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) WITH ORDINALITY \
+             AS k(app_key, product, event, n)), \
+     new AS ( \
+         INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+         SELECT t.app_key, t.id, t.product, t.event, t.body, $9 \
+         FROM unnest($4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
+             WITH ORDINALITY AS t(app_key, product, event, id, body, ord) \
+         ORDER BY t.ord \
+         ON CONFLICT (app_key, hook_id) DO NOTHING \
+         RETURNING seq, app_key, hook_id, product, event), \
+     subs AS ( \
+         SELECT s.app_key, s.product, s.event, s.config_id FROM subscriptions s \
+         JOIN webhook_configs c ON c.id = s.config_id \
+         JOIN keys k ON k.app_key = s.app_key AND k.product = s.product AND k.event = s.event \
+         FOR KEY SHARE OF c), \
+     queued AS ( \
+         INSERT INTO queue (config_id, event, hook_seq) \
+         SELECT s.config_id, n.event, n.seq FROM new n \
+         JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
+         ORDER BY n.seq, s.config_id \
+         ON CONFLICT DO NOTHING RETURNING config_id), \
+     woken AS (SELECT DISTINCT config_id FROM queued), \
+     notified AS MATERIALIZED (SELECT pg_notify($10, config_id) FROM woken) \
+     SELECT ARRAY(SELECT app_key FROM new ORDER BY seq), \
+            ARRAY(SELECT hook_id FROM new ORDER BY seq), \
+            ARRAY(SELECT (SELECT count(*) FROM subs s WHERE s.app_key = k.app_key \
+                          AND s.product = k.product AND s.event = k.event) \
+                  FROM keys k ORDER BY k.n), \
+            ARRAY(SELECT config_id FROM woken ORDER BY config_id), \
+            (SELECT count(*) FROM notified)";
+
+/// One ingest request waiting for the writer.
+pub(super) struct IngestJob {
+    app_key: String,
+    product: Product,
+    event: Event,
+    hooks: Vec<ValidatedHook>,
+    reply: oneshot::Sender<StoreResult<IngestOutcome>>,
+}
+
+impl IngestJob {
+    fn bytes(&self) -> usize {
+        self.hooks.iter().map(|h| h.json.len()).sum()
+    }
+}
+
+/// Consecutive ingests of one group, run as one statement.
+#[derive(Default)]
+pub(super) struct Fold {
+    jobs: Vec<IngestJob>,
+    bytes: usize,
+}
+
+/// The statement's parameters for a fold, and which request each hook and key came from.
+struct FoldParams<'a> {
+    key_app: Vec<&'a str>,
+    key_product: Vec<&'static str>,
+    key_event: Vec<&'static str>,
+    /// Per request: its key's index.
+    job_key: Vec<usize>,
+    app: Vec<&'a str>,
+    product: Vec<&'static str>,
+    event: Vec<&'static str>,
+    id: Vec<&'a str>,
+    body: Vec<&'a str>,
+    /// (app key, hookId) of each hook sent, to the request it counts for.
+    owner: HashMap<(&'a str, &'a str), usize>,
+}
+
+impl<'a> FoldParams<'a> {
+    fn new(jobs: &'a [IngestJob]) -> Self {
+        let hooks: usize = jobs.iter().map(|j| j.hooks.len()).sum();
+        let mut p = FoldParams {
+            key_app: Vec::new(),
+            key_product: Vec::new(),
+            key_event: Vec::new(),
+            job_key: Vec::with_capacity(jobs.len()),
+            app: Vec::with_capacity(hooks),
+            product: Vec::with_capacity(hooks),
+            event: Vec::with_capacity(hooks),
+            id: Vec::with_capacity(hooks),
+            body: Vec::with_capacity(hooks),
+            owner: HashMap::with_capacity(hooks),
+        };
+        let mut keys: HashMap<(&str, &str, &str), usize> = HashMap::new();
+        for (j, job) in jobs.iter().enumerate() {
+            let (product, event) = (job.product.as_str(), job.event.as_str());
+            let next = keys.len();
+            let key = *keys
+                .entry((job.app_key.as_str(), product, event))
+                .or_insert(next);
+            if key == next {
+                p.key_app.push(&job.app_key);
+                p.key_product.push(product);
+                p.key_event.push(event);
+            }
+            p.job_key.push(key);
+            for hook in &job.hooks {
+                // A hookId an earlier request of the fold already sent is this request's
+                // duplicate, as if the two had run one after the other: sent once, for the first.
+                let slot = (job.app_key.as_str(), hook.hook_id.as_str());
+                if p.owner.contains_key(&slot) {
+                    continue;
+                }
+                p.owner.insert(slot, j);
+                p.app.push(&job.app_key);
+                p.product.push(product);
+                p.event.push(event);
+                p.id.push(&hook.hook_id);
+                p.body.push(&hook.json);
+            }
+        }
+        p
+    }
+}
+
+impl Fold {
+    pub(super) fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Whether `job` may join this fold (an empty fold takes any request, however large).
+    pub(super) fn fits(&self, job: &IngestJob) -> bool {
+        self.jobs.is_empty() || self.bytes + job.bytes() <= FOLD_MAX_BYTES
+    }
+
+    pub(super) fn push(&mut self, job: IngestJob) {
+        self.bytes += job.bytes();
+        self.jobs.push(job);
+    }
+
+    /// Answers for requests that were never sent: their group failed first.
+    pub(super) fn abandon(self) -> Vec<Finisher> {
+        self.jobs
+            .into_iter()
+            .map(|job| -> Finisher {
+                Box::new(move |commit| {
+                    let _ = job.reply.send(commit.and(Err(StoreError::Unavailable(
+                        "the write group failed before this ingest ran".into(),
+                    ))));
+                })
+            })
+            .collect()
+    }
+
+    /// The fold's statement as a pipeline step; `statement` is [`INGEST`] prepared on `c`.
+    pub(super) fn step(self, c: Arc<Conn>, statement: Statement) -> Step<'static, StepRun> {
+        Box::pin(async move {
+            let jobs = self.jobs;
+            let result = run(&c, &statement, &jobs).await;
+            let (outcomes, signals) = match result {
+                Ok(done) => done,
+                Err(e) => {
+                    let finishers = jobs
+                        .into_iter()
+                        .map(|job| -> Finisher {
+                            let e = e.clone();
+                            Box::new(move |commit| {
+                                let _ = job.reply.send(commit.and(Err(e)));
+                            })
+                        })
+                        .collect();
+                    return StepRun {
+                        result: Err(e),
+                        signals: Vec::new(),
+                        finishers,
+                    };
+                }
+            };
+            let finishers = jobs
+                .into_iter()
+                .zip(outcomes)
+                .map(|(job, outcome)| -> Finisher {
+                    Box::new(move |commit| {
+                        let _ = job.reply.send(commit.map(|()| outcome));
+                    })
+                })
+                .collect();
+            StepRun {
+                result: Ok(()),
+                signals,
+                finishers,
+            }
+        })
+    }
+}
+
+/// Runs a fold's statement: each request's outcome, and the configs that got work. Its only
+/// error is the server's (the statement failed and aborted the group's transaction): the
+/// group's `COMMIT` is sent behind it without waiting for its answer, so an answer that cannot
+/// be read must not fail requests whose hooks that `COMMIT` stores (see `interpret`).
+async fn run(
+    c: &Conn,
+    statement: &Statement,
+    jobs: &[IngestJob],
+) -> StoreResult<(Vec<IngestOutcome>, Vec<StoreSignal>)> {
+    let p = FoldParams::new(jobs);
+    // Nothing awaited before the query: it is sent on this step's first poll (see `pipeline`).
+    let rows = c
+        .query(
+            statement,
+            &[
+                &p.key_app,
+                &p.key_product,
+                &p.key_event,
+                &p.app,
+                &p.product,
+                &p.event,
+                &p.id,
+                &p.body,
+                &now_millis(),
+                &WORK_CHANNEL,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    match rows.first().map(|row| interpret(row, &p)) {
+        Some(Ok(done)) => Ok(done),
+        Some(Err(e)) => Ok(unread(jobs, e)),
+        None => Ok(unread(
+            jobs,
+            StoreError::Corrupt("ingest answered no row".into()),
+        )),
+    }
+}
+
+/// Each request's outcome and the configs woken, from the fold's answer.
+fn interpret(
+    row: &tokio_postgres::Row,
+    p: &FoldParams<'_>,
+) -> StoreResult<(Vec<IngestOutcome>, Vec<StoreSignal>)> {
+    let new_apps: Vec<&str> = col(row, 0)?;
+    let new_ids: Vec<&str> = col(row, 1)?;
+    let fan_out: Vec<i64> = col(row, 2)?;
+    let woken: Vec<String> = col(row, 3)?;
+    let mut outcomes = vec![IngestOutcome::default(); p.job_key.len()];
+    for slot in new_apps.into_iter().zip(new_ids) {
+        let Some(&j) = p.owner.get(&slot) else {
+            return Err(StoreError::Corrupt(format!(
+                "ingest returned a hook it was not given: {:?}",
+                slot.1
+            )));
+        };
+        outcomes[j].new_hooks += 1;
+    }
+    for (outcome, key) in outcomes.iter_mut().zip(&p.job_key) {
+        // A new hook cannot have queue rows yet: each is queued once per subscribed config.
+        let configs = fan_out.get(*key).copied().unwrap_or_default().max(0) as usize;
+        outcome.queued = outcome.new_hooks * configs;
+    }
+    let signals = woken
+        .into_iter()
+        .map(|config_id| StoreSignal::NewWork { config_id })
+        .collect();
+    Ok((outcomes, signals))
+}
+
+/// The server ran the fold but its answer could not be read: the hooks are stored, so the
+/// requests succeed (their counts unknown, 0), and the engine looks at every queue instead of
+/// the woken ones.
+fn unread(jobs: &[IngestJob], e: StoreError) -> (Vec<IngestOutcome>, Vec<StoreSignal>) {
+    tracing::error!(error = %e, "an ingest's answer could not be read; its hooks are stored");
+    (
+        vec![IngestOutcome::default(); jobs.len()],
+        vec![StoreSignal::Resync],
+    )
+}
 
 impl PostgresStore {
     pub(super) async fn ingest(
@@ -19,62 +308,16 @@ impl PostgresStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
-        let app_key = app_key.to_owned();
-        self.write(move |c| async move {
-            let now = now_millis();
-            let ids: Vec<&str> = hooks.iter().map(|h| h.hook_id.as_str()).collect();
-            let bodies: Vec<&str> = hooks.iter().map(|h| h.json.as_str()).collect();
-            // One statement, one round trip (the writer runs its jobs one after the other):
-            // the request's hooks (RETURNING only the new ones: ON CONFLICT DO NOTHING makes a
-            // producer's retry accepted again but stored once), their queue rows for every
-            // subscribed config, and a NOTIFY per config that got rows. `notified` is
-            // MATERIALIZED so its pg_notify calls run, counted or not. FOR KEY SHARE on the
-            // configs: a concurrent delete_config (another node) waits for this commit, and then
-            // finds and cancels these queue rows, instead of leaving rows no config will claim.
-            let row = c
-                .query_one(
-                    "WITH new AS ( \
-                         INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
-                         SELECT $1, t.id, $2, $3, t.body, $4 \
-                         FROM unnest($5::TEXT[], $6::TEXT[]) WITH ORDINALITY AS t(id, body, ord) \
-                         ORDER BY t.ord \
-                         ON CONFLICT (app_key, hook_id) DO NOTHING RETURNING seq), \
-                     subs AS ( \
-                         SELECT s.config_id FROM subscriptions s \
-                         JOIN webhook_configs c ON c.id = s.config_id \
-                         WHERE s.app_key = $1 AND s.product = $2 AND s.event = $3 \
-                         FOR KEY SHARE OF c), \
-                     queued AS ( \
-                         INSERT INTO queue (config_id, event, hook_seq) \
-                         SELECT s.config_id, $3, n.seq FROM subs s CROSS JOIN new n \
-                         ON CONFLICT DO NOTHING RETURNING config_id), \
-                     woken AS (SELECT DISTINCT config_id FROM queued), \
-                     notified AS MATERIALIZED (SELECT pg_notify($7, config_id) FROM woken) \
-                     SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM queued), \
-                            ARRAY(SELECT config_id FROM woken ORDER BY config_id), \
-                            (SELECT count(*) FROM notified)",
-                    &[
-                        &app_key,
-                        &product.as_str(),
-                        &event.as_str(),
-                        &now,
-                        &ids,
-                        &bodies,
-                        &WORK_CHANNEL,
-                    ],
-                )
-                .await
-                .map_err(pg_err)?;
-            let outcome = IngestOutcome {
-                new_hooks: col::<i64>(&row, 0)? as usize,
-                queued: col::<i64>(&row, 1)? as usize,
-            };
-            let signals = col::<Vec<String>>(&row, 2)?
-                .into_iter()
-                .map(|config_id| StoreSignal::NewWork { config_id })
-                .collect();
-            Ok((outcome, signals))
-        })
-        .await
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Ingest(IngestJob {
+            app_key: app_key.to_owned(),
+            product,
+            event,
+            hooks,
+            reply,
+        }))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
 }

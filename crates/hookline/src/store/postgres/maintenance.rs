@@ -3,17 +3,18 @@
 
 use super::PostgresStore;
 use super::columns::col;
-use super::connection::pg_err;
+use super::connection::{execute, query, query_one};
+use super::writer::Durability;
 use crate::model::Millis;
 use crate::store::rows::{parse_health_state, parse_status};
 use crate::store::{ATTEMPT_LOOKBACK, AttemptBucket, HookPurge, StoreResult, StoreStats};
 
 impl PostgresStore {
     pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
-        self.write(move |c| async move {
-            let rows = c
-                .query(
-                    "WITH expired AS ( \
+        self.write(Durability::Relaxed, move |c| async move {
+            let rows = query(
+                &c,
+                "WITH expired AS ( \
                          DELETE FROM deliveries WHERE hooks_id IN ( \
                              SELECT hooks_id FROM deliveries \
                              WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
@@ -25,10 +26,9 @@ impl PostgresStore {
                          DELETE FROM delivery_hooks \
                          WHERE hooks_id IN (SELECT hooks_id FROM expired)) \
                      SELECT hooks_id FROM expired",
-                    &[&cutoff, &i64::from(batch)],
-                )
-                .await
-                .map_err(pg_err)?;
+                &[&cutoff, &i64::from(batch)],
+            )
+            .await?;
             Ok((rows.len(), Vec::new()))
         })
         .await
@@ -40,14 +40,13 @@ impl PostgresStore {
         after: i64,
         batch: u32,
     ) -> StoreResult<HookPurge> {
-        self.write(move |c| async move {
-            let rows = c
-                .query(
-                    "SELECT seq, created_at FROM hooks WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&after, &i64::from(batch)],
-                )
-                .await
-                .map_err(pg_err)?;
+        self.write(Durability::Relaxed, move |c| async move {
+            let rows = query(
+                &c,
+                "SELECT seq, created_at FROM hooks WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &i64::from(batch)],
+            )
+            .await?;
             let mut candidates = Vec::with_capacity(rows.len());
             for r in &rows {
                 candidates.push((col::<i64>(r, 0)?, col::<i64>(r, 1)?));
@@ -61,15 +60,14 @@ impl PostgresStore {
                     // Hooks are numbered in arrival order: the rest are younger still.
                     return Ok((purge, Vec::new()));
                 }
-                let n = c
-                    .execute(
-                        "DELETE FROM hooks WHERE seq = $1 \
+                let n = execute(
+                    &c,
+                    "DELETE FROM hooks WHERE seq = $1 \
                          AND NOT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = $1) \
                          AND NOT EXISTS (SELECT 1 FROM queue WHERE hook_seq = $1)",
-                        &[seq],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                    &[seq],
+                )
+                .await?;
                 purge.deleted += n as usize;
                 purge.next = Some(*seq);
             }
@@ -83,39 +81,36 @@ impl PostgresStore {
 
     pub(super) async fn stats(&self) -> StoreResult<StoreStats> {
         let c = self.reader().await?;
-        let row = c
-            .query_one(
-                "SELECT COUNT(*), (SELECT h.created_at FROM hooks h \
+        let row = query_one(
+            &c,
+            "SELECT COUNT(*), (SELECT h.created_at FROM hooks h \
                  WHERE h.seq = (SELECT MIN(hook_seq) FROM queue)) FROM queue",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?;
+            &[],
+        )
+        .await?;
         let queued_hooks: i64 = col(&row, 0)?;
         let oldest_queued_at: Option<i64> = col(&row, 1)?;
         let mut open_deliveries = Vec::new();
-        for r in c
-            .query(
-                "SELECT status, COUNT(*) FROM deliveries \
+        for r in query(
+            &c,
+            "SELECT status, COUNT(*) FROM deliveries \
                  WHERE status IN ('PENDING', 'RETRYING') GROUP BY status",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?
+            &[],
+        )
+        .await?
         {
             let status: String = col(&r, 0)?;
             open_deliveries.push((parse_status(&status)?, col::<i64>(&r, 1)? as u64));
         }
         let mut configs_by_health = Vec::new();
         let mut paused_configs = 0;
-        for r in c
-            .query(
-                "SELECT enabled, health_state, COUNT(*) FROM webhook_configs \
+        for r in query(
+            &c,
+            "SELECT enabled, health_state, COUNT(*) FROM webhook_configs \
                  GROUP BY enabled, health_state",
-                &[],
-            )
-            .await
-            .map_err(pg_err)?
+            &[],
+        )
+        .await?
         {
             let enabled: bool = col(&r, 0)?;
             let state: String = col(&r, 1)?;
@@ -148,9 +143,9 @@ impl PostgresStore {
         let lookback = since.saturating_sub(ATTEMPT_LOOKBACK);
         let c = self.reader().await?;
         // SUM over BIGINT is NUMERIC in PostgreSQL: cast back so the driver reads an i64.
-        let rows = c
-            .query(
-                "SELECT (a.started_at - $3) / $5 AS bucket, COUNT(*), \
+        let rows = query(
+            &c,
+            "SELECT (a.started_at - $3) / $5 AS bucket, COUNT(*), \
                  SUM(CASE WHEN a.status_code BETWEEN 200 AND 299 AND a.error_kind IS NULL \
                      THEN 1 ELSE 0 END)::BIGINT, \
                  SUM(a.duration_ms)::BIGINT, MAX(a.duration_ms) \
@@ -158,10 +153,9 @@ impl PostgresStore {
                  WHERE d.config_id = $2 AND d.app_key = $1 AND d.created_at >= $6 \
                  AND d.created_at < $4 AND a.started_at >= $3 AND a.started_at < $4 \
                  GROUP BY bucket ORDER BY bucket",
-                &[&app_key, &config_id, &since, &until, &bucket_ms, &lookback],
-            )
-            .await
-            .map_err(pg_err)?;
+            &[&app_key, &config_id, &since, &until, &bucket_ms, &lookback],
+        )
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(AttemptBucket {

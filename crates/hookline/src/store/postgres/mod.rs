@@ -36,6 +36,7 @@ mod notify;
 mod schema;
 mod writer;
 
+use std::sync::atomic::AtomicI32;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -51,7 +52,7 @@ pub(crate) use self::connection::create_test_database;
 
 use self::attempts::{Unrecorded, retry_unrecorded};
 use self::cluster::{Node, renew_leases};
-use self::connection::{connect, parse_url, reader_pool};
+use self::connection::{parse_url, pool_err, reader_pool, writer_pool};
 use self::notify::listen;
 use self::writer::{Job, writer_loop};
 use super::{
@@ -100,19 +101,21 @@ impl PostgresStore {
             id: Arc::from(node.node_id.as_str()),
             ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
         };
-        let mut writer_client = connect(&config).await?;
-        let writer_config = config.clone();
+        let writer_pool = writer_pool(config.clone())?;
+        let mut writer_client = writer_pool.get().await.map_err(pool_err)?;
         schema::migrate(&mut writer_client).await?;
         cluster::join(&writer_client, &node).await?;
-        let pool = reader_pool(config)?;
+        let pool = reader_pool(config.clone())?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-        let listener = tokio::spawn(listen(writer_config.clone(), sig_tx.clone()));
+        let writer_pid = Arc::new(AtomicI32::new(0));
+        let listener = tokio::spawn(listen(config, sig_tx.clone(), writer_pid.clone()));
         let task = tokio::spawn(writer_loop(
             node.id.clone(),
-            writer_config,
-            Arc::new(writer_client),
+            writer_pool,
+            writer_client,
+            writer_pid,
             job_rx,
             sig_tx,
         ));

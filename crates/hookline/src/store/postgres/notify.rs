@@ -6,12 +6,14 @@
 //! (after a lost connection, one `Resync`). Signals of a node's own commits are also emitted
 //! locally, at once, by the writer.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
-use super::connection::pg_err;
+use super::connection::{Conn, execute};
 use crate::store::{StoreResult, StoreSignal};
 
 /// Notification channels (payload: a config id).
@@ -28,9 +30,15 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// Turns `NOTIFY`s of every node into signals, on a connection of its own. Each time it has
 /// subscribed (at start too: the engine may have loaded its state just before) it sends
 /// `Resync`, since notifications sent while it was not listening are gone.
+///
+/// Work this node's writer committed is signalled by the writer itself, at once; its
+/// `hookline_work` notifications (sent by the server process `writer_pid`, 0 while unknown) come
+/// back here a moment later and are dropped. Another `NewWork` for the same rows would make the
+/// engine distrust a claim's `drained` and claim again for nothing.
 pub(super) async fn listen(
     config: tokio_postgres::Config,
     signals: mpsc::UnboundedSender<StoreSignal>,
+    writer_pid: Arc<AtomicI32>,
 ) {
     let subscribe_sql = format!(
         "LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}; \
@@ -59,6 +67,9 @@ pub(super) async fn listen(
                         message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
                             match message {
                                 Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                                    if n.channel() == WORK_CHANNEL && is_own(&writer_pid, n.process_id()) {
+                                        continue;
+                                    }
                                     let config_id = n.payload().to_owned();
                                     let signal = match n.channel() {
                                         CONFIG_CHANNEL => StoreSignal::ConfigChanged { config_id },
@@ -92,16 +103,21 @@ pub(super) async fn listen(
     }
 }
 
+/// Whether `pid` is the server process of this node's writer connection.
+fn is_own(writer_pid: &AtomicI32, pid: i32) -> bool {
+    pid != 0 && writer_pid.load(Ordering::Relaxed) == pid
+}
+
 /// `NOTIFY`s, delivered to every node when the transaction commits (identical ones once).
-pub(super) async fn notify(c: &Client, channel: &str, config_ids: &[String]) -> StoreResult<()> {
+pub(super) async fn notify(c: &Conn, channel: &str, config_ids: &[String]) -> StoreResult<()> {
     if config_ids.is_empty() {
         return Ok(());
     }
-    c.execute(
+    execute(
+        c,
         "SELECT pg_notify($1, id) FROM unnest($2::TEXT[]) AS id",
         &[&channel, &config_ids],
     )
-    .await
-    .map_err(pg_err)?;
+    .await?;
     Ok(())
 }

@@ -1,23 +1,71 @@
 //! The writer task and its group commit.
 //!
 //! One task on its own connection takes every job queued since its last commit (ingests, attempt
-//! records, leases, config changes) and runs them one after the other in a single transaction, so
-//! one commit (one WAL flush) serves many callers. Jobs run without savepoints (see
-//! [`JobStatus`]): a job that refuses (a conflict) decides before it writes, and a real error
-//! rolls the whole group back; the jobs that ran in it fail, those it did not reach go first into
-//! the next group. The group's attempt records and the health they carry are written at its end.
+//! records, leases, config changes) and runs them in a single transaction, so one commit (one WAL
+//! flush) serves many callers. Every statement is prepared once per connection (`connection`).
+//! What a group costs is round trips and executions, not statements, so a group is sent in as
+//! few of them as its jobs allow:
+//!
+//! - **Ingests are folded.** Consecutive ingests of the group (nothing but attempt records between
+//!   them) become one statement (`ingest`): all their hooks, queue rows and notifications at
+//!   once, one execution on the server instead of one per request. Hooks are inserted in queue
+//!   order, so a hook of a later request that repeats one of an earlier request is the later's
+//!   duplicate, as if they had run one after the other.
+//! - **Attempt records are collected**, as before, and written in two statements at the end of
+//!   the group (or before the next job that reads delivery state: a lease).
+//! - **The rest is pipelined.** `BEGIN`, the folded ingests, the records, the health writes and
+//!   `COMMIT` are sent together without waiting for each other's answers ([`pipeline_then`]);
+//!   the server runs them in the order sent. A group of ingests and records is one round trip
+//!   (and its WAL flush), not one per job.
+//! - **Any other job runs alone** (`Job::Run`): what was sent before it is answered first, then
+//!   it runs with the connection to itself (it may read and decide), and what comes after it is
+//!   sent only when it is done.
+//!
+//! Why the rules of a group still hold:
+//! - **Commit order is queue order for dependent jobs.** The server runs requests in the order
+//!   they were sent, and they are sent in queue order: a fold holds only consecutive ingests, a
+//!   `Run` job starts after everything before it has answered and nothing after it is sent
+//!   before it ends. A lease (a `Run` job) writes the records queued before it first. Groups
+//!   commit one after the other.
+//! - **A real error fails the group.** After an error the server refuses every later statement
+//!   of the transaction, and the `COMMIT` behind them rolls it back (answered without an error:
+//!   the group's result is the statement's error, never that answer). Every job that was sent
+//!   fails (a fold's ingests all answer 503: nothing of theirs is stored); `Run` jobs not reached
+//!   go first into the next group. So that a statement's answer decides nothing the server did
+//!   not, a pipelined step fails only when the server refused it: the fold's answer, if it cannot
+//!   be read, is logged and the engine told to look at every queue, and the requests still
+//!   succeed (their hooks are committed). A failure found before the group's last statements
+//!   are sent (a `Run` job failed, a lock is poisoned) sends no `COMMIT`: the group is rolled
+//!   back.
+//! - **A refusing job decides before writing** (see [`JobStatus`]): only `Run` jobs refuse, and
+//!   they read their answer before they write.
+//!
+//! **Durability per group.** A group holding an ingest or an API write (config, app key,
+//! redeliver, replay) commits with the server's `synchronous_commit` (on): its callers are
+//! answered after the WAL flush. A group holding nothing but attempt records, leases and their
+//! renewals, retention and the like runs `SET LOCAL synchronous_commit = off`: its commit does
+//! not wait for the flush. Losing such a commit in a database crash is harmless (an unrecorded
+//! attempt counts as in flight and is sent again; a lost lease or renewal is a lease not held),
+//! and the WAL is written in order, so a later durable commit makes every earlier one durable
+//! too. See ARCHITECTURE.md, "Several nodes (PostgreSQL)".
+//!
+//! [`JobStatus`]: crate::store::JobStatus
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::Client;
 
 use super::PostgresStore;
-use super::attempts::flush_records;
-use super::configs::write_health;
-use super::connection::{connect, pg_err, poisoned};
+use super::attempts::{RecordJob, record_steps};
+use super::configs::health_steps;
+use super::connection::{
+    Conn, Step, pg_err, pipeline, pipeline_then, poisoned, pool_err, prepared, query_one,
+};
+use super::ingest::{Fold, INGEST, IngestJob};
 use crate::model::{AttemptOutcome, Health};
 use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
 
@@ -27,6 +75,16 @@ const MAX_JOBS_PER_COMMIT: usize = 1024;
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(super) type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
+/// Whether a write's commit must be on disk before its caller is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Durability {
+    /// It acknowledges something to a client (an API write): the group commits durably.
+    Durable,
+    /// Losing it in a database crash is harmless (leases, renewals, retention, flushes): on its
+    /// own, its group commits without waiting for the WAL flush.
+    Relaxed,
+}
+
 /// What a job ran: its status, the signals to emit if the group commits, and what to do once
 /// the commit is known.
 pub(super) struct JobRun {
@@ -35,13 +93,52 @@ pub(super) struct JobRun {
     pub(super) finish: Finisher,
 }
 
-/// A job gets the writer's connection, inside the group's open transaction.
-pub(super) type Job = Box<dyn FnOnce(Group) -> BoxFuture<JobRun> + Send>;
+/// A job that runs alone, with the writer's connection inside the group's open transaction.
+pub(super) type RunJob = Box<dyn FnOnce(Group) -> BoxFuture<JobRun> + Send>;
+
+/// What the writer is asked to do.
+pub(super) enum Job {
+    /// An ingest: folded with the ingests queued next to it into one statement.
+    Ingest(IngestJob),
+    /// An attempt record: written with the group's others.
+    Record(Box<RecordJob>),
+    /// Anything else: runs alone, in queue order.
+    Run { durability: Durability, run: RunJob },
+}
+
+impl Job {
+    fn durable(&self) -> bool {
+        match self {
+            Job::Ingest(_) => true,
+            Job::Record(_) => false,
+            Job::Run { durability, .. } => *durability == Durability::Durable,
+        }
+    }
+}
+
+/// What one pipelined step of a group did: its result (an error fails the group), the signals
+/// to emit if the group commits, and the answers to give once the commit is known.
+pub(super) struct StepRun {
+    pub(super) result: StoreResult<()>,
+    pub(super) signals: Vec<StoreSignal>,
+    pub(super) finishers: Vec<Finisher>,
+}
+
+impl StepRun {
+    /// A step that answers nobody (a statement of the group's own).
+    pub(super) fn of(result: StoreResult<()>) -> StepRun {
+        StepRun {
+            result,
+            signals: Vec::new(),
+            finishers: Vec::new(),
+        }
+    }
+}
 
 /// What the jobs of one write group share.
 #[derive(Clone)]
 pub(super) struct Group {
-    pub(super) client: Arc<Client>,
+    pub(super) client: Arc<Conn>,
     /// This node (the lease owner its records may free).
     pub(super) node: Arc<str>,
     /// Attempt records of the group not written yet: they are written together, in two
@@ -66,25 +163,30 @@ impl PostgresStore {
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))
     }
 
-    /// Runs `f` in the writer's next group commit and returns its result once committed.
-    pub(super) async fn write<R, F, Fut>(&self, f: F) -> StoreResult<R>
+    /// Runs `f` alone in the writer's next group commit and returns its result once committed.
+    pub(super) async fn write<R, F, Fut>(&self, durability: Durability, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(Arc<Client>) -> Fut + Send + 'static,
+        F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
-        self.write_in_group(move |group| f(group.client)).await
+        self.write_in_group(durability, move |group| f(group.client))
+            .await
     }
 
     /// Like [`PostgresStore::write`], for jobs that need the group (its pending records).
-    pub(super) async fn write_in_group<R, F, Fut>(&self, f: F) -> StoreResult<R>
+    pub(super) async fn write_in_group<R, F, Fut>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(Group) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
-        let job: Job = Box::new(move |group: Group| {
+        let run: RunJob = Box::new(move |group: Group| {
             Box::pin(async move {
                 let result = f(group).await;
                 let status = job_status(&result);
@@ -102,27 +204,248 @@ impl PostgresStore {
                 }
             })
         });
-        self.submit(job)?;
+        self.submit(Job::Run { durability, run })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
 
     /// Waits until every write queued before this call is committed.
     pub(super) async fn flush(&self) -> StoreResult<()> {
-        self.write(|_| async { Ok(((), Vec::new())) }).await
+        self.write(Durability::Relaxed, |_| async { Ok(((), Vec::new())) })
+            .await
+    }
+}
+
+/// A writer job that runs `f` alone and reports nothing back (background maintenance): a failure
+/// is logged as `what` failing.
+pub(super) fn quiet_job<F, Fut>(durability: Durability, what: &'static str, f: F) -> Job
+where
+    F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
+    Fut: Future<Output = StoreResult<()>> + Send + 'static,
+{
+    let run: RunJob = Box::new(move |group: Group| {
+        Box::pin(async move {
+            let result = f(group.client).await;
+            JobRun {
+                status: job_status(&result),
+                signals: Vec::new(),
+                finish: Box::new(move |commit| {
+                    if let Err(e) = commit.and(result) {
+                        tracing::warn!(error = %e, "{what} failed");
+                    }
+                }),
+            }
+        })
+    });
+    Job::Run { durability, run }
+}
+
+/// What a group leaves to do after its commit (or rollback).
+#[derive(Default)]
+struct Outcome {
+    finishers: Vec<Finisher>,
+    signals: Vec<StoreSignal>,
+    failure: Option<StoreError>,
+}
+
+impl Outcome {
+    /// Takes in what pipelined steps did; the first error (in sending order) is the group's.
+    fn settle(&mut self, runs: Vec<StepRun>) {
+        for run in runs {
+            self.finishers.extend(run.finishers);
+            match run.result {
+                Ok(()) => self.signals.extend(run.signals),
+                Err(e) => {
+                    if self.failure.is_none() {
+                        self.failure = Some(e);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `BEGIN`, relaxed when nothing in the group acknowledges a client's write.
+fn begin(c: &Arc<Conn>, durable: bool) -> Step<'static, StepRun> {
+    let c = c.clone();
+    Box::pin(async move {
+        let sql = if durable {
+            "BEGIN"
+        } else {
+            "BEGIN; SET LOCAL synchronous_commit = off"
+        };
+        StepRun::of(c.batch_execute(sql).await.map_err(pg_err))
+    })
+}
+
+/// `COMMIT`, sent behind the group's last statements. If one of them failed, the server has
+/// aborted the transaction and this `COMMIT` rolls it back (answered without an error): the
+/// group's result is then the failure, never this answer.
+fn commit(c: &Arc<Conn>) -> Step<'static, StoreResult<()>> {
+    let c = c.clone();
+    Box::pin(async move { c.batch_execute("COMMIT").await.map_err(pg_err) })
+}
+
+/// Runs the jobs of one group up to its commit: returns the `COMMIT` on its way, or `None` when
+/// the group failed before it (it is rolled back). Jobs it did not reach (after a failure) go to
+/// `carried`.
+async fn run_group(
+    c: &Arc<Conn>,
+    node: &Arc<str>,
+    batch: &mut Vec<Job>,
+    carried: &mut Vec<Job>,
+    out: &mut Outcome,
+) -> Option<Step<'static, StoreResult<()>>> {
+    let durable = batch.iter().any(Job::durable);
+    // Prepared before the pipeline, so each step sends its statement on its first poll.
+    let ingest = if batch.iter().any(|j| matches!(j, Job::Ingest(_))) {
+        match prepared(c, INGEST).await {
+            Ok(statement) => Some(statement),
+            Err(e) => {
+                out.failure = Some(e);
+                // Nothing ran: the jobs are dropped, their callers answered `Unavailable`
+                // (attempt records go back to the unrecorded ones).
+                batch.clear();
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let group = Group {
+        client: c.clone(),
+        node: node.clone(),
+        records: Arc::default(),
+        health: Arc::default(),
+    };
+    let mut steps: Vec<Step<'static, StepRun>> = vec![begin(c, durable)];
+    let mut fold = Fold::default();
+    let mut jobs = batch.drain(..);
+    for job in jobs.by_ref() {
+        match job {
+            Job::Ingest(ingest_job) => {
+                if !fold.fits(&ingest_job)
+                    && let Some(statement) = &ingest
+                {
+                    steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone()));
+                }
+                fold.push(ingest_job);
+            }
+            Job::Record(record) => match record.collect(&group) {
+                Ok(finish) => out.finishers.push(finish),
+                Err(e) => {
+                    out.failure = Some(e);
+                    break;
+                }
+            },
+            Job::Run { durability, run } => {
+                if let Some(statement) = &ingest
+                    && !fold.is_empty()
+                {
+                    steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone()));
+                }
+                out.settle(pipeline(std::mem::take(&mut steps)).await);
+                if out.failure.is_some() {
+                    carried.push(Job::Run { durability, run });
+                    break;
+                }
+                let run = run(group.clone()).await;
+                out.finishers.push(run.finish);
+                match run.status {
+                    JobStatus::Failed(e) => {
+                        out.failure = Some(e);
+                        break;
+                    }
+                    JobStatus::Refused => {}
+                    JobStatus::Done => out.signals.extend(run.signals),
+                }
+            }
+        }
+    }
+    carried.extend(jobs);
+    if out.failure.is_none()
+        && let Some(statement) = &ingest
+        && !fold.is_empty()
+    {
+        steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone()));
+    }
+    // Ingests collected but not sent (the group failed first) fail with it.
+    out.finishers.extend(fold.abandon());
+    if out.failure.is_none() {
+        match record_steps(&group).await {
+            Ok(records) => steps.extend(records),
+            Err(e) => out.failure = Some(e),
+        }
+    }
+    if out.failure.is_none() {
+        match health_steps(&group).await {
+            Ok(health) => steps.extend(health),
+            Err(e) => out.failure = Some(e),
+        }
+    }
+    if out.failure.is_some() {
+        // Sent anyway (`BEGIN` may be among them): they fail with the group, rolled back.
+        out.settle(pipeline(steps).await);
+        return None;
+    }
+    // Every step left is a statement whose only failure is the server's (which aborts the
+    // transaction), so `COMMIT` goes in the same round trip.
+    let (runs, commit) = pipeline_then(steps, commit(c)).await;
+    out.settle(runs);
+    Some(commit)
+}
+
+/// The server process of the writer's connection, for the listener to know this node's own
+/// notifications (see `notify::listen`); 0 when it cannot be asked.
+async fn backend_pid(c: &Conn) -> i32 {
+    match query_one(c, "SELECT pg_backend_pid()", &[]).await {
+        Ok(row) => row.try_get(0).unwrap_or_default(),
+        Err(_) => 0,
+    }
+}
+
+/// Waits for a group's commit (or rolls it back), then emits its signals and answers its
+/// callers. Signals first, then answers (as in the embedded store): a caller that learns its
+/// write committed can rely on the engine having been told of the work it created.
+async fn finish(
+    c: &Conn,
+    commit: Option<Step<'static, StoreResult<()>>>,
+    mut out: Outcome,
+    signals_out: &mpsc::UnboundedSender<StoreSignal>,
+) {
+    let outcome = match (out.failure.take(), commit) {
+        (None, Some(commit)) => commit.await,
+        (failure, commit) => {
+            if let Some(commit) = commit {
+                let _ = commit.await;
+            }
+            Err(failure.unwrap_or_else(|| StoreError::Unavailable("write group failed".into())))
+        }
+    };
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, jobs = out.finishers.len(), "write group rolled back");
+        let _ = c.batch_execute("ROLLBACK").await;
+        out.signals.clear();
+    }
+    for signal in out.signals.drain(..) {
+        let _ = signals_out.send(signal);
+    }
+    for answer in out.finishers.drain(..) {
+        answer(outcome.clone());
     }
 }
 
 pub(super) async fn writer_loop(
     node: Arc<str>,
-    config: tokio_postgres::Config,
-    mut client: Arc<Client>,
+    pool: Pool,
+    client: Conn,
+    writer_pid: Arc<AtomicI32>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     signals_out: mpsc::UnboundedSender<StoreSignal>,
 ) {
+    let mut client = Arc::new(client);
+    writer_pid.store(backend_pid(&client).await, Ordering::Relaxed);
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    let mut finishers: Vec<Finisher> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    let mut signals: Vec<StoreSignal> = Vec::new();
     // Jobs that did not run because an earlier job of their group failed: first in the next.
     let mut carried: Vec<Job> = Vec::new();
     loop {
@@ -141,74 +464,26 @@ pub(super) async fn writer_loop(
             }
         }
         if client.is_closed() {
-            // The writer's connection died (a server restart): open a new one for this group.
-            match connect(&config).await {
-                Ok(c) => client = Arc::new(c),
-                Err(e) => tracing::error!(error = %e, "postgres writer cannot reconnect"),
-            }
-        }
-        if let Err(e) = client.batch_execute("BEGIN").await {
-            tracing::error!(error = %e, jobs = batch.len(), "write group could not begin");
-            // The jobs never run outside a transaction: dropping them answers each caller
-            // `Unavailable` ("writer stopped" from its dropped reply channel).
-            batch.clear();
-            continue;
-        }
-        let mut failure = None;
-        let group = Group {
-            client: client.clone(),
-            node: node.clone(),
-            records: Arc::default(),
-            health: Arc::default(),
-        };
-        let mut pending = batch.drain(..);
-        for job in pending.by_ref() {
-            let run = job(group.clone()).await;
-            finishers.push(run.finish);
-            match run.status {
-                JobStatus::Failed(e) => {
-                    failure = Some(e);
-                    break;
+            // The writer's connection died (a server restart): a new one for this group, with
+            // an empty statement cache. The old one goes back to its pool, which drops it. Its
+            // server process id may now be another's: forgotten first.
+            writer_pid.store(0, Ordering::Relaxed);
+            match pool.get().await {
+                Ok(c) => {
+                    writer_pid.store(backend_pid(&c).await, Ordering::Relaxed);
+                    client = Arc::new(c);
                 }
-                JobStatus::Refused => {}
-                JobStatus::Done => signals.extend(run.signals),
-            }
-        }
-        carried.extend(pending);
-        if failure.is_none()
-            && let Err(e) = flush_records(&group).await
-        {
-            failure = Some(e);
-        }
-        if failure.is_none() {
-            let health = group
-                .health
-                .lock()
-                .map(|mut h| std::mem::take(&mut *h))
-                .unwrap_or_default();
-            for (config_id, health) in &health {
-                if let Err(e) = write_health(&client, config_id, health).await {
-                    failure = Some(e);
-                    break;
+                Err(e) => {
+                    tracing::error!(error = %pool_err(e), jobs = batch.len(), "postgres writer cannot reconnect");
+                    // The jobs never run outside a transaction: dropping them answers each
+                    // caller `Unavailable` ("writer stopped" from its dropped reply channel).
+                    batch.clear();
+                    continue;
                 }
             }
         }
-        let outcome = match failure {
-            None => client.batch_execute("COMMIT").await.map_err(pg_err),
-            Some(e) => Err(e),
-        };
-        if let Err(e) = &outcome {
-            tracing::error!(error = %e, jobs = finishers.len(), "write group rolled back");
-            let _ = client.batch_execute("ROLLBACK").await;
-            signals.clear();
-        }
-        // Signals first, then answers (as in the embedded store): a caller that learns its write
-        // committed can rely on the engine having been told of the work it created.
-        for signal in signals.drain(..) {
-            let _ = signals_out.send(signal);
-        }
-        for finish in finishers.drain(..) {
-            finish(outcome.clone());
-        }
+        let mut out = Outcome::default();
+        let commit = run_group(&client, &node, &mut batch, &mut carried, &mut out).await;
+        finish(&client, commit, out, &signals_out).await;
     }
 }
