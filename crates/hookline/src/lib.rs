@@ -22,3 +22,4 @@ pub mod retention;
 pub mod serve;
 pub mod service;
 pub mod store;
+pub mod throttle;

@@ -15,24 +15,29 @@ mod session;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Extension;
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::service::credentials::hash_secret;
 use crate::service::{self, ErrorKind, Service};
+use crate::throttle::{FailureThrottle, ThrottleLimits};
 use html::{esc, page};
 use session::{SessionInfo, Sessions};
 
 const CSS: &str = include_str!("assets/app.css");
 const FAVICON: &str = include_str!("assets/favicon.svg");
 
-/// The dashboard's state: the service, and the sessions.
+/// The dashboard's state: the service, the sessions, and the sign-in throttle.
 pub struct Dashboard {
     service: Arc<Service>,
     sessions: Sessions,
+    sign_in_failures: FailureThrottle,
 }
 
 type Dash = Arc<Dashboard>;
@@ -42,6 +47,7 @@ pub fn router(service: Arc<Service>) -> Router {
     let state = Arc::new(Dashboard {
         service,
         sessions: Sessions::default(),
+        sign_in_failures: FailureThrottle::new(ThrottleLimits::default()),
     });
     Router::new()
         .route("/", get(home))
@@ -297,6 +303,7 @@ fn sign_in_page(status: StatusCode, app_key: &str, error: Option<&str>) -> Respo
 
 async fn sign_in(
     State(dash): State<Dash>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> DashResult {
@@ -305,6 +312,23 @@ async fn sign_in(
     }
     let form = FormData(form);
     let app_key = form.get("appKey").unwrap_or("").trim().to_owned();
+    let address = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
+    let now = std::time::Instant::now();
+    if let Err(wait) = dash.sign_in_failures.check(address, &app_key, now) {
+        let mut page = sign_in_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &app_key,
+            Some(&format!(
+                "Too many failed sign-ins. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            )),
+        );
+        page.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return Ok(page);
+    }
     let secret = form.get("secretKey").unwrap_or("");
     let secret_hash = hash_secret(secret);
     let owner = if secret.is_empty() {
@@ -313,6 +337,7 @@ async fn sign_in(
         dash.service.owner_of_secret_hash(&secret_hash).await?
     };
     if app_key.is_empty() || owner.as_deref() != Some(app_key.as_str()) {
+        dash.sign_in_failures.failed(address, &app_key, now);
         return Ok(sign_in_page(
             StatusCode::UNAUTHORIZED,
             &app_key,

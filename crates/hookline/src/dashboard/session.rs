@@ -24,7 +24,10 @@ pub const COOKIE: &str = "hookline_session";
 /// How long a session lasts after sign-in.
 pub const TTL_SECS: i64 = 8 * 3600;
 /// Most sessions kept at once; beyond it the oldest goes.
-const MAX_SESSIONS: usize = 10_000;
+const MAX_SESSIONS: usize = 100_000;
+/// Most sessions of one app key; beyond it that app key's oldest goes, so one tenant signing in
+/// over and over cannot push everyone else's sessions out.
+pub const MAX_SESSIONS_PER_APP_KEY: usize = 32;
 const ID_LEN: usize = 32;
 
 /// A message shown once, on the next page (after a POST and its redirect).
@@ -75,11 +78,23 @@ impl Sessions {
         };
         if let Ok(mut map) = self.inner.lock() {
             map.retain(|_, s| s.expires_at > now);
-            if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = map
-                    .iter()
+            let oldest_of = |map: &HashMap<String, Session>, app_key: Option<&str>| {
+                map.iter()
+                    .filter(|(_, s)| app_key.is_none_or(|k| s.app_key == k))
                     .min_by_key(|(_, s)| s.expires_at)
                     .map(|(k, _)| k.clone())
+            };
+            let of_this_key = map
+                .values()
+                .filter(|s| s.app_key == session.app_key)
+                .count();
+            if of_this_key >= MAX_SESSIONS_PER_APP_KEY
+                && let Some(oldest) = oldest_of(&map, Some(&session.app_key))
+            {
+                map.remove(&oldest);
+            }
+            if map.len() >= MAX_SESSIONS
+                && let Some(oldest) = oldest_of(&map, None)
             {
                 map.remove(&oldest);
             }
@@ -199,6 +214,28 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, value.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn one_app_key_signing_in_again_and_again_keeps_others_signed_in() {
+        let sessions = Sessions::default();
+        let other = sessions.create("quiet".into(), "h".into());
+        let mut noisy = Vec::new();
+        for _ in 0..(MAX_SESSIONS_PER_APP_KEY * 3) {
+            noisy.push(sessions.create("noisy".into(), "h".into()));
+        }
+        let live = |id: &str| {
+            sessions
+                .inner
+                .lock()
+                .unwrap()
+                .contains_key(&hash_secret(id))
+        };
+        assert!(live(&other), "another app key's session survives");
+        let alive = noisy.iter().filter(|id| live(id)).count();
+        assert_eq!(alive, MAX_SESSIONS_PER_APP_KEY);
+        assert!(live(noisy.last().unwrap()), "the newest stays");
+        assert!(!live(&noisy[0]), "the oldest of that app key goes");
     }
 
     #[test]
