@@ -4,10 +4,15 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use std::fmt::Write;
+
+use hookline_wire::{Event, Product};
+
 use super::SqliteStore;
+use super::statements::Hot;
 use crate::model::{
-    DeliveryFilter, DeliveryStatus, DeliverySummary, Page, PageRequest, ReplayFilter,
-    SendableDelivery, StoredHook, now_millis,
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest, ReplayFilter,
+    SendableDelivery, StoredHook,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
@@ -93,34 +98,61 @@ pub(super) fn sendable(conn: &Connection, row: DeliveryRow) -> StoreResult<Senda
     row.into_sendable(hooks)
 }
 
-pub(super) fn insert_delivery(
-    conn: &Connection,
-    summary: &DeliverySummary,
-    hook_seqs: &[i64],
+/// New deliveries that share everything but their hooksId and hooks (the deliveries of one claim,
+/// or of one event of a deleted config's queue).
+pub(super) struct NewDeliveries<'a> {
+    pub(super) app_key: &'a str,
+    pub(super) config_id: &'a str,
+    pub(super) product: Product,
+    pub(super) event: Event,
+    /// PENDING (due now) or CANCELLED.
+    pub(super) status: DeliveryStatus,
+    pub(super) now: Millis,
+}
+
+pub(super) const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (hooks_id, app_key, \
+     config_id, product, event, status, attempt_count, next_attempt_at, created_at, updated_at) \
+     SELECT value, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8 FROM json_each(?1)";
+/// Hook `key` of the flat array `?2` is at position `key % per` of delivery `key / per`.
+pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT INTO delivery_hooks (hooks_id, position, \
+     hook_seq) SELECT ?1 ->> (key / ?3), key % ?3, value FROM json_each(?2)";
+
+/// Writes the deliveries `hooks_ids`, the i-th holding the hooks `seqs[i * per..(i + 1) * per]` in
+/// that order (the last may hold fewer). Two statements, however many deliveries and hooks: the
+/// ids and seqs go in as JSON arrays that `json_each` reads back, where a statement per delivery
+/// and per hook cost a claim of eight one-hook deliveries sixteen executions.
+pub(super) fn insert_deliveries(
+    hot: &mut Hot<'_>,
+    new: &NewDeliveries<'_>,
+    hooks_ids: &[String],
+    seqs: &[i64],
+    per: usize,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
-         attempt_count, next_attempt_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        summary.hooks_id,
-        summary.app_key,
-        summary.config_id,
-        summary.product.as_str(),
-        summary.event.as_str(),
-        summary.status.as_str(),
-        summary.attempt_count,
-        summary.next_attempt_at,
-        summary.created_at,
-        summary.updated_at
-    ])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES (?1, ?2, ?3)",
-    )?;
-    for (position, seq) in hook_seqs.iter().enumerate() {
-        insert.execute(params![summary.hooks_id, position as i64, seq])?;
+    let per = per.max(1);
+    debug_assert!(seqs.len() <= hooks_ids.len() * per);
+    let ids = serde_json::to_string(hooks_ids)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode hooksIds: {e}")))?;
+    let mut seq_list = String::with_capacity(seqs.len() * 8 + 2);
+    seq_list.push('[');
+    for (i, seq) in seqs.iter().enumerate() {
+        if i > 0 {
+            seq_list.push(',');
+        }
+        let _ = write!(seq_list, "{seq}");
     }
+    seq_list.push(']');
+    hot.insert_deliveries.execute(params![
+        ids,
+        new.app_key,
+        new.config_id,
+        new.product.as_str(),
+        new.event.as_str(),
+        new.status.as_str(),
+        new.status.is_open().then_some(new.now),
+        new.now
+    ])?;
+    hot.insert_delivery_hooks
+        .execute(params![ids, seq_list, per as i64])?;
     Ok(())
 }
 
@@ -276,7 +308,6 @@ impl SqliteStore {
                 )?
                 .query_map(params![hooks_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let now = now_millis();
             let summary = DeliverySummary::new(
                 new_hooks_id,
                 &row.app_key,
@@ -285,9 +316,18 @@ impl SqliteStore {
                 parse_event(&row.event)?,
                 DeliveryStatus::Pending,
                 delivery_hook_ids(conn, &hooks_id)?,
-                now,
+                tx.now,
             );
-            insert_delivery(conn, &summary, &seqs)?;
+            let new = NewDeliveries {
+                app_key: &summary.app_key,
+                config_id: &summary.config_id,
+                product: summary.product,
+                event: summary.event,
+                status: summary.status,
+                now: summary.created_at,
+            };
+            let ids = [summary.hooks_id.clone()];
+            insert_deliveries(tx.hot, &new, &ids, &seqs, seqs.len())?;
             Ok(Some(summary))
         })
         .await

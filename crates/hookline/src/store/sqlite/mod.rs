@@ -27,6 +27,8 @@ mod deliveries;
 mod ingest;
 mod maintenance;
 mod schema;
+mod statements;
+mod subscriptions;
 mod writer;
 
 use std::path::Path;
