@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod input;
 pub mod signing_secrets;
+pub mod verified_secrets;
 
 use std::sync::Arc;
 
@@ -27,16 +28,22 @@ use crate::store::{Store, StoreStats};
 
 pub use config_input::ConfigInput;
 pub use error::{Error, ErrorKind, Result};
+use verified_secrets::VerifiedSecrets;
 
-/// The store and the engine behind every operation.
+/// The store and the engine behind every operation, and the secret keys verified recently.
 pub struct Service {
     store: Arc<dyn Store>,
     engine: Engine,
+    verified_secrets: VerifiedSecrets,
 }
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, engine: Engine) -> Self {
-        Service { store, engine }
+        Service {
+            store,
+            engine,
+            verified_secrets: VerifiedSecrets::default(),
+        }
     }
 
     /// Readiness: the store answers.
