@@ -71,7 +71,7 @@ pub async fn ingest(
             return Err(e);
         }
     };
-    crate::metrics::hooks_ingested(event.as_str(), unique, outcome.new_hooks);
+    crate::metrics::hooks_ingested(event, unique, outcome.new_hooks);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(HookIdsResponse {
