@@ -23,8 +23,8 @@ fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs" || e == "sql") {
-                let text = fs::read_to_string(&path)
-                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let text =
+                    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 out.push((path, text));
             }
         }
@@ -118,7 +118,9 @@ fn hookline_wire_does_no_io() {
         .nth(1)
         .and_then(|rest| rest.split("\n[").next())
         .expect("a [dependencies] table");
-    for io_crate in ["tokio", "hyper", "reqwest", "axum", "rusqlite", "postgres", "mio"] {
+    for io_crate in [
+        "tokio", "hyper", "reqwest", "axum", "rusqlite", "postgres", "mio",
+    ] {
         assert!(
             !deps.contains(io_crate),
             "hookline-wire must stay free of I/O: it depends on {io_crate}"
@@ -126,7 +128,13 @@ fn hookline_wire_does_no_io() {
     }
     let files = rust_files(&wire_crate().join("src"));
     let mut hits = Vec::new();
-    for needle in ["std::fs", "std::net", "std::process", "tokio::", "std::io::"] {
+    for needle in [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "tokio::",
+        "std::io::",
+    ] {
         hits.extend(
             lines_naming(&files, needle, false)
                 .into_iter()

@@ -47,7 +47,11 @@ const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "100 per request, 100 per POST, 16 producers",
-        args: &["--hooks=500000", "--producers=16", "--hooks-per-request=100"],
+        args: &[
+            "--hooks=500000",
+            "--producers=16",
+            "--hooks-per-request=100",
+        ],
         headline: Headline::Throughput,
     },
     Scenario {
