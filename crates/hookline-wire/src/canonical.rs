@@ -58,6 +58,58 @@ struct Doc<'a> {
     tape: Vec<Node>,
 }
 
+/// An object's members on the tape, looked up by key.
+struct Members<'d> {
+    bytes: &'d [u8],
+    tape: &'d [Node],
+    /// The tape index of the first key, and the index just past the object.
+    first: usize,
+    end: usize,
+    /// Where the next lookup starts: just after the last match, since producers mostly send
+    /// fields in the catalogue's order, so that most lookups match at their first comparison.
+    next: usize,
+}
+
+impl Members<'_> {
+    /// The tape index of the value of `name`, if present.
+    fn get(&mut self, name: &str) -> Option<usize> {
+        let name = name.as_bytes();
+        let found = self
+            .find(self.next, self.end, name)
+            .or_else(|| self.find(self.first, self.next, name))?;
+        self.next = self.tape[found + 1].next;
+        Some(found + 1)
+    }
+
+    /// The tape index of the key `name` among the keys from `from` to `to`.
+    fn find(&self, from: usize, to: usize, name: &[u8]) -> Option<usize> {
+        let mut i = from;
+        while i < to {
+            let key = &self.tape[i];
+            if key.end - key.start == name.len() + 2
+                && &self.bytes[key.start + 1..key.end - 1] == name
+            {
+                return Some(i);
+            }
+            i = self.tape[i + 1].next;
+        }
+        None
+    }
+
+    /// The tape indexes of the keys, in order.
+    fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut i = self.first;
+        std::iter::from_fn(move || {
+            if i >= self.end {
+                return None;
+            }
+            let key = i;
+            i = self.tape[i + 1].next;
+            Some(key)
+        })
+    }
+}
+
 /// Validates `body` if it is canonical and valid; `None` sends it to the full path.
 pub(crate) fn validate_canonical(body: &[u8], limits: &IngestLimits) -> Option<ValidatedBatch> {
     let text = std::str::from_utf8(body).ok()?;
@@ -68,19 +120,11 @@ pub(crate) fn validate_canonical(body: &[u8], limits: &IngestLimits) -> Option<V
     if doc.tape[0].kind != Kind::Object {
         return None;
     }
-    let (mut product, mut event, mut hooks) = (None, None, None);
-    for (key, value) in doc.members(0) {
-        match doc.inner(key) {
-            "productName" => product = Some(value),
-            "event" => event = Some(value),
-            "hooks" => hooks = Some(value),
-            _ => {}
-        }
-    }
-    let product = Product::parse(doc.plain_str(product?)?)?;
-    let event = Event::parse(doc.plain_str(event?)?)?;
+    let mut top = doc.members(0);
+    let product = Product::parse(doc.plain_str(top.get("productName")?)?)?;
+    let event = Event::parse(doc.plain_str(top.get("event")?)?)?;
     let table = catalogue::table(product, event)?;
-    let hooks = hooks?;
+    let hooks = top.get("hooks")?;
     if doc.tape[hooks].kind != Kind::Array {
         return None;
     }
@@ -130,18 +174,15 @@ impl<'a> Doc<'a> {
         (self.tape[index].kind == Kind::Str).then(|| self.inner(index))
     }
 
-    /// The (key, value) indexes of an object's members.
-    fn members(&self, object: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let end = self.tape[object].next;
-        let mut i = object + 1;
-        std::iter::from_fn(move || {
-            if i >= end {
-                return None;
-            }
-            let member = (i, i + 1);
-            i = self.tape[i + 1].next;
-            Some(member)
-        })
+    /// An object's members, to look up by key.
+    fn members(&self, object: usize) -> Members<'_> {
+        Members {
+            bytes: self.text.as_bytes(),
+            tape: &self.tape,
+            first: object + 1,
+            end: self.tape[object].next,
+            next: object + 1,
+        }
     }
 
     /// The indexes of an array's elements.
@@ -158,38 +199,32 @@ impl<'a> Doc<'a> {
         })
     }
 
-    /// The value of `name` in an object, if present.
-    fn get(&self, object: usize, name: &str) -> Option<usize> {
-        self.members(object)
-            .find(|&(key, _)| self.inner(key) == name)
-            .map(|(_, value)| value)
-    }
-
     /// One hook: checked against `table`, normalised, its stored JSON.
     fn hook(&self, hook: usize, table: &[Field], limits: &IngestLimits) -> Option<ValidatedHook> {
         if self.tape[hook].kind != Kind::Object {
             return None;
         }
-        let id_value = self.get(hook, "hookId");
+        let mut members = self.members(hook);
+        let id_value = members.get("hookId");
         let given = match id_value.map(|v| self.tape[v].kind) {
             None | Some(Kind::Null) => None,
             Some(Kind::Str) => Some(self.inner(id_value?)).filter(|id| is_valid_hook_id(id)),
-            Some(_) => None,
+            Some(_) => return None,
         };
         if given.is_none() && id_value.is_some_and(|v| self.tape[v].kind != Kind::Null) {
             return None;
         }
-        self.check_object(hook, table)?;
+        self.check_members(&mut members, table)?;
         // Aliases are renamed where they stand; an alias beside its field goes to the full path.
         let mut renames: Vec<(usize, &'static str)> = Vec::new();
         for field in table.iter().filter(|f| !f.aliases.is_empty()) {
             let mut renamed = false;
             for alias in field.aliases {
-                if let Some((key, _)) = self.members(hook).find(|&(k, _)| self.inner(k) == *alias) {
-                    if renamed || self.get(hook, field.name).is_some() {
+                if let Some(value) = members.get(alias) {
+                    if renamed || members.get(field.name).is_some() {
                         return None;
                     }
-                    renames.push((key, field.name));
+                    renames.push((value - 1, field.name));
                     renamed = true;
                 }
             }
@@ -201,7 +236,7 @@ impl<'a> Doc<'a> {
         let json = if given.is_some() && renames.is_empty() && self.tape[hook].compact {
             self.raw(hook).to_owned()
         } else {
-            self.write_hook(hook, &hook_id, id_value, &renames)
+            self.write_hook(hook, &members, &hook_id, id_value, &renames)
         };
         if json.len() > limits.max_hook_bytes {
             return None;
@@ -218,6 +253,7 @@ impl<'a> Doc<'a> {
     fn write_hook(
         &self,
         hook: usize,
+        members: &Members<'_>,
         hook_id: &str,
         id_value: Option<usize>,
         renames: &[(usize, &'static str)],
@@ -226,7 +262,8 @@ impl<'a> Doc<'a> {
         let mut json = String::with_capacity(node.end - node.start + 48);
         json.push('{');
         let mut first = true;
-        for (key, value) in self.members(hook) {
+        for key in members.keys() {
+            let value = key + 1;
             if !first {
                 json.push(',');
             }
@@ -263,13 +300,14 @@ impl<'a> Doc<'a> {
 
     /// Whether an object's known fields follow `table` (the full path's `validate_object`).
     fn check_object(&self, object: usize, table: &[Field]) -> Option<()> {
+        self.check_members(&mut self.members(object), table)
+    }
+
+    fn check_members(&self, members: &mut Members<'_>, table: &[Field]) -> Option<()> {
         for field in table {
-            let value = self.get(object, field.name).or_else(|| {
-                field
-                    .aliases
-                    .iter()
-                    .find_map(|alias| self.get(object, alias))
-            });
+            let value = members
+                .get(field.name)
+                .or_else(|| field.aliases.iter().find_map(|alias| members.get(alias)));
             match value {
                 None => {}
                 Some(v) if self.tape[v].kind == Kind::Null => {}
@@ -372,6 +410,9 @@ struct Scanner<'a> {
     tape: Vec<Node>,
     /// Whitespace bytes skipped so far: a container is compact if this did not move inside it.
     whitespace: usize,
+    /// The keys of the objects being scanned, innermost last, to find a repeated one: their
+    /// [`signature`] and their text.
+    keys: Vec<(u64, &'a [u8])>,
 }
 
 impl<'a> Scanner<'a> {
@@ -379,8 +420,10 @@ impl<'a> Scanner<'a> {
         let mut scanner = Scanner {
             bytes,
             pos: 0,
-            tape: Vec::with_capacity(bytes.len() / 24 + 8),
+            // About one value per eight bytes of a typical hook.
+            tape: Vec::with_capacity(bytes.len() / 8 + 16),
             whitespace: 0,
+            keys: Vec::with_capacity(32),
         };
         scanner.skip_whitespace();
         scanner.value(0)?;
@@ -472,6 +515,15 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         let mut kind = Kind::Str;
         loop {
+            // Eight bytes at a time, straight to the first one that needs a look.
+            while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+                let found = needs_a_look(u64::from_le_bytes(chunk.try_into().ok()?));
+                if found != 0 {
+                    self.pos += (found.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                self.pos += 8;
+            }
             let b = self.peek()?;
             self.pos += 1;
             match b {
@@ -515,7 +567,7 @@ impl<'a> Scanner<'a> {
         let index = self.push(if object { Kind::Object } else { Kind::Array }, start);
         self.pos += 1;
         self.skip_whitespace();
-        let mut keys = 0;
+        let keys_before = self.keys.len();
         if self.peek() == Some(close) {
             self.pos += 1;
         } else {
@@ -527,10 +579,15 @@ impl<'a> Scanner<'a> {
                         return None;
                     }
                     self.push(Kind::Str, key_start);
-                    keys += 1;
-                    if keys > MAX_KEYS {
+                    let key = &self.bytes[key_start + 1..self.pos - 1];
+                    let sig = signature(key);
+                    let earlier = &self.keys[keys_before..];
+                    if earlier.len() == MAX_KEYS
+                        || earlier.iter().any(|&(s, k)| s == sig && k == key)
+                    {
                         return None;
                     }
+                    self.keys.push((sig, key));
                     self.skip_whitespace();
                     if self.peek() != Some(b':') {
                         return None;
@@ -558,26 +615,35 @@ impl<'a> Scanner<'a> {
         node.end = self.pos;
         node.next = next;
         node.compact = self.whitespace == whitespace_before;
-        if object && self.has_repeated_key(index) {
-            return None;
-        }
+        self.keys.truncate(keys_before);
         Some(())
     }
+}
 
-    fn has_repeated_key(&self, object: usize) -> bool {
-        let end = self.tape[object].next;
-        let key = |i: usize| &self.bytes[self.tape[i].start..self.tape[i].end];
-        let mut keys: Vec<usize> = Vec::new();
-        let mut i = object + 1;
-        while i < end {
-            if keys.iter().any(|&k| key(k) == key(i)) {
-                return true;
-            }
-            keys.push(i);
-            i = self.tape[i + 1].next;
-        }
-        false
-    }
+/// A key's length and its first and last eight bytes, mixed: equal keys have equal signatures,
+/// and different keys of one object almost never do, so repeated keys are looked for by
+/// comparing numbers.
+fn signature(key: &[u8]) -> u64 {
+    let word = |bytes: &[u8]| {
+        let mut padded = [0u8; 8];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(padded)
+    };
+    let n = key.len().min(8);
+    word(&key[..n]) ^ word(&key[key.len() - n..]).rotate_left(29) ^ key.len() as u64
+}
+
+/// Which of the eight bytes of `word` (little-endian) are a quote, a backslash or a control
+/// character: zero if none; else the lowest set bit is the high bit of the first such byte (the
+/// classic tests for a zero byte and for a byte below a bound: a borrow may also flag bytes after
+/// the first match, never before it).
+fn needs_a_look(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+    below(word ^ (ONES * u64::from(b'"')), 1)
+        | below(word ^ (ONES * u64::from(b'\\')), 1)
+        | below(word, 0x20)
 }
 
 #[cfg(test)]
@@ -891,6 +957,16 @@ mod tests {
             );
             let body = if pretty { spaced(&body) } else { body };
             same_as_full_path(body.as_bytes(), &LIMITS);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_word_scan_stops_where_the_byte_scan_does(bytes in any::<[u8; 8]>()) {
+            let naive = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            let found = needs_a_look(u64::from_le_bytes(bytes));
+            let first = (found != 0).then(|| (found.trailing_zeros() / 8) as usize);
+            prop_assert_eq!(first, naive);
         }
     }
 
