@@ -110,12 +110,15 @@ pub(super) struct NewDeliveries<'a> {
     pub(super) now: Millis,
 }
 
-pub(super) const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (hooks_id, app_key, \
+// `OR IGNORE`, with the rows counted after: an INSERT ... SELECT that could abort halfway on a
+// constraint makes SQLite keep a statement journal (a copy of every page it touches); ignoring
+// cannot abort, and a row missing from the count (a hooksId already taken) fails the job instead.
+pub(super) const INSERT_DELIVERIES: &str = "INSERT OR IGNORE INTO deliveries (hooks_id, app_key, \
      config_id, product, event, status, attempt_count, next_attempt_at, created_at, updated_at) \
      SELECT value, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8 FROM json_each(?1)";
 /// Hook `key` of the flat array `?2` is at position `key % per` of delivery `key / per`.
-pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT INTO delivery_hooks (hooks_id, position, \
-     hook_seq) SELECT ?1 ->> (key / ?3), key % ?3, value FROM json_each(?2)";
+pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (hooks_id, \
+     position, hook_seq) SELECT ?1 ->> (key / ?3), key % ?3, value FROM json_each(?2)";
 
 /// Writes the deliveries `hooks_ids`, the i-th holding the hooks `seqs[i * per..(i + 1) * per]` in
 /// that order (the last may hold fewer). Two statements, however many deliveries and hooks: the
@@ -141,7 +144,7 @@ pub(super) fn insert_deliveries(
         let _ = write!(seq_list, "{seq}");
     }
     seq_list.push(']');
-    hot.insert_deliveries.execute(params![
+    let deliveries = hot.insert_deliveries.execute(params![
         ids,
         new.app_key,
         new.config_id,
@@ -151,8 +154,19 @@ pub(super) fn insert_deliveries(
         new.status.is_open().then_some(new.now),
         new.now
     ])?;
-    hot.insert_delivery_hooks
+    let hooks = hot
+        .insert_delivery_hooks
         .execute(params![ids, seq_list, per as i64])?;
+    if deliveries != hooks_ids.len() || hooks != seqs.len() {
+        // The whole group rolls back, as a failed constraint did.
+        return Err(StoreError::Unavailable(format!(
+            "{} of {} deliveries and {} of {} of their hooks written: a hooksId already exists",
+            deliveries,
+            hooks_ids.len(),
+            hooks,
+            seqs.len()
+        )));
+    }
     Ok(())
 }
 
