@@ -110,15 +110,17 @@ pub(super) struct NewDeliveries<'a> {
     pub(super) now: Millis,
 }
 
-// `OR IGNORE`, with the rows counted after: an INSERT ... SELECT that could abort halfway on a
-// constraint makes SQLite keep a statement journal (a copy of every page it touches); ignoring
-// cannot abort, and a row missing from the count (a hooksId already taken) fails the job instead.
+// `OR IGNORE`, with the rows counted after, and no function call per row: an INSERT ... SELECT
+// that could abort halfway (on a constraint, or in a function) makes SQLite keep a statement
+// journal, a copy of every page it touches. Ignoring cannot abort, and a row missing from the
+// count (a hooksId already taken) fails the job instead.
 pub(super) const INSERT_DELIVERIES: &str = "INSERT OR IGNORE INTO deliveries (hooks_id, app_key, \
      config_id, product, event, status, attempt_count, next_attempt_at, created_at, updated_at) \
      SELECT value, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8 FROM json_each(?1)";
-/// Hook `key` of the flat array `?2` is at position `key % per` of delivery `key / per`.
+/// `?2` holds one array of seqs per delivery of `?1`, in the same order.
 pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (hooks_id, \
-     position, hook_seq) SELECT ?1 ->> (key / ?3), key % ?3, value FROM json_each(?2)";
+     position, hook_seq) SELECT d.value, h.key, h.value \
+     FROM json_each(?1) d, json_each(?2, '$[' || d.key || ']') h";
 
 /// Writes the deliveries `hooks_ids`, the i-th holding the hooks `seqs[i * per..(i + 1) * per]` in
 /// that order (the last may hold fewer). Two statements, however many deliveries and hooks: the
@@ -135,15 +137,22 @@ pub(super) fn insert_deliveries(
     debug_assert!(seqs.len() <= hooks_ids.len() * per);
     let ids = serde_json::to_string(hooks_ids)
         .map_err(|e| StoreError::Unavailable(format!("cannot encode hooksIds: {e}")))?;
-    let mut seq_list = String::with_capacity(seqs.len() * 8 + 2);
-    seq_list.push('[');
-    for (i, seq) in seqs.iter().enumerate() {
+    let mut seq_lists = String::with_capacity(seqs.len() * 8 + hooks_ids.len() * 3 + 2);
+    seq_lists.push('[');
+    for (i, chunk) in seqs.chunks(per).enumerate() {
         if i > 0 {
-            seq_list.push(',');
+            seq_lists.push(',');
         }
-        let _ = write!(seq_list, "{seq}");
+        seq_lists.push('[');
+        for (j, seq) in chunk.iter().enumerate() {
+            if j > 0 {
+                seq_lists.push(',');
+            }
+            let _ = write!(seq_lists, "{seq}");
+        }
+        seq_lists.push(']');
     }
-    seq_list.push(']');
+    seq_lists.push(']');
     let deliveries = hot.insert_deliveries.execute(params![
         ids,
         new.app_key,
@@ -154,9 +163,7 @@ pub(super) fn insert_deliveries(
         new.status.is_open().then_some(new.now),
         new.now
     ])?;
-    let hooks = hot
-        .insert_delivery_hooks
-        .execute(params![ids, seq_list, per as i64])?;
+    let hooks = hot.insert_delivery_hooks.execute(params![ids, seq_lists])?;
     if deliveries != hooks_ids.len() || hooks != seqs.len() {
         // The whole group rolls back, as a failed constraint did.
         return Err(StoreError::Unavailable(format!(
