@@ -6,7 +6,8 @@
 //! before it writes anything, and any other error rolls the whole group back; the jobs that ran
 //! in it fail, those it did not reach go first into the next group. Callers get their answer
 //! only after the commit ([`SqliteStore::write`]), except claims
-//! ([`SqliteStore::write_uncommitted`]).
+//! ([`SqliteStore::write_uncommitted`]). Jobs find the writer's hot statements prepared
+//! (`statements`) and its copy of the subscriptions (`subscriptions`) in [`WriteTx`].
 //!
 //! The checkpointer copies the WAL into the database file on its own thread, so the writer never
 //! pays for checkpoints.
