@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use crate::canonical::validate_canonical;
 use crate::catalogue::{self, Event, Field, FieldType, Product};
 use crate::dates;
 use crate::ids::{generate_id, is_valid_hook_id};
@@ -124,11 +125,27 @@ const BODY: &str = "body";
 /// Validates an ingest request body
 /// (`{"productName": .., "event": .., "hooks": [{..}, ..]}`), all or nothing.
 ///
-/// The body is parsed once; each hook is checked against its event's field table (required fields,
-/// types, enumerated values, date formats, nested objects), normalised (aliases renamed, a hookId
-/// generated when absent) and serialised once. Unknown fields, top-level or in hooks, are ignored
-/// or kept verbatim respectively. The first error in input order is returned.
+/// Each hook is checked against its event's field table (required fields, types, enumerated
+/// values, date formats, nested objects) and normalised (aliases renamed, a hookId generated when
+/// absent) into compact JSON. Unknown fields, top-level or in hooks, are ignored or kept verbatim
+/// respectively. The first error in input order is returned.
+///
+/// A valid body that serde_json would store as written (the usual case) is checked in one pass
+/// over its bytes and its hooks' text copied (`canonical.rs`); any other body, and every invalid
+/// one, is parsed into `serde_json::Value`s, checked and written out again, which also words the
+/// error. Both store the same bytes.
 pub fn validate_ingest(
+    body: &[u8],
+    limits: &IngestLimits,
+) -> Result<ValidatedBatch, ValidationError> {
+    if let Some(batch) = validate_canonical(body, limits) {
+        return Ok(batch);
+    }
+    validate_parsed(body, limits)
+}
+
+/// [`validate_ingest`] by way of `serde_json::Value`: any body, and the wording of every error.
+pub(crate) fn validate_parsed(
     body: &[u8],
     limits: &IngestLimits,
 ) -> Result<ValidatedBatch, ValidationError> {

@@ -20,10 +20,11 @@
 
 use std::sync::OnceLock;
 
-use metrics::{counter, gauge, histogram};
+use hookline_wire::Event;
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::model::{AttemptResult, DeliveryStatus, HealthState, Millis};
+use crate::model::{AttemptErrorKind, AttemptResult, DeliveryStatus, HealthState, Millis};
 use crate::store::StoreStats;
 
 /// The content type of the Prometheus text format.
@@ -96,11 +97,92 @@ fn describe() {
     );
 }
 
+/// Metric handles, one per label value of a closed set, each registered on its first use: the
+/// label strings and the recorder's lookup of the series are paid once, not on every event (an
+/// ingest used to allocate its labels twice). Handles are kept only once this module's recorder
+/// is installed; before that, events go to whatever recorder is global, as the macros do.
+struct Handles<T, const N: usize>([OnceLock<T>; N]);
+
+impl<T, const N: usize> Handles<T, N> {
+    const fn new() -> Self {
+        Handles([const { OnceLock::new() }; N])
+    }
+
+    fn get(&self, slot: usize, register: impl FnOnce() -> T) -> Option<&T> {
+        let installed = HANDLE.get().is_some_and(Option::is_some);
+        installed.then(|| self.0[slot].get_or_init(register))
+    }
+}
+
+static HOOKS_INGESTED: Handles<Counter, { Event::ALL.len() }> = Handles::new();
+static HOOKS_DUPLICATE: Handles<Counter, { Event::ALL.len() }> = Handles::new();
+/// `success`, the error kinds, `http_0xx` to `http_9xx`, `unknown`.
+static ATTEMPTS: Handles<Counter, 19> = Handles::new();
+/// `success`, `failure`.
+static ATTEMPT_DURATIONS: Handles<Histogram, 2> = Handles::new();
+static DELIVERIES: Handles<Counter, { DeliveryStatus::ALL.len() }> = Handles::new();
+
+fn event_slot(event: Event) -> usize {
+    match event {
+        Event::TemplateStatusUpdate => 0,
+        Event::MessageResultUpdate => 1,
+        Event::Unsubscribe => 2,
+        Event::ConversionBlock => 3,
+        Event::InternationalDeliveryReceipt => 4,
+    }
+}
+
+fn status_slot(status: DeliveryStatus) -> usize {
+    match status {
+        DeliveryStatus::Pending => 0,
+        DeliveryStatus::Retrying => 1,
+        DeliveryStatus::Succeeded => 2,
+        DeliveryStatus::Failed => 3,
+        DeliveryStatus::Cancelled => 4,
+    }
+}
+
+/// The slot of an attempt's `outcome` label in [`ATTEMPTS`]; `None` for a status code beyond
+/// 999, which HTTP does not have.
+fn outcome_slot(result: &AttemptResult) -> Option<usize> {
+    if result.succeeded() {
+        return Some(0);
+    }
+    match (result.error_kind, result.status_code) {
+        (Some(kind), _) => Some(match kind {
+            AttemptErrorKind::Timeout => 1,
+            AttemptErrorKind::Connect => 2,
+            AttemptErrorKind::Dns => 3,
+            AttemptErrorKind::Tls => 4,
+            AttemptErrorKind::BlockedAddress => 5,
+            AttemptErrorKind::InvalidUrl => 6,
+            AttemptErrorKind::Io => 7,
+        }),
+        (None, Some(code)) if code < 1000 => Some(8 + usize::from(code / 100)),
+        (None, Some(_)) => None,
+        (None, None) => Some(18),
+    }
+}
+
 /// Ingest stored `new` hooks of `event` out of `acknowledged` (the rest were duplicates).
-pub fn hooks_ingested(event: &'static str, acknowledged: usize, new: usize) {
-    counter!("hookline_hooks_ingested_total", "event" => event).increment(new as u64);
-    counter!("hookline_hooks_duplicate_total", "event" => event)
-        .increment(acknowledged.saturating_sub(new) as u64);
+pub fn hooks_ingested(event: Event, acknowledged: usize, new: usize) {
+    let name = event.as_str();
+    let duplicates = acknowledged.saturating_sub(new) as u64;
+    let slot = event_slot(event);
+    match HOOKS_INGESTED.get(
+        slot,
+        || counter!("hookline_hooks_ingested_total", "event" => name),
+    ) {
+        Some(c) => c.increment(new as u64),
+        None => counter!("hookline_hooks_ingested_total", "event" => name).increment(new as u64),
+    }
+    match HOOKS_DUPLICATE.get(
+        slot,
+        || counter!("hookline_hooks_duplicate_total", "event" => name),
+    ) {
+        Some(c) => c.increment(duplicates),
+        None => counter!("hookline_hooks_duplicate_total", "event" => name).increment(duplicates),
+    }
 }
 
 /// The `outcome` label of an attempt.
@@ -117,19 +199,41 @@ pub fn attempt_outcome(result: &AttemptResult) -> String {
 
 /// An attempt of a logged delivery ended with `result` and moved the delivery to `status`.
 pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
-    counter!("hookline_attempts_total", "outcome" => attempt_outcome(result)).increment(1);
-    let label = if result.succeeded() {
-        "success"
+    let attempts = outcome_slot(result).and_then(|slot| {
+        ATTEMPTS.get(
+            slot,
+            || counter!("hookline_attempts_total", "outcome" => attempt_outcome(result)),
+        )
+    });
+    match attempts {
+        Some(c) => c.increment(1),
+        None => {
+            counter!("hookline_attempts_total", "outcome" => attempt_outcome(result)).increment(1)
+        }
+    }
+    let (slot, label) = if result.succeeded() {
+        (0, "success")
     } else {
-        "failure"
+        (1, "failure")
     };
-    histogram!(ATTEMPT_DURATION, "result" => label).record(result.duration_ms as f64 / 1000.0);
+    let seconds = result.duration_ms as f64 / 1000.0;
+    match ATTEMPT_DURATIONS.get(slot, || histogram!(ATTEMPT_DURATION, "result" => label)) {
+        Some(h) => h.record(seconds),
+        None => histogram!(ATTEMPT_DURATION, "result" => label).record(seconds),
+    }
     delivery_finished(status);
 }
 
 /// A delivery moved to `status` after an attempt.
 pub fn delivery_finished(status: DeliveryStatus) {
-    counter!("hookline_deliveries_total", "status" => status.as_str()).increment(1);
+    let label = status.as_str();
+    match DELIVERIES.get(
+        status_slot(status),
+        || counter!("hookline_deliveries_total", "status" => label),
+    ) {
+        Some(c) => c.increment(1),
+        None => counter!("hookline_deliveries_total", "status" => label).increment(1),
+    }
 }
 
 /// Sets the gauges read from the store at scrape time.
@@ -198,7 +302,7 @@ mod tests {
     #[test]
     fn rendered_text_has_the_recorded_metrics() {
         install();
-        hooks_ingested("UNSUBSCRIBE", 3, 2);
+        hooks_ingested(Event::Unsubscribe, 3, 2);
         attempt_finished(&result(Some(500), None), DeliveryStatus::Retrying);
         store_stats(
             &StoreStats {

@@ -1,12 +1,14 @@
 //! Who may call a route: the admin token (`Authorization: Bearer`, app key management and every
 //! app key's routes) or an app key's own secret key (`X-Secret-Key`). Secrets are compared by
-//! their hashes in constant time (`service::credentials`).
+//! their hashes in constant time (`service::credentials`); a secret key verified in the last
+//! second is trusted without reading the store (`service::verified_secrets`).
 
 use axum::http::HeaderMap;
 
 use super::SharedState;
 use super::error::{ApiError, ApiResult, ErrorKind};
-use crate::service::credentials::{hash_secret, secret_matches};
+use crate::service::app_keys::SecretKeyOwner;
+use crate::service::credentials::secret_matches;
 
 pub const SECRET_KEY_HEADER: &str = "X-Secret-Key";
 
@@ -66,17 +68,13 @@ pub async fn require_app_key(
             "X-Secret-Key: this route needs the app key's secret key",
         ));
     };
-    match state
-        .service
-        .owner_of_secret_hash(&hash_secret(secret))
-        .await?
-    {
-        Some(owner) if owner == app_key => Ok(()),
-        Some(_) => Err(ApiError::new(
+    match state.service.secret_key_owner(app_key, secret).await? {
+        SecretKeyOwner::ThisAppKey => Ok(()),
+        SecretKeyOwner::AnotherAppKey => Err(ApiError::new(
             ErrorKind::Forbidden,
             "X-Secret-Key: this secret key belongs to another app key",
         )),
-        None => Err(ApiError::new(
+        SecretKeyOwner::Unknown => Err(ApiError::new(
             ErrorKind::Unauthorized,
             "X-Secret-Key: unknown secret key",
         )),

@@ -1,9 +1,8 @@
 //! `POST /v1/appkeys/{appKey}/events`: validate everything, store durably, then answer 202.
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use std::time::{Duration, Instant};
@@ -35,9 +34,11 @@ pub(super) fn routes() -> Router<SharedState> {
 pub async fn ingest(
     State(state): State<SharedState>,
     Path(app_key): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> ApiResult<impl IntoResponse> {
+    // The request taken whole, not a `HeaderMap` extractor: that one clones every header.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     require_app_key(&state, &headers, &app_key).await?;
     let limiter = state.ingest_rate_limiter.as_ref();
     // An app key over its rate is refused before its body is read or validated.
@@ -71,7 +72,7 @@ pub async fn ingest(
             return Err(e);
         }
     };
-    crate::metrics::hooks_ingested(event.as_str(), unique, outcome.new_hooks);
+    crate::metrics::hooks_ingested(event, unique, outcome.new_hooks);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(HookIdsResponse {

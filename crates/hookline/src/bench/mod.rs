@@ -1,7 +1,8 @@
 //! `hookline bench`: a load generator and a sink in one process, measuring a real server.
 //!
 //! It starts a server (or targets one), runs a cheap hyper sink on loopback, creates configs,
-//! ingests hooks from concurrent producers (open throttle or a fixed rate), waits until every
+//! ingests hooks from concurrent producers (open throttle or a fixed rate; each producer posts on
+//! one keep-alive HTTP/1 connection of a bare hyper client), waits until every
 //! hook has been received, and reports ingest and end-to-end throughput, ingest-to-receipt
 //! latency (HDR histogram), duplicates and losses, and the server's CPU time and peak RSS.
 //!
@@ -19,6 +20,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -310,6 +312,43 @@ async fn api(request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Val
     Ok(body)
 }
 
+/// Where producers send ingest requests: the server's address, for bare HTTP/1 connections.
+#[derive(Clone)]
+struct IngestTarget {
+    /// `host:port`, for connecting and for the `Host` header.
+    authority: HeaderValue,
+    address: String,
+}
+
+impl IngestTarget {
+    fn new(base: &str) -> anyhow::Result<Self> {
+        let uri: hyper::Uri = base.parse().with_context(|| format!("server URL {base}"))?;
+        if uri.scheme_str() != Some("http") {
+            bail!("the producers speak plain HTTP/1: --server must be an http:// URL, not {base}");
+        }
+        let host = uri.host().context("server URL without a host")?;
+        let address = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+        Ok(IngestTarget {
+            authority: HeaderValue::from_str(&address).context("server address")?,
+            address,
+        })
+    }
+
+    /// A new keep-alive connection (requests go one after the other on it).
+    async fn connect(
+        &self,
+    ) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+        let stream = tokio::net::TcpStream::connect(&self.address)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.address))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -397,9 +436,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
 
     // Tenants and configs.
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.producers * 2)
-        .build()?;
+    let client = reqwest::Client::new();
     let mut tenants = Vec::with_capacity(args.configs);
     for i in 0..args.configs {
         let key = api(
@@ -466,22 +503,35 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bar
     };
 
-    // Producers.
+    // Producers: each on one keep-alive HTTP/1 connection of a bare hyper client, so that the
+    // load driver takes as little as it can of the machine it measures.
+    let target = IngestTarget::new(&base)?;
+    let requests = Arc::new(
+        tenants
+            .iter()
+            .map(|t| {
+                Ok((
+                    format!("/v1/appkeys/{}/events", t.app_key),
+                    HeaderValue::from_str(&t.secret_key).context("secret key header")?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
     let requests_total = expected.div_ceil(args.hooks_per_request);
     let next_request = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::new(AtomicUsize::new(0));
     let ingest_started = Instant::now();
     let mut producers = Vec::new();
     for _ in 0..args.producers {
-        let client = client.clone();
-        let tenants = tenants.clone();
+        let target = target.clone();
+        let requests = requests.clone();
         let tracker = tracker.clone();
         let next_request = next_request.clone();
         let accepted = accepted.clone();
-        let base = base.clone();
         let per = args.hooks_per_request;
         let rate = args.rate;
         producers.push(tokio::spawn(async move {
+            let mut sender = target.connect().await?;
             let mut body = String::with_capacity(per * 560 + 128);
             loop {
                 let r = next_request.fetch_add(1, Ordering::Relaxed);
@@ -495,7 +545,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     tokio::time::sleep_until(due.into()).await;
                 }
                 // Spread requests over the tenants; each request goes to one tenant.
-                let tenant = &tenants[r % tenants.len()];
+                let (path, secret) = &requests[r % requests.len()];
                 body.clear();
                 body.push_str(r#"{"productName":"SMS","event":"MESSAGE_RESULT_UPDATE","hooks":["#);
                 for i in first..last {
@@ -505,23 +555,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     hook_json(i, &mut body);
                 }
                 body.push_str("]}");
+                let request = Request::post(path.as_str())
+                    .header(header::HOST, target.authority.clone())
+                    .header("x-secret-key", secret.clone())
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body.clone())))?;
                 let sent = tracker.start.elapsed().as_nanos() as u64;
                 for i in first..last {
                     tracker.sent_at[i].store(sent, Ordering::Relaxed);
                 }
-                let response = client
-                    .post(format!("{base}/v1/appkeys/{}/events", tenant.app_key))
-                    .header("X-Secret-Key", &tenant.secret_key)
-                    .header("Content-Type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                if response.status().as_u16() != 202 {
-                    let status = response.status();
-                    let text = response.text().await.unwrap_or_default();
-                    bail!("ingest answered {status}: {text}");
+                sender.ready().await.context("ingest connection")?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .context("ingest request")?;
+                let status = response.status();
+                let answer = response.into_body().collect().await?.to_bytes();
+                if status.as_u16() != 202 {
+                    bail!(
+                        "ingest answered {status}: {}",
+                        String::from_utf8_lossy(&answer)
+                    );
                 }
-                let _ = response.bytes().await;
                 accepted.fetch_add(last - first, Ordering::Relaxed);
             }
         }));

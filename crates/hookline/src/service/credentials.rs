@@ -13,8 +13,16 @@ pub const APP_KEY_LEN: usize = 20;
 /// Letters and digits in a generated secret key.
 pub const SECRET_KEY_LEN: usize = 32;
 
+/// The SHA-256 of a secret.
+pub type SecretDigest = [u8; 32];
+
+pub fn secret_digest(secret: &str) -> SecretDigest {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The stored form of a secret: its SHA-256 in hex.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
 }
 
 /// A random string of letters and digits.

@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod input;
 pub mod signing_secrets;
+pub mod verified_secrets;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::store::{Store, StoreStats};
 
 pub use config_input::ConfigInput;
 pub use error::{Error, ErrorKind, Result};
+use verified_secrets::VerifiedSecrets;
 
 /// Bounds on what one tenant may hold (server flags).
 #[derive(Debug, Clone, Copy)]
@@ -44,11 +46,13 @@ impl Default for TenantLimits {
     }
 }
 
-/// The store and the engine behind every operation.
+/// The store and the engine behind every operation, the tenant limits, and the secret keys
+/// verified recently.
 pub struct Service {
     store: Arc<dyn Store>,
     engine: Engine,
     limits: TenantLimits,
+    verified_secrets: VerifiedSecrets,
 }
 
 impl Service {
@@ -57,6 +61,7 @@ impl Service {
             store,
             engine,
             limits,
+            verified_secrets: VerifiedSecrets::default(),
         }
     }
 

@@ -89,6 +89,8 @@ store_tests!(
     a_bad_cursor_is_refused,
     concurrent_claims_never_take_the_same_hooks,
     the_delivery_log_redelivery_replay_stats_and_retention,
+    claims_take_the_oldest_event_first_in_full_batches,
+    fan_out_follows_config_changes_at_once,
 );
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
@@ -381,6 +383,101 @@ async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
         }
     }
     assert_eq!(seen.len(), 2000);
+}
+
+/// A claim takes the event of the oldest queued hook, that event's hooks in order (skipping the
+/// other events' hooks queued between them), cut into full batches; the other event waits for
+/// the next claim.
+async fn claims_take_the_oldest_event_first_in_full_batches(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock, Event::Unsubscribe]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    for (event, prefix, n) in [
+        (Event::ConversionBlock, "cb", 3),
+        (Event::Unsubscribe, "un", 2),
+        (Event::ConversionBlock, "cb2", 2),
+    ] {
+        let outcome = store
+            .ingest("ak", Product::Sms, event, hooks(prefix, n))
+            .await
+            .unwrap();
+        assert_eq!(outcome.queued, n);
+    }
+    let claimed = |claim: super::Claim| -> Vec<(Event, Vec<String>)> {
+        claim
+            .batches
+            .into_iter()
+            .map(|b| {
+                let ids = b.delivery.hooks.into_iter().map(|h| h.hook_id).collect();
+                (b.delivery.event, ids)
+            })
+            .collect()
+    };
+    let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let first = claimed(store.claim_batches(&cfg, 2, 3).await.unwrap());
+    assert_eq!(
+        first,
+        vec![
+            (Event::ConversionBlock, ids(&["cb-0", "cb-1"])),
+            (Event::ConversionBlock, ids(&["cb-2", "cb2-0"])),
+            (Event::ConversionBlock, ids(&["cb2-1"])),
+        ]
+    );
+    let second = claimed(store.claim_batches(&cfg, 2, 3).await.unwrap());
+    assert_eq!(second, vec![(Event::Unsubscribe, ids(&["un-0", "un-1"]))]);
+    assert!(
+        store
+            .claim_batches(&cfg, 2, 3)
+            .await
+            .unwrap()
+            .batches
+            .is_empty()
+    );
+}
+
+/// Ingest queues for the configs subscribed at that moment: pausing, resuming, adding, disabling
+/// for failing and deleting a config each count for the very next ingest.
+async fn fan_out_follows_config_changes_at_once(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let ingest = |prefix: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks(prefix, 1))
+                .await
+                .unwrap()
+                .queued
+        }
+    };
+    let mut c1 = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(c1.clone()).await.unwrap();
+    assert_eq!(ingest("a").await, 1);
+    c1.enabled = false;
+    assert!(store.update_config(c1.clone()).await.unwrap());
+    assert_eq!(ingest("b").await, 0, "a paused config gets nothing new");
+    let c2 = config("c2", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(c2).await.unwrap();
+    assert_eq!(ingest("c").await, 1, "a new config gets the next hook");
+    c1.enabled = true;
+    assert!(store.update_config(c1).await.unwrap());
+    assert_eq!(ingest("d").await, 2, "a resumed config gets the next hook");
+    let disabled = Health {
+        state: crate::model::HealthState::Disabled,
+        ..Health::default()
+    };
+    store.set_health("c2", disabled).await.unwrap();
+    assert_eq!(
+        ingest("e").await,
+        1,
+        "a config disabled for failing gets nothing new"
+    );
+    assert!(store.delete_config("ak", "c1").await.unwrap());
+    assert_eq!(ingest("f").await, 0, "a deleted config gets nothing new");
+    let other = store
+        .ingest("other", Product::Sms, Event::ConversionBlock, hooks("g", 1))
+        .await
+        .unwrap();
+    assert_eq!(other.queued, 0, "configs of another app key get nothing");
 }
 
 fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> AttemptOutcome {

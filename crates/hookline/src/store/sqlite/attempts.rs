@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::SqliteStore;
 use super::configs::write_health;
-use super::writer::{Finisher, Job};
-use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
+use super::writer::{Finisher, Job, WriteTx};
+use crate::model::{AttemptErrorKind, AttemptOutcome};
 use crate::store::{StoreResult, job_status};
 
 /// Attempt records whose commit failed (a full disk, an I/O error), waiting to be written again.
@@ -20,7 +20,7 @@ pub(super) type Unrecorded = Arc<Mutex<Vec<AttemptOutcome>>>;
 /// every attempt without a restart.
 fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
     Box::new(move |ctx| {
-        let result = ctx.and_then(|tx| write_attempt(tx.conn, &outcome));
+        let result = ctx.and_then(|tx| write_attempt(tx, &outcome));
         let status = job_status(&result);
         let finish: Finisher = Box::new(move |commit| {
             if let Err(e) = commit.and(result) {
@@ -34,14 +34,17 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
     })
 }
 
-fn write_attempt(conn: &Connection, outcome: &AttemptOutcome) -> StoreResult<()> {
+pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempts (hooks_id, number, \
+     started_at, duration_ms, status_code, error_kind, error_message, response_body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// Only forward: a record written again late never undoes a later attempt's state.
+pub(super) const ADVANCE_DELIVERY: &str = "UPDATE deliveries SET status = ?2, attempt_count = ?3, \
+     next_attempt_at = ?4, updated_at = ?5 WHERE hooks_id = ?1 \
+     AND status IN ('PENDING', 'RETRYING') AND attempt_count < ?3";
+
+fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreResult<()> {
     let r = &outcome.result;
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO attempts (hooks_id, number, started_at, duration_ms, \
-         status_code, error_kind, error_message, response_body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
+    tx.hot.insert_attempt.execute(params![
         outcome.hooks_id,
         outcome.number,
         r.started_at,
@@ -51,21 +54,15 @@ fn write_attempt(conn: &Connection, outcome: &AttemptOutcome) -> StoreResult<()>
         r.error_message,
         r.response_body
     ])?;
-    // Only forward: a record written again late never undoes a later attempt's state.
-    conn.prepare_cached(
-        "UPDATE deliveries SET status = ?2, attempt_count = ?3, next_attempt_at = ?4, \
-         updated_at = ?5 WHERE hooks_id = ?1 AND status IN ('PENDING', 'RETRYING') \
-         AND attempt_count < ?3",
-    )?
-    .execute(params![
+    tx.hot.advance_delivery.execute(params![
         outcome.hooks_id,
         outcome.new_status.as_str(),
         outcome.number,
         outcome.next_attempt_at,
-        now_millis()
+        tx.now
     ])?;
     if let Some(health) = &outcome.health {
-        write_health(conn, &outcome.config_id, health)?;
+        write_health(tx, &outcome.config_id, health)?;
     }
     Ok(())
 }

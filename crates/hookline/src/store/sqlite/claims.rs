@@ -3,15 +3,13 @@
 //! and membership is always [`Membership::ALONE`].
 
 use hookline_wire::{Event, Product};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
-use super::deliveries::{insert_delivery, load_delivery_row, sendable};
-use crate::model::{
-    DeliveryStatus, DeliverySummary, Millis, SendableDelivery, StoredHook, WebhookConfig,
-    now_millis,
-};
-use crate::store::rows::parse_status;
+use super::deliveries::{NewDeliveries, insert_deliveries, load_delivery_row, sendable};
+use super::writer::WriteTx;
+use crate::model::{DeliveryStatus, Millis, SendableDelivery, StoredHook, WebhookConfig};
+use crate::store::rows::{parse_event, parse_status};
 use crate::store::{
     Claim, ClaimedBatch, Lease, Membership, OpenDelivery, StoreError, StoreResult, StoreSignal,
 };
@@ -25,94 +23,126 @@ fn open_delivery(r: &Row<'_>) -> rusqlite::Result<OpenDelivery> {
     })
 }
 
-/// Takes up to `batches` x `max_hooks` queued hooks of one event (the event whose oldest hook is
-/// oldest: FIFO across events) with one read and one delete, and turns them into up to `batches`
-/// PENDING deliveries of at most `max_hooks` hooks each. Empty when the queue is.
-fn claim_event(
-    conn: &Connection,
-    config_id: &str,
-    app_key: &str,
-    product: Product,
+/// The event of the config's oldest queued hook (index `queue_by_config_seq`: one probe).
+pub(super) const OLDEST_QUEUED: &str =
+    "SELECT event FROM queue WHERE config_id = ?1 ORDER BY hook_seq LIMIT 1";
+pub(super) const TAKE_QUEUED: &str = "SELECT q.hook_seq, h.hook_id, h.body FROM queue q \
+     JOIN hooks h ON h.seq = q.hook_seq \
+     WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3";
+pub(super) const DELETE_QUEUED: &str =
+    "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq <= ?3";
+
+fn oldest_queued(tx: &mut WriteTx<'_, '_>, config_id: &str) -> StoreResult<Option<Event>> {
+    let event: Option<String> = tx
+        .hot
+        .oldest_queued
+        .query_row(params![config_id], |r| r.get(0))
+        .optional()?;
+    event.as_deref().map(parse_event).transpose()
+}
+
+/// What one claim took: its deliveries, and whether the config's queue is empty after it.
+struct Taken {
+    batches: Vec<ClaimedBatch>,
+    drained: bool,
+}
+
+/// Takes up to `wanted` batches of at most `max_hooks` queued hooks each, every batch of one
+/// event: the event of the oldest queued hook first (FIFO across events), its hooks in order,
+/// then the next oldest event while batches are wanted. Each batch becomes a PENDING delivery.
+///
+/// Per event taken: one read of one row more than fits (that row tells whether the event has
+/// more without another query), one delete, and two inserts for all its deliveries. The oldest
+/// event is probed before each event and once more when the batches are full but the last
+/// event had no more, to know whether the queue is empty.
+fn take_batches(
+    tx: &mut WriteTx<'_, '_>,
+    config: &ClaimTarget,
     max_hooks: u32,
-    batches: u32,
-) -> StoreResult<Vec<ClaimedBatch>> {
-    let mut oldest: Option<(i64, Event)> = None;
-    {
-        let mut min_seq = conn.prepare_cached(
-            "SELECT MIN(hook_seq) FROM queue WHERE config_id = ?1 AND event = ?2",
-        )?;
-        for event in product.events() {
-            let seq: Option<i64> =
-                min_seq.query_row(params![config_id, event.as_str()], |r| r.get(0))?;
-            if let Some(seq) = seq
-                && oldest.is_none_or(|(s, _)| seq < s)
-            {
-                oldest = Some((seq, *event));
-            }
+    wanted: usize,
+) -> StoreResult<Taken> {
+    let max_hooks = max_hooks.max(1) as usize;
+    let mut batches = Vec::new();
+    let mut next = oldest_queued(tx, &config.id)?;
+    loop {
+        let Some(event) = next else {
+            return Ok(Taken {
+                batches,
+                drained: true,
+            });
+        };
+        let limit = (wanted - batches.len()) * max_hooks;
+        let mut rows: Vec<(i64, String, String)> = tx
+            .hot
+            .take_queued
+            .query_map(
+                params![config.id, event.as_str(), (limit + 1) as i64],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let event_has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let Some(last_seq) = rows.last().map(|t| t.0) else {
+            return Err(StoreError::Corrupt(format!(
+                "queue of {} names hooks that do not exist",
+                config.id
+            )));
+        };
+        tx.hot
+            .delete_queued
+            .execute(params![config.id, event.as_str(), last_seq])?;
+        let count = rows.len().div_ceil(max_hooks);
+        let hooks_ids: Vec<String> = (0..count).map(|_| hookline_wire::generate_id()).collect();
+        let seqs: Vec<i64> = rows.iter().map(|t| t.0).collect();
+        let new = NewDeliveries {
+            app_key: &config.app_key,
+            config_id: &config.id,
+            product: config.product,
+            event,
+            status: DeliveryStatus::Pending,
+            now: tx.now,
+        };
+        insert_deliveries(tx.hot, &new, &hooks_ids, &seqs, max_hooks)?;
+        let mut rows = rows.into_iter();
+        for hooks_id in hooks_ids {
+            batches.push(ClaimedBatch {
+                delivery: SendableDelivery {
+                    hooks_id,
+                    config_id: config.id.clone(),
+                    app_key: config.app_key.clone(),
+                    product: config.product,
+                    event,
+                    attempt_count: 0,
+                    hooks: rows
+                        .by_ref()
+                        .take(max_hooks)
+                        .map(|(_, hook_id, json)| StoredHook { hook_id, json })
+                        .collect(),
+                },
+            });
+        }
+        if event_has_more {
+            // The batches are full (this event alone filled them) and hooks are left.
+            return Ok(Taken {
+                batches,
+                drained: false,
+            });
+        }
+        next = oldest_queued(tx, &config.id)?;
+        if batches.len() >= wanted {
+            return Ok(Taken {
+                drained: next.is_none(),
+                batches,
+            });
         }
     }
-    let Some((_, event)) = oldest else {
-        return Ok(Vec::new());
-    };
-    let max_hooks = max_hooks.max(1);
-    let taken: Vec<(i64, String, String)> = conn
-        .prepare_cached(
-            "SELECT q.hook_seq, h.hook_id, h.body FROM queue q \
-             JOIN hooks h ON h.seq = q.hook_seq \
-             WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3",
-        )?
-        .query_map(
-            params![
-                config_id,
-                event.as_str(),
-                i64::from(max_hooks) * i64::from(batches)
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let Some(last_seq) = taken.last().map(|t| t.0) else {
-        return Err(StoreError::Corrupt(format!(
-            "queue of {config_id} names hooks that do not exist"
-        )));
-    };
-    conn.prepare_cached(
-        "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq <= ?3",
-    )?
-    .execute(params![config_id, event.as_str(), last_seq])?;
-    let now = now_millis();
-    let mut claimed = Vec::with_capacity(batches as usize);
-    let mut rows = taken.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<(i64, String, String)> = rows.by_ref().take(max_hooks as usize).collect();
-        let hooks_id = hookline_wire::generate_id();
-        let summary = DeliverySummary::new(
-            hooks_id.clone(),
-            app_key,
-            config_id,
-            product,
-            event,
-            DeliveryStatus::Pending,
-            Vec::new(),
-            now,
-        );
-        let seqs: Vec<i64> = chunk.iter().map(|t| t.0).collect();
-        insert_delivery(conn, &summary, &seqs)?;
-        claimed.push(ClaimedBatch {
-            delivery: SendableDelivery {
-                hooks_id,
-                config_id: config_id.to_owned(),
-                app_key: app_key.to_owned(),
-                product,
-                event,
-                attempt_count: 0,
-                hooks: chunk
-                    .into_iter()
-                    .map(|(_, hook_id, json)| StoredHook { hook_id, json })
-                    .collect(),
-            },
-        });
-    }
-    Ok(claimed)
+}
+
+/// The config fields a claim needs.
+struct ClaimTarget {
+    id: String,
+    app_key: String,
+    product: Product,
 }
 
 impl SqliteStore {
@@ -122,32 +152,23 @@ impl SqliteStore {
         max_hooks: u32,
         max_batches: u32,
     ) -> StoreResult<Claim> {
-        let config_id = config.id.clone();
-        let app_key = config.app_key.clone();
-        let product = config.product;
+        let target = ClaimTarget {
+            id: config.id.clone(),
+            app_key: config.app_key.clone(),
+            product: config.product,
+        };
         // Answered before the commit, so `drained` is left false: the QueueDrained signal comes
         // in commit order with the NewWork signals instead.
         self.write_uncommitted(move |tx| {
-            let mut batches = Vec::new();
             let wanted = max_batches.max(1) as usize;
-            while batches.len() < wanted {
-                let room = (wanted - batches.len()) as u32;
-                let claimed = claim_event(tx.conn, &config_id, &app_key, product, max_hooks, room)?;
-                if claimed.is_empty() {
-                    break;
-                }
-                batches.extend(claimed);
-            }
-            let more: Option<i64> = tx
-                .conn
-                .prepare_cached("SELECT 1 FROM queue WHERE config_id = ?1 LIMIT 1")?
-                .query_row(params![config_id], |r| r.get(0))
-                .optional()?;
-            if more.is_none() {
-                tx.signals.push(StoreSignal::QueueDrained { config_id });
+            let taken = take_batches(tx, &target, max_hooks, wanted)?;
+            if taken.drained {
+                tx.signals.push(StoreSignal::QueueDrained {
+                    config_id: target.id,
+                });
             }
             Ok(Claim {
-                batches,
+                batches: taken.batches,
                 drained: false,
                 contended: false,
             })

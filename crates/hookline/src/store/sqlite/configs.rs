@@ -2,13 +2,14 @@
 //! health the engine judges. Deleting a config turns its open and queued work into CANCELLED
 //! deliveries.
 
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use super::SqliteStore;
-use super::deliveries::insert_delivery;
+use super::deliveries::{NewDeliveries, insert_deliveries};
+use super::writer::WriteTx;
 use crate::model::{
-    AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Page,
-    PageRequest, WebhookConfig, now_millis,
+    AppKeyRecord, ConfigFilter, DeliveryStatus, Health, HealthState, Page, PageRequest,
+    WebhookConfig,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
@@ -44,7 +45,9 @@ fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
     })
 }
 
-fn write_subscriptions(conn: &Connection, config: &WebhookConfig) -> StoreResult<()> {
+fn write_subscriptions(tx: &mut WriteTx<'_, '_>, config: &WebhookConfig) -> StoreResult<()> {
+    let conn = tx.conn;
+    tx.subscriptions.clear();
     conn.prepare_cached("DELETE FROM subscriptions WHERE config_id = ?1")?
         .execute(params![config.id])?;
     if config.enabled && config.health.state != HealthState::Disabled {
@@ -64,7 +67,12 @@ fn write_subscriptions(conn: &Connection, config: &WebhookConfig) -> StoreResult
     Ok(())
 }
 
-pub(super) fn write_health(conn: &Connection, config_id: &str, health: &Health) -> StoreResult<()> {
+pub(super) fn write_health(
+    tx: &mut WriteTx<'_, '_>,
+    config_id: &str,
+    health: &Health,
+) -> StoreResult<()> {
+    let conn = tx.conn;
     conn.prepare_cached(
         "UPDATE webhook_configs SET health_state = ?2, consecutive_failures = ?3, \
          last_success_at = ?4, last_failure_at = ?5, failing_since = ?6, disabled_reason = ?7 \
@@ -81,6 +89,7 @@ pub(super) fn write_health(conn: &Connection, config_id: &str, health: &Health) 
     ])?;
     if health.state == HealthState::Disabled {
         // A config disabled for failing receives nothing new until it is enabled again.
+        tx.subscriptions.clear();
         conn.prepare_cached("DELETE FROM subscriptions WHERE config_id = ?1")?
             .execute(params![config_id])?;
     }
@@ -224,7 +233,7 @@ impl SqliteStore {
                         .as_ref()
                         .map(|p| p.expires_at)
                 ])?;
-            write_subscriptions(tx.conn, &config)
+            write_subscriptions(tx, &config)
         })
         .await
     }
@@ -273,7 +282,7 @@ impl SqliteStore {
             if n == 0 {
                 return Ok(false);
             }
-            write_subscriptions(tx.conn, &config)?;
+            write_subscriptions(tx, &config)?;
             Ok(true)
         })
         .await
@@ -294,7 +303,8 @@ impl SqliteStore {
                 return Ok(false);
             };
             let product = parse_product(&product)?;
-            let now = now_millis();
+            let now = tx.now;
+            tx.subscriptions.clear();
             conn.prepare_cached("DELETE FROM webhook_configs WHERE id = ?1")?
                 .execute(params![config_id])?;
             conn.prepare_cached("DELETE FROM subscriptions WHERE config_id = ?1")?
@@ -314,17 +324,16 @@ impl SqliteStore {
                 .query_map(params![config_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for (event, seqs) in runs_by_event(&queued, max_hooks as u32) {
-                let summary = DeliverySummary::new(
-                    hookline_wire::generate_id(),
-                    &app_key,
-                    &config_id,
+                let new = NewDeliveries {
+                    app_key: &app_key,
+                    config_id: &config_id,
                     product,
-                    parse_event(event)?,
-                    DeliveryStatus::Cancelled,
-                    Vec::new(),
+                    event: parse_event(event)?,
+                    status: DeliveryStatus::Cancelled,
                     now,
-                );
-                insert_delivery(conn, &summary, &seqs)?;
+                };
+                let ids = [hookline_wire::generate_id()];
+                insert_deliveries(tx.hot, &new, &ids, &seqs, seqs.len())?;
             }
             conn.prepare_cached("DELETE FROM queue WHERE config_id = ?1")?
                 .execute(params![config_id])?;
@@ -412,7 +421,7 @@ impl SqliteStore {
 
     pub(super) async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
         let config_id = config_id.to_owned();
-        self.write(move |tx| write_health(tx.conn, &config_id, &health))
+        self.write(move |tx| write_health(tx, &config_id, &health))
             .await
     }
 

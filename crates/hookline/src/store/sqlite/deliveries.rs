@@ -4,10 +4,15 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use std::fmt::Write;
+
+use hookline_wire::{Event, Product};
+
 use super::SqliteStore;
+use super::statements::Hot;
 use crate::model::{
-    DeliveryFilter, DeliveryStatus, DeliverySummary, Page, PageRequest, ReplayFilter,
-    SendableDelivery, StoredHook, now_millis,
+    DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest, ReplayFilter,
+    SendableDelivery, StoredHook,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
@@ -93,33 +98,81 @@ pub(super) fn sendable(conn: &Connection, row: DeliveryRow) -> StoreResult<Senda
     row.into_sendable(hooks)
 }
 
-pub(super) fn insert_delivery(
-    conn: &Connection,
-    summary: &DeliverySummary,
-    hook_seqs: &[i64],
+/// New deliveries that share everything but their hooksId and hooks (the deliveries of one claim,
+/// or of one event of a deleted config's queue).
+pub(super) struct NewDeliveries<'a> {
+    pub(super) app_key: &'a str,
+    pub(super) config_id: &'a str,
+    pub(super) product: Product,
+    pub(super) event: Event,
+    /// PENDING (due now) or CANCELLED.
+    pub(super) status: DeliveryStatus,
+    pub(super) now: Millis,
+}
+
+// `OR IGNORE`, with the rows counted after, and no function call per row: an INSERT ... SELECT
+// that could abort halfway (on a constraint, or in a function) makes SQLite keep a statement
+// journal, a copy of every page it touches. Ignoring cannot abort, and a row missing from the
+// count (a hooksId already taken) fails the job instead.
+pub(super) const INSERT_DELIVERIES: &str = "INSERT OR IGNORE INTO deliveries (hooks_id, app_key, \
+     config_id, product, event, status, attempt_count, next_attempt_at, created_at, updated_at) \
+     SELECT value, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8 FROM json_each(?1)";
+/// `?2` holds one array of seqs per delivery of `?1`, in the same order.
+pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (hooks_id, \
+     position, hook_seq) SELECT d.value, h.key, h.value \
+     FROM json_each(?1) d, json_each(?2, '$[' || d.key || ']') h";
+
+/// Writes the deliveries `hooks_ids`, the i-th holding the hooks `seqs[i * per..(i + 1) * per]` in
+/// that order (the last may hold fewer). Two statements, however many deliveries and hooks: the
+/// ids and seqs go in as JSON arrays that `json_each` reads back, where a statement per delivery
+/// and per hook cost a claim of eight one-hook deliveries sixteen executions.
+pub(super) fn insert_deliveries(
+    hot: &mut Hot<'_>,
+    new: &NewDeliveries<'_>,
+    hooks_ids: &[String],
+    seqs: &[i64],
+    per: usize,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
-         attempt_count, next_attempt_at, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        summary.hooks_id,
-        summary.app_key,
-        summary.config_id,
-        summary.product.as_str(),
-        summary.event.as_str(),
-        summary.status.as_str(),
-        summary.attempt_count,
-        summary.next_attempt_at,
-        summary.created_at,
-        summary.updated_at
+    let per = per.max(1);
+    debug_assert!(seqs.len() <= hooks_ids.len() * per);
+    let ids = serde_json::to_string(hooks_ids)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode hooksIds: {e}")))?;
+    let mut seq_lists = String::with_capacity(seqs.len() * 8 + hooks_ids.len() * 3 + 2);
+    seq_lists.push('[');
+    for (i, chunk) in seqs.chunks(per).enumerate() {
+        if i > 0 {
+            seq_lists.push(',');
+        }
+        seq_lists.push('[');
+        for (j, seq) in chunk.iter().enumerate() {
+            if j > 0 {
+                seq_lists.push(',');
+            }
+            let _ = write!(seq_lists, "{seq}");
+        }
+        seq_lists.push(']');
+    }
+    seq_lists.push(']');
+    let deliveries = hot.insert_deliveries.execute(params![
+        ids,
+        new.app_key,
+        new.config_id,
+        new.product.as_str(),
+        new.event.as_str(),
+        new.status.as_str(),
+        new.status.is_open().then_some(new.now),
+        new.now
     ])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES (?1, ?2, ?3)",
-    )?;
-    for (position, seq) in hook_seqs.iter().enumerate() {
-        insert.execute(params![summary.hooks_id, position as i64, seq])?;
+    let hooks = hot.insert_delivery_hooks.execute(params![ids, seq_lists])?;
+    if deliveries != hooks_ids.len() || hooks != seqs.len() {
+        // The whole group rolls back, as a failed constraint did.
+        return Err(StoreError::Unavailable(format!(
+            "{} of {} deliveries and {} of {} of their hooks written: a hooksId already exists",
+            deliveries,
+            hooks_ids.len(),
+            hooks,
+            seqs.len()
+        )));
     }
     Ok(())
 }
@@ -276,7 +329,6 @@ impl SqliteStore {
                 )?
                 .query_map(params![hooks_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let now = now_millis();
             let summary = DeliverySummary::new(
                 new_hooks_id,
                 &row.app_key,
@@ -285,9 +337,18 @@ impl SqliteStore {
                 parse_event(&row.event)?,
                 DeliveryStatus::Pending,
                 delivery_hook_ids(conn, &hooks_id)?,
-                now,
+                tx.now,
             );
-            insert_delivery(conn, &summary, &seqs)?;
+            let new = NewDeliveries {
+                app_key: &summary.app_key,
+                config_id: &summary.config_id,
+                product: summary.product,
+                event: summary.event,
+                status: summary.status,
+                now: summary.created_at,
+            };
+            let ids = [summary.hooks_id.clone()];
+            insert_deliveries(tx.hot, &new, &ids, &seqs, seqs.len())?;
             Ok(Some(summary))
         })
         .await

@@ -5,8 +5,13 @@ use hookline_wire::{Event, Product, ValidatedHook};
 use rusqlite::params;
 
 use super::SqliteStore;
-use crate::model::now_millis;
-use crate::store::{IngestOutcome, StoreResult, StoreSignal};
+use super::writer::{WriteTx, signal_new_work};
+use crate::store::{IngestOutcome, StoreResult};
+
+pub(super) const INSERT_HOOK: &str = "INSERT INTO hooks (app_key, hook_id, product, event, body, \
+     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (app_key, hook_id) DO NOTHING";
+pub(super) const INSERT_QUEUE: &str =
+    "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) VALUES (?1, ?2, ?3)";
 
 impl SqliteStore {
     pub(super) async fn ingest(
@@ -17,52 +22,52 @@ impl SqliteStore {
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
         let app_key = app_key.to_owned();
-        self.write(move |tx| {
-            let conn = tx.conn;
-            let configs: Vec<String> = conn
-                .prepare_cached(
-                    "SELECT config_id FROM subscriptions \
-                     WHERE app_key = ?1 AND product = ?2 AND event = ?3",
-                )?
-                .query_map(params![app_key, product.as_str(), event.as_str()], |r| {
-                    r.get(0)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let now = now_millis();
-            let mut insert_hook = conn.prepare_cached(
-                "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (app_key, hook_id) DO NOTHING",
-            )?;
-            let mut insert_queue = conn.prepare_cached(
-                "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) VALUES (?1, ?2, ?3)",
-            )?;
-            let mut outcome = IngestOutcome::default();
-            for hook in &hooks {
-                let inserted = insert_hook.execute(params![
-                    app_key,
-                    hook.hook_id,
-                    product.as_str(),
-                    event.as_str(),
-                    hook.json,
-                    now
-                ])?;
-                if inserted == 0 {
-                    continue; // accepted before: idempotent retry of a producer
-                }
-                outcome.new_hooks += 1;
-                let seq = conn.last_insert_rowid();
-                for config_id in &configs {
-                    insert_queue.execute(params![config_id, event.as_str(), seq])?;
-                    outcome.queued += 1;
-                }
-            }
-            if outcome.queued > 0 {
-                for config_id in configs {
-                    tx.signals.push(StoreSignal::NewWork { config_id });
-                }
-            }
-            Ok(outcome)
-        })
-        .await
+        self.write(move |tx| ingest_job(tx, &app_key, product, event, &hooks))
+            .await
     }
+}
+
+fn ingest_job(
+    tx: &mut WriteTx<'_, '_>,
+    app_key: &str,
+    product: Product,
+    event: Event,
+    hooks: &[ValidatedHook],
+) -> StoreResult<IngestOutcome> {
+    let WriteTx {
+        conn,
+        hot,
+        subscriptions,
+        signals,
+        now,
+    } = tx;
+    // The writer's copy of the subscriptions: no SELECT per ingest.
+    let configs = subscriptions.configs(conn, app_key, product, event)?;
+    let mut outcome = IngestOutcome::default();
+    for hook in hooks {
+        let inserted = hot.insert_hook.execute(params![
+            app_key,
+            hook.hook_id,
+            product.as_str(),
+            event.as_str(),
+            hook.json,
+            *now
+        ])?;
+        if inserted == 0 {
+            continue; // accepted before: idempotent retry of a producer
+        }
+        outcome.new_hooks += 1;
+        let seq = conn.last_insert_rowid();
+        for config_id in configs.clone() {
+            hot.insert_queue
+                .execute(params![config_id, event.as_str(), seq])?;
+            outcome.queued += 1;
+        }
+    }
+    if outcome.queued > 0 {
+        for config_id in configs {
+            signal_new_work(signals, config_id);
+        }
+    }
+    Ok(outcome)
 }

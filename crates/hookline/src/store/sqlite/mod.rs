@@ -12,7 +12,8 @@
 //! power loss may lose the last commits (`--fsync full`, [`Fsync::Full`], is the knob for that).
 //!
 //! This file holds the store, its opening and closing, and the [`Store`] implementation, each
-//! method handed to the file of its concern: `schema` (migrations), `connection`, `writer`,
+//! method handed to the file of its concern: `schema` (migrations), `connection`, `writer` (with
+//! `statements`, its prepared statements, and `subscriptions`, its copy of the fan-out index),
 //! `attempts` (attempt records), `ingest`, `claims` (the engine's work), `configs` (app keys and
 //! configs), `deliveries` (the delivery log, redelivery, replay) and `maintenance` (retention,
 //! stats, the chart). The behaviour tests both backends share are in `store/tests.rs`.
@@ -27,6 +28,8 @@ mod deliveries;
 mod ingest;
 mod maintenance;
 mod schema;
+mod statements;
+mod subscriptions;
 mod writer;
 
 use std::path::Path;

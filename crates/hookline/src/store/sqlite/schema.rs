@@ -14,6 +14,8 @@ const MIGRATIONS: &[&str] = &[
     // planner must check against bound values makes SQLite re-prepare statements over and over; a
     // plain index on status serves the same queries.
     include_str!("migrations/0003_deliveries_without_rowid.sql"),
+    // 4: claims find the config's oldest queued hook with one probe.
+    include_str!("migrations/0004_queue_by_config_seq.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

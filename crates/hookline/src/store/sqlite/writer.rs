@@ -6,7 +6,8 @@
 //! before it writes anything, and any other error rolls the whole group back; the jobs that ran
 //! in it fail, those it did not reach go first into the next group. Callers get their answer
 //! only after the commit ([`SqliteStore::write`]), except claims
-//! ([`SqliteStore::write_uncommitted`]).
+//! ([`SqliteStore::write_uncommitted`]). Jobs find the writer's hot statements prepared
+//! (`statements`) and its copy of the subscriptions (`subscriptions`) in [`WriteTx`].
 //!
 //! The checkpointer copies the WAL into the database file on its own thread, so the writer never
 //! pays for checkpoints.
@@ -21,6 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::SqliteStore;
 use super::attempts::{Unrecorded, resubmit_unrecorded};
 use super::connection::poisoned;
+use super::statements::Hot;
+use super::subscriptions::Subscriptions;
+use crate::model::{Millis, now_millis};
 use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
@@ -28,24 +32,47 @@ const MAX_JOBS_PER_COMMIT: usize = 1024;
 /// How often the background checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// What a write job sees: the open transaction and the signals to emit if it commits.
-pub(super) struct WriteTx<'a> {
-    pub(super) conn: &'a Connection,
+/// What a write job sees: the open transaction, the writer's prepared statements and its copy of
+/// the subscriptions, the signals to emit if the group commits, and the group's clock.
+pub(super) struct WriteTx<'a, 'c> {
+    pub(super) conn: &'c Connection,
+    pub(super) hot: &'a mut Hot<'c>,
+    pub(super) subscriptions: &'a mut Subscriptions,
     pub(super) signals: &'a mut Vec<StoreSignal>,
+    /// When the group started: one clock read per group, not one per job. Every write of a group
+    /// commits at once, so they may share a time.
+    pub(super) now: Millis,
+}
+
+/// Queues `NewWork` for a config unless the latest signal of this group about it already is one:
+/// a group of many one-hook ingests for one config wakes the engine once, not once per ingest.
+/// A `QueueDrained` in between is kept in order, so the engine ends in the same state.
+pub(super) fn signal_new_work(signals: &mut Vec<StoreSignal>, config_id: &str) {
+    let latest = signals.iter().rev().find(|s| match s {
+        StoreSignal::NewWork { config_id: id } | StoreSignal::QueueDrained { config_id: id } => {
+            id == config_id
+        }
+        _ => false,
+    });
+    if !matches!(latest, Some(StoreSignal::NewWork { .. })) {
+        signals.push(StoreSignal::NewWork {
+            config_id: config_id.to_owned(),
+        });
+    }
 }
 
 pub(super) type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
 /// A job gets the transaction (or the reason there is none) and returns how it went and what to
 /// do once the group's commit is known.
 pub(super) type Job =
-    Box<dyn FnOnce(StoreResult<&mut WriteTx<'_>>) -> (JobStatus, Finisher) + Send>;
+    Box<dyn FnOnce(StoreResult<&mut WriteTx<'_, '_>>) -> (JobStatus, Finisher) + Send>;
 
 impl SqliteStore {
     /// Runs `f` in the writer's next group commit and returns its result once committed.
     pub(super) async fn write<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<R> + Send + 'static,
+        F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(move |ctx| match ctx {
@@ -76,7 +103,7 @@ impl SqliteStore {
     pub(super) async fn write_uncommitted<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_>) -> StoreResult<R> + Send + 'static,
+        F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: Job = Box::new(move |ctx| {
@@ -111,17 +138,25 @@ impl SqliteStore {
     }
 }
 
-/// Transaction control statements, prepared once: parsing them per job showed in profiles.
-fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
-}
-
 pub(super) fn writer_loop(
     conn: Connection,
     jobs: std::sync::mpsc::Receiver<Job>,
     signals_out: mpsc::UnboundedSender<StoreSignal>,
 ) {
+    let mut hot = match Hot::prepare(&conn) {
+        Ok(hot) => hot,
+        Err(e) => {
+            // Cannot happen with a migrated schema; if it does, every write fails loudly.
+            let e = StoreError::from(e);
+            tracing::error!(error = %e, "the writer cannot prepare its statements");
+            while let Ok(job) = jobs.recv() {
+                let (_, finish) = job(Err(e.clone()));
+                finish(Err(e.clone()));
+            }
+            return;
+        }
+    };
+    let mut subscriptions = Subscriptions::default();
     let mut signals: Vec<StoreSignal> = Vec::new();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     let mut finishers: Vec<Finisher> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
@@ -143,19 +178,24 @@ pub(super) fn writer_loop(
             }
         }
 
-        if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
+        if let Err(e) = hot.begin.execute([]) {
+            let e = StoreError::from(e);
             for job in batch.drain(..) {
                 let (_, finish) = job(Err(e.clone()));
                 finish(Err(e.clone()));
             }
             continue;
         }
+        let now = now_millis();
         let mut failure = None;
         let mut pending = batch.drain(..);
         for job in pending.by_ref() {
             let mut ctx = WriteTx {
                 conn: &conn,
+                hot: &mut hot,
+                subscriptions: &mut subscriptions,
                 signals: &mut signals,
+                now,
             };
             let (status, finish) = job(Ok(&mut ctx));
             finishers.push(finish);
@@ -166,13 +206,15 @@ pub(super) fn writer_loop(
         }
         carried.extend(pending);
         let outcome = match failure {
-            None => run_cached(&conn, "COMMIT"),
+            None => hot.commit.execute([]).map(drop).map_err(StoreError::from),
             Some(e) => Err(e),
         };
         if let Err(e) = &outcome {
             tracing::error!(error = %e, jobs = finishers.len(), "write group rolled back");
             let _ = conn.execute_batch("ROLLBACK");
             signals.clear();
+            // The copy may hold rows read inside the group that the rollback took back.
+            subscriptions.clear();
         }
         // Signals first, then answers: whoever learns that its write committed can rely on the
         // engine having been told of the work it created.
@@ -183,6 +225,7 @@ pub(super) fn writer_loop(
             finish(outcome.clone());
         }
     }
+    drop(hot);
     // Every sender is gone: checkpoint so the WAL does not linger.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }
