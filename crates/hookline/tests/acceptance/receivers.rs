@@ -269,3 +269,90 @@ async fn retry_after_on_429_pushes_the_next_attempt_back() {
         "Retry-After: 2 must hold the next attempt back 2 s, not the schedule's 100 ms: {gap}"
     );
 }
+
+/// https against real TLS receivers with certificates made by the test: delivery succeeds when the
+/// receiver's certificate chains to a CA the server trusts, and fails as `TLS` (no request sent)
+/// with an unknown CA, an expired certificate and a certificate for another host name. A server
+/// not told to trust the test CA refuses even the valid one: the extra root is never on by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_is_delivered_only_to_a_certificate_that_checks_out() {
+    let ca = tls::TestCa::new("trusted");
+    let stranger = tls::TestCa::new("unknown");
+    let good = Receiver::start_tls(ca.server_config(tls::Leaf::Valid)).await;
+    let unknown = Receiver::start_tls(stranger.server_config(tls::Leaf::Valid)).await;
+    let expired = Receiver::start_tls(ca.server_config(tls::Leaf::Expired)).await;
+    let other_name = Receiver::start_tls(ca.server_config(tls::Leaf::OtherName)).await;
+    let trust = ca.trust_args();
+    let srv = Server::start_with(&[trust[0].as_str(), trust[1].as_str()]).await;
+    let app = srv.create_app_key("tls").await;
+    let mut configs = Vec::new();
+    for (rx, path) in [
+        (&good, "/good"),
+        (&unknown, "/unknown-ca"),
+        (&expired, "/expired"),
+        (&other_name, "/other-name"),
+    ] {
+        let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url(path));
+        body["retrySchedule"] = json!([]);
+        let cfg = srv.create_config(&app, body).await;
+        configs.push(s(&cfg, "webhookConfigId"));
+    }
+    assert!(good.url("/").starts_with("https://"));
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+
+    let reqs = srv.ok(good.wait_for_hooks(&ids, PROMPT).await);
+    assert_eq!(reqs[0].path, "/good");
+    srv.wait_for_hook_delivery(&app, &configs[0], &ids[0], "SUCCEEDED", PROMPT)
+        .await;
+    for (rx, cfg_id, what) in [
+        (&unknown, &configs[1], "a certificate from an unknown CA"),
+        (&expired, &configs[2], "an expired certificate"),
+        (
+            &other_name,
+            &configs[3],
+            "a certificate for another host name",
+        ),
+    ] {
+        let d = srv
+            .wait_for_hook_delivery(&app, cfg_id, &ids[0], "FAILED", PROMPT)
+            .await;
+        let attempt = &d["attempts"][0];
+        assert_eq!(attempt["errorKind"], json!("TLS"), "{what}: {d:#}");
+        assert_eq!(attempt["statusCode"], Value::Null, "{what}: {d:#}");
+        assert!(
+            rx.tls_failures() >= 1,
+            "{what}: the receiver saw no failed handshake"
+        );
+        assert!(
+            rx.requests().is_empty(),
+            "{what}: a request went over a refused handshake"
+        );
+    }
+
+    // Without --test-extra-root-ca the same valid receiver is refused: only the webpki roots.
+    let plain = Server::start().await;
+    let app = plain.create_app_key("tls-default").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &good.url("/untrusted"));
+    body["retrySchedule"] = json!([]);
+    let cfg = plain.create_config(&app, body).await;
+    let ids = plain
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+        )
+        .await;
+    let d = plain
+        .wait_for_hook_delivery(&app, &s(&cfg, "webhookConfigId"), &ids[0], "FAILED", PROMPT)
+        .await;
+    assert_eq!(d["attempts"][0]["errorKind"], json!("TLS"), "{d:#}");
+    assert!(good.requests_to("/untrusted").is_empty());
+}
