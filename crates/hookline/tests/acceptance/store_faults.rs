@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -140,24 +140,6 @@ async fn a_full_disk_answers_503_changes_nothing_and_recovers_by_itself() {
     drop(mount);
 }
 
-/// Polls the server's stderr until a line contains every one of `parts`; returns that line.
-async fn wait_for_log_line(srv: &Server, parts: &[&str], deadline: Duration) -> String {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(line) = srv
-            .stderr_all()
-            .lines()
-            .find(|l| parts.iter().all(|p| l.contains(p)))
-        {
-            return line.to_string();
-        }
-        if Instant::now() > end {
-            srv.fail(format!("no log line with {parts:?} within {deadline:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// An attempt that happens while the disk is full: its record cannot commit, the server keeps
 /// it and writes it once space is back, with no restart; the delivery is not sent again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,7 +208,8 @@ async fn an_attempt_record_that_cannot_commit_is_written_when_space_is_back() {
 
     // The receiver answers: the attempt succeeds, and its record cannot commit.
     rx.set_hold(false);
-    wait_for_log_line(&srv, &["attempt record not committed", &hooks_id], PROMPT).await;
+    srv.wait_for_log(&["attempt record not committed", &hooks_id], PROMPT)
+        .await;
     let d = srv.get_delivery(&app, &hooks_id).await;
     assert_eq!(d["status"], json!("PENDING"), "nothing was recorded: {d:#}");
     assert_eq!(d["attempts"], json!([]), "{d:#}");
@@ -272,13 +255,15 @@ async fn fsync_full_is_what_the_store_runs_with() {
         ..Options::default()
     };
     let by_default = Server::start_with_options(&[], embedded()).await;
-    let line = wait_for_log_line(&by_default, &["embedded store opened"], PROMPT).await;
+    let line = by_default
+        .wait_for_log(&["embedded store opened"], PROMPT)
+        .await;
     assert!(line.contains("synchronous=\"NORMAL\""), "{line}");
     drop(by_default);
 
     let rx = Receiver::start().await;
     let mut srv = Server::start_with_options(&["--fsync", "full"], embedded()).await;
-    let line = wait_for_log_line(&srv, &["embedded store opened"], PROMPT).await;
+    let line = srv.wait_for_log(&["embedded store opened"], PROMPT).await;
     assert!(
         line.contains("synchronous=\"FULL\""),
         "--fsync full did not reach the store: {line}"
