@@ -448,9 +448,11 @@ mod tests {
         ("10.0.0.2", "[::ffff:10.0.0.2]"),
     ];
 
+    /// Runs a system command (`ip`) under a time limit, so that it cannot hang the test run.
     fn run(args: &[&str]) {
-        let out = std::process::Command::new(args[0])
-            .args(&args[1..])
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
         assert!(

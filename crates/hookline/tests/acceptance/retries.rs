@@ -67,7 +67,32 @@ async fn two_500s_then_200_succeeds_on_the_third_attempt_with_the_same_hooks_id(
     assert_eq!(d["attemptCount"], json!(3));
     assert_eq!(d["webhookConfigId"], cfg["webhookConfigId"]);
     assert_eq!(str_array(&d["hookIds"], "hookIds"), ids);
-    assert_eq!(rx.requests().len(), 3, "no attempt after success");
+    // No attempt after success. A wrong one would follow the schedule (at most 240 ms after the
+    // success); a hook ingested now whose first two attempts fail gets its third at least
+    // 2 x 160 ms later, so once that third attempt succeeded, a wrong one would have come.
+    rx.respond_with(&[500, 500]);
+    let later = srv
+        .ingest(
+            &app,
+            SMS,
+            "MESSAGE_RESULT_UPDATE",
+            vec![samples::sms_result("retry-me-later")],
+        )
+        .await;
+    srv.wait_for_hook_delivery(
+        &app,
+        &s(&cfg, "webhookConfigId"),
+        &later[0],
+        "SUCCEEDED",
+        PROMPT,
+    )
+    .await;
+    let again = rx
+        .requests()
+        .iter()
+        .filter(|r| r.hooks_id().as_deref() == Some(hooks_id.as_str()))
+        .count();
+    assert_eq!(again, 3, "no attempt after success");
     assert_eq!(
         srv.get_config(&app, &s(&cfg, "webhookConfigId")).await["health"]["state"],
         json!("HEALTHY"),
@@ -133,7 +158,27 @@ async fn exhausted_retries_end_failed_and_stop() {
     let a = attempts(&d);
     assert_eq!(a.len(), 3, "1 + 2 retries: {d:#}");
     assert!(a.iter().all(|x| x["statusCode"] == json!(503)), "{d:#}");
-    assert_eq!(rx.requests().len(), 3, "no attempt after FAILED");
+    // No attempt after FAILED. A wrong one would follow the schedule (at most 120 ms later); a
+    // hook ingested now fails its way through the same schedule, its third attempt at least
+    // 2 x 80 ms after its first: once that one is FAILED too, a wrong attempt would have come.
+    let later = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 2)],
+        )
+        .await;
+    let later = srv
+        .wait_for_hook_delivery(&app, &cfg_id, &later[0], "FAILED", PROMPT)
+        .await;
+    assert_eq!(attempts(&later).len(), 3, "{later:#}");
+    let again = rx
+        .requests()
+        .iter()
+        .filter(|r| r.hooks_id().as_deref() == Some(hooks_id.as_str()))
+        .count();
+    assert_eq!(again, 3, "no attempt after FAILED");
     assert!(
         d["nextAttemptAt"].is_null(),
         "a FAILED delivery has no next attempt: {}",

@@ -29,6 +29,8 @@ pub struct Recorded {
     pub peer: SocketAddr,
     /// Requests to the same path being handled when this one arrived, itself included.
     pub concurrent: usize,
+    /// When the receiver had read it (its clock, for checking signed timestamps).
+    pub received_at: std::time::SystemTime,
 }
 
 impl Recorded {
@@ -526,6 +528,7 @@ async fn handle(
         body: body.to_vec(),
         peer,
         concurrent: 0,
+        received_at: std::time::SystemTime::now(),
     };
     let mut rec = rec;
     let path = rec.path.clone();
