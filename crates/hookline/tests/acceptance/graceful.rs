@@ -94,7 +94,7 @@ async fn sigterm_waits_for_an_attempt_that_ends_within_the_grace() {
     let hooks_id = reqs[0].hooks_id().expect("hooksId");
 
     srv.signal(libc::SIGTERM);
-    srv.wait_for_log(&["delivery engine draining", "in_flight=1"], PROMPT)
+    srv.wait_for_log(&["delivery engine draining"], PROMPT)
         .await;
     // Draining: the server is still there, waiting for the attempt. It ends now.
     rx.set_hold(false);
@@ -162,7 +162,7 @@ async fn sigterm_with_an_attempt_in_flight_when_the_grace_runs_out_loses_nothing
         status.success(),
         "hookline exits 0 on SIGTERM with an attempt in flight, got {status}"
     );
-    srv.wait_for_log(&["shutdown grace period over", "in_flight=1"], PROMPT)
+    srv.wait_for_log(&["shutdown grace period over"], PROMPT)
         .await;
 
     rx.set_hold(false);

@@ -287,3 +287,29 @@ async fn a_hook_id_purged_by_retention_is_accepted_as_new() {
         .expect("found above");
     assert_eq!(last.hooks()[0], second, "the new content is delivered");
 }
+
+/// A producer that retries a request whose hooks carry no hookId gets new generated hookIds:
+/// the hooks are not deduplicated and arrive twice (why producers that retry send their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_hook_ids_sent_twice_is_two_hooks() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("idem-none").await;
+    srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/n")))
+        .await;
+    let hook = samples::hook(SMS, "UNSUBSCRIBE", 7);
+    let first = srv
+        .ingest(&app, SMS, "UNSUBSCRIBE", vec![hook.clone()])
+        .await;
+    let second = srv.ingest(&app, SMS, "UNSUBSCRIBE", vec![hook]).await;
+    assert_ne!(first, second, "a generated hookId is new every time");
+    let reqs = srv.ok(rx
+        .wait_for_hooks(&[first[0].clone(), second[0].clone()], PROMPT)
+        .await);
+    let arrived: Vec<_> = reqs.iter().flat_map(|r| r.hooks()).collect();
+    assert_eq!(
+        arrived.len(),
+        2,
+        "the same content arrived twice: {arrived:?}"
+    );
+}
