@@ -376,7 +376,10 @@ fn check_bytes(bytes: &[u8]) -> Result<(), TestCaseError> {
     }
     // The properties of fuzz/fuzz_targets/envelope_parse.rs, on proptest's inputs.
     if let Ok(envelope) = Envelope::parse(bytes) {
-        prop_assert!(!envelope.hooks.is_empty(), "an envelope without hooks parsed");
+        prop_assert!(
+            !envelope.hooks.is_empty(),
+            "an envelope without hooks parsed"
+        );
         let _ = envelope.event();
         if let Ok(hooks) = envelope.typed_hooks() {
             prop_assert_eq!(hooks.len(), envelope.hooks.len());
