@@ -12,6 +12,10 @@ trap './scripts/pg.sh stop' EXIT
 
 # Tests that start the real server look for the binary cargo builds beside them.
 cargo build --workspace --locked --bins
+# The fuzz targets (their own workspace, see RELIABILITY.md "Fuzzing") must keep compiling on
+# stable: type-checked here, not linked (libFuzzer needs nightly for that). Their properties run
+# as proptests in `cargo test` below.
+cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target/fuzz --quiet
 cargo test --workspace --locked --no-fail-fast "$@"
 # The same behaviour suite on the shared store (cluster:: already runs on PostgreSQL).
 HOOKLINE_ACCEPTANCE_STORE=postgres cargo test -p hookline --locked --test acceptance -- --skip cluster::

@@ -374,9 +374,16 @@ fn check_bytes(bytes: &[u8]) -> Result<(), TestCaseError> {
         }
         Err(e) => check_error_path(&e)?,
     }
+    // The properties of fuzz/fuzz_targets/envelope_parse.rs, on proptest's inputs.
     if let Ok(envelope) = Envelope::parse(bytes) {
-        let _ = envelope.typed_hooks();
+        prop_assert!(
+            !envelope.hooks.is_empty(),
+            "an envelope without hooks parsed"
+        );
         let _ = envelope.event();
+        if let Ok(hooks) = envelope.typed_hooks() {
+            prop_assert_eq!(hooks.len(), envelope.hooks.len());
+        }
     }
     Ok(())
 }

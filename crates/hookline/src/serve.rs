@@ -92,6 +92,33 @@ pub struct ServeArgs {
     /// deliveries of a node that died after this long; live nodes renew theirs every third of it.
     #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub lease_ttl: Duration,
+    /// Tests only: also trust the CA certificates in this PEM file when delivering over https
+    /// (the acceptance tests' TLS receivers). Hidden, with no environment variable, so that it is
+    /// never on unless a command line asks for it.
+    #[arg(long, hide = true)]
+    pub test_extra_root_ca: Option<PathBuf>,
+}
+
+/// The certificates of `--test-extra-root-ca`: at least one, or a start-up error.
+fn extra_root_certs(
+    path: Option<&Path>,
+) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("--test-extra-root-ca: cannot read {}", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("--test-extra-root-ca: no certificate in {}", path.display());
+    }
+    tracing::warn!(
+        file = %path.display(),
+        certificates = certs.len(),
+        "trusting extra root certificates for https deliveries (a test-only flag)"
+    );
+    Ok(certs)
 }
 
 /// The admin token: from the environment, or generated once and kept in the data dir.
@@ -141,6 +168,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.ingest_burst,
         args.max_hooks_per_request,
     )?;
+    // Durability on PostgreSQL is the server's (`synchronous_commit`): a flag that would do
+    // nothing there is refused rather than ignored.
+    if args.fsync == Fsync::Full && args.database_url.is_some() {
+        anyhow::bail!(
+            "--fsync full applies to the embedded store only; with --database-url, durability is \
+             PostgreSQL's own setting (synchronous_commit, fsync)"
+        );
+    }
+    let extra_roots = extra_root_certs(args.test_extra_root_ca.as_deref())?;
     {
         // A data dir hookline creates is private (0700): it holds the admin token and the
         // embedded database (signing secrets, phone numbers).
@@ -200,6 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             shutdown_grace: args.shutdown_grace,
             // Expired leases are found within a third of the lease time.
             sweep_every: shared.then(|| lease_ttl / 3),
+            extra_root_certs: extra_roots,
         },
     )
     .await?;

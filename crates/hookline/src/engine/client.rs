@@ -23,6 +23,7 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::model::{AttemptErrorKind, AttemptResult, WebhookConfig, now_millis};
@@ -206,10 +207,26 @@ pub struct DeliveryClient {
 }
 
 impl DeliveryClient {
-    pub fn new(allow_private_targets: bool) -> anyhow::Result<Self> {
+    /// `extra_roots` are trusted beside the webpki roots: empty in production; the acceptance
+    /// tests pass the CA of their TLS receivers (serve's hidden `--test-extra-root-ca`), so that
+    /// https is tested through this very verifier rather than a test-only one.
+    pub fn new(
+        allow_private_targets: bool,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> anyhow::Result<Self> {
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for root in extra_roots {
+            roots.add(root.clone())?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(GuardedConnector {
@@ -393,6 +410,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Health, WebhookConfig};
 
     #[test]
     fn blocks_internal_ranges_in_every_form() {
@@ -436,6 +454,164 @@ mod tests {
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(!is_blocked_ip(ip), "{ip} must be allowed");
+        }
+    }
+
+    /// Addresses of the blocked ranges that a host could really have on an interface, one of
+    /// each kind: private 10/8, 172.16/12, 192.168/16, link-local (the cloud metadata address),
+    /// shared 100.64/10, benchmarking 198.18/15, IPv6 unique-local, and an IPv4-mapped IPv6
+    /// spelling of a private address.
+    const PRIVATE_TARGETS: [(&str, &str); 8] = [
+        ("10.0.0.1", "10.0.0.1"),
+        ("172.16.0.1", "172.16.0.1"),
+        ("192.168.1.1", "192.168.1.1"),
+        ("169.254.169.254", "169.254.169.254"),
+        ("100.64.0.1", "100.64.0.1"),
+        ("198.18.0.1", "198.18.0.1"),
+        ("fd00::1", "[fd00::1]"),
+        ("10.0.0.2", "[::ffff:10.0.0.2]"),
+    ];
+
+    /// Runs a system command (`ip`) under a time limit, so that it cannot hang the test run.
+    fn run(args: &[&str]) {
+        let out = std::process::Command::new("timeout")
+            .arg("30")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn config(url: String) -> WebhookConfig {
+        WebhookConfig {
+            id: "c".into(),
+            app_key: "a".into(),
+            product: hookline_wire::Product::Sms,
+            events: vec![hookline_wire::Event::Unsubscribe],
+            url,
+            signature: "s".into(),
+            signing_secret: None,
+            previous_signing_secret: None,
+            enabled: true,
+            description: String::new(),
+            max_hooks_per_request: 1,
+            max_requests_in_flight: 1,
+            timeout_ms: 5_000,
+            retry_schedule: Vec::new(),
+            health: Health::default(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// The private ranges go through the real client and connector, not only the predicate:
+    /// every target has a listener behind it, the guarded client's attempt is `BLOCKED_ADDRESS`
+    /// and no connection reaches the listener, while a client allowing private targets does get
+    /// its 200 there (so the guard, not the network, is what stopped the first).
+    ///
+    /// It runs in a network namespace of its own (its thread's, needs root as the acceptance
+    /// tests' mounts do; it fails rather than skips without), where these addresses are put on
+    /// the loopback interface: whatever the guard does, no packet leaves the machine.
+    #[test]
+    fn the_connector_refuses_every_private_range_before_connecting() {
+        let thread = std::thread::spawn(|| {
+            // SAFETY: unshare(2) with CLONE_NEWNET only changes this thread's network
+            // namespace; no memory is involved.
+            let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET) failed (this test needs root): {}",
+                std::io::Error::last_os_error()
+            );
+            // Children and threads started from here on inherit this thread's namespace.
+            run(&["ip", "link", "set", "lo", "up"]);
+            for (ip, _) in PRIVATE_TARGETS {
+                if ip.contains(':') {
+                    run(&[
+                        "ip",
+                        "-6",
+                        "addr",
+                        "add",
+                        &format!("{ip}/128"),
+                        "dev",
+                        "lo",
+                        "nodad",
+                    ]);
+                } else {
+                    run(&["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"]);
+                }
+            }
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(check_private_targets());
+        });
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    async fn check_private_targets() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let guarded = DeliveryClient::new(false, &[]).unwrap();
+        let open = DeliveryClient::new(true, &[]).unwrap();
+        for (ip, host) in PRIVATE_TARGETS {
+            let listener = tokio::net::TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
+                .await
+                .unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+            let port = listener.local_addr().unwrap().port();
+            let connections = Arc::new(AtomicUsize::new(0));
+            let counter = connections.clone();
+            let server = tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        let mut got = Vec::new();
+                        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    });
+                }
+            });
+            let url = format!("http://{host}:{port}/hook");
+            let cfg = config(url.clone());
+            let out = || Outgoing {
+                config: &cfg,
+                hooks_id: "h",
+                envelope: Bytes::from_static(b"{}"),
+                test: false,
+            };
+            let blocked = guarded.send(out()).await;
+            assert_eq!(
+                blocked.error_kind,
+                Some(AttemptErrorKind::BlockedAddress),
+                "{url}: {blocked:?}"
+            );
+            assert_eq!(
+                connections.load(Ordering::SeqCst),
+                0,
+                "{url}: the guarded client connected"
+            );
+            let allowed = open.send(out()).await;
+            assert_eq!(allowed.status_code, Some(200), "{url}: {allowed:?}");
+            assert!(connections.load(Ordering::SeqCst) >= 1);
+            server.abort();
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct EngineSettings {
     /// With a shared store: how often to look for due work no signal announces (other nodes'
     /// retries, leases expired with their node). `None`: this process is the only one.
     pub sweep_every: Option<Duration>,
+    /// Certificates trusted as roots beside the webpki roots (tests only; empty by default).
+    pub extra_root_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl Default for EngineSettings {
@@ -74,6 +76,7 @@ impl Default for EngineSettings {
             health: HealthPolicy::default(),
             shutdown_grace: Duration::from_secs(30),
             sweep_every: None,
+            extra_root_certs: Vec::new(),
         }
     }
 }
@@ -99,7 +102,8 @@ impl Engine {
         store: Arc<dyn Store>,
         settings: EngineSettings,
     ) -> anyhow::Result<(Engine, tokio::task::JoinHandle<()>)> {
-        let client = DeliveryClient::new(settings.allow_private_targets)?;
+        let client =
+            DeliveryClient::new(settings.allow_private_targets, &settings.extra_root_certs)?;
         let signals = store
             .take_signals()
             .ok_or_else(|| anyhow::anyhow!("the store's signals are already taken"))?;

@@ -88,6 +88,8 @@ pub fn parse_retry_after(value: &str, now: Millis) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
@@ -117,6 +119,22 @@ mod tests {
     #[test]
     fn jitter_stays_within_twenty_percent_and_schedule_ends() {
         let schedule = [Duration::from_secs(10), Duration::from_secs(100)];
+        // The factor is applied as given, and clamped to the window.
+        for (factor, want) in [(0.8, 8_000), (0.9, 9_000), (1.0, 10_000), (1.2, 12_000)] {
+            assert_eq!(
+                after_failure(&schedule, 1, None, || factor),
+                NextStep::RetryAfter(Duration::from_millis(want)),
+                "factor {factor}"
+            );
+        }
+        assert_eq!(
+            after_failure(&schedule, 1, None, || 0.1),
+            NextStep::RetryAfter(Duration::from_secs(8))
+        );
+        // The random factor spreads over the window: were it gone (always 1.0), every delay
+        // would be 10 s and this fails. 1000 uniform draws all miss the lowest (or highest) 22 %
+        // of the window with a probability of 0.78^1000, about 1e-108.
+        let mut delays = Vec::new();
         for _ in 0..1000 {
             let NextStep::RetryAfter(d) = after_failure(&schedule, 1, None, random_jitter) else {
                 panic!("attempt 1 of 3 must be retried");
@@ -125,7 +143,16 @@ mod tests {
                 d >= Duration::from_secs(8) && d <= Duration::from_secs(12),
                 "{d:?}"
             );
+            delays.push(d);
         }
+        let (min, max) = (delays.iter().min(), delays.iter().max());
+        assert!(
+            min.is_some_and(|d| *d < Duration::from_millis(8_900))
+                && max.is_some_and(|d| *d > Duration::from_millis(11_100)),
+            "jitter does not spread the delay over 8-12 s: {min:?}..{max:?}"
+        );
+        let distinct: HashSet<Duration> = delays.iter().copied().collect();
+        assert!(distinct.len() > 900, "{} distinct delays", distinct.len());
         assert!(
             matches!(after_failure(&schedule, 2, None, random_jitter), NextStep::RetryAfter(d) if d >= Duration::from_secs(80))
         );

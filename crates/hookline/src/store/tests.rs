@@ -681,42 +681,94 @@ async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded(
     }
 }
 
+/// The lease expiry the database holds for `hooks_id` (`None`: not leased).
+async fn lease_expiry(db: &tokio_postgres::Client, hooks_id: &str) -> Option<i64> {
+    db.query_one(
+        "SELECT lease_expires_at FROM deliveries WHERE hooks_id = $1",
+        &[&hooks_id],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// `lease(store, hooks_id)`, asserting that it is refused while the lease the database holds
+/// has not expired. The expiry is read first and compared after the answer, so a pause of the
+/// machine can only make the check vacuous (the lease really expired meanwhile), never fail it.
+async fn lease_unless_expired(
+    db: &tokio_postgres::Client,
+    store: &Arc<dyn Store>,
+    hooks_id: &str,
+    what: &str,
+) -> Option<crate::model::SendableDelivery> {
+    let expiry = lease_expiry(db, hooks_id).await;
+    let got = lease(store, hooks_id).await;
+    if got.is_some() {
+        let now = now_millis();
+        assert!(
+            expiry.is_none_or(|e| e < now),
+            "{what}: leased at {now} although the lease held expires at {expiry:?}"
+        );
+    }
+    got
+}
+
 #[tokio::test]
 async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back() {
-    let ttl = Duration::from_millis(600);
-    let (a, b, _) = two_nodes(ttl).await;
-    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    // Long enough that a loaded machine's pauses (a renewal a second late, opening a store)
+    // stay inside it; the expiries themselves are read from the database, not assumed.
+    let ttl = Duration::from_secs(3);
+    let (a, b, config) = two_nodes(ttl).await;
+    let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let cfg = config_with_app("c1", "ak");
     a.insert_config(cfg.clone()).await.unwrap();
     a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
         .await
         .unwrap();
     let first = claim_one(&a, &cfg, 1).await;
+    let claimed_until = lease_expiry(&db, &first).await.expect("a claim leases");
 
-    // While A lives it renews its lease: for three lease times B never gets the delivery.
-    let until = tokio::time::Instant::now() + ttl * 3;
-    while tokio::time::Instant::now() < until {
+    // While A lives it renews its lease: the expiry moves on, and once the claim's own expiry
+    // is past, B still cannot take the delivery.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while now_millis() <= claimed_until + 100 {
         assert!(
-            lease(&b, &first).await.is_none(),
+            lease_unless_expired(&db, &b, &first, "while A lives")
+                .await
+                .is_none(),
             "a live node's lease was taken"
         );
-        tokio::time::sleep(ttl / 6).await;
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(ttl / 10).await;
     }
+    let renewed_until = lease_expiry(&db, &first).await.expect("still leased");
+    assert!(
+        renewed_until > claimed_until,
+        "A never renewed its lease ({claimed_until} -> {renewed_until})"
+    );
+    assert!(
+        lease_unless_expired(&db, &b, &first, "after renewal")
+            .await
+            .is_none()
+    );
 
     // A closes: its lease is handed back at once.
     a.close().await;
+    assert_eq!(
+        lease_expiry(&db, &first).await,
+        None,
+        "closing hands the lease back"
+    );
     assert!(lease(&b, &first).await.is_some());
 
     // A node that dies (C, dropped without closing) stops renewing; once its lease expires,
-    // B's sweep finds the delivery and B takes it over.
+    // the survivor's sweep finds the delivery and takes it over, not before. The survivor is
+    // opened first, so that opening it takes nothing from the lease's time.
     let (c, b2, config) = two_nodes(ttl).await;
     drop(b2);
-    let cfg2 = config_with_app("c2", "ak2");
-    c.insert_config(cfg2.clone()).await.unwrap();
-    c.ingest("ak2", Product::Sms, Event::ConversionBlock, hooks("k", 1))
-        .await
-        .unwrap();
-    let orphan = claim_one(&c, &cfg2, 1).await;
-    drop(c);
+    let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
     let survivor: Arc<dyn Store> = Arc::new(
         PostgresStore::open_config(
             config,
@@ -728,21 +780,36 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
         .await
         .unwrap(),
     );
+    let cfg2 = config_with_app("c2", "ak2");
+    c.insert_config(cfg2.clone()).await.unwrap();
+    c.ingest("ak2", Product::Sms, Event::ConversionBlock, hooks("k", 1))
+        .await
+        .unwrap();
+    let orphan = claim_one(&c, &cfg2, 1).await;
+    drop(c);
     assert!(
-        lease(&survivor, &orphan).await.is_none(),
+        lease_unless_expired(&db, &survivor, &orphan, "right after C died")
+            .await
+            .is_none(),
         "taken before expiry"
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
+        let expiry = lease_expiry(&db, &orphan).await;
         let due = survivor.due_deliveries(now_millis(), 10).await.unwrap();
         if due.iter().any(|d| d.hooks_id == orphan) {
+            let now = now_millis();
+            assert!(
+                expiry.is_none_or(|e| e < now),
+                "the sweep found a delivery whose lease expires at {expiry:?} (now {now})"
+            );
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the expired lease was never found"
         );
-        tokio::time::sleep(ttl / 6).await;
+        tokio::time::sleep(ttl / 10).await;
     }
     assert!(lease(&survivor, &orphan).await.is_some());
 }

@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 use crate::support::server::{Options, scratch_postgres_database};
 use crate::support::*;
 
+mod faults;
+mod idempotency;
+
 const CONFIGS: usize = 20;
 const HOOKS: usize = 10_000;
 const PAIRS: usize = CONFIGS * HOOKS;

@@ -97,10 +97,16 @@ async fn kill9_with_the_receiver_down_loses_no_accepted_hook() {
     );
 }
 
+/// `kill -9` while deliveries are in flight: the receiver holds the first requests unanswered,
+/// their deliveries are committed (PENDING in the log), the server is killed, and after the
+/// restart those very deliveries (same hooksId) arrive again, and every accepted hook arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_while_delivering_loses_no_accepted_hook() {
     let rx = Receiver::start().await;
-    let mut srv = Server::start().await;
+    rx.set_hold(true);
+    // A short lease on PostgreSQL: the restarted process is another node, which takes over the
+    // dead one's deliveries once their leases expire (ignored by the embedded store).
+    let mut srv = Server::start_with(&["--lease-ttl", "2s"]).await;
     let app = srv.create_app_key("crash-live").await;
     let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/live"));
     body["retrySchedule"] = schedule(30, "500ms");
@@ -116,8 +122,31 @@ async fn kill9_while_delivering_loses_no_accepted_hook() {
             .collect();
         all.extend(srv.ingest(&app, SMS, "UNSUBSCRIBE", hooks).await);
     }
+    // Two requests in flight, held unanswered; their deliveries are committed.
+    let held = srv.ok(rx.wait_for_requests(2, PROMPT).await);
+    let held: BTreeSet<String> = held.iter().filter_map(|r| r.hooks_id()).collect();
+    assert_eq!(held.len(), 2, "two deliveries in flight");
+    for hooks_id in &held {
+        srv.wait_for_delivery_status(&app, hooks_id, "PENDING", PROMPT)
+            .await;
+    }
     srv.kill9().await;
+    rx.set_hold(false);
+    let before_restart = rx.requests().len();
     srv.restart().await;
+    srv.ok(rx
+        .wait_until(
+            SLOW,
+            "the deliveries in flight at the kill, again",
+            |reqs| {
+                let again: BTreeSet<String> = reqs[before_restart..]
+                    .iter()
+                    .filter_map(|r| r.hooks_id())
+                    .collect();
+                held.is_subset(&again)
+            },
+        )
+        .await);
     srv.ok(rx.wait_for_hooks(&all, SLOW).await);
     wait_for_log_to_settle(&srv, &app, &cfg_id, &all).await;
 }

@@ -271,6 +271,92 @@ fn signatures_verifying(r: &Recorded, key: &[u8]) -> usize {
     sigs.split(' ').filter(|s| *s == want).count()
 }
 
+/// The key of a `whsec_<base64>` signing secret.
+fn secret_key(secret: &str) -> Vec<u8> {
+    use base64::Engine;
+    let b64 = secret
+        .strip_prefix("whsec_")
+        .unwrap_or_else(|| panic!("not a whsec_ secret: {secret:?}"));
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap_or_else(|e| panic!("{secret:?}: {e}"))
+}
+
+/// The previous signing secret signs only until its grace period ends: every request signed
+/// (by its `webhook-timestamp`) a second or more before `previousSigningSecretExpiresAt` carries
+/// both signatures, every one signed a second or more after carries the new key's alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_signing_secret_stops_when_its_grace_ends() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("rotation-end").await;
+    let old_key = [3u8; 32];
+    let new_key = [4u8; 32];
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/grace"));
+    body["signingSecret"] = json!(format!("whsec_{}", crypto::base64_encode(&old_key)));
+    let cfg = srv.create_config(&app, body).await;
+    let id = s(&cfg, "webhookConfigId");
+    let resp = srv
+        .post(
+            &app.auth(),
+            &app.path(&format!("/webhook-configs/{id}/signing-secret/rotate")),
+            json!({
+                "signingSecret": format!("whsec_{}", crypto::base64_encode(&new_key)),
+                "gracePeriod": "3s",
+            }),
+        )
+        .await;
+    let body = srv.expect(resp, 200, "rotate with a 3 s grace");
+    let expires_at = chrono::DateTime::parse_from_rfc3339(&s(
+        &body["webhookConfig"],
+        "previousSigningSecretExpiresAt",
+    ))
+    .expect("RFC 3339")
+    .timestamp_millis();
+
+    // Hooks one after the other, each awaited, until one is signed well after the expiry.
+    let (mut during, mut after) = (0, 0);
+    for i in 0..200 {
+        let ids = srv
+            .ingest(
+                &app,
+                SMS,
+                "UNSUBSCRIBE",
+                vec![samples::hook(SMS, "UNSUBSCRIBE", i)],
+            )
+            .await;
+        let reqs = srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+        let r = reqs
+            .iter()
+            .find(|r| r.hook_ids().contains(&ids[0]))
+            .expect("arrived");
+        let ts: i64 = r
+            .header("webhook-timestamp")
+            .and_then(|t| t.parse().ok())
+            .expect("webhook-timestamp");
+        let sigs = r.header("webhook-signature").unwrap_or("");
+        if (ts + 1) * 1000 <= expires_at {
+            during += 1;
+            assert_eq!(sigs.split(' ').count(), 2, "within the grace: {sigs:?}");
+            assert_eq!(signatures_verifying(r, &old_key), 1, "{sigs:?}");
+            assert_eq!(signatures_verifying(r, &new_key), 1, "{sigs:?}");
+        } else if ts * 1000 >= expires_at + 1000 {
+            after += 1;
+            assert_eq!(
+                sigs.split(' ').count(),
+                1,
+                "signed at {ts}, after the grace ended at {expires_at} ms: {sigs:?}"
+            );
+            assert_eq!(signatures_verifying(r, &new_key), 1, "{sigs:?}");
+            assert_eq!(signatures_verifying(r, &old_key), 0, "{sigs:?}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(during >= 1, "no request was signed within the grace");
+    assert_eq!(after, 1, "no request was signed after the grace");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_secret_rotation_signs_with_both_keys_during_the_grace_period() {
     let rx = Receiver::start().await;
@@ -343,6 +429,11 @@ async fn signing_secret_rotation_signs_with_both_keys_during_the_grace_period() 
     let sigs = r.header("webhook-signature").unwrap_or("");
     assert_eq!(sigs.split(' ').count(), 1, "one signature: {sigs:?}");
     assert_eq!(signatures_verifying(r, &new_key), 0, "{sigs:?}");
+    assert_eq!(
+        signatures_verifying(r, &secret_key(&generated)),
+        1,
+        "the generated secret signs: {sigs:?}"
+    );
 
     // Bad input names the field.
     let resp = srv

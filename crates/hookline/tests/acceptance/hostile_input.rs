@@ -165,23 +165,25 @@ async fn the_ingest_rate_limit_answers_429_with_retry_after_and_stores_nothing()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_refuses_a_burst_smaller_than_a_request() {
     // Would make the largest valid request impossible to accept: refused at start, not at ingest.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ingest-rate-limit",
-            "10",
-        ])
-        .args(["--ingest-burst", "10", "--max-hooks-per-request", "100"])
-        .arg("--data-dir")
-        .arg(tempfile::tempdir().unwrap().path())
-        .env("HOOKLINE_ADMIN_TOKEN", "t")
-        .env_remove("HOOKLINE_LISTEN")
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
+    // Under a time limit: a server that started serving instead would hang here, not fail.
+    let dir = tempfile::tempdir().unwrap();
+    let out = process::run(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ingest-rate-limit",
+                "10",
+            ])
+            .args(["--ingest-burst", "10", "--max-hooks-per-request", "100"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("HOOKLINE_ADMIN_TOKEN", "t")
+            .env_remove("HOOKLINE_LISTEN"),
+        std::time::Duration::from_secs(30),
+    )
+    .await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

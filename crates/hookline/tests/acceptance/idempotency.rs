@@ -183,3 +183,133 @@ async fn hook_ids_are_scoped_to_the_app_key() {
         assert_eq!(r.json.as_ref().unwrap()["appKey"], json!(b.app_key));
     }
 }
+
+/// The hookIds an app key accepted are remembered across a restart (`kill -9`, so nothing but
+/// what committed counts): the same request after the restart is acknowledged with the same
+/// hookIds and nothing is delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_ids_are_remembered_across_a_restart() {
+    let rx = Receiver::start().await;
+    let mut srv = Server::start_with(&["--lease-ttl", "2s"]).await;
+    let app = srv.create_app_key("idem-restart").await;
+    let cfg = srv
+        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/r")))
+        .await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let hooks: Vec<_> = (0..5)
+        .map(|i| samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", i), &format!("kept-{i}")))
+        .collect();
+    let ids = srv.ingest(&app, SMS, "UNSUBSCRIBE", hooks.clone()).await;
+    srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    for id in &ids {
+        srv.wait_for_hook_delivery(&app, &cfg_id, id, "SUCCEEDED", PROMPT)
+            .await;
+    }
+    srv.kill9().await;
+    srv.restart().await;
+    let again = srv.ingest(&app, SMS, "UNSUBSCRIBE", hooks).await;
+    assert_eq!(again, ids, "acknowledged with the same hookIds");
+    // A hook ingested after the repeat arrives; a repeated hook queued again would have gone
+    // out before it.
+    let sentinel = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::with_id(
+                samples::hook(SMS, "UNSUBSCRIBE", 9),
+                "kept-sentinel",
+            )],
+        )
+        .await;
+    srv.wait_for_hook_delivery(&app, &cfg_id, &sentinel[0], "SUCCEEDED", PROMPT)
+        .await;
+    let counts = rx.hook_counts(None);
+    for id in &ids {
+        assert_eq!(
+            counts.get(id),
+            Some(&1),
+            "{id} delivered again after a restart"
+        );
+    }
+}
+
+/// Idempotency lasts as long as retention keeps the hook: once retention purged it (its
+/// delivery finished and expired), the same hookId is accepted as a new hook and delivered
+/// again, with its new content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_id_purged_by_retention_is_accepted_as_new() {
+    let rx = Receiver::start().await;
+    let srv = Server::start_with(&["--retention", "1s", "--retention-interval", "100ms"]).await;
+    let app = srv.create_app_key("idem-purged").await;
+    let cfg = srv
+        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/p")))
+        .await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let first = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 1), "reborn-1");
+    let ids = srv.ingest(&app, SMS, "UNSUBSCRIBE", vec![first]).await;
+    srv.wait_for_hook_delivery(&app, &cfg_id, &ids[0], "SUCCEEDED", PROMPT)
+        .await;
+    // Wait until retention removed the hook itself, not only its delivery.
+    let end = std::time::Instant::now() + PROMPT;
+    loop {
+        let stored = srv
+            .store_query_strings(
+                "SELECT hook_id FROM hooks WHERE app_key = $1 AND hook_id = $2",
+                &[&app.app_key, "reborn-1"],
+            )
+            .await;
+        if stored.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() > end {
+            srv.fail("retention never purged the hook");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let second = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 2), "reborn-1");
+    let again = srv
+        .ingest(&app, SMS, "UNSUBSCRIBE", vec![second.clone()])
+        .await;
+    assert_eq!(again, ids);
+    let reqs = srv.ok(rx
+        .wait_until(PROMPT, "reborn-1 a second time", |reqs| {
+            reqs.iter()
+                .filter(|r| r.hook_ids().iter().any(|i| i == "reborn-1"))
+                .count()
+                == 2
+        })
+        .await);
+    let last = reqs
+        .iter()
+        .rev()
+        .find(|r| r.hook_ids().iter().any(|i| i == "reborn-1"))
+        .expect("found above");
+    assert_eq!(last.hooks()[0], second, "the new content is delivered");
+}
+
+/// A producer that retries a request whose hooks carry no hookId gets new generated hookIds:
+/// the hooks are not deduplicated and arrive twice (why producers that retry send their own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_hook_ids_sent_twice_is_two_hooks() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("idem-none").await;
+    srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/n")))
+        .await;
+    let hook = samples::hook(SMS, "UNSUBSCRIBE", 7);
+    let first = srv
+        .ingest(&app, SMS, "UNSUBSCRIBE", vec![hook.clone()])
+        .await;
+    let second = srv.ingest(&app, SMS, "UNSUBSCRIBE", vec![hook]).await;
+    assert_ne!(first, second, "a generated hookId is new every time");
+    let reqs = srv.ok(rx
+        .wait_for_hooks(&[first[0].clone(), second[0].clone()], PROMPT)
+        .await);
+    let arrived: Vec<_> = reqs.iter().flat_map(|r| r.hooks()).collect();
+    assert_eq!(
+        arrived.len(),
+        2,
+        "the same content arrived twice: {arrived:?}"
+    );
+}

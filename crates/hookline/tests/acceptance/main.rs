@@ -9,6 +9,7 @@ mod support;
 
 mod bad_input;
 mod batching;
+mod cli;
 mod cluster;
 mod concurrency;
 mod crash;

@@ -269,3 +269,152 @@ async fn retry_after_on_429_pushes_the_next_attempt_back() {
         "Retry-After: 2 must hold the next attempt back 2 s, not the schedule's 100 ms: {gap}"
     );
 }
+
+/// https against real TLS receivers with certificates made by the test: delivery succeeds when the
+/// receiver's certificate chains to a CA the server trusts, and fails as `TLS` (no request sent)
+/// with an unknown CA, an expired certificate and a certificate for another host name. A server
+/// not told to trust the test CA refuses even the valid one: the extra root is never on by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_is_delivered_only_to_a_certificate_that_checks_out() {
+    let ca = tls::TestCa::new("trusted");
+    let stranger = tls::TestCa::new("unknown");
+    let good = Receiver::start_tls(ca.server_config(tls::Leaf::Valid)).await;
+    let unknown = Receiver::start_tls(stranger.server_config(tls::Leaf::Valid)).await;
+    let expired = Receiver::start_tls(ca.server_config(tls::Leaf::Expired)).await;
+    let other_name = Receiver::start_tls(ca.server_config(tls::Leaf::OtherName)).await;
+    let trust = ca.trust_args();
+    let srv = Server::start_with(&[trust[0].as_str(), trust[1].as_str()]).await;
+    let app = srv.create_app_key("tls").await;
+    let mut configs = Vec::new();
+    for (rx, path) in [
+        (&good, "/good"),
+        (&unknown, "/unknown-ca"),
+        (&expired, "/expired"),
+        (&other_name, "/other-name"),
+    ] {
+        let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url(path));
+        body["retrySchedule"] = json!([]);
+        let cfg = srv.create_config(&app, body).await;
+        configs.push(s(&cfg, "webhookConfigId"));
+    }
+    assert!(good.url("/").starts_with("https://"));
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+
+    let reqs = srv.ok(good.wait_for_hooks(&ids, PROMPT).await);
+    assert_eq!(reqs[0].path, "/good");
+    srv.wait_for_hook_delivery(&app, &configs[0], &ids[0], "SUCCEEDED", PROMPT)
+        .await;
+    for (rx, cfg_id, what) in [
+        (&unknown, &configs[1], "a certificate from an unknown CA"),
+        (&expired, &configs[2], "an expired certificate"),
+        (
+            &other_name,
+            &configs[3],
+            "a certificate for another host name",
+        ),
+    ] {
+        let d = srv
+            .wait_for_hook_delivery(&app, cfg_id, &ids[0], "FAILED", PROMPT)
+            .await;
+        let attempt = &d["attempts"][0];
+        assert_eq!(attempt["errorKind"], json!("TLS"), "{what}: {d:#}");
+        assert_eq!(attempt["statusCode"], Value::Null, "{what}: {d:#}");
+        assert!(
+            rx.tls_failures() >= 1,
+            "{what}: the receiver saw no failed handshake"
+        );
+        assert!(
+            rx.requests().is_empty(),
+            "{what}: a request went over a refused handshake"
+        );
+    }
+
+    // Without --test-extra-root-ca the same valid receiver is refused: only the webpki roots.
+    let plain = Server::start().await;
+    let app = plain.create_app_key("tls-default").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &good.url("/untrusted"));
+    body["retrySchedule"] = json!([]);
+    let cfg = plain.create_config(&app, body).await;
+    let ids = plain
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+        )
+        .await;
+    let d = plain
+        .wait_for_hook_delivery(&app, &s(&cfg, "webhookConfigId"), &ids[0], "FAILED", PROMPT)
+        .await;
+    assert_eq!(d["attempts"][0]["errorKind"], json!("TLS"), "{d:#}");
+    assert!(good.requests_to("/untrusted").is_empty());
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time in a JSON field.
+fn millis(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap_or_else(|e| panic!("{v}: {e}"))
+        .timestamp_millis()
+}
+
+/// 503 with `Retry-After` pushes the next attempt back as asked; a receiver asking for more than
+/// the cap (1 hour) gets its retry at the cap, not when it asked (a day later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_503_is_honoured_up_to_the_cap() {
+    let asks_2s = Receiver::start().await;
+    asks_2s.respond_with(&[503]);
+    asks_2s.set_retry_after(Some("2"));
+    let asks_a_day = Receiver::start().await;
+    asks_a_day.set_default_status(503);
+    asks_a_day.set_retry_after(Some("86400"));
+    let srv = Server::start().await;
+    let app = srv.create_app_key("retry-after-503").await;
+    let mut configs = Vec::new();
+    for rx in [&asks_2s, &asks_a_day] {
+        let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/503"));
+        body["retrySchedule"] = json!(["100ms", "100ms"]);
+        configs.push(s(&srv.create_config(&app, body).await, "webhookConfigId"));
+    }
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+
+    let d = srv
+        .wait_for_hook_delivery(&app, &configs[0], &ids[0], "SUCCEEDED", SLOW)
+        .await;
+    let attempts = d["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts[0]["statusCode"], json!(503), "{d:#}");
+    let first_end =
+        millis(&attempts[0]["startedAt"]) + attempts[0]["durationMs"].as_i64().unwrap_or(0);
+    let gap = millis(&attempts[1]["startedAt"]) - first_end;
+    assert!(
+        gap >= 2000,
+        "Retry-After: 2 on a 503 must hold the next attempt back 2 s, not the schedule's 100 ms: {gap} ms"
+    );
+
+    let d = srv
+        .wait_for_hook_delivery(&app, &configs[1], &ids[0], "RETRYING", PROMPT)
+        .await;
+    let attempt = &d["attempts"][0];
+    assert_eq!(attempt["statusCode"], json!(503), "{d:#}");
+    let end = millis(&attempt["startedAt"]) + attempt["durationMs"].as_i64().unwrap_or(0);
+    let delay = millis(&d["nextAttemptAt"]) - end;
+    let cap = 3_600_000;
+    assert!(
+        (cap..cap + 10_000).contains(&delay),
+        "Retry-After: 86400 is capped at 1 h: the next attempt is {delay} ms after the first: {d:#}"
+    );
+    assert_eq!(asks_a_day.requests().len(), 1);
+}

@@ -1,7 +1,7 @@
 //! Criteria 3 and 4: failed attempts are retried on the config's schedule with the same hooksId,
 //! recorded in the delivery log, and a failed delivery can be redelivered.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
@@ -67,7 +67,32 @@ async fn two_500s_then_200_succeeds_on_the_third_attempt_with_the_same_hooks_id(
     assert_eq!(d["attemptCount"], json!(3));
     assert_eq!(d["webhookConfigId"], cfg["webhookConfigId"]);
     assert_eq!(str_array(&d["hookIds"], "hookIds"), ids);
-    assert_eq!(rx.requests().len(), 3, "no attempt after success");
+    // No attempt after success. A wrong one would follow the schedule (at most 240 ms after the
+    // success); a hook ingested now whose first two attempts fail gets its third at least
+    // 2 x 160 ms later, so once that third attempt succeeded, a wrong one would have come.
+    rx.respond_with(&[500, 500]);
+    let later = srv
+        .ingest(
+            &app,
+            SMS,
+            "MESSAGE_RESULT_UPDATE",
+            vec![samples::sms_result("retry-me-later")],
+        )
+        .await;
+    srv.wait_for_hook_delivery(
+        &app,
+        &s(&cfg, "webhookConfigId"),
+        &later[0],
+        "SUCCEEDED",
+        PROMPT,
+    )
+    .await;
+    let again = rx
+        .requests()
+        .iter()
+        .filter(|r| r.hooks_id().as_deref() == Some(hooks_id.as_str()))
+        .count();
+    assert_eq!(again, 3, "no attempt after success");
     assert_eq!(
         srv.get_config(&app, &s(&cfg, "webhookConfigId")).await["health"]["state"],
         json!("HEALTHY"),
@@ -133,7 +158,27 @@ async fn exhausted_retries_end_failed_and_stop() {
     let a = attempts(&d);
     assert_eq!(a.len(), 3, "1 + 2 retries: {d:#}");
     assert!(a.iter().all(|x| x["statusCode"] == json!(503)), "{d:#}");
-    assert_eq!(rx.requests().len(), 3, "no attempt after FAILED");
+    // No attempt after FAILED. A wrong one would follow the schedule (at most 120 ms later); a
+    // hook ingested now fails its way through the same schedule, its third attempt at least
+    // 2 x 80 ms after its first: once that one is FAILED too, a wrong attempt would have come.
+    let later = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 2)],
+        )
+        .await;
+    let later = srv
+        .wait_for_hook_delivery(&app, &cfg_id, &later[0], "FAILED", PROMPT)
+        .await;
+    assert_eq!(attempts(&later).len(), 3, "{later:#}");
+    let again = rx
+        .requests()
+        .iter()
+        .filter(|r| r.hooks_id().as_deref() == Some(hooks_id.as_str()))
+        .count();
+    assert_eq!(again, 3, "no attempt after FAILED");
     assert!(
         d["nextAttemptAt"].is_null(),
         "a FAILED delivery has no next attempt: {}",
@@ -371,5 +416,110 @@ async fn refused_connections_are_retried_until_the_receiver_is_back() {
             .iter()
             .all(|x| x["errorKind"] == json!("CONNECT")),
         "{d:#}"
+    );
+}
+
+fn millis(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap_or_else(|e| panic!("{v}: {e}"))
+        .timestamp_millis()
+}
+
+/// When attempt `i` of delivery `d` ended (its start plus its duration), in ms.
+fn ended(d: &Value, i: usize) -> i64 {
+    let a = &d["attempts"][i];
+    millis(&a["startedAt"]) + a["durationMs"].as_i64().unwrap_or(0)
+}
+
+/// Retries follow the config's schedule, each delay with its own jitter, end to end: 20
+/// deliveries fail twice on the schedule ["500ms", "4s"]. No retry comes before its entry less
+/// 20 %, the first retry waits for the first entry and the second for the second; and the
+/// second retry's delays (each read from its delivery's `nextAttemptAt` while it waits) are
+/// spread over the ±20 % window, not all one value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_follow_the_schedule_with_jitter() {
+    const N: usize = 20;
+    let rx = Receiver::start().await;
+    rx.set_default_status(500);
+    // Never FAILING here: a FAILING config paces its work, which would stretch the delays.
+    let srv = Server::start_with(&["--failing-after", "1000"]).await;
+    let app = srv.create_app_key("schedule").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/spacing"));
+    body["retrySchedule"] = json!(["500ms", "4s"]);
+    body["maxHooksPerRequest"] = json!(1);
+    body["maxRequestsInFlight"] = json!(N);
+    let cfg = srv.create_config(&app, body).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let hooks = (0..N)
+        .map(|i| samples::hook(SMS, "UNSUBSCRIBE", i))
+        .collect();
+    srv.ingest(&app, SMS, "UNSUBSCRIBE", hooks).await;
+
+    // Each delivery's wait before its third attempt, as scheduled (nextAttemptAt).
+    let mut next_at: HashMap<String, i64> = HashMap::new();
+    let deadline = std::time::Instant::now() + SLOW;
+    while next_at.len() < N {
+        for d in srv
+            .list_deliveries(&app, &format!("webhookConfigId={cfg_id}&status=RETRYING"))
+            .await
+        {
+            if d["attemptCount"] == json!(2) {
+                next_at
+                    .entry(s(&d, "hooksId"))
+                    .or_insert_with(|| millis(&d["nextAttemptAt"]));
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            srv.fail(format!(
+                "only {} deliveries seen waiting for their third attempt",
+                next_at.len()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    rx.set_default_status(200);
+    let done = srv
+        .wait_for_deliveries(
+            &app,
+            &format!("webhookConfigId={cfg_id}&status=SUCCEEDED"),
+            SLOW,
+            "every delivery SUCCEEDED",
+            |l| l.len() == N,
+        )
+        .await;
+    let mut factors = Vec::new();
+    for summary in &done {
+        let d = srv.get_delivery(&app, &s(summary, "hooksId")).await;
+        assert_eq!(attempts(&d).len(), 3, "{d:#}");
+        let first_gap = millis(&d["attempts"][1]["startedAt"]) - ended(&d, 0);
+        let second_gap = millis(&d["attempts"][2]["startedAt"]) - ended(&d, 1);
+        // Never early; the first retry on the first entry (well short of the second's 3.2 s
+        // minimum, however loaded the machine), the second on the second.
+        assert!(
+            (400..3000).contains(&first_gap),
+            "first retry {first_gap} ms after the first attempt, schedule 500ms ±20 %: {d:#}"
+        );
+        assert!(
+            second_gap >= 3200,
+            "second retry {second_gap} ms after the second attempt, schedule 4s ±20 %: {d:#}"
+        );
+        let scheduled = next_at[&s(&d, "hooksId")] - ended(&d, 1);
+        assert!(
+            millis(&d["attempts"][2]["startedAt"]) >= next_at[&s(&d, "hooksId")],
+            "the third attempt came before its nextAttemptAt: {d:#}"
+        );
+        factors.push(scheduled as f64 / 4000.0);
+    }
+    let min = factors.iter().copied().fold(f64::MAX, f64::min);
+    let max = factors.iter().copied().fold(f64::MIN, f64::max);
+    assert!(
+        min >= 0.8 && max <= 1.25,
+        "jitter factors outside 0.8-1.2 (+ the time to judge an answer): {factors:?}"
+    );
+    // 20 uniform draws over a 0.4 wide window span less than 0.1 of it with a probability of
+    // about 20 * 0.25^19, nil; without jitter they would all be 1.0 (plus a few ms).
+    assert!(
+        max - min >= 0.1,
+        "the retry delays are not jittered: factors {factors:?}"
     );
 }

@@ -280,16 +280,34 @@ async fn signing_secret_adds_standard_webhooks_headers() {
     );
     let id = r.header("webhook-id").expect("webhook-id header");
     assert_eq!(Some(id.to_string()), r.hooks_id(), "webhook-id = hooksId");
+    let ts = fresh_timestamp(r);
+    check_signed(r, &key, ts);
+}
+
+/// The request's `webhook-timestamp`, checked to be the time it was sent: within a few seconds
+/// of its arrival (verifiers reject more than 5 minutes off).
+fn fresh_timestamp(r: &Recorded) -> i64 {
     let ts = r
         .header("webhook-timestamp")
         .expect("webhook-timestamp header");
-    let ts_n: i64 = ts
+    let ts: i64 = ts
         .parse()
         .unwrap_or_else(|_| panic!("webhook-timestamp {ts:?} is not unix seconds"));
+    let arrived = r
+        .received_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64;
     assert!(
-        ts_n > 1_600_000_000 && ts_n < 5_000_000_000,
-        "webhook-timestamp {ts} is not unix seconds"
+        (arrived - 5..=arrived).contains(&ts),
+        "webhook-timestamp {ts} is not when the request was sent (it arrived at {arrived})"
     );
+    ts
+}
+
+/// Checks that `webhook-signature` holds the HMAC-SHA256 of `key` over id.timestamp.body.
+fn check_signed(r: &Recorded, key: &[u8], ts: i64) {
+    let id = r.header("webhook-id").expect("webhook-id header");
     let sigs = r
         .header("webhook-signature")
         .expect("webhook-signature header");
@@ -297,10 +315,67 @@ async fn signing_secret_adds_standard_webhooks_headers() {
     signed.extend_from_slice(&r.body);
     let want = format!(
         "v1,{}",
-        crypto::base64_encode(&crypto::hmac_sha256(&key, &signed))
+        crypto::base64_encode(&crypto::hmac_sha256(key, &signed))
     );
     assert!(
         sigs.split(' ').any(|s| s == want),
         "webhook-signature {sigs:?} does not contain {want:?} (HMAC-SHA256 over id.timestamp.body)"
     );
+}
+
+/// Every attempt is signed when it is made: a retry seconds later carries its own, later
+/// `webhook-timestamp` (a verifier rejects a timestamp more than 5 minutes old, so a retry hours
+/// later signed with the first attempt's time would be refused), the same `webhook-id`, and a
+/// signature over its own timestamp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_retry_is_signed_with_the_time_it_is_sent() {
+    let rx = Receiver::start().await;
+    rx.respond_with(&[500, 500]);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("stdwh-retry").await;
+    let key = [5u8; 32];
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/retried"));
+    body["signingSecret"] = json!(format!("whsec_{}", crypto::base64_encode(&key)));
+    // At least 2.4 s between attempts (with the jitter): a stale timestamp is 2 s behind or more.
+    body["retrySchedule"] = json!(["3s", "3s"]);
+    srv.create_config(&app, body).await;
+    srv.ingest(
+        &app,
+        SMS,
+        "UNSUBSCRIBE",
+        vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+    )
+    .await;
+    let reqs = srv.ok(rx.wait_for_requests(3, SLOW).await);
+    let hooks_id = reqs[0].hooks_id().expect("hooksId");
+    let d = srv
+        .wait_for_delivery_status(&app, &hooks_id, "SUCCEEDED", PROMPT)
+        .await;
+    let mut previous: Option<i64> = None;
+    for (i, r) in reqs.iter().enumerate() {
+        assert_eq!(
+            r.header("webhook-id"),
+            Some(hooks_id.as_str()),
+            "attempt {i}"
+        );
+        let ts = fresh_timestamp(r);
+        check_signed(r, &key, ts);
+        // The attempt's own start, as the delivery log recorded it.
+        let started = chrono::DateTime::parse_from_rfc3339(
+            d["attempts"][i]["startedAt"].as_str().expect("startedAt"),
+        )
+        .expect("RFC 3339")
+        .timestamp();
+        assert!(
+            (started..=started + 2).contains(&ts),
+            "attempt {i}: webhook-timestamp {ts}, but the attempt started at {started}: {d:#}"
+        );
+        if let Some(before) = previous {
+            assert!(
+                ts >= before + 2,
+                "attempt {i} is signed at {ts}, hardly after the one before ({before})"
+            );
+        }
+        previous = Some(ts);
+    }
 }

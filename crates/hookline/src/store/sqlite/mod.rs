@@ -121,6 +121,21 @@ impl SqliteStore {
         if fsync == Fsync::Full {
             conn.pragma_update(None, "synchronous", "FULL")?;
         }
+        // Read back from the writer's connection (the one whose commits it governs) and logged,
+        // so `--fsync` is observable: a flag that silently did nothing would show here.
+        let synchronous: i64 = conn.pragma_query_value(None, "synchronous", |row| row.get(0))?;
+        let synchronous = match synchronous {
+            0 => "OFF",
+            1 => "NORMAL",
+            2 => "FULL",
+            3 => "EXTRA",
+            _ => "unknown",
+        };
+        tracing::info!(
+            synchronous,
+            path = %path.display(),
+            "embedded store opened (WAL)"
+        );
         schema::migrate(&mut conn)?;
 
         let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();

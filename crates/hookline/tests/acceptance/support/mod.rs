@@ -3,10 +3,12 @@
 #![allow(dead_code)]
 
 pub mod crypto;
+pub mod process;
 pub mod receiver;
 pub mod samples;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

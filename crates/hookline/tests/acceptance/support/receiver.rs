@@ -29,6 +29,8 @@ pub struct Recorded {
     pub peer: SocketAddr,
     /// Requests to the same path being handled when this one arrived, itself included.
     pub concurrent: usize,
+    /// When the receiver had read it (its clock, for checking signed timestamps).
+    pub received_at: std::time::SystemTime,
 }
 
 impl Recorded {
@@ -118,6 +120,8 @@ struct Shared {
     release: watch::Sender<u64>,
     /// Bumped when held requests may go on.
     gate: watch::Sender<u64>,
+    /// TLS handshakes that failed (a client that refused the certificate, or spoke plain HTTP).
+    tls_failures: std::sync::atomic::AtomicUsize,
 }
 
 struct Running {
@@ -128,6 +132,8 @@ struct Running {
 pub struct Receiver {
     shared: Arc<Shared>,
     port: u16,
+    /// Serve https with this configuration instead of plain HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// A socket bound to `port` but not listening (connections are refused), held so that nobody
     /// else takes the port before `start` listens on it.
     reserved: Mutex<Option<TcpSocket>>,
@@ -161,8 +167,10 @@ impl Receiver {
                 changes,
                 release,
                 gate,
+                tls_failures: std::sync::atomic::AtomicUsize::new(0),
             }),
             port,
+            tls: None,
             reserved: Mutex::new(Some(sock)),
             running: Mutex::new(None),
         }
@@ -173,6 +181,21 @@ impl Receiver {
         let r = Receiver::reserve();
         r.listen();
         r
+    }
+
+    /// A receiver serving https on a fresh port with `tls` (see `support::tls`), answering 200.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Receiver {
+        let mut r = Receiver::reserve();
+        r.tls = Some(tls);
+        r.listen();
+        r
+    }
+
+    /// TLS handshakes that failed so far (https receivers only).
+    pub fn tls_failures(&self) -> usize {
+        self.shared
+            .tls_failures
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Reserves a port without listening on it: connections to it are refused until `listen`.
@@ -187,9 +210,10 @@ impl Receiver {
         self.port
     }
 
-    /// `http://127.0.0.1:PORT` + `path`.
+    /// `http://127.0.0.1:PORT` + `path` (`https://` for a TLS receiver).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{}", self.port, path)
     }
 
     /// Starts listening (on the reserved socket, or binding the same port again after `stop`).
@@ -220,6 +244,17 @@ impl Receiver {
             .layer(DefaultBodyLimit::disable())
             .with_state(self.shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
+        if let Some(tls) = &self.tls {
+            let task = tokio::spawn(serve_tls(
+                listener,
+                app,
+                tls.clone(),
+                self.shared.clone(),
+                rx,
+            ));
+            *running = Some(Running { shutdown: tx, task });
+            return;
+        }
         let task = tokio::spawn(async move {
             let _ = axum::serve(
                 listener,
@@ -410,6 +445,56 @@ impl Drop for Receiver {
     }
 }
 
+/// The https variant of the serve loop: a TLS handshake per connection, then the same router
+/// over HTTP/1.1. Stops accepting when `stop` fires (connections in progress end on their own).
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(stream) => stream,
+                Err(_) => {
+                    shared
+                        .tls_failures
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    shared.changes.send_modify(|n| *n += 1);
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    // What `into_make_service_with_connect_info` gives the plain receiver.
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let mut app = app.clone();
+                    async move {
+                        use tower_service::Service;
+                        app.call(req).await
+                    }
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 enum Action {
     Hang,
     Status(u16),
@@ -443,6 +528,7 @@ async fn handle(
         body: body.to_vec(),
         peer,
         concurrent: 0,
+        received_at: std::time::SystemTime::now(),
     };
     let mut rec = rec;
     let path = rec.path.clone();

@@ -229,6 +229,25 @@ impl Server {
         }
     }
 
+    /// Polls the server's stderr (all its runs) until a line contains every one of `parts`;
+    /// returns that line. Fails after `deadline`.
+    pub async fn wait_for_log(&self, parts: &[&str], deadline: Duration) -> String {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(line) = self
+                .stderr_all()
+                .lines()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return line.to_string();
+            }
+            if Instant::now() > end {
+                self.fail(format!("no log line with {parts:?} within {deadline:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Panics with `msg` and the tail of the server's stderr.
     #[track_caller]
     pub fn fail(&self, msg: impl std::fmt::Display) -> ! {
@@ -356,21 +375,26 @@ impl Server {
     /// SIGTERM, then wait up to `deadline` for the process to exit; returns its exit status.
     /// Fails (after SIGKILL) if it does not exit in time.
     pub async fn stop_sigterm(&mut self, deadline: Duration) -> ExitStatus {
-        let pid = self.pid();
-        let st = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill -TERM");
-        assert!(st.success(), "kill -TERM {pid} failed");
-        let mut child = self.child.take().unwrap();
+        self.signal(libc::SIGTERM);
+        self.wait_for_exit(deadline).await
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`, `SIGSTOP`, `SIGCONT`) to the running server.
+    pub fn signal(&self, signal: libc::c_int) {
+        super::process::signal(self.pid(), signal);
+    }
+
+    /// Waits up to `deadline` for the server to exit (after a signal); returns its exit status.
+    /// Fails (after SIGKILL) if it does not exit in time.
+    pub async fn wait_for_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("server not running");
         match tokio::time::timeout(deadline, child.wait()).await {
             Ok(Ok(status)) => status,
             Ok(Err(e)) => self.fail(format!("waiting for hookline to exit: {e}")),
             Err(_) => {
                 let _ = child.kill().await;
                 self.fail(format!(
-                    "hookline did not exit within {deadline:?} after SIGTERM"
+                    "hookline did not exit within {deadline:?} after a signal"
                 ))
             }
         }

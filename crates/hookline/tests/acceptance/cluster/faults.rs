@@ -1,0 +1,392 @@
+//! PostgreSQL's own faults, with real processes: the database restarting under load (a cluster
+//! of the test's own, so that the restart cannot touch the other tests' databases), and a node
+//! cut off from the database (stopped with SIGSTOP) for longer than its lease.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::server::{Options, scratch_postgres_database};
+use crate::support::*;
+
+/// The cluster's owner when the tests run as root (postgres refuses root); `scripts/pg.sh`
+/// creates it.
+const PG_USER: &str = "hookline-pg";
+const PG_COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// A throwaway PostgreSQL cluster of one test's own (initdb in a temp dir), stopped and removed
+/// when dropped. Uses the binaries of `HOOKLINE_PG_BINDIR` (exported by `scripts/pg.sh start`).
+struct OwnCluster {
+    bindir: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn as_owner(program: &Path) -> Command {
+    // SAFETY: geteuid(2) only reads the process's credentials.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", PG_USER, "--"]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+impl OwnCluster {
+    fn start() -> OwnCluster {
+        let bindir = PathBuf::from(std::env::var("HOOKLINE_PG_BINDIR").unwrap_or_else(|_| {
+            panic!(
+                "HOOKLINE_PG_BINDIR is not set: run ./scripts/test.sh, or \
+                 `eval \"$(scripts/pg.sh start)\"` first (this test makes a cluster of its own)"
+            )
+        }));
+        let dir = tempfile::Builder::new()
+            .prefix("hookline-own-pg-")
+            .tempdir()
+            .expect("temp dir");
+        // SAFETY: geteuid(2) only reads the process's credentials.
+        if unsafe { libc::geteuid() } == 0 {
+            process::run_ok(
+                Command::new("chown").arg(PG_USER).arg(dir.path()),
+                PG_COMMAND_LIMIT,
+            );
+        }
+        process::run_ok(
+            as_owner(&bindir.join("initdb"))
+                .arg("-D")
+                .arg(dir.path().join("data"))
+                .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+                .arg("--locale=C"),
+            PG_COMMAND_LIMIT,
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = OwnCluster { bindir, dir, port };
+        // fsync off (a process crash, not the machine's, is the fault here), but
+        // synchronous_commit stays on: a commit is acknowledged only once its WAL is written,
+        // which is what makes "0 lost" the database's promise and hookline's to keep.
+        cluster.pg_ctl(&[
+            "-o",
+            &format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+                cluster.port,
+                cluster.dir.path().display()
+            ),
+            "start",
+        ]);
+        cluster
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        process::run_ok(
+            as_owner(&self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .arg("-l")
+                .arg(self.dir.path().join("server.log"))
+                .args(["-w", "-t", "30"])
+                .args(args),
+            PG_COMMAND_LIMIT,
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = process::run_sync(
+            as_owner(&self.bindir.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-m", "immediate", "-w", "stop"]),
+            PG_COMMAND_LIMIT,
+        );
+    }
+}
+
+/// Polls `cond` until it holds; fails with the server's stderr after `SLOW`.
+async fn wait_for(srv: &Server, what: &str, cond: impl Fn() -> bool) {
+    let end = Instant::now() + SLOW;
+    while !cond() {
+        if Instant::now() > end {
+            srv.fail(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `hookline serve` stderr lines containing `text`.
+fn log_lines(srv: &Server, text: &str) -> usize {
+    srv.stderr_all()
+        .lines()
+        .filter(|l| l.contains(text))
+        .count()
+}
+
+/// PostgreSQL crashes (`pg_ctl stop -m immediate`) and starts again while a producer ingests and
+/// hookline delivers, with attempts in flight that end while it is away: ingest answers 503
+/// meanwhile, the same hookline process recovers by itself, the attempts that ended during the
+/// outage are recorded once it is back (not sent again), every acknowledged hook arrives and
+/// none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarting_under_load_loses_nothing() {
+    let pg = Arc::new(
+        tokio::task::spawn_blocking(OwnCluster::start)
+            .await
+            .expect("start a cluster"),
+    );
+    let rx = Receiver::start().await;
+    let options = Options {
+        database_url: Some(pg.url()),
+        ..Options::default()
+    };
+    let srv = Server::start_with_options(&[], options).await;
+    let pid = srv.pid();
+    let app = srv.create_app_key("pg-restart").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/pg"));
+    body["maxHooksPerRequest"] = json!(50);
+    body["retrySchedule"] = schedule(30, "200ms");
+    let cfg = srv.create_config(&app, body).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+
+    // A producer that retries every request until it is acknowledged, counting refusals.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+        let url = srv.url(&app.path("/events"));
+        let secret = app.secret.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client");
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let ids: Vec<String> = (n..n + 20).map(|i| format!("pg-{i}")).collect();
+                let hooks: Vec<_> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", i), id))
+                    .collect();
+                let body = json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": hooks});
+                loop {
+                    let sent = client
+                        .post(&url)
+                        .header("X-Secret-Key", &secret)
+                        .json(&body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().as_u16() == 202 => {
+                            acked.lock().expect("acked").extend(ids);
+                            break;
+                        }
+                        Ok(r) if r.status().as_u16() == 503 => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(r) => panic!("ingest answered {}", r.status()),
+                        Err(e) => panic!("ingest failed: {e}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                n += 20;
+            }
+        })
+    };
+    let acked_now = || acked.lock().expect("acked").len();
+    // Under way: hooks acknowledged and delivered. Then requests are held in flight.
+    wait_for(&srv, "the producer to get going", || {
+        acked_now() >= 400 && rx.requests().len() >= 5
+    })
+    .await;
+    let before_hold = rx.requests().len();
+    rx.set_hold(true);
+    let held = srv.ok(rx.wait_for_requests(before_hold + 1, PROMPT).await);
+    let held: Vec<String> = held[before_hold..]
+        .iter()
+        .filter_map(|r| r.hooks_id())
+        .collect();
+
+    // The database crashes; ingest is refused meanwhile.
+    let pg_stop = pg.clone();
+    tokio::task::spawn_blocking(move || pg_stop.pg_ctl(&["-m", "immediate", "stop"]))
+        .await
+        .expect("stop PostgreSQL");
+    let refused_before = refused.load(Ordering::SeqCst);
+    wait_for(&srv, "an ingest refused while the database is down", || {
+        refused.load(Ordering::SeqCst) > refused_before
+    })
+    .await;
+    // The held attempts end now, while it is down: their records cannot be written. The writer
+    // fails its next groups (the producer's retries keep it trying); a few of those after the
+    // answers have taken the records too.
+    let failed_groups = log_lines(&srv, "write group could not begin");
+    rx.set_hold(false);
+    wait_for(&srv, "the writer to fail groups after the answers", || {
+        log_lines(&srv, "write group could not begin") >= failed_groups + 5
+    })
+    .await;
+    let pg_start = pg.clone();
+    tokio::task::spawn_blocking(move || {
+        pg_start.pg_ctl(&[
+            "-o",
+            &format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+                pg_start.port,
+                pg_start.dir.path().display()
+            ),
+            "start",
+        ])
+    })
+    .await
+    .expect("start PostgreSQL again");
+
+    // Recovered by itself: new hooks are acknowledged again by the same process.
+    let restarted_at = acked_now();
+    wait_for(&srv, "ingest to recover", || {
+        acked_now() >= restarted_at + 400
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    producer.await.expect("producer");
+    assert_eq!(srv.pid(), pid, "the same hookline process");
+
+    let acked = acked.lock().expect("acked").clone();
+    srv.ok(rx.wait_for_hooks(&acked, SLOW).await);
+    srv.wait_for_deliveries(
+        &app,
+        &format!("webhookConfigId={cfg_id}"),
+        SLOW,
+        "every delivery finished",
+        |l| {
+            l.iter()
+                .all(|d| d["status"] != json!("PENDING") && d["status"] != json!("RETRYING"))
+        },
+    )
+    .await;
+    // The attempts that ended during the outage were recorded afterwards, as they happened.
+    for hooks_id in &held {
+        let d = srv.get_delivery(&app, hooks_id).await;
+        assert_eq!(d["status"], json!("SUCCEEDED"), "{d:#}");
+        assert_eq!(d["attempts"].as_array().map(Vec::len), Some(1), "{d:#}");
+    }
+    let counts: HashMap<String, usize> = rx.hook_counts(None);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let refused = refused.load(Ordering::SeqCst);
+    eprintln!(
+        "PostgreSQL crash and start: {} hooks acknowledged, {refused} ingests refused (503) \
+         meanwhile, {} attempts ended during the outage, {} hooks delivered twice",
+        acked.len(),
+        held.len(),
+        twice.len()
+    );
+    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    assert_eq!(counts.len(), acked.len(), "only acknowledged hooks arrived");
+}
+
+/// A node cut off from the database for longer than its lease (SIGSTOP: it neither renews nor
+/// answers) while it holds a delivery in flight: the other node sends that delivery again, with
+/// the same hooksId, once the lease expired. When the stopped node goes on, its late answer
+/// changes nothing, the delivery is SUCCEEDED, and the node serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_for_longer_than_its_lease_has_its_delivery_sent_by_another() {
+    let db = scratch_postgres_database("cluster::faults (two nodes on one database)").await;
+    let rx = Receiver::start().await;
+    rx.set_hold(true);
+    let node = |id: &str| {
+        let options = Options {
+            database_url: Some(db.clone()),
+            ..Options::default()
+        };
+        let id = id.to_string();
+        async move {
+            Server::start_with_options(&["--node-id", &id, "--lease-ttl", "2s"], options).await
+        }
+    };
+    let mut nodes = [node("a").await, node("b").await];
+    let app = nodes[0].create_app_key("cut-off").await;
+    let cfg = nodes[0]
+        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/cut")))
+        .await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    nodes[1].get_config(&app, &cfg_id).await;
+    let ids = nodes[0]
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+    let first = nodes[0].ok(rx.wait_for_requests(1, PROMPT).await);
+    let hooks_id = first[0].hooks_id().expect("hooksId");
+    let owner = nodes[0]
+        .store_query_strings(
+            "SELECT lease_owner FROM deliveries WHERE hooks_id = $1",
+            &[&hooks_id],
+        )
+        .await;
+    let (cut, other) = match owner.as_slice() {
+        [row] if row.first() == Some(&Some("a".to_string())) => (0, 1),
+        [row] if row.first() == Some(&Some("b".to_string())) => (1, 0),
+        _ => nodes[0].fail(format!("who holds {hooks_id}? {owner:?}")),
+    };
+
+    nodes[cut].signal(libc::SIGSTOP);
+    // The other node takes over once the lease expired: the same delivery arrives again.
+    let reqs = nodes[other].ok(rx
+        .wait_until(SLOW, "the delivery again, from the other node", |reqs| {
+            reqs.iter()
+                .filter(|r| r.hooks_id().as_deref() == Some(hooks_id.as_str()))
+                .count()
+                == 2
+        })
+        .await);
+    let resent: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.hook_ids().contains(&ids[0]))
+        .collect();
+    assert_eq!(resent.len(), 2, "twice, and only as that delivery");
+    rx.set_hold(false);
+    nodes[other]
+        .wait_for_delivery_status(&app, &hooks_id, "SUCCEEDED", PROMPT)
+        .await;
+
+    // The cut-off node goes on: its late answer does not move the delivery back, and it serves.
+    nodes[cut].signal(libc::SIGCONT);
+    let later = nodes[cut]
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 1)],
+        )
+        .await;
+    nodes[cut]
+        .wait_for_hook_delivery(&app, &cfg_id, &later[0], "SUCCEEDED", PROMPT)
+        .await;
+    let d = nodes[cut].get_delivery(&app, &hooks_id).await;
+    assert_eq!(d["status"], json!("SUCCEEDED"), "{d:#}");
+    assert_eq!(
+        rx.hook_counts(None).get(&ids[0]),
+        Some(&2),
+        "sent by the cut-off node and once more by the other, no more"
+    );
+    for n in &mut nodes {
+        n.stop_sigterm(PROMPT).await;
+    }
+}
