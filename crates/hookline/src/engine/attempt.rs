@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::model::{SendableDelivery, WebhookConfig};
 use crate::store::{Lease, Store};
@@ -34,7 +34,12 @@ pub(super) struct AttemptTask {
     pub(super) store: Arc<dyn Store>,
     pub(super) client: DeliveryClient,
     pub(super) events: mpsc::UnboundedSender<TaskEvent>,
+    /// The config as it was when the task started (which queue to claim from, how much).
     pub(super) config: Arc<WebhookConfig>,
+    /// The config as the dispatcher knows it now: a request is built from this when it is sent,
+    /// so a change answered before then (URL, headers, a rotated signing secret) is in force for
+    /// it even if the claim or lease was asked for before the change.
+    pub(super) current: watch::Receiver<Arc<WebhookConfig>>,
 }
 
 impl AttemptTask {
@@ -109,11 +114,12 @@ impl AttemptTask {
     async fn attempt(self, delivery: SendableDelivery) {
         let config_id = self.config.id.clone();
         let number = delivery.attempt_count + 1;
+        let config = self.current.borrow().clone();
         let started = std::time::Instant::now();
         let result = self
             .client
             .send(Outgoing {
-                config: &self.config,
+                config: &config,
                 hooks_id: &delivery.hooks_id,
                 envelope: Bytes::from(delivery.envelope()),
                 test: false,

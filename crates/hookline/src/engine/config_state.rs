@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::model::{Health, HealthState, Millis, WebhookConfig};
@@ -15,6 +16,8 @@ use super::retry;
 
 pub(super) struct ConfigState {
     pub(super) config: Arc<WebhookConfig>,
+    /// `config`, published to the attempt tasks under way (see `AttemptTask::current`).
+    pub(super) published: watch::Sender<Arc<WebhookConfig>>,
     pub(super) in_flight: u32,
     /// The store may hold queued hooks for this config.
     pub(super) queued: bool,
@@ -32,9 +35,10 @@ pub(super) struct ConfigState {
     /// Counts `NewWork` signals: a claim that found the queue empty clears `queued` only if none
     /// came while it ran (its answer and other nodes' signals arrive in no fixed order).
     pub(super) work_epoch: u64,
-    /// After a claim that got nothing although the queue was not empty (rows locked by another
-    /// node's claim): the earliest time to try again.
-    pub(super) contended_until: Option<Instant>,
+    /// The earliest time to claim again: after a claim that got nothing although the queue was
+    /// not empty (rows locked by another node's claim), or that the store refused (it is down:
+    /// without this every freed slot would claim again at once, a busy loop of errors).
+    pub(super) claim_not_before: Option<Instant>,
     /// Reads of the config under way after change signals (another node changed it): no claims
     /// until they are done (they would send with the old settings, e.g. a rotated-out secret).
     pub(super) reloading: u32,
@@ -45,10 +49,12 @@ pub(super) struct ConfigState {
 
 impl ConfigState {
     pub(super) fn new(config: WebhookConfig) -> Self {
+        let config = Arc::new(config);
         ConfigState {
             health: config.health.clone(),
             health_written: config.health.clone(),
-            config: Arc::new(config),
+            published: watch::Sender::new(config.clone()),
+            config,
             in_flight: 0,
             queued: false,
             claiming: false,
@@ -56,7 +62,7 @@ impl ConfigState {
             scheduled: HashMap::new(),
             next_claim_at: None,
             work_epoch: 0,
-            contended_until: None,
+            claim_not_before: None,
             reloading: 0,
             concurrency: AdaptiveLimit::default(),
         }
@@ -87,6 +93,7 @@ impl ConfigState {
             self.health_written = config.health.clone();
         }
         self.config = Arc::new(config);
+        self.published.send_replace(self.config.clone());
         // Re-enabled or reconfigured: look at the queue again.
         self.queued = true;
         self.work_epoch += 1;

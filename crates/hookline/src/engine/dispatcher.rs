@@ -377,7 +377,7 @@ impl Dispatcher {
                     } else if got == 0 && contended {
                         // Another node's claim holds the rows: look again in a moment.
                         let at = Instant::now() + CONTENDED_BACKOFF;
-                        st.contended_until = Some(at);
+                        st.claim_not_before = Some(at);
                         self.wake_at(&config_id, at);
                     }
                     self.dirty.insert(config_id.clone());
@@ -411,6 +411,7 @@ impl Dispatcher {
                     && hooks_id.is_none()
                 {
                     st.claiming = false;
+                    st.claim_not_before = Some(at);
                 }
                 match hooks_id {
                     Some(hooks_id) => self.schedule(&config_id, hooks_id, at),
@@ -557,12 +558,12 @@ impl Dispatcher {
             if !st.queued || st.claiming {
                 break;
             }
-            if let Some(at) = st.contended_until {
+            if let Some(at) = st.claim_not_before {
                 if at > Instant::now() {
                     wake = Some(at);
                     break;
                 }
-                st.contended_until = None;
+                st.claim_not_before = None;
             }
             if st.health.state == HealthState::Failing {
                 if st.in_flight > 0 {
@@ -596,6 +597,7 @@ impl Dispatcher {
             st.concurrency.saturated();
         }
         let config = st.config.clone();
+        let current = st.published.subscribe();
         if let Some(at) = wake {
             self.wake_at(config_id, at);
         }
@@ -606,6 +608,7 @@ impl Dispatcher {
                 client: self.client.clone(),
                 events: self.events_tx.clone(),
                 config: config.clone(),
+                current: current.clone(),
             };
             tokio::spawn(task.run(job));
         }

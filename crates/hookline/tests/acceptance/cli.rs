@@ -44,11 +44,16 @@ async fn run_ok(args: &[&str]) -> String {
     stdout
 }
 
-/// The value after `label` on a line of `text` (e.g. `appKey:` in `  appKey:    abc`).
+/// The value after `label` on a line of `text` (`appKey` in `  appKey:    abc` or in the
+/// CLI's tables, `webhookConfigId   abc`).
 fn field(text: &str, label: &str) -> String {
     text.lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .map(|v| v.trim().to_string())
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix(label)?;
+            let rest = rest.strip_prefix(':').unwrap_or(rest);
+            rest.starts_with(char::is_whitespace).then(|| rest.trim())
+        })
+        .map(str::to_string)
         .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"))
 }
 
@@ -143,8 +148,8 @@ async fn admin_emit_and_listen_work_against_a_real_server() {
         "cli-app",
     ])
     .await;
-    let app_key = field(&out, "appKey:");
-    let secret_key = field(&out, "secretKey:");
+    let app_key = field(&out, "appKey");
+    let secret_key = field(&out, "secretKey");
     let out = run_ok(&[
         "admin",
         "list-app-keys",
@@ -200,7 +205,7 @@ async fn admin_emit_and_listen_work_against_a_real_server() {
             "10m",
         ])
         .await;
-        let id = field(&out, "webhookConfigId:");
+        let id = field(&out, "webhookConfigId");
         let cfg = srv.get_config(&app, &id).await;
         assert_eq!(cfg["url"], json!(url), "{cfg}");
         assert_eq!(

@@ -27,6 +27,11 @@ fn routes(rx_url: &str) -> Vec<(Method, &'static str, Option<Value>)> {
             "/webhook-configs/{webhookConfigId}",
             Some(config),
         ),
+        (
+            Method::PATCH,
+            "/webhook-configs/{webhookConfigId}",
+            Some(json!({"description": "patched by another tenant"})),
+        ),
         (Method::DELETE, "/webhook-configs/{webhookConfigId}", None),
         (
             Method::POST,

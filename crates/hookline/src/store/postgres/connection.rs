@@ -78,9 +78,20 @@ pub(super) async fn connect(config: &tokio_postgres::Config) -> StoreResult<Clie
 }
 
 pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
-    url.parse()
-        .map_err(|e| StoreError::Unavailable(format!("database url: {e}")))
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Unavailable(format!("database url: {e}")))?;
+    // A database that cannot be reached must make requests fail (503) in seconds, not hang
+    // them on a connection attempt for as long as the kernel retries (`connect_timeout` in the
+    // URL overrides this).
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
 }
+
+/// How long opening a connection may take unless the URL says otherwise.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The statement `sql`, prepared on this connection the first time it is asked for and taken
 /// from the connection's cache after that (no round trip).

@@ -443,8 +443,11 @@ pub(super) async fn writer_loop(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     signals_out: mpsc::UnboundedSender<StoreSignal>,
 ) {
-    let mut client = Arc::new(client);
-    writer_pid.store(backend_pid(&client).await, Ordering::Relaxed);
+    // `None` while the writer has no connection (the last one died and no new one could be had).
+    let mut client = Some(Arc::new(client));
+    if let Some(c) = &client {
+        writer_pid.store(backend_pid(c).await, Ordering::Relaxed);
+    }
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     // Jobs that did not run because an earlier job of their group failed: first in the next.
     let mut carried: Vec<Job> = Vec::new();
@@ -463,15 +466,17 @@ pub(super) async fn writer_loop(
                 Err(_) => break,
             }
         }
-        if client.is_closed() {
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
             // The writer's connection died (a server restart): a new one for this group, with
-            // an empty statement cache. The old one goes back to its pool, which drops it. Its
-            // server process id may now be another's: forgotten first.
+            // an empty statement cache. The dead one goes back to its pool first (the pool holds
+            // one connection: asking for another while holding it would wait for ever), and the
+            // pool drops it. Its server process id may now be another's: forgotten first.
             writer_pid.store(0, Ordering::Relaxed);
+            client = None;
             match pool.get().await {
                 Ok(c) => {
                     writer_pid.store(backend_pid(&c).await, Ordering::Relaxed);
-                    client = Arc::new(c);
+                    client = Some(Arc::new(c));
                 }
                 Err(e) => {
                     tracing::error!(error = %pool_err(e), jobs = batch.len(), "postgres writer cannot reconnect");
@@ -482,8 +487,11 @@ pub(super) async fn writer_loop(
                 }
             }
         }
+        let Some(client) = &client else {
+            continue;
+        };
         let mut out = Outcome::default();
-        let commit = run_group(&client, &node, &mut batch, &mut carried, &mut out).await;
-        finish(&client, commit, out, &signals_out).await;
+        let commit = run_group(client, &node, &mut batch, &mut carried, &mut out).await;
+        finish(client, commit, out, &signals_out).await;
     }
 }

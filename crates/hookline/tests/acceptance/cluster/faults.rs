@@ -149,6 +149,7 @@ async fn postgresql_restarting_under_load_loses_nothing() {
     let rx = Receiver::start().await;
     let options = Options {
         database_url: Some(pg.url()),
+        rust_log: "info,hookline::store::postgres::writer=debug".into(),
         ..Options::default()
     };
     let srv = Server::start_with_options(&[], options).await;
@@ -226,6 +227,7 @@ async fn postgresql_restarting_under_load_loses_nothing() {
     tokio::task::spawn_blocking(move || pg_stop.pg_ctl(&["-m", "immediate", "stop"]))
         .await
         .expect("stop PostgreSQL");
+    let crashed_at = Instant::now();
     let refused_before = refused.load(Ordering::SeqCst);
     wait_for(&srv, "an ingest refused while the database is down", || {
         refused.load(Ordering::SeqCst) > refused_before
@@ -234,12 +236,24 @@ async fn postgresql_restarting_under_load_loses_nothing() {
     // The held attempts end now, while it is down: their records cannot be written. The writer
     // fails its next groups (the producer's retries keep it trying); a few of those after the
     // answers have taken the records too.
-    let failed_groups = log_lines(&srv, "write group could not begin");
+    let failed_groups = || {
+        log_lines(&srv, "postgres writer cannot reconnect")
+            + log_lines(&srv, "write group rolled back")
+    };
+    let failed_before = failed_groups();
     rx.set_hold(false);
     wait_for(&srv, "the writer to fail groups after the answers", || {
-        log_lines(&srv, "write group could not begin") >= failed_groups + 5
+        failed_groups() >= failed_before + 5
     })
     .await;
+    // Claims the store refuses wait before the next (no busy loop of errors while it is away):
+    // one config, at most a claim a second, plus a little slack.
+    let outage = crashed_at.elapsed().as_secs() as usize;
+    let claim_errors = log_lines(&srv, "claiming a batch failed");
+    assert!(
+        claim_errors <= 3 + 2 * outage,
+        "{claim_errors} failed claims in a {outage} s outage: claims retry without waiting"
+    );
     let pg_start = pg.clone();
     tokio::task::spawn_blocking(move || {
         pg_start.pg_ctl(&[
