@@ -137,8 +137,9 @@ fn log_lines(srv: &Server, text: &str) -> usize {
 /// PostgreSQL crashes (`pg_ctl stop -m immediate`) and starts again while a producer ingests and
 /// hookline delivers, with attempts in flight that end while it is away: ingest answers 503
 /// meanwhile, the same hookline process recovers by itself, the attempts that ended during the
-/// outage are recorded once it is back (not sent again), every acknowledged hook arrives and
-/// none twice.
+/// outage are recorded once it is back (not sent again), every acknowledged hook arrives, and
+/// the only hooks that arrive twice are those of the claims and records the crash lost (sent in
+/// the last moments before it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_restarting_under_load_loses_nothing() {
     let pg = Arc::new(
@@ -228,6 +229,7 @@ async fn postgresql_restarting_under_load_loses_nothing() {
         .await
         .expect("stop PostgreSQL");
     let crashed_at = Instant::now();
+    let crashed_at_wall = std::time::SystemTime::now();
     let refused_before = refused.load(Ordering::SeqCst);
     wait_for(&srv, "an ingest refused while the database is down", || {
         refused.load(Ordering::SeqCst) > refused_before
@@ -308,7 +310,30 @@ async fn postgresql_restarting_under_load_loses_nothing() {
         held.len(),
         twice.len()
     );
-    assert!(twice.is_empty(), "delivered twice: {twice:?}");
+    // Claims and attempt records commit without waiting for the WAL flush (they acknowledge
+    // nothing to a client), so a database crash may lose the last of them: their hooks are sent
+    // again. Only those: every hook that arrived twice had first arrived just before the crash
+    // (PostgreSQL writes the WAL of such commits within a few wal_writer_delay of 200 ms).
+    let first_arrival: HashMap<String, std::time::SystemTime> = {
+        let mut first = HashMap::new();
+        for r in rx.requests() {
+            for hook_id in r.hook_ids() {
+                first.entry(hook_id).or_insert(r.received_at);
+            }
+        }
+        first
+    };
+    for (hook_id, _) in &twice {
+        let at = first_arrival[hook_id.as_str()];
+        let before_crash = crashed_at_wall.duration_since(at);
+        assert!(
+            before_crash
+                .as_ref()
+                .is_ok_and(|d| *d <= Duration::from_secs(2)),
+            "{hook_id} arrived twice, first {before_crash:?} before the crash: only commits of \
+             the last moments before a database crash may be lost"
+        );
+    }
     assert_eq!(counts.len(), acked.len(), "only acknowledged hooks arrived");
 }
 
