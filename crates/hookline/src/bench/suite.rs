@@ -4,7 +4,7 @@
 
 use std::process::Stdio;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
 
 use super::BenchArgs;
@@ -79,6 +79,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("| --- | --- | --- | --- | --- | --- |");
     for scenario in SCENARIOS {
         let mut reports = Vec::with_capacity(RUNS);
+        let mut failures = Vec::new();
         for _ in 0..RUNS {
             let mut command = tokio::process::Command::new(&exe);
             command
@@ -87,7 +88,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .args(scenario.args)
                 .args(args.server_arg.iter().map(|a| format!("--server-arg={a}")))
                 .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
+                .stderr(Stdio::piped());
             if let Some(url) = &args.database_url {
                 command.arg(format!("--database-url={url}"));
             }
@@ -96,11 +97,31 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("running {}", scenario.name))?;
             if !output.status.success() {
-                bail!("{}: the run failed ({})", scenario.name, output.status);
+                // A failed run is reported, not hidden: it counts as the worst run of the three
+                // and the table says why, and the other scenarios still run.
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let reason = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with("error"))
+                    .unwrap_or("no error message")
+                    .to_owned();
+                eprintln!("{}: a run failed ({}): {reason}", scenario.name, output.status);
+                failures.push(reason);
+                continue;
             }
             let report: Value = serde_json::from_slice(&output.stdout)
                 .with_context(|| format!("{}: the run's report is not JSON", scenario.name))?;
             reports.push(report);
+        }
+        if failures.len() > RUNS / 2 {
+            println!(
+                "| {} | {} | **most runs failed** | {} | | |",
+                scenario.name,
+                store,
+                failures.join("; ")
+            );
+            continue;
         }
         let figure = |r: &Value| -> f64 {
             match scenario.headline {
@@ -109,12 +130,21 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             }
         };
         reports.sort_by(|a, b| figure(a).total_cmp(&figure(b)));
-        let median = &reports[RUNS / 2];
+        // A failed run counts as the worst of the three: the median is the middle of them all.
+        let median_index = match scenario.headline {
+            Headline::Throughput => RUNS / 2 - failures.len(),
+            Headline::P99 => RUNS / 2,
+        };
+        let median = &reports[median_index];
         let show = |r: &Value| match scenario.headline {
             Headline::Throughput => format!("{:.0} hooks/s", figure(r)),
             Headline::P99 => format!("p99 {:.2} ms", figure(r)),
         };
-        let runs: Vec<String> = reports.iter().map(show).collect();
+        let runs: Vec<String> = failures
+            .iter()
+            .map(|reason| format!("failed ({reason})"))
+            .chain(reports.iter().map(show))
+            .collect();
         println!(
             "| {} | {} | **{}** | {} | {:.2} / {:.2} | {:.4} |",
             scenario.name,
