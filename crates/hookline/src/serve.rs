@@ -18,6 +18,7 @@ use crate::service::{Service, TenantLimits};
 use crate::store::Store;
 use crate::store::postgres::{NodeOptions, PostgresStore, generated_node_id};
 use crate::store::sqlite::{Fsync, SqliteStore};
+use crate::throttle::{FailureThrottle, ThrottleLimits};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -80,6 +81,16 @@ pub struct ServeArgs {
     /// client may share its address: raise it to --max-connections then).
     #[arg(long, env = "HOOKLINE_MAX_CONNECTIONS_PER_IP", default_value_t = 1024)]
     pub max_connections_per_ip: usize,
+    /// Failed authentications (a wrong secret key or admin token on the API, a failed dashboard
+    /// sign-in) one client address may have per minute; beyond it that address gets `429` with
+    /// `Retry-After`, even with the right credentials, until the minute ends (0: no limit).
+    #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub auth_failures_per_address: u32,
+    /// Failed authentications one target (an app key, the admin token) may have per minute from
+    /// all addresses together; beyond it the addresses that failed on it get `429`, while those
+    /// that have not failed (its own producers) go on (0: no limit).
+    #[arg(long, env = "HOOKLINE_AUTH_FAILURES_PER_TARGET", default_value_t = 100)]
+    pub auth_failures_per_target: u32,
     /// How long a client may take to send a request's headers, and how long a kept-alive
     /// connection may wait for its next request.
     #[arg(long, env = "HOOKLINE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = crate::duration::parse_flag)]
@@ -121,11 +132,25 @@ fn extra_root_certs(
     Ok(certs)
 }
 
+/// An operator-chosen admin token shorter than this is warned about at start.
+const SHORT_ADMIN_TOKEN: usize = 24;
+
 /// The admin token: from the environment, or generated once and kept in the data dir.
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::env::var("HOOKLINE_ADMIN_TOKEN")
         && !token.is_empty()
     {
+        // Guessing is throttled, but only per address and per minute: a short token still falls
+        // to a patient guess from many addresses. The length is logged, never the token.
+        let length = token.chars().count();
+        if length < SHORT_ADMIN_TOKEN {
+            tracing::warn!(
+                length,
+                recommended = SHORT_ADMIN_TOKEN,
+                "HOOKLINE_ADMIN_TOKEN is shorter than {SHORT_ADMIN_TOKEN} characters: guessing it \
+                 is throttled, but a short token is still weak; use a long random one"
+            );
+        }
         return Ok(token);
     }
     let path = data_dir.join("admin-token");
@@ -248,6 +273,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             max_configs_per_app_key: args.max_configs_per_app_key.max(1),
         },
     ));
+    // One throttle for every credential check, the API's and the dashboard's sign-in.
+    let auth_failures = Arc::new(FailureThrottle::new(ThrottleLimits {
+        per_address: args.auth_failures_per_address,
+        per_target: args.auth_failures_per_target,
+        ..ThrottleLimits::default()
+    }));
     let state = Arc::new(AppState {
         service: service.clone(),
         admin_token_hash: hash_secret(&token),
@@ -259,6 +290,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             },
         },
         ingest_rate_limiter: ingest_rate.map(api::ratelimit::IngestRateLimiter::new),
+        auth_failures: auth_failures.clone(),
     });
     let retention = crate::retention::spawn(
         store.clone(),
@@ -286,7 +318,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Two front ends over one service, side by side: the API (JSON, `/v1`, `/docs`, operations)
     // and the dashboard (HTML, `/` and `/ui/`).
-    let app = api::router(state).merge(crate::dashboard::router(service));
+    let app = api::router(state).merge(crate::dashboard::router(service, auth_failures));
     let limits = ListenerLimits {
         max_connections: args.max_connections.max(1),
         max_connections_per_ip: args.max_connections_per_ip.max(1),

@@ -11,6 +11,12 @@
 //!   has not failed (the target's own producers, whose credentials are right) goes on as usual:
 //!   a guesser cannot lock the owner out.
 //!
+//! A limit of 0 turns that half off; with both at 0 nothing is counted.
+//!
+//! One throttle serves the API and the dashboard's sign-in (`serve` builds it from
+//! `--auth-failures-per-address` and `--auth-failures-per-target`), so a guesser gains nothing by
+//! alternating between them.
+//!
 //! Memory is bounded: at most [`MAX_KEYS`] addresses and targets are remembered; when full, the
 //! expired entries go, and if none has expired new failures are not counted (the throttle
 //! fails open rather than growing).
@@ -25,9 +31,9 @@ pub const MAX_KEYS: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleLimits {
-    /// Failures one address may have in a window.
+    /// Failures one address may have in a window (0: no limit per address).
     pub per_address: u32,
-    /// Failures one target may have in a window, from any addresses.
+    /// Failures one target may have in a window, from any addresses (0: no limit per target).
     pub per_target: u32,
     pub window: Duration,
 }
@@ -48,10 +54,43 @@ struct Count {
     window_start: Instant,
 }
 
+/// What a failed authentication tried to open. The admin token is its own kind of target, so no
+/// app key (a path segment, any string) can be counted as the admin token or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    AppKey(&'a str),
+    AdminToken,
+}
+
+impl<'a> From<&'a str> for Target<'a> {
+    fn from(app_key: &'a str) -> Self {
+        Target::AppKey(app_key)
+    }
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::AppKey(app_key) => write!(f, "app key {app_key:?}"),
+            Target::AdminToken => f.write_str("the admin token"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Address(IpAddr),
-    Target(String),
+    AppKey(String),
+    AdminToken,
+}
+
+impl Key {
+    fn target(target: Target<'_>) -> Key {
+        match target {
+            Target::AppKey(app_key) => Key::AppKey(app_key.to_owned()),
+            Target::AdminToken => Key::AdminToken,
+        }
+    }
 }
 
 pub struct FailureThrottle {
@@ -67,9 +106,19 @@ impl FailureThrottle {
         }
     }
 
+    /// Whether no limit applies at all (both are 0): then nothing is counted.
+    fn is_off(&self) -> bool {
+        self.limits.per_address == 0 && self.limits.per_target == 0
+    }
+
     /// `Err(wait)` when an attempt from `address` on `target` must be refused now, before its
     /// credentials are checked; `wait` is how long until it may try again.
-    pub fn check(&self, address: IpAddr, target: &str, now: Instant) -> Result<(), Duration> {
+    pub fn check<'a>(
+        &self,
+        address: IpAddr,
+        target: impl Into<Target<'a>>,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let Ok(counts) = self.counts.lock() else {
             return Ok(());
         };
@@ -90,29 +139,42 @@ impl FailureThrottle {
         };
         let from = live(&Key::Address(address));
         if let Some(c) = from
+            && self.limits.per_address > 0
             && c.failures >= self.limits.per_address
         {
             return Err(wait(c));
         }
-        if let Some(t) = live(&Key::Target(target.to_owned()))
+        // The address first: one that has not failed (the valid path) is done here, without
+        // building the target's key.
+        if from.is_some_and(|c| c.failures > 0)
+            && self.limits.per_target > 0
+            && let Some(t) = live(&Key::target(target.into()))
             && t.failures >= self.limits.per_target
-            && from.is_some_and(|c| c.failures > 0)
         {
             return Err(wait(t));
         }
         Ok(())
     }
 
-    /// Counts a failed authentication from `address` on `target`.
-    pub fn failed(&self, address: IpAddr, target: &str, now: Instant) {
+    /// Counts a failed authentication from `address` on `target`. True when this failure made
+    /// the address or the target reach its limit (once per window: worth a log line).
+    pub fn failed<'a>(&self, address: IpAddr, target: impl Into<Target<'a>>, now: Instant) -> bool {
+        if self.is_off() {
+            return false;
+        }
         let Ok(mut counts) = self.counts.lock() else {
-            return;
+            return false;
         };
+        let mut reached = false;
         if counts.len() + 2 > MAX_KEYS {
             let window = self.limits.window;
             counts.retain(|_, c| now.duration_since(c.window_start) < window);
         }
-        for key in [Key::Address(address), Key::Target(target.to_owned())] {
+        let keys = [
+            (Key::Address(address), self.limits.per_address),
+            (Key::target(target.into()), self.limits.per_target),
+        ];
+        for (key, limit) in keys {
             if !counts.contains_key(&key) && counts.len() >= MAX_KEYS {
                 continue;
             }
@@ -127,7 +189,9 @@ impl FailureThrottle {
                 };
             }
             c.failures = c.failures.saturating_add(1);
+            reached |= limit > 0 && c.failures == limit;
         }
+        reached
     }
 }
 
@@ -179,6 +243,76 @@ mod tests {
             "the owner's producer, which never failed, goes on"
         );
         assert!(t.check(ip(3), "elsewhere", now).is_ok(), "other targets");
+    }
+
+    #[test]
+    fn a_limit_of_zero_turns_its_half_off() {
+        let now = Instant::now();
+        let no_target_limit = FailureThrottle::new(ThrottleLimits {
+            per_address: 3,
+            per_target: 0,
+            window: Duration::from_secs(60),
+        });
+        for a in 1..=50 {
+            no_target_limit.failed(ip(a), "victim", now);
+        }
+        assert!(
+            no_target_limit.check(ip(7), "victim", now).is_ok(),
+            "no limit per target"
+        );
+        for _ in 0..3 {
+            no_target_limit.failed(ip(7), "victim", now);
+        }
+        assert!(no_target_limit.check(ip(7), "victim", now).is_err());
+
+        let no_address_limit = FailureThrottle::new(ThrottleLimits {
+            per_address: 0,
+            per_target: 5,
+            window: Duration::from_secs(60),
+        });
+        for _ in 0..4 {
+            no_address_limit.failed(ip(1), "a", now);
+            no_address_limit.failed(ip(1), "b", now);
+        }
+        assert!(
+            no_address_limit.check(ip(1), "c", now).is_ok(),
+            "no limit per address: 8 failures spread over targets pass"
+        );
+        no_address_limit.failed(ip(1), "a", now);
+        assert!(no_address_limit.check(ip(1), "a", now).is_err(), "per target");
+
+        let off = FailureThrottle::new(ThrottleLimits {
+            per_address: 0,
+            per_target: 0,
+            window: Duration::from_secs(60),
+        });
+        for _ in 0..100 {
+            off.failed(ip(1), "a", now);
+        }
+        assert!(off.check(ip(1), "a", now).is_ok());
+        assert!(off.counts.lock().unwrap().is_empty(), "nothing counted");
+    }
+
+    #[test]
+    fn the_admin_token_is_a_target_no_app_key_can_name() {
+        let t = throttle();
+        let now = Instant::now();
+        for a in 1..=5 {
+            t.failed(ip(a), Target::AdminToken, now);
+        }
+        assert!(t.check(ip(2), Target::AdminToken, now).is_err());
+        assert!(t.check(ip(100), Target::AdminToken, now).is_ok(), "never failed");
+        for name in ["admin token", "the admin token", ""] {
+            assert!(t.check(ip(2), name, now).is_ok(), "app key {name:?}");
+        }
+    }
+
+    #[test]
+    fn reaching_a_limit_is_reported_once() {
+        let t = throttle();
+        let now = Instant::now();
+        let reached: Vec<bool> = (0..4).map(|_| t.failed(ip(1), "app", now)).collect();
+        assert_eq!(reached, [false, false, true, false], "the 3rd failure reaches 3");
     }
 
     #[test]

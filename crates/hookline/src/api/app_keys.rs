@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 
-use super::auth::{require_admin, require_app_key};
+use super::auth::{Caller, require_admin, require_app_key};
 use super::body::{parse_object, read_json_body};
 use super::error::ApiResult;
 use super::views::{self, AppKeyListResponse, AppKeyResponse, ok};
@@ -35,10 +35,11 @@ pub(super) fn routes() -> Router<SharedState> {
     security(("adminToken" = [])))]
 pub async fn create_app_key(
     State(state): State<SharedState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, caller, &headers)?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let body = parse_object(&bytes)?;
     let name = optional_string(&body, "name", MAX_TEXT_LEN)?.unwrap_or_default();
@@ -62,10 +63,11 @@ pub async fn create_app_key(
     security(("adminToken" = [])))]
 pub async fn list_app_keys(
     State(state): State<SharedState>,
+    caller: Caller,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<AppKeyListResponse>> {
-    require_admin(&state, &headers)?;
+    require_admin(&state, caller, &headers)?;
     let page = state.service.list_app_keys(page_request(&query)?).await?;
     Ok(Json(AppKeyListResponse {
         header: ok(),
@@ -84,10 +86,11 @@ pub async fn list_app_keys(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn rotate_secret(
     State(state): State<SharedState>,
+    caller: Caller,
     Path(app_key): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<AppKeyResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let rotated = state.service.rotate_secret_key(&app_key).await?;
     Ok(Json(AppKeyResponse {
         header: ok(),

@@ -2,15 +2,53 @@
 //! app key's routes) or an app key's own secret key (`X-Secret-Key`). Secrets are compared by
 //! their hashes in constant time (`service::credentials`); a secret key verified in the last
 //! second is trusted without reading the store (`service::verified_secrets`).
+//!
+//! Guessing is throttled ([`crate::throttle`]): a wrong admin token, an unknown secret key or
+//! another app key's secret key counts as a failure of the client's address on its target (the
+//! app key, or the admin token). An address over its limit, or one that has failed on a target
+//! under a spread guess, gets `429` with `Retry-After` before its credentials are looked at. An
+//! address that has not failed pays one lock of an empty map, and goes on even while its
+//! target is under attack.
 
-use axum::http::HeaderMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap};
 
 use super::SharedState;
 use super::error::{ApiError, ApiResult, ErrorKind};
 use crate::service::app_keys::SecretKeyOwner;
 use crate::service::credentials::secret_matches;
+use crate::throttle::Target;
 
 pub const SECRET_KEY_HEADER: &str = "X-Secret-Key";
+const AUTHORIZATION: &str = "Authorization";
+
+/// The client's address, as the listener saw it (for the failure throttle). Without one (a
+/// router called without the listener, in tests), every client counts as `0.0.0.0`.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(IpAddr);
+
+impl Caller {
+    pub fn of(extensions: &Extensions) -> Caller {
+        Caller(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.0.ip()),
+        )
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller::of(&parts.extensions))
+    }
+}
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -25,13 +63,53 @@ fn is_admin_token(state: &SharedState, token: &str) -> bool {
     secret_matches(token, &state.admin_token_hash)
 }
 
+/// 429 when `caller` may not try `target` now; called before any credential is checked, so a
+/// throttled guesser learns nothing, not even from a right guess.
+fn not_throttled(
+    state: &SharedState,
+    caller: Caller,
+    target: Target<'_>,
+    field: &str,
+) -> ApiResult<()> {
+    state
+        .auth_failures
+        .check(caller.0, target, Instant::now())
+        .map_err(|wait| {
+            tracing::debug!(address = %caller.0, %target, "authentication throttled");
+            ApiError::too_many_failed_authentications(
+                field,
+                super::ratelimit::retry_after_secs(wait),
+            )
+        })
+}
+
+/// Counts a failed authentication of `caller` on `target`, and passes `error` on.
+fn failed(state: &SharedState, caller: Caller, target: Target<'_>, error: ApiError) -> ApiError {
+    if state.auth_failures.failed(caller.0, target, Instant::now()) {
+        // Once per address (or target) and window: the operator learns of a guess, with no
+        // credential in the line.
+        tracing::warn!(
+            address = %caller.0,
+            %target,
+            "too many failed authentications; refusing with 429 until the window ends"
+        );
+    }
+    error
+}
+
 /// Admin routes: a valid admin token or 401.
-pub fn require_admin(state: &SharedState, headers: &HeaderMap) -> ApiResult<()> {
+pub fn require_admin(state: &SharedState, caller: Caller, headers: &HeaderMap) -> ApiResult<()> {
+    not_throttled(state, caller, Target::AdminToken, AUTHORIZATION)?;
     match bearer(headers) {
         Some(token) if is_admin_token(state, token) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "Authorization: the admin token is not valid",
+        Some(_) => Err(failed(
+            state,
+            caller,
+            Target::AdminToken,
+            ApiError::new(
+                ErrorKind::Unauthorized,
+                "Authorization: the admin token is not valid",
+            ),
         )),
         None => Err(ApiError::new(
             ErrorKind::Unauthorized,
@@ -45,14 +123,21 @@ pub fn require_admin(state: &SharedState, headers: &HeaderMap) -> ApiResult<()> 
 /// is 404 for the admin (others never learn whether it exists).
 pub async fn require_app_key(
     state: &SharedState,
+    caller: Caller,
     headers: &HeaderMap,
     app_key: &str,
 ) -> ApiResult<()> {
     if let Some(token) = bearer(headers) {
+        not_throttled(state, caller, Target::AdminToken, AUTHORIZATION)?;
         if !is_admin_token(state, token) {
-            return Err(ApiError::new(
-                ErrorKind::Unauthorized,
-                "Authorization: the admin token is not valid",
+            return Err(failed(
+                state,
+                caller,
+                Target::AdminToken,
+                ApiError::new(
+                    ErrorKind::Unauthorized,
+                    "Authorization: the admin token is not valid",
+                ),
             ));
         }
         return match state.service.app_key_exists(app_key).await? {
@@ -62,6 +147,8 @@ pub async fn require_app_key(
             ))),
         };
     }
+    let target = Target::AppKey(app_key);
+    not_throttled(state, caller, target, SECRET_KEY_HEADER)?;
     let Some(secret) = headers.get(SECRET_KEY_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(ApiError::new(
             ErrorKind::Unauthorized,
@@ -70,13 +157,21 @@ pub async fn require_app_key(
     };
     match state.service.secret_key_owner(app_key, secret).await? {
         SecretKeyOwner::ThisAppKey => Ok(()),
-        SecretKeyOwner::AnotherAppKey => Err(ApiError::new(
-            ErrorKind::Forbidden,
-            "X-Secret-Key: this secret key belongs to another app key",
+        // Another app key's secret fails like an unknown one: it does not open this app key.
+        SecretKeyOwner::AnotherAppKey => Err(failed(
+            state,
+            caller,
+            target,
+            ApiError::new(
+                ErrorKind::Forbidden,
+                "X-Secret-Key: this secret key belongs to another app key",
+            ),
         )),
-        SecretKeyOwner::Unknown => Err(ApiError::new(
-            ErrorKind::Unauthorized,
-            "X-Secret-Key: unknown secret key",
+        SecretKeyOwner::Unknown => Err(failed(
+            state,
+            caller,
+            target,
+            ApiError::new(ErrorKind::Unauthorized, "X-Secret-Key: unknown secret key"),
         )),
     }
 }

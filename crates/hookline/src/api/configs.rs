@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 
-use super::auth::require_app_key;
+use super::auth::{Caller, require_app_key};
 use super::body::{parse_object, read_json_body, read_optional_json_body};
 use super::error::{ApiError, ApiResult};
 use super::views::{
@@ -63,11 +63,12 @@ fn config_response(config: &WebhookConfig) -> Json<ConfigResponse> {
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn create_config(
     State(state): State<SharedState>,
+    caller: Caller,
     Path(app_key): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let input = ConfigInput::from_json(&parse_object(&bytes)?)?;
     let config = state.service.create_config(&app_key, input).await?;
@@ -85,11 +86,12 @@ pub async fn create_config(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn list_configs(
     State(state): State<SharedState>,
+    caller: Caller,
     Path(app_key): Path<String>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<ConfigListResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let mut filter = ConfigFilter::default();
     if let Some(p) = query.get("productName") {
         filter.product = Some(parse_product("productName", p)?);
@@ -130,10 +132,11 @@ pub async fn list_configs(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn get_config(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ConfigResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let config = state.service.get_config(&app_key, &config_id).await?;
     Ok(config_response(&config))
 }
@@ -151,11 +154,12 @@ pub async fn get_config(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn put_config(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<ConfigResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let input = ConfigInput::from_json(&parse_object(&bytes)?)?;
     let config = state
@@ -177,11 +181,12 @@ pub async fn put_config(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn patch_config(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<ConfigResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let patch = parse_object(&bytes)?;
     let config = state
@@ -201,10 +206,11 @@ pub async fn patch_config(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn delete_config(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<ConfigResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let config = state.service.delete_config(&app_key, &config_id).await?;
     Ok(config_response(&config))
 }
@@ -221,11 +227,12 @@ pub async fn delete_config(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn test_config(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<TestAttemptResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let body = parse_object(&bytes)?;
     let config = state.service.get_config(&app_key, &config_id).await?;
@@ -253,11 +260,12 @@ pub async fn test_config(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn rotate_signing_secret(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<RotatedSigningSecretResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let rotation = SigningSecretRotation::from_json(&parse_object(&bytes)?)?;
     let signing_secret = rotation.new_secret.clone();

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::auth::require_app_key;
+use super::auth::{Caller, require_app_key};
 use super::body::{parse_object, read_json_body};
 use super::error::{ApiError, ApiResult, ErrorKind};
 use super::views::{
@@ -44,11 +44,12 @@ pub(super) fn routes() -> Router<SharedState> {
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn list(
     State(state): State<SharedState>,
+    caller: Caller,
     Path(app_key): Path<String>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Json<DeliveryListResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let filter = delivery_filter(&query)?;
     let page = state
         .service
@@ -71,10 +72,11 @@ pub async fn list(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn get_one(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, hooks_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<DeliveryDetailResponse>> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let detail = state.service.get_delivery(&app_key, &hooks_id).await?;
     let view = views::delivery_detail(&detail).map_err(|e| {
         ApiError::new(
@@ -100,10 +102,11 @@ pub async fn get_one(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn redeliver(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, hooks_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let summary = state.service.redeliver(&app_key, &hooks_id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -127,11 +130,12 @@ pub async fn redeliver(
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn replay(
     State(state): State<SharedState>,
+    caller: Caller,
     Path((app_key, config_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<impl IntoResponse> {
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, caller, &headers, &app_key).await?;
     let bytes = read_json_body(&headers, body, state.limits.max_body_bytes).await?;
     let body = parse_object(&bytes)?;
     // The config is looked up before the filter is read, so an unknown config is a 404

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use std::time::{Duration, Instant};
 
-use super::auth::require_app_key;
+use super::auth::{Caller, require_app_key};
 use super::body::read_json_body;
 use super::error::{ApiError, ApiResult};
 use super::ratelimit::{IngestRateLimiter, retry_after_secs};
@@ -28,7 +28,7 @@ pub(super) fn routes() -> Router<SharedState> {
     params(openapi::AppKeyPath),
     request_body(content = openapi::IngestRequest, description = "All or nothing: every hook is validated against its event's table before anything is stored; the first error names its path (`hooks[3].messageStatus`). Idempotent on (appKey, hookId).", content_type = "application/json"),
     responses((status = 202, description = "Durably stored; the hookIds in input order", body = HookIdsResponse), openapi::AppKeyBodyErrors,
-        (status = 429, description = "The app key is over its ingest rate limit (`--ingest-rate-limit`); nothing was stored. `Retry-After` says in how many seconds the request can pass.", body = super::views::ErrorResponse,
+        (status = 429, description = "The app key is over its ingest rate limit (`--ingest-rate-limit`, resultCode -1060); nothing was stored. Or this address has too many failed authentications (resultCode -1061): refused before the credentials are checked. `Retry-After` says in how many seconds the request can pass.", body = super::views::ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds to wait before sending the request again")))),
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn ingest(
@@ -39,7 +39,7 @@ pub async fn ingest(
     // The request taken whole, not a `HeaderMap` extractor: that one clones every header.
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    require_app_key(&state, &headers, &app_key).await?;
+    require_app_key(&state, Caller::of(&parts.extensions), &headers, &app_key).await?;
     let limiter = state.ingest_rate_limiter.as_ref();
     // An app key over its rate is refused before its body is read or validated.
     if let Some(limiter) = limiter {

@@ -48,6 +48,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The per-app-key ingest rate limit (`None`: off).
     pub ingest_rate_limiter: Option<ratelimit::IngestRateLimiter>,
+    /// Failed authentications per address and target; shared with the dashboard's sign-in.
+    pub auth_failures: Arc<crate::throttle::FailureThrottle>,
 }
 
 pub type SharedState = Arc<AppState>;

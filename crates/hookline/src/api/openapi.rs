@@ -218,6 +218,11 @@ pub enum AdminErrors {
     /// The body is not `application/json`.
     #[response(status = 415)]
     NotJson(ErrorResponse),
+    /// Too many failed authentications from this address (wrong admin tokens): refused before the
+    /// credentials are checked, even right ones; `Retry-After` says in how many seconds to try
+    /// again (`--auth-failures-per-address`, `--auth-failures-per-target`).
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    TooManyFailedAuthentications(ErrorResponse),
     /// A bug: the message says what failed.
     #[response(status = 500)]
     Internal(ErrorResponse),
@@ -241,6 +246,11 @@ pub enum AppKeyErrors {
     /// No such app key, config or delivery under this app key.
     #[response(status = 404)]
     NotFound(ErrorResponse),
+    /// Too many failed authentications from this address (wrong secret keys or admin tokens): refused before the
+    /// credentials are checked, even right ones; `Retry-After` says in how many seconds to try
+    /// again (`--auth-failures-per-address`, `--auth-failures-per-target`).
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    TooManyFailedAuthentications(ErrorResponse),
     /// A bug: the message says what failed.
     #[response(status = 500)]
     Internal(ErrorResponse),
@@ -273,6 +283,11 @@ pub enum AppKeyBodyErrors {
     /// The body is not `application/json`.
     #[response(status = 415)]
     NotJson(ErrorResponse),
+    /// Too many failed authentications from this address (wrong secret keys or admin tokens): refused before the
+    /// credentials are checked, even right ones; `Retry-After` says in how many seconds to try
+    /// again (`--auth-failures-per-address`, `--auth-failures-per-target`).
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    TooManyFailedAuthentications(ErrorResponse),
     /// A bug: the message says what failed.
     #[response(status = 500)]
     Internal(ErrorResponse),

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 
 use crate::service::credentials::hash_secret;
 use crate::service::{self, ErrorKind, Service};
-use crate::throttle::{FailureThrottle, ThrottleLimits};
+use crate::throttle::FailureThrottle;
 use html::{esc, page};
 use session::{SessionInfo, Sessions};
 
@@ -37,17 +37,19 @@ const FAVICON: &str = include_str!("assets/favicon.svg");
 pub struct Dashboard {
     service: Arc<Service>,
     sessions: Sessions,
-    sign_in_failures: FailureThrottle,
+    /// Shared with the API: a guesser gains nothing by alternating between the two.
+    sign_in_failures: Arc<FailureThrottle>,
 }
 
 type Dash = Arc<Dashboard>;
 
-/// The dashboard's routes: `/` and `/ui/...`.
-pub fn router(service: Arc<Service>) -> Router {
+/// The dashboard's routes: `/` and `/ui/...`. `auth_failures` counts failed sign-ins (the API
+/// counts its failed authentications in the same one).
+pub fn router(service: Arc<Service>, auth_failures: Arc<FailureThrottle>) -> Router {
     let state = Arc::new(Dashboard {
         service,
         sessions: Sessions::default(),
-        sign_in_failures: FailureThrottle::new(ThrottleLimits::default()),
+        sign_in_failures: auth_failures,
     });
     Router::new()
         .route("/", get(home))
@@ -314,7 +316,7 @@ async fn sign_in(
     let app_key = form.get("appKey").unwrap_or("").trim().to_owned();
     let address = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
     let now = std::time::Instant::now();
-    if let Err(wait) = dash.sign_in_failures.check(address, &app_key, now) {
+    if let Err(wait) = dash.sign_in_failures.check(address, app_key.as_str(), now) {
         let mut page = sign_in_page(
             StatusCode::TOO_MANY_REQUESTS,
             &app_key,
@@ -337,7 +339,14 @@ async fn sign_in(
         dash.service.owner_of_secret_hash(&secret_hash).await?
     };
     if app_key.is_empty() || owner.as_deref() != Some(app_key.as_str()) {
-        dash.sign_in_failures.failed(address, &app_key, now);
+        if dash.sign_in_failures.failed(address, app_key.as_str(), now) {
+            // Once per address (or app key) and window; no secret in the line.
+            tracing::warn!(
+                address = %address,
+                app_key,
+                "too many failed sign-ins; refusing with 429 until the window ends"
+            );
+        }
         return Ok(sign_in_page(
             StatusCode::UNAUTHORIZED,
             &app_key,

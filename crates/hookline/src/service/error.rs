@@ -35,6 +35,7 @@ pub enum ErrorKind {
     Conflict,
     StoreUnavailable,
     RateLimited,
+    TooManyFailedAuthentications,
     Internal,
 }
 
@@ -53,7 +54,7 @@ impl ErrorKind {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Conflict => StatusCode::CONFLICT,
             StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited | TooManyFailedAuthentications => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +86,7 @@ impl ErrorKind {
             Conflict => -1049,
             StoreUnavailable => -1050,
             RateLimited => -1060,
+            TooManyFailedAuthentications => -1061,
             Internal => -1099,
         }
     }
@@ -114,6 +116,22 @@ impl Error {
         Error {
             retry_after_secs: Some(secs.max(1)),
             ..Error::new(ErrorKind::RateLimited, message)
+        }
+    }
+
+    /// 429 for an address (or a target) with too many failed authentications: refused before
+    /// its credentials are looked at, `Retry-After: secs` (at least 1).
+    pub fn too_many_failed_authentications(field: &str, secs: u64) -> Self {
+        let secs = secs.max(1);
+        Error {
+            retry_after_secs: Some(secs),
+            ..Error::new(
+                ErrorKind::TooManyFailedAuthentications,
+                format!(
+                    "{field}: too many failed authentications; this address must wait {secs} s \
+                     (Retry-After) before trying again"
+                ),
+            )
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod auth_throttle;
 mod bad_input;
 mod batching;
 mod cli;

@@ -65,6 +65,9 @@ pub struct Options {
     /// (`HOOKLINE_ACCEPTANCE_STORE=postgres`): for tests about the embedded store's own files and
     /// disk. Cannot be combined with `database_url`. Default false.
     pub embedded_store: bool,
+    /// `HOOKLINE_ADMIN_TOKEN` instead of a long random one (e.g. a short one, to see the warning).
+    /// Default `None`.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Options {
@@ -74,9 +77,18 @@ impl Default for Options {
             rust_log: "info".to_string(),
             database_url: None,
             embedded_store: false,
+            admin_token: None,
         }
     }
 }
+
+/// Flags every server gets unless the test passes its own: tests send wrong credentials from
+/// 127.0.0.1 on purpose (tenancy, bad input, the dashboard), far more than the production
+/// defaults allow per minute. The throttle's own tests pass low limits.
+const DEFAULT_FLAGS: [(&str, &str); 2] = [
+    ("--auth-failures-per-address", "100000"),
+    ("--auth-failures-per-target", "100000"),
+];
 
 pub struct Server {
     pub base_url: String,
@@ -182,7 +194,7 @@ impl Server {
         };
         let mut server = Server {
             base_url: String::new(),
-            admin_token: random_token(),
+            admin_token: options.admin_token.clone().unwrap_or_else(random_token),
             http,
             child: None,
             args: extra.iter().map(|s| s.to_string()).collect(),
@@ -295,6 +307,17 @@ impl Server {
             )
             .args(&self.args)
             .args(
+                DEFAULT_FLAGS
+                    .iter()
+                    .filter(|(flag, _)| {
+                        !self
+                            .args
+                            .iter()
+                            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+                    })
+                    .flat_map(|(flag, value)| [*flag, *value]),
+            )
+            .args(
                 self.database_url
                     .as_ref()
                     .map(|url| ["--database-url", url.as_str()])
@@ -310,6 +333,8 @@ impl Server {
             .env_remove("HOOKLINE_ALLOW_PRIVATE_TARGETS")
             .env_remove("HOOKLINE_INGEST_RATE_LIMIT")
             .env_remove("HOOKLINE_INGEST_BURST")
+            .env_remove("HOOKLINE_AUTH_FAILURES_PER_ADDRESS")
+            .env_remove("HOOKLINE_AUTH_FAILURES_PER_TARGET")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
