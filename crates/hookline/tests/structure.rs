@@ -179,3 +179,84 @@ fn no_source_file_sends_readers_outside_the_repository() {
         hits.join("\n")
     );
 }
+
+/// The tests that RELIABILITY.md names as evidence, in backticks: `module::test` (acceptance,
+/// relative to tests/acceptance/, or the wire crate's tests/) or a unit test's module path
+/// (`engine::retry::tests::name`).
+/// Names ending in `::` are groups, `module::test` is the notation itself; anything with an
+/// uppercase letter or a `/` (a type's method, a file) is no test name.
+fn tests_named_in_reliability() -> Vec<String> {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../RELIABILITY.md");
+    let text = fs::read_to_string(&doc).unwrap_or_else(|e| panic!("{}: {e}", doc.display()));
+    let mut names: Vec<String> = text
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| {
+            span.contains("::")
+                && !span.ends_with("::")
+                && *span != "module::test"
+                && span
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == ':')
+        })
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The files a test named `path::name` can be in: the module's file under each root, and for a
+/// unit test (`...::tests::name`) the parent module's file or its `tests.rs`.
+fn files_for(modules: &[&str]) -> Vec<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Acceptance tests, unit tests of both crates, and the wire crate's integration tests
+    // (RELIABILITY.md names those `hostile_input::...` too, marked "wire crate").
+    let roots = [
+        manifest.join("tests/acceptance"),
+        crate_src(),
+        wire_crate().join("src"),
+        wire_crate().join("tests"),
+    ];
+    let mut paths: Vec<Vec<&str>> = vec![modules.to_vec()];
+    if modules.last() == Some(&"tests") {
+        paths.push(modules[..modules.len() - 1].to_vec());
+    }
+    let mut files = Vec::new();
+    for root in &roots {
+        for path in paths.iter().filter(|p| !p.is_empty()) {
+            let dir: PathBuf = path.iter().collect();
+            files.push(root.join(&dir).with_extension("rs"));
+            files.push(root.join(&dir).join("mod.rs"));
+        }
+    }
+    files
+}
+
+#[test]
+fn every_test_reliability_names_exists() {
+    let names = tests_named_in_reliability();
+    assert!(
+        names.len() >= 20,
+        "RELIABILITY.md names tests in backticks; found only {names:?}"
+    );
+    let mut missing = Vec::new();
+    for name in &names {
+        let segments: Vec<&str> = name.split("::").collect();
+        let (test, modules) = segments.split_last().expect("a name with ::");
+        let needle = format!("fn {test}(");
+        let found = files_for(modules)
+            .iter()
+            .filter_map(|f| fs::read_to_string(f).ok())
+            .any(|text| text.contains(&needle));
+        if !found {
+            missing.push(name.as_str());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "RELIABILITY.md names tests that do not exist (renamed or moved?):\n{}",
+        missing.join("\n")
+    );
+}
