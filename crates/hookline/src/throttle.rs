@@ -279,7 +279,10 @@ mod tests {
             "no limit per address: 8 failures spread over targets pass"
         );
         no_address_limit.failed(ip(1), "a", now);
-        assert!(no_address_limit.check(ip(1), "a", now).is_err(), "per target");
+        assert!(
+            no_address_limit.check(ip(1), "a", now).is_err(),
+            "per target"
+        );
 
         let off = FailureThrottle::new(ThrottleLimits {
             per_address: 0,
@@ -301,7 +304,10 @@ mod tests {
             t.failed(ip(a), Target::AdminToken, now);
         }
         assert!(t.check(ip(2), Target::AdminToken, now).is_err());
-        assert!(t.check(ip(100), Target::AdminToken, now).is_ok(), "never failed");
+        assert!(
+            t.check(ip(100), Target::AdminToken, now).is_ok(),
+            "never failed"
+        );
         for name in ["admin token", "the admin token", ""] {
             assert!(t.check(ip(2), name, now).is_ok(), "app key {name:?}");
         }
@@ -312,7 +318,11 @@ mod tests {
         let t = throttle();
         let now = Instant::now();
         let reached: Vec<bool> = (0..4).map(|_| t.failed(ip(1), "app", now)).collect();
-        assert_eq!(reached, [false, false, true, false], "the 3rd failure reaches 3");
+        assert_eq!(
+            reached,
+            [false, false, true, false],
+            "the 3rd failure reaches 3"
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     .find(|l| l.starts_with("error"))
                     .unwrap_or("no error message")
                     .to_owned();
-                eprintln!("{}: a run failed ({}): {reason}", scenario.name, output.status);
+                eprintln!(
+                    "{}: a run failed ({}): {reason}",
+                    scenario.name, output.status
+                );
                 failures.push(reason);
                 continue;
             }

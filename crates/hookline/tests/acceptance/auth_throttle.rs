@@ -76,7 +76,15 @@ async fn send(
 /// `GET` of an app key's config list with `X-Secret-Key: secret`.
 async fn list_configs(srv: &Server, client: &reqwest::Client, app: &App, secret: &str) -> Answer {
     let path = app.path("/webhook-configs");
-    send(srv, client, Method::GET, &path, &[("X-Secret-Key", secret)], None).await
+    send(
+        srv,
+        client,
+        Method::GET,
+        &path,
+        &[("X-Secret-Key", secret)],
+        None,
+    )
+    .await
 }
 
 /// `GET /v1/appkeys` with `Authorization: Bearer token`.
@@ -117,8 +125,18 @@ fn assert_throttled(srv: &Server, answer: &Answer, field: &str, what: &str) {
         .unwrap_or_else(|| srv.fail(format!("{what}: Retry-After {:?}", answer.retry_after)));
     assert!((1..=60).contains(&secs), "{what}: Retry-After {secs}");
     let header = &answer.body["header"];
-    assert_eq!(header["isSuccessful"], json!(false), "{what}: {}", answer.body);
-    assert_eq!(header["resultCode"], json!(-1061), "{what}: {}", answer.body);
+    assert_eq!(
+        header["isSuccessful"],
+        json!(false),
+        "{what}: {}",
+        answer.body
+    );
+    assert_eq!(
+        header["resultCode"],
+        json!(-1061),
+        "{what}: {}",
+        answer.body
+    );
     let message = header["resultMessage"].as_str().unwrap_or("");
     assert!(
         message.starts_with(&format!("{field}: ")) && message.contains("wait"),
@@ -154,7 +172,12 @@ async fn wrong_secret_keys_from_one_address_get_429_and_then_even_the_right_one_
     let wrong = list_configs(&srv, &guesser, &app, "guess-4").await;
     assert_throttled(&srv, &wrong, "X-Secret-Key", "a 4th wrong secret");
     let right = list_configs(&srv, &guesser, &app, &app.secret).await;
-    assert_throttled(&srv, &right, "X-Secret-Key", "the right secret, throttled address");
+    assert_throttled(
+        &srv,
+        &right,
+        "X-Secret-Key",
+        "the right secret, throttled address",
+    );
     let ingested = ingest(&srv, &guesser, &app, &app.secret).await;
     assert_throttled(&srv, &ingested, "X-Secret-Key", "ingest, throttled address");
     let elsewhere = list_configs(&srv, &guesser, &other, &other.secret).await;
@@ -195,11 +218,21 @@ async fn wrong_admin_tokens_get_429_and_then_even_the_right_one_waits() {
     let wrong = list_app_keys(&srv, &guesser, "not-the-token-4").await;
     assert_throttled(&srv, &wrong, "Authorization", "a 4th wrong admin token");
     let right = list_app_keys(&srv, &guesser, &srv.admin_token).await;
-    assert_throttled(&srv, &right, "Authorization", "the right token, throttled address");
+    assert_throttled(
+        &srv,
+        &right,
+        "Authorization",
+        "the right token, throttled address",
+    );
     let bearer = format!("Bearer {}", srv.admin_token);
     let headers = [("Authorization", bearer.as_str())];
     let right = send(&srv, &guesser, Method::GET, &path, &headers, None).await;
-    assert_throttled(&srv, &right, "Authorization", "the right token on an app key route");
+    assert_throttled(
+        &srv,
+        &right,
+        "Authorization",
+        "the right token on an app key route",
+    );
 
     // The operator, at an address that never failed, goes on.
     let operator = client_from(1);
@@ -230,7 +263,12 @@ async fn a_spread_guess_on_one_app_key_refuses_the_guessers_not_its_producers() 
     }
 
     let answer = list_configs(&srv, &guessers[2], &victim, &victim.secret).await;
-    assert_throttled(&srv, &answer, "X-Secret-Key", "a guesser with the right secret");
+    assert_throttled(
+        &srv,
+        &answer,
+        "X-Secret-Key",
+        "a guesser with the right secret",
+    );
     let producer = client_from(1);
     let listed = list_configs(&srv, &producer, &victim, &victim.secret).await;
     assert_eq!(listed.status, StatusCode::OK, "producer: {}", listed.body);
@@ -281,14 +319,22 @@ async fn failed_dashboard_sign_ins_get_429_and_count_for_the_api_too() {
         assert!((1..=60).contains(&secs), "{what}: Retry-After {secs}");
         let text = page.body.as_str().unwrap_or("");
         assert!(text.contains("Too many failed sign-ins"), "{what}: {text}");
-        assert!(!text.contains(&app.secret), "the page never echoes a secret");
+        assert!(
+            !text.contains(&app.secret),
+            "the page never echoes a secret"
+        );
     }
     let api = list_configs(&srv, &guesser, &app, &app.secret).await;
     assert_throttled(&srv, &api, "X-Secret-Key", "the API after failed sign-ins");
 
     // The owner, at an address that never failed, signs in: a session and a redirect home.
     let page = sign_in(&srv, &client_from(1), &app, &app.secret).await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "the owner: {}", page.body);
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "the owner: {}",
+        page.body
+    );
 }
 
 /// An operator-chosen admin token shorter than 24 characters is warned about at start (never
@@ -308,14 +354,23 @@ async fn a_short_admin_token_is_warned_about_at_start_without_printing_it() {
         .wait_for_log(&["WARN", "HOOKLINE_ADMIN_TOKEN", "shorter than 24"], PROMPT)
         .await;
     assert!(line.contains("throttled"), "{line}");
-    assert!(!srv.stderr_all().contains(token), "the token is never logged");
+    assert!(
+        !srv.stderr_all().contains(token),
+        "the token is never logged"
+    );
     // Short, but it still works.
-    srv.expect(srv.get(&Auth::Admin, "/v1/appkeys").await, 200, "GET /v1/appkeys");
+    srv.expect(
+        srv.get(&Auth::Admin, "/v1/appkeys").await,
+        200,
+        "GET /v1/appkeys",
+    );
 
     // The warning is written before the ready line the harness waits for: its absence is final.
     let long = Server::start().await;
     assert!(
-        !long.stderr_all().contains("HOOKLINE_ADMIN_TOKEN is shorter"),
+        !long
+            .stderr_all()
+            .contains("HOOKLINE_ADMIN_TOKEN is shorter"),
         "{}",
         long.stderr_tail()
     );
