@@ -92,7 +92,10 @@ const MAX_FAN_OUTS: usize = 10_000;
 /// sending a group without a round trip; an estimate from the last answer is right unless the
 /// configs just changed, and then wrong for one group.
 #[derive(Clone, Default)]
-pub(super) struct FanOut(Arc<Mutex<HashMap<(String, Product, Event), usize>>>);
+pub(super) struct FanOut(Arc<Mutex<HashMap<FanOutKey, usize>>>);
+
+/// (app key, product, event).
+type FanOutKey = (String, Product, Event);
 
 impl FanOut {
     /// Rows `job` writes: each hook and its queue rows (one config when not known yet).
