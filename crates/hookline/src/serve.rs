@@ -47,7 +47,8 @@ pub struct ServeArgs {
     /// Largest single hook, in bytes of JSON.
     #[arg(long, env = "HOOKLINE_MAX_HOOK_BYTES", default_value_t = 64 * 1024)]
     pub max_hook_bytes: usize,
-    /// Ingest rate limit per app key, in hooks per second (0: no limit).
+    /// Ingest rate limit per app key, in queue rows per second (0: no limit): a hook costs one
+    /// per enabled config subscribed to its event, at least one.
     #[arg(long, env = "HOOKLINE_INGEST_RATE_LIMIT", default_value_t = 0.0)]
     pub ingest_rate_limit: f64,
     /// Hooks an app key may ingest at once before the rate limit applies (default: one second's

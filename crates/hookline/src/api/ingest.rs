@@ -28,7 +28,7 @@ pub(super) fn routes() -> Router<SharedState> {
     params(openapi::AppKeyPath),
     request_body(content = openapi::IngestRequest, description = "All or nothing: every hook is validated against its event's table before anything is stored; the first error names its path (`hooks[3].messageStatus`). Idempotent on (appKey, hookId).", content_type = "application/json"),
     responses((status = 202, description = "Durably stored; the hookIds in input order", body = HookIdsResponse), openapi::AppKeyBodyErrors,
-        (status = 429, description = "The app key is over its ingest rate limit (`--ingest-rate-limit`, resultCode -1060); nothing was stored. Or this address has too many failed authentications (resultCode -1061): refused before the credentials are checked. `Retry-After` says in how many seconds the request can pass.", body = super::views::ErrorResponse,
+        (status = 429, description = "The app key is over its ingest rate limit (`--ingest-rate-limit`, resultCode -1060, counted in queue rows: a hook costs one per enabled config subscribed to its event, at least one); nothing was stored. Or this address has too many failed authentications (resultCode -1061): refused before the credentials are checked. `Retry-After` says in how many seconds the request can pass.", body = super::views::ErrorResponse,
             headers(("Retry-After" = u64, description = "Seconds to wait before sending the request again")))),
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn ingest(
@@ -72,6 +72,13 @@ pub async fn ingest(
             return Err(e);
         }
     };
+    if let Some(limiter) = limiter {
+        // The limit counts the work an ingest makes: a hook fanned out to 10 configs costs 10.
+        // Only the store knows the fan-out, after the commit: the rest of the cost is charged
+        // now, and may leave the bucket in debt (this request is accepted, the next ones wait).
+        let extra = outcome.queued.saturating_sub(hook_ids.len());
+        limiter.charge(&app_key, extra, Instant::now());
+    }
     crate::metrics::hooks_ingested(event, unique, outcome.new_hooks);
     Ok((
         StatusCode::ACCEPTED,
@@ -82,15 +89,16 @@ pub async fn ingest(
     ))
 }
 
-/// 429: the app key sent more hooks than its rate allows; `Retry-After` says when `hooks` can pass.
+/// 429: the app key sent more than its rate allows; `Retry-After` says when `hooks` can pass.
 fn rate_limited(limiter: &IngestRateLimiter, hooks: usize, wait: Duration) -> ApiError {
     let secs = retry_after_secs(wait);
     let limit = limiter.limit();
     tracing::debug!(hooks, retry_after_secs = secs, "ingest rate limited");
     ApiError::rate_limited(
         format!(
-            "hooks: {hooks} hook(s) are over this app key's ingest rate limit of {} hooks per \
-             second (bursts of {}); nothing was stored, retry in {secs} s",
+            "hooks: {hooks} hook(s) are over this app key's ingest rate limit of {} queue rows \
+             (hooks times their subscribed configs) per second (bursts of {}); nothing was \
+             stored, retry in {secs} s",
             limit.hooks_per_second, limit.burst
         ),
         secs,

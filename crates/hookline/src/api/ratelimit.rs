@@ -1,8 +1,15 @@
-//! The per-app-key ingest rate limit: a token bucket of hooks per app key.
+//! The per-app-key ingest rate limit: a token bucket of queue rows per app key.
 //!
-//! Each app key has a bucket holding up to `burst` hooks that refills at `rate` hooks per second.
-//! An ingest request of n hooks takes n tokens, or is refused with `429` and a `Retry-After` of
-//! the seconds until n tokens are there; a refused request takes nothing and stores nothing.
+//! Each app key has a bucket holding up to `burst` tokens that refills at `rate` tokens per
+//! second. What an ingest costs is the work it makes: one token per queue row it wrote (a hook
+//! for each enabled config subscribed to its event), and at least one per hook. An ingest request
+//! of n hooks takes n tokens before it is stored, or is refused with `429` and a `Retry-After` of
+//! the seconds until n tokens are there; a refused request takes nothing and stores nothing. The
+//! rest of its cost (its fan-out beyond one row per hook) is known only from the store's answer,
+//! so it is charged after the commit ([`IngestRateLimiter::charge`]) and may leave the bucket in
+//! debt: the request that crosses the limit is accepted, and the next ones wait until the debt is
+//! paid. Charging up front instead would need the fan-out before the write, and would make a
+//! request whose rows exceed the burst impossible to ever accept.
 //!
 //! The buckets live in a map split into shards, each behind its own short-held mutex (a lookup and
 //! a few float operations, never held across an await), so requests of different app keys rarely
@@ -18,7 +25,7 @@ use std::time::{Duration, Instant};
 /// Shards of the bucket map (a power of two).
 const SHARDS: usize = 64;
 
-/// The limit: `rate` hooks per second per app key, bursts of up to `burst` hooks.
+/// The limit: `rate` tokens (queue rows) per second per app key, bursts of up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     pub hooks_per_second: f64,
@@ -28,7 +35,7 @@ pub struct RateLimit {
 /// Why a rate limit cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RateLimitError {
-    #[error("--ingest-rate-limit must be a positive number of hooks per second, got {0}")]
+    #[error("--ingest-rate-limit must be a positive number of queue rows per second, got {0}")]
     BadRate(f64),
     #[error(
         "--ingest-burst ({burst}) must be at least --max-hooks-per-request ({max_hooks}), or the \
@@ -152,6 +159,16 @@ impl IngestRateLimiter {
 }
 
 impl IngestRateLimiter {
+    /// Takes `tokens` whatever the bucket holds, down below zero if need be: the cost of work
+    /// already committed (an ingest's fan-out), which cannot be refused any more. Until the
+    /// bucket is back above what a request needs, that app key's requests are refused.
+    pub fn charge(&self, app_key: &str, tokens: usize, now: Instant) {
+        if tokens == 0 {
+            return;
+        }
+        self.with_bucket(app_key, now, |b| b.tokens -= tokens as f64);
+    }
+
     /// Gives back what `take` took for a request that then stored nothing (the store failed), so
     /// a producer retrying a 503 is not refused for hooks that were never accepted.
     pub fn give_back(&self, app_key: &str, hooks: usize, now: Instant) {
@@ -207,6 +224,23 @@ mod tests {
         // Never above the burst.
         l.give_back("a", 100, t0);
         assert!(l.take("a", 11, t0).is_err());
+    }
+
+    #[test]
+    fn a_charge_leaves_a_debt_that_refills_before_the_next_request() {
+        let l = limiter(10.0, 100.0);
+        let t0 = Instant::now();
+        assert_eq!(l.take("a", 10, t0), Ok(()));
+        // The fan-out of that request: 10 hooks to 10 configs, 90 rows more than its hooks.
+        l.charge("a", 90, t0);
+        assert_eq!(l.check("a", t0), Err(Duration::from_millis(100)));
+        l.charge("a", 50, t0);
+        // 50 tokens in debt: 5 s until one is there, 5.1 s until one hook can pass.
+        assert_eq!(l.check("a", t0), Err(Duration::from_millis(5100)));
+        assert!(l.take("a", 1, t0 + Duration::from_secs(5)).is_err());
+        assert_eq!(l.take("a", 1, t0 + Duration::from_millis(5100)), Ok(()));
+        // Another app key does not pay for it.
+        assert_eq!(l.take("b", 100, t0), Ok(()));
     }
 
     #[test]

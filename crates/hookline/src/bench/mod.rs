@@ -29,6 +29,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 
 mod ceiling;
+mod noisy;
 mod suite;
 
 #[derive(Debug, Args, Clone)]
@@ -90,6 +91,15 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run the noisy-neighbour scenario instead: tenant A (100 configs on its event) ingests
+    /// flat out from --producers connections with --hooks-per-request hooks a request, beside
+    /// tenant B sending one hook a request at 100 requests/s; reports B's ingest latency and A's
+    /// throughput over --duration-secs.
+    #[arg(long)]
+    pub noisy_neighbour: bool,
+    /// How long the noisy-neighbour scenario runs, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub duration_secs: u64,
     /// Measure the machine's ceilings instead: a bare hyper client into the same sink, and the
     /// embedded store's raw commit rate.
     #[arg(long)]
@@ -372,6 +382,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.suite {
         return suite::run(&args).await;
+    }
+    if args.noisy_neighbour {
+        return noisy::run(&args).await;
     }
     if args.configs == 0 || args.hooks == 0 || args.producers == 0 || args.hooks_per_request == 0 {
         bail!("--configs, --hooks, --producers and --hooks-per-request must be at least 1");

@@ -5,13 +5,14 @@
 //! store (one database that several nodes use). Every statement lives in one of them, so dialect
 //! details never leak out of this module; neither uses the other. What both share is here: the
 //! rows they store and their mapping to the model (`rows`), pages and cursors (`page`), how a
-//! group-commit job ended ([`JobStatus`]) and how a deleted config's queue is cut into deliveries
+//! group-commit job ended ([`JobStatus`]), which queued jobs a group takes (`fair`) and how a deleted config's queue is cut into deliveries
 //! ([`runs_by_event`]).
 //!
 //! Durability contract: when a write method returns `Ok`, its effect is committed (WAL, survives a
 //! process crash). Ingest in particular answers only after the commit that holds the hooks and
 //! their queue rows.
 
+mod fair;
 mod page;
 pub mod postgres;
 mod rows;
@@ -259,7 +260,9 @@ pub trait Store: Send + Sync + 'static {
     /// so a later awaited write (or [`Store::flush`]) sees it. A crash before that commit makes
     /// the attempt count as in flight: the delivery is sent again after restart.
     fn record_attempt(&self, outcome: AttemptOutcome);
-    /// Waits until every write queued before this call is committed.
+    /// Waits until every write queued before this call is committed (an ingest another caller
+    /// is awaiting may be left to a later group by the fair share, `fair`: its caller is
+    /// answered on its own commit).
     async fn flush(&self) -> StoreResult<()>;
     async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>>;
     /// Configs that have queued hooks (to resume after a start).

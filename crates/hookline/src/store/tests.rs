@@ -91,6 +91,7 @@ store_tests!(
     the_delivery_log_redelivery_replay_stats_and_retention,
     claims_take_the_oldest_event_first_in_full_batches,
     fan_out_follows_config_changes_at_once,
+    a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them,
 );
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
@@ -945,4 +946,79 @@ fn generated_node_ids_differ_within_one_process() {
         .map(|_| super::postgres::generated_node_id())
         .collect();
     assert_eq!(ids.len(), 100);
+}
+
+async fn a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them(
+    backend: Backend,
+) {
+    let (_place, store) = open(backend).await;
+    for i in 0..10 {
+        store
+            .insert_config(config(
+                &format!("wide-{i}"),
+                "wide",
+                vec![Event::ConversionBlock],
+            ))
+            .await
+            .unwrap();
+    }
+    store
+        .insert_config(config("narrow", "narrow", vec![Event::ConversionBlock]))
+        .await
+        .unwrap();
+    // One ingest first, so the writer knows the wide tenant's fan-out (PostgreSQL learns it
+    // from an answer).
+    let warm = store
+        .ingest(
+            "wide",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("warm", 10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(warm.queued, 100);
+
+    // Five ingests of 1,000 hooks to 10 configs (11,000 rows each, more than a group takes
+    // beside another job), then one hook of another tenant. Spawned in this order on the
+    // test's one thread, they reach the writer in it.
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (t, (app_key, n)) in std::iter::repeat_n(("wide", 1000), 5)
+        .chain([("narrow", 1)])
+        .enumerate()
+    {
+        let (store, finished) = (store.clone(), finished.clone());
+        tasks.push(tokio::spawn(async move {
+            let outcome = store
+                .ingest(
+                    app_key,
+                    Product::Sms,
+                    Event::ConversionBlock,
+                    hooks(&format!("j{t}"), n),
+                )
+                .await;
+            (
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                outcome,
+            )
+        }));
+    }
+    let mut ranks = Vec::new();
+    for task in tasks {
+        let (rank, outcome) = task.await.unwrap();
+        ranks.push((rank, outcome.unwrap().queued));
+    }
+    assert_eq!(
+        ranks.iter().map(|r| r.1).collect::<Vec<_>>(),
+        [10_000, 10_000, 10_000, 10_000, 10_000, 1],
+        "every ingest committed with its fan-out"
+    );
+    // The small one goes in the first group the writer forms after it came (lightest first; a
+    // huge one does not fit beside it): at most the huge one already running finishes first.
+    let narrow_rank = ranks[5].0;
+    assert!(
+        narrow_rank <= 1,
+        "the one-hook ingest finished after {narrow_rank} of the huge ones: {ranks:?}"
+    );
 }

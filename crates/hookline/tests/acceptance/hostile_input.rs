@@ -163,6 +163,107 @@ async fn the_ingest_rate_limit_answers_429_with_retry_after_and_stores_nothing()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_rate_limit_counts_each_hook_once_per_subscribed_config() {
+    // No refill worth counting during the test: 45 queue rows, then one per 100 s.
+    let srv = Server::start_with(&[
+        "--ingest-rate-limit",
+        "0.01",
+        "--ingest-burst",
+        "45",
+        "--max-hooks-per-request",
+        "5",
+    ])
+    .await;
+    let rx = Receiver::start().await;
+    let wide = srv.create_app_key("fan-out-10").await;
+    let narrow = srv.create_app_key("fan-out-1").await;
+    for i in 0..10 {
+        srv.create_config(
+            &wide,
+            config_body(SMS, &[MRU], &rx.url(&format!("/wide/{i}"))),
+        )
+        .await;
+    }
+    srv.create_config(&narrow, config_body(SMS, &[MRU], &rx.url("/narrow")))
+        .await;
+
+    // One hook to 10 configs costs 10: 4 requests leave 5 tokens; the 5th takes the one it can
+    // before it is stored and its other 9 after its commit (accepted, it crosses the limit).
+    let mut accepted = Vec::new();
+    for i in 1..=5 {
+        let id = format!("wide-{i}");
+        let (st, _, body) = post_raw(
+            &srv,
+            &wide.auth(),
+            &wide.path("/events"),
+            ingest_body(hooks(&[&id])),
+        )
+        .await;
+        srv.expect(
+            (st, body),
+            202,
+            &format!("hook {i} of the 10-config app key"),
+        );
+        accepted.push(id);
+    }
+    // In debt now: refused, with the wait for the debt and one hook (about 500 s).
+    let (st, headers, body) = post_raw(
+        &srv,
+        &wide.auth(),
+        &wide.path("/events"),
+        ingest_body(hooks(&["wide-6"])),
+    )
+    .await;
+    srv.ok(check_error(&(st, body.clone()), &[429], Some("hooks")));
+    let message = body["header"]["resultMessage"].as_str().unwrap_or("");
+    assert!(message.contains("queue rows"), "{message}");
+    let wait = retry_after(&headers)
+        .unwrap_or_else(|| srv.fail(format!("429 without a Retry-After in seconds: {headers:?}")));
+    assert!(
+        (450..=500).contains(&wait),
+        "Retry-After {wait}, want about 500 (5 tokens in debt, 1 needed, 0.01 a second)"
+    );
+
+    // One config: one hook costs one, so the same bucket holds 45 of them, 9 times as many.
+    let mut narrow_ids = Vec::new();
+    for i in 0..9 {
+        let ids: Vec<String> = (0..5).map(|j| format!("narrow-{i}-{j}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (st, _, body) = post_raw(
+            &srv,
+            &narrow.auth(),
+            &narrow.path("/events"),
+            ingest_body(hooks(&refs)),
+        )
+        .await;
+        srv.expect(
+            (st, body),
+            202,
+            &format!("request {i} of the 1-config app key"),
+        );
+        narrow_ids.extend(ids);
+    }
+    let (st, _, body) = post_raw(
+        &srv,
+        &narrow.auth(),
+        &narrow.path("/events"),
+        ingest_body(hooks(&["narrow-over"])),
+    )
+    .await;
+    srv.ok(check_error(&(st, body), &[429], Some("hooks")));
+
+    assert_eq!(
+        stored_hook_ids(&srv, &wide).await,
+        accepted.into_iter().collect::<BTreeSet<_>>(),
+        "the refused hook of the 10-config app key is not stored"
+    );
+    assert_eq!(
+        stored_hook_ids(&srv, &narrow).await,
+        narrow_ids.into_iter().collect::<BTreeSet<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_refuses_a_burst_smaller_than_a_request() {
     // Would make the largest valid request impossible to accept: refused at start, not at ingest.
     // Under a time limit: a server that started serving instead would hang here, not fail.

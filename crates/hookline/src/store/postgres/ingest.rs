@@ -4,7 +4,7 @@
 //! requests.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hookline_wire::{Event, Product, ValidatedHook};
 use tokio::sync::oneshot;
@@ -75,6 +75,54 @@ pub(super) struct IngestJob {
 impl IngestJob {
     fn bytes(&self) -> usize {
         self.hooks.iter().map(|h| h.json.len()).sum()
+    }
+
+    pub(super) fn app_key(&self) -> &str {
+        &self.app_key
+    }
+}
+
+/// Most (app key, product, event) fan-outs remembered; beyond it they are forgotten and learnt
+/// again.
+const MAX_FAN_OUTS: usize = 10_000;
+
+/// The fan-out of each (app key, product, event) as the writer last learnt it from an ingest's
+/// answer (queue rows per new hook), to weigh an ingest before it runs: the fair share of a
+/// group (`store::fair`) bounds a group's rows. The writer cannot ask the database before
+/// sending a group without a round trip; an estimate from the last answer is right unless the
+/// configs just changed, and then wrong for one group.
+#[derive(Clone, Default)]
+pub(super) struct FanOut(Arc<Mutex<HashMap<FanOutKey, usize>>>);
+
+/// (app key, product, event).
+type FanOutKey = (String, Product, Event);
+
+impl FanOut {
+    /// Rows `job` writes: each hook and its queue rows (one config when not known yet).
+    pub(super) fn rows(&self, job: &IngestJob) -> usize {
+        let configs = match self.0.lock() {
+            Ok(known) => known
+                .get(&(job.app_key.clone(), job.product, job.event))
+                .copied()
+                .unwrap_or(1),
+            Err(_) => 1,
+        };
+        job.hooks.len().saturating_mul(1 + configs)
+    }
+
+    fn learn(&self, job: &IngestJob, outcome: &IngestOutcome) {
+        if outcome.new_hooks == 0 {
+            return; // retries only: nothing learnt
+        }
+        if let Ok(mut known) = self.0.lock() {
+            if known.len() >= MAX_FAN_OUTS {
+                known.clear();
+            }
+            known.insert(
+                (job.app_key.clone(), job.product, job.event),
+                outcome.queued / outcome.new_hooks,
+            );
+        }
     }
 }
 
@@ -178,7 +226,12 @@ impl Fold {
     }
 
     /// The fold's statement as a pipeline step; `statement` is [`INGEST`] prepared on `c`.
-    pub(super) fn step(self, c: Arc<Conn>, statement: Statement) -> Step<'static, StepRun> {
+    pub(super) fn step(
+        self,
+        c: Arc<Conn>,
+        statement: Statement,
+        fan_out: FanOut,
+    ) -> Step<'static, StepRun> {
         Box::pin(async move {
             let jobs = self.jobs;
             let result = run(&c, &statement, &jobs).await;
@@ -201,6 +254,9 @@ impl Fold {
                     };
                 }
             };
+            for (job, outcome) in jobs.iter().zip(&outcomes) {
+                fan_out.learn(job, outcome);
+            }
             let finishers = jobs
                 .into_iter()
                 .zip(outcomes)

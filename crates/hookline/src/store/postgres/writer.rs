@@ -21,6 +21,11 @@
 //!   it runs with the connection to itself (it may read and decide), and what comes after it is
 //!   sent only when it is done.
 //!
+//! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
+//! the tenants' ingests round-robin within a bound on rows, each weighed as its hooks times the
+//! fan-out its (app key, event) had in the last answer ([`FanOut`]), so one tenant's huge ingests
+//! cannot hold another's small one for long. "Queue order" below is the order within a group.
+//!
 //! Why the rules of a group still hold:
 //! - **Commit order is queue order for dependent jobs.** The server runs requests in the order
 //!   they were sent, and they are sent in queue order: a fold holds only consecutive ingests, a
@@ -65,12 +70,16 @@ use super::configs::health_steps;
 use super::connection::{
     Conn, Step, pg_err, pipeline, pipeline_then, poisoned, pool_err, prepared, query_one,
 };
-use super::ingest::{Fold, INGEST, IngestJob};
+use super::ingest::{FanOut, Fold, INGEST, IngestJob};
 use crate::model::{AttemptOutcome, Health};
+use crate::store::fair::{FairQueue, ROWS_PER_GROUP};
 use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
+/// Most jobs moved from the channel into the fair queue at a time (its share is decided among
+/// these): a few groups' worth.
+const MAX_QUEUED: usize = 4 * MAX_JOBS_PER_COMMIT;
 
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(super) type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -107,6 +116,14 @@ pub(super) enum Job {
 }
 
 impl Job {
+    /// Whose ingest it is (the fair share of a group); `None` for every other job.
+    fn tenant(&self) -> Option<&str> {
+        match self {
+            Job::Ingest(job) => Some(job.app_key()),
+            _ => None,
+        }
+    }
+
     fn durable(&self) -> bool {
         match self {
             Job::Ingest(_) => true,
@@ -292,6 +309,7 @@ fn commit(c: &Arc<Conn>) -> Step<'static, StoreResult<()>> {
 async fn run_group(
     c: &Arc<Conn>,
     node: &Arc<str>,
+    fan_out: &FanOut,
     batch: &mut Vec<Job>,
     carried: &mut Vec<Job>,
     out: &mut Outcome,
@@ -327,7 +345,11 @@ async fn run_group(
                 if !fold.fits(&ingest_job)
                     && let Some(statement) = &ingest
                 {
-                    steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone()));
+                    steps.push(std::mem::take(&mut fold).step(
+                        c.clone(),
+                        statement.clone(),
+                        fan_out.clone(),
+                    ));
                 }
                 fold.push(ingest_job);
             }
@@ -342,7 +364,11 @@ async fn run_group(
                 if let Some(statement) = &ingest
                     && !fold.is_empty()
                 {
-                    steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone()));
+                    steps.push(std::mem::take(&mut fold).step(
+                        c.clone(),
+                        statement.clone(),
+                        fan_out.clone(),
+                    ));
                 }
                 out.settle(pipeline(std::mem::take(&mut steps)).await);
                 if out.failure.is_some() {
@@ -367,7 +393,7 @@ async fn run_group(
         && let Some(statement) = &ingest
         && !fold.is_empty()
     {
-        steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone()));
+        steps.push(std::mem::take(&mut fold).step(c.clone(), statement.clone(), fan_out.clone()));
     }
     // Ingests collected but not sent (the group failed first) fail with it.
     out.finishers.extend(fold.abandon());
@@ -448,24 +474,27 @@ pub(super) async fn writer_loop(
     if let Some(c) = &client {
         writer_pid.store(backend_pid(c).await, Ordering::Relaxed);
     }
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    // Jobs that did not run because an earlier job of their group failed: first in the next.
-    let mut carried: Vec<Job> = Vec::new();
+    // Jobs waiting for a group, and those that did not run because an earlier job of their group
+    // failed (put back first).
+    let mut queue: FairQueue<Job> = FairQueue::default();
+    let fan_out = FanOut::default();
     loop {
-        if carried.is_empty() {
+        if queue.is_empty() {
             match jobs.recv().await {
-                Some(first) => batch.push(first),
+                Some(first) => queue.push(first, Job::tenant),
                 None => break,
             }
-        } else {
-            batch.append(&mut carried);
         }
-        while batch.len() < MAX_JOBS_PER_COMMIT {
+        while queue.len() < MAX_QUEUED {
             match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => queue.push(job, Job::tenant),
                 Err(_) => break,
             }
         }
+        let mut batch = queue.take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
+            Job::Ingest(ingest) => fan_out.rows(ingest),
+            _ => 0,
+        });
         if client.as_ref().is_none_or(|c| c.is_closed()) {
             // The writer's connection died (a server restart): a new one for this group, with
             // an empty statement cache. The dead one goes back to its pool first (the pool holds
@@ -491,7 +520,9 @@ pub(super) async fn writer_loop(
             continue;
         };
         let mut out = Outcome::default();
-        let commit = run_group(client, &node, &mut batch, &mut carried, &mut out).await;
+        let mut carried = Vec::new();
+        let commit = run_group(client, &node, &fan_out, &mut batch, &mut carried, &mut out).await;
         finish(client, commit, out, &signals_out).await;
+        queue.put_back(carried, Job::tenant);
     }
 }

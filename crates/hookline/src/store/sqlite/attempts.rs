@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use super::SqliteStore;
 use super::configs::write_health;
-use super::writer::{Finisher, Job, WriteTx};
+use super::writer::{Finisher, Job, JobFn, WriteTx};
 use crate::model::{AttemptErrorKind, AttemptOutcome};
 use crate::store::{StoreResult, job_status};
 
@@ -19,7 +19,7 @@ pub(super) type Unrecorded = Arc<Mutex<Vec<AttemptOutcome>>>;
 /// `unrecorded` and the background thread submits it again, so a store that comes back gets
 /// every attempt without a restart.
 fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
-    Box::new(move |ctx| {
+    let run: JobFn = Box::new(move |ctx| {
         let result = ctx.and_then(|tx| write_attempt(tx, &outcome));
         let status = job_status(&result);
         let finish: Finisher = Box::new(move |commit| {
@@ -31,7 +31,8 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
             }
         });
         (status, finish)
-    })
+    });
+    Job::shared(run)
 }
 
 pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempts (hooks_id, number, \

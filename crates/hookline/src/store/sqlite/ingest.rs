@@ -5,7 +5,7 @@ use hookline_wire::{Event, Product, ValidatedHook};
 use rusqlite::params;
 
 use super::SqliteStore;
-use super::writer::{WriteTx, signal_new_work};
+use super::writer::{Tenant, WriteTx, signal_new_work};
 use crate::store::{IngestOutcome, StoreResult};
 
 pub(super) const INSERT_HOOK: &str = "INSERT INTO hooks (app_key, hook_id, product, event, body, \
@@ -21,9 +21,17 @@ impl SqliteStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
+        let tenant = Tenant {
+            app_key: app_key.to_owned(),
+            product,
+            event,
+            hooks: hooks.len(),
+        };
         let app_key = app_key.to_owned();
-        self.write(move |tx| ingest_job(tx, &app_key, product, event, &hooks))
-            .await
+        self.write_for(Some(tenant), move |tx| {
+            ingest_job(tx, &app_key, product, event, &hooks)
+        })
+        .await
     }
 }
 

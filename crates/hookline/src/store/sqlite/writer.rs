@@ -9,6 +9,11 @@
 //! ([`SqliteStore::write_uncommitted`]). Jobs find the writer's hot statements prepared
 //! (`statements`) and its copy of the subscriptions (`subscriptions`) in [`WriteTx`].
 //!
+//! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
+//! the tenants' ingests round-robin within a bound on rows, weighed with the writer's copy of the
+//! subscriptions (hooks × configs), so one tenant's huge ingests cannot hold another's small one
+//! for long.
+//!
 //! The checkpointer copies the WAL into the database file on its own thread, so the writer never
 //! pays for checkpoints.
 
@@ -16,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookline_wire::{Event, Product};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,10 +31,14 @@ use super::connection::poisoned;
 use super::statements::Hot;
 use super::subscriptions::Subscriptions;
 use crate::model::{Millis, now_millis};
+use crate::store::fair::{FairQueue, ROWS_PER_GROUP};
 use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
+/// Most jobs moved from the channel into the fair queue at a time (its share is decided among
+/// these): a few groups' worth.
+const MAX_QUEUED: usize = 4 * MAX_JOBS_PER_COMMIT;
 /// How often the background checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
@@ -64,8 +74,48 @@ pub(super) fn signal_new_work(signals: &mut Vec<StoreSignal>, config_id: &str) {
 pub(super) type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
 /// A job gets the transaction (or the reason there is none) and returns how it went and what to
 /// do once the group's commit is known.
-pub(super) type Job =
+pub(super) type JobFn =
     Box<dyn FnOnce(StoreResult<&mut WriteTx<'_, '_>>) -> (JobStatus, Finisher) + Send>;
+
+/// What the writer is asked to run, and for whom (the fair share of a group).
+pub(super) struct Job {
+    /// An ingest's tenant; `None` for every other job (claims, records, config writes).
+    pub(super) tenant: Option<Tenant>,
+    pub(super) run: JobFn,
+}
+
+/// Whose ingest a job is and what it writes, to weigh it before it runs.
+pub(super) struct Tenant {
+    pub(super) app_key: String,
+    pub(super) product: Product,
+    pub(super) event: Event,
+    pub(super) hooks: usize,
+}
+
+impl Job {
+    pub(super) fn shared(run: JobFn) -> Job {
+        Job { tenant: None, run }
+    }
+
+    fn tenant(&self) -> Option<&str> {
+        self.tenant.as_ref().map(|t| t.app_key.as_str())
+    }
+
+    /// Rows it writes: each hook, and its queue row per subscribed config. A job of no tenant is
+    /// not counted against the bound (it is small, and always in the group).
+    fn rows(&self, conn: &Connection, subscriptions: &mut Subscriptions) -> usize {
+        let Some(t) = &self.tenant else {
+            return 0;
+        };
+        // Read outside a transaction, between groups: the committed subscriptions, which are
+        // what the job will see (only this writer writes them). A failure to read weighs the
+        // job as if no config were subscribed; the job itself reports the error.
+        let configs = subscriptions
+            .configs(conn, &t.app_key, t.product, t.event)
+            .map_or(0, |c| c.count());
+        t.hooks.saturating_mul(1 + configs)
+    }
+}
 
 impl SqliteStore {
     /// Runs `f` in the writer's next group commit and returns its result once committed.
@@ -74,8 +124,18 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
     {
+        self.write_for(None, f).await
+    }
+
+    /// Like [`SqliteStore::write`], for a tenant's ingest (`tenant`): the fair share of a group
+    /// weighs it and may leave it to a later group.
+    pub(super) async fn write_for<R, F>(&self, tenant: Option<Tenant>, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
-        let job: Job = Box::new(move |ctx| match ctx {
+        let run: JobFn = Box::new(move |ctx| match ctx {
             Ok(ctx) => {
                 let result = f(ctx);
                 let status = job_status(&result);
@@ -92,7 +152,7 @@ impl SqliteStore {
                 (status, finish)
             }
         });
-        self.submit(job)?;
+        self.submit(Job { tenant, run })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
@@ -106,7 +166,7 @@ impl SqliteStore {
         F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
-        let job: Job = Box::new(move |ctx| {
+        let job: JobFn = Box::new(move |ctx| {
             let result = ctx.and_then(f);
             let status = job_status(&result);
             let _ = tx.send(result);
@@ -117,7 +177,7 @@ impl SqliteStore {
             });
             (status, finish)
         });
-        self.submit(job)?;
+        self.submit(Job::shared(job))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
@@ -150,7 +210,7 @@ pub(super) fn writer_loop(
             let e = StoreError::from(e);
             tracing::error!(error = %e, "the writer cannot prepare its statements");
             while let Ok(job) = jobs.recv() {
-                let (_, finish) = job(Err(e.clone()));
+                let (_, finish) = (job.run)(Err(e.clone()));
                 finish(Err(e.clone()));
             }
             return;
@@ -158,30 +218,31 @@ pub(super) fn writer_loop(
     };
     let mut subscriptions = Subscriptions::default();
     let mut signals: Vec<StoreSignal> = Vec::new();
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     let mut finishers: Vec<Finisher> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
-    // Jobs that did not run because an earlier job of their group failed: first in the next.
-    let mut carried: Vec<Job> = Vec::new();
+    // Jobs waiting for a group, and those that did not run because an earlier job of their group
+    // failed (put back first).
+    let mut queue: FairQueue<Job> = FairQueue::default();
     loop {
-        if carried.is_empty() {
+        if queue.is_empty() {
             match jobs.recv() {
-                Ok(first) => batch.push(first),
+                Ok(first) => queue.push(first, Job::tenant),
                 Err(_) => break,
             }
-        } else {
-            batch.append(&mut carried);
         }
-        while batch.len() < MAX_JOBS_PER_COMMIT {
+        while queue.len() < MAX_QUEUED {
             match jobs.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => queue.push(job, Job::tenant),
                 Err(_) => break,
             }
         }
+        let mut batch = queue.take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| {
+            job.rows(&conn, &mut subscriptions)
+        });
 
         if let Err(e) = hot.begin.execute([]) {
             let e = StoreError::from(e);
             for job in batch.drain(..) {
-                let (_, finish) = job(Err(e.clone()));
+                let (_, finish) = (job.run)(Err(e.clone()));
                 finish(Err(e.clone()));
             }
             continue;
@@ -197,14 +258,15 @@ pub(super) fn writer_loop(
                 signals: &mut signals,
                 now,
             };
-            let (status, finish) = job(Ok(&mut ctx));
+            let (status, finish) = (job.run)(Ok(&mut ctx));
             finishers.push(finish);
             if let JobStatus::Failed(e) = status {
                 failure = Some(e);
                 break;
             }
         }
-        carried.extend(pending);
+        let carried: Vec<Job> = pending.collect();
+        queue.put_back(carried, Job::tenant);
         let outcome = match failure {
             None => hot.commit.execute([]).map(drop).map_err(StoreError::from),
             Some(e) => Err(e),
