@@ -260,6 +260,9 @@ pub struct DeliverySummary {
     pub next_attempt_at: Option<Millis>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// A test send's record (the `test` route): one attempt, never retried, redelivered or
+    /// replayed.
+    pub test: bool,
 }
 
 impl DeliverySummary {
@@ -287,6 +290,32 @@ impl DeliverySummary {
             next_attempt_at: status.is_open().then_some(now),
             created_at: now,
             updated_at: now,
+            test: false,
+        }
+    }
+}
+
+/// A test send (the `test` route) as the log keeps it: a finished delivery of one sample hook,
+/// marked as a test, with its one attempt. Written after the send, so it is never open: nothing
+/// retries it, and a crash during the send leaves no record (nor an answer to the caller).
+#[derive(Debug, Clone)]
+pub struct TestSendRecord {
+    pub hooks_id: String,
+    pub app_key: String,
+    pub config_id: String,
+    pub product: Product,
+    pub event: Event,
+    pub hook: StoredHook,
+    pub result: AttemptResult,
+}
+
+impl TestSendRecord {
+    /// SUCCEEDED or FAILED: a test send has one attempt and no retry.
+    pub fn status(&self) -> DeliveryStatus {
+        if self.result.succeeded() {
+            DeliveryStatus::Succeeded
+        } else {
+            DeliveryStatus::Failed
         }
     }
 }

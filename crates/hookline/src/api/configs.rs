@@ -218,12 +218,18 @@ pub async fn delete_config(
 /// Send a test event
 ///
 /// Sends one realistic sample hook of the named event (default: the config's first) to the
-/// config's URL now, signed like a real delivery, outside the queue and the delivery log.
-/// Answers the attempt: status code, latency, error, the start of the response body.
+/// config's URL now, signed like a real delivery, outside the queue. It takes one of the config's
+/// `maxRequestsInFlight` slots, one test per config at a time: when none is free it answers 429
+/// with `Retry-After` and sends nothing. The send is logged as a delivery with `test: true`
+/// (SUCCEEDED or FAILED, its one attempt), never retried, and does not change the config's
+/// health. Answers the attempt: status code, latency, error, the start of the response body.
 #[utoipa::path(post, path = "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/test", tag = "webhook configs",
     params(openapi::AppKeyPath, openapi::ConfigPath),
     request_body(content = Option<openapi::TestRequest>, description = "Optional: which event to send (default: the config's first)", content_type = "application/json"),
-    responses((status = 200, description = "The attempt: status code, latency, error. A failed attempt is still a 200 answer (see `succeeded`).", body = TestAttemptResponse), openapi::AppKeyBodyErrors),
+    responses((status = 200, description = "The attempt: status code, latency, error. A failed attempt is still a 200 answer (see `succeeded`). Logged as the delivery `hooksId`, with `test: true`.", body = TestAttemptResponse),
+        (status = 429, description = "No slot free for a test: every one of the config's `maxRequestsInFlight` slots is taken, or another test to it is under way (resultCode -1060). Nothing was sent; `Retry-After` says when to try again.", body = super::views::ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        openapi::AppKeyBodyErrors),
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn test_config(
     State(state): State<SharedState>,

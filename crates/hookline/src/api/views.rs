@@ -230,6 +230,9 @@ pub struct DeliveryView {
     pub next_attempt_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// A test send's record (the config's `test` route): one sample hook, one attempt, SUCCEEDED
+    /// or FAILED; never retried, redelivered or replayed.
+    pub test: bool,
 }
 
 pub fn delivery(d: &DeliverySummary) -> DeliveryView {
@@ -244,6 +247,7 @@ pub fn delivery(d: &DeliverySummary) -> DeliveryView {
         next_attempt_at: d.next_attempt_at.map(rfc3339),
         created_at: rfc3339(d.created_at),
         updated_at: rfc3339(d.updated_at),
+        test: d.test,
     }
 }
 
@@ -276,7 +280,7 @@ pub fn attempt(number: u32, r: &AttemptResult) -> AttemptView {
     }
 }
 
-/// The attempt of the `test` route: outside the queue and the log.
+/// The attempt of the `test` route: outside the queue, logged as a test delivery (`hooksId`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TestAttemptView {

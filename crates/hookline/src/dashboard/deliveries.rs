@@ -55,10 +55,12 @@ pub(super) fn table(items: &[DeliverySummary], names: Option<&HashMap<String, St
         }
         let _ = write!(
             out,
-            "<td>{event}</td><td>{badge}</td><td class=\"num\">{hooks}</td>\
+            "<td>{event}</td><td>{badge}{test}</td><td class=\"num\">{hooks}</td>\
              <td class=\"num\">{attempts}</td><td class=\"nowrap\">{next}</td></tr>",
             event = esc(d.event.as_str()),
             badge = html::status_badge(d.status),
+            // A test send's record: the operator must not take it for a real delivery.
+            test = if d.test { " (test)" } else { "" },
             hooks = d.hook_ids.len(),
             attempts = d.attempt_count,
             next = d

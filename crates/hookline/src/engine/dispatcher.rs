@@ -21,7 +21,7 @@ use crate::store::{Membership, OpenDelivery, Store, StoreSignal};
 use super::attempt::{AttemptTask, Job};
 use super::client::DeliveryClient;
 use super::config_state::ConfigState;
-use super::{Command, EngineSettings, retry, verdict};
+use super::{Command, EngineSettings, TestSlotRefused, retry, verdict};
 
 /// How long to wait before trying again after the store refused a claim or a load.
 pub(super) const STORE_BACKOFF: Duration = Duration::from_secs(1);
@@ -107,6 +107,9 @@ pub(super) struct Dispatcher {
     shutdown_waiters: Vec<oneshot::Sender<()>>,
     /// Per-config limits are this node's share of them (see `Membership::share`).
     pub(super) membership: Membership,
+    /// Configs with a test send under way (one each), and whether it took a slot of the config's
+    /// state (`false`: the config was not known here yet, so there was no count to take it from).
+    test_sends: HashMap<String, bool>,
 }
 
 pub(super) fn instant_at(at: Millis, now: Millis) -> Instant {
@@ -133,6 +136,7 @@ impl Dispatcher {
             draining: false,
             shutdown_waiters: Vec::new(),
             membership: Membership::ALONE,
+            test_sends: HashMap::new(),
         }
     }
 
@@ -279,6 +283,15 @@ impl Dispatcher {
                 config_id,
                 hooks_id,
             } => self.schedule(&config_id, hooks_id, Instant::now()),
+            Command::ReserveTestSlot { config_id, reply } => {
+                let answer = self.reserve_test_slot(config_id.clone());
+                if let Err(Ok(())) = reply.send(answer) {
+                    // The caller went away before reading the grant: no `TestSlot` exists to
+                    // give the slot back, so it goes back now.
+                    self.release_test_slot(&config_id);
+                }
+            }
+            Command::TestSlotReleased(config_id) => self.release_test_slot(&config_id),
             Command::Shutdown(reply) => {
                 self.draining = true;
                 self.shutdown_waiters.push(reply);
@@ -344,6 +357,47 @@ impl Dispatcher {
                 self.reload_configs(None);
                 self.refresh_membership();
             }
+        }
+    }
+
+    /// A test send takes a slot like an attempt: within this node's share of the config's
+    /// `maxRequestsInFlight` (the ceiling, not the adaptive limit, which only paces deliveries),
+    /// and at most one test per config at a time, so tests hold at most one slot and a burst of
+    /// them opens at most one connection. A node whose share is 0 still allows that one: the
+    /// test route answers on whichever node the caller reached (the cluster may then be one
+    /// request over the limit, for the length of one test).
+    fn reserve_test_slot(&mut self, config_id: String) -> Result<(), TestSlotRefused> {
+        if self.draining {
+            return Err(TestSlotRefused::ShuttingDown);
+        }
+        if self.test_sends.contains_key(&config_id) {
+            return Err(TestSlotRefused::TestUnderway);
+        }
+        let membership = self.membership;
+        let counted = match self.configs.get_mut(&config_id) {
+            Some(st) => {
+                let limit = st.config.max_requests_in_flight.max(1);
+                let share = membership.share(limit, &config_id).max(1);
+                if st.in_flight >= share {
+                    return Err(TestSlotRefused::Full { limit });
+                }
+                st.in_flight += 1;
+                true
+            }
+            // Not known here yet (created on another node, its signal still on the way): it has
+            // no deliveries in flight on this node to count against.
+            None => false,
+        };
+        self.total_in_flight += 1;
+        self.test_sends.insert(config_id, counted);
+        Ok(())
+    }
+
+    fn release_test_slot(&mut self, config_id: &str) {
+        match self.test_sends.remove(config_id) {
+            Some(true) => self.release(config_id),
+            Some(false) => self.total_in_flight = self.total_in_flight.saturating_sub(1),
+            None => {}
         }
     }
 

@@ -21,6 +21,11 @@
 //!    retry (at least 80 ms away) is loaded only after it.
 //! 4. A retry timer makes the delivery *ready*; it takes a slot like new work, with priority.
 //!
+//! 5. A test send (the `test` route) takes one of its config's slots first
+//!    ([`Engine::reserve_test_slot`]): at most one per config at a time, and none while the
+//!    config's `maxRequestsInFlight` is taken; it is sent outside the queue, never judged (health
+//!    and the adaptive limit ignore it), and the service logs it as a test delivery.
+//!
 //! At start, PENDING and RETRYING deliveries and non-empty queues are read back from the store,
 //! so nothing accepted is lost across restarts.
 //!
@@ -92,8 +97,47 @@ pub struct Engine {
 enum Command {
     ConfigChanged(Box<WebhookConfig>),
     ConfigDeleted(String),
-    DeliveryCreated { config_id: String, hooks_id: String },
+    DeliveryCreated {
+        config_id: String,
+        hooks_id: String,
+    },
+    /// A test send asks for a slot of its config.
+    ReserveTestSlot {
+        config_id: String,
+        reply: oneshot::Sender<Result<(), TestSlotRefused>>,
+    },
+    /// A test send ended (its [`TestSlot`] was dropped): its slot is free.
+    TestSlotReleased(String),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Why a test send got no slot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TestSlotRefused {
+    /// Another test send to this config is under way: one at a time, so tests never hold more
+    /// than one of a config's slots.
+    #[error("a test send to this config is already under way")]
+    TestUnderway,
+    /// Every slot (this node's share of `maxRequestsInFlight`) is taken by deliveries.
+    #[error("maxRequestsInFlight is {limit} and every slot is taken by deliveries")]
+    Full { limit: u32 },
+    #[error("the delivery engine is shutting down")]
+    ShuttingDown,
+}
+
+/// One of a config's slots, held by a test send. Dropping it (the send ended, or its caller went
+/// away) gives the slot back, so a slot cannot leak whatever path the request takes.
+pub struct TestSlot {
+    commands: mpsc::UnboundedSender<Command>,
+    config_id: String,
+}
+
+impl Drop for TestSlot {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::TestSlotReleased(std::mem::take(
+            &mut self.config_id,
+        )));
+    }
 }
 
 impl Engine {
@@ -139,9 +183,32 @@ impl Engine {
         });
     }
 
-    /// One attempt outside the queue and the log (the `test` route).
-    pub async fn send_once(
+    /// Takes one of the config's slots for a test send, or says why not (at once: a test send
+    /// never waits for a slot).
+    pub async fn reserve_test_slot(
         &self,
+        config: &WebhookConfig,
+    ) -> Result<TestSlot, TestSlotRefused> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::ReserveTestSlot {
+                config_id: config.id.clone(),
+                reply,
+            })
+            .map_err(|_| TestSlotRefused::ShuttingDown)?;
+        // A dispatcher gone before answering has stopped: so has the engine.
+        answer.await.map_err(|_| TestSlotRefused::ShuttingDown)??;
+        Ok(TestSlot {
+            commands: self.commands.clone(),
+            config_id: config.id.clone(),
+        })
+    }
+
+    /// One attempt outside the queue (the `test` route), in the slot `_slot` holds: not judged,
+    /// so neither the config's health nor its adaptive limit hears of it. The caller logs it.
+    pub async fn send_test(
+        &self,
+        _slot: &TestSlot,
         config: &WebhookConfig,
         hooks_id: &str,
         envelope: Vec<u8>,

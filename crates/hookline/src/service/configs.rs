@@ -8,11 +8,17 @@ use serde_json::{Map, Value};
 use super::config_input::{merge_patch, settable_json};
 use super::input::parse_event_name;
 use super::{ConfigInput, Error, ErrorKind, Result, Service};
+use crate::engine::TestSlotRefused;
 use crate::model::{
-    AttemptResult, ConfigFilter, Health, HealthState, Page, PageRequest, WebhookConfig, now_millis,
+    AttemptResult, ConfigFilter, Health, HealthState, Page, PageRequest, StoredHook,
+    TestSendRecord, WebhookConfig, now_millis,
 };
 
-/// What a test send did: outside the queue and the log.
+/// How long a caller refused a test slot is told to wait: a slot frees when a request in flight
+/// ends, which is usually well within a second, and at worst the config's timeout.
+const TEST_SLOT_RETRY_AFTER_SECS: u64 = 1;
+
+/// What a test send did: outside the queue, logged as a test delivery (`hooks_id`).
 #[derive(Debug, Clone)]
 pub struct TestSend {
     pub hooks_id: String,
@@ -169,7 +175,10 @@ impl Service {
     }
 
     /// Sends one realistic sample hook of `event` (default: the config's first) to the config
-    /// now, outside the queue and the log.
+    /// now, outside the queue, in one of the config's slots: at most one test per config at a
+    /// time, and none while deliveries hold every slot (429 with `Retry-After`, no request
+    /// made). The send is logged as a finished delivery marked as a test, never retried, and
+    /// the config's health does not hear of it.
     pub async fn send_test_event(
         &self,
         config: &WebhookConfig,
@@ -190,8 +199,31 @@ impl Service {
                 Error::field("event", "the config subscribes to no event; name one")
             })?,
         };
-        let (hooks_id, hook_id, envelope) = test_envelope(config, event)?;
-        let result = self.engine.send_once(config, &hooks_id, envelope).await;
+        let (hooks_id, hook, envelope) = test_envelope(config, event)?;
+        let slot = self
+            .engine
+            .reserve_test_slot(config)
+            .await
+            .map_err(test_slot_refused)?;
+        let result = self
+            .engine
+            .send_test(&slot, config, &hooks_id, envelope)
+            .await;
+        let hook_id = hook.hook_id.clone();
+        // Logged before the slot goes back: a shutdown waits for the slot, then flushes the
+        // store, so a test that went out is in the log.
+        self.store
+            .record_test_send(TestSendRecord {
+                hooks_id: hooks_id.clone(),
+                app_key: config.app_key.clone(),
+                config_id: config.id.clone(),
+                product: config.product,
+                event,
+                hook,
+                result: result.clone(),
+            })
+            .await?;
+        drop(slot);
         Ok(TestSend {
             hooks_id,
             hook_id,
@@ -201,8 +233,23 @@ impl Service {
     }
 }
 
-/// The envelope of a test send: one sample hook, a fresh hooksId.
-fn test_envelope(config: &WebhookConfig, event: Event) -> Result<(String, String, Vec<u8>)> {
+fn test_slot_refused(refused: TestSlotRefused) -> Error {
+    match refused {
+        TestSlotRefused::TestUnderway | TestSlotRefused::Full { .. } => Error::rate_limited(
+            format!(
+                "webhookConfigId: {refused}; no test was sent (a test send takes one of the \
+                 config's maxRequestsInFlight slots, and one test per config at a time)"
+            ),
+            TEST_SLOT_RETRY_AFTER_SECS,
+        ),
+        TestSlotRefused::ShuttingDown => {
+            Error::new(ErrorKind::StoreUnavailable, refused.to_string())
+        }
+    }
+}
+
+/// The envelope of a test send: one sample hook (returned, to be logged), a fresh hooksId.
+fn test_envelope(config: &WebhookConfig, event: Event) -> Result<(String, StoredHook, Vec<u8>)> {
     let sample = hookline_wire::sample_hook(config.product, event);
     let hook = hookline_wire::validate_hook(config.product, event, sample, 0).map_err(|e| {
         Error::new(
@@ -221,5 +268,12 @@ fn test_envelope(config: &WebhookConfig, event: Event) -> Result<(String, String
         event,
         &[hook.json.as_str()],
     );
-    Ok((hooks_id, hook.hook_id, envelope))
+    Ok((
+        hooks_id,
+        StoredHook {
+            hook_id: hook.hook_id,
+            json: hook.json,
+        },
+        envelope,
+    ))
 }

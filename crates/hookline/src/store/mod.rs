@@ -26,7 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::model::{
     AppKeyRecord, AttemptOutcome, AttemptRecord, ConfigFilter, DeliveryFilter, DeliverySummary,
-    Health, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, WebhookConfig,
+    Health, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, TestSendRecord,
+    WebhookConfig,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -296,6 +297,10 @@ pub trait Store: Send + Sync + 'static {
         config_id: &str,
         filter: ReplayFilter,
     ) -> StoreResult<u64>;
+    /// Logs a test send that ended: its sample hook, a finished delivery marked as a test (never
+    /// open, so never retried) and its one attempt, in one commit. The config's health is not
+    /// touched.
+    async fn record_test_send(&self, record: TestSendRecord) -> StoreResult<()>;
 
     /// Retention: deletes up to `batch` finished (SUCCEEDED, FAILED, CANCELLED) deliveries last
     /// updated before `cutoff`, with their attempts. Returns how many went. Open deliveries are

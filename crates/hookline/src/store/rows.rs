@@ -141,7 +141,7 @@ impl ConfigRow {
 }
 
 pub(super) const DELIVERY_COLUMNS: &str = "hooks_id, app_key, config_id, product, event, status, \
-    attempt_count, next_attempt_at, created_at, updated_at";
+    attempt_count, next_attempt_at, created_at, updated_at, test";
 
 /// Raw columns of a delivery row, in [`DELIVERY_COLUMNS`] order.
 #[derive(Clone)]
@@ -156,6 +156,8 @@ pub(super) struct DeliveryRow {
     pub(super) next_attempt_at: Option<i64>,
     pub(super) created_at: i64,
     pub(super) updated_at: i64,
+    /// A test send's record (the `test` route), not a delivery of ingested hooks.
+    pub(super) test: bool,
 }
 
 impl DeliveryRow {
@@ -177,6 +179,7 @@ impl DeliveryRow {
             hook_ids,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            test: self.test,
         })
     }
 

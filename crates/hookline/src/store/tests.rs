@@ -14,7 +14,7 @@ use super::sqlite::SqliteStore;
 use super::{Lease, Store, StoreError, StoreSignal};
 use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health, PageRequest,
-    ReplayFilter, WebhookConfig, now_millis,
+    ReplayFilter, StoredHook, TestSendRecord, WebhookConfig, now_millis,
 };
 
 #[derive(Clone, Copy)]
@@ -92,6 +92,7 @@ store_tests!(
     claims_take_the_oldest_event_first_in_full_batches,
     fan_out_follows_config_changes_at_once,
     a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them,
+    a_test_send_is_logged_finished_and_never_sent_again,
 );
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
@@ -593,6 +594,88 @@ async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend
     assert_eq!(purge.deleted, 0);
     assert_eq!(purge.next, None);
     assert!(store.delete_config("ak", "c1").await.unwrap());
+}
+
+/// A test send's record: a finished delivery marked as a test with its one attempt, in the log,
+/// never open (nothing resumes or sweeps it), not redelivered, not replayed, and the config's
+/// health untouched.
+async fn a_test_send_is_logged_finished_and_never_sent_again(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    let record = TestSendRecord {
+        hooks_id: "test-1".into(),
+        app_key: "ak".into(),
+        config_id: "c1".into(),
+        product: Product::Sms,
+        event: Event::ConversionBlock,
+        hook: StoredHook {
+            hook_id: "sample-1".into(),
+            json: r#"{"hookId":"sample-1","countryCode":"1"}"#.into(),
+        },
+        result: attempt("test-1", 1, 500, DeliveryStatus::Failed).result,
+    };
+    store.record_test_send(record.clone()).await.unwrap();
+
+    let detail = store.get_delivery("ak", "test-1").await.unwrap().unwrap();
+    assert!(detail.summary.test);
+    assert_eq!(detail.summary.status, DeliveryStatus::Failed);
+    assert_eq!(detail.summary.attempt_count, 1);
+    assert_eq!(detail.summary.next_attempt_at, None);
+    assert_eq!(detail.summary.hook_ids, vec!["sample-1"]);
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(detail.attempts[0].result.status_code, Some(500));
+    let envelope: serde_json::Value = serde_json::from_slice(&detail.envelope).unwrap();
+    assert_eq!(envelope["hooksId"], "test-1");
+    assert_eq!(envelope["hooks"][0]["hookId"], "sample-1");
+    let page = store
+        .list_deliveries("ak", DeliveryFilter::default(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(page.items[0].test);
+
+    // Finished when written: nothing to resume, lease or sweep.
+    assert!(store.open_deliveries().await.unwrap().is_empty());
+    assert!(store.load_delivery("test-1").await.unwrap().is_none());
+    assert!(
+        store
+            .due_deliveries(now_millis() + 3_600_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store.redeliver("ak", "test-1", "again".into()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let replayed = store
+        .replay(
+            "ak",
+            "c1",
+            ReplayFilter {
+                since: None,
+                until: None,
+                statuses: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed, 0);
+    assert!(store.configs_with_queued_hooks().await.unwrap().is_empty());
+    let found = store.find_config("c1").await.unwrap().unwrap();
+    assert_eq!(found.health, Health::default());
+
+    // The same hookId again is refused, and the refusal writes nothing.
+    let clash = TestSendRecord {
+        hooks_id: "test-2".into(),
+        ..record
+    };
+    assert!(matches!(
+        store.record_test_send(clash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.get_delivery("ak", "test-2").await.unwrap().is_none());
 }
 
 // ---------- several nodes on one PostgreSQL database ----------

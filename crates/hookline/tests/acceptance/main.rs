@@ -31,4 +31,5 @@ mod retries;
 mod ssrf;
 mod store_faults;
 mod tenancy;
+mod test_sends;
 mod wire_events;

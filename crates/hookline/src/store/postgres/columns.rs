@@ -56,6 +56,7 @@ pub(super) fn delivery_row(r: &Row) -> StoreResult<DeliveryRow> {
         next_attempt_at: col(r, 7)?,
         created_at: col(r, 8)?,
         updated_at: col(r, 9)?,
+        test: col(r, 10)?,
     })
 }
 

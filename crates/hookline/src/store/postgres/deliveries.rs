@@ -8,8 +8,8 @@ use super::connection::{Conn, execute, query, query_opt};
 use super::notify::{WORK_CHANNEL, notify};
 use super::writer::Durability;
 use crate::model::{
-    DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest, ReplayFilter,
-    StoredHook, now_millis,
+    AttemptErrorKind, DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest,
+    ReplayFilter, StoredHook, TestSendRecord, now_millis,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
@@ -233,6 +233,13 @@ impl PostgresStore {
             if row.app_key != app_key {
                 return Ok((None, Vec::new()));
             }
+            if row.test {
+                // A test send's record is what happened to one sample hook; sending it again
+                // would deliver the sample as real work (without the test header).
+                return Err(StoreError::Conflict(
+                    "hooksId: a test send is not redelivered; send another test instead".to_owned(),
+                ));
+            }
             let config_exists = query_opt(
                 &c,
                 "SELECT 1 FROM webhook_configs WHERE id = $1",
@@ -293,7 +300,7 @@ impl PostgresStore {
                 "INSERT INTO queue (config_id, event, hook_seq) \
                      SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
                      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
-                     WHERE d.app_key = $1 AND d.config_id = $2 \
+                     WHERE d.app_key = $1 AND d.config_id = $2 AND NOT d.test \
                      AND ($3::BIGINT IS NULL OR d.created_at >= $3) \
                      AND ($4::BIGINT IS NULL OR d.created_at < $4) \
                      AND (cardinality($5::TEXT[]) = 0 OR d.status = ANY($5)) \
@@ -316,6 +323,78 @@ impl PostgresStore {
                 Vec::new()
             };
             Ok((queued, signals))
+        })
+        .await
+    }
+
+    pub(super) async fn record_test_send(&self, record: TestSendRecord) -> StoreResult<()> {
+        self.write(Durability::Durable, move |c| async move {
+            let now = now_millis();
+            let r = &record.result;
+            // The sample hook is stored like an ingested one (the log rebuilds envelopes from
+            // stored hooks) but queued for nobody. Its hookId is fresh: a clash is refused before
+            // anything is written, so the rest of the group is not rolled back for it.
+            let stored = query_opt(
+                &c,
+                "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
+                &[
+                    &record.app_key,
+                    &record.hook.hook_id,
+                    &record.product.as_str(),
+                    &record.event.as_str(),
+                    &record.hook.json,
+                    &now,
+                ],
+            )
+            .await?;
+            let Some(stored) = stored else {
+                return Err(StoreError::Conflict(format!(
+                    "hookId: the test hook {} already exists",
+                    record.hook.hook_id
+                )));
+            };
+            let seq: i64 = col(&stored, 0)?;
+            execute(
+                &c,
+                "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+                 attempt_count, next_attempt_at, created_at, updated_at, test) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, NULL, $7, $8, TRUE)",
+                &[
+                    &record.hooks_id,
+                    &record.app_key,
+                    &record.config_id,
+                    &record.product.as_str(),
+                    &record.event.as_str(),
+                    &record.status().as_str(),
+                    &r.started_at,
+                    &now,
+                ],
+            )
+            .await?;
+            execute(
+                &c,
+                "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES ($1, 0, $2)",
+                &[&record.hooks_id, &seq],
+            )
+            .await?;
+            execute(
+                &c,
+                "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code, \
+                 error_kind, error_message, response_body) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &record.hooks_id,
+                    &r.started_at,
+                    &(r.duration_ms as i64),
+                    &r.status_code.map(i64::from),
+                    &r.error_kind.map(AttemptErrorKind::as_str),
+                    &r.error_message,
+                    &r.response_body,
+                ],
+            )
+            .await?;
+            Ok(((), Vec::new()))
         })
         .await
     }

@@ -61,7 +61,7 @@ use super::{
 };
 use crate::model::{
     AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, Millis,
-    Page, PageRequest, ReplayFilter, SendableDelivery, WebhookConfig,
+    Page, PageRequest, ReplayFilter, SendableDelivery, TestSendRecord, WebhookConfig,
 };
 
 pub struct PostgresStore {
@@ -311,6 +311,10 @@ impl Store for PostgresStore {
         filter: ReplayFilter,
     ) -> StoreResult<u64> {
         self.replay(app_key, config_id, filter).await
+    }
+
+    async fn record_test_send(&self, record: TestSendRecord) -> StoreResult<()> {
+        self.record_test_send(record).await
     }
 
     async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {

@@ -18,6 +18,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_leases.sql"),
     // 3: the live nodes, so per-config limits are split among them.
     include_str!("migrations/0003_nodes.sql"),
+    // 4: test sends are logged, marked as tests.
+    include_str!("migrations/0004_test_deliveries.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

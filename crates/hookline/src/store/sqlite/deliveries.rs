@@ -11,8 +11,8 @@ use hookline_wire::{Event, Product};
 use super::SqliteStore;
 use super::statements::Hot;
 use crate::model::{
-    DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest, ReplayFilter,
-    SendableDelivery, StoredHook,
+    AttemptErrorKind, DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest,
+    ReplayFilter, SendableDelivery, StoredHook, TestSendRecord,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
@@ -30,6 +30,7 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
         next_attempt_at: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        test: r.get(10)?,
     })
 }
 
@@ -313,6 +314,9 @@ impl SqliteStore {
             if row.app_key != app_key {
                 return Ok(None);
             }
+            if row.test {
+                return Err(test_not_redelivered());
+            }
             let config_exists: Option<i64> = conn
                 .prepare_cached("SELECT 1 FROM webhook_configs WHERE id = ?1")?
                 .query_row(params![row.config_id], |r| r.get(0))
@@ -368,7 +372,7 @@ impl SqliteStore {
                 "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) \
                  SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
                  JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
-                 WHERE d.app_key = ?1 AND d.config_id = ?2",
+                 WHERE d.app_key = ?1 AND d.config_id = ?2 AND d.test = 0",
             );
             let mut args: Vec<rusqlite::types::Value> =
                 vec![app_key.into(), config_id.clone().into()];
@@ -396,4 +400,73 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn record_test_send(&self, record: TestSendRecord) -> StoreResult<()> {
+        self.write(move |tx| {
+            let conn = tx.conn;
+            let r = &record.result;
+            // The sample hook is stored like an ingested one (the log rebuilds envelopes from
+            // stored hooks) but queued for nobody. Its hookId is fresh: a clash is refused before
+            // anything is written, so the rest of the group is not rolled back for it.
+            let stored = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO hooks (app_key, hook_id, product, event, body, \
+                     created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    record.app_key,
+                    record.hook.hook_id,
+                    record.product.as_str(),
+                    record.event.as_str(),
+                    record.hook.json,
+                    tx.now
+                ])?;
+            if stored != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "hookId: the test hook {} already exists",
+                    record.hook.hook_id
+                )));
+            }
+            let seq = conn.last_insert_rowid();
+            conn.prepare_cached(
+                "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+                 attempt_count, next_attempt_at, created_at, updated_at, test) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, NULL, ?7, ?8, 1)",
+            )?
+            .execute(params![
+                record.hooks_id,
+                record.app_key,
+                record.config_id,
+                record.product.as_str(),
+                record.event.as_str(),
+                record.status().as_str(),
+                r.started_at,
+                tx.now
+            ])?;
+            conn.prepare_cached(
+                "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES (?1, 0, ?2)",
+            )?
+            .execute(params![record.hooks_id, seq])?;
+            tx.hot.insert_attempt.execute(params![
+                record.hooks_id,
+                1,
+                r.started_at,
+                r.duration_ms as i64,
+                r.status_code,
+                r.error_kind.map(AttemptErrorKind::as_str),
+                r.error_message,
+                r.response_body
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// A test send's record is what happened to one sample hook; sending it again would deliver the
+/// sample as if it were real work (without the test header). Another test send is the way.
+fn test_not_redelivered() -> StoreError {
+    StoreError::Conflict(
+        "hooksId: a test send is not redelivered; send another test instead".to_owned(),
+    )
 }

@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_deliveries_without_rowid.sql"),
     // 4: claims find the config's oldest queued hook with one probe.
     include_str!("migrations/0004_queue_by_config_seq.sql"),
+    // 5: test sends are logged, marked as tests.
+    include_str!("migrations/0005_test_deliveries.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
