@@ -78,24 +78,24 @@ impl std::fmt::Display for Target<'_> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
+enum Counted {
     Address(IpAddr),
     AppKey(String),
     AdminToken,
 }
 
-impl Key {
-    fn target(target: Target<'_>) -> Key {
+impl Counted {
+    fn target(target: Target<'_>) -> Counted {
         match target {
-            Target::AppKey(app_key) => Key::AppKey(app_key.to_owned()),
-            Target::AdminToken => Key::AdminToken,
+            Target::AppKey(app_key) => Counted::AppKey(app_key.to_owned()),
+            Target::AdminToken => Counted::AdminToken,
         }
     }
 }
 
 pub struct FailureThrottle {
     limits: ThrottleLimits,
-    counts: Mutex<HashMap<Key, Count>>,
+    counts: Mutex<HashMap<Counted, Count>>,
 }
 
 impl FailureThrottle {
@@ -125,7 +125,7 @@ impl FailureThrottle {
         if counts.is_empty() {
             return Ok(());
         }
-        let live = |key: &Key| {
+        let live = |key: &Counted| {
             counts
                 .get(key)
                 .filter(|c| now.duration_since(c.window_start) < self.limits.window)
@@ -137,7 +137,7 @@ impl FailureThrottle {
                 .saturating_sub(now.duration_since(c.window_start))
                 .max(Duration::from_secs(1))
         };
-        let from = live(&Key::Address(address));
+        let from = live(&Counted::Address(address));
         if let Some(c) = from
             && self.limits.per_address > 0
             && c.failures >= self.limits.per_address
@@ -148,7 +148,7 @@ impl FailureThrottle {
         // building the target's key.
         if from.is_some_and(|c| c.failures > 0)
             && self.limits.per_target > 0
-            && let Some(t) = live(&Key::target(target.into()))
+            && let Some(t) = live(&Counted::target(target.into()))
             && t.failures >= self.limits.per_target
         {
             return Err(wait(t));
@@ -171,8 +171,8 @@ impl FailureThrottle {
             counts.retain(|_, c| now.duration_since(c.window_start) < window);
         }
         let keys = [
-            (Key::Address(address), self.limits.per_address),
-            (Key::target(target.into()), self.limits.per_target),
+            (Counted::Address(address), self.limits.per_address),
+            (Counted::target(target.into()), self.limits.per_target),
         ];
         for (key, limit) in keys {
             if !counts.contains_key(&key) && counts.len() >= MAX_KEYS {
