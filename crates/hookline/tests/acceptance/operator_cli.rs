@@ -177,8 +177,11 @@ async fn the_cli_runs_an_operators_everyday_tasks() {
     );
     let deliveries = log["deliveries"].as_array().cloned().unwrap_or_default();
     assert!(!deliveries.is_empty(), "{log}");
-    let hooks_id = deliveries[0]["hooksId"]
-        .as_str()
+    // A real delivery (the test send is in the log too, marked `test`, and cannot be redelivered).
+    let hooks_id = deliveries
+        .iter()
+        .find(|d| d["test"] != serde_json::json!(true))
+        .and_then(|d| d["hooksId"].as_str())
         .expect("hooksId")
         .to_owned();
     let shown = hookline(&tenant, &["deliveries", "get", &hooks_id]).await;
