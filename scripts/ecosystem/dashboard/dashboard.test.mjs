@@ -329,11 +329,15 @@ async function main() {
   await receiver.waitFor('the unsubscribe hook', (rs) => delivered(rs, 'e2e-unsub-1'));
   const logged = await eventually('every delivery SUCCEEDED in the log', async () => {
     const { deliveries } = await expectApi(200, 'GET', `/v1/appkeys/${appKey}/deliveries`, { secret: secretKey });
-    return deliveries.length >= 2 && deliveries.every((d) => d.status === 'SUCCEEDED') ? deliveries : undefined;
+    // The test send is in the log too (marked `test`): the two real deliveries are awaited.
+    const real = deliveries.filter((d) => !d.test);
+    return real.length >= 2 && deliveries.every((d) => d.status === 'SUCCEEDED') ? deliveries : undefined;
   });
   const resultDelivery = logged.find((d) => d.event === 'MESSAGE_RESULT_UPDATE' && d.attemptCount === 2);
   assert.ok(resultDelivery, `a result delivery with two attempts: ${JSON.stringify(logged)}`);
-  const unsubDelivery = logged.find((d) => d.event === 'UNSUBSCRIBE');
+  const unsubDelivery = logged.find((d) => d.event === 'UNSUBSCRIBE' && !d.test);
+  const testDelivery = logged.find((d) => d.test);
+  assert.ok(testDelivery && testDelivery.hooksId === testHooksId, `the test send is logged as a test: ${JSON.stringify(logged)}`);
 
   // The delivery log and its filters.
   log('delivery log');
@@ -345,7 +349,11 @@ async function main() {
 
   await filterLog({ event: 'UNSUBSCRIBE' });
   rows = await logRows();
-  assert.deepEqual(rows.map((r) => r.hooksId), [unsubDelivery.hooksId], 'event filter');
+  assert.deepEqual(
+    new Set(rows.map((r) => r.hooksId)),
+    new Set([unsubDelivery.hooksId, testDelivery.hooksId]),
+    'event filter: the UNSUBSCRIBE delivery and the UNSUBSCRIBE test send',
+  );
   await filterLog({ hookId: 'e2e-result-2' });
   rows = await logRows();
   assert.ok(rows.length >= 1 && rows.every((r) => logged.find((d) => d.hooksId === r.hooksId)?.hookIds.includes('e2e-result-2')), 'hookId filter');
@@ -400,15 +408,15 @@ async function main() {
   assert.equal(await text('#health-state'), 'HEALTHY');
   assert.equal(await text('#consecutive-failures'), '0');
   assert.notEqual(await text('#last-success'), 'never');
-  assert.equal(await page.getAttribute('#chart .summary', 'data-attempts'), '4', 'two + one + one redelivery');
-  assert.match(await text('#chart .summary'), /75 %/);
+  assert.equal(await page.getAttribute('#chart .summary', 'data-attempts'), '5', 'two + one + one redelivery + the test send (recorded like any attempt)');
+  assert.match(await text('#chart .summary'), /80 %/); // 4 of the 5 succeeded
   assert.ok(await page.locator('svg.chart.success rect.bar').count() >= 1, 'success bars');
   assert.ok(await page.locator('svg.chart.latency circle.avg').count() >= 1, 'latency points');
   assert.ok(await page.locator('#recent tbody tr').count() >= 3);
   await screenshot('config-chart-health');
   await navigate(() => page.click('#chart .tabs a:has-text("24h")'));
   assert.equal(await page.getAttribute('#chart .tabs a[aria-current]', 'href'), `/ui/configs/${configId}?range=24h#chart`);
-  assert.equal(await page.getAttribute('#chart .summary', 'data-attempts'), '4');
+  assert.equal(await page.getAttribute('#chart .summary', 'data-attempts'), '5');
 
   // Disable and enable.
   log('disable and enable');
