@@ -209,6 +209,46 @@ struct Spawned {
     _data_dir: Option<tempfile::TempDir>,
 }
 
+/// The server a run measures: another build's, given by `--server` (e.g. to compare before a
+/// change), or one this binary starts.
+struct ServerUnderTest {
+    token: String,
+    base: String,
+    /// The server started here (stopped when dropped); `None` with `--server`.
+    spawned: Option<Spawned>,
+    pid: Option<u32>,
+}
+
+async fn server_under_test(args: &BenchArgs) -> anyhow::Result<ServerUnderTest> {
+    let token = args
+        .admin_token
+        .clone()
+        .unwrap_or_else(|| crate::service::credentials::new_secret(32));
+    match &args.server {
+        Some(url) => {
+            if args.admin_token.is_none() {
+                bail!("--server needs --admin-token (or HOOKLINE_ADMIN_TOKEN)");
+            }
+            Ok(ServerUnderTest {
+                token,
+                base: url.trim_end_matches('/').to_owned(),
+                spawned: None,
+                pid: args.server_pid,
+            })
+        }
+        None => {
+            let (base, spawned) = start_server(args, &token).await?;
+            let pid = spawned.child.id();
+            Ok(ServerUnderTest {
+                token,
+                base,
+                spawned: Some(spawned),
+                pid,
+            })
+        }
+    }
+}
+
 async fn start_server(args: &BenchArgs, token: &str) -> anyhow::Result<(String, Spawned)> {
     let exe = std::env::current_exe().context("cannot find the hookline binary")?;
     let mut server_args = args.server_arg.clone();
@@ -389,23 +429,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.configs == 0 || args.hooks == 0 || args.producers == 0 || args.hooks_per_request == 0 {
         bail!("--configs, --hooks, --producers and --hooks-per-request must be at least 1");
     }
-    let token = args
-        .admin_token
-        .clone()
-        .unwrap_or_else(|| crate::service::credentials::new_secret(32));
-    let (base, mut spawned, pid) = match &args.server {
-        Some(url) => {
-            if args.admin_token.is_none() {
-                bail!("--server needs --admin-token (or HOOKLINE_ADMIN_TOKEN)");
-            }
-            (url.trim_end_matches('/').to_owned(), None, args.server_pid)
-        }
-        None => {
-            let (url, spawned) = start_server(&args, &token).await?;
-            let pid = spawned.child.id();
-            (url, Some(spawned), pid)
-        }
-    };
+    let ServerUnderTest {
+        token,
+        base,
+        mut spawned,
+        pid,
+    } = server_under_test(&args).await?;
 
     // The sink: bound now so configs can point at it; it accepts only once `sink_up`.
     let sink_socket = tokio::net::TcpSocket::new_v4()?;

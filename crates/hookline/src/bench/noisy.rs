@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::{BenchArgs, IngestTarget, api, hook_json, process_usage, start_server};
+use super::{BenchArgs, IngestTarget, api, hook_json, process_usage};
 
 /// Configs of the noisy tenant, all subscribed to its event (the default cap per app key).
 const NOISY_CONFIGS: usize = 100;
@@ -140,24 +140,12 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.producers == 0 || args.hooks_per_request == 0 || args.duration_secs == 0 {
         bail!("--producers, --hooks-per-request and --duration-secs must be at least 1");
     }
-    let token = args
-        .admin_token
-        .clone()
-        .unwrap_or_else(|| crate::service::credentials::new_secret(32));
-    // Another build's server (e.g. to compare before a change) may be targeted with --server.
-    let (base, mut spawned, pid) = match &args.server {
-        Some(url) => {
-            if args.admin_token.is_none() {
-                bail!("--server needs --admin-token (or HOOKLINE_ADMIN_TOKEN)");
-            }
-            (url.trim_end_matches('/').to_owned(), None, args.server_pid)
-        }
-        None => {
-            let (url, spawned) = start_server(args, &token).await?;
-            let pid = spawned.child.id();
-            (url, Some(spawned), pid)
-        }
-    };
+    let super::ServerUnderTest {
+        token,
+        base,
+        mut spawned,
+        pid,
+    } = super::server_under_test(args).await?;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let sink_url = format!("http://{}", listener.local_addr()?);
