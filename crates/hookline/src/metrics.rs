@@ -66,6 +66,10 @@ fn describe() {
         "Hooks acknowledged again without being stored (hookId already accepted)."
     );
     describe_counter!(
+        "hookline_hooks_dropped_total",
+        "Hooks removed unsent from a config's queue, by reason (retention: held for a DISABLED config longer than --retention)."
+    );
+    describe_counter!(
         "hookline_attempts_total",
         "Delivery attempts by outcome (success, http_NXX, or the error kind)."
     );
@@ -183,6 +187,11 @@ pub fn hooks_ingested(event: Event, acknowledged: usize, new: usize) {
         Some(c) => c.increment(duplicates),
         None => counter!("hookline_hooks_duplicate_total", "event" => name).increment(duplicates),
     }
+}
+
+/// `n` queued hooks were removed without being sent, for `reason` (rare: no cached handle).
+pub fn hooks_dropped(reason: &'static str, n: usize) {
+    counter!("hookline_hooks_dropped_total", "reason" => reason).increment(n as u64);
 }
 
 /// The `outcome` label of an attempt.

@@ -2,8 +2,11 @@
 //! in the background, in small batches (one short write transaction each), so the store's size
 //! stays bounded under steady load without stalling delivery.
 //!
-//! Never deleted: open (PENDING, RETRYING) deliveries, hooks still queued for a config, and hooks
-//! that a remaining delivery carries. A hook deleted by retention is forgotten: a producer that
+//! Never deleted: open (PENDING, RETRYING) deliveries, hooks still queued for a live or paused
+//! config, and hooks that a remaining delivery carries. Hooks held for a config DISABLED by its
+//! health are kept for the period too, then dropped unsent and counted
+//! (`hookline_hooks_dropped_total{reason="retention"}`): the one place hookline drops an
+//! accepted hook, bounded by the operator's `--retention` and never silent. A hook deleted by retention is forgotten: a producer that
 //! sends the same hookId again after the period gets it accepted as new.
 
 use std::sync::Arc;
@@ -31,7 +34,17 @@ pub fn spawn(store: Arc<dyn Store>, settings: RetentionSettings) -> tokio::task:
             tokio::time::sleep(settings.interval).await;
             let cutoff = now_millis() - settings.keep.as_millis() as i64;
             match purge(store.as_ref(), cutoff).await {
-                Ok((deliveries, hooks)) if deliveries + hooks > 0 => {
+                Ok(Purged {
+                    deliveries,
+                    hooks,
+                    held,
+                }) if deliveries + hooks + held > 0 => {
+                    if held > 0 {
+                        tracing::warn!(
+                            held,
+                            "retention dropped hooks held unsent for DISABLED configs"
+                        );
+                    }
                     tracing::info!(deliveries, hooks, "retention removed expired history");
                 }
                 Ok(_) => {}
@@ -41,11 +54,30 @@ pub fn spawn(store: Arc<dyn Store>, settings: RetentionSettings) -> tokio::task:
     })
 }
 
-/// One full pass: every finished delivery and unreferenced hook older than `cutoff`.
-pub async fn purge(
-    store: &dyn Store,
-    cutoff: i64,
-) -> Result<(usize, usize), crate::store::StoreError> {
+/// What one pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Finished deliveries (with their attempts).
+    pub deliveries: usize,
+    /// Hooks nothing referred to any more.
+    pub hooks: usize,
+    /// Queue rows of DISABLED configs whose hooks were never sent.
+    pub held: usize,
+}
+
+/// One full pass: hooks held too long for DISABLED configs, then every finished delivery and
+/// unreferenced hook older than `cutoff`.
+pub async fn purge(store: &dyn Store, cutoff: i64) -> Result<Purged, crate::store::StoreError> {
+    let mut held = 0;
+    loop {
+        let n = store.purge_held(cutoff, BATCH).await?;
+        held += n;
+        crate::metrics::hooks_dropped("retention", n);
+        if n < BATCH as usize {
+            break;
+        }
+        tokio::time::sleep(PAUSE).await;
+    }
     let mut deliveries = 0;
     loop {
         let n = store.purge_deliveries(cutoff, BATCH).await?;
@@ -66,5 +98,9 @@ pub async fn purge(
         }
         tokio::time::sleep(PAUSE).await;
     }
-    Ok((deliveries, hooks))
+    Ok(Purged {
+        deliveries,
+        hooks,
+        held,
+    })
 }

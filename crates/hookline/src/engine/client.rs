@@ -500,7 +500,8 @@ mod tests {
             description: String::new(),
             max_hooks_per_request: 1,
             max_requests_in_flight: 1,
-            timeout_ms: 5_000,
+            // Generous: the answer is local, but a loaded CI machine can stall a task for seconds.
+            timeout_ms: 30_000,
             retry_schedule: Vec::new(),
             health: Health::default(),
             created_at: 0,

@@ -309,6 +309,10 @@ pub trait Store: Send + Sync + 'static {
     /// Retention: looks at up to `batch` hooks after position `after` (0 to start) and deletes
     /// those accepted before `cutoff` that no queue row and no remaining delivery refers to.
     async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge>;
+    /// Retention: deletes up to `batch` queue rows that a config DISABLED by its health holds
+    /// for hooks accepted before `cutoff` (they were never sent). Returns how many went, so the
+    /// caller can count them as dropped. Queues of paused and of live configs are never touched.
+    async fn purge_held(&self, cutoff: Millis, batch: u32) -> StoreResult<usize>;
 
     /// Flushes, hands this node's leases back (shared stores) and stops the writer; later writes
     /// fail with `Unavailable`.

@@ -437,8 +437,9 @@ async fn claims_take_the_oldest_event_first_in_full_batches(backend: Backend) {
     );
 }
 
-/// Ingest queues for the configs subscribed at that moment: pausing, resuming, adding, disabling
-/// for failing and deleting a config each count for the very next ingest.
+/// Ingest queues for the configs subscribed at that moment: pausing, resuming, adding and
+/// deleting a config each count for the very next ingest; a config DISABLED for failing keeps
+/// queueing (its hooks are held for it) until retention drops them.
 async fn fan_out_follows_config_changes_at_once(backend: Backend) {
     let (_place, store) = open(backend).await;
     let ingest = |prefix: &'static str| {
@@ -470,11 +471,33 @@ async fn fan_out_follows_config_changes_at_once(backend: Backend) {
     store.set_health("c2", disabled).await.unwrap();
     assert_eq!(
         ingest("e").await,
-        1,
-        "a config disabled for failing gets nothing new"
+        2,
+        "a config disabled for failing still queues: its hooks are held for it"
     );
     assert!(store.delete_config("ak", "c1").await.unwrap());
-    assert_eq!(ingest("f").await, 0, "a deleted config gets nothing new");
+    assert_eq!(ingest("f").await, 1, "a deleted config gets nothing new");
+
+    // Retention drops what a DISABLED config held too long (c2: c, d, e, f), and nothing of a
+    // paused config's queue (c3: g).
+    let mut c3 = config("c3", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(c3.clone()).await.unwrap();
+    assert_eq!(ingest("g").await, 2);
+    c3.enabled = false;
+    assert!(store.update_config(c3).await.unwrap());
+    assert_eq!(
+        store.purge_held(0, 100).await.unwrap(),
+        0,
+        "nothing is older than the cutoff"
+    );
+    let future = now_millis() + 60_000;
+    assert_eq!(store.purge_held(future, 2).await.unwrap(), 2, "in batches");
+    assert_eq!(store.purge_held(future, 100).await.unwrap(), 3);
+    assert_eq!(store.purge_held(future, 100).await.unwrap(), 0);
+    assert_eq!(
+        store.stats().await.unwrap().queued_hooks,
+        1,
+        "the paused config's queue is kept"
+    );
     let other = store
         .ingest("other", Product::Sms, Event::ConversionBlock, hooks("g", 1))
         .await

@@ -12,8 +12,8 @@ use super::deliveries::insert_delivery;
 use super::notify::{CONFIG_CHANNEL, notify};
 use super::writer::{Durability, Group, StepRun};
 use crate::model::{
-    AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Millis, Page,
-    PageRequest, WebhookConfig, now_millis,
+    AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, Millis, Page, PageRequest,
+    WebhookConfig, now_millis,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
@@ -28,7 +28,9 @@ async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()
         &[&config.id],
     )
     .await?;
-    if config.enabled && config.health.state != HealthState::Disabled {
+    // A config its health DISABLED stays subscribed: what is accepted meanwhile is held in its
+    // queue until it is enabled again (or retention drops it). Only a pause stops the queueing.
+    if config.enabled {
         let events: Vec<&str> = config.events.iter().map(|e| e.as_str()).collect();
         execute(
             c,
@@ -49,14 +51,13 @@ async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()
 /// Writes the health a node judged, in one statement. Each node judges from its own attempts, so
 /// a DISABLED row is never turned back by another node's older view (only `update_config`, an
 /// operator enabling the config again, does that), and disabling tells every node
-/// (`hookline_config`): a config disabled for failing receives nothing new until it is enabled
-/// again, so its subscriptions go.
+/// (`hookline_config`) so that they stop sending to it. Its subscriptions stay: what is accepted
+/// while it is DISABLED is held in its queue until it is enabled again.
 const WRITE_HEALTH: &str = "WITH written AS ( \
          UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
          last_success_at = $4, last_failure_at = $5, failing_since = $6, disabled_reason = $7 \
          WHERE id = $1 AND (health_state <> 'DISABLED' OR $2 = 'DISABLED') RETURNING id), \
      disabled AS MATERIALIZED (SELECT id FROM written WHERE $2 = 'DISABLED'), \
-     unsubscribed AS (DELETE FROM subscriptions WHERE config_id IN (SELECT id FROM disabled)), \
      told AS MATERIALIZED (SELECT pg_notify($8, id) FROM disabled) \
      SELECT count(*) FROM told";
 

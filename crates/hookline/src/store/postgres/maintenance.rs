@@ -34,6 +34,32 @@ impl PostgresStore {
         .await
     }
 
+    pub(super) async fn purge_held(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.write(Durability::Relaxed, move |c| async move {
+            let rows = query(
+                &c,
+                "WITH held AS ( \
+                         SELECT q.config_id, q.event, q.hook_seq FROM webhook_configs c \
+                         JOIN queue q ON q.config_id = c.id \
+                         JOIN hooks h ON h.seq = q.hook_seq \
+                         WHERE c.health_state = 'DISABLED' AND h.created_at < $1 LIMIT $2), \
+                     gone AS ( \
+                         DELETE FROM queue q USING held \
+                         WHERE q.config_id = held.config_id AND q.event = held.event \
+                         AND q.hook_seq = held.hook_seq RETURNING 1) \
+                     SELECT count(*) FROM gone",
+                &[&cutoff, &i64::from(batch)],
+            )
+            .await?;
+            let n = match rows.first() {
+                Some(r) => col::<i64>(r, 0)?,
+                None => 0,
+            };
+            Ok((usize::try_from(n).unwrap_or(0), Vec::new()))
+        })
+        .await
+    }
+
     pub(super) async fn purge_hooks(
         &self,
         cutoff: Millis,

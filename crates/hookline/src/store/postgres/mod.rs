@@ -325,6 +325,10 @@ impl Store for PostgresStore {
         self.purge_hooks(cutoff, after, batch).await
     }
 
+    async fn purge_held(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.purge_held(cutoff, batch).await
+    }
+
     async fn close(&self) {
         self.close().await
     }

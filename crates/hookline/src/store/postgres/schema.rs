@@ -20,6 +20,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_nodes.sql"),
     // 4: test sends are logged, marked as tests.
     include_str!("migrations/0004_test_deliveries.sql"),
+    // 5: DISABLED configs stay subscribed (their hooks are held): give back what earlier versions
+    // removed.
+    include_str!("migrations/0005_hold_while_disabled.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

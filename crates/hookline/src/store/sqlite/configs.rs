@@ -8,8 +8,7 @@ use super::SqliteStore;
 use super::deliveries::{NewDeliveries, insert_deliveries};
 use super::writer::WriteTx;
 use crate::model::{
-    AppKeyRecord, ConfigFilter, DeliveryStatus, Health, HealthState, Page, PageRequest,
-    WebhookConfig,
+    AppKeyRecord, ConfigFilter, DeliveryStatus, Health, Page, PageRequest, WebhookConfig,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
@@ -50,7 +49,9 @@ fn write_subscriptions(tx: &mut WriteTx<'_, '_>, config: &WebhookConfig) -> Stor
     tx.subscriptions.clear();
     conn.prepare_cached("DELETE FROM subscriptions WHERE config_id = ?1")?
         .execute(params![config.id])?;
-    if config.enabled && config.health.state != HealthState::Disabled {
+    // A config its health DISABLED stays subscribed: what is accepted meanwhile is held in its
+    // queue until it is enabled again (or retention drops it). Only a pause stops the queueing.
+    if config.enabled {
         let mut insert = conn.prepare_cached(
             "INSERT OR IGNORE INTO subscriptions (app_key, product, event, config_id) \
              VALUES (?1, ?2, ?3, ?4)",
@@ -87,12 +88,7 @@ pub(super) fn write_health(
         health.failing_since,
         health.disabled_reason
     ])?;
-    if health.state == HealthState::Disabled {
-        // A config disabled for failing receives nothing new until it is enabled again.
-        tx.subscriptions.clear();
-        conn.prepare_cached("DELETE FROM subscriptions WHERE config_id = ?1")?
-            .execute(params![config_id])?;
-    }
+    // DISABLED keeps the subscriptions: the engine stops sending, the queue holds what comes.
     Ok(())
 }
 

@@ -43,6 +43,22 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn purge_held(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        self.write(move |tx| {
+            Ok(tx
+                .conn
+                .prepare_cached(
+                    "DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
+                         SELECT q.config_id, q.event, q.hook_seq FROM webhook_configs c \
+                         JOIN queue q ON q.config_id = c.id \
+                         JOIN hooks h ON h.seq = q.hook_seq \
+                         WHERE c.health_state = 'DISABLED' AND h.created_at < ?1 LIMIT ?2)",
+                )?
+                .execute(params![cutoff, i64::from(batch)])?)
+        })
+        .await
+    }
+
     pub(super) async fn purge_hooks(
         &self,
         cutoff: Millis,

@@ -18,6 +18,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_queue_by_config_seq.sql"),
     // 5: test sends are logged, marked as tests.
     include_str!("migrations/0005_test_deliveries.sql"),
+    // 6: DISABLED configs stay subscribed (their hooks are held): give back what earlier versions
+    // removed.
+    include_str!("migrations/0006_hold_while_disabled.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
