@@ -27,6 +27,9 @@ pub struct AppKeyRecord {
     pub app_key: String,
     pub name: String,
     pub created_at: Millis,
+    /// Until when the secret key replaced by the last rotation still works (its grace period);
+    /// `None` when it stopped at once or no rotation happened.
+    pub previous_secret_key_expires_at: Option<Millis>,
 }
 
 /// A webhook config as stored. `signing_secret` is write-only in the API.

@@ -10,10 +10,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 
 use super::auth::{Caller, require_admin, require_app_key};
-use super::body::{parse_object, read_json_body};
+use super::body::{parse_object, read_json_body, read_optional_json_body};
 use super::error::ApiResult;
 use super::views::{self, AppKeyListResponse, AppKeyResponse, ok};
 use super::{SharedState, openapi};
+use crate::service::app_keys::SecretKeyRotation;
 use crate::service::input::{MAX_TEXT_LEN, optional_string, page_request};
 
 pub(super) fn routes() -> Router<SharedState> {
@@ -78,20 +79,27 @@ pub async fn list_app_keys(
 
 /// Rotate the secret key
 ///
-/// Replaces the app key's secret key with a new random one, shown only in this answer. The old
-/// secret key stops working at once (API calls and dashboard sessions alike).
+/// Replaces the app key's secret key with a new random one, shown only in this answer. The body
+/// is optional: `{"gracePeriod": "1h"}` (`0s` to `7d`, default `0s`) keeps the old secret key
+/// working that long beside the new one (API calls and dashboard sessions alike), so producers
+/// can switch without downtime; `previousSecretKeyExpiresAt` says until when. Without a grace
+/// period the old key stops at once. A body that does not parse answers 400 and rotates nothing.
 #[utoipa::path(post, path = "/v1/appkeys/{appKey}/secret-key/rotate", tag = "app keys",
     params(openapi::AppKeyPath),
-    responses((status = 200, description = "The new secret key (shown only here); the old one stops working", body = AppKeyResponse), openapi::AppKeyErrors),
+    request_body(content = Option<openapi::SecretKeyRotationRequest>, content_type = "application/json"),
+    responses((status = 200, description = "The new secret key (shown only here); the old one works until previousSecretKeyExpiresAt, or stops at once", body = AppKeyResponse), openapi::AppKeyErrors),
     security(("secretKey" = []), ("adminToken" = [])))]
 pub async fn rotate_secret(
     State(state): State<SharedState>,
     caller: Caller,
     Path(app_key): Path<String>,
     headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Json<AppKeyResponse>> {
     require_app_key(&state, caller, &headers, &app_key).await?;
-    let rotated = state.service.rotate_secret_key(&app_key).await?;
+    let bytes = read_optional_json_body(&headers, body, state.limits.max_body_bytes).await?;
+    let rotation = SecretKeyRotation::from_json(&parse_object(&bytes)?)?;
+    let rotated = state.service.rotate_secret_key(&app_key, rotation).await?;
     Ok(Json(AppKeyResponse {
         header: ok(),
         app_key: views::app_key(&rotated.record, Some(&rotated.secret_key)),

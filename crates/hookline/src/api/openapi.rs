@@ -198,6 +198,16 @@ pub struct RotateSigningSecretRequest {
     pub grace_period: Option<String>,
 }
 
+/// An app key's secret-key rotation.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"gracePeriod": "1h"}))]
+pub struct SecretKeyRotationRequest {
+    /// How long the replaced secret key keeps working beside the new one: `0s` to `7d`, default
+    /// `0s` (it stops at once).
+    pub grace_period: Option<String>,
+}
+
 // ---------- error answers ----------
 
 /// Errors of the admin routes.

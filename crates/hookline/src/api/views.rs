@@ -44,6 +44,10 @@ pub struct AppKeyView {
     /// Shown only by create and rotate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<String>,
+    /// Until when the secret key replaced by the last rotation keeps working (its grace
+    /// period); null when it stopped at once or has stopped since.
+    #[schema(format = DateTime)]
+    pub previous_secret_key_expires_at: Option<String>,
 }
 
 pub fn app_key(k: &AppKeyRecord, secret_key: Option<&str>) -> AppKeyView {
@@ -52,6 +56,10 @@ pub fn app_key(k: &AppKeyRecord, secret_key: Option<&str>) -> AppKeyView {
         name: k.name.clone(),
         created_at: rfc3339(k.created_at),
         secret_key: secret_key.map(str::to_owned),
+        previous_secret_key_expires_at: k
+            .previous_secret_key_expires_at
+            .filter(|&at| at > crate::model::now_millis())
+            .map(rfc3339),
     }
 }
 

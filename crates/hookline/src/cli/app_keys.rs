@@ -21,8 +21,16 @@ pub enum AppKeyCommand {
     },
     /// List app keys (admin token).
     List,
-    /// Give the app key a new secret key (the old one stops working at once); shown once.
-    Rotate,
+    /// Give the app key a new secret key, shown once. The old one stops working at once, or
+    /// after --grace-period (switch producers meanwhile: no downtime).
+    Rotate {
+        /// How long the old secret key keeps working beside the new one, e.g. 1h (0s to 7d).
+        #[arg(long)]
+        grace_period: Option<String>,
+        /// Print `export HOOKLINE_SECRET_KEY=...` for a shell to eval.
+        #[arg(long)]
+        env: bool,
+    },
 }
 
 pub async fn run(conn: &Connection, command: AppKeyCommand) -> anyhow::Result<()> {
@@ -81,20 +89,35 @@ pub async fn run(conn: &Connection, command: AppKeyCommand) -> anyhow::Result<()
                 table(&["APP KEY", "NAME", "CREATED"], &rows)
             });
         }
-        AppKeyCommand::Rotate => {
+        AppKeyCommand::Rotate { grace_period, env } => {
+            let body = match grace_period {
+                Some(g) => json!({ "gracePeriod": g }),
+                None => json!({}),
+            };
             let answer = api
                 .app(
                     Method::POST,
                     "/secret-key/rotate",
-                    None,
+                    Some(&body),
                     "rotate the secret key",
                 )
                 .await?;
+            if env {
+                println!(
+                    "export HOOKLINE_SECRET_KEY={}",
+                    shell_quote(&field(&answer["appKey"], "secretKey"))
+                );
+                return Ok(());
+            }
             show(conn.json, &answer, |a| {
+                let k = &a["appKey"];
+                let old = match k["previousSecretKeyExpiresAt"].as_str() {
+                    Some(until) => format!("the old one keeps working until {until}"),
+                    None => "the old one no longer works".to_owned(),
+                };
                 format!(
-                    "secret key rotated (the old one no longer works; the new one is shown only \
-                     now)\n  secretKey: {}\n",
-                    field(&a["appKey"], "secretKey")
+                    "secret key rotated ({old}; the new one is shown only now)\n  secretKey: {}\n",
+                    field(k, "secretKey")
                 )
             });
         }

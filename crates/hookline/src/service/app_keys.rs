@@ -1,10 +1,49 @@
 //! App keys: create, list, rotate the secret key, and find whose a secret key is.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
 
 use super::credentials::{APP_KEY_LEN, SECRET_KEY_LEN, hash_secret, new_secret, secret_digest};
+use super::input::optional_string;
 use super::{Error, Result, Service};
+use crate::duration::Period;
 use crate::model::{AppKeyRecord, Page, PageRequest, now_millis};
+
+/// The longest time a replaced secret key keeps working after a rotation.
+pub const MAX_SECRET_KEY_GRACE: Duration = Duration::from_secs(7 * 86_400);
+
+/// What a secret-key rotation asks for: how long the replaced key keeps working (default: it
+/// stops at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SecretKeyRotation {
+    pub grace: Duration,
+}
+
+impl SecretKeyRotation {
+    /// Reads `{"gracePeriod": "1h"}` (optional, `0s` to `7d`). Anything else is refused, so a
+    /// request that meant something else never rotates.
+    pub fn from_json(body: &Map<String, Value>) -> Result<Self> {
+        if let Some(unknown) = body.keys().find(|k| k.as_str() != "gracePeriod") {
+            return Err(Error::field(
+                unknown,
+                "unknown field; the only field is gracePeriod",
+            ));
+        }
+        let grace = match optional_string(body, "gracePeriod", 32)? {
+            None => Duration::ZERO,
+            Some(text) => Period::parse_within(&text, Duration::ZERO, MAX_SECRET_KEY_GRACE)
+                .map(Period::get)
+                .map_err(|_| {
+                    Error::field(
+                        "gracePeriod",
+                        format!("{text:?} is not a duration from 0s to 7d such as \"1h\""),
+                    )
+                })?,
+        };
+        Ok(SecretKeyRotation { grace })
+    }
+}
 
 /// Whose a secret key presented for an app key's routes is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +69,7 @@ impl Service {
             app_key: new_secret(APP_KEY_LEN),
             name,
             created_at: now_millis(),
+            previous_secret_key_expires_at: None,
         };
         let secret_key = new_secret(SECRET_KEY_LEN);
         self.store
@@ -50,7 +90,10 @@ impl Service {
 
     /// The app key a secret key belongs to, by the secret's hash.
     pub async fn owner_of_secret_hash(&self, secret_hash: &str) -> Result<Option<String>> {
-        Ok(self.store.app_key_by_secret_hash(secret_hash).await?)
+        Ok(self
+            .store
+            .app_key_by_secret_hash(secret_hash, now_millis())
+            .await?)
     }
 
     /// Whose `secret` is, for a request to `app_key`'s routes. A secret key the store confirmed
@@ -65,7 +108,7 @@ impl Service {
         Ok(
             match self
                 .store
-                .app_key_by_secret_hash(&hex::encode(digest))
+                .app_key_by_secret_hash(&hex::encode(digest), now_millis())
                 .await?
             {
                 Some(owner) if owner == app_key => {
@@ -78,14 +121,21 @@ impl Service {
         )
     }
 
-    /// A new secret key; the old one stops working at once on this node (on other nodes of a
-    /// shared store, within `verified_secrets::VERIFIED_SECRET_TTL`).
-    pub async fn rotate_secret_key(&self, app_key: &str) -> Result<AppKeyWithSecret> {
+    /// A new secret key; the old one keeps working for `rotation.grace`, then stops (without a
+    /// grace: at once on this node, and on other nodes of a shared store within
+    /// `verified_secrets::VERIFIED_SECRET_TTL`; the same bound applies when a grace ends).
+    pub async fn rotate_secret_key(
+        &self,
+        app_key: &str,
+        rotation: SecretKeyRotation,
+    ) -> Result<AppKeyWithSecret> {
         let secret_key = new_secret(SECRET_KEY_LEN);
         let no_such = || Error::not_found(format!("appKey: no app key {app_key:?}"));
+        let previous_until =
+            (!rotation.grace.is_zero()).then(|| now_millis() + rotation.grace.as_millis() as i64);
         if !self
             .store
-            .set_secret_hash(app_key, hash_secret(&secret_key))
+            .set_secret_hash(app_key, hash_secret(&secret_key), previous_until)
             .await?
         {
             return Err(no_such());
@@ -94,7 +144,11 @@ impl Service {
         // request is dropped before this line leaves the old key trusted for up to a second.)
         self.verified_secrets.forget(app_key);
         let record = self.store.get_app_key(app_key).await?.ok_or_else(no_such)?;
-        tracing::info!(app_key, "secret key rotated");
+        tracing::info!(
+            app_key,
+            grace = %crate::duration::format(rotation.grace),
+            "secret key rotated"
+        );
         Ok(AppKeyWithSecret { record, secret_key })
     }
 }

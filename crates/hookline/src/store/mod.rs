@@ -189,10 +189,22 @@ pub trait Store: Send + Sync + 'static {
     async fn create_app_key(&self, record: AppKeyRecord, secret_hash: String) -> StoreResult<()>;
     async fn list_app_keys(&self, page: PageRequest) -> StoreResult<Page<AppKeyRecord>>;
     async fn get_app_key(&self, app_key: &str) -> StoreResult<Option<AppKeyRecord>>;
-    /// The app key that owns this secret hash, if any.
-    async fn app_key_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<String>>;
-    /// Replaces the secret hash; false when the app key does not exist.
-    async fn set_secret_hash(&self, app_key: &str, secret_hash: String) -> StoreResult<bool>;
+    /// The app key that owns this secret hash, if any: its current secret key, or the one its
+    /// last rotation replaced while that one's grace period (`previous_secret_key_expires_at`)
+    /// has not passed `now`.
+    async fn app_key_by_secret_hash(
+        &self,
+        secret_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<String>>;
+    /// Replaces the secret hash; the replaced one keeps working until `previous_until` (`None`:
+    /// it stops at once). False when the app key does not exist.
+    async fn set_secret_hash(
+        &self,
+        app_key: &str,
+        secret_hash: String,
+        previous_until: Option<Millis>,
+    ) -> StoreResult<bool>;
 
     // --- webhook configs ---
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()>;

@@ -682,6 +682,112 @@ async fn rotating_the_secret_key_retires_the_old_one() {
     );
 }
 
+/// Rotation with a grace period: both secret keys work until `previousSecretKeyExpiresAt`, then
+/// only the new one; a body that does not parse answers 400 naming the field and rotates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_key_rotation_with_a_grace_period_keeps_the_old_key_until_it_ends() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("rotate-grace").await;
+    let configs = app.path("/webhook-configs");
+    let rotate = app.path("/secret-key/rotate");
+
+    // Refused bodies change nothing: the original key keeps working alone.
+    for (body, field) in [
+        (json!({"gracePeriod": "8d"}), "gracePeriod"),
+        (json!({"gracePeriod": 60}), "gracePeriod"),
+        (json!({"gracePeriod": "soon"}), "gracePeriod"),
+        (json!({"grace": "1h"}), "grace"),
+    ] {
+        let (st, answer) = srv.post(&app.auth(), &rotate, body.clone()).await;
+        assert_eq!(st.as_u16(), 400, "{body}: {answer}");
+        let message = answer["header"]["resultMessage"].as_str().unwrap_or("");
+        assert!(message.starts_with(field), "{body}: {answer}");
+    }
+    let (st, answer) = srv
+        .call(
+            Method::POST,
+            &rotate,
+            &app.auth(),
+            Body::Raw(
+                Some("application/json".into()),
+                b"{\"gracePeriod\":".to_vec(),
+            ),
+        )
+        .await;
+    assert_eq!(st.as_u16(), 400, "broken JSON: {answer}");
+    srv.expect(srv.get(&app.auth(), &configs).await, 200, "nothing rotated");
+
+    let before = chrono::Utc::now();
+    let answer = srv.expect(
+        srv.post(&app.auth(), &rotate, json!({"gracePeriod": "3s"}))
+            .await,
+        200,
+        "rotate with a grace period",
+    );
+    let new_secret = secret_in(&answer).unwrap_or_else(|| panic!("no secretKey in {answer}"));
+    let until = answer["appKey"]["previousSecretKeyExpiresAt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .unwrap_or_else(|| panic!("no previousSecretKeyExpiresAt in {answer}"));
+    let grace = until.signed_duration_since(before).num_milliseconds();
+    assert!(
+        (2_500..=4_000).contains(&grace),
+        "expires {grace} ms after the rotation"
+    );
+    let renewed = App {
+        app_key: app.app_key.clone(),
+        secret: new_secret,
+    };
+    srv.expect(srv.get(&renewed.auth(), &configs).await, 200, "the new key");
+    srv.expect(
+        srv.get(&app.auth(), &configs).await,
+        200,
+        "the old key during the grace period",
+    );
+    srv.ingest(
+        &app,
+        SMS,
+        "UNSUBSCRIBE",
+        vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+    )
+    .await;
+    let listed = srv.expect(srv.get(&Auth::Admin, "/v1/appkeys").await, 200, "list");
+    let mine = listed["appKeys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["appKey"] == json!(app.app_key)))
+        .unwrap_or_else(|| panic!("the app key is listed: {listed}"));
+    assert_eq!(
+        mine["previousSecretKeyExpiresAt"], answer["appKey"]["previousSecretKeyExpiresAt"],
+        "{mine}"
+    );
+
+    // Once the grace period is over, the old key stops (never before it ends).
+    let deadline = tokio::time::Instant::now() + SLOW;
+    loop {
+        let (st, _) = srv.get(&app.auth(), &configs).await;
+        let now = chrono::Utc::now();
+        match st.as_u16() {
+            200 => {}
+            401 => {
+                assert!(now >= until, "the old key stopped at {now}, before {until}");
+                break;
+            }
+            other => srv.fail(format!("the old key answered {other}")),
+        }
+        if tokio::time::Instant::now() > deadline {
+            srv.fail("the old key still works long after its grace period");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    srv.expect(srv.get(&renewed.auth(), &configs).await, 200, "the new key");
+    let listed = srv.expect(srv.get(&Auth::Admin, "/v1/appkeys").await, 200, "list");
+    let mine = listed["appKeys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["appKey"] == json!(app.app_key)))
+        .unwrap_or_else(|| panic!("the app key is listed: {listed}"));
+    assert_eq!(mine["previousSecretKeyExpiresAt"], Value::Null, "{mine}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_route_sends_one_sample_now_and_reports_the_attempt() {
     let rx = Receiver::start().await;

@@ -230,4 +230,35 @@ async fn the_cli_runs_an_operators_everyday_tasks() {
     hookline(&tenant, &["configs", "delete", &id]).await;
     let after = json(&hookline(&tenant, &["configs", "list", "--json"]).await);
     assert_eq!(after["webhookConfigs"], serde_json::json!([]));
+
+    // Rotating the secret key with a grace period: both keys work until it ends.
+    let rotated = json(
+        &hookline(
+            &tenant,
+            &["app-keys", "rotate", "--grace-period", "1h", "--json"],
+        )
+        .await,
+    );
+    let new_secret = rotated["appKey"]["secretKey"].as_str().unwrap_or_default();
+    assert!(
+        !new_secret.is_empty() && new_secret != secret_key,
+        "{rotated}"
+    );
+    assert!(
+        rotated["appKey"]["previousSecretKeyExpiresAt"].is_string(),
+        "{rotated}"
+    );
+    let renewed = [
+        ("HOOKLINE_SERVER", server.as_str()),
+        ("HOOKLINE_APP_KEY", app_key.as_str()),
+        ("HOOKLINE_SECRET_KEY", new_secret),
+    ];
+    for env in [&tenant, &renewed] {
+        let listed = json(&hookline(env, &["configs", "list", "--json"]).await);
+        assert_eq!(listed["webhookConfigs"], serde_json::json!([]));
+    }
+    let (code, _, stderr) =
+        hookline_status(&renewed, &["app-keys", "rotate", "--grace-period", "8d"]).await;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("gracePeriod"), "{stderr}");
 }

@@ -74,5 +74,6 @@ pub(super) fn app_key_record(r: &Row) -> StoreResult<AppKeyRecord> {
         app_key: col(r, 0)?,
         name: col(r, 1)?,
         created_at: col(r, 2)?,
+        previous_secret_key_expires_at: col(r, 3)?,
     })
 }

@@ -188,7 +188,8 @@ impl PostgresStore {
         let c = self.reader().await?;
         let rows = query(
             &c,
-            "SELECT app_key, name, created_at FROM app_keys WHERE app_key > $1 \
+            "SELECT app_key, name, created_at, previous_secret_expires_at FROM app_keys \
+             WHERE app_key > $1 \
                  ORDER BY app_key LIMIT $2",
             &[&after, &i64::from(size + 1)],
         )
@@ -204,7 +205,8 @@ impl PostgresStore {
         let c = self.reader().await?;
         let row = query_opt(
             &c,
-            "SELECT app_key, name, created_at FROM app_keys WHERE app_key = $1",
+            "SELECT app_key, name, created_at, previous_secret_expires_at FROM app_keys \
+             WHERE app_key = $1",
             &[&app_key],
         )
         .await?;
@@ -214,12 +216,15 @@ impl PostgresStore {
     pub(super) async fn app_key_by_secret_hash(
         &self,
         secret_hash: &str,
+        now: Millis,
     ) -> StoreResult<Option<String>> {
         let c = self.reader().await?;
         let row = query_opt(
             &c,
-            "SELECT app_key FROM app_keys WHERE secret_hash = $1",
-            &[&secret_hash],
+            "SELECT app_key FROM app_keys WHERE secret_hash = $1 UNION ALL \
+             SELECT app_key FROM app_keys WHERE previous_secret_hash = $1 \
+             AND previous_secret_expires_at > $2 LIMIT 1",
+            &[&secret_hash, &now],
         )
         .await?;
         row.as_ref().map(|r| col(r, 0)).transpose()
@@ -229,13 +234,17 @@ impl PostgresStore {
         &self,
         app_key: &str,
         secret_hash: String,
+        previous_until: Option<Millis>,
     ) -> StoreResult<bool> {
         let app_key = app_key.to_owned();
         self.write(Durability::Durable, move |c| async move {
+            // The right-hand sides read the row as it was: the replaced hash is the old one.
             let n = execute(
                 &c,
-                "UPDATE app_keys SET secret_hash = $2 WHERE app_key = $1",
-                &[&app_key, &secret_hash],
+                "UPDATE app_keys SET secret_hash = $2, \
+                 previous_secret_hash = CASE WHEN $3::BIGINT IS NULL THEN NULL \
+                 ELSE secret_hash END, previous_secret_expires_at = $3 WHERE app_key = $1",
+                &[&app_key, &secret_hash, &previous_until],
             )
             .await?;
             Ok((n == 1, Vec::new()))

@@ -23,6 +23,8 @@ const MIGRATIONS: &[&str] = &[
     // 5: DISABLED configs stay subscribed (their hooks are held): give back what earlier versions
     // removed.
     include_str!("migrations/0005_hold_while_disabled.sql"),
+    // 6: a secret-key rotation with a grace period keeps the replaced key working until it ends.
+    include_str!("migrations/0006_secret_key_grace.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use super::deliveries::{NewDeliveries, insert_deliveries};
 use super::writer::WriteTx;
 use crate::model::{
-    AppKeyRecord, ConfigFilter, DeliveryStatus, Health, Page, PageRequest, WebhookConfig,
+    AppKeyRecord, ConfigFilter, DeliveryStatus, Health, Millis, Page, PageRequest, WebhookConfig,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
@@ -127,7 +127,8 @@ impl SqliteStore {
                 None => String::new(),
             };
             let mut stmt = conn.prepare_cached(
-                "SELECT app_key, name, created_at FROM app_keys WHERE app_key > ?1 \
+                "SELECT app_key, name, created_at, previous_secret_expires_at FROM app_keys \
+                 WHERE app_key > ?1 \
                  ORDER BY app_key LIMIT ?2",
             )?;
             let items = stmt
@@ -136,6 +137,7 @@ impl SqliteStore {
                         app_key: r.get(0)?,
                         name: r.get(1)?,
                         created_at: r.get(2)?,
+                        previous_secret_key_expires_at: r.get(3)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -149,13 +151,15 @@ impl SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT app_key, name, created_at FROM app_keys WHERE app_key = ?1",
+                    "SELECT app_key, name, created_at, previous_secret_expires_at FROM app_keys \
+                     WHERE app_key = ?1",
                 )?
                 .query_row(params![app_key], |r| {
                     Ok(AppKeyRecord {
                         app_key: r.get(0)?,
                         name: r.get(1)?,
                         created_at: r.get(2)?,
+                        previous_secret_key_expires_at: r.get(3)?,
                     })
                 })
                 .optional()?)
@@ -166,12 +170,17 @@ impl SqliteStore {
     pub(super) async fn app_key_by_secret_hash(
         &self,
         secret_hash: &str,
+        now: Millis,
     ) -> StoreResult<Option<String>> {
         let secret_hash = secret_hash.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT app_key FROM app_keys WHERE secret_hash = ?1")?
-                .query_row(params![secret_hash], |r| r.get(0))
+                .prepare_cached(
+                    "SELECT app_key FROM app_keys WHERE secret_hash = ?1 UNION ALL \
+                     SELECT app_key FROM app_keys WHERE previous_secret_hash = ?1 \
+                     AND previous_secret_expires_at > ?2 LIMIT 1",
+                )?
+                .query_row(params![secret_hash, now], |r| r.get(0))
                 .optional()?)
         })
         .await
@@ -181,13 +190,19 @@ impl SqliteStore {
         &self,
         app_key: &str,
         secret_hash: String,
+        previous_until: Option<Millis>,
     ) -> StoreResult<bool> {
         let app_key = app_key.to_owned();
         self.write(move |tx| {
+            // The right-hand sides read the row as it was: the replaced hash is the old one.
             let n = tx
                 .conn
-                .prepare_cached("UPDATE app_keys SET secret_hash = ?2 WHERE app_key = ?1")?
-                .execute(params![app_key, secret_hash])?;
+                .prepare_cached(
+                    "UPDATE app_keys SET secret_hash = ?2, \
+                     previous_secret_hash = CASE WHEN ?3 IS NULL THEN NULL ELSE secret_hash END, \
+                     previous_secret_expires_at = ?3 WHERE app_key = ?1",
+                )?
+                .execute(params![app_key, secret_hash, previous_until])?;
             Ok(n == 1)
         })
         .await

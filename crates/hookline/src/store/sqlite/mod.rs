@@ -213,12 +213,22 @@ impl Store for SqliteStore {
         self.get_app_key(app_key).await
     }
 
-    async fn app_key_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<String>> {
-        self.app_key_by_secret_hash(secret_hash).await
+    async fn app_key_by_secret_hash(
+        &self,
+        secret_hash: &str,
+        now: Millis,
+    ) -> StoreResult<Option<String>> {
+        self.app_key_by_secret_hash(secret_hash, now).await
     }
 
-    async fn set_secret_hash(&self, app_key: &str, secret_hash: String) -> StoreResult<bool> {
-        self.set_secret_hash(app_key, secret_hash).await
+    async fn set_secret_hash(
+        &self,
+        app_key: &str,
+        secret_hash: String,
+        previous_until: Option<Millis>,
+    ) -> StoreResult<bool> {
+        self.set_secret_hash(app_key, secret_hash, previous_until)
+            .await
     }
 
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {

@@ -21,6 +21,8 @@ const MIGRATIONS: &[&str] = &[
     // 6: DISABLED configs stay subscribed (their hooks are held): give back what earlier versions
     // removed.
     include_str!("migrations/0006_hold_while_disabled.sql"),
+    // 7: a secret-key rotation with a grace period keeps the replaced key working until it ends.
+    include_str!("migrations/0007_secret_key_grace.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
