@@ -52,6 +52,9 @@ pub struct WebhookConfig {
     pub timeout_ms: u32,
     /// Delays before attempts 2, 3, ... (jitter is applied when scheduling, not stored).
     pub retry_schedule: Vec<Duration>,
+    /// Extra request headers sent on every attempt, name → value, in name order (names as the
+    /// customer spelled them; checked by `service::config_input::parse_headers`).
+    pub headers: Vec<(String, String)>,
     pub health: Health,
     pub created_at: Millis,
     pub updated_at: Millis,

@@ -120,6 +120,13 @@ pub struct ConfigRequest {
     /// to 24h; ±20 % jitter applies. Default `5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h`.
     #[schema(max_items = 30)]
     pub retry_schedule: Option<Vec<String>>,
+    /// Extra request headers sent with every attempt, name → value: at most 20; names are HTTP
+    /// tokens; values at most 1,024 bytes of visible ASCII (no CR, LF or NUL). Refused: `Host`,
+    /// `Content-Type`, `Content-Length`, `Transfer-Encoding`, `Connection`, `User-Agent`,
+    /// `X-Toast-Webhook-Signature`, `X-Hookline-Test` and every `webhook-*`. A replace without
+    /// it removes them.
+    #[schema(example = json!({"Authorization": "Bearer abc123"}))]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A JSON Merge Patch of a webhook config: only the fields present change.
@@ -148,6 +155,8 @@ pub struct ConfigPatch {
     pub timeout_ms: Option<u32>,
     #[schema(max_items = 30)]
     pub retry_schedule: Option<Vec<String>>,
+    /// Merged into the config's headers: a name with `null` removes that header.
+    pub headers: Option<std::collections::BTreeMap<String, Option<String>>>,
 }
 
 /// Ingest: hooks of one product and event.

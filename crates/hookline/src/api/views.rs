@@ -113,6 +113,9 @@ pub struct ConfigView {
     pub timeout_ms: u32,
     #[schema(example = json!(["5s", "30s", "2m", "10m", "30m", "1h", "2h", "4h"]))]
     pub retry_schedule: Vec<String>,
+    /// Extra request headers sent with every attempt, name → value.
+    #[schema(example = json!({"Authorization": "Bearer abc123"}))]
+    pub headers: std::collections::BTreeMap<String, String>,
     pub health: HealthView,
     pub created_at: String,
     pub updated_at: String,
@@ -204,6 +207,7 @@ pub fn config(c: &WebhookConfig) -> ConfigView {
         max_requests_in_flight: c.max_requests_in_flight,
         timeout_ms: c.timeout_ms,
         retry_schedule: c.retry_schedule.iter().map(|d| format_delay(*d)).collect(),
+        headers: c.headers.iter().cloned().collect(),
         health: HealthView {
             state: match c.health.state {
                 H::Healthy => HealthStateName::Healthy,

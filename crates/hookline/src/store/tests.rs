@@ -111,6 +111,7 @@ fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
         max_requests_in_flight: 8,
         timeout_ms: 1000,
         retry_schedule: vec![Duration::from_secs(1)],
+        headers: Vec::new(),
         health: Health::default(),
         created_at: 0,
         updated_at: 0,
