@@ -26,7 +26,7 @@ enum Backend {
 /// Where a test's store lives, so it can be opened again (restart tests).
 enum Place {
     Sqlite(tempfile::TempDir),
-    Postgres(Box<tokio_postgres::Config>),
+    Postgres(Box<super::postgres::DbConfig>),
 }
 
 impl Place {
@@ -683,7 +683,7 @@ async fn a_test_send_is_logged_finished_and_never_sent_again(backend: Backend) {
 /// Two nodes on one fresh database, with short leases.
 async fn two_nodes(
     lease_ttl: Duration,
-) -> (Arc<dyn Store>, Arc<dyn Store>, tokio_postgres::Config) {
+) -> (Arc<dyn Store>, Arc<dyn Store>, super::postgres::DbConfig) {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
         unreachable!("a PostgreSQL place")
     };
@@ -803,8 +803,7 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     // stay inside it; the expiries themselves are read from the database, not assumed.
     let ttl = Duration::from_secs(3);
     let (a, b, config) = two_nodes(ttl).await;
-    let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let db = config.connect().await.unwrap();
     let cfg = config_with_app("c1", "ak");
     a.insert_config(cfg.clone()).await.unwrap();
     a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
@@ -851,8 +850,7 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     // opened first, so that opening it takes nothing from the lease's time.
     let (c, b2, config) = two_nodes(ttl).await;
     drop(b2);
-    let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let db = config.connect().await.unwrap();
     let survivor: Arc<dyn Store> = Arc::new(
         PostgresStore::open_config(
             config,

@@ -16,9 +16,10 @@ use std::task::Poll;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use super::PostgresStore;
+use super::tls::{MakeRustls, split_url};
 use crate::store::{StoreError, StoreResult};
 
 /// Pooled connections: reads, and claims (each one short transaction).
@@ -48,46 +49,117 @@ pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// Connection and I/O failures make the store unavailable (callers answer 503); so does any other
 /// database error: nothing was half-written, the group rolled back.
 pub(super) fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    // `Display` of a server error says only "db error": the code and message are the useful part.
-    match e.as_db_error() {
-        Some(db) => {
-            StoreError::Unavailable(format!("postgres: {} ({})", db.message(), db.code().code()))
+    StoreError::Unavailable(format!("postgres: {}", describe(&e)))
+}
+
+/// The driver's error in words an operator can act on. `Display` of a server error says only
+/// "db error", and of a failed connection only "error performing TLS handshake" or "error
+/// connecting to server": the causes are the useful part, so they are appended. None of them
+/// holds the connection config (nor its password): the driver's causes are server messages,
+/// I/O errors and [`super::tls::TlsError`]s, which name the host and the TLS parameters only.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} ({})", db.message(), db.code().code());
+        // A `hostssl`-only pg_hba.conf answers a plaintext connection with "no pg_hba.conf entry
+        // for ... no encryption": say what to change on this side.
+        if *db.code() == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && db.message().contains("no encryption")
+        {
+            text.push_str(
+                "; the server refuses connections without TLS: use sslmode=require, verify-ca \
+                 or verify-full in --database-url",
+            );
         }
-        None => StoreError::Unavailable(format!("postgres: {e}")),
+        return text;
     }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.contains("server does not support TLS") {
+        text.push_str(
+            " (the sslmode in --database-url requires TLS; the server does not offer it)",
+        );
+    }
+    text
 }
 
 pub(super) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     // Only the error's text: a pool error never carries the connection config (nor its password).
-    StoreError::Unavailable(format!("postgres pool: {e}"))
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_err(e),
+        e => StoreError::Unavailable(format!("postgres pool: {e}")),
+    }
 }
 
 pub(super) fn poisoned<T>(_: T) -> StoreError {
     StoreError::Unavailable("store lock poisoned".into())
 }
 
+/// How to reach the database: the driver's config and the TLS connector the URL's `sslmode`
+/// and `sslrootcert` asked for (`tls.rs`).
+#[derive(Clone)]
+pub struct DbConfig {
+    pub(super) pg: tokio_postgres::Config,
+    pub(super) tls: MakeRustls,
+}
+
+impl DbConfig {
+    /// The same server, another database (tests' scratch databases).
+    pub fn with_dbname(mut self, name: &str) -> DbConfig {
+        self.pg.dbname(name);
+        self
+    }
+
+    /// For tests: a connection of their own, to look at or lock rows behind the store's back.
+    #[cfg(test)]
+    pub(crate) async fn connect(&self) -> StoreResult<Client> {
+        connect(self).await
+    }
+}
+
 /// A connection of its own, outside the pools (the listener's, scratch databases, the ceiling).
-pub(super) async fn connect(config: &tokio_postgres::Config) -> StoreResult<Client> {
-    let (client, connection) = config.connect(NoTls).await.map_err(pg_err)?;
+pub(super) async fn connect(config: &DbConfig) -> StoreResult<Client> {
+    let (client, connection) = config
+        .pg
+        .connect(config.tls.clone())
+        .await
+        .map_err(pg_err)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::error!(error = %e, "postgres connection ended");
+            tracing::error!(error = %describe(&e), "postgres connection ended");
         }
     });
     Ok(client)
 }
 
-pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
+/// A connection of its own to `url` (TLS as its `sslmode` says), for tools and tests that look
+/// at the database behind the store's back. Its connection task runs until the client is dropped.
+pub async fn connect_url(url: &str) -> StoreResult<Client> {
+    connect(&parse_url(url)?).await
+}
+
+/// Parses a `postgres://` URL, with libpq's `sslmode` and `sslrootcert` (see `tls.rs`). Errors
+/// never repeat the URL: it may hold a password.
+pub fn parse_url(url: &str) -> StoreResult<DbConfig> {
+    let (url, tls_options) = split_url(url)?;
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Unavailable(format!("database url: {e}")))?;
+    config.ssl_mode(tls_options.driver_mode());
     // A database that cannot be reached must make requests fail (503) in seconds, not hang
     // them on a connection attempt for as long as the kernel retries (`connect_timeout` in the
     // URL overrides this).
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    Ok(config)
+    Ok(DbConfig {
+        pg: config,
+        tls: MakeRustls::new(&tls_options)?,
+    })
 }
 
 /// How long opening a connection may take unless the URL says otherwise.
@@ -221,17 +293,15 @@ pub async fn create_scratch_database(url: &str) -> StoreResult<String> {
 }
 
 #[cfg(test)]
-pub(crate) async fn create_test_database(url: &str) -> StoreResult<tokio_postgres::Config> {
+pub(crate) async fn create_test_database(url: &str) -> StoreResult<DbConfig> {
     let name = create_scratch_database(url).await?;
-    let mut config = parse_url(url)?;
-    config.dbname(&name);
-    Ok(config)
+    Ok(parse_url(url)?.with_dbname(&name))
 }
 
-fn pool(config: tokio_postgres::Config, size: usize) -> StoreResult<Pool> {
+fn pool(config: DbConfig, size: usize) -> StoreResult<Pool> {
     let manager = Manager::from_config(
-        config,
-        NoTls,
+        config.pg,
+        config.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -243,7 +313,7 @@ fn pool(config: tokio_postgres::Config, size: usize) -> StoreResult<Pool> {
 }
 
 /// The pool of connections for reads and claims.
-pub(super) fn reader_pool(config: tokio_postgres::Config) -> StoreResult<Pool> {
+pub(super) fn reader_pool(config: DbConfig) -> StoreResult<Pool> {
     pool(config, READER_POOL_SIZE)
 }
 
@@ -251,13 +321,13 @@ pub(super) fn reader_pool(config: tokio_postgres::Config) -> StoreResult<Pool> {
 /// and a connection that died (a server restart) is replaced, with an empty cache, the next time
 /// the writer asks for it. Its sessions plan without sequential scans ([`NO_SEQSCAN`]), once per
 /// statement ([`GENERIC_PLANS`]).
-pub(super) fn writer_pool(mut config: tokio_postgres::Config) -> StoreResult<Pool> {
+pub(super) fn writer_pool(mut config: DbConfig) -> StoreResult<Pool> {
     let ours = format!("-c {NO_SEQSCAN} -c {GENERIC_PLANS}");
-    let options = match config.get_options() {
+    let options = match config.pg.get_options() {
         Some(given) => format!("{given} {ours}"),
         None => ours,
     };
-    config.options(&options);
+    config.pg.options(&options);
     pool(config, 1)
 }
 

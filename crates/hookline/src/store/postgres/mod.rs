@@ -34,6 +34,7 @@ mod ingest;
 mod maintenance;
 mod notify;
 mod schema;
+mod tls;
 mod writer;
 
 use std::sync::atomic::AtomicI32;
@@ -46,13 +47,14 @@ use tokio::sync::mpsc;
 
 pub use self::ceiling::commit_rate;
 pub use self::cluster::{NodeOptions, generated_node_id};
-pub use self::connection::create_scratch_database;
 #[cfg(test)]
 pub(crate) use self::connection::create_test_database;
+pub use self::connection::{DbConfig, connect_url, create_scratch_database, parse_url};
+pub use self::tls::{SslMode, TlsOptions};
 
 use self::attempts::{Unrecorded, retry_unrecorded};
 use self::cluster::{Node, renew_leases};
-use self::connection::{parse_url, pool_err, reader_pool, writer_pool};
+use self::connection::{pool_err, reader_pool, writer_pool};
 use self::notify::listen;
 use self::writer::{Job, writer_loop};
 use super::{
@@ -93,10 +95,7 @@ impl PostgresStore {
     }
 
     /// Like [`PostgresStore::open`], from a parsed connection config.
-    pub async fn open_config(
-        config: tokio_postgres::Config,
-        node: NodeOptions,
-    ) -> StoreResult<Self> {
+    pub async fn open_config(config: DbConfig, node: NodeOptions) -> StoreResult<Self> {
         let node = Node {
             id: Arc::from(node.node_id.as_str()),
             ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
