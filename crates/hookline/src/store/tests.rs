@@ -690,6 +690,7 @@ async fn two_nodes(
     let node = |id: &str| NodeOptions {
         node_id: id.into(),
         lease_ttl,
+        ..NodeOptions::default()
     };
     let a = PostgresStore::open_config((*config).clone(), node("a"))
         .await
@@ -857,6 +858,7 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
             NodeOptions {
                 node_id: "survivor".into(),
                 lease_ttl: ttl,
+                ..NodeOptions::default()
             },
         )
         .await
@@ -979,6 +981,7 @@ async fn nodes_see_each_other_join_and_leave() {
     let same_id = NodeOptions {
         node_id: "a".into(),
         lease_ttl: Duration::from_secs(30),
+        ..NodeOptions::default()
     };
     let refused = PostgresStore::open_config(config.clone(), same_id.clone()).await;
     assert!(
@@ -1102,4 +1105,209 @@ async fn a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_the
         narrow_rank <= 1,
         "the one-hook ingest finished after {narrow_rank} of the huge ones: {ranks:?}"
     );
+}
+
+// ---------- PostgreSQL: lock and statement timeouts, config locks, the connection budget ----------
+
+/// A fresh PostgreSQL database and a store on it with `options`, and the database's config for
+/// connections of the test's own.
+async fn postgres_with(options: NodeOptions) -> (Arc<dyn Store>, super::postgres::DbConfig) {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config((*config).clone(), options)
+        .await
+        .unwrap();
+    (Arc::new(store), *config)
+}
+
+/// Fails the test instead of hanging it: what these tests check is that nothing hangs.
+async fn within_a_minute<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung behind the lock"))
+}
+
+fn is_lock_timeout<T>(result: &Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Unavailable(m)) if m.contains("lock timeout"))
+}
+
+#[tokio::test]
+async fn writes_and_claims_behind_a_held_lock_fail_after_the_lock_timeout_then_recover() {
+    let (store, config) = postgres_with(NodeOptions {
+        lock_timeout: Duration::from_millis(200),
+        ..NodeOptions::default()
+    })
+    .await;
+    let cfg = config_with_app("c1", "ak");
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("before", 2),
+        )
+        .await
+        .unwrap();
+
+    // Another session (an operator, a migration, a stuck transaction) holds the queue.
+    let other = config.connect().await.unwrap();
+    other
+        .batch_execute("BEGIN; LOCK TABLE queue IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let ingest = within_a_minute(
+        "an ingest",
+        store.ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("during", 1),
+        ),
+    )
+    .await;
+    assert!(is_lock_timeout(&ingest), "{:?}", ingest.map(|_| ()));
+    let claim = within_a_minute("a claim", store.claim_batches(&cfg, 10, 1)).await;
+    assert!(is_lock_timeout(&claim), "{:?}", claim.map(|_| ()));
+
+    // The lock gone, the same store works again: nothing was left half-done.
+    other.batch_execute("ROLLBACK").await.unwrap();
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("after", 1),
+        )
+        .await
+        .unwrap();
+    let claim = store.claim_batches(&cfg, 10, 1).await.unwrap();
+    let claimed: Vec<String> = claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
+        .collect();
+    assert_eq!(claimed, vec!["before-0", "before-1", "after-0"]);
+}
+
+#[tokio::test]
+async fn a_statement_running_past_the_statement_timeout_is_ended_by_the_server() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config(
+        *config,
+        NodeOptions {
+            statement_timeout: Duration::from_millis(200),
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // 30 s if nothing ends it: the test then fails on the answer, not on a hang.
+    let slow = within_a_minute(
+        "a slow statement",
+        store.execute_on_pool_for_test("SELECT pg_sleep(30)"),
+    )
+    .await;
+    assert!(
+        matches!(&slow, Err(StoreError::Unavailable(m)) if m.contains("statement timeout")),
+        "{slow:?}"
+    );
+}
+
+#[tokio::test]
+async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refuse() {
+    let (store, config) = postgres_with(NodeOptions {
+        // Long: the writer waits on the other session's lock until the test commits it.
+        lock_timeout: Duration::from_secs(60),
+        ..NodeOptions::default()
+    })
+    .await;
+    let c1 = config_with_app("c1", "ak");
+    let c2 = config_with_app("c2", "ak");
+    store.insert_config(c1.clone()).await.unwrap();
+    store.insert_config(c2.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 1))
+        .await
+        .unwrap();
+    let delivery = claim_one(&store, &c1, 10).await;
+    claim_one(&store, &c2, 10).await;
+
+    // Another node deletes both configs; its transaction has not committed yet.
+    let other = config.connect().await.unwrap();
+    other
+        .batch_execute("BEGIN; DELETE FROM webhook_configs WHERE id IN ('c1', 'c2')")
+        .await
+        .unwrap();
+    let redeliver = tokio::spawn({
+        let store = store.clone();
+        async move { store.redeliver("ak", &delivery, "again".into()).await }
+    });
+    let replay = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let all = ReplayFilter {
+                since: None,
+                until: None,
+                statuses: Vec::new(),
+            };
+            store.replay("ak", "c2", all).await
+        }
+    });
+    // Until the redelivery either waits for the delete's lock or (without one) has finished.
+    within_a_minute("waiting for the lock", async {
+        while !redeliver.is_finished() {
+            let waiting: i64 = other
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    other.batch_execute("COMMIT").await.unwrap();
+    let redelivered = within_a_minute("redeliver", redeliver).await.unwrap();
+    assert!(
+        matches!(redelivered, Err(StoreError::Conflict(_))),
+        "a delivery was made for a deleted config: {:?}",
+        redelivered.map(|d| d.map(|d| d.hooks_id))
+    );
+    let replayed = within_a_minute("replay", replay).await.unwrap().unwrap();
+    assert_eq!(replayed, 0, "hooks were queued for a deleted config");
+}
+
+#[tokio::test]
+async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let opened = PostgresStore::open_config(
+        (*config).clone(),
+        NodeOptions {
+            pool_size: 100_000,
+            ..NodeOptions::default()
+        },
+    )
+    .await;
+    let Err(StoreError::Unavailable(message)) = opened else {
+        panic!("a node needing 100,002 connections started");
+    };
+    assert!(message.contains("max_connections"), "{message}");
+    assert!(message.contains("--pg-pool-size 100000"), "{message}");
+    assert!(message.contains("needs 100002"), "{message}");
+    // The default fits the test cluster (every other test opens stores with it).
+    PostgresStore::open_config(*config, NodeOptions::default())
+        .await
+        .unwrap();
 }

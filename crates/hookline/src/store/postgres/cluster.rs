@@ -31,7 +31,8 @@ use crate::store::{Lease, Membership, OpenDelivery, StoreError, StoreResult};
 /// A node that has not been heard of for this long is forgotten (its row deleted).
 const FORGET_NODES_AFTER_MS: i64 = 24 * 3_600_000;
 
-/// Who this node is among those sharing the database, and how long its leases last.
+/// Who this node is among those sharing the database, how long its leases last, and how it
+/// uses the database's connections.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
     /// Written as `lease_owner`; unique per running process.
@@ -39,6 +40,15 @@ pub struct NodeOptions {
     /// How long a lease outlives the last renewal: the time another node waits before taking
     /// over the work of a node that died. Renewed every third of it.
     pub lease_ttl: Duration,
+    /// Connections for reads and claims (`--pg-pool-size`); the node also holds one for the
+    /// writer and one for the listener.
+    pub pool_size: usize,
+    /// How long a statement of the writer, a claim or a read waits for a row or table lock
+    /// before it fails (`--pg-lock-timeout`): the group or request fails (503, or the work is
+    /// tried again) instead of hanging behind a lock someone else holds.
+    pub lock_timeout: Duration,
+    /// How long any one statement of those connections may run (`--pg-statement-timeout`).
+    pub statement_timeout: Duration,
 }
 
 impl Default for NodeOptions {
@@ -46,9 +56,23 @@ impl Default for NodeOptions {
         NodeOptions {
             node_id: generated_node_id(),
             lease_ttl: Duration::from_secs(30),
+            pool_size: DEFAULT_POOL_SIZE,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
         }
     }
 }
+
+/// `--pg-pool-size`'s default.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// `--pg-lock-timeout`'s default: well above any lock the store itself holds (a group commits in
+/// milliseconds), well below a client's patience.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// `--pg-statement-timeout`'s default: far above the slowest statement the store runs on a busy
+/// database (a retention batch, a log page), so it only ever ends a statement that is stuck.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections a node holds besides its pool: the writer's and the listener's.
+pub const CONNECTIONS_BESIDES_POOL: usize = 2;
 
 /// `<host>-<pid>-<random>`: readable in the database, unique across restarts.
 pub fn generated_node_id() -> String {

@@ -22,9 +22,6 @@ use super::PostgresStore;
 use super::tls::{MakeRustls, split_url};
 use crate::store::{StoreError, StoreResult};
 
-/// Pooled connections: reads, and claims (each one short transaction).
-const READER_POOL_SIZE: usize = 16;
-
 /// The planner setting of the writer's session and of claims. A prepared statement is planned
 /// for its parameters five times, then once for all (a generic plan), kept until the tables it
 /// reads are vacuumed or analyzed. Planned while a table is small (a fresh database, a queue
@@ -298,7 +295,50 @@ pub(crate) async fn create_test_database(url: &str) -> StoreResult<DbConfig> {
     Ok(parse_url(url)?.with_dbname(&name))
 }
 
-fn pool(config: DbConfig, size: usize) -> StoreResult<Pool> {
+/// How the store's connections behave: their number and the server-side timeouts.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    pub pool_size: usize,
+    pub lock_timeout: std::time::Duration,
+    pub statement_timeout: std::time::Duration,
+}
+
+impl Limits {
+    /// Session settings of every pooled connection (the writer's, reads and claims):
+    /// `lock_timeout` and `statement_timeout`, so that a statement stuck behind another
+    /// session's lock (an operator's `LOCK TABLE`, a long migration, another node's stuck
+    /// transaction) or running away fails with an error (the writer's group fails: its ingests
+    /// answer 503, its records are written again later; a claim fails and the config backs
+    /// off) instead of holding the writer, and every request behind it, forever. Sent in the
+    /// startup packet, so a reconnected connection has them too.
+    fn session_options(&self) -> String {
+        format!(
+            "-c lock_timeout={} -c statement_timeout={}",
+            self.lock_timeout.as_millis().max(1),
+            self.statement_timeout.as_millis().max(1)
+        )
+    }
+
+    /// How long a request waits for a pooled connection: as long as a statement may run, so
+    /// a pool whose connections are all stuck answers 503 rather than queueing requests forever.
+    fn pool_wait(&self) -> std::time::Duration {
+        self.statement_timeout
+            .saturating_add(self.lock_timeout)
+            .max(std::time::Duration::from_secs(1))
+    }
+}
+
+fn with_options(mut config: DbConfig, ours: &str) -> DbConfig {
+    let options = match config.pg.get_options() {
+        Some(given) => format!("{given} {ours}"),
+        None => ours.to_owned(),
+    };
+    config.pg.options(&options);
+    config
+}
+
+fn pool(config: DbConfig, size: usize, limits: &Limits) -> StoreResult<Pool> {
+    let config = with_options(config, &limits.session_options());
     let manager = Manager::from_config(
         config.pg,
         config.tls,
@@ -307,34 +347,87 @@ fn pool(config: DbConfig, size: usize) -> StoreResult<Pool> {
         },
     );
     Pool::builder(manager)
-        .max_size(size)
+        .max_size(size.max(1))
+        .wait_timeout(Some(limits.pool_wait()))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))
 }
 
-/// The pool of connections for reads and claims.
-pub(super) fn reader_pool(config: DbConfig) -> StoreResult<Pool> {
-    pool(config, READER_POOL_SIZE)
+/// The pool of connections for reads and claims (`--pg-pool-size`).
+pub(super) fn reader_pool(config: DbConfig, limits: &Limits) -> StoreResult<Pool> {
+    pool(config, limits.pool_size, limits)
 }
 
 /// The writer's one connection, in a pool of its own: it gets a statement cache like the others,
 /// and a connection that died (a server restart) is replaced, with an empty cache, the next time
 /// the writer asks for it. Its sessions plan without sequential scans ([`NO_SEQSCAN`]), once per
 /// statement ([`GENERIC_PLANS`]).
-pub(super) fn writer_pool(mut config: DbConfig) -> StoreResult<Pool> {
-    let ours = format!("-c {NO_SEQSCAN} -c {GENERIC_PLANS}");
-    let options = match config.pg.get_options() {
-        Some(given) => format!("{given} {ours}"),
-        None => ours,
+pub(super) fn writer_pool(config: DbConfig, limits: &Limits) -> StoreResult<Pool> {
+    let config = with_options(config, &format!("-c {NO_SEQSCAN} -c {GENERIC_PLANS}"));
+    pool(config, 1, limits)
+}
+
+/// Refuses to start a node whose connections the server cannot take: `max_connections`, less
+/// the slots reserved for superusers (and, from PostgreSQL 16, `reserved_connections`) unless
+/// this role is a superuser, less the client connections open now (other nodes', other
+/// clients', this node's writer), must leave room for the rest of this node's: its pool and its
+/// listener. Found at start, with the numbers, rather than as "too many clients" on some
+/// request under load. Other nodes' pools open lazily, so connections they have not opened yet
+/// are not counted: size `max_connections` for every node's full share (README, "Several
+/// nodes").
+pub(super) async fn check_connection_budget(writer: &Conn, limits: &Limits) -> StoreResult<()> {
+    let row = query_one(
+        writer,
+        "SELECT current_setting('max_connections')::INT,                 current_setting('superuser_reserved_connections')::INT,                 COALESCE(NULLIF(current_setting('reserved_connections', true), '')::INT, 0),                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::INT,                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        &[],
+    )
+    .await?;
+    let get = |i: usize| -> StoreResult<i64> {
+        row.try_get::<_, i32>(i)
+            .map(i64::from)
+            .map_err(|e| StoreError::Unavailable(format!("postgres: max_connections: {e}")))
     };
-    config.pg.options(&options);
-    pool(config, 1)
+    let max = get(0)?;
+    let reserved = get(1)? + get(2)?;
+    let in_use = get(3)?;
+    let superuser: bool = row
+        .try_get::<_, Option<bool>>(4)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    let allowed = if superuser { max } else { max - reserved };
+    // The writer's connection is open (counted in `in_use`); the pool and the listener are not.
+    let wanted = limits.pool_size as i64 + 1;
+    if in_use + wanted > allowed {
+        return Err(StoreError::Unavailable(format!(
+            "PostgreSQL cannot take this node's connections: it needs {} (--pg-pool-size {} + \
+             the writer's + the listener's), {in_use} are open already (this node's writer, \
+             other nodes and clients), and the server allows {allowed} (max_connections {max}{}); \
+             lower --pg-pool-size or raise max_connections",
+            limits.pool_size + super::cluster::CONNECTIONS_BESIDES_POOL,
+            limits.pool_size,
+            if superuser {
+                String::new()
+            } else {
+                format!(" less {reserved} reserved")
+            }
+        )));
+    }
+    Ok(())
 }
 
 impl PostgresStore {
     /// A pooled connection for reads.
     pub(super) async fn reader(&self) -> StoreResult<Conn> {
         self.pool.get().await.map_err(pool_err)
+    }
+
+    /// For tests: runs `sql` on a pooled connection, with the pool's session settings.
+    #[cfg(test)]
+    pub(crate) async fn execute_on_pool_for_test(&self, sql: &str) -> StoreResult<()> {
+        let c = self.reader().await?;
+        c.batch_execute(sql).await.map_err(pg_err)
     }
 
     pub(super) async fn ping(&self) -> StoreResult<()> {
