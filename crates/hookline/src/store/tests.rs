@@ -14,7 +14,7 @@ use super::sqlite::SqliteStore;
 use super::{Lease, Store, StoreError, StoreSignal};
 use crate::model::{
     AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health, PageRequest,
-    ReplayFilter, StoredHook, TestSendRecord, WebhookConfig, now_millis,
+    ReplayFilter, SessionRecord, StoredHook, TestSendRecord, WebhookConfig, now_millis,
 };
 
 #[derive(Clone, Copy)]
@@ -93,7 +93,73 @@ store_tests!(
     fan_out_follows_config_changes_at_once,
     a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them,
     a_test_send_is_logged_finished_and_never_sent_again,
+    dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
 );
+
+fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        id_hash: id_hash.into(),
+        app_key: app_key.into(),
+        secret_hash: format!("secret-of-{app_key}"),
+        csrf: format!("csrf-{id_hash}"),
+        created_at,
+        expires_at,
+    }
+}
+
+async fn dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped(
+    backend: Backend,
+) {
+    let (place, store) = open(backend).await;
+    let now = now_millis();
+    let hour = 3_600_000;
+    store
+        .create_session(session("quiet", "other", now, now + hour), 3)
+        .await
+        .unwrap();
+    // Expired by the time it is looked for: not found.
+    store
+        .create_session(session("stale", "other", now, now + 10), 3)
+        .await
+        .unwrap();
+    assert_eq!(store.find_session("stale", now + 10).await.unwrap(), None);
+    for i in 0..5 {
+        store
+            .create_session(
+                session(&format!("noisy-{i}"), "noisy", now, now + hour + i),
+                3,
+            )
+            .await
+            .unwrap();
+    }
+    let found = store.find_session("quiet", now).await.unwrap().unwrap();
+    assert_eq!(found.app_key, "other");
+    assert_eq!(found.secret_hash, "secret-of-other");
+    assert_eq!(found.csrf, "csrf-quiet");
+    assert_eq!(found.expires_at, now + hour);
+    assert_eq!(store.find_session("unknown", now).await.unwrap(), None);
+    // One app key signing in again and again keeps its newest 3, and the others' sessions.
+    let mut live = Vec::new();
+    for i in 0..5 {
+        if store
+            .find_session(&format!("noisy-{i}"), now)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            live.push(i);
+        }
+    }
+    assert_eq!(live, vec![2, 3, 4]);
+
+    // Sessions are stored, not kept by the process: a reopened store (a restart, another
+    // node) finds them.
+    drop(store);
+    let store = place.open().await;
+    assert!(store.find_session("quiet", now).await.unwrap().is_some());
+    store.delete_session("quiet").await.unwrap();
+    assert_eq!(store.find_session("quiet", now).await.unwrap(), None);
+}
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
     WebhookConfig {

@@ -19,6 +19,7 @@ use crate::support::*;
 
 mod faults;
 mod idempotency;
+mod sessions;
 
 const CONFIGS: usize = 20;
 const HOOKS: usize = 10_000;

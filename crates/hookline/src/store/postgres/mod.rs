@@ -34,6 +34,7 @@ mod ingest;
 mod maintenance;
 mod notify;
 mod schema;
+mod sessions;
 mod tls;
 mod writer;
 
@@ -66,7 +67,8 @@ use super::{
 };
 use crate::model::{
     AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, Millis,
-    Page, PageRequest, ReplayFilter, SendableDelivery, TestSendRecord, WebhookConfig,
+    Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
+    WebhookConfig,
 };
 
 pub struct PostgresStore {
@@ -192,6 +194,22 @@ impl Store for PostgresStore {
 
     async fn set_secret_hash(&self, app_key: &str, secret_hash: String) -> StoreResult<bool> {
         self.set_secret_hash(app_key, secret_hash).await
+    }
+
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        keep_per_app_key: usize,
+    ) -> StoreResult<()> {
+        self.create_session(session, keep_per_app_key).await
+    }
+
+    async fn find_session(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>> {
+        self.find_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.delete_session(id_hash).await
     }
 
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {

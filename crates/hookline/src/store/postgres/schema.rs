@@ -20,6 +20,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_nodes.sql"),
     // 4: test sends are logged, marked as tests.
     include_str!("migrations/0004_test_deliveries.sql"),
+    // 5: dashboard sessions in the store, so any node serves any session.
+    include_str!("migrations/0005_dashboard_sessions.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

@@ -18,6 +18,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_queue_by_config_seq.sql"),
     // 5: test sends are logged, marked as tests.
     include_str!("migrations/0005_test_deliveries.sql"),
+    // 6: dashboard sessions in the store.
+    include_str!("migrations/0006_dashboard_sessions.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
