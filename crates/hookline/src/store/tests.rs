@@ -1377,3 +1377,40 @@ async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_role_that_owns_its_database_but_is_no_superuser_runs_the_migrations_and_serves() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let admin = config.connect().await.unwrap();
+    let role = format!(
+        "hookline_role_{}",
+        hookline_wire::generate_id().to_lowercase()
+    )
+    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    // What the README asks for: a role that may log in and owns the database, nothing more.
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"),
+        format!("CREATE DATABASE {role} OWNER {role}"),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+    let as_owner = (*config).clone().with_dbname(&role).with_user(&role);
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config(as_owner.clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    let cfg = config_with_app("c1", "ak");
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 1))
+        .await
+        .unwrap();
+    claim_one(&store, &cfg, 10).await;
+    // A second node of that role starts too (the migrations are recorded, not run again).
+    PostgresStore::open_config(as_owner, NodeOptions::default())
+        .await
+        .unwrap();
+}

@@ -111,6 +111,13 @@ impl DbConfig {
         self
     }
 
+    /// For tests: the same server and database as another role.
+    #[cfg(test)]
+    pub(crate) fn with_user(mut self, user: &str) -> DbConfig {
+        self.pg.user(user);
+        self
+    }
+
     /// For tests: a connection of their own, to look at or lock rows behind the store's back.
     #[cfg(test)]
     pub(crate) async fn connect(&self) -> StoreResult<Client> {
