@@ -150,6 +150,24 @@ fn extra_root_certs(
 const SHORT_ADMIN_TOKEN: usize = 24;
 
 /// The admin token: from the environment, or generated once and kept in the data dir.
+/// Tests only: `HOOKLINE_TEST_CLOCK_OFFSET_MS` makes the PostgreSQL store's clock pretend to be
+/// off by that many milliseconds (the cluster tests' skewed node). Deliberately undocumented.
+fn test_clock_offset_ms() -> anyhow::Result<i64> {
+    match std::env::var("HOOKLINE_TEST_CLOCK_OFFSET_MS") {
+        Err(_) => Ok(0),
+        Ok(text) => {
+            let ms: i64 = text.trim().parse().with_context(|| {
+                format!("HOOKLINE_TEST_CLOCK_OFFSET_MS: not milliseconds: {text}")
+            })?;
+            tracing::warn!(
+                ms,
+                "test-only clock offset in force (HOOKLINE_TEST_CLOCK_OFFSET_MS)"
+            );
+            Ok(ms)
+        }
+    }
+}
+
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::env::var("HOOKLINE_ADMIN_TOKEN")
         && !token.is_empty()
@@ -253,6 +271,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 pool_size: args.pg_pool_size.max(1),
                 lock_timeout: args.pg_lock_timeout,
                 statement_timeout: args.pg_statement_timeout,
+                test_clock_skew_ms: test_clock_offset_ms()?,
             };
             Arc::new(
                 PostgresStore::open(url, node)

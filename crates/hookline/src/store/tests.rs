@@ -1414,3 +1414,60 @@ async fn a_role_that_owns_its_database_but_is_no_superuser_runs_the_migrations_a
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn nodes_whose_clocks_are_ten_minutes_off_neither_take_live_leases_nor_look_dead() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let ten_minutes = 600_000;
+    let node = |id: &str, skew: i64| NodeOptions {
+        node_id: id.into(),
+        lease_ttl: Duration::from_secs(30),
+        test_clock_skew_ms: skew,
+        ..NodeOptions::default()
+    };
+    let open = |options: NodeOptions| {
+        let config = (*config).clone();
+        async move {
+            let store: Arc<dyn Store> =
+                Arc::new(PostgresStore::open_config(config, options).await.unwrap());
+            store
+        }
+    };
+    let live = open(node("live", 0)).await;
+    let ahead = open(node("ahead", ten_minutes)).await;
+    let behind = open(node("behind", -ten_minutes)).await;
+    let cfg = config_with_app("c1", "ak");
+    live.insert_config(cfg.clone()).await.unwrap();
+    live.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    // The live node's delivery, leased for 30 s of the database's time.
+    let held = claim_one(&live, &cfg, 1).await;
+
+    // Ten minutes ahead, the lease would look expired by the node's own clock: it is not taken.
+    let far = now_millis() + 2 * ten_minutes;
+    for other in [&ahead, &behind] {
+        let due = other.due_deliveries(far, 100).await.unwrap();
+        assert!(
+            due.iter().all(|d| d.hooks_id != held),
+            "a skewed node's sweep offers a live node's leased delivery"
+        );
+        assert!(
+            matches!(
+                other.lease_delivery(&held).await.unwrap(),
+                Lease::Unavailable
+            ),
+            "a skewed node took a live node's lease"
+        );
+    }
+    // Every node sees all three alive: the one behind does not look dead (its heartbeats are in
+    // the database's time), and the one ahead does not make the others look dead.
+    for store in [&live, &ahead, &behind] {
+        assert_eq!(store.membership().await.unwrap().nodes, 3);
+    }
+    // The work still goes round: the skewed nodes claim and lease what is free.
+    let second = claim_one(&ahead, &cfg, 1).await;
+    assert_ne!(second, held);
+}
