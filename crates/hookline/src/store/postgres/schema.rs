@@ -27,6 +27,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_secret_key_grace.sql"),
     // 7: custom request headers per config.
     include_str!("migrations/0007_config_headers.sql"),
+    // 8: dashboard sessions in the store, so any node serves any session.
+    include_str!("migrations/0008_dashboard_sessions.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

@@ -25,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_secret_key_grace.sql"),
     // 8: custom request headers per config.
     include_str!("migrations/0008_config_headers.sql"),
+    // 9: dashboard sessions in the store.
+    include_str!("migrations/0009_dashboard_sessions.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
