@@ -1,4 +1,5 @@
-//! Typed views of the six hook types, for receivers.
+//! Typed views of the built-in hook types, for receivers (operators' events have none: read them as
+//! JSON). A test checks every model against the catalogue's schema of its event.
 //!
 //! Every struct keeps fields it does not know in `extra` (in their original order), so a newer
 //! producer adding fields never breaks an older receiver, and re-serialising loses nothing but
@@ -24,6 +25,10 @@ pub enum Hook {
     SmsConversionBlock(SmsConversionBlockHook),
     /// SMS `INTERNATIONAL_DELIVERY_RECEIPT`.
     SmsInternationalDeliveryReceipt(SmsInternationalDeliveryReceiptHook),
+    /// Email `UNSUBSCRIBE`.
+    EmailUnsubscribe(EmailUnsubscribeHook),
+    /// Email `MESSAGE_RESULT_UPDATE`.
+    EmailMessageResultUpdate(EmailMessageResultHook),
 }
 
 impl Hook {
@@ -36,6 +41,8 @@ impl Hook {
             Hook::SmsMessageResultUpdate(h) => &h.hook_id,
             Hook::SmsConversionBlock(h) => &h.hook_id,
             Hook::SmsInternationalDeliveryReceipt(h) => &h.hook_id,
+            Hook::EmailUnsubscribe(h) => &h.hook_id,
+            Hook::EmailMessageResultUpdate(h) => &h.hook_id,
         }
     }
 }
@@ -397,10 +404,147 @@ pub struct SmsInternationalDeliveryReceiptHook {
     pub extra: Map<String, Value>,
 }
 
+/// Email `UNSUBSCRIBE` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailUnsubscribeHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// The address that asked to unsubscribe.
+    pub receive_mail_addr: String,
+    /// When, `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Email message type (`messageType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EmailMessageType {
+    /// `NORMAL_MAIL`
+    NormalMail,
+    /// `NORMAL_MAIL_AD`
+    NormalMailAd,
+    /// `NORMAL_MAIL_AUTH`
+    NormalMailAuth,
+    /// `MASS_MAIL`
+    MassMail,
+    /// `MASS_MAIL_AD`
+    MassMailAd,
+    /// `MASS_MAIL_AUTH`
+    MassMailAuth,
+    /// `TAG_MAIL`
+    TagMail,
+    /// `TAG_MAIL_AD`
+    TagMailAd,
+    /// `TAG_MAIL_AUTH`
+    TagMailAuth,
+}
+
+/// Email sending status (`mailStatusCode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EmailMailStatus {
+    /// `SST0`: ready.
+    #[serde(rename = "SST0")]
+    Ready,
+    /// `SST1`: sending.
+    #[serde(rename = "SST1")]
+    Sending,
+    /// `SST2`: sent.
+    #[serde(rename = "SST2")]
+    Sent,
+    /// `SST3`: failed.
+    #[serde(rename = "SST3")]
+    Failed,
+    /// `SST5`: the recipient unsubscribed.
+    #[serde(rename = "SST5")]
+    Unsubscribed,
+    /// `SST7`: unauthorised.
+    #[serde(rename = "SST7")]
+    Unauthorised,
+    /// `SST8`: whitelist failure.
+    #[serde(rename = "SST8")]
+    WhitelistFailure,
+}
+
+/// A mail sequence number: the guide sends a string (`"0"`), an integer is accepted too; kept as
+/// received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MailSeq {
+    /// A JSON integer.
+    Integer(i64),
+    /// A JSON string.
+    String(String),
+}
+
+/// Email `MESSAGE_RESULT_UPDATE` hook.
+///
+/// Also reads the guide's example spelling `senderGroupKey` (hookline delivers
+/// `senderGroupingKey`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailMessageResultHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// Message type.
+    pub message_type: EmailMessageType,
+    /// Request id.
+    pub request_id: String,
+    /// The mail's sequence number within its request.
+    pub mail_seq: MailSeq,
+    /// Sender name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    /// Sender address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_address: Option<String>,
+    /// Recipient name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_name: Option<String>,
+    /// Recipient address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_mail_addr: Option<String>,
+    /// Sending status.
+    pub mail_status_code: EmailMailStatus,
+    /// Request date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_date: Option<String>,
+    /// Creation date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_date: Option<String>,
+    /// Result date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_date: Option<String>,
+    /// Delivery status notification code, e.g. `2.5.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn_code: Option<String>,
+    /// Delivery status notification message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn_message: Option<String>,
+    /// Sender grouping key.
+    #[serde(
+        default,
+        alias = "senderGroupKey",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sender_grouping_key: Option<String>,
+    /// Link to the mail query API.
+    #[serde(rename = "_links", default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue;
+    use crate::catalogue::{Event, Product, catalogue};
+    use crate::schema::Schema;
 
     fn wire_names<T: Serialize>(values: &[T]) -> Vec<String> {
         values
@@ -412,9 +556,33 @@ mod tests {
             .collect()
     }
 
+    /// The schema at `path` (property names, `[]` for an array's items) of an event's hook.
+    fn schema_at(product: Product, event: Event, path: &[&str]) -> &'static Schema {
+        let mut schema = &catalogue().event(product, event).unwrap().schema;
+        for step in path {
+            schema = if *step == "[]" {
+                schema.items.as_deref().unwrap()
+            } else {
+                &schema
+                    .properties
+                    .iter()
+                    .find(|p| p.name == *step)
+                    .unwrap_or_else(|| panic!("{product} {event}: no {step}"))
+                    .schema
+            };
+        }
+        schema
+    }
+
+    fn enum_of(product: Product, event: Event, path: &[&str]) -> Vec<String> {
+        schema_at(product, event, path).str_values.clone().unwrap()
+    }
+
     #[test]
     fn typed_enums_match_the_catalogue() {
+        use Event as E;
         use KakaoMessageType as M;
+        use Product as P;
         assert_eq!(
             wire_names(&[
                 M::AlimtalkNormal,
@@ -425,7 +593,11 @@ mod tests {
                 M::BrandMessageNormal,
                 M::BrandMessageMass
             ]),
-            catalogue::KAKAO_MESSAGE_TYPES
+            enum_of(
+                P::KakaoTalkBizmessage,
+                E::MessageResultUpdate,
+                &["kakaoMessageType"]
+            )
         );
         use SmsMessageStatus as S;
         assert_eq!(
@@ -436,7 +608,7 @@ mod tests {
                 S::Duplicated,
                 S::FailedAd
             ]),
-            catalogue::SMS_MESSAGE_STATUSES
+            enum_of(P::Sms, E::MessageResultUpdate, &["messageStatus"])
         );
         use DlrStatus as D;
         assert_eq!(
@@ -449,12 +621,12 @@ mod tests {
                 D::Rejected,
                 D::Unknown
             ]),
-            catalogue::DLR_STATUSES
+            enum_of(P::Sms, E::InternationalDeliveryReceipt, &["dlrStatus"])
         );
         use KakaoTemplateStatus as T;
         assert_eq!(
             wire_names(&[T::Requested, T::Reviewing, T::Approved, T::Rejected]),
-            catalogue::TEMPLATE_STATUSES
+            enum_of(P::KakaoTalkBizmessage, E::TemplateStatusUpdate, &["status"])
         );
         use KakaoCommentStatus as C;
         assert_eq!(
@@ -465,7 +637,39 @@ mod tests {
                 C::Replied,
                 C::Requested
             ]),
-            catalogue::COMMENT_STATUSES
+            enum_of(
+                P::KakaoTalkBizmessage,
+                E::TemplateStatusUpdate,
+                &["comments", "[]", "status"]
+            )
+        );
+        use EmailMessageType as EM;
+        assert_eq!(
+            wire_names(&[
+                EM::NormalMail,
+                EM::NormalMailAd,
+                EM::NormalMailAuth,
+                EM::MassMail,
+                EM::MassMailAd,
+                EM::MassMailAuth,
+                EM::TagMail,
+                EM::TagMailAd,
+                EM::TagMailAuth
+            ]),
+            enum_of(P::Email, E::MessageResultUpdate, &["messageType"])
+        );
+        use EmailMailStatus as ES;
+        assert_eq!(
+            wire_names(&[
+                ES::Ready,
+                ES::Sending,
+                ES::Sent,
+                ES::Failed,
+                ES::Unsubscribed,
+                ES::Unauthorised,
+                ES::WhitelistFailure
+            ]),
+            enum_of(P::Email, E::MessageResultUpdate, &["mailStatusCode"])
         );
     }
 }

@@ -469,7 +469,7 @@ fn config_form(
         csrf = html::csrf_field(csrf),
         description = esc(&values.description),
     );
-    for p in Product::ALL {
+    for p in Product::all() {
         let _ = write!(
             out,
             "<option{}>{}</option>",
@@ -485,9 +485,8 @@ fn config_form(
         "</select></label><fieldset><legend>Events <span class=\"muted small\">(each must be an \
          event of the product)</span></legend>",
     );
-    for e in Event::ALL {
-        let products: Vec<&str> = Product::ALL
-            .into_iter()
+    for e in Event::all() {
+        let products: Vec<&str> = Product::all()
             .filter(|p| e.is_valid_for(*p))
             .map(|p| p.as_str())
             .collect();

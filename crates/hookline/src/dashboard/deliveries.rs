@@ -154,7 +154,7 @@ pub(super) async fn log(
     body.push_str(
         "</select></label><label>Event <select name=\"event\"><option value=\"\">All</option>",
     );
-    for e in Event::ALL {
+    for e in Event::all() {
         let _ = write!(
             body,
             "<option{}>{}</option>",
@@ -163,7 +163,7 @@ pub(super) async fn log(
             } else {
                 ""
             },
-            e.as_str()
+            esc(e.as_str())
         );
     }
     body.push_str(
