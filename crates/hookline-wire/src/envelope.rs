@@ -172,7 +172,7 @@ impl Envelope {
     }
 }
 
-fn typed_hook(
+pub(crate) fn typed_hook(
     product: Product,
     event: Event,
     index: usize,

@@ -672,4 +672,238 @@ mod tests {
             enum_of(P::Email, E::MessageResultUpdate, &["mailStatusCode"])
         );
     }
+
+    /// The built-in events that have a typed model.
+    const TYPED: [(Product, Event); 8] = [
+        (Product::KakaoTalkBizmessage, Event::TemplateStatusUpdate),
+        (Product::KakaoTalkBizmessage, Event::MessageResultUpdate),
+        (Product::Sms, Event::Unsubscribe),
+        (Product::Sms, Event::MessageResultUpdate),
+        (Product::Sms, Event::ConversionBlock),
+        (Product::Sms, Event::InternationalDeliveryReceipt),
+        (Product::Email, Event::Unsubscribe),
+        (Product::Email, Event::MessageResultUpdate),
+    ];
+
+    /// Every (path, schema) of a schema's properties, nested objects and arrays' items included
+    /// (`comments[].status`).
+    fn field_paths<'s>(schema: &'s Schema, prefix: &str, out: &mut Vec<(String, &'s Schema)>) {
+        for p in &schema.properties {
+            let path = format!("{prefix}{}", p.name);
+            out.push((path.clone(), &p.schema));
+            field_paths(&p.schema, &format!("{path}."), out);
+            if let Some(items) = &p.schema.items {
+                field_paths(items, &format!("{path}[]."), out);
+            }
+        }
+    }
+
+    /// `hook` with the value at `path` (as `field_paths` writes it) replaced by `value`; `None`
+    /// when the hook has nothing there to replace.
+    fn replaced(hook: &Value, path: &str, value: Value) -> Option<Value> {
+        let mut hook = hook.clone();
+        let mut at = &mut hook;
+        let steps: Vec<&str> = path.split('.').collect();
+        for (i, step) in steps.iter().enumerate() {
+            let (name, first_item) = match step.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (*step, false),
+            };
+            let map = at.as_object_mut()?;
+            if i == steps.len() - 1 {
+                map.insert(name.to_owned(), value);
+                return Some(hook);
+            }
+            at = map.get_mut(name)?;
+            if first_item {
+                at = at.as_array_mut()?.first_mut()?;
+            }
+        }
+        None
+    }
+
+    /// Every field of the catalogue is a field of the typed model: a value of the wrong type there
+    /// is refused by the model (an unknown field would land in `extra` and be accepted).
+    #[test]
+    fn every_catalogue_field_is_in_the_typed_model() {
+        for (product, event) in TYPED {
+            let entry = catalogue().event(product, event).unwrap();
+            let example = entry.example();
+            assert!(
+                crate::envelope::typed_hook(product, event, 0, example).is_ok(),
+                "{product} {event}: the example must read as the typed model"
+            );
+            let mut paths = Vec::new();
+            field_paths(&entry.schema, "", &mut paths);
+            for (path, schema) in paths {
+                let probe = if schema.types.has(crate::schema::Types::OBJECT) {
+                    Value::String("probe".into())
+                } else {
+                    serde_json::json!({"probe": true})
+                };
+                let Some(hook) = replaced(example, &path, probe) else {
+                    panic!(
+                        "{product} {event}: the example has no {path}: examples show every field"
+                    );
+                };
+                assert!(
+                    crate::envelope::typed_hook(product, event, 0, &hook).is_err(),
+                    "{product} {event}: the catalogue's field {path} is not in the typed model"
+                );
+            }
+        }
+    }
+
+    /// Every field of a typed model is in the catalogue: a model with every field set (the struct
+    /// literals below name every field, so a field added to a model does not compile here until
+    /// it is set) serialises to fields the catalogue's schema has.
+    #[test]
+    fn every_typed_model_field_is_in_the_catalogue() {
+        let s = || Some("x".to_owned());
+        let links = || {
+            Some(Links {
+                self_link: Some(Link {
+                    href: s(),
+                    extra: Map::new(),
+                }),
+                extra: Map::new(),
+            })
+        };
+        let full = [
+            Hook::KakaoTemplateStatusUpdate(KakaoTemplateStatusHook {
+                hook_id: "h".into(),
+                sender_key: "k".into(),
+                template_code: "t".into(),
+                kakao_template_code: s(),
+                status: KakaoTemplateStatus::Approved,
+                comments: Some(vec![KakaoTemplateComment {
+                    id: Some(CommentId::Integer(1)),
+                    content: s(),
+                    user_name: s(),
+                    created_at: s(),
+                    attachment: Some(vec![KakaoTemplateAttachment {
+                        original_file_name: s(),
+                        file_path: s(),
+                        extra: Map::new(),
+                    }]),
+                    status: Some(KakaoCommentStatus::Approved),
+                    extra: Map::new(),
+                }]),
+                update_date: s(),
+                extra: Map::new(),
+            }),
+            Hook::KakaoMessageResultUpdate(KakaoMessageResultHook {
+                hook_id: "h".into(),
+                kakao_message_type: KakaoMessageType::AlimtalkNormal,
+                request_id: "r".into(),
+                recipient_seq: 1,
+                request_date: s(),
+                create_date: s(),
+                receive_date: s(),
+                recipient_no: s(),
+                result_code: s(),
+                sender_grouping_key: s(),
+                recipient_grouping_key: s(),
+                is_added_channel: Some(true),
+                links: links(),
+                extra: Map::new(),
+            }),
+            Hook::SmsUnsubscribe(SmsUnsubscribeHook {
+                hook_id: "h".into(),
+                recipient_no: "n".into(),
+                unsubscribe_no: s(),
+                enterprise_name: s(),
+                created_date_time: s(),
+                extra: Map::new(),
+            }),
+            Hook::SmsMessageResultUpdate(SmsMessageResultHook {
+                hook_id: "h".into(),
+                sender_type: s(),
+                request_id: "r".into(),
+                recipient_seq: 1,
+                request_date: s(),
+                receive_date: s(),
+                send_no: s(),
+                recipient_no: s(),
+                message_status: SmsMessageStatus::Completed,
+                recipient_grouping_key: s(),
+                sender_grouping_key: s(),
+                result_code: s(),
+                message_count: Some(1),
+                links: links(),
+                extra: Map::new(),
+            }),
+            Hook::SmsConversionBlock(SmsConversionBlockHook {
+                hook_id: "h".into(),
+                country_code: "1".into(),
+                blocked_date_time: s(),
+                extra: Map::new(),
+            }),
+            Hook::SmsInternationalDeliveryReceipt(SmsInternationalDeliveryReceiptHook {
+                hook_id: "h".into(),
+                request_id: "r".into(),
+                recipient_seq: 1,
+                dlr_status: DlrStatus::Delivered,
+                network_code: s(),
+                error_code: s(),
+                extra: Map::new(),
+            }),
+            Hook::EmailUnsubscribe(EmailUnsubscribeHook {
+                hook_id: "h".into(),
+                receive_mail_addr: "a".into(),
+                created_date_time: s(),
+                extra: Map::new(),
+            }),
+            Hook::EmailMessageResultUpdate(EmailMessageResultHook {
+                hook_id: "h".into(),
+                message_type: EmailMessageType::NormalMail,
+                request_id: "r".into(),
+                mail_seq: MailSeq::String("0".into()),
+                sender_name: s(),
+                sender_address: s(),
+                receive_name: s(),
+                receive_mail_addr: s(),
+                mail_status_code: EmailMailStatus::Sent,
+                request_date: s(),
+                create_date: s(),
+                result_date: s(),
+                dsn_code: s(),
+                dsn_message: s(),
+                sender_grouping_key: s(),
+                links: links(),
+                extra: Map::new(),
+            }),
+        ];
+        for ((product, event), hook) in TYPED.into_iter().zip(full) {
+            let entry = catalogue().event(product, event).unwrap();
+            let mut known = Vec::new();
+            field_paths(&entry.schema, "", &mut known);
+            let known: Vec<String> = known.into_iter().map(|(p, _)| p).collect();
+            let mut fields = Vec::new();
+            model_paths(&serde_json::to_value(&hook).unwrap(), "", &mut fields);
+            for field in fields.into_iter().filter(|f| f != "hookId") {
+                assert!(
+                    known.contains(&field),
+                    "{product} {event}: the typed model's field {field} is not in the catalogue"
+                );
+            }
+        }
+    }
+
+    fn model_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        if let Value::Object(map) = v {
+            for (key, value) in map {
+                let path = format!("{prefix}{key}");
+                out.push(path.clone());
+                match value {
+                    Value::Array(items) => {
+                        if let Some(first) = items.first() {
+                            model_paths(first, &format!("{path}[]."), out);
+                        }
+                    }
+                    other => model_paths(other, &format!("{path}."), out),
+                }
+            }
+        }
+    }
 }
