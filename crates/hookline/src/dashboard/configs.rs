@@ -485,7 +485,11 @@ fn config_form(
         "</select></label><fieldset><legend>Events <span class=\"muted small\">(each must be an \
          event of the product)</span></legend>",
     );
-    for e in Event::all() {
+    // Alphabetical: one list across every product, operators' included, in an order a person can
+    // scan (and which does not move when a catalogue file adds events).
+    let mut events = Event::all().to_vec();
+    events.sort_by_key(|e| e.as_str());
+    for e in events {
         let products: Vec<&str> = Product::all()
             .filter(|p| e.is_valid_for(*p))
             .map(|p| p.as_str())
