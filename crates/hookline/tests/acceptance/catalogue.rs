@@ -10,7 +10,7 @@ use crate::support::server::urlencode;
 use crate::support::*;
 
 /// An operator's product with one event: a required bounded string, an enum, an integer range.
-const PUSH_CATALOGUE: &str = r#"{"products": [{"productName": "Push", "events": [{
+pub(crate) const PUSH_CATALOGUE: &str = r#"{"products": [{"productName": "Push", "events": [{
   "event": "OPENED",
   "description": "A push notification was opened.",
   "aliases": {"tok": "token"},
