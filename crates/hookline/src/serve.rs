@@ -117,11 +117,47 @@ pub struct ServeArgs {
     /// request answers 503, background work is tried again).
     #[arg(long, env = "HOOKLINE_PG_STATEMENT_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub pg_statement_timeout: Duration,
+    /// A catalogue file adding products and events (the shape of `GET /v1/catalogue`, without
+    /// `ingestible`); repeat the flag for several files, or separate paths by `,` in the
+    /// environment variable. A file that does not load stops the start, naming the file and the
+    /// JSON path.
+    #[arg(long = "catalogue", env = "HOOKLINE_CATALOGUE", value_delimiter = ',')]
+    pub catalogue: Vec<PathBuf>,
     /// Tests only: also trust the CA certificates in this PEM file when delivering over https
     /// (the acceptance tests' TLS receivers). Hidden, with no environment variable, so that it is
     /// never on unless a command line asks for it.
     #[arg(long, hide = true)]
     pub test_extra_root_ca: Option<PathBuf>,
+}
+
+/// Loads the built-in catalogue and the operator's files and puts it in force for the process,
+/// before anything validates or lists an event.
+fn install_catalogue(files: &[PathBuf]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut texts = Vec::with_capacity(files.len());
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--catalogue: cannot read {}", path.display()))?;
+        texts.push((path.display().to_string(), text));
+    }
+    let catalogue = hookline_wire::Catalogue::with_files(&texts)
+        .map_err(|e| anyhow::anyhow!("--catalogue: {e}"))?;
+    for product in catalogue.products().iter() {
+        let added: Vec<&str> = product
+            .events()
+            .iter()
+            .filter(|e| !e.is_builtin())
+            .map(|e| e.event().as_str())
+            .collect();
+        if !added.is_empty() {
+            tracing::info!(product = %product.product(), events = ?added, "catalogue: events added");
+        }
+    }
+    hookline_wire::install_catalogue(catalogue).map_err(|_| {
+        anyhow::anyhow!("--catalogue: the catalogue was in use before it could be loaded (a bug)")
+    })
 }
 
 /// The certificates of `--test-extra-root-ca`: at least one, or a start-up error.
@@ -234,6 +270,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let extra_roots = extra_root_certs(args.test_extra_root_ca.as_deref())?;
+    install_catalogue(&args.catalogue)?;
     {
         // A data dir hookline creates is private (0700): it holds the admin token and the
         // embedded database (signing secrets, phone numbers).

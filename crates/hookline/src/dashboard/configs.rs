@@ -522,7 +522,7 @@ fn config_form(
         csrf = html::csrf_field(csrf),
         description = esc(&values.description),
     );
-    for p in Product::ALL {
+    for p in Product::all() {
         let _ = write!(
             out,
             "<option{}>{}</option>",
@@ -538,9 +538,12 @@ fn config_form(
         "</select></label><fieldset><legend>Events <span class=\"muted small\">(each must be an \
          event of the product)</span></legend>",
     );
-    for e in Event::ALL {
-        let products: Vec<&str> = Product::ALL
-            .into_iter()
+    // Alphabetical: one list across every product, operators' included, in an order a person can
+    // scan (and which does not move when a catalogue file adds events).
+    let mut events = Event::all().to_vec();
+    events.sort_by_key(|e| e.as_str());
+    for e in events {
+        let products: Vec<&str> = Product::all()
             .filter(|p| e.is_valid_for(*p))
             .map(|p| p.as_str())
             .collect();
