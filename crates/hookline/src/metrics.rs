@@ -17,15 +17,29 @@
 //! | `hookline_queue_oldest_age_seconds` | gauge | age of the oldest queued hook (0 when empty) |
 //! | `hookline_open_deliveries` | gauge | `status`: `PENDING`, `RETRYING` |
 //! | `hookline_configs` | gauge | `state`: `HEALTHY`, `FAILING`, `DISABLED`, `PAUSED` (enabled: false) |
+//! | `hookline_hooks_dropped_total` | counter | `reason`: `retention` (held for a DISABLED config too long) |
+//!
+//! Per tenant, only with `serve --metrics-app-key-label` (one series per app key and label value:
+//! mind the cardinality), named apart so that the metrics above keep their shape either way:
+//!
+//! | metric | type | labels |
+//! | --- | --- | --- |
+//! | `hookline_app_key_hooks_ingested_total` | counter | `app_key` |
+//! | `hookline_app_key_attempts_total` | counter | `app_key`, `outcome` (as above) |
+//! | `hookline_app_key_deliveries_total` | counter | `app_key`, `status` (as above) |
+//! | `hookline_app_key_queue_depth` | gauge | `app_key` (read at scrape time) |
+//! | `hookline_app_key_queue_oldest_age_seconds` | gauge | `app_key` (read at scrape time) |
 
-use std::sync::OnceLock;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use hookline_wire::Event;
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::model::{AttemptErrorKind, AttemptResult, DeliveryStatus, HealthState, Millis};
-use crate::store::StoreStats;
+use crate::store::{AppKeyQueue, StoreStats};
 
 /// The content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -37,6 +51,22 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Whether the per-tenant series are recorded (`serve --metrics-app-key-label`).
+static BY_APP_KEY: AtomicBool = AtomicBool::new(false);
+/// The app keys whose queue gauges were set: one whose queue emptied is set to 0, not left at
+/// its last value.
+static QUEUE_APP_KEYS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Turns the per-tenant series on (for the life of the process).
+pub fn label_by_app_key(on: bool) {
+    BY_APP_KEY.store(on, Ordering::Relaxed);
+}
+
+/// Whether the per-tenant series are recorded.
+pub fn by_app_key() -> bool {
+    BY_APP_KEY.load(Ordering::Relaxed)
+}
 
 /// Installs the process-wide recorder (once; later calls return the same handle). `None` when
 /// another recorder was installed first (then `/metrics` answers only the store gauges' names).
@@ -94,6 +124,27 @@ fn describe() {
     describe_gauge!(
         "hookline_open_deliveries",
         "Deliveries waiting for an attempt, by status."
+    );
+    describe_counter!(
+        "hookline_app_key_hooks_ingested_total",
+        "Hooks newly stored by ingest, per app key (--metrics-app-key-label)."
+    );
+    describe_counter!(
+        "hookline_app_key_attempts_total",
+        "Delivery attempts by outcome, per app key (--metrics-app-key-label)."
+    );
+    describe_counter!(
+        "hookline_app_key_deliveries_total",
+        "Delivery state changes after an attempt, per app key (--metrics-app-key-label)."
+    );
+    describe_gauge!(
+        "hookline_app_key_queue_depth",
+        "Hooks queued for the app key's configs, not yet in a delivery (--metrics-app-key-label)."
+    );
+    describe_gauge!(
+        "hookline_app_key_queue_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the app key's oldest queued hook (--metrics-app-key-label)."
     );
     describe_gauge!(
         "hookline_configs",
@@ -197,6 +248,54 @@ pub fn hooks_ingested(event: Event, acknowledged: usize, new: usize) {
 /// `n` queued hooks were removed without being sent, for `reason` (rare: no cached handle).
 pub fn hooks_dropped(reason: &'static str, n: usize) {
     counter!("hookline_hooks_dropped_total", "reason" => reason).increment(n as u64);
+}
+
+/// An ingest of `app_key` stored `new` hooks (per-tenant series only).
+pub fn app_key_hooks_ingested(app_key: &str, new: usize) {
+    if by_app_key() {
+        counter!("hookline_app_key_hooks_ingested_total", "app_key" => app_key.to_owned())
+            .increment(new as u64);
+    }
+}
+
+/// An attempt of a delivery of `app_key` ended (per-tenant series only).
+pub fn app_key_attempt_finished(app_key: &str, result: &AttemptResult, status: DeliveryStatus) {
+    if by_app_key() {
+        counter!(
+            "hookline_app_key_attempts_total",
+            "app_key" => app_key.to_owned(),
+            "outcome" => attempt_outcome(result)
+        )
+        .increment(1);
+        counter!(
+            "hookline_app_key_deliveries_total",
+            "app_key" => app_key.to_owned(),
+            "status" => status.as_str()
+        )
+        .increment(1);
+    }
+}
+
+/// Sets the per-tenant queue gauges from the store's reading; app keys no longer queued go to 0.
+pub fn app_key_queues(queues: &[AppKeyQueue], now: Millis) {
+    let Ok(mut known) = QUEUE_APP_KEYS.lock() else {
+        return;
+    };
+    let current: BTreeSet<String> = queues.iter().map(|q| q.app_key.clone()).collect();
+    for gone in known.difference(&current) {
+        gauge!("hookline_app_key_queue_depth", "app_key" => gone.clone()).set(0.0);
+        gauge!("hookline_app_key_queue_oldest_age_seconds", "app_key" => gone.clone()).set(0.0);
+    }
+    for q in queues {
+        gauge!("hookline_app_key_queue_depth", "app_key" => q.app_key.clone())
+            .set(q.queued_hooks as f64);
+        let age = q
+            .oldest_queued_at
+            .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+        gauge!("hookline_app_key_queue_oldest_age_seconds", "app_key" => q.app_key.clone())
+            .set(age);
+    }
+    *known = current;
 }
 
 /// The `outcome` label of an attempt.

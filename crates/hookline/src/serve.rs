@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Allow deliveries to loopback, private and link-local addresses (development, tests).
     #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
+    /// Also record per-tenant metrics (`hookline_app_key_*`, labelled by app key): queue depth,
+    /// oldest queued age, ingested hooks, attempts and deliveries. One series per app key: with
+    /// many thousands of app keys, mind your Prometheus' cardinality.
+    #[arg(long, env = "HOOKLINE_METRICS_APP_KEY_LABEL")]
+    pub metrics_app_key_label: bool,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -271,6 +276,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let extra_roots = extra_root_certs(args.test_extra_root_ca.as_deref())?;
     install_catalogue(&args.catalogue)?;
+    crate::metrics::label_by_app_key(args.metrics_app_key_label);
     {
         // A data dir hookline creates is private (0700): it holds the admin token and the
         // embedded database (signing secrets, phone numbers).

@@ -260,3 +260,50 @@ fn every_test_reliability_names_exists() {
         missing.join("\n")
     );
 }
+
+/// The Grafana dashboard in `docs/grafana/` queries only metrics that `metrics.rs` records (a
+/// renamed metric would leave a panel silently empty).
+#[test]
+fn the_grafana_dashboard_uses_only_metrics_hookline_records() {
+    let dashboard = crate_src().join("../../../docs/grafana/hookline.json");
+    let text =
+        fs::read_to_string(&dashboard).unwrap_or_else(|e| panic!("{}: {e}", dashboard.display()));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let metrics_rs = fs::read_to_string(crate_src().join("metrics.rs")).expect("metrics.rs");
+    let mut names = Vec::new();
+    for panel in json["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let bytes = expr.as_bytes();
+            let mut i = 0;
+            while let Some(at) = expr[i..].find("hookline_") {
+                let start = i + at;
+                let end = bytes[start..]
+                    .iter()
+                    .position(|b| !(b.is_ascii_lowercase() || *b == b'_' || b.is_ascii_digit()))
+                    .map_or(expr.len(), |n| start + n);
+                names.push(expr[start..end].to_owned());
+                i = end;
+            }
+        }
+    }
+    assert!(
+        names.len() >= 10,
+        "the dashboard queries hookline metrics: {names:?}"
+    );
+    for name in names {
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        let recorded = metrics_rs.contains(&format!("\"{base}\""))
+            || (base == "hookline_attempt_duration_seconds"
+                && metrics_rs.contains(
+                    "const ATTEMPT_DURATION: &str = \"hookline_attempt_duration_seconds\"",
+                ));
+        assert!(
+            recorded,
+            "the dashboard queries {name}, which metrics.rs does not record"
+        );
+    }
+}

@@ -80,6 +80,7 @@ pub async fn ingest(
         limiter.charge(&app_key, extra, Instant::now());
     }
     crate::metrics::hooks_ingested(event, unique, outcome.new_hooks);
+    crate::metrics::app_key_hooks_ingested(&app_key, outcome.new_hooks);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(HookIdsResponse {

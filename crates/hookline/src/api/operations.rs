@@ -60,6 +60,10 @@ pub async fn metrics(
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let stats = state.service.stats().await?;
     crate::metrics::store_stats(&stats, crate::model::now_millis());
+    if crate::metrics::by_app_key() {
+        let queues = state.service.queue_by_app_key().await?;
+        crate::metrics::app_key_queues(&queues, crate::model::now_millis());
+    }
     Ok((
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         crate::metrics::render(),

@@ -504,6 +504,15 @@ impl Dispatcher {
                     .map(|at| instant_at(at, now_millis()));
                 let hooks_id = outcome.hooks_id.clone();
                 crate::metrics::attempt_finished(&outcome.result, outcome.new_status);
+                if crate::metrics::by_app_key()
+                    && let Some(st) = self.configs.get(&config_id)
+                {
+                    crate::metrics::app_key_attempt_finished(
+                        &st.config.app_key,
+                        &outcome.result,
+                        outcome.new_status,
+                    );
+                }
                 // Queued, not awaited: the writer commits it with its neighbours, and the retry
                 // (at least 80 ms away: the shortest delay, 100 ms, less its jitter) is loaded
                 // only after that commit.

@@ -76,4 +76,9 @@ impl Service {
     pub async fn stats(&self) -> Result<StoreStats> {
         Ok(self.store.stats().await?)
     }
+
+    /// The queue per app key (the opt-in per-tenant metrics).
+    pub async fn queue_by_app_key(&self) -> Result<Vec<crate::store::AppKeyQueue>> {
+        Ok(self.store.queue_by_app_key().await?)
+    }
 }

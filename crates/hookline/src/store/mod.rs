@@ -346,6 +346,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for the metrics endpoint, read at scrape time.
     async fn stats(&self) -> StoreResult<StoreStats>;
+    /// The queue per app key, for the opt-in per-tenant metrics: each app key with queued hooks,
+    /// how many, and when its oldest queued hook was accepted. Read at scrape time.
+    async fn queue_by_app_key(&self) -> StoreResult<Vec<AppKeyQueue>>;
 
     /// The dashboard's chart: the attempts of one config's deliveries that started in
     /// `[since, since + bucket_ms * buckets)`, counted per bucket of `bucket_ms` by start time
@@ -360,6 +363,14 @@ pub trait Store: Send + Sync + 'static {
         bucket_ms: i64,
         buckets: u32,
     ) -> StoreResult<Vec<AttemptBucket>>;
+}
+
+/// One app key's queue, for the per-tenant metrics (`--metrics-app-key-label`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppKeyQueue {
+    pub app_key: String,
+    pub queued_hooks: u64,
+    pub oldest_queued_at: Option<Millis>,
 }
 
 /// What `/metrics` reads from the store at scrape time.

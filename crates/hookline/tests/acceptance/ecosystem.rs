@@ -446,3 +446,123 @@ async fn signing_secret_rotation_signs_with_both_keys_during_the_grace_period() 
         .await;
     srv.ok(check_error(&resp, &[400], Some("signingSecret")));
 }
+
+/// The value of the first series of `name` whose labels include every `(label, value)` given.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (set, value) = rest.split_once("} ")?;
+        labels
+            .iter()
+            .all(|(k, v)| set.split(',').any(|kv| kv == format!("{k}=\"{v}\"")))
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
+}
+
+/// `--metrics-app-key-label`: queue depth, ingested hooks, attempts and deliveries per app key,
+/// so "which customer is backed up?" has an answer; without the flag no such series exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_tenant_metrics_show_which_app_key_is_backed_up() {
+    let stuck_rx = Receiver::start().await;
+    stuck_rx.set_hang(true);
+    let fine_rx = Receiver::start().await;
+    let srv = Server::start_with(&["--metrics-app-key-label"]).await;
+    let stuck = srv.create_app_key("stuck").await;
+    let fine = srv.create_app_key("fine").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &stuck_rx.url("/s"));
+    body["maxHooksPerRequest"] = json!(1);
+    body["maxRequestsInFlight"] = json!(1);
+    srv.create_config(&stuck, body).await;
+    srv.create_config(
+        &fine,
+        config_body(SMS, &["UNSUBSCRIBE"], &fine_rx.url("/f")),
+    )
+    .await;
+    let three = || {
+        (0..3)
+            .map(|i| samples::hook(SMS, "UNSUBSCRIBE", i))
+            .collect::<Vec<_>>()
+    };
+    srv.ingest(&stuck, SMS, "UNSUBSCRIBE", three()).await;
+    let delivered = srv.ingest(&fine, SMS, "UNSUBSCRIBE", three()).await;
+    srv.ok(fine_rx.wait_for_hooks(&delivered, PROMPT).await);
+    srv.ok(stuck_rx.wait_for_requests(1, PROMPT).await);
+
+    // One hook of the stuck tenant is in flight (its receiver never answers), two wait.
+    let deadline = tokio::time::Instant::now() + PROMPT;
+    let text = loop {
+        let text = metrics_text(&srv).await;
+        let fine_attempts = series(
+            &text,
+            "hookline_app_key_attempts_total",
+            &[("app_key", &fine.app_key), ("outcome", "success")],
+        );
+        if fine_attempts.is_some() {
+            break text;
+        }
+        if tokio::time::Instant::now() > deadline {
+            srv.fail(format!("no per-tenant attempts in:\n{text}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let depth = |app: &App| {
+        series(
+            &text,
+            "hookline_app_key_queue_depth",
+            &[("app_key", &app.app_key)],
+        )
+    };
+    assert_eq!(depth(&stuck), Some(2.0), "{text}");
+    assert_eq!(
+        depth(&fine),
+        None,
+        "an app key with nothing queued has no queue series"
+    );
+    assert!(
+        series(
+            &text,
+            "hookline_app_key_queue_oldest_age_seconds",
+            &[("app_key", &stuck.app_key)]
+        )
+        .is_some_and(|age| age >= 0.0),
+        "{text}"
+    );
+    for app in [&stuck, &fine] {
+        assert_eq!(
+            series(
+                &text,
+                "hookline_app_key_hooks_ingested_total",
+                &[("app_key", &app.app_key)]
+            ),
+            Some(3.0),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        series(
+            &text,
+            "hookline_app_key_deliveries_total",
+            &[("app_key", &fine.app_key), ("status", "SUCCEEDED")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "hookline_app_key_attempts_total",
+            &[("app_key", &stuck.app_key)]
+        ),
+        None,
+        "no attempt of the stuck tenant has ended"
+    );
+
+    // Off by default: the same traffic leaves no per-tenant series.
+    let plain = Server::start().await;
+    let app = plain.create_app_key("plain").await;
+    plain.ingest(&app, SMS, "UNSUBSCRIBE", three()).await;
+    let text = metrics_text(&plain).await;
+    assert!(!text.contains("hookline_app_key_"), "{text}");
+    assert!(text.contains("hookline_hooks_ingested_total"), "{text}");
+}

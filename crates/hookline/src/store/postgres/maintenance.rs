@@ -7,7 +7,9 @@ use super::connection::{execute, query, query_one};
 use super::writer::Durability;
 use crate::model::Millis;
 use crate::store::rows::{parse_health_state, parse_status};
-use crate::store::{ATTEMPT_LOOKBACK, AttemptBucket, HookPurge, StoreResult, StoreStats};
+use crate::store::{
+    ATTEMPT_LOOKBACK, AppKeyQueue, AttemptBucket, HookPurge, StoreResult, StoreStats,
+};
 
 impl PostgresStore {
     pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
@@ -103,6 +105,30 @@ impl PostgresStore {
             Ok((purge, Vec::new()))
         })
         .await
+    }
+
+    pub(super) async fn queue_by_app_key(&self) -> StoreResult<Vec<AppKeyQueue>> {
+        let c = self.reader().await?;
+        // hooks.seq grows with acceptance time: the smallest queued seq is the oldest hook.
+        let rows = query(
+            &c,
+            "SELECT q.app_key, q.n, h.created_at FROM ( \
+                 SELECT c.app_key AS app_key, COUNT(*) AS n, MIN(queue.hook_seq) AS oldest \
+                 FROM queue JOIN webhook_configs c ON c.id = queue.config_id \
+                 GROUP BY c.app_key) q \
+             LEFT JOIN hooks h ON h.seq = q.oldest ORDER BY q.app_key",
+            &[],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AppKeyQueue {
+                    app_key: col(r, 0)?,
+                    queued_hooks: col::<i64>(r, 1)? as u64,
+                    oldest_queued_at: col(r, 2)?,
+                })
+            })
+            .collect()
     }
 
     pub(super) async fn stats(&self) -> StoreResult<StoreStats> {

@@ -6,7 +6,9 @@ use rusqlite::{OptionalExtension, params};
 use super::SqliteStore;
 use crate::model::Millis;
 use crate::store::rows::{parse_health_state, parse_status};
-use crate::store::{ATTEMPT_LOOKBACK, AttemptBucket, HookPurge, StoreResult, StoreStats};
+use crate::store::{
+    ATTEMPT_LOOKBACK, AppKeyQueue, AttemptBucket, HookPurge, StoreResult, StoreStats,
+};
 
 impl SqliteStore {
     pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
@@ -97,6 +99,30 @@ impl SqliteStore {
                 purge.next = None;
             }
             Ok(purge)
+        })
+        .await
+    }
+
+    pub(super) async fn queue_by_app_key(&self) -> StoreResult<Vec<AppKeyQueue>> {
+        self.read(|conn| {
+            // hooks.seq grows with acceptance time: the smallest queued seq is the oldest hook.
+            let mut stmt = conn.prepare_cached(
+                "SELECT q.app_key, q.n, h.created_at FROM ( \
+                     SELECT c.app_key AS app_key, COUNT(*) AS n, MIN(queue.hook_seq) AS oldest \
+                     FROM queue JOIN webhook_configs c ON c.id = queue.config_id \
+                     GROUP BY c.app_key) q \
+                 LEFT JOIN hooks h ON h.seq = q.oldest ORDER BY q.app_key",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(AppKeyQueue {
+                        app_key: r.get(0)?,
+                        queued_hooks: r.get::<_, i64>(1)? as u64,
+                        oldest_queued_at: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await
     }

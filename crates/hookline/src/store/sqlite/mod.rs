@@ -400,6 +400,10 @@ impl Store for SqliteStore {
         self.stats().await
     }
 
+    async fn queue_by_app_key(&self) -> StoreResult<Vec<crate::store::AppKeyQueue>> {
+        self.queue_by_app_key().await
+    }
+
     async fn attempt_buckets(
         &self,
         app_key: &str,
