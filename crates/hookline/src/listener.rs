@@ -15,8 +15,12 @@
 //! - **Graceful shutdown**: on the signal, no new connections; requests in progress finish, idle
 //!   connections close.
 //!
-//! Every request carries the client's address as [`ConnectInfo`] (for throttles that count per
-//! address).
+//! Every request carries the connection's peer as [`ConnectInfo`] and the client's address as
+//! [`ClientAddress`] (for throttles that count per address). They differ only behind a proxy the
+//! operator trusts (`--trusted-proxy`): then the client is the nearest address in
+//! `X-Forwarded-For` that is not itself a trusted proxy, and the per-address connection cap does
+//! not apply to the proxy (every client behind it shares its connections). From any other peer,
+//! `X-Forwarded-For` is ignored: a client cannot pick the address it is counted as.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,11 +40,117 @@ use tokio::sync::{Notify, watch};
 use tower_service::Service;
 
 /// Bounds on the connections the listener keeps open.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListenerLimits {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub header_read_timeout: Duration,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// The address a request is counted as: the peer, or behind a trusted proxy the client the
+/// proxy names (see the module's notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+/// The client address of a request (`0.0.0.0` when no listener set one: a router under test).
+pub fn client_address(extensions: &axum::http::Extensions) -> IpAddr {
+    match extensions.get::<ClientAddress>() {
+        Some(client) => client.0,
+        None => extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.0.ip()),
+    }
+}
+
+/// An address range, `192.0.2.0/24` or one address (`10.0.0.7`, `::1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not an address or a range such as 10.0.0.0/8");
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(ip: IpAddr) -> (u128, u8) {
+            match ip {
+                IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                IpAddr::V6(v6) => (u128::from(v6), 128),
+            }
+        }
+        let (net, net_len) = bits(self.network);
+        let (addr, addr_len) = bits(ip.to_canonical());
+        if net_len != addr_len {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        net & mask == addr & mask
+    }
+}
+
+/// The proxies whose `X-Forwarded-For` is believed (`--trusted-proxy`); none by default.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Arc<[Cidr]>);
+
+impl TrustedProxies {
+    pub fn new(ranges: Vec<Cidr>) -> Self {
+        TrustedProxies(ranges.into())
+    }
+
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|range| range.contains(ip))
+    }
+
+    /// The address a request from `peer` with these `X-Forwarded-For` values is counted as: from
+    /// a trusted proxy, the rightmost listed address that is not a trusted proxy (each proxy
+    /// appends the address it received the request from, so entries further left were written
+    /// by the client and prove nothing); otherwise, or when the list has nothing usable, the
+    /// nearest address known.
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let mut nearest = peer;
+        for entry in forwarded_for.iter().rev().flat_map(|v| v.rsplit(',')) {
+            let entry = entry.trim();
+            let Some(ip) = entry
+                .parse::<IpAddr>()
+                .ok()
+                .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+            else {
+                // Unreadable: what lies beyond it cannot be trusted either.
+                return nearest;
+            };
+            if !self.trusts(ip) {
+                return ip;
+            }
+            nearest = ip;
+        }
+        nearest
+    }
 }
 
 /// File descriptors kept back from the connection cap: the store's files and connections, the
@@ -95,7 +205,9 @@ struct Table {
 impl Table {
     /// Makes room for a connection from `ip`; false when every candidate is busy.
     fn make_room(&mut self, ip: IpAddr, limits: &ListenerLimits) -> bool {
-        if self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_ip
+        // A trusted proxy carries many clients: only the total cap applies to it.
+        if !limits.trusted_proxies.trusts(ip)
+            && self.per_ip.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_ip
             && !self.close_oldest_idle(Some(ip))
         {
             return false;
@@ -202,6 +314,7 @@ pub async fn serve(
             close,
             stop: stop_rx.clone(),
             header_read_timeout: limits.header_read_timeout,
+            trusted_proxies: limits.trusted_proxies.clone(),
         };
         let table = table.clone();
         let open = open.clone();
@@ -249,6 +362,7 @@ struct ConnTask {
     close: Arc<Notify>,
     stop: watch::Receiver<()>,
     header_read_timeout: Duration,
+    trusted_proxies: TrustedProxies,
 }
 
 impl ConnTask {
@@ -256,7 +370,20 @@ impl ConnTask {
         let app = self.app.clone();
         let peer = self.peer;
         let busy = self.busy.clone();
+        let trusted = self.trusted_proxies.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            let client = if trusted.trusts(peer.ip()) {
+                let forwarded: Vec<&str> = request
+                    .headers()
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                trusted.client(peer.ip(), &forwarded)
+            } else {
+                peer.ip()
+            };
+            request.extensions_mut().insert(ClientAddress(client));
             request.extensions_mut().insert(ConnectInfo(peer));
             let request = request.map(Body::new);
             let mut app = app.clone();
@@ -309,6 +436,7 @@ mod tests {
             max_connections: total,
             max_connections_per_ip: per_ip,
             header_read_timeout: Duration::from_secs(10),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 
@@ -359,5 +487,83 @@ mod tests {
             assert!(l.max_connections as u64 <= fds);
         }
         assert!(l.max_connections_per_ip <= l.max_connections);
+    }
+
+    fn proxies(ranges: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(ranges.iter().map(|r| r.parse().unwrap()).collect())
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_parse_and_contain_what_they_should() {
+        let net: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains(ip("10.1.200.3")));
+        assert!(!net.contains(ip("10.2.0.1")));
+        assert!(
+            net.contains(ip("::ffff:10.1.0.9")),
+            "an IPv4-mapped address is IPv4"
+        );
+        assert!(!net.contains(ip("::1")));
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.5")));
+        for bad in ["10.0.0.0/33", "10.0.0/8", "fe80::/129", "proxy", ""] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_names_the_client_and_only_the_hops_it_vouches_for() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        // Not from a proxy: the header is the client's own claim and ignored.
+        assert_eq!(
+            trusted.client(ip("203.0.113.9"), &["198.51.100.1"]),
+            ip("203.0.113.9")
+        );
+        // From the proxy: the rightmost address that is not a proxy is the client; what the
+        // client wrote further left is not believed.
+        assert_eq!(
+            trusted.client(ip("10.0.0.2"), &["1.2.3.4, 198.51.100.7, 10.0.0.5"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            trusted.client(ip("10.0.0.2"), &["1.2.3.4", "198.51.100.7"]),
+            ip("198.51.100.7"),
+            "several header lines read as one list"
+        );
+        assert_eq!(
+            trusted.client(ip("10.0.0.2"), &["198.51.100.7:4711"]),
+            ip("198.51.100.7")
+        );
+        // Nothing usable: the nearest known hop.
+        assert_eq!(trusted.client(ip("10.0.0.2"), &[]), ip("10.0.0.2"));
+        assert_eq!(
+            trusted.client(ip("10.0.0.2"), &["1.2.3.4, garbage, 10.0.0.3"]),
+            ip("10.0.0.3")
+        );
+        // No proxies trusted (the default): always the peer.
+        assert_eq!(
+            TrustedProxies::default().client(ip("10.0.0.2"), &["1.2.3.4"]),
+            ip("10.0.0.2")
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_only_to_the_total_cap() {
+        let mut l = limits(10, 1);
+        l.trusted_proxies = proxies(&["10.0.0.1"]);
+        let mut table = Table::default();
+        conn(&mut table, 1, [10, 0, 0, 1], 1);
+        conn(&mut table, 2, [10, 0, 0, 1], 1);
+        assert!(table.make_room(IpAddr::from([10, 0, 0, 1]), &l));
+        conn(&mut table, 3, [10, 0, 0, 2], 1);
+        assert!(
+            !table.make_room(IpAddr::from([10, 0, 0, 2]), &l),
+            "another address stays within its cap"
+        );
     }
 }

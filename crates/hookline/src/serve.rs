@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// many thousands of app keys, mind your Prometheus' cardinality.
     #[arg(long, env = "HOOKLINE_METRICS_APP_KEY_LABEL")]
     pub metrics_app_key_label: bool,
+    /// A proxy or load balancer in front of hookline whose `X-Forwarded-For` is believed, as an
+    /// address or a range (`10.0.0.0/8`); repeatable, or comma-separated in the environment.
+    /// Requests through it are counted (failed-authentication throttles) as the client it names,
+    /// and it is held only to --max-connections, not --max-connections-per-ip. Other peers'
+    /// `X-Forwarded-For` is ignored.
+    #[arg(long, env = "HOOKLINE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxy: Vec<crate::listener::Cidr>,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "HOOKLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -402,6 +409,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections.max(1),
         max_connections_per_ip: args.max_connections_per_ip.max(1),
         header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
+        trusted_proxies: crate::listener::TrustedProxies::new(args.trusted_proxy.clone()),
     }
     .within_fd_limit();
     crate::listener::serve(listener, app, limits, shutdown_signal()).await?;

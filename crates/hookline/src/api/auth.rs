@@ -11,10 +11,10 @@
 //! target is under attack.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap};
 
@@ -27,18 +27,15 @@ use crate::throttle::Target;
 pub const SECRET_KEY_HEADER: &str = "X-Secret-Key";
 const AUTHORIZATION: &str = "Authorization";
 
-/// The client's address, as the listener saw it (for the failure throttle). Without one (a
-/// router called without the listener, in tests), every client counts as `0.0.0.0`.
+/// The client's address, as the listener saw it (for the failure throttle): the peer, or behind
+/// a trusted proxy the client it names. Without one (a router called without the listener, in
+/// tests), every client counts as `0.0.0.0`.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(IpAddr);
 
 impl Caller {
     pub fn of(extensions: &Extensions) -> Caller {
-        Caller(
-            extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::from([0, 0, 0, 0]), |peer| peer.0.ip()),
-        )
+        Caller(crate::listener::client_address(extensions))
     }
 }
 

@@ -15,11 +15,11 @@ mod session;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::Extension;
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -309,7 +309,7 @@ fn sign_in_page(status: StatusCode, app_key: &str, error: Option<&str>) -> Respo
 
 async fn sign_in(
     State(dash): State<Dash>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: Option<Extension<crate::listener::ClientAddress>>,
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> DashResult {
@@ -318,7 +318,7 @@ async fn sign_in(
     }
     let form = FormData(form);
     let app_key = form.get("appKey").unwrap_or("").trim().to_owned();
-    let address = peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.0.ip());
+    let address = client.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.0);
     let now = std::time::Instant::now();
     if let Err(wait) = dash.sign_in_failures.check(address, app_key.as_str(), now) {
         let mut page = sign_in_page(

@@ -375,3 +375,87 @@ async fn a_short_admin_token_is_warned_about_at_start_without_printing_it() {
         long.stderr_tail()
     );
 }
+
+/// Behind a trusted proxy (`--trusted-proxy`), failures are counted per client the proxy names
+/// in `X-Forwarded-For`: one guesser behind the load balancer does not lock out every producer
+/// behind it. From a peer that is not trusted, the header is ignored: a guesser cannot dodge the
+/// throttle by making up addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
+    let srv = Server::start_with(&[
+        "--auth-failures-per-address=3",
+        "--auth-failures-per-target=1000",
+        "--trusted-proxy=127.0.0.3/32",
+    ])
+    .await;
+    let app = srv.create_app_key("proxied").await;
+    let proxy = client_from(3);
+    let through = |client: &'static str, secret: String| {
+        let srv = &srv;
+        let proxy = &proxy;
+        let app = &app;
+        async move {
+            send(
+                srv,
+                proxy,
+                Method::GET,
+                &app.path("/webhook-configs"),
+                &[("X-Secret-Key", &secret), ("X-Forwarded-For", client)],
+                None,
+            )
+            .await
+        }
+    };
+    for i in 0..3 {
+        let answer = through("203.0.113.7, 198.51.100.1", format!("guess-{i}")).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    }
+    let blocked = through("198.51.100.1", app.secret.clone()).await;
+    assert_throttled(
+        &srv,
+        &blocked,
+        "X-Secret-Key",
+        "the guessing client, via the proxy",
+    );
+    // What the guesser wrote to the left of the proxy's entry does not count: it is the same
+    // client whatever it claims.
+    let claimed = through("192.0.2.99, 198.51.100.1", app.secret.clone()).await;
+    assert_throttled(
+        &srv,
+        &claimed,
+        "X-Secret-Key",
+        "a made-up address on the left",
+    );
+    let producer = through("198.51.100.2", app.secret.clone()).await;
+    assert_eq!(
+        producer.status,
+        StatusCode::OK,
+        "another client behind the proxy: {}",
+        producer.body
+    );
+
+    // An untrusted peer's X-Forwarded-For is ignored: fresh made-up addresses do not help.
+    let guesser = client_from(4);
+    for i in 0..4 {
+        let forwarded = format!("198.51.100.{}", 50 + i);
+        let answer = send(
+            &srv,
+            &guesser,
+            Method::GET,
+            &app.path("/webhook-configs"),
+            &[("X-Secret-Key", "wrong"), ("X-Forwarded-For", &forwarded)],
+            None,
+        )
+        .await;
+        if i < 3 {
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+        } else {
+            assert_throttled(
+                &srv,
+                &answer,
+                "X-Secret-Key",
+                "an untrusted peer's 4th guess",
+            );
+        }
+    }
+}
