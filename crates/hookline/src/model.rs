@@ -428,4 +428,6 @@ pub struct ReplayFilter {
     pub since: Option<Millis>,
     pub until: Option<Millis>,
     pub statuses: Vec<DeliveryStatus>,
+    /// Count what would be queued again, queue nothing.
+    pub dry_run: bool,
 }

@@ -141,7 +141,7 @@ pub async fn replay(
     // The config is looked up before the filter is read, so an unknown config is a 404
     // whatever the body says.
     state.service.get_config(&app_key, &config_id).await?;
-    let filter = replay_filter(&body)?;
+    let filter = replay_filter(&body, crate::model::now_millis())?;
     let count = state.service.replay(&app_key, &config_id, filter).await?;
     Ok((
         StatusCode::ACCEPTED,

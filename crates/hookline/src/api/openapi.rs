@@ -187,12 +187,15 @@ pub struct TestRequest {
 #[derive(serde::Deserialize, ToSchema)]
 #[schema(example = json!({"since": "2026-01-31T00:00:00Z", "status": ["FAILED"]}))]
 pub struct ReplayRequest {
-    #[schema(format = DateTime)]
+    /// Deliveries created at or after this RFC 3339 time, or this long ago (`"1h"`).
+    #[schema(example = "1h")]
     pub since: Option<String>,
-    #[schema(format = DateTime)]
+    /// Deliveries created before this RFC 3339 time, or this long ago.
     pub until: Option<String>,
     /// Default: every status.
     pub status: Option<Vec<views::DeliveryStatusName>>,
+    /// Only count what would be queued again; queue nothing.
+    pub dry_run: Option<bool>,
 }
 
 /// A signing secret rotation.

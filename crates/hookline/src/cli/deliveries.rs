@@ -61,6 +61,9 @@ pub struct ReplayArgs {
     /// Only deliveries in these statuses (comma-separated, e.g. FAILED).
     #[arg(long, value_delimiter = ',')]
     pub status: Option<Vec<String>>,
+    /// Only count what would be queued again; queue nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// An RFC 3339 time, or a duration before now (`1h`) turned into one.
@@ -227,6 +230,9 @@ pub async fn replay(conn: &Connection, args: ReplayArgs) -> anyhow::Result<()> {
     if let Some(statuses) = args.status {
         body.insert("status".into(), json!(statuses));
     }
+    if args.dry_run {
+        body.insert("dryRun".into(), Value::Bool(true));
+    }
     let answer = api
         .app(
             Method::POST,
@@ -236,7 +242,14 @@ pub async fn replay(conn: &Connection, args: ReplayArgs) -> anyhow::Result<()> {
         )
         .await?;
     show(conn.json, &answer, |a| {
-        format!("{} hook(s) queued again\n", field(a, "count"))
+        if args.dry_run {
+            format!(
+                "{} hook(s) would be queued again (dry run)\n",
+                field(a, "count")
+            )
+        } else {
+            format!("{} hook(s) queued again\n", field(a, "count"))
+        }
     });
     Ok(())
 }

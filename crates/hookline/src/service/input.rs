@@ -192,20 +192,37 @@ pub fn delivery_filter(query: &HashMap<String, String>) -> Result<DeliveryFilter
 /// optional.
 /// An unknown field is refused rather than ignored: a field the server does not know (a
 /// `dryRun` from a newer client, a typo of `status`) would otherwise replay more than asked.
-pub fn replay_filter(body: &Map<String, Value>) -> Result<ReplayFilter> {
-    const FIELDS: [&str; 3] = ["since", "until", "status"];
+pub fn replay_filter(body: &Map<String, Value>, now: Millis) -> Result<ReplayFilter> {
+    const FIELDS: [&str; 4] = ["since", "until", "status", "dryRun"];
     if let Some(unknown) = body.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Error::field(
             unknown,
-            "unknown field; the fields are since, until, status",
+            "unknown field; the fields are since, until, status, dryRun",
         ));
     }
+    // An RFC 3339 time, or a duration before `now` ("1h": the last hour).
     let time = |field: &str| -> Result<Option<Millis>> {
         match body.get(field) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(t)) => parse_time(field, t).map(Some),
-            Some(_) => Err(Error::field(field, "expected an RFC 3339 time string")),
+            Some(Value::String(t)) => match t.parse::<crate::duration::Period>() {
+                Ok(ago) => Ok(Some(now - ago.get().as_millis() as i64)),
+                Err(_) => parse_time(field, t).map(Some).map_err(|_| {
+                    Error::field(
+                        field,
+                        format!("{t:?} is neither an RFC 3339 time nor a duration such as \"1h\""),
+                    )
+                }),
+            },
+            Some(_) => Err(Error::field(
+                field,
+                "expected an RFC 3339 time or a duration such as \"1h\"",
+            )),
         }
+    };
+    let dry_run = match body.get("dryRun") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(wrong_type("dryRun", "true or false", other)),
     };
     let since = time("since")?;
     let until = time("until")?;
@@ -230,5 +247,6 @@ pub fn replay_filter(body: &Map<String, Value>) -> Result<ReplayFilter> {
         since,
         until,
         statuses,
+        dry_run,
     })
 }

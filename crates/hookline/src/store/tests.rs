@@ -665,6 +665,7 @@ async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend
             ReplayFilter {
                 since: None,
                 until: None,
+                dry_run: false,
                 statuses: vec![DeliveryStatus::Succeeded],
             },
         )
@@ -746,6 +747,7 @@ async fn a_test_send_is_logged_finished_and_never_sent_again(backend: Backend) {
             ReplayFilter {
                 since: None,
                 until: None,
+                dry_run: false,
                 statuses: Vec::new(),
             },
         )
@@ -1342,6 +1344,7 @@ async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refus
             let all = ReplayFilter {
                 since: None,
                 until: None,
+                dry_run: false,
                 statuses: Vec::new(),
             };
             store.replay("ak", "c2", all).await

@@ -983,25 +983,78 @@ async fn replay_requeues_the_hooks_of_failed_deliveries() {
         json!(0),
         "no SUCCEEDED delivery to replay: {resp}"
     );
-    // A field the server does not know is refused, not ignored: a dry run must not replay.
+    // A field the server does not know is refused, not ignored, and so is a bad dryRun.
     let resp = srv
         .post(
             &app.auth(),
             &replay,
-            json!({"status": ["FAILED"], "dryRun": true}),
+            json!({"status": ["FAILED"], "dryRn": true}),
         )
         .await;
+    srv.ok(check_error(&resp, &[400], Some("dryRn")));
+    let resp = srv
+        .post(&app.auth(), &replay, json!({"dryRun": "yes"}))
+        .await;
     srv.ok(check_error(&resp, &[400], Some("dryRun")));
+    let resp = srv
+        .post(&app.auth(), &replay, json!({"since": "an hour ago"}))
+        .await;
+    srv.ok(check_error(&resp, &[400], Some("since")));
+    // A dry run counts what would go and queues nothing: with the config paused, anything
+    // queued would stay queued, and a second dry run would then count 0.
+    let config_path = app.path(&format!("/webhook-configs/{cfg_id}"));
+    srv.expect(
+        srv.patch(&app.auth(), &config_path, json!({"enabled": false}))
+            .await,
+        200,
+        "pause",
+    );
+    for _ in 0..2 {
+        let resp = srv.expect(
+            srv.post(
+                &app.auth(),
+                &replay,
+                json!({"since": "1h", "status": ["FAILED"], "dryRun": true}),
+            )
+            .await,
+            202,
+            "dry run",
+        );
+        assert_eq!(
+            resp["count"],
+            json!(2),
+            "a dry run counts both hooks: {resp}"
+        );
+    }
+    // A relative `since` that starts after the deliveries matches none.
     let resp = srv.expect(
         srv.post(
             &app.auth(),
             &replay,
-            json!({"since": rfc3339(-3600), "until": rfc3339(3600), "status": ["FAILED"]}),
+            json!({"until": "1h", "status": ["FAILED"], "dryRun": true}),
+        )
+        .await,
+        202,
+        "dry run before the deliveries",
+    );
+    assert_eq!(resp["count"], json!(0), "{resp}");
+    srv.expect(
+        srv.patch(&app.auth(), &config_path, json!({"enabled": true}))
+            .await,
+        200,
+        "resume",
+    );
+    let resp = srv.expect(
+        srv.post(
+            &app.auth(),
+            &replay,
+            json!({"since": "1h", "until": rfc3339(3600), "status": ["FAILED"]}),
         )
         .await,
         202,
         "replay",
     );
+
     assert_eq!(resp["count"], json!(2), "two hooks requeued: {resp}");
 
     let want: BTreeSet<&str> = ids.iter().map(String::as_str).collect();

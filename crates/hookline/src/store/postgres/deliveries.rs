@@ -4,7 +4,7 @@
 
 use super::PostgresStore;
 use super::columns::{col, delivery_row};
-use super::connection::{Conn, execute, query, query_opt};
+use super::connection::{Conn, execute, query, query_one, query_opt};
 use super::notify::{WORK_CHANNEL, notify};
 use super::writer::Durability;
 use crate::model::{
@@ -296,6 +296,30 @@ impl PostgresStore {
         let app_key = app_key.to_owned();
         let config_id = config_id.to_owned();
         let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+        if filter.dry_run {
+            // What the INSERT below would add: matching hooks not queued for the config now.
+            let c = self.reader().await?;
+            let row = query_one(
+                &c,
+                "SELECT COUNT(*) FROM (SELECT DISTINCT d.event, dh.hook_seq FROM deliveries d \
+                     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                     WHERE d.app_key = $1 AND d.config_id = $2 AND NOT d.test \
+                     AND ($3::BIGINT IS NULL OR d.created_at >= $3) \
+                     AND ($4::BIGINT IS NULL OR d.created_at < $4) \
+                     AND (cardinality($5::TEXT[]) = 0 OR d.status = ANY($5)) \
+                     AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.config_id = d.config_id \
+                     AND q.event = d.event AND q.hook_seq = dh.hook_seq)) AS would",
+                &[
+                    &app_key,
+                    &config_id,
+                    &filter.since,
+                    &filter.until,
+                    &statuses,
+                ],
+            )
+            .await?;
+            return Ok(col::<i64>(&row, 0)? as u64);
+        }
         self.write(Durability::Durable, move |c| async move {
             // An empty status list means every status. The config row is locked FOR KEY SHARE,
             // as ingest does: a concurrent delete_config (another node) waits for this commit

@@ -366,32 +366,32 @@ impl SqliteStore {
     ) -> StoreResult<u64> {
         let app_key = app_key.to_owned();
         let config_id = config_id.to_owned();
+        let (conditions, args) = replay_conditions(&app_key, &config_id, &filter);
+        if filter.dry_run {
+            // What the INSERT below would add: matching hooks not queued for the config now.
+            return self
+                .read(move |conn| {
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM (SELECT DISTINCT d.event, dh.hook_seq \
+                         FROM deliveries d JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                         WHERE {conditions} AND NOT EXISTS (SELECT 1 FROM queue q \
+                         WHERE q.config_id = d.config_id AND q.event = d.event \
+                         AND q.hook_seq = dh.hook_seq))"
+                    );
+                    let n: i64 = conn
+                        .prepare(&sql)?
+                        .query_row(params_from_iter(args), |r| r.get(0))?;
+                    Ok(n as u64)
+                })
+                .await;
+        }
         self.write(move |tx| {
             let conn = tx.conn;
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) \
                  SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
-                 JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
-                 WHERE d.app_key = ?1 AND d.config_id = ?2 AND d.test = 0",
+                 JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE {conditions}"
             );
-            let mut args: Vec<rusqlite::types::Value> =
-                vec![app_key.into(), config_id.clone().into()];
-            if let Some(since) = filter.since {
-                args.push(since.into());
-                sql += &format!(" AND d.created_at >= ?{}", args.len());
-            }
-            if let Some(until) = filter.until {
-                args.push(until.into());
-                sql += &format!(" AND d.created_at < ?{}", args.len());
-            }
-            if !filter.statuses.is_empty() {
-                let mut marks = Vec::new();
-                for status in &filter.statuses {
-                    args.push(status.as_str().to_owned().into());
-                    marks.push(format!("?{}", args.len()));
-                }
-                sql += &format!(" AND d.status IN ({})", marks.join(", "));
-            }
             let queued = conn.prepare(&sql)?.execute(params_from_iter(args))?;
             if queued > 0 {
                 tx.signals.push(StoreSignal::NewWork { config_id });
@@ -469,4 +469,33 @@ fn test_not_redelivered() -> StoreError {
     StoreError::Conflict(
         "hooksId: a test send is not redelivered; send another test instead".to_owned(),
     )
+}
+
+/// The WHERE conditions (over `deliveries d`) of a replay, with their parameters: the config's
+/// logged deliveries (never test sends) that match the filter.
+fn replay_conditions(
+    app_key: &str,
+    config_id: &str,
+    filter: &ReplayFilter,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut sql = String::from("d.app_key = ?1 AND d.config_id = ?2 AND d.test = 0");
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![app_key.to_owned().into(), config_id.to_owned().into()];
+    if let Some(since) = filter.since {
+        args.push(since.into());
+        sql += &format!(" AND d.created_at >= ?{}", args.len());
+    }
+    if let Some(until) = filter.until {
+        args.push(until.into());
+        sql += &format!(" AND d.created_at < ?{}", args.len());
+    }
+    if !filter.statuses.is_empty() {
+        let mut marks = Vec::new();
+        for status in &filter.statuses {
+            args.push(status.as_str().to_owned().into());
+            marks.push(format!("?{}", args.len()));
+        }
+        sql += &format!(" AND d.status IN ({})", marks.join(", "));
+    }
+    (sql, args)
 }
