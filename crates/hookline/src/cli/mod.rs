@@ -11,6 +11,7 @@
 //! for scripts that use them.
 
 pub mod app_keys;
+pub mod catalogue;
 pub mod client;
 pub mod configs;
 pub mod deliveries;
@@ -55,6 +56,9 @@ pub enum Command {
     Deliveries(Group<deliveries::DeliveryCommand>),
     /// Queue a config's past deliveries again (e.g. `replay <config> --since 1h`).
     Replay(Client<deliveries::ReplayArgs>),
+    /// The server's products and events (built-in and the operator's), with `--json` each
+    /// hook's JSON Schema.
+    Catalogue(Client<catalogue::CatalogueArgs>),
     /// The first commands' names, kept for scripts: create-app-key, list-app-keys,
     /// create-config.
     #[command(hide = true)]
@@ -110,6 +114,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Configs(g) => configs::run(&g.conn, g.command).await,
         Command::Deliveries(g) => deliveries::run(&g.conn, g.command).await,
         Command::Replay(c) => deliveries::replay(&c.conn, c.args).await,
+        Command::Catalogue(c) => catalogue::run(&c.conn, c.args).await,
         Command::Admin(g) => match g.command {
             AdminCommand::CreateAppKey { name, env } => {
                 app_keys::run(&g.conn, app_keys::AppKeyCommand::Create { name, env }).await

@@ -253,6 +253,35 @@ async fn the_cli_runs_an_operators_everyday_tasks() {
     let after = json(&hookline(&tenant, &["configs", "list", "--json"]).await);
     assert_eq!(after["webhookConfigs"], serde_json::json!([]));
 
+    // The catalogue: a table of every product's events, or one product as JSON.
+    let listed = hookline(&tenant, &["catalogue"]).await;
+    for want in [
+        "PRODUCT",
+        "SMS",
+        "Email",
+        "KakaoTalk Bizmessage",
+        "MESSAGE_RESULT_UPDATE",
+    ] {
+        assert!(listed.contains(want), "{want} in:\n{listed}");
+    }
+    let email = json(&hookline(&tenant, &["catalogue", "--product", "email", "--json"]).await);
+    let products = email["catalogue"]["products"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(products.len(), 1, "{email}");
+    assert_eq!(products[0]["productName"], "Email");
+    assert!(
+        products[0]["events"][0]["hookSchema"].is_object(),
+        "{email}"
+    );
+    let (code, _, stderr) = hookline_status(&tenant, &["catalogue", "--product", "fax"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("--product") && stderr.contains("fax"),
+        "{stderr}"
+    );
+
     // Rotating the secret key with a grace period: both keys work until it ends.
     let rotated = json(
         &hookline(
