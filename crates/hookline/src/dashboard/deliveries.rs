@@ -270,12 +270,25 @@ pub(super) async fn show(
         body,
         "<p class=\"crumbs\"><a href=\"/ui/deliveries\">Deliveries</a> /</p>\
          <div class=\"title-row\"><h1>Delivery <span class=\"mono\" id=\"hooks-id\">{id}</span> \
-         <span id=\"delivery-status\">{badge}</span></h1><div class=\"actions\">\
-         <form method=\"post\" action=\"/ui/deliveries/{id_url}/redeliver\">{csrf}\
-         <button type=\"submit\" class=\"primary\" id=\"redeliver\">Redeliver</button></form></div></div>",
+         <span id=\"delivery-status\">{badge}</span>{test}</h1><div class=\"actions\">{redeliver}\
+         </div></div>",
         id = esc(&d.hooks_id),
         badge = html::status_badge(d.status),
-        csrf = html::csrf_field(&session.csrf),
+        // A test send's record: marked, and never redelivered (the API answers 409).
+        test = if d.test {
+            " <span class=\"badge\" id=\"test-marker\">test send</span>"
+        } else {
+            ""
+        },
+        redeliver = if d.test {
+            String::new()
+        } else {
+            format!(
+                "<form method=\"post\" action=\"/ui/deliveries/{id_url}/redeliver\">{}\
+                 <button type=\"submit\" class=\"primary\" id=\"redeliver\">Redeliver</button></form>",
+                html::csrf_field(&session.csrf)
+            )
+        },
     );
     let config_cell = match &config_name {
         Some(name) => format!(

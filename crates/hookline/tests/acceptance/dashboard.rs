@@ -513,3 +513,60 @@ async fn custom_header_credentials_are_masked_and_kept_by_an_edit() {
         "{stored}"
     );
 }
+
+/// A test send's record is marked on its delivery page, which offers no redelivery (the API
+/// refuses one with 409); a real delivery's page offers it and has no marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_send_is_marked_on_its_delivery_page() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash-test-send").await;
+    let cfg = srv
+        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/t")))
+        .await;
+    let id = s(&cfg, "webhookConfigId");
+    srv.expect(
+        srv.post(
+            &app.auth(),
+            &app.path(&format!("/webhook-configs/{id}/test")),
+            json!({}),
+        )
+        .await,
+        200,
+        "test send",
+    );
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+    srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    let logged = srv
+        .wait_for_deliveries(
+            &app,
+            &format!("webhookConfigId={id}"),
+            PROMPT,
+            "both logged",
+            |l| l.len() == 2,
+        )
+        .await;
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    for d in &logged {
+        let page = browser
+            .get(&format!("/ui/deliveries/{}", s(d, "hooksId")))
+            .await;
+        assert_eq!(page.status, 200);
+        let is_test = d["test"] == json!(true);
+        assert_eq!(page.body.contains("id=\"test-marker\""), is_test, "{d}");
+        assert_eq!(page.body.contains("id=\"redeliver\""), !is_test, "{d}");
+    }
+    assert_eq!(
+        logged.iter().filter(|d| d["test"] == json!(true)).count(),
+        1,
+        "{logged:?}"
+    );
+}
