@@ -11,6 +11,7 @@ mod body;
 mod configs;
 mod deliveries;
 pub mod error;
+mod hooks;
 mod ingest;
 pub mod openapi;
 mod operations;
@@ -62,6 +63,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(configs::routes())
         .merge(ingest::routes())
         .merge(deliveries::routes())
+        .merge(hooks::routes())
         .merge(operations::routes())
         .fallback(|| async {
             ApiError::not_found("no such route; the routes are listed in docs/api.md")

@@ -3,7 +3,7 @@
 //!
 //! - [`listen`]: a local receiver that checks signatures and pretty-prints what arrives;
 //! - [`emit`]: realistic sample events;
-//! - [`app_keys`], [`configs`], [`deliveries`] (and `replay`): the API's resources, each with
+//! - [`app_keys`], [`configs`], [`deliveries`] (and `replay`), [`trace`]: the API's resources, each with
 //!   `--json` for scripts and a readable table otherwise ([`output`]); the server and the
 //!   credentials come from flags or the environment ([`client`]).
 //!
@@ -17,6 +17,7 @@ pub mod deliveries;
 pub mod emit;
 pub mod listen;
 pub mod output;
+pub mod trace;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -55,6 +56,8 @@ pub enum Command {
     Deliveries(Group<deliveries::DeliveryCommand>),
     /// Queue a config's past deliveries again (e.g. `replay <config> --since 1h`).
     Replay(Client<deliveries::ReplayArgs>),
+    /// What became of one hook for each config (`--admin`: under every app key).
+    Trace(Client<trace::TraceArgs>),
     /// The first commands' names, kept for scripts: create-app-key, list-app-keys,
     /// create-config.
     #[command(hide = true)]
@@ -110,6 +113,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Configs(g) => configs::run(&g.conn, g.command).await,
         Command::Deliveries(g) => deliveries::run(&g.conn, g.command).await,
         Command::Replay(c) => deliveries::replay(&c.conn, c.args).await,
+        Command::Trace(c) => trace::trace(&c.conn, c.args).await,
         Command::Admin(g) => match g.command {
             AdminCommand::CreateAppKey { name, env } => {
                 app_keys::run(&g.conn, app_keys::AppKeyCommand::Create { name, env }).await
