@@ -3,16 +3,28 @@
 //! lookup by an index (`hooks`' UNIQUE (app_key, hook_id), `webhook_configs_by_app_key`,
 //! `queue_by_hook`, `delivery_hooks_by_hook`). Nothing here touches the ingest path.
 
-use tokio_postgres::Row;
+use deadpool_postgres::Transaction;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::PostgresStore;
 use super::columns::{col, config_row};
-use super::connection::{Conn, pg_err, query};
+use super::connection::pg_err;
 use crate::model::HookTrace;
 use crate::store::StoreResult;
 use crate::store::rows::{
     CONFIG_COLUMNS, TRACE_HOOK_COLUMNS, TraceDeliveryRow, TraceHookRow, trace_deliveries_sql,
 };
+
+/// A statement of the trace, prepared once per connection (the pool's statement cache).
+async fn query(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> StoreResult<Vec<Row>> {
+    let statement = tx.prepare_cached(sql).await.map_err(pg_err)?;
+    tx.query(&statement, params).await.map_err(pg_err)
+}
 
 fn hook_row(r: &Row) -> StoreResult<TraceHookRow> {
     Ok(TraceHookRow {
@@ -26,7 +38,7 @@ fn hook_row(r: &Row) -> StoreResult<TraceHookRow> {
     })
 }
 
-async fn trace_one(c: &Conn, hook: TraceHookRow) -> StoreResult<HookTrace> {
+async fn trace_one(c: &Transaction<'_>, hook: TraceHookRow) -> StoreResult<HookTrace> {
     let configs = query(
         c,
         &format!(
@@ -68,7 +80,11 @@ async fn trace_one(c: &Conn, hook: TraceHookRow) -> StoreResult<HookTrace> {
     hook.into_trace(configs, queued_for, deliveries)
 }
 
-async fn trace_in(c: &Conn, app_key: Option<&str>, hook_id: &str) -> StoreResult<Vec<HookTrace>> {
+async fn trace_in(
+    c: &Transaction<'_>,
+    app_key: Option<&str>,
+    hook_id: &str,
+) -> StoreResult<Vec<HookTrace>> {
     let rows = match app_key {
         Some(app_key) => {
             query(
@@ -109,15 +125,19 @@ impl PostgresStore {
         app_key: Option<&str>,
         hook_id: &str,
     ) -> StoreResult<Vec<HookTrace>> {
-        let c = self.reader().await?;
+        let mut c = self.reader().await?;
         // One snapshot: a hook claimed between two statements shows in its queue or in its
-        // delivery, never in neither.
-        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        // delivery, never in neither. Dropped unfinished (the caller went away), the transaction
+        // rolls back before the connection serves anyone else.
+        let tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
             .await
             .map_err(pg_err)?;
-        let traces = trace_in(&c, app_key, hook_id).await;
-        let end = if traces.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        c.batch_execute(end).await.map_err(pg_err)?;
-        traces
+        let traces = trace_in(&tx, app_key, hook_id).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(traces)
     }
 }
