@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The tests that use tools from outside Rust against a real `hookline serve` (built by test.sh):
 # schemathesis against /openapi.json, a Standard Webhooks receiver using the official Python
-# package, and the dashboard driven by headless Chromium. Installs what they need on first use:
+# package, the catalogue's published hook schemas checked against ingest by Python's jsonschema,
+# and the dashboard driven by headless Chromium. Installs what they need on first use:
 # a Python venv in target/test-venv (PyPI), Debian's chromium (apt), playwright-core (npm) in
 # target/test-node.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VENV=target/test-venv
-PY_PACKAGES=(schemathesis==4.32.5 standardwebhooks==1.1.0)
-if ! "$VENV/bin/python" -c 'import schemathesis, standardwebhooks' 2>/dev/null; then
+PY_PACKAGES=(schemathesis==4.32.5 standardwebhooks==1.1.0 jsonschema==4.26.0)
+if ! "$VENV/bin/python" -c 'import schemathesis, standardwebhooks, jsonschema' 2>/dev/null; then
     echo "== creating $VENV (${PY_PACKAGES[*]})"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+    # `python -m pip`, not bin/pip: a venv copied from another checkout keeps bin/pip's shebang
+    # pointing at the original, and would install there.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
 # A fresh network namespace with only loopback: schemathesis invents webhook URLs and the test
@@ -32,6 +35,9 @@ in_private_net timeout 900 "$VENV/bin/python" scripts/ecosystem/run_schemathesis
 
 echo "== Standard Webhooks signatures checked by the official standardwebhooks package"
 timeout 300 "$VENV/bin/python" scripts/ecosystem/standard_webhooks_receiver.py
+
+echo "== the published hook schemas agree with ingest (Python's jsonschema as the outside validator)"
+timeout 300 "$VENV/bin/python" scripts/ecosystem/catalogue_schemas.py
 
 echo "== the dashboard in headless Chromium"
 if [ ! -x /usr/bin/chromium ]; then

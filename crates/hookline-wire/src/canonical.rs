@@ -15,9 +15,10 @@
 
 use std::collections::HashSet;
 
-use crate::catalogue::{self, Event, Field, FieldType, Product};
+use crate::catalogue::{Event, EventEntry, Product, catalogue};
 use crate::dates;
 use crate::ids::{generate_id, is_valid_hook_id};
+use crate::schema::{Schema, Types};
 use crate::validate::{IngestLimits, ValidatedBatch, ValidatedHook};
 
 /// Deeper documents go to the full path (serde_json's own limit is 128).
@@ -143,7 +144,10 @@ pub(crate) fn validate_canonical(body: &[u8], limits: &IngestLimits) -> Option<V
     let mut top = doc.members(0);
     let product = Product::parse(doc.plain_str(top.get("productName")?)?)?;
     let event = Event::parse(doc.plain_str(top.get("event")?)?)?;
-    let table = catalogue::table(product, event)?;
+    let entry = catalogue().event(product, event)?;
+    if !entry.schema.fast || !product.is_ingestible() {
+        return None;
+    }
     let hooks = top.get("hooks")?;
     if doc.tape[hooks].kind != Kind::Array {
         return None;
@@ -153,7 +157,7 @@ pub(crate) fn validate_canonical(body: &[u8], limits: &IngestLimits) -> Option<V
         if validated.len() == limits.max_hooks {
             return None;
         }
-        validated.push(doc.hook(hook, table, limits)?);
+        validated.push(doc.hook(hook, entry, limits)?);
     }
     if validated.is_empty() {
         return None;
@@ -219,8 +223,13 @@ impl<'a> Doc<'a> {
         })
     }
 
-    /// One hook: checked against `table`, normalised, its stored JSON.
-    fn hook(&self, hook: usize, table: &[Field], limits: &IngestLimits) -> Option<ValidatedHook> {
+    /// One hook: checked against its event's schema, normalised, its stored JSON.
+    fn hook(
+        &self,
+        hook: usize,
+        entry: &EventEntry,
+        limits: &IngestLimits,
+    ) -> Option<ValidatedHook> {
         if self.tape[hook].kind != Kind::Object {
             return None;
         }
@@ -234,19 +243,15 @@ impl<'a> Doc<'a> {
         if given.is_none() && id_value.is_some_and(|v| self.tape[v].kind != Kind::Null) {
             return None;
         }
-        self.check_members(&mut members, table)?;
+        self.check_members(&mut members, &entry.schema)?;
         // Aliases are renamed where they stand; an alias beside its field goes to the full path.
-        let mut renames: Vec<(usize, &'static str)> = Vec::new();
-        for field in table.iter().filter(|f| !f.aliases.is_empty()) {
-            let mut renamed = false;
-            for alias in field.aliases {
-                if let Some(value) = members.get(alias) {
-                    if renamed || members.get(field.name).is_some() {
-                        return None;
-                    }
-                    renames.push((value - 1, field.name));
-                    renamed = true;
+        let mut renames: Vec<(usize, &str)> = Vec::new();
+        for (alias, name) in entry.aliases() {
+            if let Some(value) = members.get(alias) {
+                if renames.iter().any(|(_, n)| n == name) || members.get(name).is_some() {
+                    return None;
                 }
+                renames.push((value - 1, name));
             }
         }
         let (hook_id, id_generated) = match given {
@@ -276,7 +281,7 @@ impl<'a> Doc<'a> {
         members: &Members<'_>,
         hook_id: &str,
         id_value: Option<usize>,
-        renames: &[(usize, &'static str)],
+        renames: &[(usize, &str)],
     ) -> String {
         let node = self.tape[hook];
         let mut json = String::with_capacity(node.end - node.start + 48);
@@ -318,49 +323,62 @@ impl<'a> Doc<'a> {
         json
     }
 
-    /// Whether an object's known fields follow `table` (the full path's `validate_object`).
-    fn check_object(&self, object: usize, table: &[Field]) -> Option<()> {
-        self.check_members(&mut self.members(object), table)
+    /// Whether an object's known fields follow `schema` (the full path's `validate_object`).
+    fn check_object(&self, object: usize, schema: &Schema) -> Option<()> {
+        self.check_members(&mut self.members(object), schema)
     }
 
-    fn check_members(&self, members: &mut Members<'_>, table: &[Field]) -> Option<()> {
-        for field in table {
-            let value = members
-                .get(field.name)
-                .or_else(|| field.aliases.iter().find_map(|alias| members.get(alias)));
-            match value {
-                None => {}
-                Some(v) if self.tape[v].kind == Kind::Null => {}
-                Some(v) => self.check_value(v, field)?,
+    fn check_members(&self, members: &mut Members<'_>, schema: &Schema) -> Option<()> {
+        for property in &schema.properties {
+            if property.name == "hookId" {
+                continue;
             }
-            if field.required && value.is_none_or(|v| self.tape[v].kind == Kind::Null) {
-                return None;
+            let value = members
+                .get(&property.name)
+                .or_else(|| property.aliases.iter().find_map(|alias| members.get(alias)));
+            match value {
+                None => {
+                    if property.required {
+                        return None;
+                    }
+                }
+                Some(v) if self.tape[v].kind == Kind::Null => {
+                    if property.required || !property.schema.allows_null() {
+                        return None;
+                    }
+                }
+                Some(v) => self.check_value(v, &property.schema)?,
             }
         }
         Some(())
     }
 
-    fn check_value(&self, value: usize, field: &Field) -> Option<()> {
+    fn check_value(&self, value: usize, schema: &Schema) -> Option<()> {
         let kind = self.tape[value].kind;
-        let ok = match field.ty {
-            FieldType::String => self.string_ok(value, field),
-            FieldType::Integer => kind == Kind::Int,
-            FieldType::BoolOrNull => kind == Kind::Bool,
-            FieldType::StringOrInteger => kind == Kind::Int || self.string_ok(value, field),
-            FieldType::Object(table) => {
-                return (kind == Kind::Object)
-                    .then_some(())
-                    .and_then(|()| self.check_object(value, table));
+        let types = schema.types;
+        let ok = match kind {
+            Kind::Str | Kind::EscapedStr => {
+                types.has(Types::STRING) && self.string_ok(value, schema)
             }
-            FieldType::ArrayOfObjects(table) => {
-                if kind != Kind::Array {
+            Kind::Int => types.has(Types::INTEGER),
+            Kind::Bool => types.has(Types::BOOLEAN),
+            Kind::Null => types.has(Types::NULL),
+            Kind::Object => {
+                return types
+                    .has(Types::OBJECT)
+                    .then_some(())
+                    .and_then(|()| self.check_object(value, schema));
+            }
+            Kind::Array => {
+                let items = schema.items.as_deref()?;
+                if !types.has(Types::ARRAY) {
                     return None;
                 }
                 for item in self.elements(value) {
                     if self.tape[item].kind != Kind::Object {
                         return None;
                     }
-                    self.check_object(item, table)?;
+                    self.check_object(item, items)?;
                 }
                 true
             }
@@ -368,28 +386,31 @@ impl<'a> Doc<'a> {
         ok.then_some(())
     }
 
-    /// A string within the field's length, list and date format. Escaped strings pass only where
+    /// A string within the schema's length, list and date format. Escaped strings pass only where
     /// their raw length already proves the length and nothing else is checked.
-    fn string_ok(&self, value: usize, field: &Field) -> bool {
+    fn string_ok(&self, value: usize, schema: &Schema) -> bool {
         match self.tape[value].kind {
             Kind::Str => {
                 let s = self.inner(value);
-                if let Some(max) = field.max_chars
+                if let Some(max) = schema.max_chars
                     && s.len() > max
                     && s.chars().count() > max
                 {
                     return false;
                 }
-                (field.values.is_empty() || field.values.contains(&s))
-                    && field.date.is_none_or(|format| dates::matches(format, s))
+                schema
+                    .str_values
+                    .as_ref()
+                    .is_none_or(|values| values.iter().any(|v| v == s))
+                    && schema.date.is_none_or(|format| dates::matches(format, s))
             }
             Kind::EscapedStr => {
                 // Each escape stands for one character, so the text is at most as long as its
                 // escaped form.
                 let escaped_len = self.raw(value).len() - 2;
-                field.values.is_empty()
-                    && field.date.is_none()
-                    && field.max_chars.is_none_or(|max| escaped_len <= max)
+                schema.str_values.is_none()
+                    && schema.date.is_none()
+                    && schema.max_chars.is_none_or(|max| escaped_len <= max)
             }
             _ => false,
         }

@@ -4,7 +4,53 @@
 //! hook and thousands of hooks per request, and the patterns are fixed-width, so a direct match is
 //! both faster and stricter (chrono's parser accepts variants such as one-digit fields).
 
-use crate::catalogue::DateFormat;
+/// A date format that ingest checks (the documents' Java-style patterns), named in a hook schema
+/// by its `format` keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DateFormat {
+    /// `yyyy-MM-dd HH:mm:ss`
+    SpaceSeconds,
+    /// `yyyy-MM-dd'T'HH:mm:ss`
+    IsoSeconds,
+    /// `yyyy-MM-dd'T'HH:mm:ss.SSSXXX` (XXX: `Z` or `+hh:mm` / `-hh:mm`)
+    IsoMillisOffset,
+    /// `yyyy-MM-dd`, or that date followed by a time (see [`is_date_or_date_time`]).
+    DateOrDateTime,
+}
+
+impl DateFormat {
+    pub(crate) const ALL: [DateFormat; 4] = [
+        DateFormat::SpaceSeconds,
+        DateFormat::IsoSeconds,
+        DateFormat::IsoMillisOffset,
+        DateFormat::DateOrDateTime,
+    ];
+
+    /// The value of the `format` keyword that asks for this format.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DateFormat::SpaceSeconds => "yyyy-MM-dd HH:mm:ss",
+            DateFormat::IsoSeconds => "yyyy-MM-dd'T'HH:mm:ss",
+            DateFormat::IsoMillisOffset => "yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+            DateFormat::DateOrDateTime => "yyyy-MM-dd or a date-time",
+        }
+    }
+
+    /// The format a `format` keyword names, if hookline checks it.
+    pub(crate) fn named(name: &str) -> Option<DateFormat> {
+        DateFormat::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The pattern as a person reads it in an error message.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            DateFormat::DateOrDateTime => {
+                "yyyy-MM-dd or a date-time such as yyyy-MM-dd'T'HH:mm:ss or yyyy-MM-dd HH:mm:ss"
+            }
+            other => other.name(),
+        }
+    }
+}
 
 /// Whether `s` matches `format` and names a real calendar date and time of day.
 pub(crate) fn matches(format: DateFormat, s: &str) -> bool {

@@ -81,6 +81,15 @@ pub enum EnvelopeError {
         /// The envelope's event.
         event: Event,
     },
+    /// The product and event are in the catalogue (an operator's) but this crate has no typed
+    /// model for them: read [`Envelope::hooks`] as JSON.
+    #[error("{product} {event} has no typed model in hookline-wire: read the hooks as JSON")]
+    NoTypedModel {
+        /// The envelope's product.
+        product: Product,
+        /// The envelope's event.
+        event: Event,
+    },
     /// `hooks[index]` does not fit its event's typed model (a required field missing, a value
     /// outside an enumeration, a wrong type).
     #[error("hooks[{index}] is not a valid {event} hook: {source}")]
@@ -163,7 +172,7 @@ impl Envelope {
     }
 }
 
-fn typed_hook(
+pub(crate) fn typed_hook(
     product: Product,
     event: Event,
     index: usize,
@@ -194,8 +203,14 @@ fn typed_hook(
         (Product::Sms, Event::InternationalDeliveryReceipt) => {
             Hook::SmsInternationalDeliveryReceipt(Deserialize::deserialize(hook).map_err(invalid)?)
         }
-        // `Envelope::event` already refused these; kept as an error rather than a panic.
-        _ => return Err(EnvelopeError::EventNotForProduct { product, event }),
+        (Product::Email, Event::Unsubscribe) => {
+            Hook::EmailUnsubscribe(Deserialize::deserialize(hook).map_err(invalid)?)
+        }
+        (Product::Email, Event::MessageResultUpdate) => {
+            Hook::EmailMessageResultUpdate(Deserialize::deserialize(hook).map_err(invalid)?)
+        }
+        // An operator's event has no typed model: `Envelope::hooks` has it as JSON.
+        _ => return Err(EnvelopeError::NoTypedModel { product, event }),
     };
     Ok(hook)
 }

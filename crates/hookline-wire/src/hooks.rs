@@ -1,4 +1,5 @@
-//! Typed views of the six hook types, for receivers.
+//! Typed views of the built-in hook types, for receivers (operators' events have none: read them as
+//! JSON). A test checks every model against the catalogue's schema of its event.
 //!
 //! Every struct keeps fields it does not know in `extra` (in their original order), so a newer
 //! producer adding fields never breaks an older receiver, and re-serialising loses nothing but
@@ -24,6 +25,10 @@ pub enum Hook {
     SmsConversionBlock(SmsConversionBlockHook),
     /// SMS `INTERNATIONAL_DELIVERY_RECEIPT`.
     SmsInternationalDeliveryReceipt(SmsInternationalDeliveryReceiptHook),
+    /// Email `UNSUBSCRIBE`.
+    EmailUnsubscribe(EmailUnsubscribeHook),
+    /// Email `MESSAGE_RESULT_UPDATE`.
+    EmailMessageResultUpdate(EmailMessageResultHook),
 }
 
 impl Hook {
@@ -36,6 +41,8 @@ impl Hook {
             Hook::SmsMessageResultUpdate(h) => &h.hook_id,
             Hook::SmsConversionBlock(h) => &h.hook_id,
             Hook::SmsInternationalDeliveryReceipt(h) => &h.hook_id,
+            Hook::EmailUnsubscribe(h) => &h.hook_id,
+            Hook::EmailMessageResultUpdate(h) => &h.hook_id,
         }
     }
 }
@@ -397,10 +404,147 @@ pub struct SmsInternationalDeliveryReceiptHook {
     pub extra: Map<String, Value>,
 }
 
+/// Email `UNSUBSCRIBE` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailUnsubscribeHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// The address that asked to unsubscribe.
+    pub receive_mail_addr: String,
+    /// When, `yyyy-MM-dd'T'HH:mm:ss.SSSXXX`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_date_time: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Email message type (`messageType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EmailMessageType {
+    /// `NORMAL_MAIL`
+    NormalMail,
+    /// `NORMAL_MAIL_AD`
+    NormalMailAd,
+    /// `NORMAL_MAIL_AUTH`
+    NormalMailAuth,
+    /// `MASS_MAIL`
+    MassMail,
+    /// `MASS_MAIL_AD`
+    MassMailAd,
+    /// `MASS_MAIL_AUTH`
+    MassMailAuth,
+    /// `TAG_MAIL`
+    TagMail,
+    /// `TAG_MAIL_AD`
+    TagMailAd,
+    /// `TAG_MAIL_AUTH`
+    TagMailAuth,
+}
+
+/// Email sending status (`mailStatusCode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EmailMailStatus {
+    /// `SST0`: ready.
+    #[serde(rename = "SST0")]
+    Ready,
+    /// `SST1`: sending.
+    #[serde(rename = "SST1")]
+    Sending,
+    /// `SST2`: sent.
+    #[serde(rename = "SST2")]
+    Sent,
+    /// `SST3`: failed.
+    #[serde(rename = "SST3")]
+    Failed,
+    /// `SST5`: the recipient unsubscribed.
+    #[serde(rename = "SST5")]
+    Unsubscribed,
+    /// `SST7`: unauthorised.
+    #[serde(rename = "SST7")]
+    Unauthorised,
+    /// `SST8`: whitelist failure.
+    #[serde(rename = "SST8")]
+    WhitelistFailure,
+}
+
+/// A mail sequence number: the guide sends a string (`"0"`), an integer is accepted too; kept as
+/// received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MailSeq {
+    /// A JSON integer.
+    Integer(i64),
+    /// A JSON string.
+    String(String),
+}
+
+/// Email `MESSAGE_RESULT_UPDATE` hook.
+///
+/// Also reads the guide's example spelling `senderGroupKey` (hookline delivers
+/// `senderGroupingKey`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailMessageResultHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// Message type.
+    pub message_type: EmailMessageType,
+    /// Request id.
+    pub request_id: String,
+    /// The mail's sequence number within its request.
+    pub mail_seq: MailSeq,
+    /// Sender name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    /// Sender address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_address: Option<String>,
+    /// Recipient name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_name: Option<String>,
+    /// Recipient address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_mail_addr: Option<String>,
+    /// Sending status.
+    pub mail_status_code: EmailMailStatus,
+    /// Request date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_date: Option<String>,
+    /// Creation date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_date: Option<String>,
+    /// Result date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_date: Option<String>,
+    /// Delivery status notification code, e.g. `2.5.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn_code: Option<String>,
+    /// Delivery status notification message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn_message: Option<String>,
+    /// Sender grouping key.
+    #[serde(
+        default,
+        alias = "senderGroupKey",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sender_grouping_key: Option<String>,
+    /// Link to the mail query API.
+    #[serde(rename = "_links", default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue;
+    use crate::catalogue::{Event, Product, catalogue};
+    use crate::schema::Schema;
 
     fn wire_names<T: Serialize>(values: &[T]) -> Vec<String> {
         values
@@ -412,9 +556,33 @@ mod tests {
             .collect()
     }
 
+    /// The schema at `path` (property names, `[]` for an array's items) of an event's hook.
+    fn schema_at(product: Product, event: Event, path: &[&str]) -> &'static Schema {
+        let mut schema = &catalogue().event(product, event).unwrap().schema;
+        for step in path {
+            schema = if *step == "[]" {
+                schema.items.as_deref().unwrap()
+            } else {
+                &schema
+                    .properties
+                    .iter()
+                    .find(|p| p.name == *step)
+                    .unwrap_or_else(|| panic!("{product} {event}: no {step}"))
+                    .schema
+            };
+        }
+        schema
+    }
+
+    fn enum_of(product: Product, event: Event, path: &[&str]) -> Vec<String> {
+        schema_at(product, event, path).str_values.clone().unwrap()
+    }
+
     #[test]
     fn typed_enums_match_the_catalogue() {
+        use Event as E;
         use KakaoMessageType as M;
+        use Product as P;
         assert_eq!(
             wire_names(&[
                 M::AlimtalkNormal,
@@ -425,7 +593,11 @@ mod tests {
                 M::BrandMessageNormal,
                 M::BrandMessageMass
             ]),
-            catalogue::KAKAO_MESSAGE_TYPES
+            enum_of(
+                P::KakaoTalkBizmessage,
+                E::MessageResultUpdate,
+                &["kakaoMessageType"]
+            )
         );
         use SmsMessageStatus as S;
         assert_eq!(
@@ -436,7 +608,7 @@ mod tests {
                 S::Duplicated,
                 S::FailedAd
             ]),
-            catalogue::SMS_MESSAGE_STATUSES
+            enum_of(P::Sms, E::MessageResultUpdate, &["messageStatus"])
         );
         use DlrStatus as D;
         assert_eq!(
@@ -449,12 +621,12 @@ mod tests {
                 D::Rejected,
                 D::Unknown
             ]),
-            catalogue::DLR_STATUSES
+            enum_of(P::Sms, E::InternationalDeliveryReceipt, &["dlrStatus"])
         );
         use KakaoTemplateStatus as T;
         assert_eq!(
             wire_names(&[T::Requested, T::Reviewing, T::Approved, T::Rejected]),
-            catalogue::TEMPLATE_STATUSES
+            enum_of(P::KakaoTalkBizmessage, E::TemplateStatusUpdate, &["status"])
         );
         use KakaoCommentStatus as C;
         assert_eq!(
@@ -465,7 +637,273 @@ mod tests {
                 C::Replied,
                 C::Requested
             ]),
-            catalogue::COMMENT_STATUSES
+            enum_of(
+                P::KakaoTalkBizmessage,
+                E::TemplateStatusUpdate,
+                &["comments", "[]", "status"]
+            )
         );
+        use EmailMessageType as EM;
+        assert_eq!(
+            wire_names(&[
+                EM::NormalMail,
+                EM::NormalMailAd,
+                EM::NormalMailAuth,
+                EM::MassMail,
+                EM::MassMailAd,
+                EM::MassMailAuth,
+                EM::TagMail,
+                EM::TagMailAd,
+                EM::TagMailAuth
+            ]),
+            enum_of(P::Email, E::MessageResultUpdate, &["messageType"])
+        );
+        use EmailMailStatus as ES;
+        assert_eq!(
+            wire_names(&[
+                ES::Ready,
+                ES::Sending,
+                ES::Sent,
+                ES::Failed,
+                ES::Unsubscribed,
+                ES::Unauthorised,
+                ES::WhitelistFailure
+            ]),
+            enum_of(P::Email, E::MessageResultUpdate, &["mailStatusCode"])
+        );
+    }
+
+    /// The built-in events that have a typed model.
+    const TYPED: [(Product, Event); 8] = [
+        (Product::KakaoTalkBizmessage, Event::TemplateStatusUpdate),
+        (Product::KakaoTalkBizmessage, Event::MessageResultUpdate),
+        (Product::Sms, Event::Unsubscribe),
+        (Product::Sms, Event::MessageResultUpdate),
+        (Product::Sms, Event::ConversionBlock),
+        (Product::Sms, Event::InternationalDeliveryReceipt),
+        (Product::Email, Event::Unsubscribe),
+        (Product::Email, Event::MessageResultUpdate),
+    ];
+
+    /// Every (path, schema) of a schema's properties, nested objects and arrays' items included
+    /// (`comments[].status`).
+    fn field_paths<'s>(schema: &'s Schema, prefix: &str, out: &mut Vec<(String, &'s Schema)>) {
+        for p in &schema.properties {
+            let path = format!("{prefix}{}", p.name);
+            out.push((path.clone(), &p.schema));
+            field_paths(&p.schema, &format!("{path}."), out);
+            if let Some(items) = &p.schema.items {
+                field_paths(items, &format!("{path}[]."), out);
+            }
+        }
+    }
+
+    /// `hook` with the value at `path` (as `field_paths` writes it) replaced by `value`; `None`
+    /// when the hook has nothing there to replace.
+    fn replaced(hook: &Value, path: &str, value: Value) -> Option<Value> {
+        let mut hook = hook.clone();
+        let mut at = &mut hook;
+        let steps: Vec<&str> = path.split('.').collect();
+        for (i, step) in steps.iter().enumerate() {
+            let (name, first_item) = match step.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (*step, false),
+            };
+            let map = at.as_object_mut()?;
+            if i == steps.len() - 1 {
+                map.insert(name.to_owned(), value);
+                return Some(hook);
+            }
+            at = map.get_mut(name)?;
+            if first_item {
+                at = at.as_array_mut()?.first_mut()?;
+            }
+        }
+        None
+    }
+
+    /// Every field of the catalogue is a field of the typed model: a value of the wrong type there
+    /// is refused by the model (an unknown field would land in `extra` and be accepted).
+    #[test]
+    fn every_catalogue_field_is_in_the_typed_model() {
+        for (product, event) in TYPED {
+            let entry = catalogue().event(product, event).unwrap();
+            let example = entry.example();
+            assert!(
+                crate::envelope::typed_hook(product, event, 0, example).is_ok(),
+                "{product} {event}: the example must read as the typed model"
+            );
+            let mut paths = Vec::new();
+            field_paths(&entry.schema, "", &mut paths);
+            for (path, schema) in paths {
+                let probe = if schema.types.has(crate::schema::Types::OBJECT) {
+                    Value::String("probe".into())
+                } else {
+                    serde_json::json!({"probe": true})
+                };
+                let Some(hook) = replaced(example, &path, probe) else {
+                    panic!(
+                        "{product} {event}: the example has no {path}: examples show every field"
+                    );
+                };
+                assert!(
+                    crate::envelope::typed_hook(product, event, 0, &hook).is_err(),
+                    "{product} {event}: the catalogue's field {path} is not in the typed model"
+                );
+            }
+        }
+    }
+
+    /// Every field of a typed model is in the catalogue: a model with every field set (the struct
+    /// literals below name every field, so a field added to a model does not compile here until
+    /// it is set) serialises to fields the catalogue's schema has.
+    #[test]
+    fn every_typed_model_field_is_in_the_catalogue() {
+        let s = || Some("x".to_owned());
+        let links = || {
+            Some(Links {
+                self_link: Some(Link {
+                    href: s(),
+                    extra: Map::new(),
+                }),
+                extra: Map::new(),
+            })
+        };
+        let full = [
+            Hook::KakaoTemplateStatusUpdate(KakaoTemplateStatusHook {
+                hook_id: "h".into(),
+                sender_key: "k".into(),
+                template_code: "t".into(),
+                kakao_template_code: s(),
+                status: KakaoTemplateStatus::Approved,
+                comments: Some(vec![KakaoTemplateComment {
+                    id: Some(CommentId::Integer(1)),
+                    content: s(),
+                    user_name: s(),
+                    created_at: s(),
+                    attachment: Some(vec![KakaoTemplateAttachment {
+                        original_file_name: s(),
+                        file_path: s(),
+                        extra: Map::new(),
+                    }]),
+                    status: Some(KakaoCommentStatus::Approved),
+                    extra: Map::new(),
+                }]),
+                update_date: s(),
+                extra: Map::new(),
+            }),
+            Hook::KakaoMessageResultUpdate(KakaoMessageResultHook {
+                hook_id: "h".into(),
+                kakao_message_type: KakaoMessageType::AlimtalkNormal,
+                request_id: "r".into(),
+                recipient_seq: 1,
+                request_date: s(),
+                create_date: s(),
+                receive_date: s(),
+                recipient_no: s(),
+                result_code: s(),
+                sender_grouping_key: s(),
+                recipient_grouping_key: s(),
+                is_added_channel: Some(true),
+                links: links(),
+                extra: Map::new(),
+            }),
+            Hook::SmsUnsubscribe(SmsUnsubscribeHook {
+                hook_id: "h".into(),
+                recipient_no: "n".into(),
+                unsubscribe_no: s(),
+                enterprise_name: s(),
+                created_date_time: s(),
+                extra: Map::new(),
+            }),
+            Hook::SmsMessageResultUpdate(SmsMessageResultHook {
+                hook_id: "h".into(),
+                sender_type: s(),
+                request_id: "r".into(),
+                recipient_seq: 1,
+                request_date: s(),
+                receive_date: s(),
+                send_no: s(),
+                recipient_no: s(),
+                message_status: SmsMessageStatus::Completed,
+                recipient_grouping_key: s(),
+                sender_grouping_key: s(),
+                result_code: s(),
+                message_count: Some(1),
+                links: links(),
+                extra: Map::new(),
+            }),
+            Hook::SmsConversionBlock(SmsConversionBlockHook {
+                hook_id: "h".into(),
+                country_code: "1".into(),
+                blocked_date_time: s(),
+                extra: Map::new(),
+            }),
+            Hook::SmsInternationalDeliveryReceipt(SmsInternationalDeliveryReceiptHook {
+                hook_id: "h".into(),
+                request_id: "r".into(),
+                recipient_seq: 1,
+                dlr_status: DlrStatus::Delivered,
+                network_code: s(),
+                error_code: s(),
+                extra: Map::new(),
+            }),
+            Hook::EmailUnsubscribe(EmailUnsubscribeHook {
+                hook_id: "h".into(),
+                receive_mail_addr: "a".into(),
+                created_date_time: s(),
+                extra: Map::new(),
+            }),
+            Hook::EmailMessageResultUpdate(EmailMessageResultHook {
+                hook_id: "h".into(),
+                message_type: EmailMessageType::NormalMail,
+                request_id: "r".into(),
+                mail_seq: MailSeq::String("0".into()),
+                sender_name: s(),
+                sender_address: s(),
+                receive_name: s(),
+                receive_mail_addr: s(),
+                mail_status_code: EmailMailStatus::Sent,
+                request_date: s(),
+                create_date: s(),
+                result_date: s(),
+                dsn_code: s(),
+                dsn_message: s(),
+                sender_grouping_key: s(),
+                links: links(),
+                extra: Map::new(),
+            }),
+        ];
+        for ((product, event), hook) in TYPED.into_iter().zip(full) {
+            let entry = catalogue().event(product, event).unwrap();
+            let mut known = Vec::new();
+            field_paths(&entry.schema, "", &mut known);
+            let known: Vec<String> = known.into_iter().map(|(p, _)| p).collect();
+            let mut fields = Vec::new();
+            model_paths(&serde_json::to_value(&hook).unwrap(), "", &mut fields);
+            for field in fields.into_iter().filter(|f| f != "hookId") {
+                assert!(
+                    known.contains(&field),
+                    "{product} {event}: the typed model's field {field} is not in the catalogue"
+                );
+            }
+        }
+    }
+
+    fn model_paths(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        if let Value::Object(map) = v {
+            for (key, value) in map {
+                let path = format!("{prefix}{key}");
+                out.push(path.clone());
+                match value {
+                    Value::Array(items) => {
+                        if let Some(first) = items.first() {
+                            model_paths(first, &format!("{path}[]."), out);
+                        }
+                    }
+                    other => model_paths(other, &format!("{path}."), out),
+                }
+            }
+        }
     }
 }

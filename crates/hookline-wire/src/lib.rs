@@ -71,19 +71,24 @@ mod ids;
 mod json;
 pub mod receivers;
 mod samples;
+mod schema;
 mod signature;
 mod validate;
 
-pub use catalogue::{Event, MAX_FIELD_CHARS, MAX_LINK_CHARS, Product};
+pub use catalogue::{
+    Catalogue, CatalogueError, Event, EventEntry, MAX_FIELD_CHARS, MAX_LINK_CHARS, Product,
+    ProductEntry, catalogue, install_catalogue, product_list,
+};
 pub use envelope::{Envelope, EnvelopeError, write_envelope};
 pub use hooks::{
-    CommentId, DlrStatus, Hook, KakaoCommentStatus, KakaoMessageResultHook, KakaoMessageType,
+    CommentId, DlrStatus, EmailMailStatus, EmailMessageResultHook, EmailMessageType,
+    EmailUnsubscribeHook, Hook, KakaoCommentStatus, KakaoMessageResultHook, KakaoMessageType,
     KakaoTemplateAttachment, KakaoTemplateComment, KakaoTemplateStatus, KakaoTemplateStatusHook,
-    Link, Links, SmsConversionBlockHook, SmsInternationalDeliveryReceiptHook, SmsMessageResultHook,
-    SmsMessageStatus, SmsUnsubscribeHook,
+    Link, Links, MailSeq, SmsConversionBlockHook, SmsInternationalDeliveryReceiptHook,
+    SmsMessageResultHook, SmsMessageStatus, SmsUnsubscribeHook,
 };
 pub use ids::{GENERATED_ID_LEN, MAX_HOOK_ID_LEN, generate_id, is_generated_id, is_valid_hook_id};
-pub use samples::sample_hook;
+pub use samples::{sample_from_example, sample_hook};
 pub use signature::{SIGNATURE_HEADER, SignatureError, standard_webhooks, verify_static_signature};
 pub use validate::{
     IngestLimits, ValidatedBatch, ValidatedHook, ValidationError, ValidationErrorKind,

@@ -1,124 +1,117 @@
 //! Realistic sample hooks, for `hookline emit` and a config's test delivery.
 
 use chrono::{DateTime, FixedOffset, Utc};
-use rand::RngExt;
 use serde_json::{Value, json};
 
-use crate::catalogue::{self, Event, Product};
-use crate::ids::generate_id;
+use crate::catalogue::{Event, Product, catalogue};
+use crate::dates::DateFormat;
+use crate::ids::{generate_id, is_generated_id};
+use crate::schema::Schema;
 
-/// A realistic hook of `event` as `product` emits it, shaped like the documents' examples: fresh
-/// `hookId` and `requestId` from [`generate_id`], a random `recipientSeq`, phone numbers and
-/// enumerated values, and the current time (Korea Standard Time, the platform's zone) in each date
-/// field's format. It always passes [`crate::validate_hook`] for that product and event.
+/// A realistic hook of `event` as `product` emits it: the catalogue's example with a fresh
+/// `hookId`, fresh ids wherever the example shows a generated-looking id (such as `requestId`), and
+/// the current time (Korea Standard Time, the platform's zone) in every field with a date format.
+/// It always passes [`crate::validate_hook`] for that product and event.
 ///
 /// If `product` does not emit `event` (see [`Event::is_valid_for`]), the sample is that of the
-/// product that does emit it, so the call never fails.
+/// first product that does emit it, so the call never fails; an event no product emits gets a hook
+/// with only a `hookId`.
 pub fn sample_hook(product: Product, event: Event) -> Value {
-    let now = now_kst();
-    let mut rng = rand::rng();
+    let c = catalogue();
+    let entry = c.event(product, event).or_else(|| {
+        c.products()
+            .iter()
+            .find_map(|p| c.event(p.product(), event))
+    });
     let hook_id = generate_id();
-    let request_id = generate_id();
-    let recipient_seq: u32 = rng.random_range(1..=10);
-    let recipient_no = format!("010{}", digits(&mut rng, 8));
-
-    match (product, event) {
-        (_, Event::TemplateStatusUpdate) => {
-            let status = pick(&mut rng, catalogue::TEMPLATE_STATUSES);
-            let template_code = format!("TPL_{}", digits(&mut rng, 6));
-            json!({
-                "senderKey": hex(&mut rng, 40),
-                "templateCode": template_code,
-                "kakaoTemplateCode": template_code,
-                "status": status,
-                "comments": [{
-                    "id": rng.random_range(100_000..1_000_000u32),
-                    "content": "Please check the template variables and the button link.",
-                    "userName": "Kakao reviewer",
-                    "createdAt": now.format("%Y-%m-%d %H:%M:%S").to_string(),
-                    "attachment": [{
-                        "originalFileName": "template_preview.png",
-                        "filePath": format!("/alimtalk/attachments/{}.png", hex(&mut rng, 16)),
-                    }],
-                    "status": if status == "TSC04" { "REJ" } else { "APR" },
-                }],
-                "updateDate": now.format("%Y-%m-%d %H:%M:%S").to_string(),
-                "hookId": hook_id,
-            })
-        }
-        (Product::KakaoTalkBizmessage, Event::MessageResultUpdate) => {
-            let message_type = pick(&mut rng, catalogue::KAKAO_MESSAGE_TYPES);
-            let api = if message_type.starts_with("ALIMTALK") {
-                "alimtalk"
-            } else {
-                "friendtalk"
-            };
-            let mut hook = json!({
-                "kakaoMessageType": message_type,
-                "requestId": request_id,
-                "recipientSeq": recipient_seq,
-                "requestDate": now.format("%Y-%m-%d %H:%M:%S").to_string(),
-                "createDate": now.format("%Y-%m-%d %H:%M:%S").to_string(),
-                "receiveDate": now.format("%Y-%m-%d %H:%M:%S").to_string(),
-                "recipientNo": recipient_no,
-                "resultCode": "1000",
-                "senderGroupingKey": "SenderGroupingKey",
-                "recipientGroupingKey": "RecipientGroupingKey",
-                "_links": {"self": {"href": format!(
-                    "https://api-{api}.cloud.toast.com/{api}/v2.3/appkeys/{{appKey}}/messages/{request_id}/{recipient_seq}"
-                )}},
-                "hookId": hook_id,
-            });
-            if message_type.starts_with("BRAND_MESSAGE")
-                && let Value::Object(map) = &mut hook
-            {
-                map.shift_insert(10, "isAddedChannel".to_owned(), Value::Bool(rng.random()));
-            }
-            hook
-        }
-        (_, Event::Unsubscribe) => json!({
-            "hookId": hook_id,
-            "recipientNo": recipient_no,
-            "unsubscribeNo": format!("080{}", digits(&mut rng, 7)),
-            "enterpriseName": "NHN Cloud",
-            "createdDateTime": now.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(),
-        }),
-        (_, Event::MessageResultUpdate) => {
-            let status = pick(&mut rng, &["COMPLETED", "COMPLETED", "COMPLETED", "FAILED"]);
-            let sent = now - chrono::Duration::seconds(2);
-            json!({
-                "hookId": hook_id,
-                "senderType": "NORMAL_SMS",
-                "requestId": request_id,
-                "recipientSeq": recipient_seq,
-                "requestDate": sent.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                "receiveDate": now.format("%Y-%m-%dT%H:%M:%S").to_string(),
-                "sendNo": "15446859",
-                "recipientNo": recipient_no,
-                "messageStatus": status,
-                "recipientGroupingKey": "RecipientGroupingKey",
-                "senderGroupingKey": "SenderGroupingKey",
-                "resultCode": if status == "COMPLETED" { "1000" } else { "3015" },
-                "messageCount": 1,
-                "_links": {"self": {"href": format!(
-                    "https://api-sms.cloud.toast.com/sms/v2.4/appKeys/{{appKey}}/sender/sms/{request_id}?recipientSeq={recipient_seq}"
-                )}},
-            })
-        }
-        (_, Event::ConversionBlock) => json!({
-            "hookId": hook_id,
-            "countryCode": pick(&mut rng, &["1", "44", "62", "63", "84", "880"]),
-            "blockedDateTime": now.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string(),
-        }),
-        (_, Event::InternationalDeliveryReceipt) => json!({
-            "hookId": hook_id,
-            "requestId": request_id,
-            "recipientSeq": recipient_seq,
-            "dlrStatus": pick(&mut rng, &["ACCEPTED", "DELIVERED", "DELIVERED", "BUFFERED", "FAILED"]),
-            "networkCode": "US-VIRTUAL-BANDWIDTH",
-            "errorCode": "0",
-        }),
+    let Some(entry) = entry else {
+        return json!({ "hookId": hook_id });
+    };
+    let now = now_kst();
+    let mut hook = entry.example().clone();
+    // One fresh id per distinct example id, so that an id repeated in the example (a requestId
+    // inside a link) stays the same within the sample.
+    let mut fresh: Vec<(String, String)> = Vec::new();
+    refresh(&mut hook, &entry.schema, &now, &mut fresh);
+    if let Value::Object(map) = &mut hook {
+        map.insert("hookId".to_owned(), Value::String(hook_id));
     }
+    hook
+}
+
+/// A sample made from an example hook that this process's catalogue does not have (an operator's
+/// event, as a server's `GET /v1/catalogue` shows it): the example with a fresh `hookId` and fresh
+/// ids wherever it shows a generated-looking id. Dates are kept as the example has them.
+pub fn sample_from_example(example: &Value) -> Value {
+    let mut hook = example.clone();
+    let mut fresh = Vec::new();
+    refresh(&mut hook, &Schema::default(), &now_kst(), &mut fresh);
+    if let Value::Object(map) = &mut hook {
+        map.insert("hookId".to_owned(), Value::String(generate_id()));
+    }
+    hook
+}
+
+/// Replaces generated-looking ids (also inside longer strings such as links) and dated fields of
+/// `v`, described by `schema`, in place.
+fn refresh(
+    v: &mut Value,
+    schema: &Schema,
+    now: &DateTime<FixedOffset>,
+    fresh: &mut Vec<(String, String)>,
+) {
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                let sub = schema.properties.iter().find(|p| p.name == *key);
+                match (sub.and_then(|p| p.schema.date), value) {
+                    (Some(format), Value::String(s)) => *s = format_date(format, now),
+                    (_, value) => {
+                        if let Some(p) = sub {
+                            refresh(value, &p.schema, now, fresh);
+                        } else {
+                            refresh(value, &Schema::default(), now, fresh);
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            let empty = Schema::default();
+            let item_schema = schema.items.as_deref().unwrap_or(&empty);
+            for item in items {
+                refresh(item, item_schema, now, fresh);
+            }
+        }
+        Value::String(s) => {
+            let ids: Vec<String> = s
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|word| is_generated_id(word))
+                .map(str::to_owned)
+                .collect();
+            for id in ids {
+                let new = match fresh.iter().find(|(old, _)| *old == id) {
+                    Some((_, new)) => new.clone(),
+                    None => {
+                        let new = generate_id();
+                        fresh.push((id.clone(), new.clone()));
+                        new
+                    }
+                };
+                *s = s.replace(&id, &new);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn format_date(format: DateFormat, now: &DateTime<FixedOffset>) -> String {
+    let pattern = match format {
+        DateFormat::SpaceSeconds | DateFormat::DateOrDateTime => "%Y-%m-%d %H:%M:%S",
+        DateFormat::IsoSeconds => "%Y-%m-%dT%H:%M:%S",
+        DateFormat::IsoMillisOffset => "%Y-%m-%dT%H:%M:%S%.3f%:z",
+    };
+    now.format(pattern).to_string()
 }
 
 fn now_kst() -> DateTime<FixedOffset> {
@@ -127,21 +120,4 @@ fn now_kst() -> DateTime<FixedOffset> {
         Some(kst) => Utc::now().with_timezone(&kst),
         None => Utc::now().fixed_offset(),
     }
-}
-
-fn pick(rng: &mut impl RngExt, values: &[&'static str]) -> &'static str {
-    values[rng.random_range(0..values.len())]
-}
-
-fn digits(rng: &mut impl RngExt, n: usize) -> String {
-    (0..n)
-        .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-        .collect()
-}
-
-fn hex(rng: &mut impl RngExt, n: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..n)
-        .map(|_| char::from(HEX[rng.random_range(0..16usize)]))
-        .collect()
 }

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use crate::canonical::validate_canonical;
-use crate::catalogue::{self, Event, Field, FieldType, Product};
-use crate::dates;
+use crate::catalogue::{Event, Product, catalogue, product_list};
 use crate::ids::{generate_id, is_valid_hook_id};
 use crate::json::{describe, quote_for_message};
+use crate::schema::{missing, validate_object, wrong_type};
 
 /// Limits applied by [`validate_ingest`] (the server exposes each as a flag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,14 @@ pub enum ValidationErrorKind {
     /// A string field is longer than its limit ([`crate::MAX_FIELD_CHARS`] for ids, codes, names
     /// and dates, [`crate::MAX_LINK_CHARS`] for links and file paths).
     StringTooLong,
+    /// A string field is shorter than its schema's `minLength`.
+    StringTooShort,
+    /// A number is outside its schema's `minimum` or `maximum`.
+    OutOfRange,
+    /// A field that its object's schema does not allow (`additionalProperties: false`).
+    UnknownField,
+    /// The product's events are produced by hookline itself, never ingested.
+    NotIngestible,
 }
 
 /// Why a request was rejected: the kind, the path of the offending field
@@ -108,7 +116,11 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(kind: ValidationErrorKind, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        kind: ValidationErrorKind,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ValidationError {
             kind,
             path: path.into(),
@@ -166,16 +178,27 @@ pub(crate) fn validate_parsed(
         None | Some(Value::Null) => {
             return Err(missing("productName", top.get("productName")));
         }
-        Some(Value::String(name)) => Product::parse(name).ok_or_else(|| {
-            ValidationError::new(
-                K::UnknownProduct,
-                "productName",
-                format!(
-                    "{} is not a product (expected SMS or KakaoTalk Bizmessage)",
-                    quote_for_message(name)
-                ),
-            )
-        })?,
+        Some(Value::String(name)) => {
+            let product = Product::parse(name).ok_or_else(|| {
+                ValidationError::new(
+                    K::UnknownProduct,
+                    "productName",
+                    format!(
+                        "{} is not a product (expected {})",
+                        quote_for_message(name),
+                        product_list()
+                    ),
+                )
+            })?;
+            if !product.is_ingestible() {
+                return Err(ValidationError::new(
+                    K::NotIngestible,
+                    "productName",
+                    format!("{product} events are produced by hookline itself, never ingested"),
+                ));
+            }
+            product
+        }
         Some(other) => return Err(wrong_type("productName", "a string", other)),
     };
 
@@ -268,7 +291,7 @@ pub fn validate_hook(
     hook: Value,
     index: usize,
 ) -> Result<ValidatedHook, ValidationError> {
-    let Some(table) = catalogue::table(product, event) else {
+    let Some(entry) = catalogue().event(product, event) else {
         return Err(not_an_event_of(
             K::EventNotForProduct,
             product,
@@ -304,8 +327,8 @@ pub fn validate_hook(
         }
     };
 
-    validate_object(&map, table, &mut path)?;
-    apply_aliases(&mut map, table);
+    validate_object(&map, &entry.schema, &mut path)?;
+    apply_aliases(&mut map, entry.aliases());
 
     let (hook_id, id_generated) = match given_id {
         Some(id) => (id, false),
@@ -333,192 +356,21 @@ pub fn validate_hook(
     })
 }
 
-/// Checks `map`'s known fields against `table`. `path` is the object's path; it is extended while
-/// descending and restored afterwards, so the happy path does not allocate per field.
-fn validate_object(
-    map: &Map<String, Value>,
-    table: &[Field],
-    path: &mut String,
-) -> Result<(), ValidationError> {
-    for field in table {
-        let (key, value) = lookup(map, field);
-        let base = path.len();
-        path.push('.');
-        path.push_str(key);
-        match value {
-            None | Some(Value::Null) => {
-                if field.required {
-                    return Err(missing(path.as_str(), value));
-                }
-            }
-            Some(v) => validate_value(v, field, path)?,
-        }
-        path.truncate(base);
-    }
-    Ok(())
-}
-
-/// The field's value under its own name, or else under its first alias present. Returns the key
-/// found so error paths name the field as the producer spelled it.
-fn lookup<'a>(map: &'a Map<String, Value>, field: &Field) -> (&'static str, Option<&'a Value>) {
-    if let Some(v) = map.get(field.name) {
-        return (field.name, Some(v));
-    }
-    for alias in field.aliases {
-        if let Some(v) = map.get(*alias) {
-            return (alias, Some(v));
-        }
-    }
-    (field.name, None)
-}
-
-fn validate_value(v: &Value, field: &Field, path: &mut String) -> Result<(), ValidationError> {
-    match field.ty {
-        FieldType::String => {
-            let Value::String(s) = v else {
-                return Err(wrong_type(path.as_str(), "a string", v));
-            };
-            check_length(s, field, path)?;
-            if !field.values.is_empty() && !field.values.contains(&s.as_str()) {
-                return Err(ValidationError::new(
-                    K::NotInEnum,
-                    path.as_str(),
-                    format!(
-                        "{} is not one of {}",
-                        quote_for_message(s),
-                        field.values.join(", ")
-                    ),
-                ));
-            }
-            if let Some(format) = field.date
-                && !dates::matches(format, s)
-            {
-                return Err(ValidationError::new(
-                    K::BadFormat,
-                    path.as_str(),
-                    format!(
-                        "{} does not match {}",
-                        quote_for_message(s),
-                        format.describe()
-                    ),
-                ));
-            }
-        }
-        FieldType::Integer => {
-            if !is_integer(v) {
-                return Err(wrong_type(path.as_str(), "an integer", v));
-            }
-        }
-        FieldType::BoolOrNull => {
-            if !v.is_boolean() {
-                return Err(wrong_type(path.as_str(), "true, false or null", v));
-            }
-        }
-        FieldType::StringOrInteger => {
-            if !(v.is_string() || is_integer(v)) {
-                return Err(wrong_type(path.as_str(), "a string or an integer", v));
-            }
-            if let Value::String(s) = v {
-                check_length(s, field, path)?;
-            }
-        }
-        FieldType::Object(table) => {
-            let Value::Object(inner) = v else {
-                return Err(wrong_type(path.as_str(), "an object", v));
-            };
-            validate_object(inner, table, path)?;
-        }
-        FieldType::ArrayOfObjects(table) => {
-            let Value::Array(items) = v else {
-                return Err(wrong_type(path.as_str(), "an array", v));
-            };
-            for (i, item) in items.iter().enumerate() {
-                let base = path.len();
-                path.push_str(&format!("[{i}]"));
-                let Value::Object(inner) = item else {
-                    return Err(ValidationError::new(
-                        K::NotAnObject,
-                        path.as_str(),
-                        format!("expected an object, got {}", describe(item)),
-                    ));
-                };
-                validate_object(inner, table, path)?;
-                path.truncate(base);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A string over the field's limit, counted in characters (cheaply: a string of at most `max`
-/// bytes has at most `max` characters).
-fn check_length(s: &str, field: &Field, path: &str) -> Result<(), ValidationError> {
-    let Some(max) = field.max_chars else {
-        return Ok(());
-    };
-    if s.len() <= max {
-        return Ok(());
-    }
-    let chars = s.chars().count();
-    if chars <= max {
-        return Ok(());
-    }
-    Err(ValidationError::new(
-        K::StringTooLong,
-        path,
-        format!(
-            "the value is {chars} characters long, more than the limit of {max} for this field"
-        ),
-    ))
-}
-
-/// A JSON integer that fits the typed models' `i64`: `1` and `-1`, not `1.0` (serde_json keeps
-/// the two apart without `arbitrary_precision`, which this crate does not enable), nor
-/// `9223372036854775808` (which a receiver's typed model could not read).
-fn is_integer(v: &Value) -> bool {
-    matches!(v, Value::Number(n) if n.is_i64())
-}
-
 /// Renames aliased fields to their catalogue names in place (keeping their position); when both
 /// spellings are present the catalogue name wins and the alias is dropped.
-fn apply_aliases(map: &mut Map<String, Value>, table: &[Field]) {
-    for field in table.iter().filter(|f| !f.aliases.is_empty()) {
-        for alias in field.aliases {
-            if !map.contains_key(*alias) {
-                continue;
-            }
-            if map.contains_key(field.name) {
-                map.shift_remove(*alias);
-            } else if let Some(pos) = map.keys().position(|k| k == alias)
-                && let Some(value) = map.shift_remove(*alias)
-            {
-                map.shift_insert(pos, field.name.to_owned(), value);
-            }
+fn apply_aliases(map: &mut Map<String, Value>, aliases: &[(String, String)]) {
+    for (alias, name) in aliases {
+        if !map.contains_key(alias) {
+            continue;
+        }
+        if map.contains_key(name) {
+            map.shift_remove(alias);
+        } else if let Some(pos) = map.keys().position(|k| k == alias)
+            && let Some(value) = map.shift_remove(alias)
+        {
+            map.shift_insert(pos, name.clone(), value);
         }
     }
-}
-
-fn missing(path: &str, value: Option<&Value>) -> ValidationError {
-    let message = if value.is_some() {
-        "required field is null"
-    } else {
-        "required field is missing"
-    };
-    ValidationError::new(K::MissingField, path, message)
-}
-
-fn wrong_type(path: &str, expected: &str, got: &Value) -> ValidationError {
-    let beyond = match got {
-        Value::Number(n) if n.is_u64() && !n.is_i64() => {
-            ", beyond the signed 64-bit range (largest 9223372036854775807)"
-        }
-        _ => "",
-    };
-    ValidationError::new(
-        K::WrongType,
-        path,
-        format!("expected {expected}, got {}{beyond}", describe(got)),
-    )
 }
 
 fn not_an_event_of(kind: ValidationErrorKind, product: Product, name: &str) -> ValidationError {
@@ -562,25 +414,26 @@ mod tests {
         let Value::Object(mut map) = json!({"a": 1, "recipientGropuingKey": "k", "z": 2}) else {
             panic!("object");
         };
-        apply_aliases(
-            &mut map,
-            catalogue::table(Product::Sms, Event::MessageResultUpdate).unwrap_or_default(),
-        );
+        let entry = catalogue()
+            .event(Product::Sms, Event::MessageResultUpdate)
+            .unwrap();
+        apply_aliases(&mut map, entry.aliases());
         let keys: Vec<&String> = map.keys().collect();
         assert_eq!(keys, ["a", "recipientGroupingKey", "z"]);
     }
 
     #[test]
     fn path_is_restored_after_nested_success() {
-        let table = catalogue::table(Product::KakaoTalkBizmessage, Event::TemplateStatusUpdate)
-            .unwrap_or_default();
+        let entry = catalogue()
+            .event(Product::KakaoTalkBizmessage, Event::TemplateStatusUpdate)
+            .unwrap();
         let Value::Object(map) = json!({"senderKey": "k", "templateCode": "t", "status": "TSC01",
             "comments": [{"attachment": [{"filePath": "/a"}]}], "updateDate": "bad"})
         else {
             panic!("object");
         };
         let mut path = "hooks[0]".to_owned();
-        let err = validate_object(&map, table, &mut path).unwrap_err();
+        let err = validate_object(&map, &entry.schema, &mut path).unwrap_err();
         assert_eq!(err.path, "hooks[0].updateDate");
     }
 }

@@ -94,7 +94,10 @@ fn hook_id_rule() {
 
 #[test]
 fn products() {
-    assert_eq!(Product::ALL, [Product::Sms, Product::KakaoTalkBizmessage]);
+    assert_eq!(
+        Product::ALL,
+        [Product::Sms, Product::KakaoTalkBizmessage, Product::Email]
+    );
     assert_eq!(Product::Sms.as_str(), "SMS");
     assert_eq!(
         Product::KakaoTalkBizmessage.as_str(),

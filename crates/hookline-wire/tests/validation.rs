@@ -860,7 +860,7 @@ fn product_names_in_any_case() {
     ] {
         let (event, hook) = match product {
             Product::Sms => ("CONVERSION_BLOCK", json!({"countryCode": "1"})),
-            Product::KakaoTalkBizmessage => (
+            _ => (
                 "TEMPLATE_STATUS_UPDATE",
                 json!({"senderKey": "k", "templateCode": "t", "status": "TSC01"}),
             ),

@@ -118,22 +118,23 @@ impl<T, const N: usize> Handles<T, N> {
     }
 }
 
-static HOOKS_INGESTED: Handles<Counter, { Event::ALL.len() }> = Handles::new();
-static HOOKS_DUPLICATE: Handles<Counter, { Event::ALL.len() }> = Handles::new();
+/// Handles for the first events of the catalogue; an event beyond them (a catalogue with very many
+/// events) is counted through the macro, which looks its series up each time.
+const EVENT_SLOTS: usize = 32;
+static HOOKS_INGESTED: Handles<Counter, EVENT_SLOTS> = Handles::new();
+static HOOKS_DUPLICATE: Handles<Counter, EVENT_SLOTS> = Handles::new();
 /// `success`, the error kinds, `http_0xx` to `http_9xx`, `unknown`.
 static ATTEMPTS: Handles<Counter, 19> = Handles::new();
 /// `success`, `failure`.
 static ATTEMPT_DURATIONS: Handles<Histogram, 2> = Handles::new();
 static DELIVERIES: Handles<Counter, { DeliveryStatus::ALL.len() }> = Handles::new();
 
-fn event_slot(event: Event) -> usize {
-    match event {
-        Event::TemplateStatusUpdate => 0,
-        Event::MessageResultUpdate => 1,
-        Event::Unsubscribe => 2,
-        Event::ConversionBlock => 3,
-        Event::InternationalDeliveryReceipt => 4,
-    }
+/// The event's position among the catalogue's event names, if it has a handle slot.
+fn event_slot(event: Event) -> Option<usize> {
+    Event::all()
+        .iter()
+        .position(|e| *e == event)
+        .filter(|i| *i < EVENT_SLOTS)
 }
 
 fn status_slot(status: DeliveryStatus) -> usize {
@@ -173,17 +174,21 @@ pub fn hooks_ingested(event: Event, acknowledged: usize, new: usize) {
     let name = event.as_str();
     let duplicates = acknowledged.saturating_sub(new) as u64;
     let slot = event_slot(event);
-    match HOOKS_INGESTED.get(
-        slot,
-        || counter!("hookline_hooks_ingested_total", "event" => name),
-    ) {
+    match slot.and_then(|slot| {
+        HOOKS_INGESTED.get(
+            slot,
+            || counter!("hookline_hooks_ingested_total", "event" => name),
+        )
+    }) {
         Some(c) => c.increment(new as u64),
         None => counter!("hookline_hooks_ingested_total", "event" => name).increment(new as u64),
     }
-    match HOOKS_DUPLICATE.get(
-        slot,
-        || counter!("hookline_hooks_duplicate_total", "event" => name),
-    ) {
+    match slot.and_then(|slot| {
+        HOOKS_DUPLICATE.get(
+            slot,
+            || counter!("hookline_hooks_duplicate_total", "event" => name),
+        )
+    }) {
         Some(c) => c.increment(duplicates),
         None => counter!("hookline_hooks_duplicate_total", "event" => name).increment(duplicates),
     }

@@ -22,6 +22,21 @@ pub fn rfc3339(ms: Millis) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A dashboard session as stored: found by the SHA-256 of its id (the cookie's value), never
+/// the id itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id_hash: String,
+    pub app_key: String,
+    /// The hash of the secret key signed in with: the session ends when it is no longer the app
+    /// key's (a rotation).
+    pub secret_hash: String,
+    /// The form token of this session (CSRF).
+    pub csrf: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
 #[derive(Debug, Clone)]
 pub struct AppKeyRecord {
     pub app_key: String,
@@ -52,6 +67,9 @@ pub struct WebhookConfig {
     pub timeout_ms: u32,
     /// Delays before attempts 2, 3, ... (jitter is applied when scheduling, not stored).
     pub retry_schedule: Vec<Duration>,
+    /// Extra request headers sent on every attempt, name → value, in name order (names as the
+    /// customer spelled them; checked by `service::config_input::parse_headers`).
+    pub headers: Vec<(String, String)>,
     pub health: Health,
     pub created_at: Millis,
     pub updated_at: Millis,

@@ -104,11 +104,60 @@ pub struct ServeArgs {
     /// deliveries of a node that died after this long; live nodes renew theirs every third of it.
     #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub lease_ttl: Duration,
+    /// With PostgreSQL: connections this node keeps for reads and claims. The node also holds
+    /// one for its writer and one for notifications, so it uses up to this + 2; it refuses to
+    /// start when the server's `max_connections` cannot take them.
+    #[arg(long, env = "HOOKLINE_PG_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
+    pub pg_pool_size: usize,
+    /// With PostgreSQL: how long a statement may wait for a lock another session holds before
+    /// it fails (the request answers 503, background work is tried again) instead of hanging.
+    #[arg(long, env = "HOOKLINE_PG_LOCK_TIMEOUT", default_value = "5s", value_parser = crate::duration::parse_flag)]
+    pub pg_lock_timeout: Duration,
+    /// With PostgreSQL: how long any one statement may run before the server cancels it (the
+    /// request answers 503, background work is tried again).
+    #[arg(long, env = "HOOKLINE_PG_STATEMENT_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse_flag)]
+    pub pg_statement_timeout: Duration,
+    /// A catalogue file adding products and events (the shape of `GET /v1/catalogue`, without
+    /// `ingestible`); repeat the flag for several files, or separate paths by `,` in the
+    /// environment variable. A file that does not load stops the start, naming the file and the
+    /// JSON path.
+    #[arg(long = "catalogue", env = "HOOKLINE_CATALOGUE", value_delimiter = ',')]
+    pub catalogue: Vec<PathBuf>,
     /// Tests only: also trust the CA certificates in this PEM file when delivering over https
     /// (the acceptance tests' TLS receivers). Hidden, with no environment variable, so that it is
     /// never on unless a command line asks for it.
     #[arg(long, hide = true)]
     pub test_extra_root_ca: Option<PathBuf>,
+}
+
+/// Loads the built-in catalogue and the operator's files and puts it in force for the process,
+/// before anything validates or lists an event.
+fn install_catalogue(files: &[PathBuf]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut texts = Vec::with_capacity(files.len());
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--catalogue: cannot read {}", path.display()))?;
+        texts.push((path.display().to_string(), text));
+    }
+    let catalogue = hookline_wire::Catalogue::with_files(&texts)
+        .map_err(|e| anyhow::anyhow!("--catalogue: {e}"))?;
+    for product in catalogue.products().iter() {
+        let added: Vec<&str> = product
+            .events()
+            .iter()
+            .filter(|e| !e.is_builtin())
+            .map(|e| e.event().as_str())
+            .collect();
+        if !added.is_empty() {
+            tracing::info!(product = %product.product(), events = ?added, "catalogue: events added");
+        }
+    }
+    hookline_wire::install_catalogue(catalogue).map_err(|_| {
+        anyhow::anyhow!("--catalogue: the catalogue was in use before it could be loaded (a bug)")
+    })
 }
 
 /// The certificates of `--test-extra-root-ca`: at least one, or a start-up error.
@@ -137,6 +186,24 @@ fn extra_root_certs(
 const SHORT_ADMIN_TOKEN: usize = 24;
 
 /// The admin token: from the environment, or generated once and kept in the data dir.
+/// Tests only: `HOOKLINE_TEST_CLOCK_OFFSET_MS` makes the PostgreSQL store's clock pretend to be
+/// off by that many milliseconds (the cluster tests' skewed node). Deliberately undocumented.
+fn test_clock_offset_ms() -> anyhow::Result<i64> {
+    match std::env::var("HOOKLINE_TEST_CLOCK_OFFSET_MS") {
+        Err(_) => Ok(0),
+        Ok(text) => {
+            let ms: i64 = text.trim().parse().with_context(|| {
+                format!("HOOKLINE_TEST_CLOCK_OFFSET_MS: not milliseconds: {text}")
+            })?;
+            tracing::warn!(
+                ms,
+                "test-only clock offset in force (HOOKLINE_TEST_CLOCK_OFFSET_MS)"
+            );
+            Ok(ms)
+        }
+    }
+}
+
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::env::var("HOOKLINE_ADMIN_TOKEN")
         && !token.is_empty()
@@ -203,6 +270,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let extra_roots = extra_root_certs(args.test_extra_root_ca.as_deref())?;
+    install_catalogue(&args.catalogue)?;
     {
         // A data dir hookline creates is private (0700): it holds the admin token and the
         // embedded database (signing secrets, phone numbers).
@@ -237,6 +305,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let node = NodeOptions {
                 node_id: node_id.clone(),
                 lease_ttl,
+                pool_size: args.pg_pool_size.max(1),
+                lock_timeout: args.pg_lock_timeout,
+                statement_timeout: args.pg_statement_timeout,
+                test_clock_skew_ms: test_clock_offset_ms()?,
             };
             Arc::new(
                 PostgresStore::open(url, node)

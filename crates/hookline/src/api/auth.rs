@@ -118,6 +118,39 @@ pub fn require_admin(state: &SharedState, caller: Caller, headers: &HeaderMap) -
     }
 }
 
+/// Routes open to every tenant (the catalogue): the admin token, or the secret key of any app key.
+pub async fn require_admin_or_any_app_key(
+    state: &SharedState,
+    caller: Caller,
+    headers: &HeaderMap,
+) -> ApiResult<()> {
+    if bearer(headers).is_some() {
+        return require_admin(state, caller, headers);
+    }
+    let Some(secret) = headers.get(SECRET_KEY_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "X-Secret-Key: this route needs an app key's secret key or the admin token",
+        ));
+    };
+    // No app key names the target here, so failures count against the address (and the shared
+    // admin target, the one every unscoped guess tries).
+    not_throttled(state, caller, Target::AdminToken, SECRET_KEY_HEADER)?;
+    match state
+        .service
+        .owner_of_secret_hash(&crate::service::credentials::hash_secret(secret))
+        .await?
+    {
+        Some(_) => Ok(()),
+        None => Err(failed(
+            state,
+            caller,
+            Target::AdminToken,
+            ApiError::new(ErrorKind::Unauthorized, "X-Secret-Key: unknown secret key"),
+        )),
+    }
+}
+
 /// Routes under `/v1/appkeys/{appKey}/`: the app key's own secret key, or the admin token.
 /// A valid secret of another app key is 403; no or an unknown secret is 401; an unknown app key
 /// is 404 for the admin (others never learn whether it exists).

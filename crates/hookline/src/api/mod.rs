@@ -8,6 +8,7 @@
 mod app_keys;
 mod auth;
 mod body;
+mod catalogue;
 mod configs;
 mod deliveries;
 pub mod error;
@@ -60,6 +61,7 @@ pub fn router(state: SharedState) -> Router {
     crate::metrics::install();
     Router::new()
         .merge(app_keys::routes())
+        .merge(catalogue::routes())
         .merge(configs::routes())
         .merge(ingest::routes())
         .merge(deliveries::routes())

@@ -128,6 +128,13 @@ pub struct ConfigRequest {
     /// to 24h; ±20 % jitter applies. Default `5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h`.
     #[schema(max_items = 30)]
     pub retry_schedule: Option<Vec<String>>,
+    /// Extra request headers sent with every attempt, name → value: at most 20; names are HTTP
+    /// tokens; values at most 1,024 bytes of visible ASCII (no CR, LF or NUL). Refused: `Host`,
+    /// `Content-Type`, `Content-Length`, `Transfer-Encoding`, `Connection`, `User-Agent`,
+    /// `X-Toast-Webhook-Signature`, `X-Hookline-Test` and every `webhook-*`. A replace without
+    /// it removes them.
+    #[schema(example = json!({"Authorization": "Bearer abc123"}))]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A JSON Merge Patch of a webhook config: only the fields present change.
@@ -156,6 +163,8 @@ pub struct ConfigPatch {
     pub timeout_ms: Option<u32>,
     #[schema(max_items = 30)]
     pub retry_schedule: Option<Vec<String>>,
+    /// Merged into the config's headers: a name with `null` removes that header.
+    pub headers: Option<std::collections::BTreeMap<String, Option<String>>>,
 }
 
 /// Ingest: hooks of one product and event.
@@ -382,6 +391,7 @@ impl Modify for SecuritySchemes {
         super::app_keys::create_app_key,
         super::app_keys::list_app_keys,
         super::app_keys::rotate_secret,
+        super::catalogue::get_catalogue,
         super::configs::create_config,
         super::configs::list_configs,
         super::configs::get_config,
@@ -407,6 +417,7 @@ impl Modify for SecuritySchemes {
         (name = "app keys", description = "Tenants and their secret keys (admin token)"),
         (name = "webhook configs", description = "Where and how an app key's events are delivered"),
         (name = "events", description = "Ingest"),
+        (name = "catalogue", description = "Products, events and the JSON Schema of their hooks"),
         (name = "deliveries", description = "The delivery log, redeliver and replay"),
         (name = "hooks", description = "Accepted hooks: the trace of one, and the admin's search across app keys"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
@@ -414,9 +425,44 @@ impl Modify for SecuritySchemes {
 )]
 pub struct ApiDoc;
 
-/// The document served at `/openapi.json`.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document served at `/openapi.json`: the generated one, plus the JSON Schema of every
+/// catalogue event's hook as a component `Hook.<product>.<event>` (OpenAPI 3.1 schemas are JSON
+/// Schema 2020-12, so the catalogue's `hookSchema` goes in as it is published).
+pub fn document() -> serde_json::Value {
+    let mut doc = match serde_json::to_value(ApiDoc::openapi()) {
+        Ok(doc) => doc,
+        // The generated document is plain data; reported in the answer rather than unwrapped.
+        Err(e) => return serde_json::json!({"error": format!("cannot serialise: {e}")}),
+    };
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for product in hookline_wire::catalogue().products() {
+            for event in product.events() {
+                schemas.insert(
+                    hook_component_name(product.product().as_str(), event.event().as_str()),
+                    event.hook_schema().clone(),
+                );
+            }
+        }
+    }
+    doc
+}
+
+/// `Hook.<product>.<event>`, with what OpenAPI does not allow in a component name (a space, as in
+/// `KakaoTalk Bizmessage`) written as `_`.
+pub fn hook_component_name(product: &str, event: &str) -> String {
+    format!("Hook.{product}.{event}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -114,51 +114,86 @@ pub struct ConfigView {
     pub timeout_ms: u32,
     #[schema(example = json!(["5s", "30s", "2m", "10m", "30m", "1h", "2h", "4h"]))]
     pub retry_schedule: Vec<String>,
+    /// Extra request headers sent with every attempt, name → value.
+    #[schema(example = json!({"Authorization": "Bearer abc123"}))]
+    pub headers: std::collections::BTreeMap<String, String>,
     pub health: HealthView,
     pub created_at: String,
     pub updated_at: String,
 }
 
-/// Products, as emitted.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema)]
-pub enum ProductName {
-    #[serde(rename = "SMS")]
-    Sms,
-    #[serde(rename = "KakaoTalk Bizmessage")]
-    KakaoTalkBizmessage,
-}
+/// A product's name, as emitted: one of the catalogue's products (`GET /v1/catalogue`). Its
+/// schema in the OpenAPI document lists the products of the catalogue in force.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(transparent)]
+pub struct ProductName(pub &'static str);
 
 impl ProductName {
     pub fn of(p: hookline_wire::Product) -> Self {
-        match p {
-            hookline_wire::Product::Sms => ProductName::Sms,
-            hookline_wire::Product::KakaoTalkBizmessage => ProductName::KakaoTalkBizmessage,
-        }
+        ProductName(p.as_str())
     }
 }
 
-/// Event names.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum EventName {
-    TemplateStatusUpdate,
-    MessageResultUpdate,
-    Unsubscribe,
-    ConversionBlock,
-    InternationalDeliveryReceipt,
+impl<'de> serde::Deserialize<'de> for ProductName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        hookline_wire::Product::deserialize(d).map(ProductName::of)
+    }
 }
+
+impl utoipa::PartialSchema for ProductName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = hookline_wire::Product::all()
+            .map(hookline_wire::Product::as_str)
+            .collect();
+        string_enum("A product of the catalogue (GET /v1/catalogue).", names)
+    }
+}
+
+impl ToSchema for ProductName {}
+
+/// An event name: one of the catalogue's events. Its schema in the OpenAPI document lists the
+/// events of the catalogue in force.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(transparent)]
+pub struct EventName(pub &'static str);
 
 impl EventName {
     pub fn of(e: hookline_wire::Event) -> Self {
-        use hookline_wire::Event as E;
-        match e {
-            E::TemplateStatusUpdate => EventName::TemplateStatusUpdate,
-            E::MessageResultUpdate => EventName::MessageResultUpdate,
-            E::Unsubscribe => EventName::Unsubscribe,
-            E::ConversionBlock => EventName::ConversionBlock,
-            E::InternationalDeliveryReceipt => EventName::InternationalDeliveryReceipt,
-        }
+        EventName(e.as_str())
     }
+}
+
+impl<'de> serde::Deserialize<'de> for EventName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        hookline_wire::Event::deserialize(d).map(EventName::of)
+    }
+}
+
+impl utoipa::PartialSchema for EventName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = hookline_wire::Event::all()
+            .iter()
+            .map(|e| e.as_str())
+            .collect();
+        string_enum(
+            "An event of the catalogue (GET /v1/catalogue); which products emit it is listed there.",
+            names,
+        )
+    }
+}
+
+impl ToSchema for EventName {}
+
+fn string_enum(
+    description: &str,
+    values: Vec<&str>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values))
+        .into()
 }
 
 /// Delivery statuses.
@@ -205,6 +240,7 @@ pub fn config(c: &WebhookConfig) -> ConfigView {
         max_requests_in_flight: c.max_requests_in_flight,
         timeout_ms: c.timeout_ms,
         retry_schedule: c.retry_schedule.iter().map(|d| format_delay(*d)).collect(),
+        headers: c.headers.iter().cloned().collect(),
         health: HealthView {
             state: match c.health.state {
                 H::Healthy => HealthStateName::Healthy,
@@ -552,6 +588,74 @@ answer!(
     /// How many hooks a replay queued again.
     CountResponse { count: u64 }
 );
+answer!(
+    /// The event catalogue in force.
+    CatalogueResponse { catalogue: CatalogueView }
+);
+
+/// The event catalogue: every product and its events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogueView {
+    pub products: Vec<CatalogueProductView>,
+}
+
+/// A product of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogueProductView {
+    #[schema(example = "SMS")]
+    pub product_name: String,
+    /// False for a product whose events hookline produces itself (ingest refuses them).
+    pub ingestible: bool,
+    pub events: Vec<CatalogueEventView>,
+}
+
+/// An event of a product: what it means, the JSON Schema of one hook, aliases and an example.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogueEventView {
+    #[schema(example = "MESSAGE_RESULT_UPDATE")]
+    pub event: String,
+    pub description: String,
+    /// A JSON Schema (draft 2020-12) of one hook, equivalent to what ingest checks.
+    #[schema(value_type = Object)]
+    pub hook_schema: serde_json::Value,
+    /// An accepted input field name and the name it is delivered under.
+    #[schema(value_type = Object, example = json!({"_link": "_links"}))]
+    pub aliases: serde_json::Map<String, serde_json::Value>,
+    /// A valid hook of this event, as delivered.
+    #[schema(value_type = Object)]
+    pub example: serde_json::Value,
+}
+
+/// The catalogue as `GET /v1/catalogue` shows it.
+pub fn catalogue(c: &hookline_wire::Catalogue) -> CatalogueView {
+    CatalogueView {
+        products: c
+            .products()
+            .iter()
+            .map(|p| CatalogueProductView {
+                product_name: p.product().as_str().to_owned(),
+                ingestible: p.ingestible(),
+                events: p
+                    .events()
+                    .iter()
+                    .map(|e| CatalogueEventView {
+                        event: e.event().as_str().to_owned(),
+                        description: e.description().to_owned(),
+                        hook_schema: e.hook_schema().clone(),
+                        aliases: e
+                            .aliases()
+                            .iter()
+                            .map(|(from, to)| (from.clone(), serde_json::Value::String(to.clone())))
+                            .collect(),
+                        example: e.example().clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
 
 /// `{"header": success, key: value}` as a typed answer.
 pub fn ok() -> Header {

@@ -99,6 +99,7 @@ fn ceiling_config() -> WebhookConfig {
         max_requests_in_flight: 8,
         timeout_ms: 1000,
         retry_schedule: vec![Duration::from_secs(1)],
+        headers: Vec::new(),
         health: Health::default(),
         created_at: 0,
         updated_at: 0,

@@ -37,6 +37,10 @@ pub struct ConfigFields {
     /// Comma-separated delays, e.g. 5s,30s,2m.
     #[arg(long, value_delimiter = ',')]
     pub retry_schedule: Option<Vec<String>>,
+    /// A custom request header, `Name: value` (repeatable). On update, a name with nothing after
+    /// the colon removes that header.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
 }
 
 impl ConfigFields {
@@ -70,6 +74,23 @@ impl ConfigFields {
             "retrySchedule",
             self.retry_schedule.clone().map(|s| json!(s)),
         );
+        if !self.headers.is_empty() {
+            let headers: Map<String, Value> = self
+                .headers
+                .iter()
+                .map(|h| {
+                    let (name, value) = h.split_once(':').unwrap_or((h.as_str(), ""));
+                    let value = value.trim();
+                    let value = if value.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::from(value)
+                    };
+                    (name.trim().to_owned(), value)
+                })
+                .collect();
+            body.insert("headers".to_owned(), Value::Object(headers));
+        }
         body
     }
 }

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::duration;
 use crate::model::{ConfigFilter, DeliveryFilter, PageRequest, WebhookConfig, now_millis};
+use crate::service::config_input;
 use crate::service::configs::TestSend;
 use crate::service::input::page_request;
 use crate::service::{self, ConfigInput};
@@ -204,6 +205,7 @@ pub(super) async fn show(
          <dt>Requests in flight</dt><dd>{in_flight}</dd>\
          <dt>Timeout</dt><dd>{timeout} ms</dd>\
          <dt>Retry schedule</dt><dd>{schedule}</dd>\
+         <dt>Headers</dt><dd class=\"mono\" id=\"custom-headers\">{custom_headers}</dd>\
          <dt>Created</dt><dd>{created} UTC</dd><dt>Updated</dt><dd>{updated} UTC</dd></dl></section></div>",
         id = esc(&config.id),
         product = esc(config.product.as_str()),
@@ -214,6 +216,11 @@ pub(super) async fn show(
         in_flight = config.max_requests_in_flight,
         timeout = config.timeout_ms,
         schedule = esc(&schedule_text(&config)),
+        custom_headers = if config.headers.is_empty() {
+            "–".to_owned()
+        } else {
+            esc(&headers_text(&config)).replace('\n', "<br>")
+        },
         created = esc(&time(config.created_at)),
         updated = esc(&time(config.updated_at)),
     );
@@ -331,6 +338,8 @@ struct FormValues {
     max_in_flight: String,
     timeout_ms: String,
     retry_schedule: String,
+    /// Custom headers, one `Name: value` per line; credentials shown masked.
+    headers: String,
     remove_secret: bool,
 }
 
@@ -347,6 +356,7 @@ impl FormValues {
             max_in_flight: String::new(),
             timeout_ms: String::new(),
             retry_schedule: String::new(),
+            headers: String::new(),
             remove_secret: false,
         }
     }
@@ -363,6 +373,7 @@ impl FormValues {
             max_in_flight: c.max_requests_in_flight.to_string(),
             timeout_ms: c.timeout_ms.to_string(),
             retry_schedule: schedule_text(c),
+            headers: headers_text(c),
             remove_secret: false,
         }
     }
@@ -380,9 +391,47 @@ impl FormValues {
             max_in_flight: text("maxRequestsInFlight"),
             timeout_ms: text("timeoutMs"),
             retry_schedule: text("retrySchedule"),
+            headers: text("headers"),
             remove_secret: form.get("removeSigningSecret").is_some(),
         }
     }
+}
+
+/// A config's custom headers as the form shows them: `Name: value` lines, credentials masked
+/// (the page never holds them; see [`headers_field`]).
+fn headers_text(c: &WebhookConfig) -> String {
+    c.headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {}", config_input::shown_header_value(n, v)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `headers` object of the form's `Name: value` lines. A masked value of a header the config
+/// already has keeps that header's stored value, so saving the form never writes the mask.
+/// A line without a colon becomes a name `ConfigInput` refuses, naming it.
+fn headers_field(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for line in form.get("headers").unwrap_or("").lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let (name, value) = (name.trim(), value.trim());
+        let kept = existing.and_then(|c| {
+            c.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .filter(|_| value == config_input::MASKED_HEADER_VALUE)
+                .map(|(_, v)| v.clone())
+        });
+        map.insert(
+            name.to_owned(),
+            Value::String(kept.unwrap_or_else(|| value.to_owned())),
+        );
+    }
+    map
 }
 
 /// The config body the form stands for, in the API's JSON shape (so `ConfigInput` names the
@@ -437,6 +486,10 @@ fn input_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, 
             ),
         );
     }
+    body.insert(
+        "headers".into(),
+        Value::Object(headers_field(form, existing)),
+    );
     // The page never holds the secret: an empty field leaves it as it is (the field is left out,
     // which keeps a write-only field), "remove" sends `null`.
     let new_secret = text("signingSecret");
@@ -469,7 +522,7 @@ fn config_form(
         csrf = html::csrf_field(csrf),
         description = esc(&values.description),
     );
-    for p in Product::ALL {
+    for p in Product::all() {
         let _ = write!(
             out,
             "<option{}>{}</option>",
@@ -485,9 +538,12 @@ fn config_form(
         "</select></label><fieldset><legend>Events <span class=\"muted small\">(each must be an \
          event of the product)</span></legend>",
     );
-    for e in Event::ALL {
-        let products: Vec<&str> = Product::ALL
-            .into_iter()
+    // Alphabetical: one list across every product, operators' included, in an order a person can
+    // scan (and which does not move when a catalogue file adds events).
+    let mut events = Event::all().to_vec();
+    events.sort_by_key(|e| e.as_str());
+    for e in events {
+        let products: Vec<&str> = Product::all()
             .filter(|p| e.is_valid_for(*p))
             .map(|p| p.as_str())
             .collect();
@@ -543,6 +599,10 @@ fn config_form(
          <label>Retry schedule <span class=\"muted small\">delays before attempts 2, 3, …; empty \
          for the default</span><input name=\"retrySchedule\" value=\"{schedule}\" \
          placeholder=\"5s, 30s, 2m, 10m, 30m, 1h, 2h, 4h\" spellcheck=\"false\"></label>\
+         <label>Headers <span class=\"muted small\">sent with every request, one \
+         <code>Name: value</code> per line; credentials show as ******** (leave them so to \
+         keep them)</span><textarea name=\"headers\" rows=\"3\" spellcheck=\"false\" \
+         placeholder=\"Authorization: Bearer …\">{headers}</textarea></label>\
          <div class=\"actions\"><button type=\"submit\" class=\"primary\">Save</button>\
          <a href=\"{cancel}\">Cancel</a></div></form>",
         enabled = if values.enabled { " checked" } else { "" },
@@ -550,6 +610,7 @@ fn config_form(
         in_flight = esc(&values.max_in_flight),
         timeout = esc(&values.timeout_ms),
         schedule = esc(&values.retry_schedule),
+        headers = esc(&values.headers),
         cancel = match existing {
             Some(c) => format!("/ui/configs/{}", url_enc(&c.id)),
             None => "/".to_owned(),

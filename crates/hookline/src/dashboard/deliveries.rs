@@ -154,7 +154,9 @@ pub(super) async fn log(
     body.push_str(
         "</select></label><label>Event <select name=\"event\"><option value=\"\">All</option>",
     );
-    for e in Event::ALL {
+    let mut events = Event::all().to_vec();
+    events.sort_by_key(|e| e.as_str());
+    for e in events {
         let _ = write!(
             body,
             "<option{}>{}</option>",
@@ -163,7 +165,7 @@ pub(super) async fn log(
             } else {
                 ""
             },
-            e.as_str()
+            esc(e.as_str())
         );
     }
     body.push_str(

@@ -216,7 +216,11 @@ pub(super) async fn signed_in(
     dash: &Dashboard,
     headers: &HeaderMap,
 ) -> Result<SessionInfo, DashError> {
-    let session = dash.sessions.lookup(headers).ok_or(DashError::SignIn)?;
+    let session = dash
+        .sessions
+        .lookup(&dash.service, headers)
+        .await?
+        .ok_or(DashError::SignIn)?;
     match dash
         .service
         .owner_of_secret_hash(&session.secret_hash)
@@ -224,7 +228,7 @@ pub(super) async fn signed_in(
     {
         Some(owner) if owner == session.app_key => Ok(session),
         _ => {
-            dash.sessions.remove(&session.key);
+            dash.sessions.remove(&dash.service, &session.key).await?;
             Err(DashError::SignIn)
         }
     }
@@ -357,7 +361,10 @@ async fn sign_in(
         ));
     }
     tracing::info!(app_key, "dashboard sign-in");
-    let id = dash.sessions.create(app_key, secret_hash);
+    let id = dash
+        .sessions
+        .create(&dash.service, app_key, secret_hash)
+        .await?;
     let mut response = see_other("/");
     if let Ok(cookie) = HeaderValue::from_str(&session::set_cookie(&headers, &id)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -376,7 +383,7 @@ async fn sign_out(
         Err(e) => return Err(e),
     };
     if let Some(session) = session {
-        dash.sessions.remove(&session.key);
+        dash.sessions.remove(&dash.service, &session.key).await?;
     }
     let mut response = see_other("/");
     if let Ok(cookie) = HeaderValue::from_str(&session::clear_cookie(&headers)) {

@@ -1,10 +1,15 @@
 //! Dashboard sessions and CSRF protection.
 //!
 //! Signing in with an app key and its secret key creates a session: a random 32-character id in
-//! an `HttpOnly; SameSite=Strict` cookie, mapped in memory to the app key, the secret key's hash
-//! (checked against the store on every request, so rotating the secret key ends the session), a
-//! per-session CSRF token and an expiry. The secret key itself is never kept. Sessions live in
-//! this process only: a restart signs everyone out.
+//! an `HttpOnly; SameSite=Strict` cookie. The session itself is in the store
+//! (`service::sessions`): the SHA-256 of its id, the app key, the secret key's hash (checked
+//! against the store on every request, so rotating the secret key ends the session), a
+//! per-session CSRF token and an expiry. The id and the secret key themselves are never kept.
+//! So any node of a cluster serves any session, and a restart signs nobody out.
+//!
+//! The one-time messages a page shows after a form's redirect (flashes) stay in this process:
+//! with several nodes behind a load balancer, the page after a POST may be served by another
+//! node and then shows no message (the change itself is made and shown either way).
 //!
 //! Every state-changing form carries the session's CSRF token in a hidden `csrf` field, compared
 //! in constant time; `SameSite=Strict` keeps the cookie off cross-site requests as a second
@@ -16,19 +21,17 @@ use std::sync::Mutex;
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
-use crate::model::{Millis, now_millis};
 use crate::service::configs::TestSend;
-use crate::service::credentials::{hash_secret, new_secret};
+use crate::service::{Result, Service};
 
 pub const COOKIE: &str = "hookline_session";
 /// How long a session lasts after sign-in.
 pub const TTL_SECS: i64 = 8 * 3600;
-/// Most sessions kept at once; beyond it the oldest goes.
-const MAX_SESSIONS: usize = 100_000;
+/// Most flashes waiting at once; beyond it they are dropped (a flash is taken by the next page).
+const MAX_FLASHES: usize = 100_000;
 /// Most sessions of one app key; beyond it that app key's oldest goes, so one tenant signing in
 /// over and over cannot push everyone else's sessions out.
 pub const MAX_SESSIONS_PER_APP_KEY: usize = 32;
-const ID_LEN: usize = 32;
 
 /// A message shown once, on the next page (after a POST and its redirect).
 #[derive(Debug, Clone)]
@@ -39,105 +42,83 @@ pub enum Flash {
     Test(Box<TestSend>),
 }
 
-#[derive(Debug, Clone)]
-struct Session {
-    app_key: String,
-    secret_hash: String,
-    csrf: String,
-    expires_at: Millis,
-    flash: Option<Flash>,
-}
-
 /// What a request learns from its session cookie.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
-    /// The session's key in the map (the hash of its id).
+    /// The session's key in the store (the hash of its id).
     pub key: String,
     pub app_key: String,
     pub secret_hash: String,
     pub csrf: String,
 }
 
+/// The sessions (in the store, through the service) and this process's flashes.
 #[derive(Default)]
 pub struct Sessions {
-    /// By the SHA-256 of the session id: the map never holds a usable id.
-    inner: Mutex<HashMap<String, Session>>,
+    /// By the session's key (the hash of its id).
+    flashes: Mutex<HashMap<String, Flash>>,
 }
 
 impl Sessions {
     /// Starts a session for an app key; returns the id for the cookie.
-    pub fn create(&self, app_key: String, secret_hash: String) -> String {
-        let id = new_secret(ID_LEN);
-        let now = now_millis();
-        let session = Session {
-            app_key,
-            secret_hash,
-            csrf: new_secret(ID_LEN),
-            expires_at: now + TTL_SECS * 1000,
-            flash: None,
-        };
-        if let Ok(mut map) = self.inner.lock() {
-            map.retain(|_, s| s.expires_at > now);
-            let oldest_of = |map: &HashMap<String, Session>, app_key: Option<&str>| {
-                map.iter()
-                    .filter(|(_, s)| app_key.is_none_or(|k| s.app_key == k))
-                    .min_by_key(|(_, s)| s.expires_at)
-                    .map(|(k, _)| k.clone())
-            };
-            let of_this_key = map
-                .values()
-                .filter(|s| s.app_key == session.app_key)
-                .count();
-            if of_this_key >= MAX_SESSIONS_PER_APP_KEY
-                && let Some(oldest) = oldest_of(&map, Some(&session.app_key))
-            {
-                map.remove(&oldest);
-            }
-            if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = oldest_of(&map, None)
-            {
-                map.remove(&oldest);
-            }
-            map.insert(hash_secret(&id), session);
-        }
-        id
+    pub async fn create(
+        &self,
+        service: &Service,
+        app_key: String,
+        secret_hash: String,
+    ) -> Result<String> {
+        let session = service
+            .start_session(
+                app_key,
+                secret_hash,
+                TTL_SECS * 1000,
+                MAX_SESSIONS_PER_APP_KEY,
+            )
+            .await?;
+        Ok(session.id)
     }
 
     /// The live session named by the request's cookie, if any.
-    pub fn lookup(&self, headers: &HeaderMap) -> Option<SessionInfo> {
-        let id = cookie_value(headers, COOKIE)?;
-        let key = hash_secret(id);
-        let mut map = self.inner.lock().ok()?;
-        let session = map.get(&key)?;
-        if session.expires_at <= now_millis() {
-            map.remove(&key);
-            return None;
-        }
-        Some(SessionInfo {
-            app_key: session.app_key.clone(),
-            secret_hash: session.secret_hash.clone(),
-            csrf: session.csrf.clone(),
-            key,
-        })
+    pub async fn lookup(
+        &self,
+        service: &Service,
+        headers: &HeaderMap,
+    ) -> Result<Option<SessionInfo>> {
+        let Some(id) = cookie_value(headers, COOKIE) else {
+            return Ok(None);
+        };
+        Ok(service.find_session(id).await?.map(|s| SessionInfo {
+            key: s.id_hash,
+            app_key: s.app_key,
+            secret_hash: s.secret_hash,
+            csrf: s.csrf,
+        }))
     }
 
-    pub fn remove(&self, key: &str) {
-        if let Ok(mut map) = self.inner.lock() {
+    pub async fn remove(&self, service: &Service, key: &str) -> Result<()> {
+        if let Ok(mut map) = self.flashes.lock() {
             map.remove(key);
         }
+        service.end_session(key).await
     }
 
     pub fn set_flash(&self, key: &str, flash: Flash) {
-        if let Ok(mut map) = self.inner.lock()
-            && let Some(s) = map.get_mut(key)
+        if let Ok(mut map) = self.flashes.lock()
+            && (map.len() < MAX_FLASHES || map.contains_key(key))
         {
-            s.flash = Some(flash);
+            map.insert(key.to_owned(), flash);
         }
     }
 
     pub fn take_flash(&self, key: &str) -> Option<Flash> {
-        self.inner.lock().ok()?.get_mut(key)?.flash.take()
+        self.flashes.lock().ok()?.remove(key)
     }
+}
+
+/// The key (hash) of the session id in the request's cookie, for tests of the cookie parsing.
+#[cfg(test)]
+fn cookie_key(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE).map(crate::service::credentials::hash_secret)
 }
 
 /// Constant-time comparison of the form's token with the session's.
@@ -209,6 +190,7 @@ pub fn clear_cookie(headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::credentials::hash_secret;
 
     fn with_cookie(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -217,49 +199,19 @@ mod tests {
     }
 
     #[test]
-    fn one_app_key_signing_in_again_and_again_keeps_others_signed_in() {
-        let sessions = Sessions::default();
-        let other = sessions.create("quiet".into(), "h".into());
-        let mut noisy = Vec::new();
-        for _ in 0..(MAX_SESSIONS_PER_APP_KEY * 3) {
-            noisy.push(sessions.create("noisy".into(), "h".into()));
-        }
-        let live = |id: &str| {
-            sessions
-                .inner
-                .lock()
-                .unwrap()
-                .contains_key(&hash_secret(id))
+    fn the_session_cookie_is_found_among_others_and_compared_exactly() {
+        let key = cookie_key(&with_cookie(&format!("other=1; {COOKIE}=abc")));
+        assert_eq!(key, Some(hash_secret("abc")));
+        assert_eq!(cookie_key(&with_cookie("other=1")), None);
+        let info = SessionInfo {
+            key: "k".into(),
+            app_key: "app".into(),
+            secret_hash: "h".into(),
+            csrf: "token".into(),
         };
-        assert!(live(&other), "another app key's session survives");
-        let alive = noisy.iter().filter(|id| live(id)).count();
-        assert_eq!(alive, MAX_SESSIONS_PER_APP_KEY);
-        assert!(live(noisy.last().unwrap()), "the newest stays");
-        assert!(!live(&noisy[0]), "the oldest of that app key goes");
-    }
-
-    #[test]
-    fn a_session_is_found_by_its_cookie_only() {
-        let sessions = Sessions::default();
-        let id = sessions.create("app".into(), "hash".into());
-        let found = sessions
-            .lookup(&with_cookie(&format!("other=1; {COOKIE}={id}")))
-            .unwrap();
-        assert_eq!(found.app_key, "app");
-        assert!(csrf_ok(&found, Some(&found.csrf)));
-        assert!(!csrf_ok(&found, Some("wrong")));
-        assert!(!csrf_ok(&found, None));
-        assert!(
-            sessions
-                .lookup(&with_cookie(&format!("{COOKIE}=x{id}")))
-                .is_none()
-        );
-        sessions.remove(&found.key);
-        assert!(
-            sessions
-                .lookup(&with_cookie(&format!("{COOKIE}={id}")))
-                .is_none()
-        );
+        assert!(csrf_ok(&info, Some("token")));
+        assert!(!csrf_ok(&info, Some("wrong")));
+        assert!(!csrf_ok(&info, None));
     }
 
     #[test]

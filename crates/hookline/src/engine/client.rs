@@ -310,6 +310,10 @@ impl DeliveryClient {
                 .header("webhook-timestamp", timestamp)
                 .header("webhook-signature", signed);
         }
+        // The config's own headers, checked when it was written (names, reserved ones, CR/LF).
+        for (name, value) in &config.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         let request = request
             .body(Full::new(out.envelope.clone()))
             .map_err(|e| (AttemptErrorKind::InvalidUrl, e.to_string()))?;
@@ -503,6 +507,7 @@ mod tests {
             // Generous: the answer is local, but a loaded CI machine can stall a task for seconds.
             timeout_ms: 30_000,
             retry_schedule: Vec::new(),
+            headers: Vec::new(),
             health: Health::default(),
             created_at: 0,
             updated_at: 0,

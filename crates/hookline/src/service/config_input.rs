@@ -43,6 +43,123 @@ pub struct ConfigInput {
     pub(super) max_requests_in_flight: u32,
     pub(super) timeout_ms: u32,
     pub(super) retry_schedule: Vec<Duration>,
+    pub(super) headers: Vec<(String, String)>,
+}
+
+/// Most custom headers per config.
+pub const MAX_HEADERS: usize = 20;
+/// Longest custom header value, in bytes.
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+/// Headers hookline sets itself (compared without letter case), plus every `webhook-*`: a config
+/// cannot replace them, so the envelope, its signatures and the test marker stay hookline's.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "x-toast-webhook-signature",
+    "x-hookline-test",
+];
+
+/// Whether a custom header's value is a credential, so the delivery log and the dashboard show
+/// it masked (the config API still returns it to its owner, so GET → edit → PUT keeps it).
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "auth",
+        "signature",
+    ]
+    .iter()
+    .any(|part| name.contains(part))
+}
+
+/// How a custom header's value is shown in the log and the dashboard.
+pub fn shown_header_value(name: &str, value: &str) -> String {
+    if is_sensitive_header(name) {
+        MASKED_HEADER_VALUE.to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+/// What a sensitive header's value is shown as.
+pub const MASKED_HEADER_VALUE: &str = "********";
+
+/// Reads `headers`: an object of at most [`MAX_HEADERS`] names (HTTP tokens, not reserved, no two
+/// differing only in letter case) to string values (at most [`MAX_HEADER_VALUE_LEN`] bytes of
+/// visible ASCII, spaces and tabs: no CR, LF or NUL). Errors name `headers.<name>`.
+pub fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, String)>> {
+    let map = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => return Err(wrong_type("headers", "an object of name → value", other)),
+    };
+    if map.len() > MAX_HEADERS {
+        return Err(Error::field(
+            "headers",
+            format!("at most {MAX_HEADERS} headers, got {}", map.len()),
+        ));
+    }
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let path = format!("headers.{name}");
+        let is_token = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !is_token {
+            return Err(Error::field(
+                &path,
+                "a header name is letters, digits and !#$%&'*+-.^_`|~ only",
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") {
+            return Err(Error::field(
+                &path,
+                "hookline sets this header itself; it cannot be replaced",
+            ));
+        }
+        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            return Err(Error::field(
+                &path,
+                "named twice (header names are not case-sensitive)",
+            ));
+        }
+        let Value::String(text) = value else {
+            return Err(wrong_type(&path, "a string", value));
+        };
+        if text.len() > MAX_HEADER_VALUE_LEN {
+            return Err(Error::field(
+                &path,
+                format!("at most {MAX_HEADER_VALUE_LEN} bytes"),
+            ));
+        }
+        if text.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(Error::field(&path, "must not contain CR, LF or NUL"));
+        }
+        if !text
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            return Err(Error::field(
+                &path,
+                "only visible ASCII characters, spaces and tabs",
+            ));
+        }
+        headers.push((name.clone(), text.clone()));
+    }
+    headers.sort_by_key(|(n, _)| n.to_ascii_lowercase());
+    Ok(headers)
 }
 
 const SETTABLE: &[&str] = &[
@@ -57,6 +174,7 @@ const SETTABLE: &[&str] = &[
     "maxRequestsInFlight",
     "timeoutMs",
     "retrySchedule",
+    "headers",
 ];
 /// Read-only fields a client may send back unchanged from a GET.
 const READ_ONLY: &[&str] = &[
@@ -192,7 +310,9 @@ impl ConfigInput {
                 ));
             }
         };
+        let headers = parse_headers(body.get("headers"))?;
         Ok(ConfigInput {
+            headers,
             product,
             events,
             url,
@@ -242,6 +362,7 @@ impl ConfigInput {
             max_requests_in_flight: self.max_requests_in_flight,
             timeout_ms: self.timeout_ms,
             retry_schedule: self.retry_schedule,
+            headers: self.headers,
             health,
             created_at,
             updated_at,
@@ -273,6 +394,16 @@ pub fn settable_json(config: &WebhookConfig) -> Map<String, Value> {
     map.insert(
         "maxRequestsInFlight".into(),
         config.max_requests_in_flight.into(),
+    );
+    map.insert(
+        "headers".into(),
+        Value::Object(
+            config
+                .headers
+                .iter()
+                .map(|(n, v)| (n.clone(), Value::from(v.as_str())))
+                .collect(),
+        ),
     );
     map.insert("timeoutMs".into(), config.timeout_ms.into());
     map.insert(

@@ -163,6 +163,9 @@ impl From<ValidationError> for Error {
             V::HookTooLarge => ErrorKind::HookTooLarge,
             V::InvalidHookId => ErrorKind::InvalidHookId,
             V::StringTooLong => ErrorKind::StringTooLong,
+            // Rules only operators' schemas use: the message names the field and the rule.
+            V::StringTooShort | V::OutOfRange | V::UnknownField => ErrorKind::InvalidField,
+            V::NotIngestible => ErrorKind::UnknownProduct,
         };
         Error::new(kind, e.to_string())
     }

@@ -95,7 +95,13 @@ pub fn parse_product(field: &str, name: &str) -> Result<Product> {
     Product::parse(name).ok_or_else(|| {
         Error::new(
             ErrorKind::UnknownProduct,
-            format!("{field}: {name:?} is not one of SMS, KakaoTalk Bizmessage"),
+            format!(
+                "{field}: {name:?} is not one of {}",
+                Product::all()
+                    .map(Product::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
     })
 }
@@ -105,9 +111,12 @@ pub fn parse_event_name(field: &str, name: &str) -> Result<Event> {
         Error::new(
             ErrorKind::UnknownEvent,
             format!(
-                "{field}: {name:?} is not an event (one of TEMPLATE_STATUS_UPDATE, \
-                 MESSAGE_RESULT_UPDATE, UNSUBSCRIBE, CONVERSION_BLOCK, \
-                 INTERNATIONAL_DELIVERY_RECEIPT)"
+                "{field}: {name:?} is not an event (one of {})",
+                Event::all()
+                    .iter()
+                    .map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     })

@@ -8,7 +8,8 @@
 //! beside the operations: [`config_input`], [`input`].
 //!
 //! One file per resource: [`app_keys`], [`configs`] (with [`signing_secrets`] and the test
-//! send), [`deliveries`] (log, redeliver, replay, chart), [`events`] (ingest), [`traces`] (the trace of a hook).
+//! send), [`deliveries`] (log, redeliver, replay, chart), [`events`] (ingest), [`sessions`]
+//! (the dashboard's sign-ins), [`traces`] (the trace of a hook).
 
 pub mod app_keys;
 pub mod config_input;
@@ -18,6 +19,7 @@ pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod input;
+pub mod sessions;
 pub mod signing_secrets;
 pub mod traces;
 pub mod verified_secrets;

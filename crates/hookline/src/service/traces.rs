@@ -280,6 +280,7 @@ mod tests {
             timeout_ms: 1000,
             retry_schedule: Vec::new(),
             health: Health::default(),
+            headers: Vec::new(),
             created_at,
             updated_at: created_at,
         }

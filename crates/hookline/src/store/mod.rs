@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::model::{
     AppKeyRecord, AttemptOutcome, AttemptRecord, ConfigFilter, DeliveryFilter, DeliverySummary,
-    Health, HookTrace, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, TestSendRecord,
-    WebhookConfig,
+    Health, HookTrace, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord,
+    TestSendRecord, WebhookConfig,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -205,6 +205,20 @@ pub trait Store: Send + Sync + 'static {
         secret_hash: String,
         previous_until: Option<Millis>,
     ) -> StoreResult<bool>;
+
+    // --- dashboard sessions ---
+    /// Stores a new session. In the same write, sessions expired by `session.created_at` go,
+    /// and so do the app key's oldest beyond `keep_per_app_key` (the new one counted), so one
+    /// tenant signing in over and over cannot grow the table.
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        keep_per_app_key: usize,
+    ) -> StoreResult<()>;
+    /// The session whose id hashes to `id_hash`, unless it expired by `now`.
+    async fn find_session(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>>;
+    /// Ends a session (sign-out, or its secret key rotated).
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 
     // --- webhook configs ---
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()>;

@@ -55,10 +55,19 @@ pub(super) fn schedule_text(config: &WebhookConfig) -> String {
         .join(",")
 }
 
+/// A config's custom headers as stored (see [`ConfigRow::headers`]).
+pub(super) fn headers_text(config: &WebhookConfig) -> Option<String> {
+    if config.headers.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&config.headers).ok()
+    }
+}
+
 pub(super) const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, signature, signing_secret, \
     enabled, description, max_hooks, max_in_flight, timeout_ms, retry_schedule, health_state, \
     consecutive_failures, last_success_at, last_failure_at, failing_since, disabled_reason, \
-    created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at";
+    created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at, headers";
 
 /// Raw columns of a config row, in [`CONFIG_COLUMNS`] order.
 pub(super) struct ConfigRow {
@@ -85,6 +94,8 @@ pub(super) struct ConfigRow {
     pub(super) updated_at: i64,
     pub(super) previous_signing_secret: Option<String>,
     pub(super) previous_signing_secret_expires_at: Option<i64>,
+    /// Custom headers as a JSON array of `[name, value]` pairs; NULL when none.
+    pub(super) headers: Option<String>,
 }
 
 impl ConfigRow {
@@ -109,7 +120,13 @@ impl ConfigRow {
                 })
                 .collect::<StoreResult<Vec<_>>>()?
         };
+        let headers = match &self.headers {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str::<Vec<(String, String)>>(text)
+                .map_err(|_| corrupt("headers", text))?,
+        };
         Ok(WebhookConfig {
+            headers,
             product: parse_product(&self.product)?,
             events,
             retry_schedule,

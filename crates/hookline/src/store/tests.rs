@@ -14,7 +14,8 @@ use super::sqlite::SqliteStore;
 use super::{Lease, Store, StoreError, StoreSignal};
 use crate::model::{
     AppKeyRecord, AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health,
-    PageRequest, ReplayFilter, StoredHook, TestSendRecord, WebhookConfig, now_millis,
+    PageRequest, ReplayFilter, SessionRecord, StoredHook, TestSendRecord, WebhookConfig,
+    now_millis,
 };
 
 #[derive(Clone, Copy)]
@@ -26,7 +27,7 @@ enum Backend {
 /// Where a test's store lives, so it can be opened again (restart tests).
 enum Place {
     Sqlite(tempfile::TempDir),
-    Postgres(Box<tokio_postgres::Config>),
+    Postgres(Box<super::postgres::DbConfig>),
 }
 
 impl Place {
@@ -94,7 +95,73 @@ store_tests!(
     a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them,
     a_test_send_is_logged_finished_and_never_sent_again,
     a_trace_reads_the_hook_its_queues_and_its_deliveries,
+    dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
 );
+
+fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        id_hash: id_hash.into(),
+        app_key: app_key.into(),
+        secret_hash: format!("secret-of-{app_key}"),
+        csrf: format!("csrf-{id_hash}"),
+        created_at,
+        expires_at,
+    }
+}
+
+async fn dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped(
+    backend: Backend,
+) {
+    let (place, store) = open(backend).await;
+    let now = now_millis();
+    let hour = 3_600_000;
+    store
+        .create_session(session("quiet", "other", now, now + hour), 3)
+        .await
+        .unwrap();
+    // Expired by the time it is looked for: not found.
+    store
+        .create_session(session("stale", "other", now, now + 10), 3)
+        .await
+        .unwrap();
+    assert_eq!(store.find_session("stale", now + 10).await.unwrap(), None);
+    for i in 0..5 {
+        store
+            .create_session(
+                session(&format!("noisy-{i}"), "noisy", now, now + hour + i),
+                3,
+            )
+            .await
+            .unwrap();
+    }
+    let found = store.find_session("quiet", now).await.unwrap().unwrap();
+    assert_eq!(found.app_key, "other");
+    assert_eq!(found.secret_hash, "secret-of-other");
+    assert_eq!(found.csrf, "csrf-quiet");
+    assert_eq!(found.expires_at, now + hour);
+    assert_eq!(store.find_session("unknown", now).await.unwrap(), None);
+    // One app key signing in again and again keeps its newest 3, and the others' sessions.
+    let mut live = Vec::new();
+    for i in 0..5 {
+        if store
+            .find_session(&format!("noisy-{i}"), now)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            live.push(i);
+        }
+    }
+    assert_eq!(live, vec![2, 3, 4]);
+
+    // Sessions are stored, not kept by the process: a reopened store (a restart, another
+    // node) finds them.
+    drop(store);
+    let store = place.open().await;
+    assert!(store.find_session("quiet", now).await.unwrap().is_some());
+    store.delete_session("quiet").await.unwrap();
+    assert_eq!(store.find_session("quiet", now).await.unwrap(), None);
+}
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
     WebhookConfig {
@@ -112,6 +179,7 @@ fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
         max_requests_in_flight: 8,
         timeout_ms: 1000,
         retry_schedule: vec![Duration::from_secs(1)],
+        headers: Vec::new(),
         health: Health::default(),
         created_at: 0,
         updated_at: 0,
@@ -707,13 +775,14 @@ async fn a_test_send_is_logged_finished_and_never_sent_again(backend: Backend) {
 /// Two nodes on one fresh database, with short leases.
 async fn two_nodes(
     lease_ttl: Duration,
-) -> (Arc<dyn Store>, Arc<dyn Store>, tokio_postgres::Config) {
+) -> (Arc<dyn Store>, Arc<dyn Store>, super::postgres::DbConfig) {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
         unreachable!("a PostgreSQL place")
     };
     let node = |id: &str| NodeOptions {
         node_id: id.into(),
         lease_ttl,
+        ..NodeOptions::default()
     };
     let a = PostgresStore::open_config((*config).clone(), node("a"))
         .await
@@ -827,8 +896,7 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     // stay inside it; the expiries themselves are read from the database, not assumed.
     let ttl = Duration::from_secs(3);
     let (a, b, config) = two_nodes(ttl).await;
-    let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let db = config.connect().await.unwrap();
     let cfg = config_with_app("c1", "ak");
     a.insert_config(cfg.clone()).await.unwrap();
     a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
@@ -875,14 +943,14 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     // opened first, so that opening it takes nothing from the lease's time.
     let (c, b2, config) = two_nodes(ttl).await;
     drop(b2);
-    let (db, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let db = config.connect().await.unwrap();
     let survivor: Arc<dyn Store> = Arc::new(
         PostgresStore::open_config(
             config,
             NodeOptions {
                 node_id: "survivor".into(),
                 lease_ttl: ttl,
+                ..NodeOptions::default()
             },
         )
         .await
@@ -1005,6 +1073,7 @@ async fn nodes_see_each_other_join_and_leave() {
     let same_id = NodeOptions {
         node_id: "a".into(),
         lease_ttl: Duration::from_secs(30),
+        ..NodeOptions::default()
     };
     let refused = PostgresStore::open_config(config.clone(), same_id.clone()).await;
     assert!(
@@ -1210,4 +1279,303 @@ async fn a_trace_reads_the_hook_its_queues_and_its_deliveries(backend: Backend) 
     let keys: Vec<&str> = everywhere.iter().map(|t| t.app_key.as_str()).collect();
     assert_eq!(keys, ["ak", "ak2"]);
     assert!(everywhere[1].configs.is_empty());
+}
+
+// ---------- PostgreSQL: lock and statement timeouts, config locks, the connection budget ----------
+
+/// A fresh PostgreSQL database and a store on it with `options`, and the database's config for
+/// connections of the test's own.
+async fn postgres_with(options: NodeOptions) -> (Arc<dyn Store>, super::postgres::DbConfig) {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config((*config).clone(), options)
+        .await
+        .unwrap();
+    (Arc::new(store), *config)
+}
+
+/// Fails the test instead of hanging it: what these tests check is that nothing hangs.
+async fn within_a_minute<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung behind the lock"))
+}
+
+fn is_lock_timeout<T>(result: &Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Unavailable(m)) if m.contains("lock timeout"))
+}
+
+#[tokio::test]
+async fn writes_and_claims_behind_a_held_lock_fail_after_the_lock_timeout_then_recover() {
+    let (store, config) = postgres_with(NodeOptions {
+        lock_timeout: Duration::from_millis(200),
+        ..NodeOptions::default()
+    })
+    .await;
+    let cfg = config_with_app("c1", "ak");
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("before", 2),
+        )
+        .await
+        .unwrap();
+
+    // Another session (an operator, a migration, a stuck transaction) holds the queue.
+    let other = config.connect().await.unwrap();
+    other
+        .batch_execute("BEGIN; LOCK TABLE queue IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let ingest = within_a_minute(
+        "an ingest",
+        store.ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("during", 1),
+        ),
+    )
+    .await;
+    assert!(is_lock_timeout(&ingest), "{:?}", ingest.map(|_| ()));
+    let claim = within_a_minute("a claim", store.claim_batches(&cfg, 10, 1)).await;
+    assert!(is_lock_timeout(&claim), "{:?}", claim.map(|_| ()));
+
+    // The lock gone, the same store works again: nothing was left half-done.
+    other.batch_execute("ROLLBACK").await.unwrap();
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            hooks("after", 1),
+        )
+        .await
+        .unwrap();
+    let claim = store.claim_batches(&cfg, 10, 1).await.unwrap();
+    let claimed: Vec<String> = claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
+        .collect();
+    assert_eq!(claimed, vec!["before-0", "before-1", "after-0"]);
+}
+
+#[tokio::test]
+async fn a_statement_running_past_the_statement_timeout_is_ended_by_the_server() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config(
+        *config,
+        NodeOptions {
+            statement_timeout: Duration::from_millis(200),
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // 30 s if nothing ends it: the test then fails on the answer, not on a hang.
+    let slow = within_a_minute(
+        "a slow statement",
+        store.execute_on_pool_for_test("SELECT pg_sleep(30)"),
+    )
+    .await;
+    assert!(
+        matches!(&slow, Err(StoreError::Unavailable(m)) if m.contains("statement timeout")),
+        "{slow:?}"
+    );
+}
+
+#[tokio::test]
+async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refuse() {
+    let (store, config) = postgres_with(NodeOptions {
+        // Long: the writer waits on the other session's lock until the test commits it.
+        lock_timeout: Duration::from_secs(60),
+        ..NodeOptions::default()
+    })
+    .await;
+    let c1 = config_with_app("c1", "ak");
+    let c2 = config_with_app("c2", "ak");
+    store.insert_config(c1.clone()).await.unwrap();
+    store.insert_config(c2.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 1))
+        .await
+        .unwrap();
+    let delivery = claim_one(&store, &c1, 10).await;
+    claim_one(&store, &c2, 10).await;
+
+    // Another node deletes both configs; its transaction has not committed yet.
+    let other = config.connect().await.unwrap();
+    other
+        .batch_execute("BEGIN; DELETE FROM webhook_configs WHERE id IN ('c1', 'c2')")
+        .await
+        .unwrap();
+    let redeliver = tokio::spawn({
+        let store = store.clone();
+        async move { store.redeliver("ak", &delivery, "again".into()).await }
+    });
+    let replay = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let all = ReplayFilter {
+                since: None,
+                until: None,
+                statuses: Vec::new(),
+            };
+            store.replay("ak", "c2", all).await
+        }
+    });
+    // Until the redelivery either waits for the delete's lock or (without one) has finished.
+    within_a_minute("waiting for the lock", async {
+        while !redeliver.is_finished() {
+            let waiting: i64 = other
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    other.batch_execute("COMMIT").await.unwrap();
+    let redelivered = within_a_minute("redeliver", redeliver).await.unwrap();
+    assert!(
+        matches!(redelivered, Err(StoreError::Conflict(_))),
+        "a delivery was made for a deleted config: {:?}",
+        redelivered.map(|d| d.map(|d| d.hooks_id))
+    );
+    let replayed = within_a_minute("replay", replay).await.unwrap().unwrap();
+    assert_eq!(replayed, 0, "hooks were queued for a deleted config");
+}
+
+#[tokio::test]
+async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let opened = PostgresStore::open_config(
+        (*config).clone(),
+        NodeOptions {
+            pool_size: 100_000,
+            ..NodeOptions::default()
+        },
+    )
+    .await;
+    let Err(StoreError::Unavailable(message)) = opened else {
+        panic!("a node needing 100,002 connections started");
+    };
+    assert!(message.contains("max_connections"), "{message}");
+    assert!(message.contains("--pg-pool-size 100000"), "{message}");
+    assert!(message.contains("needs 100002"), "{message}");
+    // The default fits the test cluster (every other test opens stores with it).
+    PostgresStore::open_config(*config, NodeOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_role_that_owns_its_database_but_is_no_superuser_runs_the_migrations_and_serves() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let admin = config.connect().await.unwrap();
+    let role = format!(
+        "hookline_role_{}",
+        hookline_wire::generate_id().to_lowercase()
+    )
+    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    // What the README asks for: a role that may log in and owns the database, nothing more.
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"),
+        format!("CREATE DATABASE {role} OWNER {role}"),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+    let as_owner = (*config).clone().with_dbname(&role).with_user(&role);
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config(as_owner.clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    let cfg = config_with_app("c1", "ak");
+    store.insert_config(cfg.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 1))
+        .await
+        .unwrap();
+    claim_one(&store, &cfg, 10).await;
+    // A second node of that role starts too (the migrations are recorded, not run again).
+    PostgresStore::open_config(as_owner, NodeOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn nodes_whose_clocks_are_ten_minutes_off_neither_take_live_leases_nor_look_dead() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let ten_minutes = 600_000;
+    let node = |id: &str, skew: i64| NodeOptions {
+        node_id: id.into(),
+        lease_ttl: Duration::from_secs(30),
+        test_clock_skew_ms: skew,
+        ..NodeOptions::default()
+    };
+    let open = |options: NodeOptions| {
+        let config = (*config).clone();
+        async move {
+            let store: Arc<dyn Store> =
+                Arc::new(PostgresStore::open_config(config, options).await.unwrap());
+            store
+        }
+    };
+    let live = open(node("live", 0)).await;
+    let ahead = open(node("ahead", ten_minutes)).await;
+    let behind = open(node("behind", -ten_minutes)).await;
+    let cfg = config_with_app("c1", "ak");
+    live.insert_config(cfg.clone()).await.unwrap();
+    live.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    // The live node's delivery, leased for 30 s of the database's time.
+    let held = claim_one(&live, &cfg, 1).await;
+
+    // Ten minutes ahead, the lease would look expired by the node's own clock: it is not taken.
+    let far = now_millis() + 2 * ten_minutes;
+    for other in [&ahead, &behind] {
+        let due = other.due_deliveries(far, 100).await.unwrap();
+        assert!(
+            due.iter().all(|d| d.hooks_id != held),
+            "a skewed node's sweep offers a live node's leased delivery"
+        );
+        assert!(
+            matches!(
+                other.lease_delivery(&held).await.unwrap(),
+                Lease::Unavailable
+            ),
+            "a skewed node took a live node's lease"
+        );
+    }
+    // Every node sees all three alive: the one behind does not look dead (its heartbeats are in
+    // the database's time), and the one ahead does not make the others look dead.
+    for store in [&live, &ahead, &behind] {
+        assert_eq!(store.membership().await.unwrap().nodes, 3);
+    }
+    // The work still goes round: the skewed nodes claim and lease what is free.
+    let second = claim_one(&ahead, &cfg, 1).await;
+    assert_ne!(second, held);
 }

@@ -66,7 +66,14 @@ struct Listen {
 
 impl Listen {
     async fn start(args: &[&str]) -> Listen {
-        let mut all = vec!["listen", "--port", "0", "--quiet"];
+        let mut all = vec!["--quiet"];
+        all.extend_from_slice(args);
+        Listen::start_printing_hooks(&all).await
+    }
+
+    /// Like `start`, without `--quiet`: every hook is printed too.
+    async fn start_printing_hooks(args: &[&str]) -> Listen {
+        let mut all = vec!["listen", "--port", "0"];
         all.extend_from_slice(args);
         let mut child = hookline(&all)
             .stdin(std::process::Stdio::null())
@@ -318,4 +325,35 @@ async fn admin_emit_and_listen_work_against_a_real_server() {
         .await;
     assert_eq!(status(other_secret), 401);
     listen.wait_for_line("REJECTED: webhook-signature").await;
+}
+
+/// `hookline listen` prints an envelope of any product, an operator's included (it reads hooks as
+/// JSON, not through the typed models of the built-in events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_pretty_prints_an_operators_product() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("push.json");
+    std::fs::write(&file, crate::catalogue::PUSH_CATALOGUE).unwrap();
+    let srv = Server::start_with(&["--catalogue", file.to_str().unwrap()]).await;
+    let listen = Listen::start_printing_hooks(&["--signature", "sig-1"]).await;
+    let app = srv.create_app_key("listen-push").await;
+    srv.create_config(
+        &app,
+        config_body("Push", &["OPENED"], &format!("{}/push", listen.url)),
+    )
+    .await;
+    let ids = srv
+        .ingest(
+            &app,
+            "Push",
+            "OPENED",
+            vec![json!({"token": "tok-42-listen", "platform": "ANDROID"})],
+        )
+        .await;
+    let header = listen.wait_for_line("Push OPENED").await;
+    assert!(header.contains(&app.app_key), "{header}");
+    listen
+        .wait_for_line(&format!("\"hookId\": \"{}\"", ids[0]))
+        .await;
+    listen.wait_for_line("\"token\": \"tok-42-listen\"").await;
 }

@@ -19,6 +19,7 @@ use crate::support::*;
 
 mod faults;
 mod idempotency;
+mod sessions;
 
 const CONFIGS: usize = 20;
 const HOOKS: usize = 10_000;
@@ -706,10 +707,9 @@ async fn killing_one_node_mid_run_loses_nothing_and_bounds_duplicates() {
 
 /// The hooksIds of the deliveries whose lease `node` holds, read from the shared database.
 async fn leased_by(db: &str, node: &str) -> std::collections::HashSet<String> {
-    let (client, connection) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+    let client = hookline::store::postgres::connect_url(db)
         .await
         .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
-    tokio::spawn(connection);
     client
         .query(
             "SELECT hooks_id FROM deliveries WHERE lease_owner = $1",

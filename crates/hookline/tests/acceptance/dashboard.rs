@@ -528,3 +528,55 @@ async fn the_trace_page_shows_what_became_of_a_hook_for_each_config() {
         page.body
     );
 }
+
+/// A credential in a custom header is shown masked on the config's page and in its form, and
+/// saving the form with the mask untouched keeps the stored value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_header_credentials_are_masked_and_kept_by_an_edit() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash-headers").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], "http://127.0.0.1:9/hooks");
+    body["headers"] = json!({"Authorization": "Bearer s3cr3t-t0ken", "X-Team": "blue"});
+    let cfg = srv.create_config(&app, body).await;
+    let id = s(&cfg, "webhookConfigId");
+
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    for path in [
+        format!("/ui/configs/{id}"),
+        format!("/ui/configs/{id}/edit"),
+    ] {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, 200, "GET {path}");
+        assert!(
+            !page.body.contains("s3cr3t-t0ken"),
+            "GET {path} shows the credential"
+        );
+        assert!(page.body.contains("Authorization: ********"), "GET {path}");
+        assert!(page.body.contains("X-Team: blue"), "GET {path}");
+    }
+    let form = browser.get(&format!("/ui/configs/{id}/edit")).await;
+    let csrf = form.csrf();
+    let saved = browser
+        .post(
+            &format!("/ui/configs/{id}"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("productName", SMS),
+                ("events", "UNSUBSCRIBE"),
+                ("url", "http://127.0.0.1:9/hooks"),
+                ("signature", "sig"),
+                ("enabled", "true"),
+                ("headers", "Authorization: ********\r\nX-Team: green"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "save: {}", saved.body);
+    let stored = srv.get_config(&app, &id).await;
+    assert_eq!(
+        stored["headers"],
+        json!({"Authorization": "Bearer s3cr3t-t0ken", "X-Team": "green"}),
+        "{stored}"
+    );
+}

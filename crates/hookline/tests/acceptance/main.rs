@@ -10,6 +10,7 @@ mod support;
 mod auth_throttle;
 mod bad_input;
 mod batching;
+mod catalogue;
 mod cli;
 mod cluster;
 mod concurrency;

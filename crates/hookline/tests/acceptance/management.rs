@@ -1274,3 +1274,130 @@ async fn put_keeps_the_signing_secret_and_patch_changes_only_what_it_names() {
     let cleared = srv.expect(srv.put(&app.auth(), &path, put_body).await, 200, "PUT null");
     assert_eq!(cleared["webhookConfig"]["hasSigningSecret"], json!(false));
 }
+
+/// Custom headers: sent on every attempt (a retry too) and on test sends, shown by GET, merged by
+/// PATCH, removed by a PUT that leaves them out; refused with the header's name when they would
+/// replace hookline's own headers, smuggle a line break, or break the limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_headers_go_with_every_attempt_and_bad_ones_are_refused_by_name() {
+    let rx = Receiver::start().await;
+    rx.respond_with(&[500]);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("headers").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/h"));
+    body["retrySchedule"] = schedule(3, "100ms");
+    body["headers"] = json!({"Authorization": "Bearer abc123", "X-Tenant": "t-1"});
+    let cfg = srv.create_config(&app, body.clone()).await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let path = app.path(&format!("/webhook-configs/{cfg_id}"));
+    assert_eq!(cfg["headers"], body["headers"], "{cfg}");
+
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::hook(SMS, "UNSUBSCRIBE", 0)],
+        )
+        .await;
+    srv.ok(rx.wait_for_requests(2, PROMPT).await);
+    srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    let test = srv.expect(
+        srv.post(&app.auth(), &format!("{path}/test"), json!({}))
+            .await,
+        200,
+        "test send",
+    );
+    assert!(test["attempt"].is_object(), "{test}");
+    let reqs = rx.requests();
+    assert!(
+        reqs.len() >= 3,
+        "a failed attempt, its retry and the test send"
+    );
+    for r in &reqs {
+        assert_eq!(
+            r.header("authorization"),
+            Some("Bearer abc123"),
+            "{}",
+            r.summary()
+        );
+        assert_eq!(r.header("x-tenant"), Some("t-1"), "{}", r.summary());
+        assert_eq!(r.header_count("authorization"), 1);
+    }
+    assert!(
+        reqs.iter()
+            .any(|r| r.header("x-hookline-test") == Some("true"))
+    );
+
+    // PATCH merges (null removes one header), PUT without `headers` removes them all.
+    let patched = srv.expect(
+        srv.patch(
+            &app.auth(),
+            &path,
+            json!({"headers": {"X-Tenant": null, "X-Region": "eu"}}),
+        )
+        .await,
+        200,
+        "patch headers",
+    );
+    assert_eq!(
+        patched["webhookConfig"]["headers"],
+        json!({"Authorization": "Bearer abc123", "X-Region": "eu"}),
+        "{patched}"
+    );
+
+    // Refusals name the header and change nothing.
+    let long = "v".repeat(1025);
+    let many: serde_json::Map<String, Value> =
+        (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+    let cases = [
+        (json!({"Host": "evil.example"}), "headers.Host"),
+        (json!({"content-length": "1"}), "headers.content-length"),
+        (json!({"webhook-id": "x"}), "headers.webhook-id"),
+        (
+            json!({"X-Hookline-Test": "false"}),
+            "headers.X-Hookline-Test",
+        ),
+        (
+            json!({"X-Toast-Webhook-Signature": "x"}),
+            "headers.X-Toast-Webhook-Signature",
+        ),
+        (json!({"Bad Name": "x"}), "headers.Bad Name"),
+        (json!({"X-Split": "a\r\nX-Injected: 1"}), "headers.X-Split"),
+        (json!({"X-Nul": "a\u{0}b"}), "headers.X-Nul"),
+        (json!({"X-Long": long}), "headers.X-Long"),
+        (json!({"X-Number": 5}), "headers.X-Number"),
+        (json!({"X-A": "1", "x-a": "2"}), "headers.x-a"),
+        (Value::Object(many), "headers"),
+        (json!(["X-A: 1"]), "headers"),
+    ];
+    for (headers, field) in cases {
+        let mut bad = body.clone();
+        bad["headers"] = headers.clone();
+        let (st, answer) = srv.put(&app.auth(), &path, bad).await;
+        assert_eq!(st.as_u16(), 400, "{headers}: {answer}");
+        let message = answer["header"]["resultMessage"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with(&format!("{field}:")),
+            "{headers}: expected the message to name {field}: {answer}"
+        );
+    }
+    let unchanged = srv.get_config(&app, &cfg_id).await;
+    assert_eq!(
+        unchanged["headers"],
+        json!({"Authorization": "Bearer abc123", "X-Region": "eu"}),
+        "{unchanged}"
+    );
+
+    let mut without = body.clone();
+    without
+        .as_object_mut()
+        .map(|o| o.remove("headers"))
+        .unwrap_or_default();
+    let replaced = srv.expect(srv.put(&app.auth(), &path, without).await, 200, "put");
+    assert_eq!(
+        replaced["webhookConfig"]["headers"],
+        json!({}),
+        "{replaced}"
+    );
+}

@@ -111,6 +111,10 @@ async fn the_cli_runs_an_operators_everyday_tasks() {
                 "5000",
                 "--retry-schedule",
                 "1s,2s",
+                "--header",
+                "X-Team: blue",
+                "--header",
+                "Authorization: Bearer t0k",
             ],
         )
         .await,
@@ -119,14 +123,32 @@ async fn the_cli_runs_an_operators_everyday_tasks() {
     let id = config["webhookConfigId"].as_str().expect("id").to_owned();
     assert_eq!(config["maxHooksPerRequest"], 10);
     assert_eq!(config["retrySchedule"], serde_json::json!(["1s", "2s"]));
+    assert_eq!(
+        config["headers"],
+        serde_json::json!({"X-Team": "blue", "Authorization": "Bearer t0k"})
+    );
     let updated = json(
         &hookline(
             &tenant,
-            &["configs", "update", &id, "--timeout-ms", "7000", "--json"],
+            &[
+                "configs",
+                "update",
+                &id,
+                "--timeout-ms",
+                "7000",
+                "--header",
+                "X-Team:",
+                "--json",
+            ],
         )
         .await,
     );
     assert_eq!(updated["webhookConfig"]["timeoutMs"], 7000);
+    assert_eq!(
+        updated["webhookConfig"]["headers"],
+        serde_json::json!({"Authorization": "Bearer t0k"}),
+        "an update with an empty header value removes that header"
+    );
     assert_eq!(
         updated["webhookConfig"]["description"], "made by the CLI",
         "an update changes only what it names"

@@ -54,8 +54,20 @@ fn fill(dir: &Path, leave: u64) -> PathBuf {
         .nth(1)
         .and_then(|l| l.trim().parse::<u64>().ok())
         .expect("df output");
-    let size = free.saturating_sub(leave);
-    std::fs::write(&path, vec![0u8; size as usize]).expect("write filler");
+    let size = free.saturating_sub(leave) as usize;
+    // In chunks, and a full disk ends the filling: the server may write (an attempt record, a
+    // checkpoint) between `df` and here, and a disk that fills up sooner is what this wants.
+    let mut file = std::fs::File::create(&path).expect("create filler");
+    let chunk = vec![0u8; 64 * 1024];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        match std::io::Write::write_all(&mut file, &chunk[..n]) {
+            Ok(()) => left -= n,
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+            Err(e) => panic!("write filler: {e}"),
+        }
+    }
     path
 }
 

@@ -151,7 +151,10 @@ async fn check_event(product: &str, ingest_as: &str, event: &str) {
             problems.push(e);
         }
         let raw = String::from_utf8_lossy(&r.body);
-        if raw.contains("recipientGropuingKey") || raw.contains("\"_link\"") {
+        if raw.contains("recipientGropuingKey")
+            || raw.contains("\"_link\"")
+            || raw.contains("senderGroupKey")
+        {
             problems.push(format!("a misspelled alias was delivered as is: {raw}"));
         }
         for h in r.hooks() {
@@ -237,6 +240,16 @@ async fn sms_conversion_block_arrives_as_specified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_international_delivery_receipt_arrives_as_specified() {
     check_event(SMS, "Sms", "INTERNATIONAL_DELIVERY_RECEIPT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_unsubscribe_arrives_as_specified() {
+    check_event(EMAIL, "email", "UNSUBSCRIBE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_message_result_update_arrives_with_aliases_normalised() {
+    check_event(EMAIL, "EMAIL", "MESSAGE_RESULT_UPDATE").await;
 }
 
 /// A config with a signing secret also sends verifiable Standard Webhooks headers, and the secret is

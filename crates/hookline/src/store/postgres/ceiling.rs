@@ -26,8 +26,7 @@ pub async fn commit_rate(
     body: fn(usize, &mut String),
 ) -> StoreResult<f64> {
     let name = super::create_scratch_database(url).await?;
-    let mut config = parse_url(url)?;
-    config.dbname(&name);
+    let config = parse_url(url)?.with_dbname(&name);
     let setup = connect(&config).await?;
     setup
         .batch_execute(include_str!("migrations/0001_initial.sql"))

@@ -11,8 +11,16 @@
 //!   so only a node that stopped (crashed, or cut off from the database) loses them, and closing
 //!   hands back those left ([`PostgresStore::leave`]). Other nodes find expired leases with
 //!   [`PostgresStore::due_deliveries`].
+//! - **The database's clock.** Lease expiries and heartbeats are written and compared in the
+//!   database's time, not the node's: each node measures how far its clock is from the
+//!   database's ([`DbClock`], at open and with every renewal) and writes and compares those
+//!   times corrected by it. So a node whose clock is minutes ahead does not see a live node's
+//!   leases as expired (and take them), and one whose clock is behind does not look dead to
+//!   the others. Retry times (`next_attempt_at`) stay in the clock of the node that scheduled
+//!   them: a node's own retries are due by its own clock, which is what its timer counts in.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -20,7 +28,7 @@ use tokio::sync::mpsc;
 use super::PostgresStore;
 use super::attempts::flush_records;
 use super::columns::{col, delivery_row, open_delivery};
-use super::connection::{Conn, execute, query, query_opt};
+use super::connection::{Conn, execute, query, query_one, query_opt};
 use super::deliveries::delivery_hooks;
 use super::notify::{FREED_CHANNEL, NODES_CHANNEL, notify};
 use super::writer::{Durability, Job, quiet_job};
@@ -31,7 +39,8 @@ use crate::store::{Lease, Membership, OpenDelivery, StoreError, StoreResult};
 /// A node that has not been heard of for this long is forgotten (its row deleted).
 const FORGET_NODES_AFTER_MS: i64 = 24 * 3_600_000;
 
-/// Who this node is among those sharing the database, and how long its leases last.
+/// Who this node is among those sharing the database, how long its leases last, and how it
+/// uses the database's connections.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
     /// Written as `lease_owner`; unique per running process.
@@ -39,6 +48,19 @@ pub struct NodeOptions {
     /// How long a lease outlives the last renewal: the time another node waits before taking
     /// over the work of a node that died. Renewed every third of it.
     pub lease_ttl: Duration,
+    /// Connections for reads and claims (`--pg-pool-size`); the node also holds one for the
+    /// writer and one for the listener.
+    pub pool_size: usize,
+    /// How long a statement of the writer, a claim or a read waits for a row or table lock
+    /// before it fails (`--pg-lock-timeout`): the group or request fails (503, or the work is
+    /// tried again) instead of hanging behind a lock someone else holds.
+    pub lock_timeout: Duration,
+    /// How long any one statement of those connections may run (`--pg-statement-timeout`).
+    pub statement_timeout: Duration,
+    /// Tests only: this node's clock pretends to be off by this many milliseconds (the hidden
+    /// `HOOKLINE_TEST_CLOCK_OFFSET_MS` of `serve`), to show that leases and heartbeats do not
+    /// depend on the nodes' clocks agreeing.
+    pub test_clock_skew_ms: i64,
 }
 
 impl Default for NodeOptions {
@@ -46,9 +68,24 @@ impl Default for NodeOptions {
         NodeOptions {
             node_id: generated_node_id(),
             lease_ttl: Duration::from_secs(30),
+            pool_size: DEFAULT_POOL_SIZE,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            test_clock_skew_ms: 0,
         }
     }
 }
+
+/// `--pg-pool-size`'s default.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// `--pg-lock-timeout`'s default: well above any lock the store itself holds (a group commits in
+/// milliseconds), well below a client's patience.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// `--pg-statement-timeout`'s default: far above the slowest statement the store runs on a busy
+/// database (a retention batch, a log page), so it only ever ends a statement that is stuck.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections a node holds besides its pool: the writer's and the listener's.
+pub const CONNECTIONS_BESIDES_POOL: usize = 2;
 
 /// `<host>-<pid>-<random>`: readable in the database, unique across restarts.
 pub fn generated_node_id() -> String {
@@ -68,11 +105,59 @@ pub fn generated_node_id() -> String {
 pub(super) struct Node {
     pub(super) id: Arc<str>,
     pub(super) ttl_ms: i64,
+    pub(super) clock: DbClock,
 }
 
 impl Node {
+    /// A lease taken or renewed now runs until then, in the database's time.
     pub(super) fn lease_until(&self) -> Millis {
-        now_millis() + self.ttl_ms
+        self.clock.now() + self.ttl_ms
+    }
+}
+
+/// The database's time as this node estimates it: its own clock plus the offset measured with
+/// `clock_timestamp()` (half the round trip's error at most, a millisecond or so on a LAN).
+#[derive(Debug, Clone, Default)]
+pub(super) struct DbClock {
+    /// Tests only (`NodeOptions::test_clock_skew_ms`): this node's clock pretends to be off by this
+    /// much, as a machine whose clock is wrong would be.
+    skew_ms: i64,
+    /// The database's time minus this node's, as last measured.
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl DbClock {
+    pub(super) fn new(skew_ms: i64) -> DbClock {
+        DbClock {
+            skew_ms,
+            offset_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// This node's own clock, as the store sees it.
+    fn local_now(&self) -> Millis {
+        now_millis() + self.skew_ms
+    }
+
+    /// The database's time, estimated.
+    pub(super) fn now(&self) -> Millis {
+        self.local_now() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Measures the offset again on `c`.
+    pub(super) async fn sync(&self, c: &Conn) -> StoreResult<()> {
+        let before = self.local_now();
+        let row = query_one(
+            c,
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT",
+            &[],
+        )
+        .await?;
+        let after = self.local_now();
+        let database: i64 = col(&row, 0)?;
+        self.offset_ms
+            .store(database - (before + after) / 2, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -80,15 +165,16 @@ impl Node {
 /// that a live node uses, frees what a previous process under this id held, and says this node is
 /// alive (the others split per-config limits with it from then on).
 pub(super) async fn join(c: &Conn, node: &Node) -> StoreResult<()> {
+    node.clock.sync(c).await?;
     // Two live processes under one node id would free each other's leases: refuse.
     let alive = query_opt(
         c,
         "SELECT heartbeat_at FROM nodes WHERE node_id = $1 AND heartbeat_at > $2",
-        &[&&*node.id, &(now_millis() - node.ttl_ms)],
+        &[&&*node.id, &(node.clock.now() - node.ttl_ms)],
     )
     .await?;
     if let Some(row) = alive {
-        let ago = now_millis() - col::<i64>(&row, 0)?;
+        let ago = node.clock.now() - col::<i64>(&row, 0)?;
         return Err(StoreError::Conflict(format!(
             "node id {:?} is in use: a node with that id was alive {ago} ms ago. Give each \
              node its own --node-id (the default is unique), or wait --lease-ttl after a \
@@ -106,7 +192,7 @@ pub(super) async fn join(c: &Conn, node: &Node) -> StoreResult<()> {
     )
     .await?;
     // Joined: the others split per-config limits with this node from now on.
-    heartbeat(c, &node.id).await?;
+    heartbeat(c, node).await?;
     notify(c, NODES_CHANNEL, &[node.id.to_string()]).await?;
     Ok(())
 }
@@ -127,17 +213,19 @@ pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Nod
             Durability::Relaxed,
             "renewing this node's leases",
             move |c| async move {
+                // The clocks drift (and get stepped): measured again every renewal.
+                node.clock.sync(&c).await?;
                 execute(
                     &c,
                     "UPDATE deliveries SET lease_expires_at = $2 WHERE lease_owner = $1",
                     &[&&*node.id, &node.lease_until()],
                 )
                 .await?;
-                heartbeat(&c, &node.id).await?;
+                heartbeat(&c, &node).await?;
                 execute(
                     &c,
                     "DELETE FROM nodes WHERE heartbeat_at < $1",
-                    &[&(now_millis() - FORGET_NODES_AFTER_MS)],
+                    &[&(node.clock.now() - FORGET_NODES_AFTER_MS)],
                 )
                 .await?;
                 Ok(())
@@ -149,14 +237,14 @@ pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Nod
     }
 }
 
-/// Says this node is alive (its row in `nodes`).
-async fn heartbeat(c: &Conn, node_id: &str) -> StoreResult<()> {
-    let now = now_millis();
+/// Says this node is alive (its row in `nodes`), in the database's time.
+async fn heartbeat(c: &Conn, node: &Node) -> StoreResult<()> {
+    let now = node.clock.now();
     execute(
         c,
         "INSERT INTO nodes (node_id, started_at, heartbeat_at) VALUES ($1, $2, $2) \
          ON CONFLICT (node_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at",
-        &[&node_id, &now],
+        &[&&*node.id, &now],
     )
     .await?;
     Ok(())
@@ -168,7 +256,7 @@ impl PostgresStore {
         let rows = query(
             &c,
             "SELECT node_id FROM nodes WHERE heartbeat_at > $1 ORDER BY node_id",
-            &[&(now_millis() - self.node.ttl_ms)],
+            &[&(self.node.clock.now() - self.node.ttl_ms)],
         )
         .await?;
         let mut live: Vec<String> = rows.iter().map(|r| col(r, 0)).collect::<StoreResult<_>>()?;
@@ -197,7 +285,10 @@ impl PostgresStore {
             // This node's records queued before this lease are applied first.
             flush_records(&group).await?;
             let c = group.client;
+            // Due by this node's clock (the engine's: retry times are in the clock of the node
+            // that scheduled them); expired by the database's.
             let now = now_millis();
+            let db_now = node.clock.now();
             // SKIP LOCKED: a row another transaction is changing (another node's lease or
             // record) is not waited for; its lease decides, and it is someone else's now.
             let row = query_opt(
@@ -207,11 +298,11 @@ impl PostgresStore {
                          WHERE hooks_id = (SELECT hooks_id FROM deliveries \
                              WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
                              AND COALESCE(next_attempt_at, 0) <= $4 \
-                             AND (lease_owner IS NULL OR lease_expires_at < $4) \
+                             AND (lease_owner IS NULL OR lease_expires_at < $5) \
                              FOR UPDATE SKIP LOCKED) \
                          RETURNING {DELIVERY_COLUMNS}"
                 ),
-                &[&hooks_id, &&*node.id, &node.lease_until(), &now],
+                &[&hooks_id, &&*node.id, &node.lease_until(), &now, &db_now],
             )
             .await?;
             let Some(row) = row else {
@@ -222,7 +313,7 @@ impl PostgresStore {
                     "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
                          WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
                          AND (lease_owner IS NULL OR lease_expires_at < $2)",
-                    &[&hooks_id, &now],
+                    &[&hooks_id, &db_now],
                 )
                 .await?;
                 let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
@@ -256,7 +347,7 @@ impl PostgresStore {
                  AND (d.lease_owner IS NULL OR d.lease_expires_at < $2) \
                  AND c.enabled AND c.health_state <> 'DISABLED' \
                  ORDER BY COALESCE(d.next_attempt_at, 0) LIMIT $3",
-            &[&until, &now_millis(), &i64::from(limit)],
+            &[&until, &self.node.clock.now(), &i64::from(limit)],
         )
         .await?;
         rows.iter().map(open_delivery).collect()

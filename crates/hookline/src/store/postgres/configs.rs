@@ -17,7 +17,7 @@ use crate::model::{
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
-    CONFIG_COLUMNS, ConfigRow, join_events, parse_event, parse_product, schedule_text,
+    CONFIG_COLUMNS, ConfigRow, headers_text, join_events, parse_event, parse_product, schedule_text,
 };
 use crate::store::{StoreError, StoreResult, runs_by_event};
 
@@ -120,9 +120,9 @@ fn previous_secret(config: &WebhookConfig) -> (Option<String>, Option<Millis>) {
     }
 }
 
-/// The 23 config columns in `CONFIG_COLUMNS` order, as statement parameters.
+/// The 24 config columns in `CONFIG_COLUMNS` order, as statement parameters.
 macro_rules! config_params {
-    ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr) => {
+    ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr, $headers:expr) => {
         [
             &$c.id as &(dyn tokio_postgres::types::ToSql + Sync),
             &$c.app_key,
@@ -147,6 +147,7 @@ macro_rules! config_params {
             &$c.updated_at,
             &$prev,
             &$prev_exp,
+            &$headers,
         ]
     };
 }
@@ -257,14 +258,15 @@ impl PostgresStore {
             let events = join_events(&config.events);
             let schedule = schedule_text(&config);
             let (prev, prev_exp) = previous_secret(&config);
+            let headers = headers_text(&config);
             execute(
                 &c,
                 &format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                      $17, $18, $19, $20, $21, $22, $23)"
+                      $17, $18, $19, $20, $21, $22, $23, $24)"
                 ),
-                &config_params!(config, events, schedule, prev, prev_exp),
+                &config_params!(config, events, schedule, prev, prev_exp, headers),
             )
             .await?;
             write_subscriptions(&c, &config).await?;
@@ -286,7 +288,8 @@ impl PostgresStore {
             let events = join_events(&config.events);
             let schedule = schedule_text(&config);
             let (prev, prev_exp) = previous_secret(&config);
-            // The same 23 parameters as the insert; created_at ($20) is not settable, so it is
+            let headers = headers_text(&config);
+            // The same 24 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
             let n = execute(
                 &c,
@@ -296,9 +299,9 @@ impl PostgresStore {
                      retry_schedule = $13, health_state = $14, consecutive_failures = $15, \
                      last_success_at = $16, last_failure_at = $17, failing_since = $18, \
                      disabled_reason = $19, updated_at = $21, previous_signing_secret = $22, \
-                     previous_signing_secret_expires_at = $23 \
+                     previous_signing_secret_expires_at = $23, headers = $24 \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
-                &config_params!(config, events, schedule, prev, prev_exp),
+                &config_params!(config, events, schedule, prev, prev_exp, headers),
             )
             .await?;
             if n == 0 {

@@ -16,13 +16,11 @@ use std::task::Poll;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use super::PostgresStore;
+use super::tls::{MakeRustls, split_url};
 use crate::store::{StoreError, StoreResult};
-
-/// Pooled connections: reads, and claims (each one short transaction).
-const READER_POOL_SIZE: usize = 16;
 
 /// The planner setting of the writer's session and of claims. A prepared statement is planned
 /// for its parameters five times, then once for all (a generic plan), kept until the tables it
@@ -48,46 +46,124 @@ pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// Connection and I/O failures make the store unavailable (callers answer 503); so does any other
 /// database error: nothing was half-written, the group rolled back.
 pub(super) fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    // `Display` of a server error says only "db error": the code and message are the useful part.
-    match e.as_db_error() {
-        Some(db) => {
-            StoreError::Unavailable(format!("postgres: {} ({})", db.message(), db.code().code()))
+    StoreError::Unavailable(format!("postgres: {}", describe(&e)))
+}
+
+/// The driver's error in words an operator can act on. `Display` of a server error says only
+/// "db error", and of a failed connection only "error performing TLS handshake" or "error
+/// connecting to server": the causes are the useful part, so they are appended. None of them
+/// holds the connection config (nor its password): the driver's causes are server messages,
+/// I/O errors and [`super::tls::TlsError`]s, which name the host and the TLS parameters only.
+pub(super) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} ({})", db.message(), db.code().code());
+        // A `hostssl`-only pg_hba.conf answers a plaintext connection with "no pg_hba.conf entry
+        // for ... no encryption": say what to change on this side.
+        if *db.code() == tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && db.message().contains("no encryption")
+        {
+            text.push_str(
+                "; the server refuses connections without TLS: use sslmode=require, verify-ca \
+                 or verify-full in --database-url",
+            );
         }
-        None => StoreError::Unavailable(format!("postgres: {e}")),
+        return text;
     }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.contains("server does not support TLS") {
+        text.push_str(
+            " (the sslmode in --database-url requires TLS; the server does not offer it)",
+        );
+    }
+    text
 }
 
 pub(super) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     // Only the error's text: a pool error never carries the connection config (nor its password).
-    StoreError::Unavailable(format!("postgres pool: {e}"))
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => pg_err(e),
+        e => StoreError::Unavailable(format!("postgres pool: {e}")),
+    }
 }
 
 pub(super) fn poisoned<T>(_: T) -> StoreError {
     StoreError::Unavailable("store lock poisoned".into())
 }
 
+/// How to reach the database: the driver's config and the TLS connector the URL's `sslmode`
+/// and `sslrootcert` asked for (`tls.rs`).
+#[derive(Clone)]
+pub struct DbConfig {
+    pub(super) pg: tokio_postgres::Config,
+    pub(super) tls: MakeRustls,
+}
+
+impl DbConfig {
+    /// The same server, another database (tests' scratch databases).
+    pub fn with_dbname(mut self, name: &str) -> DbConfig {
+        self.pg.dbname(name);
+        self
+    }
+
+    /// For tests: the same server and database as another role.
+    #[cfg(test)]
+    pub(crate) fn with_user(mut self, user: &str) -> DbConfig {
+        self.pg.user(user);
+        self
+    }
+
+    /// For tests: a connection of their own, to look at or lock rows behind the store's back.
+    #[cfg(test)]
+    pub(crate) async fn connect(&self) -> StoreResult<Client> {
+        connect(self).await
+    }
+}
+
 /// A connection of its own, outside the pools (the listener's, scratch databases, the ceiling).
-pub(super) async fn connect(config: &tokio_postgres::Config) -> StoreResult<Client> {
-    let (client, connection) = config.connect(NoTls).await.map_err(pg_err)?;
+pub(super) async fn connect(config: &DbConfig) -> StoreResult<Client> {
+    let (client, connection) = config
+        .pg
+        .connect(config.tls.clone())
+        .await
+        .map_err(pg_err)?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::error!(error = %e, "postgres connection ended");
+            tracing::error!(error = %describe(&e), "postgres connection ended");
         }
     });
     Ok(client)
 }
 
-pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
+/// A connection of its own to `url` (TLS as its `sslmode` says), for tools and tests that look
+/// at the database behind the store's back. Its connection task runs until the client is dropped.
+pub async fn connect_url(url: &str) -> StoreResult<Client> {
+    connect(&parse_url(url)?).await
+}
+
+/// Parses a `postgres://` URL, with libpq's `sslmode` and `sslrootcert` (see `tls.rs`). Errors
+/// never repeat the URL: it may hold a password.
+pub fn parse_url(url: &str) -> StoreResult<DbConfig> {
+    let (url, tls_options) = split_url(url)?;
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| StoreError::Unavailable(format!("database url: {e}")))?;
+    config.ssl_mode(tls_options.driver_mode());
     // A database that cannot be reached must make requests fail (503) in seconds, not hang
     // them on a connection attempt for as long as the kernel retries (`connect_timeout` in the
     // URL overrides this).
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    Ok(config)
+    Ok(DbConfig {
+        pg: config,
+        tls: MakeRustls::new(&tls_options)?,
+    })
 }
 
 /// How long opening a connection may take unless the URL says otherwise.
@@ -221,50 +297,144 @@ pub async fn create_scratch_database(url: &str) -> StoreResult<String> {
 }
 
 #[cfg(test)]
-pub(crate) async fn create_test_database(url: &str) -> StoreResult<tokio_postgres::Config> {
+pub(crate) async fn create_test_database(url: &str) -> StoreResult<DbConfig> {
     let name = create_scratch_database(url).await?;
-    let mut config = parse_url(url)?;
-    config.dbname(&name);
-    Ok(config)
+    Ok(parse_url(url)?.with_dbname(&name))
 }
 
-fn pool(config: tokio_postgres::Config, size: usize) -> StoreResult<Pool> {
+/// How the store's connections behave: their number and the server-side timeouts.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Limits {
+    pub pool_size: usize,
+    pub lock_timeout: std::time::Duration,
+    pub statement_timeout: std::time::Duration,
+}
+
+impl Limits {
+    /// Session settings of every pooled connection (the writer's, reads and claims):
+    /// `lock_timeout` and `statement_timeout`, so that a statement stuck behind another
+    /// session's lock (an operator's `LOCK TABLE`, a long migration, another node's stuck
+    /// transaction) or running away fails with an error (the writer's group fails: its ingests
+    /// answer 503, its records are written again later; a claim fails and the config backs
+    /// off) instead of holding the writer, and every request behind it, forever. Sent in the
+    /// startup packet, so a reconnected connection has them too.
+    fn session_options(&self) -> String {
+        format!(
+            "-c lock_timeout={} -c statement_timeout={}",
+            self.lock_timeout.as_millis().max(1),
+            self.statement_timeout.as_millis().max(1)
+        )
+    }
+
+    /// How long a request waits for a pooled connection: as long as a statement may run, so
+    /// a pool whose connections are all stuck answers 503 rather than queueing requests forever.
+    fn pool_wait(&self) -> std::time::Duration {
+        self.statement_timeout
+            .saturating_add(self.lock_timeout)
+            .max(std::time::Duration::from_secs(1))
+    }
+}
+
+fn with_options(mut config: DbConfig, ours: &str) -> DbConfig {
+    let options = match config.pg.get_options() {
+        Some(given) => format!("{given} {ours}"),
+        None => ours.to_owned(),
+    };
+    config.pg.options(&options);
+    config
+}
+
+fn pool(config: DbConfig, size: usize, limits: &Limits) -> StoreResult<Pool> {
+    let config = with_options(config, &limits.session_options());
     let manager = Manager::from_config(
-        config,
-        NoTls,
+        config.pg,
+        config.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
     );
     Pool::builder(manager)
-        .max_size(size)
+        .max_size(size.max(1))
+        .wait_timeout(Some(limits.pool_wait()))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))
 }
 
-/// The pool of connections for reads and claims.
-pub(super) fn reader_pool(config: tokio_postgres::Config) -> StoreResult<Pool> {
-    pool(config, READER_POOL_SIZE)
+/// The pool of connections for reads and claims (`--pg-pool-size`).
+pub(super) fn reader_pool(config: DbConfig, limits: &Limits) -> StoreResult<Pool> {
+    pool(config, limits.pool_size, limits)
 }
 
 /// The writer's one connection, in a pool of its own: it gets a statement cache like the others,
 /// and a connection that died (a server restart) is replaced, with an empty cache, the next time
 /// the writer asks for it. Its sessions plan without sequential scans ([`NO_SEQSCAN`]), once per
 /// statement ([`GENERIC_PLANS`]).
-pub(super) fn writer_pool(mut config: tokio_postgres::Config) -> StoreResult<Pool> {
-    let ours = format!("-c {NO_SEQSCAN} -c {GENERIC_PLANS}");
-    let options = match config.get_options() {
-        Some(given) => format!("{given} {ours}"),
-        None => ours,
+pub(super) fn writer_pool(config: DbConfig, limits: &Limits) -> StoreResult<Pool> {
+    let config = with_options(config, &format!("-c {NO_SEQSCAN} -c {GENERIC_PLANS}"));
+    pool(config, 1, limits)
+}
+
+/// Refuses to start a node whose connections the server cannot take: `max_connections`, less
+/// the slots reserved for superusers (and, from PostgreSQL 16, `reserved_connections`) unless
+/// this role is a superuser, less the client connections open now (other nodes', other
+/// clients', this node's writer), must leave room for the rest of this node's: its pool and its
+/// listener. Found at start, with the numbers, rather than as "too many clients" on some
+/// request under load. Other nodes' pools open lazily, so connections they have not opened yet
+/// are not counted: size `max_connections` for every node's full share (README, "Several
+/// nodes").
+pub(super) async fn check_connection_budget(writer: &Conn, limits: &Limits) -> StoreResult<()> {
+    let row = query_one(
+        writer,
+        "SELECT current_setting('max_connections')::INT,                 current_setting('superuser_reserved_connections')::INT,                 COALESCE(NULLIF(current_setting('reserved_connections', true), '')::INT, 0),                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::INT,                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        &[],
+    )
+    .await?;
+    let get = |i: usize| -> StoreResult<i64> {
+        row.try_get::<_, i32>(i)
+            .map(i64::from)
+            .map_err(|e| StoreError::Unavailable(format!("postgres: max_connections: {e}")))
     };
-    config.options(&options);
-    pool(config, 1)
+    let max = get(0)?;
+    let reserved = get(1)? + get(2)?;
+    let in_use = get(3)?;
+    let superuser: bool = row
+        .try_get::<_, Option<bool>>(4)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    let allowed = if superuser { max } else { max - reserved };
+    // The writer's connection is open (counted in `in_use`); the pool and the listener are not.
+    let wanted = limits.pool_size as i64 + 1;
+    if in_use + wanted > allowed {
+        return Err(StoreError::Unavailable(format!(
+            "PostgreSQL cannot take this node's connections: it needs {} (--pg-pool-size {} + \
+             the writer's + the listener's), {in_use} are open already (this node's writer, \
+             other nodes and clients), and the server allows {allowed} (max_connections {max}{}); \
+             lower --pg-pool-size or raise max_connections",
+            limits.pool_size + super::cluster::CONNECTIONS_BESIDES_POOL,
+            limits.pool_size,
+            if superuser {
+                String::new()
+            } else {
+                format!(" less {reserved} reserved")
+            }
+        )));
+    }
+    Ok(())
 }
 
 impl PostgresStore {
     /// A pooled connection for reads.
     pub(super) async fn reader(&self) -> StoreResult<Conn> {
         self.pool.get().await.map_err(pool_err)
+    }
+
+    /// For tests: runs `sql` on a pooled connection, with the pool's session settings.
+    #[cfg(test)]
+    pub(crate) async fn execute_on_pool_for_test(&self, sql: &str) -> StoreResult<()> {
+        let c = self.reader().await?;
+        c.batch_execute(sql).await.map_err(pg_err)
     }
 
     pub(super) async fn ping(&self) -> StoreResult<()> {

@@ -240,9 +240,12 @@ impl PostgresStore {
                     "hooksId: a test send is not redelivered; send another test instead".to_owned(),
                 ));
             }
+            // FOR KEY SHARE, as ingest does: a concurrent delete_config (another node) waits for
+            // this commit and then cancels the new delivery; one that committed first is seen
+            // here and refused, instead of a delivery for a config that no longer exists.
             let config_exists = query_opt(
                 &c,
-                "SELECT 1 FROM webhook_configs WHERE id = $1",
+                "SELECT 1 FROM webhook_configs WHERE id = $1 FOR KEY SHARE",
                 &[&row.config_id],
             )
             .await?;
@@ -294,11 +297,17 @@ impl PostgresStore {
         let config_id = config_id.to_owned();
         let statuses: Vec<&'static str> = filter.statuses.iter().map(|s| s.as_str()).collect();
         self.write(Durability::Durable, move |c| async move {
-            // An empty status list means every status.
+            // An empty status list means every status. The config row is locked FOR KEY SHARE,
+            // as ingest does: a concurrent delete_config (another node) waits for this commit
+            // and then cancels these queue rows; one that committed first leaves nothing to
+            // lock, and nothing is queued for a config that no longer exists.
             let queued = execute(
                 &c,
-                "INSERT INTO queue (config_id, event, hook_seq) \
+                "WITH cfg AS (SELECT id FROM webhook_configs WHERE id = $2 AND app_key = $1 \
+                         FOR KEY SHARE) \
+                 INSERT INTO queue (config_id, event, hook_seq) \
                      SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
+                     JOIN cfg ON cfg.id = d.config_id \
                      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
                      WHERE d.app_key = $1 AND d.config_id = $2 AND NOT d.test \
                      AND ($3::BIGINT IS NULL OR d.created_at >= $3) \

@@ -35,6 +35,8 @@ mod ingest;
 mod maintenance;
 mod notify;
 mod schema;
+mod sessions;
+mod tls;
 mod trace;
 mod writer;
 
@@ -47,14 +49,18 @@ use hookline_wire::{Event, Product, ValidatedHook};
 use tokio::sync::mpsc;
 
 pub use self::ceiling::commit_rate;
-pub use self::cluster::{NodeOptions, generated_node_id};
-pub use self::connection::create_scratch_database;
+pub use self::cluster::{
+    CONNECTIONS_BESIDES_POOL, DEFAULT_LOCK_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT,
+    NodeOptions, generated_node_id,
+};
 #[cfg(test)]
 pub(crate) use self::connection::create_test_database;
+pub use self::connection::{DbConfig, connect_url, create_scratch_database, parse_url};
+pub use self::tls::{SslMode, TlsOptions};
 
 use self::attempts::{Unrecorded, retry_unrecorded};
-use self::cluster::{Node, renew_leases};
-use self::connection::{parse_url, pool_err, reader_pool, writer_pool};
+use self::cluster::{DbClock, Node, renew_leases};
+use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
 use self::notify::listen;
 use self::writer::{Job, writer_loop};
 use super::{
@@ -63,7 +69,8 @@ use super::{
 };
 use crate::model::{
     AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, HookTrace,
-    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, TestSendRecord, WebhookConfig,
+    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
+    WebhookConfig,
 };
 
 pub struct PostgresStore {
@@ -95,19 +102,23 @@ impl PostgresStore {
     }
 
     /// Like [`PostgresStore::open`], from a parsed connection config.
-    pub async fn open_config(
-        config: tokio_postgres::Config,
-        node: NodeOptions,
-    ) -> StoreResult<Self> {
+    pub async fn open_config(config: DbConfig, node: NodeOptions) -> StoreResult<Self> {
+        let limits = Limits {
+            pool_size: node.pool_size.max(1),
+            lock_timeout: node.lock_timeout,
+            statement_timeout: node.statement_timeout,
+        };
         let node = Node {
             id: Arc::from(node.node_id.as_str()),
             ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
+            clock: DbClock::new(node.test_clock_skew_ms),
         };
-        let writer_pool = writer_pool(config.clone())?;
+        let writer_pool = writer_pool(config.clone(), &limits)?;
         let mut writer_client = writer_pool.get().await.map_err(pool_err)?;
+        check_connection_budget(&writer_client, &limits).await?;
         schema::migrate(&mut writer_client).await?;
         cluster::join(&writer_client, &node).await?;
-        let pool = reader_pool(config.clone())?;
+        let pool = reader_pool(config.clone(), &limits)?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
@@ -196,6 +207,22 @@ impl Store for PostgresStore {
     ) -> StoreResult<bool> {
         self.set_secret_hash(app_key, secret_hash, previous_until)
             .await
+    }
+
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        keep_per_app_key: usize,
+    ) -> StoreResult<()> {
+        self.create_session(session, keep_per_app_key).await
+    }
+
+    async fn find_session(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>> {
+        self.find_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.delete_session(id_hash).await
     }
 
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {

@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::NoTls;
 
-use super::connection::{Conn, execute};
+use super::connection::{Conn, DbConfig, describe, execute};
 use crate::store::{StoreResult, StoreSignal};
 
 /// Notification channels (payload: a config id).
@@ -36,7 +35,7 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// back here a moment later and are dropped. Another `NewWork` for the same rows would make the
 /// engine distrust a claim's `drained` and claim again for nothing.
 pub(super) async fn listen(
-    config: tokio_postgres::Config,
+    config: DbConfig,
     signals: mpsc::UnboundedSender<StoreSignal>,
     writer_pid: Arc<AtomicI32>,
 ) {
@@ -45,7 +44,7 @@ pub(super) async fn listen(
              LISTEN {NODES_CHANNEL}"
     );
     loop {
-        match config.connect(NoTls).await {
+        match config.pg.connect(config.tls.clone()).await {
             Ok((client, mut connection)) => {
                 let subscribe = client.batch_execute(&subscribe_sql);
                 tokio::pin!(subscribe);
@@ -93,7 +92,7 @@ pub(super) async fn listen(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "postgres notification connection cannot connect");
+                tracing::warn!(error = %describe(&e), "postgres notification connection cannot connect");
             }
         }
         if signals.is_closed() {

@@ -25,6 +25,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_hold_while_disabled.sql"),
     // 6: a secret-key rotation with a grace period keeps the replaced key working until it ends.
     include_str!("migrations/0006_secret_key_grace.sql"),
+    // 7: custom request headers per config.
+    include_str!("migrations/0007_config_headers.sql"),
+    // 8: dashboard sessions in the store, so any node serves any session.
+    include_str!("migrations/0008_dashboard_sessions.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

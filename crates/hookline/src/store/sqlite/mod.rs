@@ -28,6 +28,7 @@ mod deliveries;
 mod ingest;
 mod maintenance;
 mod schema;
+mod sessions;
 mod statements;
 mod subscriptions;
 mod trace;
@@ -49,7 +50,8 @@ use super::{
 };
 use crate::model::{
     AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, HookTrace,
-    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, TestSendRecord, WebhookConfig,
+    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
+    WebhookConfig,
 };
 
 pub struct SqliteStore {
@@ -230,6 +232,22 @@ impl Store for SqliteStore {
     ) -> StoreResult<bool> {
         self.set_secret_hash(app_key, secret_hash, previous_until)
             .await
+    }
+
+    async fn create_session(
+        &self,
+        session: SessionRecord,
+        keep_per_app_key: usize,
+    ) -> StoreResult<()> {
+        self.create_session(session, keep_per_app_key).await
+    }
+
+    async fn find_session(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>> {
+        self.find_session(id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.delete_session(id_hash).await
     }
 
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {

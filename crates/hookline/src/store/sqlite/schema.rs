@@ -23,6 +23,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_hold_while_disabled.sql"),
     // 7: a secret-key rotation with a grace period keeps the replaced key working until it ends.
     include_str!("migrations/0007_secret_key_grace.sql"),
+    // 8: custom request headers per config.
+    include_str!("migrations/0008_config_headers.sql"),
+    // 9: dashboard sessions in the store.
+    include_str!("migrations/0009_dashboard_sessions.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

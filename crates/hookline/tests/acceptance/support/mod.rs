@@ -24,6 +24,7 @@ pub const SLOW: Duration = Duration::from_secs(45);
 
 pub const SMS: &str = "SMS";
 pub const KAKAO: &str = "KakaoTalk Bizmessage";
+pub const EMAIL: &str = "Email";
 
 /// The wire format's six (product, event) pairs.
 pub const ALL_EVENTS: [(&str, &str); 6] = [

@@ -1,4 +1,4 @@
-//! Realistic hooks of the six events, after the examples in the platform's API guides (docs/wire-format.md).
+//! Realistic hooks of the built-in events, after the examples in the platform's API guides (docs/wire-format.md).
 
 use serde_json::{Value, json};
 
@@ -67,6 +67,28 @@ pub fn hook(product: &str, event: &str, i: usize) -> Value {
             "networkCode": "US-VIRTUAL-BANDWIDTH",
             "errorCode": "0"
         }),
+        (super::EMAIL, "UNSUBSCRIBE") => json!({
+            "receiveMailAddr": format!("customer{i}@example.com"),
+            "createdDateTime": "2020-09-09T11:25:10.000+09:00"
+        }),
+        (super::EMAIL, "MESSAGE_RESULT_UPDATE") => json!({
+            "messageType": "NORMAL_MAIL",
+            "requestId": "20200909112508aBcDeFgHiJ0",
+            "mailSeq": format!("{i}"),
+            "senderName": "NHN Cloud",
+            "senderAddress": "noreply@example.com",
+            "receiveName": "Customer",
+            "receiveMailAddr": format!("customer{i}@example.com"),
+            "mailStatusCode": "SST2",
+            "requestDate": "2020-09-09T11:25:08.000+09:00",
+            "createDate": "2020-09-09T11:25:08.000+09:00",
+            "resultDate": "2020-09-09T11:25:10.000+09:00",
+            "dsnCode": "2.5.0",
+            "dsnMessage": "250 2.5.0 OK",
+            "senderGroupingKey": "SenderGroupingKey",
+            "_links": {"self": {"href": format!(
+                "https://api-mail.cloud.toast.com/email/v2.0/appKeys/k/sender/mail/20200909112508aBcDeFgHiJ0/{i}")}}
+        }),
         _ => panic!("no sample for {product} {event}"),
     }
 }
@@ -127,6 +149,16 @@ pub fn wire_case(product: &str, event: &str) -> (Vec<Value>, Vec<Value>) {
         }
         (super::SMS, "INTERNATIONAL_DELIVERY_RECEIPT") => {
             second["dlrStatus"] = json!("UNKNOWN");
+        }
+        (super::EMAIL, "MESSAGE_RESULT_UPDATE") => {
+            // The Email guide's example spells `senderGroupKey`: an alias, renamed where it stands.
+            let obj = first.as_object_mut().unwrap();
+            let v = obj.remove("senderGroupingKey").unwrap();
+            obj.insert("senderGroupKey".into(), v);
+            // The guide sends mailSeq as a string; an integer is accepted and kept too.
+            second["mailSeq"] = json!(7);
+            second["mailStatusCode"] = json!("SST5");
+            second["messageType"] = json!("TAG_MAIL_AD");
         }
         _ => {}
     }

@@ -129,10 +129,15 @@ pub async fn scratch_postgres_database(needed_by: &str) -> String {
     let name = hookline::store::postgres::create_scratch_database(&base)
         .await
         .unwrap_or_else(|e| panic!("cannot create a database on {base}: {e}"));
-    let (server, _) = base
+    // The query string (sslmode, sslrootcert) stays: only the database changes.
+    let (path, query) = match base.split_once('?') {
+        Some((path, query)) => (path, format!("?{query}")),
+        None => (base.as_str(), String::new()),
+    };
+    let (server, _) = path
         .rsplit_once('/')
         .unwrap_or_else(|| panic!("HOOKLINE_TEST_DATABASE_URL has no /database: {base}"));
-    format!("{server}/{name}")
+    format!("{server}/{name}{query}")
 }
 
 fn random_token() -> String {

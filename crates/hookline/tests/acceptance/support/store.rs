@@ -37,13 +37,10 @@ impl Server {
     /// A connection to the server's PostgreSQL database (its connection task runs until the client
     /// is dropped).
     async fn connect_postgres(&self, url: &str) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        // The store's own connect: the URL's sslmode and sslrootcert as the server reads them.
+        hookline::store::postgres::connect_url(url)
             .await
-            .unwrap_or_else(|e| self.fail(format!("connect to {url}: {e}")));
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client
+            .unwrap_or_else(|e| self.fail(format!("connect to {url}: {e}")))
     }
 
     /// Runs the query `sql` with `params` on the server's store, whichever it is, and returns its

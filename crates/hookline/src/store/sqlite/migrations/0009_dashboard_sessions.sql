@@ -1,0 +1,12 @@
+-- Dashboard sessions live in the store, so a restart keeps everyone signed in (and a shared store
+-- serves any session from any node). The id is kept only as its SHA-256 (`id_hash`): reading the table
+-- gives no usable cookie. `csrf` is the session's form token (useless without the cookie).
+CREATE TABLE dashboard_sessions (
+    id_hash     TEXT PRIMARY KEY,
+    app_key     TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX dashboard_sessions_by_app_key ON dashboard_sessions (app_key, expires_at);
+CREATE INDEX dashboard_sessions_by_expiry ON dashboard_sessions (expires_at);
