@@ -57,6 +57,7 @@ bearer = "{srv.admin_token}"
 "path.appKey" = "{app_key}"
 "path.webhookConfigId" = "{cfg['webhookConfigId']}"
 "path.hooksId" = "{deliveries[0]['hooksId']}"
+"path.hookId" = "{deliveries[0]['hookIds'][0]}"
 ''')
             report = os.path.join(ROOT, "target", "test-artifacts", "schemathesis")
             os.makedirs(report, exist_ok=True)

@@ -431,3 +431,38 @@ pub struct ReplayFilter {
     /// Count what would be queued again, queue nothing.
     pub dry_run: bool,
 }
+
+/// One accepted hook and what became of it, as [`crate::store::Store::trace_hook`] reads it:
+/// the hook, the configs of its app key for its product as they are now, the configs whose
+/// queue holds it, and the deliveries that carry it.
+#[derive(Debug, Clone)]
+pub struct HookTrace {
+    pub app_key: String,
+    pub hook_id: String,
+    pub product: Product,
+    pub event: Event,
+    /// The stored hook JSON (as delivered).
+    pub body: String,
+    pub accepted_at: Millis,
+    /// Every config of the app key for the hook's product, by id.
+    pub configs: Vec<WebhookConfig>,
+    /// Ids of the configs whose queue holds the hook now.
+    pub queued_for: Vec<String>,
+    /// Every delivery that carries the hook, oldest first.
+    pub deliveries: Vec<TracedDelivery>,
+}
+
+/// A delivery that carries a traced hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracedDelivery {
+    pub hooks_id: String,
+    pub config_id: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// When its last attempt started, and the status code it got (if the receiver answered).
+    pub last_attempt_at: Option<Millis>,
+    pub last_status_code: Option<u16>,
+    pub test: bool,
+}

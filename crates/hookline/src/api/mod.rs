@@ -12,6 +12,7 @@ mod catalogue;
 mod configs;
 mod deliveries;
 pub mod error;
+mod hooks;
 mod ingest;
 pub mod openapi;
 mod operations;
@@ -64,6 +65,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(configs::routes())
         .merge(ingest::routes())
         .merge(deliveries::routes())
+        .merge(hooks::routes())
         .merge(operations::routes())
         .fallback(|| async {
             ApiError::not_found("no such route; the routes are listed in docs/api.md")

@@ -36,6 +36,14 @@ pub struct HooksIdPath {
 }
 
 #[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+pub struct HookIdPath {
+    /// A hook's id, as answered by ingest and sent in the envelope's `hooks[].hookId`.
+    #[param(example = "msg-20260131-0001")]
+    pub hook_id: String,
+}
+
+#[derive(IntoParams)]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct PageParams {
     /// Items per page, 1 to 1000 (default 50).
@@ -253,6 +261,31 @@ pub enum AdminErrors {
     Unavailable(ErrorResponse),
 }
 
+/// Errors of the admin routes that read (no body).
+#[derive(IntoResponses)]
+pub enum AdminReadErrors {
+    /// Bad input (a path parameter): the message names it.
+    #[response(status = 400)]
+    BadRequest(ErrorResponse),
+    /// No or a wrong admin token.
+    #[response(status = 401)]
+    Unauthorized(ErrorResponse),
+    /// Nothing with that id.
+    #[response(status = 404)]
+    NotFound(ErrorResponse),
+    /// Too many failed authentications from this address (wrong admin tokens): refused before the
+    /// credentials are checked, even right ones; `Retry-After` says in how many seconds to try
+    /// again (`--auth-failures-per-address`, `--auth-failures-per-target`).
+    #[response(status = 429, headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    TooManyFailedAuthentications(ErrorResponse),
+    /// A bug: the message says what failed.
+    #[response(status = 500)]
+    Internal(ErrorResponse),
+    /// The store is unavailable; try again.
+    #[response(status = 503)]
+    Unavailable(ErrorResponse),
+}
+
 /// Errors of the routes under `/v1/appkeys/{appKey}/` that take no body.
 #[derive(IntoResponses)]
 pub enum AppKeyErrors {
@@ -265,7 +298,7 @@ pub enum AppKeyErrors {
     /// A valid secret key of another app key.
     #[response(status = 403)]
     Forbidden(ErrorResponse),
-    /// No such app key, config or delivery under this app key.
+    /// No such app key, config, delivery or hook under this app key.
     #[response(status = 404)]
     NotFound(ErrorResponse),
     /// Too many failed authentications from this address (wrong secret keys or admin tokens): refused before the
@@ -375,6 +408,8 @@ impl Modify for SecuritySchemes {
         super::deliveries::get_one,
         super::deliveries::redeliver,
         super::deliveries::replay,
+        super::hooks::trace,
+        super::hooks::search,
         super::operations::healthz,
         super::operations::readyz,
         super::operations::metrics,
@@ -387,6 +422,7 @@ impl Modify for SecuritySchemes {
         (name = "events", description = "Ingest"),
         (name = "catalogue", description = "Products, events and the JSON Schema of their hooks"),
         (name = "deliveries", description = "The delivery log, redeliver and replay"),
+        (name = "hooks", description = "Accepted hooks: the trace of one, and the admin's search across app keys"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     ),
 )]

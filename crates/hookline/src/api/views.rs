@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::engine::retry::format_delay;
 use crate::model::{AppKeyRecord, AttemptResult, DeliverySummary, WebhookConfig, rfc3339};
 use crate::service::configs::TestSend;
+use crate::service::traces::{Trace, TraceOutcome};
 use crate::store::DeliveryDetail;
 
 /// The platform's result header, on every answer.
@@ -381,6 +382,137 @@ pub fn delivery_detail(d: &DeliveryDetail) -> Result<DeliveryDetailView, serde_j
     })
 }
 
+/// What became of a hook for one config (docs/api.md, "Trace of one hook").
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TraceOutcomeName {
+    /// In the config's queue, waiting to be sent.
+    Queued,
+    /// In an open delivery (PENDING or RETRYING).
+    InDelivery,
+    /// A delivery that carries it succeeded.
+    Delivered,
+    /// Its last delivery failed.
+    Failed,
+    /// Its last delivery expired (reserved).
+    Expired,
+    /// Its last delivery was cancelled.
+    Cancelled,
+    /// Queued for a config that its health DISABLED: sent when it is enabled again.
+    Held,
+    /// The config does not subscribe to the hook's event.
+    NotSubscribed,
+    /// The config subscribes but was paused when the hook was accepted.
+    Paused,
+    /// A filter of the config left it out (reserved: configs have no filters yet).
+    FilteredOut,
+    /// The config was created after the hook was accepted.
+    CreatedAfter,
+}
+
+impl TraceOutcomeName {
+    pub fn of(o: TraceOutcome) -> Self {
+        match o {
+            TraceOutcome::Queued => TraceOutcomeName::Queued,
+            TraceOutcome::InDelivery => TraceOutcomeName::InDelivery,
+            TraceOutcome::Delivered => TraceOutcomeName::Delivered,
+            TraceOutcome::Failed => TraceOutcomeName::Failed,
+            TraceOutcome::Expired => TraceOutcomeName::Expired,
+            TraceOutcome::Cancelled => TraceOutcomeName::Cancelled,
+            TraceOutcome::Held => TraceOutcomeName::Held,
+            TraceOutcome::NotSubscribed => TraceOutcomeName::NotSubscribed,
+            TraceOutcome::Paused => TraceOutcomeName::Paused,
+            TraceOutcome::FilteredOut => TraceOutcomeName::FilteredOut,
+            TraceOutcome::CreatedAfter => TraceOutcomeName::CreatedAfter,
+        }
+    }
+}
+
+/// A delivery that carries the traced hook.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceDeliveryView {
+    pub hooks_id: String,
+    pub status: DeliveryStatusName,
+    /// How many attempts it has had.
+    pub attempts: u32,
+    /// When its last attempt started.
+    pub last_attempt_at: Option<String>,
+    /// The receiver's HTTP status to its last attempt, when it answered.
+    pub last_status_code: Option<u16>,
+    pub created_at: String,
+}
+
+/// One config's part of a trace.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceConfigView {
+    pub webhook_config_id: String,
+    pub url: String,
+    pub enabled: bool,
+    pub health_state: HealthStateName,
+    pub outcome: TraceOutcomeName,
+    /// A sentence that explains the outcome.
+    pub explanation: String,
+    /// The deliveries to this config that carry the hook, oldest first.
+    pub deliveries: Vec<TraceDeliveryView>,
+}
+
+/// A hook as accepted and what became of it for every config of its app key for its product.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookTraceView {
+    pub hook_id: String,
+    pub app_key: String,
+    pub product_name: ProductName,
+    pub event: EventName,
+    pub accepted_at: String,
+    /// The hook as stored and delivered (normalised JSON).
+    #[schema(value_type = Object)]
+    pub body: Box<RawValue>,
+    pub configs: Vec<TraceConfigView>,
+}
+
+pub fn hook_trace(t: &Trace) -> Result<HookTraceView, serde_json::Error> {
+    use crate::model::HealthState as H;
+    Ok(HookTraceView {
+        hook_id: t.hook.hook_id.clone(),
+        app_key: t.hook.app_key.clone(),
+        product_name: ProductName::of(t.hook.product),
+        event: EventName::of(t.hook.event),
+        accepted_at: rfc3339(t.hook.accepted_at),
+        body: RawValue::from_string(t.hook.body.clone())?,
+        configs: t
+            .configs
+            .iter()
+            .map(|c| TraceConfigView {
+                webhook_config_id: c.config.id.clone(),
+                url: c.config.url.clone(),
+                enabled: c.config.enabled,
+                health_state: match c.config.health.state {
+                    H::Healthy => HealthStateName::Healthy,
+                    H::Failing => HealthStateName::Failing,
+                    H::Disabled => HealthStateName::Disabled,
+                },
+                outcome: TraceOutcomeName::of(c.outcome),
+                explanation: c.explanation.clone(),
+                deliveries: c
+                    .deliveries
+                    .iter()
+                    .map(|d| TraceDeliveryView {
+                        hooks_id: d.hooks_id.clone(),
+                        status: DeliveryStatusName::of(d.status),
+                        attempts: d.attempt_count,
+                        last_attempt_at: d.last_attempt_at.map(rfc3339),
+                        last_status_code: d.last_status_code,
+                        created_at: rfc3339(d.created_at),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
 // ---------- whole answers: the result header and the payload beside it ----------
 
 /// Every error answer: the header alone, `isSuccessful` false.
@@ -443,6 +575,14 @@ answer!(
 answer!(
     /// The attempt of the `test` route.
     TestAttemptResponse { attempt: TestAttemptView }
+);
+answer!(
+    /// The trace of one hook.
+    HookTraceResponse { hook: HookTraceView }
+);
+answer!(
+    /// The admin's search: the trace of the hookId under every app key that accepted it.
+    HookTraceListResponse { hooks: Vec<HookTraceView> }
 );
 answer!(
     /// How many hooks a replay queued again.

@@ -3,7 +3,7 @@
 //!
 //! - [`listen`]: a local receiver that checks signatures and pretty-prints what arrives;
 //! - [`emit`]: realistic sample events;
-//! - [`app_keys`], [`configs`], [`deliveries`] (and `replay`): the API's resources, each with
+//! - [`app_keys`], [`configs`], [`deliveries`] (and `replay`), [`trace`]: the API's resources, each with
 //!   `--json` for scripts and a readable table otherwise ([`output`]); the server and the
 //!   credentials come from flags or the environment ([`client`]).
 //!
@@ -18,6 +18,7 @@ pub mod deliveries;
 pub mod emit;
 pub mod listen;
 pub mod output;
+pub mod trace;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -59,6 +60,8 @@ pub enum Command {
     /// The server's products and events (built-in and the operator's), with `--json` each
     /// hook's JSON Schema.
     Catalogue(Client<catalogue::CatalogueArgs>),
+    /// What became of one hook for each config (`--admin`: under every app key).
+    Trace(Client<trace::TraceArgs>),
     /// The first commands' names, kept for scripts: create-app-key, list-app-keys,
     /// create-config.
     #[command(hide = true)]
@@ -115,6 +118,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Deliveries(g) => deliveries::run(&g.conn, g.command).await,
         Command::Replay(c) => deliveries::replay(&c.conn, c.args).await,
         Command::Catalogue(c) => catalogue::run(&c.conn, c.args).await,
+        Command::Trace(c) => trace::trace(&c.conn, c.args).await,
         Command::Admin(g) => match g.command {
             AdminCommand::CreateAppKey { name, env } => {
                 app_keys::run(&g.conn, app_keys::AppKeyCommand::Create { name, env }).await

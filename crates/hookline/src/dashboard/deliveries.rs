@@ -325,7 +325,11 @@ pub(super) async fn show(
         hook_ids = d
             .hook_ids
             .iter()
-            .map(|h| esc(h))
+            .map(|h| format!(
+                "<a href=\"/ui/hooks?hookId={}\" title=\"Trace this hook\">{}</a>",
+                url_enc(h),
+                esc(h)
+            ))
             .collect::<Vec<_>>()
             .join("<br>"),
     );

@@ -76,11 +76,12 @@ pub fn page(title: &str, nav: Option<&Nav<'_>>, body: &str) -> String {
         };
         let _ = write!(
             out,
-            "<nav>{}{}<a href=\"/docs\">API docs</a></nav>\
+            "<nav>{}{}{}<a href=\"/docs\">API docs</a></nav>\
              <div class=\"who\"><span>app key <code>{}</code></span>\
              <form method=\"post\" action=\"/ui/signout\">{}<button class=\"link\" type=\"submit\">Sign out</button></form></div>",
             tab("/", "configs", "Configs"),
             tab("/ui/deliveries", "deliveries", "Deliveries"),
+            tab("/ui/hooks", "trace", "Trace a hook"),
             esc(nav.app_key),
             csrf_field(nav.csrf),
         );

@@ -1,6 +1,7 @@
 //! The dashboard at `/`: server-rendered HTML pages over the service layer, like the API
-//! (configs, test events, the delivery log, redelivery, per-config charts and health). It never
-//! calls the API's code, nor the API the dashboard's: `serve` puts the two routers side by side.
+//! (configs, test events, the delivery log, redelivery, the trace of a hook, per-config charts
+//! and health). It never calls the API's code, nor the API the dashboard's: `serve` puts the two
+//! routers side by side.
 //!
 //! Plain HTML forms (POST, then a redirect), one stylesheet compiled into the binary, no script,
 //! nothing from other hosts. Sessions and CSRF protection: see [`session`]. Pages escape every
@@ -11,6 +12,7 @@ mod configs;
 mod deliveries;
 mod html;
 mod session;
+mod traces;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,6 +72,7 @@ pub fn router(service: Arc<Service>, auth_failures: Arc<FailureThrottle>) -> Rou
         )
         .route("/ui/configs/{config_id}/test", post(configs::send_test))
         .route("/ui/deliveries", get(deliveries::log))
+        .route("/ui/hooks", get(traces::show))
         .route("/ui/deliveries/{hooks_id}", get(deliveries::show))
         .route(
             "/ui/deliveries/{hooks_id}/redeliver",

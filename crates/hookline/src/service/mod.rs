@@ -9,7 +9,7 @@
 //!
 //! One file per resource: [`app_keys`], [`configs`] (with [`signing_secrets`] and the test
 //! send), [`deliveries`] (log, redeliver, replay, chart), [`events`] (ingest), [`sessions`]
-//! (the dashboard's sign-ins).
+//! (the dashboard's sign-ins), [`traces`] (the trace of a hook).
 
 pub mod app_keys;
 pub mod config_input;
@@ -21,6 +21,7 @@ pub mod events;
 pub mod input;
 pub mod sessions;
 pub mod signing_secrets;
+pub mod traces;
 pub mod verified_secrets;
 
 use std::sync::Arc;

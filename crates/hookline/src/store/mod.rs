@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::model::{
     AppKeyRecord, AttemptOutcome, AttemptRecord, ConfigFilter, DeliveryFilter, DeliverySummary,
-    Health, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord,
+    Health, HookTrace, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord,
     TestSendRecord, WebhookConfig,
 };
 
@@ -363,6 +363,14 @@ pub trait Store: Send + Sync + 'static {
         bucket_ms: i64,
         buckets: u32,
     ) -> StoreResult<Vec<AttemptBucket>>;
+
+    /// The trace of a hook: the hook `hook_id` as `app_key` accepted it (or, with `None`, as
+    /// every app key that accepted it did, by app key), each with its app key's configs for its
+    /// product as they are now, the configs whose queue holds it and the deliveries that carry
+    /// it. Empty when no such hook is stored (never accepted, or purged by retention). One read;
+    /// every lookup uses an index (without an app key: one probe per app key).
+    async fn trace_hook(&self, app_key: Option<&str>, hook_id: &str)
+    -> StoreResult<Vec<HookTrace>>;
 }
 
 /// One app key's queue, for the per-tenant metrics (`--metrics-app-key-label`).

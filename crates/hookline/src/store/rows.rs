@@ -12,7 +12,8 @@ use hookline_wire::{Event, Product};
 use super::{StoreError, StoreResult};
 use crate::model::{
     AttemptErrorKind, AttemptRecord, AttemptResult, DeliveryStatus, DeliverySummary, Health,
-    HealthState, PreviousSecret, SendableDelivery, StoredHook, WebhookConfig,
+    HealthState, HookTrace, PreviousSecret, SendableDelivery, StoredHook, TracedDelivery,
+    WebhookConfig,
 };
 
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
@@ -243,6 +244,88 @@ impl AttemptRow {
                 response_body: self.response_body,
                 retry_after: None,
             },
+        })
+    }
+}
+
+/// `seq, app_key, hook_id, product, event, body, created_at` of a traced hook.
+pub(super) const TRACE_HOOK_COLUMNS: &str =
+    "h.seq, h.app_key, h.hook_id, h.product, h.event, h.body, h.created_at";
+
+/// The deliveries that carry the hook of sequence `$1`/`?1`, with their last attempt (the
+/// attempts' primary key finds it), oldest first: index `delivery_hooks_by_hook`, then the
+/// deliveries' primary key. `?` is the backend's placeholder for the one parameter.
+pub(super) fn trace_deliveries_sql(placeholder: &str) -> String {
+    format!(
+        "SELECT d.hooks_id, d.config_id, d.status, d.attempt_count, d.created_at, d.updated_at, \
+         d.test, a.started_at, a.status_code \
+         FROM delivery_hooks dh JOIN deliveries d ON d.hooks_id = dh.hooks_id \
+         LEFT JOIN attempts a ON a.hooks_id = d.hooks_id AND a.number = \
+         (SELECT max(l.number) FROM attempts l WHERE l.hooks_id = d.hooks_id) \
+         WHERE dh.hook_seq = {placeholder} ORDER BY d.created_at, d.hooks_id"
+    )
+}
+
+/// Raw columns of a traced hook, in [`TRACE_HOOK_COLUMNS`] order.
+pub(super) struct TraceHookRow {
+    pub(super) seq: i64,
+    pub(super) app_key: String,
+    pub(super) hook_id: String,
+    pub(super) product: String,
+    pub(super) event: String,
+    pub(super) body: String,
+    pub(super) created_at: i64,
+}
+
+/// Raw columns of [`trace_deliveries_sql`].
+pub(super) struct TraceDeliveryRow {
+    pub(super) hooks_id: String,
+    pub(super) config_id: String,
+    pub(super) status: String,
+    pub(super) attempt_count: i64,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+    pub(super) test: bool,
+    pub(super) last_attempt_at: Option<i64>,
+    pub(super) last_status_code: Option<i64>,
+}
+
+impl TraceHookRow {
+    pub(super) fn into_trace(
+        self,
+        configs: Vec<ConfigRow>,
+        queued_for: Vec<String>,
+        deliveries: Vec<TraceDeliveryRow>,
+    ) -> StoreResult<HookTrace> {
+        let deliveries = deliveries
+            .into_iter()
+            .map(|d| {
+                Ok(TracedDelivery {
+                    status: parse_status(&d.status)?,
+                    hooks_id: d.hooks_id,
+                    config_id: d.config_id,
+                    attempt_count: d.attempt_count.max(0) as u32,
+                    created_at: d.created_at,
+                    updated_at: d.updated_at,
+                    last_attempt_at: d.last_attempt_at,
+                    last_status_code: d.last_status_code.and_then(|s| u16::try_from(s).ok()),
+                    test: d.test,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(HookTrace {
+            product: parse_product(&self.product)?,
+            event: parse_event(&self.event)?,
+            app_key: self.app_key,
+            hook_id: self.hook_id,
+            body: self.body,
+            accepted_at: self.created_at,
+            configs: configs
+                .into_iter()
+                .map(ConfigRow::into_config)
+                .collect::<StoreResult<Vec<_>>>()?,
+            queued_for,
+            deliveries,
         })
     }
 }

@@ -13,8 +13,9 @@ use super::postgres::{NodeOptions, PostgresStore, create_test_database};
 use super::sqlite::SqliteStore;
 use super::{Lease, Store, StoreError, StoreSignal};
 use crate::model::{
-    AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health, PageRequest,
-    ReplayFilter, SessionRecord, StoredHook, TestSendRecord, WebhookConfig, now_millis,
+    AppKeyRecord, AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health,
+    PageRequest, ReplayFilter, SessionRecord, StoredHook, TestSendRecord, WebhookConfig,
+    now_millis,
 };
 
 #[derive(Clone, Copy)]
@@ -93,6 +94,7 @@ store_tests!(
     fan_out_follows_config_changes_at_once,
     a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them,
     a_test_send_is_logged_finished_and_never_sent_again,
+    a_trace_reads_the_hook_its_queues_and_its_deliveries,
     dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
 );
 
@@ -1197,6 +1199,88 @@ async fn a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_the
         narrow_rank <= 1,
         "the one-hook ingest finished after {narrow_rank} of the huge ones: {ranks:?}"
     );
+}
+
+/// The trace's one read: the hook, its app key's configs for its product, the queues that hold
+/// it and the deliveries that carry it (with the last attempt); by app key, or across all.
+async fn a_trace_reads_the_hook_its_queues_and_its_deliveries(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    for ak in ["ak", "ak2"] {
+        let record = AppKeyRecord {
+            app_key: ak.into(),
+            name: ak.into(),
+            created_at: 0,
+            previous_secret_key_expires_at: None,
+        };
+        store
+            .create_app_key(record, format!("hash-{ak}"))
+            .await
+            .unwrap();
+    }
+    let c1 = config("c1", "ak", vec![Event::ConversionBlock]);
+    for cfg in [
+        c1.clone(),
+        config("c2", "ak", vec![Event::ConversionBlock]),
+        config("c3", "ak", vec![Event::Unsubscribe]),
+    ] {
+        store.insert_config(cfg).await.unwrap();
+    }
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("t", 2))
+        .await
+        .unwrap();
+    store
+        .ingest("ak2", Product::Sms, Event::ConversionBlock, hooks("t", 1))
+        .await
+        .unwrap();
+    // c1 takes t-0 alone; c2's queue keeps it.
+    let hooks_id = claim_one(&store, &c1, 1).await;
+    store.flush().await.unwrap();
+    store.record_attempt(attempt(&hooks_id, 1, 200, DeliveryStatus::Succeeded));
+    store.flush().await.unwrap();
+
+    let traces = store.trace_hook(Some("ak"), "t-0").await.unwrap();
+    assert_eq!(traces.len(), 1);
+    let t = &traces[0];
+    assert_eq!((t.app_key.as_str(), t.hook_id.as_str()), ("ak", "t-0"));
+    assert_eq!((t.product, t.event), (Product::Sms, Event::ConversionBlock));
+    assert!(t.body.contains(r#""hookId":"t-0""#), "{}", t.body);
+    let ids: Vec<&str> = t.configs.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c2", "c3"]);
+    assert_eq!(t.queued_for, ["c2"]);
+    assert_eq!(t.deliveries.len(), 1);
+    let d = &t.deliveries[0];
+    assert_eq!(
+        (d.hooks_id.as_str(), d.config_id.as_str()),
+        (hooks_id.as_str(), "c1")
+    );
+    assert_eq!((d.status, d.attempt_count), (DeliveryStatus::Succeeded, 1));
+    assert_eq!(d.last_status_code, Some(200));
+    assert!(d.last_attempt_at.is_some());
+
+    // t-1 is still queued for both.
+    let t1 = store.trace_hook(Some("ak"), "t-1").await.unwrap();
+    assert_eq!(t1[0].queued_for, ["c1", "c2"]);
+    assert!(t1[0].deliveries.is_empty());
+
+    assert!(
+        store
+            .trace_hook(Some("ak"), "nope")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .trace_hook(Some("ak2"), "t-1")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let everywhere = store.trace_hook(None, "t-0").await.unwrap();
+    let keys: Vec<&str> = everywhere.iter().map(|t| t.app_key.as_str()).collect();
+    assert_eq!(keys, ["ak", "ak2"]);
+    assert!(everywhere[1].configs.is_empty());
 }
 
 // ---------- PostgreSQL: lock and statement timeouts, config locks, the connection budget ----------

@@ -462,6 +462,73 @@ async fn the_chart_counts_the_configs_attempts() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_page_shows_what_became_of_a_hook_for_each_config() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash-trace").await;
+    let other = srv.create_app_key("other").await;
+    let delivered = s(
+        &srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/a")))
+            .await,
+        "webhookConfigId",
+    );
+    let mut paused_body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/c"));
+    paused_body["enabled"] = json!(false);
+    let paused = s(
+        &srv.create_config(&app, paused_body).await,
+        "webhookConfigId",
+    );
+    let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), "dash-trace-1");
+    srv.ingest(&app, SMS, "UNSUBSCRIBE", vec![hook]).await;
+    let d = srv
+        .wait_for_hook_delivery(&app, &delivered, "dash-trace-1", "SUCCEEDED", PROMPT)
+        .await;
+    let theirs = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), "their-hook");
+    srv.ingest(&other, SMS, "UNSUBSCRIBE", vec![theirs]).await;
+
+    let mut browser = Browser::new(&srv);
+    let page = browser.get("/ui/hooks?hookId=dash-trace-1").await;
+    assert_eq!(page.status, 303, "a trace needs a session");
+    browser.sign_in(&app).await;
+
+    // The search box is on every page (the nav) and on the trace page itself.
+    let page = browser.get("/").await;
+    assert!(page.body.contains("href=\"/ui/hooks\""), "{}", page.body);
+    let page = browser.get("/ui/hooks").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"trace-search\""), "{}", page.body);
+
+    let page = browser.get("/ui/hooks?hookId=dash-trace-1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for (id, outcome) in [(&delivered, "DELIVERED"), (&paused, "PAUSED")] {
+        assert!(
+            page.body.contains(&format!(
+                "data-config-id=\"{id}\" data-outcome=\"{outcome}\""
+            )),
+            "config {id} {outcome} in:\n{}",
+            page.body
+        );
+    }
+    assert!(page.body.contains(&s(&d, "hooksId")), "{}", page.body);
+
+    // Another app key's hook is not found from this session; a bad id is escaped back.
+    let page = browser.get("/ui/hooks?hookId=their-hook").await;
+    assert_eq!(page.status, 404, "{}", page.body);
+    assert!(page.body.contains("hookId"), "{}", page.body);
+    let page = browser
+        .get("/ui/hooks?hookId=%22%3E%3Cscript%3Ex%3C%2Fscript%3E")
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("value=\"&quot;&gt;&lt;script&gt;x&lt;/script&gt;\""),
+        "{}",
+        page.body
+    );
+}
+
 /// A credential in a custom header is shown masked on the config's page and in its form, and
 /// saving the form with the mask untouched keeps the stored value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -163,6 +163,8 @@ const ROUTES: &[(&str, &str)] = &[
         "post",
         "/v1/appkeys/{appKey}/webhook-configs/{webhookConfigId}/signing-secret/rotate",
     ),
+    ("get", "/v1/appkeys/{appKey}/hooks/{hookId}"),
+    ("get", "/v1/hooks/{hookId}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

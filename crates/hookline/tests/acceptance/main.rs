@@ -33,4 +33,5 @@ mod ssrf;
 mod store_faults;
 mod tenancy;
 mod test_sends;
+mod trace;
 mod wire_events;

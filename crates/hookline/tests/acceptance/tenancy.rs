@@ -63,6 +63,7 @@ fn routes(rx_url: &str) -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({})),
         ),
         (Method::POST, "/secret-key/rotate", Some(json!({}))),
+        (Method::GET, "/hooks/{hookId}", None),
     ]
 }
 
@@ -88,7 +89,9 @@ fn fill(template: &str, app: &App, cfg: &str, hooks_id: &str) -> String {
     app.path(
         &template
             .replace("{webhookConfigId}", cfg)
-            .replace("{hooksId}", hooks_id),
+            .replace("{hooksId}", hooks_id)
+            // The hook `tenant()` ingested for tenant A.
+            .replace("{hookId}", "tenant-a-hook"),
     )
 }
 

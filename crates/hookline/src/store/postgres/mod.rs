@@ -16,7 +16,8 @@
 //! This file holds the store, its opening and closing, and the [`Store`] implementation, each
 //! method handed to the file of its concern: `schema` (migrations), `connection`, `writer`,
 //! `attempts` (attempt records), `ingest`, `claims` (the engine's work), `cluster`, `notify`,
-//! `configs` (app keys and configs), `deliveries` (the delivery log, redelivery, replay) and
+//! `configs` (app keys and configs), `deliveries` (the delivery log, redelivery, replay), `trace`
+//! (the trace of a hook) and
 //! `maintenance` (retention, stats, the chart). The behaviour tests both backends share are in
 //! `store/tests.rs`.
 //!
@@ -36,6 +37,7 @@ mod notify;
 mod schema;
 mod sessions;
 mod tls;
+mod trace;
 mod writer;
 
 use std::sync::atomic::AtomicI32;
@@ -66,8 +68,8 @@ use super::{
     OpenDelivery, Store, StoreResult, StoreSignal, StoreStats,
 };
 use crate::model::{
-    AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, Millis,
-    Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
+    AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, HookTrace,
+    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
     WebhookConfig,
 };
 
@@ -388,5 +390,13 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<AttemptBucket>> {
         self.attempt_buckets(app_key, config_id, since, bucket_ms, buckets)
             .await
+    }
+
+    async fn trace_hook(
+        &self,
+        app_key: Option<&str>,
+        hook_id: &str,
+    ) -> StoreResult<Vec<HookTrace>> {
+        self.trace_hook(app_key, hook_id).await
     }
 }

@@ -16,7 +16,7 @@ use crate::store::rows::{
 };
 use crate::store::{StoreError, StoreResult, runs_by_event};
 
-fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
+pub(super) fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
     Ok(ConfigRow {
         id: r.get(0)?,
         app_key: r.get(1)?,

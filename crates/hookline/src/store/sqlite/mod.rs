@@ -15,7 +15,7 @@
 //! method handed to the file of its concern: `schema` (migrations), `connection`, `writer` (with
 //! `statements`, its prepared statements, and `subscriptions`, its copy of the fan-out index),
 //! `attempts` (attempt records), `ingest`, `claims` (the engine's work), `configs` (app keys and
-//! configs), `deliveries` (the delivery log, redelivery, replay) and `maintenance` (retention,
+//! configs), `deliveries` (the delivery log, redelivery, replay), `trace` (the trace of a hook) and `maintenance` (retention,
 //! stats, the chart). The behaviour tests both backends share are in `store/tests.rs`.
 //!
 //! [`JobStatus`]: crate::store::JobStatus
@@ -31,6 +31,7 @@ mod schema;
 mod sessions;
 mod statements;
 mod subscriptions;
+mod trace;
 mod writer;
 
 use std::path::Path;
@@ -48,8 +49,8 @@ use super::{
     OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats,
 };
 use crate::model::{
-    AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, Millis,
-    Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
+    AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, HookTrace,
+    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
     WebhookConfig,
 };
 
@@ -414,5 +415,13 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<AttemptBucket>> {
         self.attempt_buckets(app_key, config_id, since, bucket_ms, buckets)
             .await
+    }
+
+    async fn trace_hook(
+        &self,
+        app_key: Option<&str>,
+        hook_id: &str,
+    ) -> StoreResult<Vec<HookTrace>> {
+        self.trace_hook(app_key, hook_id).await
     }
 }
