@@ -595,6 +595,32 @@ mod tests {
                     });
                 }
             });
+            // The address must route in this namespace before the guard is judged: the open
+            // client once got "Network is unreachable" for a just-added IPv6 address on a loaded
+            // machine. A plain connection probes it; it is then taken off the count, which must
+            // stay 0 through the guarded send.
+            let target = std::net::SocketAddr::new(ip.parse::<IpAddr>().unwrap(), port);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match tokio::net::TcpStream::connect(target).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        assert!(
+                            tokio::time::Instant::now() < deadline,
+                            "{target} never became reachable in the test's namespace: {e}"
+                        );
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            while connections.load(Ordering::SeqCst) == 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the probe of {target} was never accepted"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            connections.store(0, Ordering::SeqCst);
             let url = format!("http://{host}:{port}/hook");
             let cfg = config(url.clone());
             let out = || Outgoing {
