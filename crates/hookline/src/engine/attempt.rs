@@ -42,9 +42,58 @@ pub(super) struct AttemptTask {
     pub(super) current: watch::Receiver<Arc<WebhookConfig>>,
 }
 
+/// The slots an attempt task holds, given back if the task ends without reporting on them (a
+/// panic, or a future dropped): otherwise the dispatcher would count them in flight forever and,
+/// for a claim, never claim for that config again. Reported as a store failure: the config
+/// claims again, or the delivery is tried again, after the back-off.
+struct Slots {
+    events: mpsc::UnboundedSender<TaskEvent>,
+    config_id: String,
+    hooks_id: Option<String>,
+    count: u32,
+}
+
+impl Slots {
+    /// Reported: the event sent carries the slots.
+    fn reported(mut self) {
+        self.count = 0;
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.count > 0 {
+            tracing::error!(
+                config_id = self.config_id,
+                hooks_id = self.hooks_id.as_deref(),
+                slots = self.count,
+                "an attempt task ended without a result; its slots are given back"
+            );
+            let _ = self.events.send(TaskEvent::StoreFailed {
+                config_id: std::mem::take(&mut self.config_id),
+                hooks_id: self.hooks_id.take(),
+                slots: self.count,
+            });
+        }
+    }
+}
+
 impl AttemptTask {
+    fn slots(&self, hooks_id: Option<&str>, count: u32) -> Slots {
+        Slots {
+            events: self.events.clone(),
+            config_id: self.config.id.clone(),
+            hooks_id: hooks_id.map(str::to_owned),
+            count,
+        }
+    }
+
     pub(super) async fn run(self, job: Job) {
         let config_id = self.config.id.clone();
+        let held = match &job {
+            Job::Claim { slots, .. } => self.slots(None, *slots),
+            Job::Send(hooks_id) => self.slots(Some(hooks_id), 1),
+        };
         let delivery = match job {
             Job::Claim { slots, epoch } => {
                 let claimed = self
@@ -55,6 +104,7 @@ impl AttemptTask {
                     Ok(claim) => claim,
                     Err(e) => {
                         tracing::error!(config_id, error = %e, "claiming a batch failed");
+                        held.reported();
                         self.tell(TaskEvent::StoreFailed {
                             config_id,
                             hooks_id: None,
@@ -64,6 +114,8 @@ impl AttemptTask {
                     }
                 };
                 let mut batches = claim.batches;
+                // From here each batch is an attempt, which answers for its own slot.
+                held.reported();
                 self.tell(TaskEvent::Claimed {
                     config_id,
                     asked: slots,
@@ -82,8 +134,12 @@ impl AttemptTask {
                 first.delivery
             }
             Job::Send(hooks_id) => match self.store.lease_delivery(&hooks_id).await {
-                Ok(Lease::Granted(delivery)) => delivery,
+                Ok(Lease::Granted(delivery)) => {
+                    held.reported();
+                    delivery
+                }
                 Ok(Lease::NotDue(at)) => {
+                    held.reported();
                     self.tell(TaskEvent::NotDue {
                         config_id,
                         hooks_id,
@@ -92,11 +148,13 @@ impl AttemptTask {
                     return;
                 }
                 Ok(Lease::Unavailable) => {
+                    held.reported();
                     self.tell(TaskEvent::Abandoned { config_id });
                     return;
                 }
                 Err(e) => {
                     tracing::error!(hooks_id, error = %e, "loading a delivery failed");
+                    held.reported();
                     self.tell(TaskEvent::StoreFailed {
                         config_id,
                         hooks_id: Some(hooks_id),
@@ -112,6 +170,7 @@ impl AttemptTask {
     /// Sends one attempt of a delivery and reports its result: the dispatcher judges it and
     /// queues its record.
     async fn attempt(self, delivery: SendableDelivery) {
+        let held = self.slots(Some(&delivery.hooks_id), 1);
         let config_id = self.config.id.clone();
         let number = delivery.attempt_count + 1;
         let config = self.current.borrow().clone();
@@ -150,6 +209,7 @@ impl AttemptTask {
             );
         }
 
+        held.reported();
         self.tell(TaskEvent::Finished {
             config_id,
             hooks_id: delivery.hooks_id,

@@ -992,6 +992,59 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     assert!(lease(&survivor, &orphan).await.is_some());
 }
 
+/// A lease the node's engine never heard of (a claim or lease that committed although its
+/// answer was lost) is not renewed: it expires and another node sends the delivery, while the
+/// leases of the attempts in flight are renewed.
+#[tokio::test]
+async fn only_the_leases_of_attempts_in_flight_are_renewed() {
+    let ttl = Duration::from_secs(3);
+    let (a, b, config) = two_nodes(ttl).await;
+    let db = config.connect().await.unwrap();
+    let cfg = config_with_app("c1", "ak");
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    let in_flight = claim_one(&a, &cfg, 1).await;
+    // Claimed by B, then made A's behind A's back: A's engine knows nothing of it.
+    let stranded = claim_one(&b, &cfg, 1).await;
+    b.record_attempt(attempt(&stranded, 1, 500, DeliveryStatus::Retrying));
+    b.flush().await.unwrap();
+    db.execute(
+        "UPDATE deliveries SET lease_owner = 'a', lease_expires_at = $2, next_attempt_at = 0 \
+         WHERE hooks_id = $1",
+        &[&stranded, &(now_millis() + ttl.as_millis() as i64)],
+    )
+    .await
+    .unwrap();
+    let in_flight_until = lease_expiry(&db, &in_flight).await.expect("leased");
+    let stranded_until = lease_expiry(&db, &stranded).await.expect("leased");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let taken = loop {
+        if let Some(d) = lease_unless_expired(&db, &b, &stranded, "the stranded lease").await {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stranded lease was renewed (expires {:?}, was {stranded_until})",
+            lease_expiry(&db, &stranded).await
+        );
+        tokio::time::sleep(ttl / 10).await;
+    };
+    assert_eq!(taken.hooks_id, stranded);
+    // Meanwhile the lease of A's attempt in flight was renewed and still holds.
+    let renewed = lease_expiry(&db, &in_flight).await.expect("still leased");
+    assert!(
+        renewed > in_flight_until,
+        "the lease in flight was not renewed ({in_flight_until} -> {renewed})"
+    );
+    assert!(
+        lease_unless_expired(&db, &b, &in_flight, "in flight on A")
+            .await
+            .is_none()
+    );
+}
+
 async fn next_signal(
     signals: &mut tokio::sync::mpsc::UnboundedReceiver<StoreSignal>,
 ) -> StoreSignal {

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::Statement;
 
 use super::PostgresStore;
+use super::cluster::HeldLeases;
 use super::connection::{Conn, Step, pg_err, pipeline, prepared};
 use super::writer::{Finisher, Group, Job, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
@@ -26,6 +27,8 @@ const RECORD_RETRY_EVERY: std::time::Duration = std::time::Duration::from_millis
 pub(super) struct RecordJob {
     outcome: Option<AttemptOutcome>,
     unrecorded: Unrecorded,
+    /// Once the record commits, its lease is no longer renewed.
+    held: HeldLeases,
 }
 
 impl Drop for RecordJob {
@@ -39,10 +42,11 @@ impl Drop for RecordJob {
 }
 
 impl RecordJob {
-    fn job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
+    fn job(outcome: AttemptOutcome, unrecorded: Unrecorded, held: HeldLeases) -> Job {
         Job::Record(Box::new(RecordJob {
             outcome: Some(outcome),
             unrecorded,
+            held,
         }))
     }
 
@@ -59,7 +63,11 @@ impl RecordJob {
             .map_err(|_| StoreError::Unavailable("records lock".into()))?
             .push(outcome.clone());
         let unrecorded = self.unrecorded.clone();
+        let held = self.held.clone();
         Ok(Box::new(move |commit| {
+            if commit.is_ok() {
+                held.release(&outcome.hooks_id);
+            }
             if let Err(e) = commit {
                 tracing::warn!(error = %e, hooks_id = outcome.hooks_id, "attempt record not committed; will retry");
                 if let Ok(mut list) = unrecorded.lock() {
@@ -71,7 +79,11 @@ impl RecordJob {
 }
 
 /// Resubmits unrecorded attempts until the writer is gone (the store closed).
-pub(super) async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrecorded: Unrecorded) {
+pub(super) async fn retry_unrecorded(
+    jobs: mpsc::WeakUnboundedSender<Job>,
+    unrecorded: Unrecorded,
+    held: HeldLeases,
+) {
     loop {
         tokio::time::sleep(RECORD_RETRY_EVERY).await;
         let Some(sender) = jobs.upgrade() else {
@@ -82,7 +94,7 @@ pub(super) async fn retry_unrecorded(jobs: mpsc::WeakUnboundedSender<Job>, unrec
             .map(|mut list| std::mem::take(&mut *list))
             .unwrap_or_default();
         for outcome in retry {
-            let _ = sender.send(RecordJob::job(outcome, unrecorded.clone()));
+            let _ = sender.send(RecordJob::job(outcome, unrecorded.clone(), held.clone()));
         }
     }
 }
@@ -249,7 +261,7 @@ async fn advance_deliveries(
 impl PostgresStore {
     pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
         // Queued for the next group, not awaited (as in the embedded store).
-        let job = RecordJob::job(outcome, self.unrecorded.clone());
+        let job = RecordJob::job(outcome, self.unrecorded.clone(), self.node.held.clone());
         if let Err(e) = self.submit(job) {
             tracing::error!(error = %e, "an attempt record could not be queued");
         }

@@ -221,6 +221,9 @@ impl PostgresStore {
                 break;
             }
         }
+        self.node
+            .held
+            .hold(batches.iter().map(|b| b.delivery.hooks_id.as_str()));
         // No QueueDrained signal: another node's NewWork reaches the engine on another
         // connection, in no order with this one. `drained` lets the engine decide.
         Ok(Claim {

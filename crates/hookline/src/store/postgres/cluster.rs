@@ -106,6 +106,37 @@ pub(super) struct Node {
     pub(super) id: Arc<str>,
     pub(super) ttl_ms: i64,
     pub(super) clock: DbClock,
+    /// The deliveries whose leases this node's engine holds: claimed or leased here, their
+    /// attempt's record not committed yet. Only these are renewed, so a lease the engine never
+    /// heard of (a claim or lease that committed although its answer was lost) expires and the
+    /// sweep sends its delivery, instead of this node pinning it forever.
+    pub(super) held: HeldLeases,
+}
+
+/// See [`Node::held`].
+#[derive(Debug, Clone, Default)]
+pub(super) struct HeldLeases(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl HeldLeases {
+    pub(super) fn hold<'a>(&self, hooks_ids: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut held) = self.0.lock() {
+            held.extend(hooks_ids.into_iter().map(str::to_owned));
+        }
+    }
+
+    /// The attempt's record committed: it freed the lease (or the delivery was not open).
+    pub(super) fn release(&self, hooks_id: &str) {
+        if let Ok(mut held) = self.0.lock() {
+            held.remove(hooks_id);
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|held| held.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Node {
@@ -197,9 +228,10 @@ pub(super) async fn join(c: &Conn, node: &Node) -> StoreResult<()> {
     Ok(())
 }
 
-/// Renews this node's leases every third of the lease time, until the writer is gone. A node
-/// that stops renewing (it died, or lost the database) lets its leases expire, and the other
-/// nodes take its deliveries over.
+/// Renews this node's leases every third of the lease time, until the writer is gone: those of
+/// the deliveries its engine holds ([`Node::held`]), not every row naming it. A node that stops
+/// renewing (it died, or lost the database) lets its leases expire, and the other nodes take its
+/// deliveries over.
 pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Node) {
     let every = Duration::from_millis((node.ttl_ms / 3).max(1) as u64);
     loop {
@@ -215,12 +247,16 @@ pub(super) async fn renew_leases(jobs: mpsc::WeakUnboundedSender<Job>, node: Nod
             move |c| async move {
                 // The clocks drift (and get stepped): measured again every renewal.
                 node.clock.sync(&c).await?;
-                execute(
-                    &c,
-                    "UPDATE deliveries SET lease_expires_at = $2 WHERE lease_owner = $1",
-                    &[&&*node.id, &node.lease_until()],
-                )
-                .await?;
+                let held = node.held.ids();
+                if !held.is_empty() {
+                    execute(
+                        &c,
+                        "UPDATE deliveries SET lease_expires_at = $2 \
+                         WHERE hooks_id = ANY($3::TEXT[]) AND lease_owner = $1",
+                        &[&&*node.id, &node.lease_until(), &held],
+                    )
+                    .await?;
+                }
                 heartbeat(&c, &node).await?;
                 execute(
                     &c,
@@ -325,6 +361,7 @@ impl PostgresStore {
             let row = delivery_row(&row)?;
             let hooks = delivery_hooks(&c, &row.hooks_id).await?;
             let delivery = row.into_sendable(hooks)?;
+            node.held.hold([delivery.hooks_id.as_str()]);
             Ok((Lease::Granted(delivery), Vec::new()))
         })
         .await

@@ -356,6 +356,11 @@ fn pool(config: DbConfig, size: usize, limits: &Limits) -> StoreResult<Pool> {
     Pool::builder(manager)
         .max_size(size.max(1))
         .wait_timeout(Some(limits.pool_wait()))
+        // `connect_timeout` bounds the TCP connect only; the TLS handshake and the start-up
+        // exchange after it are bounded here, so a server that accepts and then never answers
+        // (one going down or coming up) fails the caller instead of holding it forever.
+        .create_timeout(Some(CONNECT_TIMEOUT.saturating_mul(2)))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))

@@ -59,7 +59,7 @@ pub use self::connection::{DbConfig, connect_url, create_scratch_database, parse
 pub use self::tls::{SslMode, TlsOptions};
 
 use self::attempts::{Unrecorded, retry_unrecorded};
-use self::cluster::{DbClock, Node, renew_leases};
+use self::cluster::{DbClock, HeldLeases, Node, renew_leases};
 use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
 use self::notify::listen;
 use self::writer::{Job, writer_loop};
@@ -112,6 +112,7 @@ impl PostgresStore {
             id: Arc::from(node.node_id.as_str()),
             ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
             clock: DbClock::new(node.test_clock_skew_ms),
+            held: HeldLeases::default(),
         };
         let writer_pool = writer_pool(config.clone(), &limits)?;
         let mut writer_client = writer_pool.get().await.map_err(pool_err)?;
@@ -133,7 +134,11 @@ impl PostgresStore {
             sig_tx,
         ));
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(retry_unrecorded(job_tx.downgrade(), unrecorded.clone()));
+        tokio::spawn(retry_unrecorded(
+            job_tx.downgrade(),
+            unrecorded.clone(),
+            node.held.clone(),
+        ));
         let renewer = tokio::spawn(renew_leases(job_tx.downgrade(), node.clone()));
         Ok(PostgresStore {
             node,

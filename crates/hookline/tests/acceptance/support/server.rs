@@ -268,8 +268,17 @@ impl Server {
     /// Panics with `msg` and the tail of the server's stderr.
     #[track_caller]
     pub fn fail(&self, msg: impl std::fmt::Display) -> ! {
+        // Panics of the server anywhere in its stderr, which the tail may not reach.
+        let text = std::fs::read(self.stderr_path()).unwrap_or_default();
+        let text = strip_ansi(&String::from_utf8_lossy(&text));
+        let panics: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("panicked at") || l.contains("without a result"))
+            .take(20)
+            .collect();
         panic!(
-            "{msg}\n--- hookline stderr (tail), data dir {} ---\n{}\n--- end of stderr ---",
+            "{msg}\n--- hookline panics: {panics:?} ---\n--- hookline stderr (tail), data dir {} \
+             ---\n{}\n--- end of stderr ---",
             self.data_dir().display(),
             self.stderr_tail()
         )
