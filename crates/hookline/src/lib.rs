@@ -15,6 +15,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod duration;
 pub mod engine;
+pub mod filter;
 pub mod listener;
 pub mod metrics;
 pub mod model;

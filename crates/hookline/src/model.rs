@@ -70,6 +70,9 @@ pub struct WebhookConfig {
     /// Extra request headers sent on every attempt, name → value, in name order (names as the
     /// customer spelled them; checked by `service::config_input::parse_headers`).
     pub headers: Vec<(String, String)>,
+    /// Which hooks this config receives (`None`: every hook of its events); evaluated at
+    /// ingest's fan-out (see `crate::filter`).
+    pub filter: Option<crate::filter::Filter>,
     pub health: Health,
     pub created_at: Millis,
     pub updated_at: Millis,

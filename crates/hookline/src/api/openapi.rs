@@ -135,6 +135,14 @@ pub struct ConfigRequest {
     /// it removes them.
     #[schema(example = json!({"Authorization": "Bearer abc123"}))]
     pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Which hooks this config receives: an object whose keys are field paths of the hook
+    /// (`messageStatus`, `_links.self.href`; through arrays: any element) and whose values are a
+    /// string, number, boolean or null (equality) or an object of operators that must all hold:
+    /// `$eq`, `$ne`, `$in`, `$nin`, `$gt`, `$gte`, `$lt`, `$lte`, `$exists`, `$prefix`; `$and` and
+    /// `$or` take an array of filters, `$not` a filter. A hook that does not match is not queued
+    /// for this config. At most 64 conditions, nested at most 8 deep.
+    #[schema(value_type = Option<Object>, example = json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}, "sendNo": "15446859"}))]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// A JSON Merge Patch of a webhook config: only the fields present change.
@@ -165,6 +173,10 @@ pub struct ConfigPatch {
     pub retry_schedule: Option<Vec<String>>,
     /// Merged into the config's headers: a name with `null` removes that header.
     pub headers: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// Merged into the config's filter as JSON Merge Patch merges objects: a key with `null`
+    /// removes that condition; `"filter": null` removes the filter.
+    #[schema(value_type = Option<Object>)]
+    pub filter: Option<serde_json::Value>,
 }
 
 /// Ingest: hooks of one product and event.

@@ -117,6 +117,10 @@ pub struct ConfigView {
     /// Extra request headers sent with every attempt, name → value.
     #[schema(example = json!({"Authorization": "Bearer abc123"}))]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// The config's filter as written (docs/api.md, "Filters"); absent when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}}))]
+    pub filter: Option<serde_json::Value>,
     pub health: HealthView,
     pub created_at: String,
     pub updated_at: String,
@@ -241,6 +245,7 @@ pub fn config(c: &WebhookConfig) -> ConfigView {
         timeout_ms: c.timeout_ms,
         retry_schedule: c.retry_schedule.iter().map(|d| format_delay(*d)).collect(),
         headers: c.headers.iter().cloned().collect(),
+        filter: c.filter.as_ref().map(|f| f.source().clone()),
         health: HealthView {
             state: match c.health.state {
                 H::Healthy => HealthStateName::Healthy,
@@ -404,7 +409,7 @@ pub enum TraceOutcomeName {
     NotSubscribed,
     /// The config subscribes but was paused when the hook was accepted.
     Paused,
-    /// A filter of the config left it out (reserved: configs have no filters yet).
+    /// The config's filter leaves it out.
     FilteredOut,
     /// The config was created after the hook was accepted.
     CreatedAfter,

@@ -100,6 +100,7 @@ fn ceiling_config() -> WebhookConfig {
         timeout_ms: 1000,
         retry_schedule: vec![Duration::from_secs(1)],
         headers: Vec::new(),
+        filter: None,
         health: Health::default(),
         created_at: 0,
         updated_at: 0,

@@ -69,6 +69,11 @@ pub struct BenchArgs {
     /// The configs' maxRequestsInFlight (default: the config's default).
     #[arg(long)]
     pub max_requests_in_flight: Option<u32>,
+    /// A filter (JSON) every config gets, to measure what filters cost at ingest. It must pass
+    /// the bench's hooks (SMS MESSAGE_RESULT_UPDATE samples), or the run waits for deliveries
+    /// that never come.
+    #[arg(long)]
+    pub filter: Option<String>,
     /// Run the server on PostgreSQL: a fresh database is created on this cluster for the run
     /// (`postgres://user@host:port/any-database`). Unset: the embedded store.
     #[arg(long, env = "HOOKLINE_BENCH_DATABASE_URL")]
@@ -478,6 +483,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
 
     // Tenants and configs.
+    let filter: Option<serde_json::Value> = match &args.filter {
+        Some(text) => Some(
+            serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--filter: not JSON: {e}"))?,
+        ),
+        None => None,
+    };
     let client = reqwest::Client::new();
     let mut tenants = Vec::with_capacity(args.configs);
     for i in 0..args.configs {
@@ -510,6 +521,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             if let Some(n) = args.max_requests_in_flight {
                 config["maxRequestsInFlight"] = json!(n);
+            }
+            if let Some(filter) = &filter {
+                config["filter"] = filter.clone();
             }
             config
         };
@@ -714,6 +728,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "hooksPerIngestRequest": args.hooks_per_request,
         "maxHooksPerRequest": args.max_hooks_per_request,
         "maxRequestsInFlight": args.max_requests_in_flight,
+        "filter": args.filter.is_some(),
         "store": if args.database_url.is_some() { "postgres" } else { "sqlite" },
         "rate": args.rate,
         "backlog": args.backlog,

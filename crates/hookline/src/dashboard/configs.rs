@@ -206,6 +206,7 @@ pub(super) async fn show(
          <dt>Timeout</dt><dd>{timeout} ms</dd>\
          <dt>Retry schedule</dt><dd>{schedule}</dd>\
          <dt>Headers</dt><dd class=\"mono\" id=\"custom-headers\">{custom_headers}</dd>\
+         <dt>Filter</dt><dd class=\"mono\" id=\"filter\">{filter}</dd>\
          <dt>Created</dt><dd>{created} UTC</dd><dt>Updated</dt><dd>{updated} UTC</dd></dl></section></div>",
         id = esc(&config.id),
         product = esc(config.product.as_str()),
@@ -220,6 +221,10 @@ pub(super) async fn show(
             "–".to_owned()
         } else {
             esc(&headers_text(&config)).replace('\n', "<br>")
+        },
+        filter = match &config.filter {
+            None => "– (every hook of its events)".to_owned(),
+            Some(f) => esc(&f.source().to_string()),
         },
         created = esc(&time(config.created_at)),
         updated = esc(&time(config.updated_at)),
@@ -340,6 +345,8 @@ struct FormValues {
     retry_schedule: String,
     /// Custom headers, one `Name: value` per line; credentials shown masked.
     headers: String,
+    /// The filter's JSON; empty for none.
+    filter: String,
     remove_secret: bool,
 }
 
@@ -357,6 +364,7 @@ impl FormValues {
             timeout_ms: String::new(),
             retry_schedule: String::new(),
             headers: String::new(),
+            filter: String::new(),
             remove_secret: false,
         }
     }
@@ -374,6 +382,11 @@ impl FormValues {
             timeout_ms: c.timeout_ms.to_string(),
             retry_schedule: schedule_text(c),
             headers: headers_text(c),
+            filter: c
+                .filter
+                .as_ref()
+                .and_then(|f| serde_json::to_string_pretty(f.source()).ok())
+                .unwrap_or_default(),
             remove_secret: false,
         }
     }
@@ -392,6 +405,7 @@ impl FormValues {
             timeout_ms: text("timeoutMs"),
             retry_schedule: text("retrySchedule"),
             headers: text("headers"),
+            filter: text("filter"),
             remove_secret: form.get("removeSigningSecret").is_some(),
         }
     }
@@ -490,6 +504,15 @@ fn input_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, 
         "headers".into(),
         Value::Object(headers_field(form, existing)),
     );
+    // Empty: no filter. Text that is not JSON goes as a string, which the service refuses with
+    // the field's name.
+    let filter = text("filter");
+    if !filter.trim().is_empty() {
+        body.insert(
+            "filter".into(),
+            serde_json::from_str(&filter).unwrap_or(Value::String(filter)),
+        );
+    }
     // The page never holds the secret: an empty field leaves it as it is (the field is left out,
     // which keeps a write-only field), "remove" sends `null`.
     let new_secret = text("signingSecret");
@@ -603,6 +626,10 @@ fn config_form(
          <code>Name: value</code> per line; credentials show as ******** (leave them so to \
          keep them)</span><textarea name=\"headers\" rows=\"3\" spellcheck=\"false\" \
          placeholder=\"Authorization: Bearer …\">{headers}</textarea></label>\
+         <label>Filter <span class=\"muted small\">JSON: only the hooks that match are sent, e.g. \
+         <code>{{\"messageStatus\": {{\"$in\": [\"FAILED\"]}}}}</code>; empty for every hook \
+         </span><textarea name=\"filter\" rows=\"3\" spellcheck=\"false\">{filter}</textarea>\
+         </label>\
          <div class=\"actions\"><button type=\"submit\" class=\"primary\">Save</button>\
          <a href=\"{cancel}\">Cancel</a></div></form>",
         enabled = if values.enabled { " checked" } else { "" },
@@ -611,6 +638,7 @@ fn config_form(
         timeout = esc(&values.timeout_ms),
         schedule = esc(&values.retry_schedule),
         headers = esc(&values.headers),
+        filter = esc(&values.filter),
         cancel = match existing {
             Some(c) => format!("/ui/configs/{}", url_enc(&c.id)),
             None => "/".to_owned(),

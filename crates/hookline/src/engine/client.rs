@@ -508,6 +508,7 @@ mod tests {
             timeout_ms: 30_000,
             retry_schedule: Vec::new(),
             headers: Vec::new(),
+            filter: None,
             health: Health::default(),
             created_at: 0,
             updated_at: 0,

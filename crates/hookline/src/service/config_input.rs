@@ -12,6 +12,7 @@ use super::input::{
     required_string, wrong_type,
 };
 use crate::engine::retry;
+use crate::filter::Filter;
 use crate::model::{Health, PreviousSecret, WebhookConfig};
 
 const MAX_URL_LEN: usize = 2048;
@@ -44,6 +45,7 @@ pub struct ConfigInput {
     pub(super) timeout_ms: u32,
     pub(super) retry_schedule: Vec<Duration>,
     pub(super) headers: Vec<(String, String)>,
+    pub(super) filter: Option<Filter>,
 }
 
 /// Most custom headers per config.
@@ -162,6 +164,22 @@ pub fn parse_headers(value: Option<&Value>) -> Result<Vec<(String, String)>> {
     Ok(headers)
 }
 
+/// Reads `filter` (docs/api.md, "Filters"): absent, `null` or `{}` is none. Errors name the path
+/// inside it, e.g. `filter.messageStatus.$within`.
+pub fn parse_filter(value: Option<&Value>) -> Result<Option<Filter>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => Filter::parse(value).map_err(|e| {
+            let path = if e.path.is_empty() {
+                "filter".to_owned()
+            } else {
+                format!("filter.{}", e.path)
+            };
+            Error::field(&path, e.message)
+        }),
+    }
+}
+
 const SETTABLE: &[&str] = &[
     "productName",
     "events",
@@ -175,6 +193,7 @@ const SETTABLE: &[&str] = &[
     "timeoutMs",
     "retrySchedule",
     "headers",
+    "filter",
 ];
 /// Read-only fields a client may send back unchanged from a GET.
 const READ_ONLY: &[&str] = &[
@@ -311,8 +330,10 @@ impl ConfigInput {
             }
         };
         let headers = parse_headers(body.get("headers"))?;
+        let filter = parse_filter(body.get("filter"))?;
         Ok(ConfigInput {
             headers,
+            filter,
             product,
             events,
             url,
@@ -363,6 +384,7 @@ impl ConfigInput {
             timeout_ms: self.timeout_ms,
             retry_schedule: self.retry_schedule,
             headers: self.headers,
+            filter: self.filter,
             health,
             created_at,
             updated_at,
@@ -405,6 +427,9 @@ pub fn settable_json(config: &WebhookConfig) -> Map<String, Value> {
                 .collect(),
         ),
     );
+    if let Some(filter) = &config.filter {
+        map.insert("filter".into(), filter.source().clone());
+    }
     map.insert("timeoutMs".into(), config.timeout_ms.into());
     map.insert(
         "retrySchedule".into(),

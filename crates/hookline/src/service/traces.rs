@@ -28,7 +28,7 @@ pub enum TraceOutcome {
     /// The config subscribes but got no queue row: it was paused when the hook was accepted
     /// (or, as far as is known now, subscribed to the event only later).
     Paused,
-    /// A filter of the config left the hook out. Reserved: configs have no filters yet.
+    /// The config's filter leaves the hook out.
     FilteredOut,
     /// The config was created after the hook was accepted.
     CreatedAfter,
@@ -92,6 +92,7 @@ pub struct Trace {
 pub fn outcome(
     config: &WebhookConfig,
     event: hookline_wire::Event,
+    body: &str,
     accepted_at: Millis,
     queued: bool,
     deliveries: &[&TracedDelivery],
@@ -165,6 +166,16 @@ pub fn outcome(
             ),
         );
     }
+    if let Some(filter) = &config.filter
+        && !filter.matches_json(body)
+    {
+        return (
+            TraceOutcome::FilteredOut,
+            "the config's filter leaves this hook out (the filter as it is now; it may have \
+             changed since the hook was accepted)"
+                .into(),
+        );
+    }
     let now = if config.enabled {
         "it is enabled now"
     } else {
@@ -190,8 +201,14 @@ fn trace(hook: HookTrace) -> Trace {
                 .filter(|d| d.config_id == config.id && !d.test)
                 .collect();
             let queued = hook.queued_for.contains(&config.id);
-            let (outcome, explanation) =
-                outcome(config, hook.event, hook.accepted_at, queued, &deliveries);
+            let (outcome, explanation) = outcome(
+                config,
+                hook.event,
+                &hook.body,
+                hook.accepted_at,
+                queued,
+                &deliveries,
+            );
             ConfigTrace {
                 config: config.clone(),
                 outcome,
@@ -281,6 +298,7 @@ mod tests {
             retry_schedule: Vec::new(),
             health: Health::default(),
             headers: Vec::new(),
+            filter: None,
             created_at,
             updated_at: created_at,
         }
@@ -306,17 +324,38 @@ mod tests {
     fn a_config_without_queue_row_or_delivery_says_why() {
         let other = config(vec![], true, 0);
         assert_eq!(
-            outcome(&other, EVENT, 10, false, &[]).0,
+            outcome(&other, EVENT, "{}", 10, false, &[]).0,
             TraceOutcome::NotSubscribed
         );
         let later = config(vec![EVENT], true, 11);
         assert_eq!(
-            outcome(&later, EVENT, 10, false, &[]).0,
+            outcome(&later, EVENT, "{}", 10, false, &[]).0,
             TraceOutcome::CreatedAfter
         );
         let paused = config(vec![EVENT], false, 0);
         assert_eq!(
-            outcome(&paused, EVENT, 10, false, &[]).0,
+            outcome(&paused, EVENT, "{}", 10, false, &[]).0,
+            TraceOutcome::Paused
+        );
+        let mut filtered = config(vec![EVENT], true, 0);
+        filtered.filter =
+            crate::filter::Filter::parse(&serde_json::json!({"messageStatus": "FAILED"})).unwrap();
+        let completed = r#"{"messageStatus":"COMPLETED"}"#;
+        assert_eq!(
+            outcome(&filtered, EVENT, completed, 10, false, &[]).0,
+            TraceOutcome::FilteredOut
+        );
+        // A hook the filter passes but that got no queue row: paused then.
+        assert_eq!(
+            outcome(
+                &filtered,
+                EVENT,
+                r#"{"messageStatus":"FAILED"}"#,
+                10,
+                false,
+                &[]
+            )
+            .0,
             TraceOutcome::Paused
         );
     }
@@ -327,20 +366,26 @@ mod tests {
         let failed = delivery("a", DeliveryStatus::Failed);
         let ok = delivery("b", DeliveryStatus::Succeeded);
         let open = delivery("c", DeliveryStatus::Retrying);
-        assert_eq!(outcome(&c, EVENT, 10, true, &[&ok]).0, TraceOutcome::Queued);
         assert_eq!(
-            outcome(&c, EVENT, 10, false, &[&ok, &open]).0,
+            outcome(&c, EVENT, "{}", 10, true, &[&ok]).0,
+            TraceOutcome::Queued
+        );
+        assert_eq!(
+            outcome(&c, EVENT, "{}", 10, false, &[&ok, &open]).0,
             TraceOutcome::InDelivery
         );
         assert_eq!(
-            outcome(&c, EVENT, 10, false, &[&failed, &ok]).0,
+            outcome(&c, EVENT, "{}", 10, false, &[&failed, &ok]).0,
             TraceOutcome::Delivered
         );
         assert_eq!(
-            outcome(&c, EVENT, 10, false, &[&failed]).0,
+            outcome(&c, EVENT, "{}", 10, false, &[&failed]).0,
             TraceOutcome::Failed
         );
         c.health.state = HealthState::Disabled;
-        assert_eq!(outcome(&c, EVENT, 10, true, &[]).0, TraceOutcome::Held);
+        assert_eq!(
+            outcome(&c, EVENT, "{}", 10, true, &[]).0,
+            TraceOutcome::Held
+        );
     }
 }

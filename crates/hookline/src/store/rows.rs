@@ -55,6 +55,11 @@ pub(super) fn schedule_text(config: &WebhookConfig) -> String {
         .join(",")
 }
 
+/// A config's filter as stored: its JSON text, NULL when none.
+pub(super) fn filter_text(config: &WebhookConfig) -> Option<String> {
+    config.filter.as_ref().map(|f| f.to_stored())
+}
+
 /// A config's custom headers as stored (see [`ConfigRow::headers`]).
 pub(super) fn headers_text(config: &WebhookConfig) -> Option<String> {
     if config.headers.is_empty() {
@@ -67,7 +72,8 @@ pub(super) fn headers_text(config: &WebhookConfig) -> Option<String> {
 pub(super) const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, signature, signing_secret, \
     enabled, description, max_hooks, max_in_flight, timeout_ms, retry_schedule, health_state, \
     consecutive_failures, last_success_at, last_failure_at, failing_since, disabled_reason, \
-    created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at, headers";
+    created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at, headers, \
+    filter";
 
 /// Raw columns of a config row, in [`CONFIG_COLUMNS`] order.
 pub(super) struct ConfigRow {
@@ -96,6 +102,8 @@ pub(super) struct ConfigRow {
     pub(super) previous_signing_secret_expires_at: Option<i64>,
     /// Custom headers as a JSON array of `[name, value]` pairs; NULL when none.
     pub(super) headers: Option<String>,
+    /// The filter's JSON; NULL when none.
+    pub(super) filter: Option<String>,
 }
 
 impl ConfigRow {
@@ -125,8 +133,15 @@ impl ConfigRow {
             Some(text) => serde_json::from_str::<Vec<(String, String)>>(text)
                 .map_err(|_| corrupt("headers", text))?,
         };
+        let filter = match &self.filter {
+            None => None,
+            Some(text) => {
+                crate::filter::Filter::from_stored(text).map_err(|_| corrupt("filter", text))?
+            }
+        };
         Ok(WebhookConfig {
             headers,
+            filter,
             product: parse_product(&self.product)?,
             events,
             retry_schedule,

@@ -1454,3 +1454,180 @@ async fn custom_headers_go_with_every_attempt_and_bad_ones_are_refused_by_name()
         "{replaced}"
     );
 }
+
+/// A config with a filter gets only the hooks that match it, while a config without one gets
+/// every hook; the trace says why a hook was left out; bad filters are refused naming the path
+/// inside them and change nothing; PATCH and PUT change and remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_sends_only_the_hooks_that_match_and_bad_ones_are_refused_by_path() {
+    let rx = Receiver::start().await;
+    let srv = Server::start().await;
+    let app = srv.create_app_key("filters").await;
+    let event = "MESSAGE_RESULT_UPDATE";
+    let every = srv
+        .create_config(&app, config_body(SMS, &[event], &rx.url("/every")))
+        .await;
+    let filter = json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}, "sendNo": "15446859"});
+    let mut body = config_body(SMS, &[event], &rx.url("/failed"));
+    body["filter"] = filter.clone();
+    let cfg = srv.create_config(&app, body.clone()).await;
+    assert_eq!(cfg["filter"], filter, "{cfg}");
+    assert!(
+        every.get("filter").is_none(),
+        "no filter, no field: {every}"
+    );
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let path = app.path(&format!("/webhook-configs/{cfg_id}"));
+
+    let statuses = [
+        ("COMPLETED", "15446859"),
+        ("FAILED", "15446859"),
+        ("FAILED_AD", "15446859"),
+        ("FAILED", "1"),
+        ("CANCEL", "15446859"),
+    ];
+    let hooks: Vec<Value> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, (status, send_no))| {
+            let mut hook = samples::hook(SMS, event, i);
+            hook["messageStatus"] = json!(status);
+            hook["sendNo"] = json!(send_no);
+            hook
+        })
+        .collect();
+    let ids = srv.ingest(&app, SMS, event, hooks).await;
+    srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    let wanted = vec![ids[1].clone(), ids[2].clone()];
+    let failed_ids = || -> Vec<String> {
+        rx.requests()
+            .iter()
+            .filter(|r| r.path == "/failed")
+            .flat_map(|r| r.hook_ids())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + PROMPT;
+    while !wanted.iter().all(|id| failed_ids().contains(id)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the matching hooks did not reach the filtered config: {:?}",
+            failed_ids()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let every_ids: Vec<String> = rx
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/every")
+        .flat_map(|r| r.hook_ids())
+        .collect();
+    assert_eq!(every_ids.len(), ids.len(), "the unfiltered config gets all");
+    // Everything accepted was delivered to /every; /failed has had its chance at the rest.
+    srv.wait_for_deliveries(&app, "status=PENDING", PROMPT, "nothing open", |l| {
+        l.is_empty()
+    })
+    .await;
+    let mut got = failed_ids();
+    got.sort();
+    let mut want = wanted.clone();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "the filtered config gets only the matching hooks"
+    );
+
+    // The trace says why the others did not go to it.
+    for (i, hook_id) in ids.iter().enumerate() {
+        let trace = srv.expect(
+            srv.get(&app.auth(), &app.path(&format!("/hooks/{hook_id}")))
+                .await,
+            200,
+            "trace",
+        );
+        let outcome_of = |id: &str| {
+            trace["hook"]["configs"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["webhookConfigId"] == json!(id)))
+                .map(|c| c["outcome"].clone())
+        };
+        let expected = if wanted.contains(hook_id) {
+            "DELIVERED"
+        } else {
+            "FILTERED_OUT"
+        };
+        assert_eq!(
+            outcome_of(&cfg_id),
+            Some(json!(expected)),
+            "hook {i}: {trace}"
+        );
+        assert_eq!(
+            outcome_of(&s(&every, "webhookConfigId")),
+            Some(json!("DELIVERED")),
+            "hook {i}: {trace}"
+        );
+    }
+
+    // Refusals name the path inside the filter and change nothing.
+    let cases = [
+        (
+            json!({"messageStatus": {"$within": ["FAILED"]}}),
+            "filter.messageStatus.$within",
+        ),
+        (
+            json!({"$and": [{"a": 1}, {"b": {"$in": 3}}]}),
+            "filter.$and[1].b.$in",
+        ),
+        (json!({"a": {"$gt": true}}), "filter.a.$gt"),
+        (json!({"a..b": 1}), "filter.a..b"),
+        (json!({"$where": "1"}), "filter.$where"),
+        (json!("messageStatus = FAILED"), "filter"),
+    ];
+    for (bad_filter, field) in cases {
+        let mut bad = body.clone();
+        bad["filter"] = bad_filter.clone();
+        let (st, answer) = srv.put(&app.auth(), &path, bad).await;
+        assert_eq!(st.as_u16(), 400, "{bad_filter}: {answer}");
+        let message = answer["header"]["resultMessage"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with(&format!("{field}:")),
+            "{bad_filter}: expected the message to name {field}: {answer}"
+        );
+    }
+    assert_eq!(srv.get_config(&app, &cfg_id).await["filter"], filter);
+
+    // PATCH merges into the filter (a key with null removes that condition); PUT without it
+    // removes the filter: the config gets every hook again.
+    let patched = srv.expect(
+        srv.patch(&app.auth(), &path, json!({"filter": {"sendNo": null}}))
+            .await,
+        200,
+        "patch filter",
+    );
+    assert_eq!(
+        patched["webhookConfig"]["filter"],
+        json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}}),
+        "{patched}"
+    );
+    let mut without = body.clone();
+    without
+        .as_object_mut()
+        .map(|o| o.remove("filter"))
+        .unwrap_or_default();
+    let replaced = srv.expect(srv.put(&app.auth(), &path, without).await, 200, "put");
+    assert!(
+        replaced["webhookConfig"].get("filter").is_none(),
+        "{replaced}"
+    );
+    let later = srv
+        .ingest(&app, SMS, event, vec![samples::hook(SMS, event, 9)])
+        .await;
+    srv.ok(rx.wait_for_hooks(&later, PROMPT).await);
+    let deadline = std::time::Instant::now() + PROMPT;
+    while !failed_ids().contains(&later[0]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the config without its filter did not get the next hook"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -17,7 +17,8 @@ use crate::model::{
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
-    CONFIG_COLUMNS, ConfigRow, headers_text, join_events, parse_event, parse_product, schedule_text,
+    CONFIG_COLUMNS, ConfigRow, filter_text, headers_text, join_events, parse_event, parse_product,
+    schedule_text,
 };
 use crate::store::{StoreError, StoreResult, runs_by_event};
 
@@ -120,9 +121,11 @@ fn previous_secret(config: &WebhookConfig) -> (Option<String>, Option<Millis>) {
     }
 }
 
-/// The 24 config columns in `CONFIG_COLUMNS` order, as statement parameters.
+/// The 25 config columns in `CONFIG_COLUMNS` order, then the filter's jsonpath (`$26`), as
+/// statement parameters.
 macro_rules! config_params {
-    ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr, $headers:expr) => {
+    ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr, $headers:expr,
+     $filter:expr, $filter_path:expr) => {
         [
             &$c.id as &(dyn tokio_postgres::types::ToSql + Sync),
             &$c.app_key,
@@ -148,6 +151,8 @@ macro_rules! config_params {
             &$prev,
             &$prev_exp,
             &$headers,
+            &$filter,
+            &$filter_path,
         ]
     };
 }
@@ -259,14 +264,25 @@ impl PostgresStore {
             let schedule = schedule_text(&config);
             let (prev, prev_exp) = previous_secret(&config);
             let headers = headers_text(&config);
+            let filter = filter_text(&config);
+            let filter_path = config.filter.as_ref().map(|f| f.jsonpath());
             execute(
                 &c,
                 &format!(
-                    "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
+                    "INSERT INTO webhook_configs ({CONFIG_COLUMNS}, filter_path) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                      $17, $18, $19, $20, $21, $22, $23, $24)"
+                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26::TEXT::jsonpath)"
                 ),
-                &config_params!(config, events, schedule, prev, prev_exp, headers),
+                &config_params!(
+                    config,
+                    events,
+                    schedule,
+                    prev,
+                    prev_exp,
+                    headers,
+                    filter,
+                    filter_path
+                ),
             )
             .await?;
             write_subscriptions(&c, &config).await?;
@@ -289,7 +305,9 @@ impl PostgresStore {
             let schedule = schedule_text(&config);
             let (prev, prev_exp) = previous_secret(&config);
             let headers = headers_text(&config);
-            // The same 24 parameters as the insert; created_at ($20) is not settable, so it is
+            let filter = filter_text(&config);
+            let filter_path = config.filter.as_ref().map(|f| f.jsonpath());
+            // The same 26 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
             let n = execute(
                 &c,
@@ -299,9 +317,19 @@ impl PostgresStore {
                      retry_schedule = $13, health_state = $14, consecutive_failures = $15, \
                      last_success_at = $16, last_failure_at = $17, failing_since = $18, \
                      disabled_reason = $19, updated_at = $21, previous_signing_secret = $22, \
-                     previous_signing_secret_expires_at = $23, headers = $24 \
+                     previous_signing_secret_expires_at = $23, headers = $24, filter = $25, \
+                     filter_path = $26::TEXT::jsonpath \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
-                &config_params!(config, events, schedule, prev, prev_exp, headers),
+                &config_params!(
+                    config,
+                    events,
+                    schedule,
+                    prev,
+                    prev_exp,
+                    headers,
+                    filter,
+                    filter_path
+                ),
             )
             .await?;
             if n == 0 {

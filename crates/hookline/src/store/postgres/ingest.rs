@@ -28,6 +28,9 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// event) keys (`$1`..`$3`), and a NOTIFY per config that got rows. It answers which hooks were
 /// new (ordered by seq, so the two arrays line up), how many configs each key fans out to, and
 /// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
+/// A config with a filter gets only the hooks its `filter_path` (the filter as a jsonpath
+/// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. The fan-out
+/// counts (`$3`'s keys) count every subscribed config, filtered or not: an upper bound.
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
 /// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
@@ -41,9 +44,9 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
              WITH ORDINALITY AS t(app_key, product, event, id, body, ord) \
          ORDER BY t.ord \
          ON CONFLICT (app_key, hook_id) DO NOTHING \
-         RETURNING seq, app_key, hook_id, product, event), \
+         RETURNING seq, app_key, hook_id, product, event, body), \
      subs AS ( \
-         SELECT s.app_key, s.product, s.event, s.config_id FROM subscriptions s \
+         SELECT s.app_key, s.product, s.event, s.config_id, c.filter_path FROM subscriptions s \
          JOIN webhook_configs c ON c.id = s.config_id \
          JOIN keys k ON k.app_key = s.app_key AND k.product = s.product AND k.event = s.event \
          FOR KEY SHARE OF c), \
@@ -51,6 +54,8 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          INSERT INTO queue (config_id, event, hook_seq) \
          SELECT s.config_id, n.event, n.seq FROM new n \
          JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
+         WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
+               ELSE COALESCE(jsonb_path_match(n.body::jsonb, s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
          ON CONFLICT DO NOTHING RETURNING config_id), \
      woken AS (SELECT DISTINCT config_id FROM queued), \

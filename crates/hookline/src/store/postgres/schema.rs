@@ -29,6 +29,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_config_headers.sql"),
     // 8: dashboard sessions in the store, so any node serves any session.
     include_str!("migrations/0008_dashboard_sessions.sql"),
+    // 9: payload filters per config (and their jsonpath, for ingest's fan-out).
+    include_str!("migrations/0009_config_filter.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

@@ -51,6 +51,9 @@ fn ingest_job(
     } = tx;
     // The writer's copy of the subscriptions: no SELECT per ingest.
     let configs = subscriptions.configs(conn, app_key, product, event)?;
+    let filtered = configs.clone().any(|s| s.filter.is_some());
+    // Configs that got rows, in subscription order (a few: a linear search is enough).
+    let mut woken: Vec<&str> = Vec::new();
     let mut outcome = IngestOutcome::default();
     for hook in hooks {
         let inserted = hot.insert_hook.execute(params![
@@ -66,16 +69,28 @@ fn ingest_job(
         }
         outcome.new_hooks += 1;
         let seq = conn.last_insert_rowid();
-        for config_id in configs.clone() {
+        // Parsed once per hook, and only when a subscribed config filters.
+        let parsed: Option<serde_json::Value> = if filtered {
+            serde_json::from_str(&hook.json).ok()
+        } else {
+            None
+        };
+        for subscribed in configs.clone() {
+            if let (Some(filter), Some(hook)) = (subscribed.filter, &parsed)
+                && !filter.matches(hook)
+            {
+                continue;
+            }
             hot.insert_queue
-                .execute(params![config_id, event.as_str(), seq])?;
+                .execute(params![subscribed.config_id, event.as_str(), seq])?;
             outcome.queued += 1;
+            if !woken.contains(&subscribed.config_id) {
+                woken.push(subscribed.config_id);
+            }
         }
     }
-    if outcome.queued > 0 {
-        for config_id in configs {
-            signal_new_work(signals, config_id);
-        }
+    for config_id in woken {
+        signal_new_work(signals, config_id);
     }
     Ok(outcome)
 }

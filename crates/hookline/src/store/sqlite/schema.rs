@@ -27,6 +27,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_config_headers.sql"),
     // 9: dashboard sessions in the store.
     include_str!("migrations/0009_dashboard_sessions.sql"),
+    // 10: payload filters per config.
+    include_str!("migrations/0010_config_filter.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

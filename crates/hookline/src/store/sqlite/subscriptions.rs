@@ -8,12 +8,14 @@
 //! ingest after a clear.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use hookline_wire::{Event, Product};
 use rusqlite::{Connection, params};
 
-use crate::store::StoreResult;
+use crate::filter::Filter;
 use crate::store::rows::{parse_event, parse_product};
+use crate::store::{StoreError, StoreResult};
 
 /// App keys remembered at most: a bound on memory, however many tenants ingest. Past it the copy
 /// starts over (a SELECT per app key again), which costs little.
@@ -23,6 +25,15 @@ struct Subscription {
     product: Product,
     event: Event,
     config_id: String,
+    /// The config's filter (read with the subscription: a config change clears this copy).
+    filter: Option<Arc<Filter>>,
+}
+
+/// A config an ingest queues its hooks for, and the filter a hook must pass for it.
+#[derive(Clone, Copy)]
+pub(super) struct Subscribed<'a> {
+    pub(super) config_id: &'a str,
+    pub(super) filter: Option<&'a Filter>,
 }
 
 #[derive(Default)]
@@ -44,23 +55,49 @@ impl Subscriptions {
         app_key: &str,
         product: Product,
         event: Event,
-    ) -> StoreResult<impl Iterator<Item = &str> + Clone> {
+    ) -> StoreResult<impl Iterator<Item = Subscribed<'_>> + Clone> {
         if !self.by_app_key.contains_key(app_key) {
             let rows = conn
                 .prepare_cached(
-                    "SELECT product, event, config_id FROM subscriptions WHERE app_key = ?1",
+                    "SELECT s.product, s.event, s.config_id, c.filter FROM subscriptions s \
+                     JOIN webhook_configs c ON c.id = s.config_id WHERE s.app_key = ?1",
                 )?
                 .query_map(params![app_key], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            // One compiled filter per config, shared by its events' subscriptions.
+            let mut filters: HashMap<String, Option<Arc<Filter>>> = HashMap::new();
             let subscriptions = rows
                 .into_iter()
-                .map(|(product, event, config_id)| {
+                .map(|(product, event, config_id, filter)| {
+                    let filter = match filters.get(&config_id) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let parsed = match filter {
+                                None => None,
+                                Some(text) => Filter::from_stored(&text)
+                                    .map_err(|e| {
+                                        StoreError::Corrupt(format!(
+                                            "the filter of config {config_id}: {e}"
+                                        ))
+                                    })?
+                                    .map(Arc::new),
+                            };
+                            filters.insert(config_id.clone(), parsed.clone());
+                            parsed
+                        }
+                    };
                     Ok(Subscription {
                         product: parse_product(&product)?,
                         event: parse_event(&event)?,
                         config_id,
+                        filter,
                     })
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
@@ -73,6 +110,9 @@ impl Subscriptions {
         Ok(subscriptions
             .iter()
             .filter(move |s| s.product == product && s.event == event)
-            .map(|s| s.config_id.as_str()))
+            .map(|s| Subscribed {
+                config_id: s.config_id.as_str(),
+                filter: s.filter.as_deref(),
+            }))
     }
 }

@@ -1,0 +1,669 @@
+//! Config filters: which hooks a config receives (docs/api.md, "Filters"). Parsed and checked
+//! once at config write ([`Filter::parse`], errors naming the path inside the filter), then
+//! evaluated per hook at ingest fan-out: by [`Filter::matches`] in the embedded store's writer,
+//! and in PostgreSQL by the `jsonpath` predicate [`Filter::jsonpath`] compiles it to, so that the
+//! fan-out stays one statement there.
+//!
+//! Two evaluators must agree, so the semantics are defined as PostgreSQL's lax `jsonpath` has
+//! them, and [`Filter::matches`] mirrors them:
+//! - A path (`comments.status`) yields every value found: an array met on the way is looked into
+//!   one level (each element that is an object), as lax mode unwraps it.
+//! - A test on the values found holds when one of them (or an element of one that is an array,
+//!   down two levels) satisfies it: `$eq`, `$in`, `$gt`, `$gte`, `$lt`, `$lte`, `$prefix`.
+//!   `$ne` and `$nin` hold when none does (a missing field included). `$exists` looks at
+//!   whether the path found anything (`null` counts).
+//! - Comparisons only between the same types: numbers by value, strings by code point (both
+//!   evaluators), booleans and `null` only for (in)equality. A value of another type satisfies
+//!   nothing, so no test is ever "unknown".
+
+use serde_json::{Map, Number, Value};
+
+/// Most conditions (field tests and `$and`/`$or`/`$not` nodes) in one filter.
+pub const MAX_CONDITIONS: usize = 64;
+/// Deepest nesting of `$and`, `$or` and `$not`.
+pub const MAX_DEPTH: usize = 8;
+/// Most segments in a field path.
+pub const MAX_PATH_SEGMENTS: usize = 8;
+/// Most values in an `$in` or `$nin` list.
+pub const MAX_LIST: usize = 100;
+/// Longest string operand or path, in bytes.
+pub const MAX_TEXT: usize = 1024;
+
+/// A parse error: where in the filter (`messageStatus.$within`, `$and[1]`; empty for the filter
+/// itself) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FilterError {
+    pub path: String,
+    pub message: String,
+}
+
+/// A checked filter: the JSON as the customer wrote it, and its compiled form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    source: Value,
+    root: Node,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
+    Not(Box<Node>),
+    Field { path: Vec<String>, test: Test },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Test {
+    Eq(Value),
+    Ne(Value),
+    In(Vec<Value>),
+    Nin(Vec<Value>),
+    Gt(Value),
+    Gte(Value),
+    Lt(Value),
+    Lte(Value),
+    Exists(bool),
+    Prefix(String),
+}
+
+impl Filter {
+    /// Checks `value` (the config's `filter` field). `Ok(None)` for an empty object: no filter.
+    pub fn parse(value: &Value) -> Result<Option<Filter>, FilterError> {
+        let Value::Object(map) = value else {
+            return Err(err("", "must be an object of field paths and conditions"));
+        };
+        if map.is_empty() {
+            return Ok(None);
+        }
+        let mut budget = MAX_CONDITIONS;
+        let root = parse_object(map, "", 0, &mut budget)?;
+        Ok(Some(Filter {
+            source: value.clone(),
+            root,
+        }))
+    }
+
+    /// Reads a filter stored as JSON text (checked when it was written).
+    pub fn from_stored(text: &str) -> Result<Option<Filter>, FilterError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| err("", format!("not JSON: {e}")))?;
+        Filter::parse(&value)
+    }
+
+    /// The filter as the customer wrote it.
+    pub fn source(&self) -> &Value {
+        &self.source
+    }
+
+    /// The filter as stored: its JSON text.
+    pub fn to_stored(&self) -> String {
+        self.source.to_string()
+    }
+
+    /// Whether `hook` (a hook's JSON object) passes.
+    pub fn matches(&self, hook: &Value) -> bool {
+        eval(&self.root, hook)
+    }
+
+    /// Whether the hook stored as `json` passes. Stored hooks are valid JSON; one that is not
+    /// passes, so that a filter never drops a hook it could not read.
+    pub fn matches_json(&self, json: &str) -> bool {
+        match serde_json::from_str::<Value>(json) {
+            Ok(hook) => self.matches(&hook),
+            Err(_) => true,
+        }
+    }
+
+    /// The same predicate in PostgreSQL's `jsonpath` (lax mode), for `jsonb_path_match`.
+    pub fn jsonpath(&self) -> String {
+        let mut out = String::new();
+        write_path(&self.root, &mut out);
+        out
+    }
+}
+
+fn err(path: &str, message: impl Into<String>) -> FilterError {
+    FilterError {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn spend(budget: &mut usize, path: &str) -> Result<(), FilterError> {
+    if *budget == 0 {
+        return Err(err(
+            path,
+            format!("a filter holds at most {MAX_CONDITIONS} conditions"),
+        ));
+    }
+    *budget -= 1;
+    Ok(())
+}
+
+/// A filter object: every key must hold.
+fn parse_object(
+    map: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+    budget: &mut usize,
+) -> Result<Node, FilterError> {
+    if depth > MAX_DEPTH {
+        return Err(err(
+            path,
+            format!("$and, $or and $not nest at most {MAX_DEPTH} deep"),
+        ));
+    }
+    if map.is_empty() {
+        return Err(err(path, "must not be empty"));
+    }
+    let mut all = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let here = join(path, key);
+        match key.as_str() {
+            "$and" | "$or" => {
+                spend(budget, &here)?;
+                let Value::Array(items) = value else {
+                    return Err(err(&here, "must be a non-empty array of filters"));
+                };
+                if items.is_empty() {
+                    return Err(err(&here, "must be a non-empty array of filters"));
+                }
+                let mut nodes = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let item_path = format!("{here}[{i}]");
+                    let Value::Object(inner) = item else {
+                        return Err(err(&item_path, "must be a filter object"));
+                    };
+                    nodes.push(parse_object(inner, &item_path, depth + 1, budget)?);
+                }
+                all.push(if key == "$and" {
+                    Node::All(nodes)
+                } else {
+                    Node::Any(nodes)
+                });
+            }
+            "$not" => {
+                spend(budget, &here)?;
+                let Value::Object(inner) = value else {
+                    return Err(err(&here, "must be a filter object"));
+                };
+                all.push(Node::Not(Box::new(parse_object(
+                    inner,
+                    &here,
+                    depth + 1,
+                    budget,
+                )?)));
+            }
+            other if other.starts_with('$') => {
+                return Err(err(
+                    &here,
+                    "unknown operator here (a filter's keys are field paths, $and, $or or $not)",
+                ));
+            }
+            field => {
+                let segments = parse_field_path(field, &here)?;
+                match value {
+                    Value::Object(ops) => {
+                        if ops.is_empty() {
+                            return Err(err(&here, "must hold at least one operator"));
+                        }
+                        for (op, operand) in ops {
+                            spend(budget, &here)?;
+                            let op_path = format!("{here}.{op}");
+                            all.push(Node::Field {
+                                path: segments.clone(),
+                                test: parse_test(op, operand, &op_path)?,
+                            });
+                        }
+                    }
+                    scalar => {
+                        spend(budget, &here)?;
+                        all.push(Node::Field {
+                            path: segments,
+                            test: Test::Eq(check_scalar(scalar, &here)?),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(if all.len() == 1 {
+        all.remove(0)
+    } else {
+        Node::All(all)
+    })
+}
+
+fn parse_field_path(field: &str, here: &str) -> Result<Vec<String>, FilterError> {
+    if field.len() > MAX_TEXT {
+        return Err(err(
+            here,
+            format!("a field path is at most {MAX_TEXT} bytes"),
+        ));
+    }
+    let segments: Vec<String> = field.split('.').map(str::to_owned).collect();
+    if segments.len() > MAX_PATH_SEGMENTS {
+        return Err(err(
+            here,
+            format!("a field path has at most {MAX_PATH_SEGMENTS} parts"),
+        ));
+    }
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(err(
+            here,
+            "a field path is names joined by dots, none of them empty",
+        ));
+    }
+    Ok(segments)
+}
+
+/// An equality operand: a string, number, boolean or null.
+fn check_scalar(value: &Value, path: &str) -> Result<Value, FilterError> {
+    match value {
+        Value::String(s) if s.len() > MAX_TEXT => {
+            Err(err(path, format!("a string is at most {MAX_TEXT} bytes")))
+        }
+        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => Ok(value.clone()),
+        _ => Err(err(
+            path,
+            "must be a string, number, boolean or null (or an object of operators)",
+        )),
+    }
+}
+
+/// An ordering operand: a number or a string.
+fn check_ordered(value: &Value, path: &str) -> Result<Value, FilterError> {
+    match value {
+        Value::Number(_) => Ok(value.clone()),
+        Value::String(s) if s.len() <= MAX_TEXT => Ok(value.clone()),
+        Value::String(_) => Err(err(path, format!("a string is at most {MAX_TEXT} bytes"))),
+        _ => Err(err(path, "must be a number or a string")),
+    }
+}
+
+fn check_list(value: &Value, path: &str) -> Result<Vec<Value>, FilterError> {
+    let Value::Array(items) = value else {
+        return Err(err(path, "must be an array of values"));
+    };
+    if items.is_empty() || items.len() > MAX_LIST {
+        return Err(err(path, format!("must hold 1 to {MAX_LIST} values")));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| check_scalar(item, &format!("{path}[{i}]")))
+        .collect()
+}
+
+fn parse_test(op: &str, operand: &Value, path: &str) -> Result<Test, FilterError> {
+    Ok(match op {
+        "$eq" => Test::Eq(check_scalar(operand, path)?),
+        "$ne" => Test::Ne(check_scalar(operand, path)?),
+        "$in" => Test::In(check_list(operand, path)?),
+        "$nin" => Test::Nin(check_list(operand, path)?),
+        "$gt" => Test::Gt(check_ordered(operand, path)?),
+        "$gte" => Test::Gte(check_ordered(operand, path)?),
+        "$lt" => Test::Lt(check_ordered(operand, path)?),
+        "$lte" => Test::Lte(check_ordered(operand, path)?),
+        "$exists" => match operand {
+            Value::Bool(b) => Test::Exists(*b),
+            _ => return Err(err(path, "must be true or false")),
+        },
+        "$prefix" => match operand {
+            Value::String(s) if s.len() <= MAX_TEXT => Test::Prefix(s.clone()),
+            _ => return Err(err(path, "must be a string")),
+        },
+        _ => {
+            return Err(err(
+                path,
+                "unknown operator (expected $eq, $ne, $in, $nin, $gt, $gte, $lt, $lte, $exists \
+                 or $prefix)",
+            ));
+        }
+    })
+}
+
+fn eval(node: &Node, hook: &Value) -> bool {
+    match node {
+        Node::All(nodes) => nodes.iter().all(|n| eval(n, hook)),
+        Node::Any(nodes) => nodes.iter().any(|n| eval(n, hook)),
+        Node::Not(inner) => !eval(inner, hook),
+        Node::Field { path, test } => {
+            let found = resolve(hook, path);
+            match test {
+                Test::Exists(wanted) => found.is_empty() != *wanted,
+                Test::Ne(v) => !any_item(&found, |item| same(item, v)),
+                Test::Nin(vs) => !any_item(&found, |item| vs.iter().any(|v| same(item, v))),
+                Test::Eq(v) => any_item(&found, |item| same(item, v)),
+                Test::In(vs) => any_item(&found, |item| vs.iter().any(|v| same(item, v))),
+                Test::Gt(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_gt())),
+                Test::Gte(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_ge())),
+                Test::Lt(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_lt())),
+                Test::Lte(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_le())),
+                Test::Prefix(p) => any_item(&found, |item| {
+                    item.as_str().is_some_and(|s| s.starts_with(p))
+                }),
+            }
+        }
+    }
+}
+
+/// The values at `path`: an array met before a name is looked into one level (lax mode).
+fn resolve<'a>(hook: &'a Value, path: &[String]) -> Vec<&'a Value> {
+    let mut current = vec![hook];
+    for segment in path {
+        let mut next = Vec::new();
+        for value in current {
+            match value {
+                Value::Object(map) => next.extend(map.get(segment)),
+                Value::Array(items) => {
+                    for item in items {
+                        if let Value::Object(map) = item {
+                            next.extend(map.get(segment));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        current = next;
+    }
+    current
+}
+
+/// Whether one of the values found, or an element of one down two array levels (a lax filter
+/// unwraps its input, a lax comparison its operand), satisfies `test`.
+fn any_item(found: &[&Value], test: impl Fn(&Value) -> bool) -> bool {
+    found.iter().any(|value| match value {
+        Value::Array(items) => items.iter().any(|item| match item {
+            Value::Array(inner) => inner.iter().any(&test),
+            other => test(other),
+        }),
+        other => test(other),
+    })
+}
+
+/// Equality as `jsonpath` has it: numbers by value, scalars of the same type, nothing else.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y).is_some_and(|o| o.is_eq()),
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Null, Value::Null) => true,
+        _ => false,
+    }
+}
+
+/// Order between a number and a number, or a string and a string (by code point, which is byte
+/// order in UTF-8); anything else is not ordered.
+fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y),
+        (Value::String(x), Value::String(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        _ => None,
+    }
+}
+
+fn compare_numbers(x: &Number, y: &Number) -> Option<std::cmp::Ordering> {
+    let exact = |n: &Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    match (exact(x), exact(y)) {
+        (Some(a), Some(b)) => Some(a.cmp(&b)),
+        _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
+    }
+}
+
+fn write_path(node: &Node, out: &mut String) {
+    match node {
+        Node::All(nodes) | Node::Any(nodes) => {
+            let op = if matches!(node, Node::All(_)) {
+                " && "
+            } else {
+                " || "
+            };
+            out.push('(');
+            for (i, n) in nodes.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(op);
+                }
+                write_path(n, out);
+            }
+            out.push(')');
+        }
+        Node::Not(inner) => {
+            out.push_str("!(");
+            write_path(inner, out);
+            out.push(')');
+        }
+        Node::Field { path, test } => {
+            let (negated, predicate) = match test {
+                Test::Exists(wanted) => {
+                    if !wanted {
+                        out.push('!');
+                    }
+                    out.push_str("exists(");
+                    write_accessor(path, out);
+                    out.push(')');
+                    return;
+                }
+                Test::Eq(v) => (false, format!("@ == {}", literal(v))),
+                Test::Ne(v) => (true, format!("@ == {}", literal(v))),
+                Test::In(vs) | Test::Nin(vs) => (
+                    matches!(test, Test::Nin(_)),
+                    vs.iter()
+                        .map(|v| format!("@ == {}", literal(v)))
+                        .collect::<Vec<_>>()
+                        .join(" || "),
+                ),
+                Test::Gt(v) => (false, format!("@ > {}", literal(v))),
+                Test::Gte(v) => (false, format!("@ >= {}", literal(v))),
+                Test::Lt(v) => (false, format!("@ < {}", literal(v))),
+                Test::Lte(v) => (false, format!("@ <= {}", literal(v))),
+                Test::Prefix(p) => (false, format!("@ starts with {}", string_literal(p))),
+            };
+            if negated {
+                out.push('!');
+            }
+            out.push_str("exists(");
+            write_accessor(path, out);
+            out.push_str(" ? (");
+            out.push_str(&predicate);
+            out.push_str("))");
+        }
+    }
+}
+
+fn write_accessor(path: &[String], out: &mut String) {
+    out.push('$');
+    for segment in path {
+        out.push('.');
+        out.push_str(&string_literal(segment));
+    }
+}
+
+/// A JSON string is a `jsonpath` string literal: its escapes are a subset of jsonpath's.
+fn string_literal(s: &str) -> String {
+    Value::from(s).to_string()
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Number(n) => number_literal(n),
+        other => other.to_string(),
+    }
+}
+
+/// A number as `jsonpath` reads it: negatives in parentheses (a unary minus), floats in plain
+/// decimal or with an exponent as serde_json writes them.
+fn number_literal(n: &Number) -> String {
+    let text = n.to_string();
+    match text.strip_prefix('-') {
+        Some(rest) => format!("(-{rest})"),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn f(v: Value) -> Filter {
+        match Filter::parse(&v) {
+            Ok(Some(f)) => f,
+            other => panic!("{v}: {other:?}"),
+        }
+    }
+
+    fn parse_err(v: Value) -> String {
+        match Filter::parse(&v) {
+            Err(e) => e.to_string(),
+            Ok(other) => panic!("{v} parsed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_documented_example() {
+        let filter =
+            f(json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}, "sendNo": "15446859"}));
+        assert!(filter.matches(&json!({"messageStatus": "FAILED", "sendNo": "15446859"})));
+        assert!(filter.matches(&json!({"messageStatus": "FAILED_AD", "sendNo": "15446859"})));
+        assert!(!filter.matches(&json!({"messageStatus": "COMPLETED", "sendNo": "15446859"})));
+        assert!(!filter.matches(&json!({"messageStatus": "FAILED", "sendNo": "1"})));
+        assert!(!filter.matches(&json!({"sendNo": "15446859"})));
+    }
+
+    #[test]
+    fn paths_look_into_objects_and_arrays() {
+        let filter = f(json!({"comments.status": "REJECTED"}));
+        assert!(filter.matches(&json!({"comments": [{"status": "OK"}, {"status": "REJECTED"}]})));
+        assert!(!filter.matches(&json!({"comments": [{"status": "OK"}]})));
+        assert!(!filter.matches(&json!({"comments": []})));
+        let nested = f(json!({"_links.self.href": {"$prefix": "https://"}}));
+        assert!(nested.matches(&json!({"_links": {"self": {"href": "https://x"}}})));
+        assert!(!nested.matches(&json!({"_links": {"self": {"href": "http://x"}}})));
+        // An array value: any element.
+        let tags = f(json!({"tags": "b"}));
+        assert!(tags.matches(&json!({"tags": ["a", "b"]})));
+    }
+
+    #[test]
+    fn negative_tests_hold_for_missing_fields_and_exists_sees_null() {
+        assert!(f(json!({"x": {"$ne": 1}})).matches(&json!({})));
+        assert!(f(json!({"x": {"$nin": [1, 2]}})).matches(&json!({"x": 3})));
+        assert!(!f(json!({"x": {"$nin": [1, 2]}})).matches(&json!({"x": 2})));
+        assert!(f(json!({"x": {"$exists": true}})).matches(&json!({"x": null})));
+        assert!(f(json!({"x": {"$exists": false}})).matches(&json!({"y": 1})));
+        assert!(f(json!({"x": null})).matches(&json!({"x": null})));
+        assert!(!f(json!({"x": null})).matches(&json!({})));
+    }
+
+    #[test]
+    fn comparisons_only_between_the_same_types() {
+        let gt = f(json!({"n": {"$gt": 5}}));
+        assert!(gt.matches(&json!({"n": 6})));
+        assert!(gt.matches(&json!({"n": 5.5})));
+        assert!(!gt.matches(&json!({"n": 5})));
+        assert!(!gt.matches(&json!({"n": "6"})));
+        // ... so a negated comparison holds for another type.
+        assert!(f(json!({"$not": {"n": {"$gt": 5}}})).matches(&json!({"n": "6"})));
+        let s = f(json!({"d": {"$gte": "2026-01-01", "$lt": "2027"}}));
+        assert!(s.matches(&json!({"d": "2026-06-01 10:00:00"})));
+        assert!(!s.matches(&json!({"d": "2025-12-31"})));
+        assert!(f(json!({"n": 1})).matches(&json!({"n": 1.0})));
+        assert!(!f(json!({"n": 1})).matches(&json!({"n": "1"})));
+        assert!(!f(json!({"b": true})).matches(&json!({"b": "true"})));
+    }
+
+    #[test]
+    fn and_or_not() {
+        let filter = f(json!({"$or": [{"a": 1}, {"$and": [{"b": 2}, {"$not": {"c": 3}}]}]}));
+        assert!(filter.matches(&json!({"a": 1})));
+        assert!(filter.matches(&json!({"b": 2, "c": 4})));
+        assert!(!filter.matches(&json!({"b": 2, "c": 3})));
+        assert!(!filter.matches(&json!({})));
+    }
+
+    #[test]
+    fn errors_name_their_path() {
+        assert_eq!(
+            parse_err(json!({"messageStatus": {"$within": ["A"]}})),
+            "messageStatus.$within: unknown operator (expected $eq, $ne, $in, $nin, $gt, $gte, \
+             $lt, $lte, $exists or $prefix)"
+        );
+        assert_eq!(
+            parse_err(json!({"$and": [{"a": 1}, {"b": {"$in": 3}}]})),
+            "$and[1].b.$in: must be an array of values"
+        );
+        assert_eq!(
+            parse_err(json!({"$or": []})),
+            "$or: must be a non-empty array of filters"
+        );
+        assert_eq!(
+            parse_err(json!({"a": [1]})),
+            "a: must be a string, number, boolean or null (or an object of operators)"
+        );
+        assert_eq!(
+            parse_err(json!({"a": {"$gt": true}})),
+            "a.$gt: must be a number or a string"
+        );
+        assert_eq!(
+            parse_err(json!({"a..b": 1})),
+            "a..b: a field path is names joined by dots, none of them empty"
+        );
+        assert_eq!(
+            parse_err(json!("x")),
+            ": must be an object of field paths and conditions"
+        );
+        assert!(parse_err(json!({"$where": 1})).starts_with("$where: unknown operator here"));
+        let many: Map<String, Value> = (0..=MAX_CONDITIONS)
+            .map(|i| (format!("f{i}"), json!(i)))
+            .collect();
+        assert!(parse_err(Value::Object(many)).contains("at most 64 conditions"));
+        let mut deep = json!({"a": 1});
+        for _ in 0..=MAX_DEPTH {
+            deep = json!({ "$not": deep });
+        }
+        assert!(parse_err(deep).contains("nest at most"));
+    }
+
+    #[test]
+    fn an_empty_object_is_no_filter() {
+        assert_eq!(Filter::parse(&json!({})), Ok(None));
+    }
+
+    #[test]
+    fn jsonpath_text() {
+        let filter = f(json!({
+            "messageStatus": {"$in": ["FAILED", "FAILED_AD"]},
+            "n": {"$gte": -2.5, "$ne": null},
+            "$not": {"a.b": {"$exists": false}},
+            "k\"ey": {"$prefix": "x\\y"}
+        }));
+        assert_eq!(
+            filter.jsonpath(),
+            "(exists($.\"messageStatus\" ? (@ == \"FAILED\" || @ == \"FAILED_AD\")) \
+             && exists($.\"n\" ? (@ >= (-2.5))) && !exists($.\"n\" ? (@ == null)) \
+             && !(!exists($.\"a\".\"b\")) && exists($.\"k\\\"ey\" ? (@ starts with \"x\\\\y\")))"
+        );
+    }
+
+    #[test]
+    fn stored_text_round_trips() {
+        let filter = f(json!({"a": {"$in": [1, "x"]}}));
+        let again = Filter::from_stored(&filter.to_stored());
+        assert_eq!(again, Ok(Some(filter)));
+    }
+}
