@@ -16,6 +16,8 @@
 //!   evaluators), booleans and `null` only for (in)equality. A value of another type satisfies
 //!   nothing, so no test is ever "unknown".
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Number, Value};
 
 /// Most conditions (field tests and `$and`/`$or`/`$not` nodes) in one filter.
@@ -43,6 +45,9 @@ pub struct FilterError {
 pub struct Filter {
     source: Value,
     root: Node,
+    /// The top-level fields the filter reads (the first name of each path), sorted: a stored
+    /// hook is parsed for these only ([`Filter::matches_json`]).
+    fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,9 +83,14 @@ impl Filter {
         }
         let mut budget = MAX_CONDITIONS;
         let root = parse_object(map, "", 0, &mut budget)?;
+        let mut fields = Vec::new();
+        root_fields(&root, &mut fields);
+        fields.sort();
+        fields.dedup();
         Ok(Some(Filter {
             source: value.clone(),
             root,
+            fields,
         }))
     }
 
@@ -103,14 +113,24 @@ impl Filter {
 
     /// Whether `hook` (a hook's JSON object) passes.
     pub fn matches(&self, hook: &Value) -> bool {
-        eval(&self.root, hook)
+        eval(&self.root, &|name| hook.get(name).map(At::Tree))
     }
 
-    /// Whether the hook stored as `json` passes. Stored hooks are valid JSON; one that is not
-    /// passes, so that a filter never drops a hook it could not read.
+    /// Whether the hook stored as `json` passes. Only the fields the filter reads are parsed
+    /// (the rest is skipped without being built): this runs once per hook and filtered config
+    /// at ingest. Stored hooks are valid JSON objects; one that is not passes, so that a filter
+    /// never drops a hook it could not read.
     pub fn matches_json(&self, json: &str) -> bool {
-        match serde_json::from_str::<Value>(json) {
-            Ok(hook) => self.matches(&hook),
+        let mut de = serde_json::Deserializer::from_str(json);
+        match serde::de::DeserializeSeed::deserialize(Pick(&self.fields), &mut de) {
+            // A repeated name: the last one counts, as in a parsed object.
+            Ok(picked) => eval(&self.root, &|name| {
+                picked
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.at())
+            }),
             Err(_) => true,
         }
     }
@@ -332,83 +352,252 @@ fn parse_test(op: &str, operand: &Value, path: &str) -> Result<Test, FilterError
     })
 }
 
-fn eval(node: &Node, hook: &Value) -> bool {
+/// The top-level fields a node reads.
+fn root_fields(node: &Node, out: &mut Vec<String>) {
     match node {
-        Node::All(nodes) => nodes.iter().all(|n| eval(n, hook)),
-        Node::Any(nodes) => nodes.iter().any(|n| eval(n, hook)),
-        Node::Not(inner) => !eval(inner, hook),
+        Node::All(nodes) | Node::Any(nodes) => nodes.iter().for_each(|n| root_fields(n, out)),
+        Node::Not(inner) => root_fields(inner, out),
+        Node::Field { path, .. } => out.extend(path.first().cloned()),
+    }
+}
+
+/// Reads a hook's top-level object, parsing the values of the named fields (sorted) and
+/// skipping the others unbuilt. Names are borrowed from the text unless escaped.
+struct Pick<'f>(&'f [String]);
+
+/// A field name, borrowed from the text when it has no escapes.
+struct PickedName<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for PickedName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = PickedName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(PickedName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(PickedName(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+/// A picked field's value: a scalar as found in the text (a string borrowed unless escaped), an
+/// array or object built.
+enum PickedValue<'de> {
+    Str(Cow<'de, str>),
+    Num(Number),
+    Bool(bool),
+    Null,
+    Tree(Value),
+}
+
+impl PickedValue<'_> {
+    fn at(&self) -> At<'_> {
+        match self {
+            PickedValue::Str(s) => At::Scalar(Item::Str(s)),
+            PickedValue::Num(n) => At::Scalar(Item::Num(n)),
+            PickedValue::Bool(b) => At::Scalar(Item::Bool(*b)),
+            PickedValue::Null => At::Scalar(Item::Null),
+            PickedValue::Tree(v) => At::Tree(v),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PickedValue<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Picked;
+        impl<'de> serde::de::Visitor<'de> for Picked {
+            type Value = PickedValue<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(PickedValue::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(PickedValue::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(PickedValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(PickedValue::Num(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(PickedValue::Num(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Number::from_f64(v).map_or(PickedValue::Null, PickedValue::Num))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(PickedValue::Null)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(PickedValue::Tree)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(PickedValue::Tree)
+            }
+        }
+        d.deserialize_any(Picked)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pick<'_> {
+    type Value = Vec<(Cow<'de, str>, PickedValue<'de>)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pick<'_> {
+    type Value = Vec<(Cow<'de, str>, PickedValue<'de>)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a hook object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut picked = Vec::with_capacity(self.0.len());
+        while let Some(PickedName(name)) = map.next_key()? {
+            if self.0.binary_search_by(|f| f.as_str().cmp(&name)).is_ok() {
+                picked.push((name, map.next_value()?));
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(picked)
+    }
+}
+
+/// A top-level field's value: a tree to walk, or a scalar read straight from the text.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Tree(&'a Value),
+    Scalar(Item<'a>),
+}
+
+/// A value a test looks at.
+#[derive(Clone, Copy)]
+enum Item<'a> {
+    Str(&'a str),
+    Num(&'a Number),
+    Bool(bool),
+    Null,
+    /// An array or object: equal to no operand, ordered with none.
+    Composite,
+}
+
+fn item(value: &Value) -> Item<'_> {
+    match value {
+        Value::String(s) => Item::Str(s),
+        Value::Number(n) => Item::Num(n),
+        Value::Bool(b) => Item::Bool(*b),
+        Value::Null => Item::Null,
+        Value::Array(_) | Value::Object(_) => Item::Composite,
+    }
+}
+
+/// `field` finds a top-level field of the hook.
+fn eval<'a>(node: &Node, field: &dyn Fn(&str) -> Option<At<'a>>) -> bool {
+    match node {
+        Node::All(nodes) => nodes.iter().all(|n| eval(n, field)),
+        Node::Any(nodes) => nodes.iter().any(|n| eval(n, field)),
+        Node::Not(inner) => !eval(inner, field),
         Node::Field { path, test } => {
-            let found = resolve(hook, path);
+            let Some((first, rest)) = path.split_first() else {
+                return false;
+            };
+            let found = field(first);
+            let any = |pred: &dyn Fn(Item) -> bool| match found {
+                None => false,
+                Some(At::Scalar(it)) => rest.is_empty() && pred(it),
+                Some(At::Tree(v)) => any_at(v, rest, &|value| any_item(value, pred)),
+            };
             match test {
-                Test::Exists(wanted) => found.is_empty() != *wanted,
-                Test::Ne(v) => !any_item(&found, |item| same(item, v)),
-                Test::Nin(vs) => !any_item(&found, |item| vs.iter().any(|v| same(item, v))),
-                Test::Eq(v) => any_item(&found, |item| same(item, v)),
-                Test::In(vs) => any_item(&found, |item| vs.iter().any(|v| same(item, v))),
-                Test::Gt(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_gt())),
-                Test::Gte(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_ge())),
-                Test::Lt(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_lt())),
-                Test::Lte(v) => any_item(&found, |item| order(item, v).is_some_and(|o| o.is_le())),
-                Test::Prefix(p) => any_item(&found, |item| {
-                    item.as_str().is_some_and(|s| s.starts_with(p))
-                }),
-            }
-        }
-    }
-}
-
-/// The values at `path`: an array met before a name is looked into one level (lax mode).
-fn resolve<'a>(hook: &'a Value, path: &[String]) -> Vec<&'a Value> {
-    let mut current = vec![hook];
-    for segment in path {
-        let mut next = Vec::new();
-        for value in current {
-            match value {
-                Value::Object(map) => next.extend(map.get(segment)),
-                Value::Array(items) => {
-                    for item in items {
-                        if let Value::Object(map) = item {
-                            next.extend(map.get(segment));
-                        }
-                    }
+                Test::Exists(wanted) => exists(found, rest) == *wanted,
+                Test::Ne(v) => !any(&|it| same(it, v)),
+                Test::Nin(vs) => !any(&|it| vs.iter().any(|v| same(it, v))),
+                Test::Eq(v) => any(&|it| same(it, v)),
+                Test::In(vs) => any(&|it| vs.iter().any(|v| same(it, v))),
+                Test::Gt(v) => any(&|it| order(it, v).is_some_and(|o| o.is_gt())),
+                Test::Gte(v) => any(&|it| order(it, v).is_some_and(|o| o.is_ge())),
+                Test::Lt(v) => any(&|it| order(it, v).is_some_and(|o| o.is_lt())),
+                Test::Lte(v) => any(&|it| order(it, v).is_some_and(|o| o.is_le())),
+                Test::Prefix(p) => {
+                    any(&|it| matches!(it, Item::Str(s) if s.starts_with(p.as_str())))
                 }
-                _ => {}
             }
         }
-        current = next;
     }
-    current
 }
 
-/// Whether one of the values found, or an element of one down two array levels (a lax filter
-/// unwraps its input, a lax comparison its operand), satisfies `test`.
-fn any_item(found: &[&Value], test: impl Fn(&Value) -> bool) -> bool {
-    found.iter().any(|value| match value {
-        Value::Array(items) => items.iter().any(|item| match item {
-            Value::Array(inner) => inner.iter().any(&test),
-            other => test(other),
+/// Whether the path finds anything (an empty array counts: it is found, it has no elements).
+fn exists(found: Option<At<'_>>, rest: &[String]) -> bool {
+    match found {
+        None => false,
+        Some(At::Scalar(_)) => rest.is_empty(),
+        Some(At::Tree(v)) => any_at(v, rest, &|_| true),
+    }
+}
+
+/// Whether a value at `path` below `value` satisfies `pred`: an array met before a name is
+/// looked into one level (lax mode), at its elements that are objects.
+fn any_at(value: &Value, path: &[String], pred: &dyn Fn(&Value) -> bool) -> bool {
+    let Some((name, rest)) = path.split_first() else {
+        return pred(value);
+    };
+    match value {
+        Value::Object(map) => map.get(name).is_some_and(|v| any_at(v, rest, pred)),
+        Value::Array(items) => items.iter().any(|element| match element {
+            Value::Object(map) => map.get(name).is_some_and(|v| any_at(v, rest, pred)),
+            _ => false,
         }),
-        other => test(other),
-    })
+        _ => false,
+    }
+}
+
+/// Whether the value found, or an element of it down two array levels (a lax filter unwraps
+/// its input, a lax comparison its operand), satisfies `test`.
+fn any_item(value: &Value, test: &dyn Fn(Item) -> bool) -> bool {
+    match value {
+        Value::Array(elements) => elements.iter().any(|element| match element {
+            Value::Array(inner) => inner.iter().any(|v| test(item(v))),
+            other => test(item(other)),
+        }),
+        other => test(item(other)),
+    }
 }
 
 /// Equality as `jsonpath` has it: numbers by value, scalars of the same type, nothing else.
-fn same(a: &Value, b: &Value) -> bool {
+fn same(a: Item, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y).is_some_and(|o| o.is_eq()),
-        (Value::String(x), Value::String(y)) => x == y,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Null, Value::Null) => true,
+        (Item::Num(x), Value::Number(y)) => compare_numbers(x, y).is_some_and(|o| o.is_eq()),
+        (Item::Str(x), Value::String(y)) => x == y,
+        (Item::Bool(x), Value::Bool(y)) => x == *y,
+        (Item::Null, Value::Null) => true,
         _ => false,
     }
 }
 
 /// Order between a number and a number, or a string and a string (by code point, which is byte
 /// order in UTF-8); anything else is not ordered.
-fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+fn order(a: Item, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y),
-        (Value::String(x), Value::String(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (Item::Num(x), Value::Number(y)) => compare_numbers(x, y),
+        (Item::Str(x), Value::String(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
         _ => None,
     }
 }
