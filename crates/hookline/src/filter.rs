@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 
 /// Most conditions (field tests and `$and`/`$or`/`$not` nodes) in one filter.
@@ -122,15 +123,21 @@ impl Filter {
     /// never drops a hook it could not read.
     pub fn matches_json(&self, json: &str) -> bool {
         let mut de = serde_json::Deserializer::from_str(json);
-        match serde::de::DeserializeSeed::deserialize(Pick(&self.fields), &mut de) {
-            // A repeated name: the last one counts, as in a parsed object.
-            Ok(picked) => eval(&self.root, &|name| {
-                picked
-                    .iter()
-                    .rev()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.at())
-            }),
+        match serde::de::DeserializeSeed::deserialize(PickRaw(&self.fields), &mut de) {
+            Ok(raw) => {
+                let picked: Vec<(Cow<str>, PickedValue)> = raw
+                    .into_iter()
+                    .map(|(name, v)| (name, PickedValue::of(v)))
+                    .collect();
+                // A repeated name: the last one counts, as in a parsed object.
+                eval(&self.root, &|name| {
+                    picked
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.at())
+                })
+            }
             Err(_) => true,
         }
     }
@@ -361,10 +368,6 @@ fn root_fields(node: &Node, out: &mut Vec<String>) {
     }
 }
 
-/// Reads a hook's top-level object, parsing the values of the named fields (sorted) and
-/// skipping the others unbuilt. Names are borrowed from the text unless escaped.
-struct Pick<'f>(&'f [String]);
-
 /// A field name, borrowed from the text when it has no escapes.
 struct PickedName<'de>(Cow<'de, str>);
 
@@ -387,87 +390,102 @@ impl<'de> serde::Deserialize<'de> for PickedName<'de> {
     }
 }
 
-/// A picked field's value: a scalar as found in the text (a string borrowed unless escaped), an
-/// array or object built.
+/// A picked field's value: a scalar as found in the text (a string borrowed unless escaped), or
+/// an array or object left as text, walked only along the filter's paths ([`walk`]).
 enum PickedValue<'de> {
     Str(Cow<'de, str>),
     Num(Number),
     Bool(bool),
     Null,
-    Tree(Value),
+    Raw(&'de RawValue),
 }
 
-impl PickedValue<'_> {
+impl<'de> PickedValue<'de> {
+    fn of(raw: &'de RawValue) -> PickedValue<'de> {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'{' | b'[') => PickedValue::Raw(raw),
+            Some(b'"') => match serde_json::from_str::<&str>(text) {
+                Ok(s) => PickedValue::Str(Cow::Borrowed(s)),
+                // Escapes: the string is unescaped into a copy.
+                Err(_) => serde_json::from_str::<String>(text)
+                    .map_or(PickedValue::Null, |s| PickedValue::Str(Cow::Owned(s))),
+            },
+            _ => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Number(n)) => PickedValue::Num(n),
+                Ok(Value::Bool(b)) => PickedValue::Bool(b),
+                _ => PickedValue::Null,
+            },
+        }
+    }
+
     fn at(&self) -> At<'_> {
         match self {
             PickedValue::Str(s) => At::Scalar(Item::Str(s)),
             PickedValue::Num(n) => At::Scalar(Item::Num(n)),
             PickedValue::Bool(b) => At::Scalar(Item::Bool(*b)),
             PickedValue::Null => At::Scalar(Item::Null),
-            PickedValue::Tree(v) => At::Tree(v),
+            PickedValue::Raw(r) => At::Raw(r),
         }
     }
 }
 
-impl<'de> serde::Deserialize<'de> for PickedValue<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Picked;
-        impl<'de> serde::de::Visitor<'de> for Picked {
-            type Value = PickedValue<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(PickedValue::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(PickedValue::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(PickedValue::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(PickedValue::Num(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(PickedValue::Num(v.into()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Number::from_f64(v).map_or(PickedValue::Null, PickedValue::Num))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(PickedValue::Null)
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<Self::Value, A::Error> {
-                serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(PickedValue::Tree)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
-                    .map(PickedValue::Tree)
-            }
-        }
-        d.deserialize_any(Picked)
+/// Calls `leaf` on each value at `path` below the JSON text `raw` until one answers true: an
+/// array met before a name is looked into one level (lax mode), at its elements that are
+/// objects. Only the members on the path are read; the rest is skipped unbuilt.
+fn walk(raw: &RawValue, path: &[String], leaf: &dyn Fn(&RawValue) -> bool) -> bool {
+    let Some((name, rest)) = path.split_first() else {
+        return leaf(raw);
+    };
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'{') => member(text, name).is_some_and(|v| walk(v, rest, leaf)),
+        Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text).is_ok_and(|elements| {
+            elements.iter().any(|element| {
+                element.get().starts_with('{')
+                    && member(element.get(), name).is_some_and(|v| walk(v, rest, leaf))
+            })
+        }),
+        _ => false,
     }
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Pick<'_> {
-    type Value = Vec<(Cow<'de, str>, PickedValue<'de>)>;
+/// The member `name` of the JSON object `text` (the last one, if repeated).
+fn member<'t>(text: &'t str, name: &str) -> Option<&'t RawValue> {
+    let names = [name.to_owned()];
+    let mut de = serde_json::Deserializer::from_str(text);
+    let picked = serde::de::DeserializeSeed::deserialize(PickRaw(&names), &mut de).ok()?;
+    picked.into_iter().next_back().map(|(_, v)| v)
+}
+
+/// Whether a value found as text satisfies `pred`: a scalar directly, an array or object (down
+/// two array levels, as [`any_item`]) once built.
+fn leaf_holds(raw: &RawValue, pred: &dyn Fn(Item) -> bool) -> bool {
+    match PickedValue::of(raw) {
+        PickedValue::Raw(r) => {
+            serde_json::from_str::<Value>(r.get()).is_ok_and(|v| any_item(&v, pred))
+        }
+        scalar => match scalar.at() {
+            At::Scalar(it) => pred(it),
+            _ => false,
+        },
+    }
+}
+
+/// Reads an object's members named in the list (sorted) as text, skipping the others.
+struct PickRaw<'f>(&'f [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PickRaw<'_> {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Pick<'_> {
-    type Value = Vec<(Cow<'de, str>, PickedValue<'de>)>;
+impl<'de> serde::de::Visitor<'de> for PickRaw<'_> {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a hook object")
+        f.write_str("an object")
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut picked = Vec::with_capacity(self.0.len());
@@ -487,6 +505,8 @@ impl<'de> serde::de::Visitor<'de> for Pick<'_> {
 enum At<'a> {
     Tree(&'a Value),
     Scalar(Item<'a>),
+    /// An array or object still as text.
+    Raw(&'a RawValue),
 }
 
 /// A value a test looks at.
@@ -525,6 +545,7 @@ fn eval<'a>(node: &Node, field: &dyn Fn(&str) -> Option<At<'a>>) -> bool {
                 None => false,
                 Some(At::Scalar(it)) => rest.is_empty() && pred(it),
                 Some(At::Tree(v)) => any_at(v, rest, &|value| any_item(value, pred)),
+                Some(At::Raw(r)) => walk(r, rest, &|leaf| leaf_holds(leaf, pred)),
             };
             match test {
                 Test::Exists(wanted) => exists(found, rest) == *wanted,
@@ -550,6 +571,7 @@ fn exists(found: Option<At<'_>>, rest: &[String]) -> bool {
         None => false,
         Some(At::Scalar(_)) => rest.is_empty(),
         Some(At::Tree(v)) => any_at(v, rest, &|_| true),
+        Some(At::Raw(r)) => walk(r, rest, &|_| true),
     }
 }
 
@@ -709,6 +731,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Both evaluators, on a parsed hook and on its text, must agree.
+    trait Both {
+        fn both(&self, hook: Value) -> bool;
+    }
+
+    impl Both for Filter {
+        fn both(&self, hook: Value) -> bool {
+            let parsed = self.matches(&hook);
+            assert_eq!(parsed, self.matches_json(&hook.to_string()), "{hook}");
+            parsed
+        }
+    }
+
     fn f(v: Value) -> Filter {
         match Filter::parse(&v) {
             Ok(Some(f)) => f,
@@ -727,62 +762,62 @@ mod tests {
     fn the_documented_example() {
         let filter =
             f(json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}, "sendNo": "15446859"}));
-        assert!(filter.matches(&json!({"messageStatus": "FAILED", "sendNo": "15446859"})));
-        assert!(filter.matches(&json!({"messageStatus": "FAILED_AD", "sendNo": "15446859"})));
-        assert!(!filter.matches(&json!({"messageStatus": "COMPLETED", "sendNo": "15446859"})));
-        assert!(!filter.matches(&json!({"messageStatus": "FAILED", "sendNo": "1"})));
-        assert!(!filter.matches(&json!({"sendNo": "15446859"})));
+        assert!(filter.both(json!({"messageStatus": "FAILED", "sendNo": "15446859"})));
+        assert!(filter.both(json!({"messageStatus": "FAILED_AD", "sendNo": "15446859"})));
+        assert!(!filter.both(json!({"messageStatus": "COMPLETED", "sendNo": "15446859"})));
+        assert!(!filter.both(json!({"messageStatus": "FAILED", "sendNo": "1"})));
+        assert!(!filter.both(json!({"sendNo": "15446859"})));
     }
 
     #[test]
     fn paths_look_into_objects_and_arrays() {
         let filter = f(json!({"comments.status": "REJECTED"}));
-        assert!(filter.matches(&json!({"comments": [{"status": "OK"}, {"status": "REJECTED"}]})));
-        assert!(!filter.matches(&json!({"comments": [{"status": "OK"}]})));
-        assert!(!filter.matches(&json!({"comments": []})));
+        assert!(filter.both(json!({"comments": [{"status": "OK"}, {"status": "REJECTED"}]})));
+        assert!(!filter.both(json!({"comments": [{"status": "OK"}]})));
+        assert!(!filter.both(json!({"comments": []})));
         let nested = f(json!({"_links.self.href": {"$prefix": "https://"}}));
-        assert!(nested.matches(&json!({"_links": {"self": {"href": "https://x"}}})));
-        assert!(!nested.matches(&json!({"_links": {"self": {"href": "http://x"}}})));
+        assert!(nested.both(json!({"_links": {"self": {"href": "https://x"}}})));
+        assert!(!nested.both(json!({"_links": {"self": {"href": "http://x"}}})));
         // An array value: any element.
         let tags = f(json!({"tags": "b"}));
-        assert!(tags.matches(&json!({"tags": ["a", "b"]})));
+        assert!(tags.both(json!({"tags": ["a", "b"]})));
     }
 
     #[test]
     fn negative_tests_hold_for_missing_fields_and_exists_sees_null() {
-        assert!(f(json!({"x": {"$ne": 1}})).matches(&json!({})));
-        assert!(f(json!({"x": {"$nin": [1, 2]}})).matches(&json!({"x": 3})));
-        assert!(!f(json!({"x": {"$nin": [1, 2]}})).matches(&json!({"x": 2})));
-        assert!(f(json!({"x": {"$exists": true}})).matches(&json!({"x": null})));
-        assert!(f(json!({"x": {"$exists": false}})).matches(&json!({"y": 1})));
-        assert!(f(json!({"x": null})).matches(&json!({"x": null})));
-        assert!(!f(json!({"x": null})).matches(&json!({})));
+        assert!(f(json!({"x": {"$ne": 1}})).both(json!({})));
+        assert!(f(json!({"x": {"$nin": [1, 2]}})).both(json!({"x": 3})));
+        assert!(!f(json!({"x": {"$nin": [1, 2]}})).both(json!({"x": 2})));
+        assert!(f(json!({"x": {"$exists": true}})).both(json!({"x": null})));
+        assert!(f(json!({"x": {"$exists": false}})).both(json!({"y": 1})));
+        assert!(f(json!({"x": null})).both(json!({"x": null})));
+        assert!(!f(json!({"x": null})).both(json!({})));
     }
 
     #[test]
     fn comparisons_only_between_the_same_types() {
         let gt = f(json!({"n": {"$gt": 5}}));
-        assert!(gt.matches(&json!({"n": 6})));
-        assert!(gt.matches(&json!({"n": 5.5})));
-        assert!(!gt.matches(&json!({"n": 5})));
-        assert!(!gt.matches(&json!({"n": "6"})));
+        assert!(gt.both(json!({"n": 6})));
+        assert!(gt.both(json!({"n": 5.5})));
+        assert!(!gt.both(json!({"n": 5})));
+        assert!(!gt.both(json!({"n": "6"})));
         // ... so a negated comparison holds for another type.
-        assert!(f(json!({"$not": {"n": {"$gt": 5}}})).matches(&json!({"n": "6"})));
+        assert!(f(json!({"$not": {"n": {"$gt": 5}}})).both(json!({"n": "6"})));
         let s = f(json!({"d": {"$gte": "2026-01-01", "$lt": "2027"}}));
-        assert!(s.matches(&json!({"d": "2026-06-01 10:00:00"})));
-        assert!(!s.matches(&json!({"d": "2025-12-31"})));
-        assert!(f(json!({"n": 1})).matches(&json!({"n": 1.0})));
-        assert!(!f(json!({"n": 1})).matches(&json!({"n": "1"})));
-        assert!(!f(json!({"b": true})).matches(&json!({"b": "true"})));
+        assert!(s.both(json!({"d": "2026-06-01 10:00:00"})));
+        assert!(!s.both(json!({"d": "2025-12-31"})));
+        assert!(f(json!({"n": 1})).both(json!({"n": 1.0})));
+        assert!(!f(json!({"n": 1})).both(json!({"n": "1"})));
+        assert!(!f(json!({"b": true})).both(json!({"b": "true"})));
     }
 
     #[test]
     fn and_or_not() {
         let filter = f(json!({"$or": [{"a": 1}, {"$and": [{"b": 2}, {"$not": {"c": 3}}]}]}));
-        assert!(filter.matches(&json!({"a": 1})));
-        assert!(filter.matches(&json!({"b": 2, "c": 4})));
-        assert!(!filter.matches(&json!({"b": 2, "c": 3})));
-        assert!(!filter.matches(&json!({})));
+        assert!(filter.both(json!({"a": 1})));
+        assert!(filter.both(json!({"b": 2, "c": 4})));
+        assert!(!filter.both(json!({"b": 2, "c": 3})));
+        assert!(!filter.both(json!({})));
     }
 
     #[test]
@@ -826,6 +861,22 @@ mod tests {
             deep = json!({ "$not": deep });
         }
         assert!(parse_err(deep).contains("nest at most"));
+    }
+
+    #[test]
+    fn escaped_names_and_strings_and_repeated_names() {
+        assert!(f(json!({"s": "a\"b\n"})).both(json!({"s": "a\"b\n"})));
+        assert!(f(json!({"k\"ey.x": 1})).both(json!({"k\"ey": {"x": 1}})));
+        // Escapes in the text: unescaped before comparing.
+        assert!(
+            f(json!({"a.b": {"$prefix": "é"}})).matches_json(r#"{"a":[{"b":"\u00e9t\u00e9"}]}"#)
+        );
+        assert!(f(json!({"s": "a\"b"})).matches_json(r#"{"s":"a\"b"}"#));
+        // A repeated name: the last one counts in both evaluators.
+        let filter = f(json!({"n": 2}));
+        assert!(filter.matches_json(r#"{"n":1,"n":2}"#));
+        assert!(!filter.matches_json(r#"{"n":2,"n":1}"#));
+        assert!(f(json!({"o.n": 2})).matches_json(r#"{"o":{"n":1,"n":2}}"#));
     }
 
     #[test]
