@@ -398,6 +398,7 @@ mod tests {
             error_message: None,
             response_body: None,
             retry_after: None,
+            request_headers: Vec::new(),
         }
     }
 

@@ -240,6 +240,45 @@ impl AttemptErrorKind {
     }
 }
 
+/// Whether a custom header's value is a credential, so the delivery log and the dashboard show
+/// it masked (the config API still returns it to its owner, so GET → edit → PUT keeps it).
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "auth",
+        "signature",
+    ]
+    .iter()
+    .any(|part| name.contains(part))
+}
+
+/// How a custom header's value is shown in the log and the dashboard.
+pub fn shown_header_value(name: &str, value: &str) -> String {
+    if is_sensitive_header(name) {
+        MASKED_HEADER_VALUE.to_owned()
+    } else {
+        value.to_owned()
+    }
+}
+
+/// What a sensitive header's value is shown as.
+pub const MASKED_HEADER_VALUE: &str = "********";
+
+/// A config's custom headers as the delivery log keeps them: credential-like values masked, so
+/// they are never stored with the attempt.
+pub fn shown_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.clone(), shown_header_value(name, value)))
+        .collect()
+}
+
 /// The outcome of one HTTP attempt, as recorded in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptResult {
@@ -254,6 +293,9 @@ pub struct AttemptResult {
     /// The raw `Retry-After` header of a 429/503 answer, as received: the verdict reads it
     /// ([`crate::engine::verdict`]). Not stored.
     pub retry_after: Option<HeaderValue>,
+    /// The config's custom headers as this attempt sent them, credential-like values masked
+    /// ([`shown_headers`]); empty when it had none.
+    pub request_headers: Vec<(String, String)>,
 }
 
 impl AttemptResult {

@@ -316,6 +316,11 @@ pub struct AttemptView {
     pub error_message: Option<String>,
     /// The first 1 KiB of the response body.
     pub response_body: Option<String>,
+    /// The config's custom headers as this attempt sent them, values of credential-like names
+    /// (`Authorization`, `*token*`, `*key*`, ...) as `********`; absent when it sent none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(example = json!({"Authorization": "********", "X-Tenant": "t-1"}))]
+    pub request_headers: std::collections::BTreeMap<String, String>,
 }
 
 pub fn attempt(number: u32, r: &AttemptResult) -> AttemptView {
@@ -327,6 +332,7 @@ pub fn attempt(number: u32, r: &AttemptResult) -> AttemptView {
         error_kind: r.error_kind.map(|k| k.as_str().to_owned()),
         error_message: r.error_message.clone(),
         response_body: r.response_body.clone(),
+        request_headers: r.request_headers.iter().cloned().collect(),
     }
 }
 

@@ -359,11 +359,25 @@ pub(super) async fn show(
             let _ = write!(
                 body,
                 "<tr class=\"attempt\"><td class=\"num\">{}</td><td class=\"nowrap\">{}</td><td class=\"num nowrap\">{} ms</td>\
-                 <td>{result}</td><td><pre class=\"response\">{}</pre></td></tr>",
+                 <td>{result}{sent}</td><td><pre class=\"response\">{}</pre></td></tr>",
                 a.number,
                 esc(&time(r.started_at)),
                 r.duration_ms,
                 esc(r.response_body.as_deref().unwrap_or("")),
+                sent = if r.request_headers.is_empty() {
+                    String::new()
+                } else {
+                    // As stored: credential-like values are masked before they are recorded.
+                    let lines: Vec<String> = r
+                        .request_headers
+                        .iter()
+                        .map(|(n, v)| esc(&format!("{n}: {v}")))
+                        .collect();
+                    format!(
+                        "<div class=\"muted small mono sent-headers\">sent {}</div>",
+                        lines.join("<br>")
+                    )
+                },
             );
         }
         body.push_str("</tbody></table>");

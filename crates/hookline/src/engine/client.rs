@@ -261,6 +261,7 @@ impl DeliveryClient {
                 error_message: None,
                 response_body: Some(answer.body),
                 retry_after: answer.retry_after,
+                request_headers: crate::model::shown_headers(&out.config.headers),
             },
             Err((kind, message)) => AttemptResult {
                 started_at,
@@ -270,6 +271,7 @@ impl DeliveryClient {
                 error_message: Some(message),
                 response_body: None,
                 retry_after: None,
+                request_headers: crate::model::shown_headers(&out.config.headers),
             },
         }
     }

@@ -142,6 +142,7 @@ mod tests {
             error_message: None,
             response_body: Some(String::new()),
             retry_after: None,
+            request_headers: Vec::new(),
         }
     }
 
@@ -317,6 +318,7 @@ mod tests {
             error_message: Some("connection refused".to_owned()),
             response_body: None,
             retry_after: None,
+            request_headers: Vec::new(),
         };
         assert!(!succeeded(&result));
         let verdict = decide_at(&result, &Health::default(), 1, 1.2);

@@ -65,35 +65,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-hookline-test",
 ];
 
-/// Whether a custom header's value is a credential, so the delivery log and the dashboard show
-/// it masked (the config API still returns it to its owner, so GET → edit → PUT keeps it).
-pub fn is_sensitive_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "key",
-        "password",
-        "auth",
-        "signature",
-    ]
-    .iter()
-    .any(|part| name.contains(part))
-}
-
-/// How a custom header's value is shown in the log and the dashboard.
-pub fn shown_header_value(name: &str, value: &str) -> String {
-    if is_sensitive_header(name) {
-        MASKED_HEADER_VALUE.to_owned()
-    } else {
-        value.to_owned()
-    }
-}
-
-/// What a sensitive header's value is shown as.
-pub const MASKED_HEADER_VALUE: &str = "********";
+pub use crate::model::{MASKED_HEADER_VALUE, is_sensitive_header, shown_header_value};
 
 /// Reads `headers`: an object of at most [`MAX_HEADERS`] names (HTTP tokens, not reserved, no two
 /// differing only in letter case) to string values (at most [`MAX_HEADER_VALUE_LEN`] bytes of

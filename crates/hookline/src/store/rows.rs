@@ -231,7 +231,7 @@ impl DeliveryRow {
 }
 
 /// Raw columns of an attempt row: `number, started_at, duration_ms, status_code, error_kind,
-/// error_message, response_body`.
+/// error_message, response_body, request_headers`.
 pub(super) struct AttemptRow {
     pub(super) number: i64,
     pub(super) started_at: i64,
@@ -240,6 +240,18 @@ pub(super) struct AttemptRow {
     pub(super) error_kind: Option<String>,
     pub(super) error_message: Option<String>,
     pub(super) response_body: Option<String>,
+    /// The custom headers sent, as [`request_headers_text`] wrote them.
+    pub(super) request_headers: Option<String>,
+}
+
+/// An attempt's custom headers as stored: a JSON array of `[name, value]` pairs (values already
+/// masked), NULL when none.
+pub(super) fn request_headers_text(result: &AttemptResult) -> Option<String> {
+    if result.request_headers.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&result.request_headers).ok()
+    }
 }
 
 impl AttemptRow {
@@ -258,6 +270,11 @@ impl AttemptRow {
                 error_message: self.error_message,
                 response_body: self.response_body,
                 retry_after: None,
+                request_headers: match &self.request_headers {
+                    None => Vec::new(),
+                    Some(text) => serde_json::from_str(text)
+                        .map_err(|_| corrupt("attempt request headers", text))?,
+                },
             },
         })
     }

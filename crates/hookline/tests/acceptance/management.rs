@@ -1381,6 +1381,21 @@ async fn custom_headers_go_with_every_attempt_and_bad_ones_are_refused_by_name()
         reqs.iter()
             .any(|r| r.header("x-hookline-test") == Some("true"))
     );
+    // The delivery log shows each attempt's headers as sent, the credential masked (it is
+    // never stored); so does the test send's.
+    let failed = reqs
+        .iter()
+        .find(|r| r.header("x-hookline-test").is_none())
+        .and_then(|r| r.hooks_id())
+        .expect("a delivery's request");
+    let logged = srv.get_delivery(&app, &failed).await;
+    let sent = json!({"Authorization": "********", "X-Tenant": "t-1"});
+    let attempts = logged["attempts"].as_array().cloned().unwrap_or_default();
+    assert!(attempts.len() >= 2, "{logged:#}");
+    for a in &attempts {
+        assert_eq!(a["requestHeaders"], sent, "{logged:#}");
+    }
+    assert_eq!(test["attempt"]["requestHeaders"], sent, "{test}");
 
     // PATCH merges (null removes one header), PUT without `headers` removes them all.
     let patched = srv.expect(

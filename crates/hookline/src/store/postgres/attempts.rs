@@ -13,6 +13,7 @@ use super::cluster::HeldLeases;
 use super::connection::{Conn, Step, pg_err, pipeline, prepared};
 use super::writer::{Finisher, Group, Job, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
+use crate::store::rows::request_headers_text;
 use crate::store::{StoreError, StoreResult};
 
 /// Attempt records whose group did not commit (the database was unreachable), waiting to be
@@ -110,9 +111,9 @@ fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The attempts, one row per (delivery, number); written again late, a row is kept as it was.
 const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, \
-     status_code, error_kind, error_message, response_body) \
+     status_code, error_kind, error_message, response_body, request_headers) \
      SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], \
-                          $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
+                          $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[]) \
      ON CONFLICT (hooks_id, number) DO NOTHING";
 
 /// Each delivery's next state, only forward (an open delivery, `$7` the open statuses), freeing
@@ -209,10 +210,20 @@ async fn insert_attempts(
         .iter()
         .map(|o| o.result.response_body.as_deref().map(without_nul))
         .collect();
+    let sent_headers: Vec<Option<String>> =
+        a.iter().map(|o| request_headers_text(&o.result)).collect();
     c.execute(
         statement,
         &[
-            &hooks_ids, &numbers, &started, &durations, &codes, &kinds, &messages, &bodies,
+            &hooks_ids,
+            &numbers,
+            &started,
+            &durations,
+            &codes,
+            &kinds,
+            &messages,
+            &bodies,
+            &sent_headers,
         ],
     )
     .await

@@ -12,7 +12,9 @@ use crate::model::{
     ReplayFilter, StoredHook, TestSendRecord, now_millis,
 };
 use crate::store::page::{cursor, page_size, paginate};
-use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
+use crate::store::rows::{
+    AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product, request_headers_text,
+};
 use crate::store::{DeliveryDetail, StoreError, StoreResult, StoreSignal};
 
 /// Inserts a delivery with its hooks; `lease` (owner, expiry) when this node is about to send it.
@@ -190,7 +192,7 @@ impl PostgresStore {
         let rows = query(
             &c,
             "SELECT number, started_at, duration_ms, status_code, error_kind, \
-                 error_message, response_body FROM attempts WHERE hooks_id = $1 \
+                 error_message, response_body, request_headers FROM attempts WHERE hooks_id = $1 \
                  ORDER BY number",
             &[&hooks_id],
         )
@@ -205,6 +207,7 @@ impl PostgresStore {
                 error_kind: col(r, 4)?,
                 error_message: col(r, 5)?,
                 response_body: col(r, 6)?,
+                request_headers: col(r, 7)?,
             };
             attempts.push(row.into_record()?);
         }
@@ -414,8 +417,8 @@ impl PostgresStore {
             execute(
                 &c,
                 "INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code, \
-                 error_kind, error_message, response_body) \
-                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7)",
+                 error_kind, error_message, response_body, request_headers) \
+                 VALUES ($1, 1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &record.hooks_id,
                     &r.started_at,
@@ -424,6 +427,7 @@ impl PostgresStore {
                     &r.error_kind.map(AttemptErrorKind::as_str),
                     &r.error_message,
                     &r.response_body,
+                    &request_headers_text(r),
                 ],
             )
             .await?;

@@ -31,6 +31,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_dashboard_sessions.sql"),
     // 9: payload filters per config (and their jsonpath, for ingest's fan-out).
     include_str!("migrations/0009_config_filter.sql"),
+    // 10: the custom headers each attempt sent, for the delivery log.
+    include_str!("migrations/0010_attempt_request_headers.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

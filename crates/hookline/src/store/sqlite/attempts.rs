@@ -10,6 +10,7 @@ use super::SqliteStore;
 use super::configs::write_health;
 use super::writer::{Finisher, Job, JobFn, WriteTx};
 use crate::model::{AttemptErrorKind, AttemptOutcome};
+use crate::store::rows::request_headers_text;
 use crate::store::{StoreResult, job_status};
 
 /// Attempt records whose commit failed (a full disk, an I/O error), waiting to be written again.
@@ -36,8 +37,8 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
 }
 
 pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempts (hooks_id, number, \
-     started_at, duration_ms, status_code, error_kind, error_message, response_body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     started_at, duration_ms, status_code, error_kind, error_message, response_body, \
+     request_headers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 /// Only forward: a record written again late never undoes a later attempt's state.
 pub(super) const ADVANCE_DELIVERY: &str = "UPDATE deliveries SET status = ?2, attempt_count = ?3, \
      next_attempt_at = ?4, updated_at = ?5 WHERE hooks_id = ?1 \
@@ -53,7 +54,8 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
         r.status_code,
         r.error_kind.map(AttemptErrorKind::as_str),
         r.error_message,
-        r.response_body
+        r.response_body,
+        request_headers_text(r)
     ])?;
     tx.hot.advance_delivery.execute(params![
         outcome.hooks_id,

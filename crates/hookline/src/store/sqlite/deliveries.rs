@@ -15,7 +15,9 @@ use crate::model::{
     ReplayFilter, SendableDelivery, StoredHook, TestSendRecord,
 };
 use crate::store::page::{cursor, page_size, paginate};
-use crate::store::rows::{AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product};
+use crate::store::rows::{
+    AttemptRow, DELIVERY_COLUMNS, DeliveryRow, parse_event, parse_product, request_headers_text,
+};
 use crate::store::{DeliveryDetail, StoreError, StoreResult, StoreSignal};
 
 fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
@@ -269,7 +271,8 @@ impl SqliteStore {
             let attempts = conn
                 .prepare_cached(
                     "SELECT number, started_at, duration_ms, status_code, error_kind, \
-                     error_message, response_body FROM attempts WHERE hooks_id = ?1 \
+                     error_message, response_body, request_headers FROM attempts \
+                     WHERE hooks_id = ?1 \
                      ORDER BY number",
                 )?
                 .query_map(params![hooks_id], |r| {
@@ -281,6 +284,7 @@ impl SqliteStore {
                         error_kind: r.get(4)?,
                         error_message: r.get(5)?,
                         response_body: r.get(6)?,
+                        request_headers: r.get(7)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
@@ -455,7 +459,8 @@ impl SqliteStore {
                 r.status_code,
                 r.error_kind.map(AttemptErrorKind::as_str),
                 r.error_message,
-                r.response_body
+                r.response_body,
+                request_headers_text(r)
             ])?;
             Ok(())
         })

@@ -29,6 +29,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_dashboard_sessions.sql"),
     // 10: payload filters per config.
     include_str!("migrations/0010_config_filter.sql"),
+    // 11: the custom headers each attempt sent, for the delivery log.
+    include_str!("migrations/0011_attempt_request_headers.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
