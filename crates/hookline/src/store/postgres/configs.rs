@@ -121,16 +121,42 @@ fn previous_secret(config: &WebhookConfig) -> (Option<String>, Option<Millis>) {
     }
 }
 
+/// The config columns that are not a field as it is: text made from one, or a field split in two.
+struct Derived {
+    events: String,
+    schedule: String,
+    prev: Option<String>,
+    prev_exp: Option<Millis>,
+    headers: Option<String>,
+    filter: Option<String>,
+    /// The filter as a jsonpath predicate, for ingest's fan-out.
+    filter_path: Option<String>,
+}
+
+impl Derived {
+    fn of(config: &WebhookConfig) -> Derived {
+        let (prev, prev_exp) = previous_secret(config);
+        Derived {
+            events: join_events(&config.events),
+            schedule: schedule_text(config),
+            prev,
+            prev_exp,
+            headers: headers_text(config),
+            filter: filter_text(config),
+            filter_path: config.filter.as_ref().map(|f| f.jsonpath()),
+        }
+    }
+}
+
 /// The 25 config columns in `CONFIG_COLUMNS` order, then the filter's jsonpath (`$26`), as
-/// statement parameters.
+/// statement parameters; `$d` is the config's [`Derived`] columns.
 macro_rules! config_params {
-    ($c:expr, $events:expr, $schedule:expr, $prev:expr, $prev_exp:expr, $headers:expr,
-     $filter:expr, $filter_path:expr) => {
+    ($c:expr, $d:expr) => {
         [
             &$c.id as &(dyn tokio_postgres::types::ToSql + Sync),
             &$c.app_key,
             &$c.product.as_str(),
-            &$events,
+            &$d.events,
             &$c.url,
             &$c.signature,
             &$c.signing_secret,
@@ -139,7 +165,7 @@ macro_rules! config_params {
             &i64::from($c.max_hooks_per_request),
             &i64::from($c.max_requests_in_flight),
             &i64::from($c.timeout_ms),
-            &$schedule,
+            &$d.schedule,
             &$c.health.state.as_str(),
             &i64::from($c.health.consecutive_failures),
             &$c.health.last_success_at,
@@ -148,11 +174,11 @@ macro_rules! config_params {
             &$c.health.disabled_reason,
             &$c.created_at,
             &$c.updated_at,
-            &$prev,
-            &$prev_exp,
-            &$headers,
-            &$filter,
-            &$filter_path,
+            &$d.prev,
+            &$d.prev_exp,
+            &$d.headers,
+            &$d.filter,
+            &$d.filter_path,
         ]
     };
 }
@@ -260,12 +286,7 @@ impl PostgresStore {
 
     pub(super) async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {
         self.write(Durability::Durable, move |c| async move {
-            let events = join_events(&config.events);
-            let schedule = schedule_text(&config);
-            let (prev, prev_exp) = previous_secret(&config);
-            let headers = headers_text(&config);
-            let filter = filter_text(&config);
-            let filter_path = config.filter.as_ref().map(|f| f.jsonpath());
+            let derived = Derived::of(&config);
             execute(
                 &c,
                 &format!(
@@ -273,16 +294,7 @@ impl PostgresStore {
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
                       $17, $18, $19, $20, $21, $22, $23, $24, $25, $26::TEXT::jsonpath)"
                 ),
-                &config_params!(
-                    config,
-                    events,
-                    schedule,
-                    prev,
-                    prev_exp,
-                    headers,
-                    filter,
-                    filter_path
-                ),
+                &config_params!(config, derived),
             )
             .await?;
             write_subscriptions(&c, &config).await?;
@@ -301,12 +313,7 @@ impl PostgresStore {
                 health.remove(&config.id);
             }
             let c = group.client;
-            let events = join_events(&config.events);
-            let schedule = schedule_text(&config);
-            let (prev, prev_exp) = previous_secret(&config);
-            let headers = headers_text(&config);
-            let filter = filter_text(&config);
-            let filter_path = config.filter.as_ref().map(|f| f.jsonpath());
+            let derived = Derived::of(&config);
             // The same 26 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
             let n = execute(
@@ -320,16 +327,7 @@ impl PostgresStore {
                      previous_signing_secret_expires_at = $23, headers = $24, filter = $25, \
                      filter_path = $26::TEXT::jsonpath \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
-                &config_params!(
-                    config,
-                    events,
-                    schedule,
-                    prev,
-                    prev_exp,
-                    headers,
-                    filter,
-                    filter_path
-                ),
+                &config_params!(config, derived),
             )
             .await?;
             if n == 0 {
