@@ -1642,6 +1642,171 @@ async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
         .unwrap();
 }
 
+/// What one execution of the claim's generic plan reads (shared buffers hit or read), for a
+/// claim of up to `limit` hooks of `config_id`; run in a transaction that is rolled back.
+async fn claim_buffers(other: &tokio_postgres::Client, config_id: &str, limit: i64) -> i64 {
+    let sql = format!(
+        "PREPARE claim_for_test (TEXT, BIGINT, TEXT[], BIGINT, TEXT, TEXT, BIGINT, TEXT, BIGINT) \
+         AS {}",
+        super::postgres::CLAIM
+    );
+    other
+        .batch_execute(&format!(
+            "BEGIN; SET LOCAL enable_seqscan = off; \
+             SET LOCAL plan_cache_mode = force_generic_plan; {sql}"
+        ))
+        .await
+        .unwrap();
+    // EXPLAIN's JSON as text (the simple protocol answers text).
+    let answer = other
+        .simple_query(&format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim_for_test('{config_id}', \
+             {limit}, ARRAY['d1', 'd2', 'd3'], 10, 'ak', 'SMS', 0, 'n', 0)"
+        ))
+        .await
+        .unwrap();
+    let plan: String = answer
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    other
+        .batch_execute("ROLLBACK; DEALLOCATE claim_for_test")
+        .await
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let top = &plan[0]["Plan"];
+    let taken = top["Actual Rows"].as_i64().unwrap();
+    assert_eq!(taken, limit, "the claim took {taken} hooks: {plan:#}");
+    // A node's buffers include those of the nodes beneath it.
+    top["Shared Hit Blocks"].as_i64().unwrap() + top["Shared Read Blocks"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_table() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config((*db).clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    // 20 configs with 10,000 hooks queued for each, in ingest's order (made in SQL: the store's
+    // ingest would take seconds), the first 1,000 claimed by all but one (the index keeps their
+    // pages, as after a busy hour), and a config whose 20 hooks come after them all.
+    store
+        .insert_config(config("quiet", "ak", vec![Event::Unsubscribe]))
+        .await
+        .unwrap();
+    for c in 0..20 {
+        store
+            .insert_config(config_with_app(&format!("busy{c:02}"), "ak"))
+            .await
+            .unwrap();
+    }
+    let other = db.connect().await.unwrap();
+    other
+        .batch_execute(
+            "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+                 SELECT 'ak', 'h' || i, 'SMS', 'CONVERSION_BLOCK', \
+                        '{\"hookId\":\"h' || i || '\",\"countryCode\":\"1\"}', 0 \
+                 FROM generate_series(1, 10000) i; \
+             INSERT INTO queue (config_id, event, hook_seq) \
+                 SELECT c.id, 'CONVERSION_BLOCK', h.seq FROM hooks h \
+                 CROSS JOIN webhook_configs c WHERE c.id LIKE 'busy%' ORDER BY h.seq, c.id; \
+             DELETE FROM queue WHERE hook_seq <= 1000 AND config_id <> 'busy00'",
+        )
+        .await
+        .unwrap();
+    // VACUUM runs outside a transaction: on its own.
+    other.batch_execute("VACUUM ANALYZE queue").await.unwrap();
+    other.batch_execute("ANALYZE").await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::Unsubscribe, hooks("quiet", 20))
+        .await
+        .unwrap();
+    let busy_reads = claim_buffers(&other, "busy19", 20).await;
+    let quiet_reads = claim_buffers(&other, "quiet", 20).await;
+    // Taking 20 hooks (two deliveries, 20 links, 20 hook texts) reads about 200 buffers. With
+    // `config_id = $1` the generic plan walked `queue_by_hook` past every row queued for the
+    // other configs (3,500 here, growing with the queue); a join to `hooks` the planner may turn
+    // into a hash of the whole table (seen on the cluster tests' database, not made here).
+    for (who, reads) in [("quiet", quiet_reads), ("busy", busy_reads)] {
+        assert!(
+            reads < 600,
+            "a claim of 20 hooks of the {who} config read {reads} buffers (10,020 hooks stored)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_store_s_sessions_never_compile_statements_with_jit() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config(*config, NodeOptions::default())
+        .await
+        .unwrap();
+    // The server's default is on: the store turns it off for its sessions (see
+    // `connection::Limits::session_options` for what it cost).
+    store
+        .execute_on_pool_for_test(
+            "DO $$ BEGIN IF current_setting('jit') <> 'off' THEN \
+             RAISE EXCEPTION 'jit is %', current_setting('jit'); END IF; END $$",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn every_session_of_a_node_is_named_after_the_node_and_its_part() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config(
+        (*config).clone(),
+        NodeOptions {
+            node_id: "node-7".into(),
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // A read opens a pooled connection; the writer and the listener are open from the start.
+    store.list_app_keys(PageRequest::default()).await.unwrap();
+    let other = config.connect().await.unwrap();
+    let want = [
+        "hookline node-7 listener",
+        "hookline node-7 pool",
+        "hookline node-7 writer",
+    ];
+    let names = within_a_minute("the listener's session", async {
+        loop {
+            let names: Vec<String> = other
+                .query(
+                    "SELECT DISTINCT application_name FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     ORDER BY 1",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if names.len() >= want.len() {
+                return names;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(names, want);
+}
+
 #[tokio::test]
 async fn a_role_that_owns_its_database_but_is_no_superuser_runs_the_migrations_and_serves() {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {

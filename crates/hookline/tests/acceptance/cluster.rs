@@ -114,11 +114,17 @@ impl Cluster {
         [self.a.url(""), self.b.url("")]
     }
 
-    /// Panics with `msg` and the tails of both nodes' stderr.
-    #[track_caller]
-    fn fail(&self, msg: impl std::fmt::Display) -> ! {
+    /// Panics with `msg`, what the shared database is doing (its sessions and the locks they
+    /// wait for: a stall shows where it waits), each node's panics and warnings, and the tails
+    /// of both nodes' stderr.
+    async fn fail(&self, msg: impl std::fmt::Display) -> ! {
+        let activity = database_activity(&self.db).await;
         panic!(
-            "{msg}\n--- node a stderr (tail) ---\n{}\n--- node b stderr (tail) ---\n{}\n--- end ---",
+            "{msg}\n--- the database's sessions ---\n{activity}\n--- node a: {} ---\n\
+             --- node b: {} ---\n--- node a stderr (tail) ---\n{}\n--- node b stderr (tail) \
+             ---\n{}\n--- end ---",
+            problem_lines(&self.a),
+            problem_lines(&self.b),
             self.a.stderr_tail(),
             self.b.stderr_tail()
         )
@@ -140,10 +146,10 @@ impl Cluster {
                 .delivered
                 .store(tally.pairs.len(), Ordering::Relaxed);
             if let Err(e) = producers.check().await {
-                self.fail(e);
+                self.fail(e).await;
             }
             if !tally.problems.is_empty() {
-                self.fail(tally.problems_report());
+                self.fail(tally.problems_report()).await;
             }
             if done(tally) {
                 return;
@@ -152,7 +158,8 @@ impl Cluster {
                 self.fail(format!(
                     "timed out waiting for {what}: {}",
                     tally.progress_report()
-                ));
+                ))
+                .await;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -162,13 +169,14 @@ impl Cluster {
     async fn wait_for_producers(&self, producers: &mut Producers, end: Instant) {
         loop {
             if let Err(e) = producers.check().await {
-                self.fail(e);
+                self.fail(e).await;
             }
             if producers.all_done() {
                 return;
             }
             if Instant::now() >= end {
-                self.fail("timed out waiting for the producers to finish");
+                self.fail("timed out waiting for the producers to finish")
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -199,7 +207,8 @@ impl Cluster {
                 self.fail(format!(
                     "every hook arrived, but deliveries are still open (PENDING/RETRYING) at the \
                      deadline, e.g. {sample:#?}"
-                ));
+                ))
+                .await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -495,7 +504,11 @@ impl Producer {
                         }
                         error
                     }
-                    Err(e) => format!("{what}: {e}"),
+                    Err(e) => format!(
+                        "{what}: {} (after {:.1?})",
+                        error_chain(&e),
+                        started.elapsed()
+                    ),
                 };
                 if !failover {
                     return Err(error);
@@ -512,6 +525,81 @@ impl Producer {
             }
         }
         Ok(failovers)
+    }
+}
+
+/// An error and every error beneath it: reqwest's own message does not say whether the
+/// connection was reset, refused or timed out.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// A node's panics and its last warnings and errors, which its tail of debug lines may not reach.
+fn problem_lines(srv: &Server) -> String {
+    let text = srv.stderr_all();
+    let panics: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("panicked at") || l.contains("without a result"))
+        .take(10)
+        .collect();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    let last = &warnings[warnings.len().saturating_sub(15)..];
+    format!(
+        "panics {panics:#?}; {} warnings and errors, the last: {last:#?}",
+        warnings.len()
+    )
+}
+
+/// The sessions on the database `db` (what each runs or waits for, since when) and the locks
+/// not granted, as text; an error reading them is reported in its place.
+async fn database_activity(db: &str) -> String {
+    let client = match hookline::store::postgres::connect_url(db).await {
+        Ok(client) => client,
+        Err(e) => return format!("cannot connect to read them: {e}"),
+    };
+    let sessions = client
+        .query(
+            "SELECT pid::TEXT, COALESCE(application_name, ''), COALESCE(state, ''), \
+                    COALESCE(wait_event_type || '/' || wait_event, ''), \
+                    COALESCE((now() - xact_start)::TEXT, ''), \
+                    COALESCE((now() - state_change)::TEXT, ''), \
+                    COALESCE(pg_blocking_pids(pid)::TEXT, ''), left(query, 160) \
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             ORDER BY xact_start NULLS LAST",
+            &[],
+        )
+        .await;
+    match sessions {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| {
+                let cell = |i: usize| r.get::<_, String>(i);
+                format!(
+                    "pid {} app {:?} {} wait {:?} in transaction for {:?}, in this state for \
+                     {:?}, blocked by {}: {}",
+                    cell(0),
+                    cell(1),
+                    cell(2),
+                    cell(3),
+                    cell(4),
+                    cell(5),
+                    cell(6),
+                    cell(7)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(e) => format!("cannot read pg_stat_activity: {e}"),
     }
 }
 
@@ -544,7 +632,7 @@ async fn two_nodes_deliver_every_hook_exactly_once() {
     cluster.wait_until_settled(&cluster.b, end).await;
     tally.absorb(&cluster.rx);
     if !tally.problems.is_empty() {
-        cluster.fail(tally.problems_report());
+        cluster.fail(tally.problems_report()).await;
     }
 
     let (by_a, by_b) = (
@@ -628,7 +716,7 @@ async fn killing_one_node_mid_run_loses_nothing_and_bounds_duplicates() {
     cluster.wait_until_settled(&cluster.b, end).await;
     tally.absorb(&cluster.rx);
     if !tally.problems.is_empty() {
-        cluster.fail(tally.problems_report());
+        cluster.fail(tally.problems_report()).await;
     }
 
     let resent = tally.resent();

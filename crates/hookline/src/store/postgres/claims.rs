@@ -26,14 +26,27 @@ use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreResult};
 /// holds the rows taken; it held more when it counts more than were taken (counting stops at one
 /// past the most a claim takes). Rows skipped because another claim holds them count: the queue
 /// is not drained, the claim is `contended`.
-const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
-         SELECT event FROM queue WHERE config_id = $1 ORDER BY hook_seq LIMIT 1 \
+///
+/// Its plan is generic (made once, without the values), so it is written to leave the planner
+/// one good plan whatever the queue and the hooks table hold:
+/// - The config's rows are read through `queue_by_config_seq`, never by walking `queue_by_hook`
+///   (every config's rows in hook order) until the config's turn up: with `config_id = $1` the
+///   planner may take either, and the walk costs every row queued for other configs before
+///   this one's oldest (a config far ahead of the others read tens of thousands per claim). As a
+///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only the
+///   composite index gives the order `config_id, hook_seq`.
+/// - Each hook's text is looked up by its key (`LATERAL ... LIMIT 1`, which the planner cannot
+///   flatten into a join): as a join, the generic plan expects thousands of taken rows and
+///   hashes the whole hooks table on every claim.
+pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
+         SELECT event FROM queue WHERE config_id >= $1 AND config_id <= $1 \
+         ORDER BY config_id, hook_seq LIMIT 1 \
          FOR UPDATE SKIP LOCKED), \
      taken AS ( \
          DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
              SELECT config_id, event, hook_seq FROM queue \
-             WHERE config_id = $1 AND event = (SELECT event FROM ev) \
-             ORDER BY hook_seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+             WHERE config_id >= $1 AND config_id <= $1 AND event = (SELECT event FROM ev) \
+             ORDER BY config_id, hook_seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
          RETURNING hook_seq), \
      placed AS MATERIALIZED ( \
          SELECT hook_seq, ($3::TEXT[])[(n - 1) / $4 + 1] AS hooks_id, (n - 1) % $4 AS position \
@@ -52,7 +65,8 @@ const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
                 > (SELECT count(*) FROM taken) AS more) \
      SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body \
      FROM more m LEFT JOIN ev ON TRUE \
-     LEFT JOIN (placed p JOIN hooks h ON h.seq = p.hook_seq) ON TRUE \
+     LEFT JOIN (placed p CROSS JOIN LATERAL ( \
+         SELECT hook_id, body FROM hooks WHERE seq = p.hook_seq LIMIT 1) h) ON TRUE \
      ORDER BY p.hook_seq";
 
 /// A claim's transaction: committed without waiting for the WAL flush (see `claim_batches`),

@@ -111,6 +111,17 @@ impl DbConfig {
         self
     }
 
+    /// Names the connections made from this config `hookline <node> <role>` in
+    /// `pg_stat_activity` (and in the server's logs with `%a`), so that an operator sees which
+    /// node, and which of its parts (its writer, its pool, its listener), holds a session, a lock
+    /// or a long transaction. An `application_name` in the URL is kept as it is.
+    pub(super) fn named(mut self, node: &str, role: &str) -> DbConfig {
+        if self.pg.get_application_name().is_none() {
+            self.pg.application_name(format!("hookline {node} {role}"));
+        }
+        self
+    }
+
     /// For tests: the same server and database as another role.
     #[cfg(test)]
     pub(crate) fn with_user(mut self, user: &str) -> DbConfig {
@@ -318,9 +329,15 @@ impl Limits {
     /// answer 503, its records are written again later; a claim fails and the config backs
     /// off) instead of holding the writer, and every request behind it, forever. Sent in the
     /// startup packet, so a reconnected connection has them too.
+    ///
+    /// And `jit = off`: the store's statements are short, and the sessions that plan without
+    /// sequential scans (`NO_SEQSCAN`) price any seq scan left in a plan (the `nodes` table's
+    /// few rows, a CTE's) at 10^10, far above `jit_above_cost`: the server then compiled such a
+    /// statement with LLVM on every execution, 50 to 300 ms each for a statement that runs in
+    /// well under one (the writer's heartbeat, measured with `auto_explain` in the cluster tests).
     fn session_options(&self) -> String {
         format!(
-            "-c lock_timeout={} -c statement_timeout={}",
+            "-c jit=off -c lock_timeout={} -c statement_timeout={}",
             self.lock_timeout.as_millis().max(1),
             self.statement_timeout.as_millis().max(1)
         )

@@ -49,6 +49,8 @@ use hookline_wire::{Event, Product, ValidatedHook};
 use tokio::sync::mpsc;
 
 pub use self::ceiling::commit_rate;
+#[cfg(test)]
+pub(crate) use self::claims::CLAIM;
 pub use self::cluster::{
     CONNECTIONS_BESIDES_POOL, DEFAULT_LOCK_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT,
     NodeOptions, generated_node_id,
@@ -114,17 +116,21 @@ impl PostgresStore {
             clock: DbClock::new(node.test_clock_skew_ms),
             held: HeldLeases::default(),
         };
-        let writer_pool = writer_pool(config.clone(), &limits)?;
+        let writer_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = writer_pool.get().await.map_err(pool_err)?;
         check_connection_budget(&writer_client, &limits).await?;
         schema::migrate(&mut writer_client).await?;
         cluster::join(&writer_client, &node).await?;
-        let pool = reader_pool(config.clone(), &limits)?;
+        let pool = reader_pool(config.clone().named(&node.id, "pool"), &limits)?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let writer_pid = Arc::new(AtomicI32::new(0));
-        let listener = tokio::spawn(listen(config, sig_tx.clone(), writer_pid.clone()));
+        let listener = tokio::spawn(listen(
+            config.named(&node.id, "listener"),
+            sig_tx.clone(),
+            writer_pid.clone(),
+        ));
         let task = tokio::spawn(writer_loop(
             node.id.clone(),
             writer_pool,
