@@ -12,7 +12,7 @@
 //! | `hookline_hooks_duplicate_total` | counter | `event`: hooks acknowledged again (idempotent retries) |
 //! | `hookline_attempts_total` | counter | `outcome`: `success`, `http_4xx`, `http_5xx`, ..., or the error kind (`timeout`, `connect`, ...) |
 //! | `hookline_attempt_duration_seconds` | histogram | `result`: `success` or `failure` |
-//! | `hookline_deliveries_total` | counter | `status`: what an attempt moved the delivery to (`SUCCEEDED`, `RETRYING`, `FAILED`, `CANCELLED`) |
+//! | `hookline_deliveries_total` | counter | `status`: what an attempt moved the delivery to (`SUCCEEDED`, `RETRYING`, `FAILED`, `CANCELLED`, `EXPIRED`), or `EXPIRED` for one its `deliveryDeadline` ended before an attempt |
 //! | `hookline_queue_depth` | gauge | hooks queued for a config, not yet in a delivery |
 //! | `hookline_queue_oldest_age_seconds` | gauge | age of the oldest queued hook (0 when empty) |
 //! | `hookline_open_deliveries` | gauge | `status`: `PENDING`, `RETRYING` |
@@ -195,6 +195,7 @@ fn status_slot(status: DeliveryStatus) -> usize {
         DeliveryStatus::Succeeded => 2,
         DeliveryStatus::Failed => 3,
         DeliveryStatus::Cancelled => 4,
+        DeliveryStatus::Expired => 5,
     }
 }
 
@@ -337,7 +338,12 @@ pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
     delivery_finished(status);
 }
 
-/// A delivery moved to `status` after an attempt.
+/// A delivery ended EXPIRED without another attempt: its `deliveryDeadline` passed first.
+pub fn delivery_expired_unsent() {
+    delivery_finished(DeliveryStatus::Expired);
+}
+
+/// A delivery moved to `status` (after an attempt, or EXPIRED before one).
 pub fn delivery_finished(status: DeliveryStatus) {
     let label = status.as_str();
     match DELIVERIES.get(

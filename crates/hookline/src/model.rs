@@ -73,6 +73,9 @@ pub struct WebhookConfig {
     /// Which hooks this config receives (`None`: every hook of its events); evaluated at
     /// ingest's fan-out (see `crate::filter`).
     pub filter: Option<crate::filter::Filter>,
+    /// `deliveryDeadline`: no attempt starts later than this after a delivery's oldest hook was
+    /// accepted (`None`: no deadline); see `engine::verdict`.
+    pub delivery_deadline: Option<Duration>,
     pub health: Health,
     pub created_at: Millis,
     pub updated_at: Millis,
@@ -168,15 +171,18 @@ pub enum DeliveryStatus {
     Succeeded,
     Failed,
     Cancelled,
+    /// Its config's `deliveryDeadline` passed before the next attempt could start.
+    Expired,
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 5] = [
+    pub const ALL: [DeliveryStatus; 6] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Retrying,
         DeliveryStatus::Succeeded,
         DeliveryStatus::Failed,
         DeliveryStatus::Cancelled,
+        DeliveryStatus::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -186,6 +192,7 @@ impl DeliveryStatus {
             DeliveryStatus::Succeeded => "SUCCEEDED",
             DeliveryStatus::Failed => "FAILED",
             DeliveryStatus::Cancelled => "CANCELLED",
+            DeliveryStatus::Expired => "EXPIRED",
         }
     }
 
@@ -403,9 +410,16 @@ pub struct SendableDelivery {
 pub struct StoredHook {
     pub hook_id: String,
     pub json: String,
+    /// When ingest accepted it.
+    pub accepted_at: Millis,
 }
 
 impl SendableDelivery {
+    /// When its oldest hook was accepted: where a `deliveryDeadline` counts from.
+    pub fn accepted_at(&self) -> Option<Millis> {
+        self.hooks.iter().map(|h| h.accepted_at).min()
+    }
+
     /// The exact body sent: rebuilt deterministically from the stored hooks, so the log can show
     /// it without storing it twice.
     pub fn envelope(&self) -> Vec<u8> {

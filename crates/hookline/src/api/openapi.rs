@@ -143,6 +143,11 @@ pub struct ConfigRequest {
     /// for this config. At most 64 conditions, nested at most 8 deep.
     #[schema(value_type = Option<Object>, example = json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}, "sendNo": "15446859"}))]
     pub filter: Option<serde_json::Value>,
+    /// A duration from `1s` to `30d`: no attempt starts later than this after a hook was
+    /// accepted (counted from the oldest hook of a delivery); a delivery whose next attempt would
+    /// start later ends `EXPIRED`. Absent or `null`: no deadline.
+    #[schema(example = "10m")]
+    pub delivery_deadline: Option<String>,
 }
 
 /// A JSON Merge Patch of a webhook config: only the fields present change.
@@ -177,6 +182,8 @@ pub struct ConfigPatch {
     /// removes that condition; `"filter": null` removes the filter.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<serde_json::Value>,
+    /// `null` removes the deadline.
+    pub delivery_deadline: Option<String>,
 }
 
 /// Ingest: hooks of one product and event.

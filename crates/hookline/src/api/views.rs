@@ -121,6 +121,10 @@ pub struct ConfigView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>, example = json!({"messageStatus": {"$in": ["FAILED", "FAILED_AD"]}}))]
     pub filter: Option<serde_json::Value>,
+    /// No attempt starts later than this after a hook was accepted; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "10m")]
+    pub delivery_deadline: Option<String>,
     pub health: HealthView,
     pub created_at: String,
     pub updated_at: String,
@@ -209,6 +213,8 @@ pub enum DeliveryStatusName {
     Succeeded,
     Failed,
     Cancelled,
+    /// Its config's `deliveryDeadline` passed before the next attempt.
+    Expired,
 }
 
 impl DeliveryStatusName {
@@ -220,6 +226,7 @@ impl DeliveryStatusName {
             S::Succeeded => DeliveryStatusName::Succeeded,
             S::Failed => DeliveryStatusName::Failed,
             S::Cancelled => DeliveryStatusName::Cancelled,
+            S::Expired => DeliveryStatusName::Expired,
         }
     }
 }
@@ -246,6 +253,7 @@ pub fn config(c: &WebhookConfig) -> ConfigView {
         retry_schedule: c.retry_schedule.iter().map(|d| format_delay(*d)).collect(),
         headers: c.headers.iter().cloned().collect(),
         filter: c.filter.as_ref().map(|f| f.source().clone()),
+        delivery_deadline: c.delivery_deadline.map(crate::duration::format),
         health: HealthView {
             state: match c.health.state {
                 H::Healthy => HealthStateName::Healthy,

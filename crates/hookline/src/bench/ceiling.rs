@@ -101,6 +101,7 @@ fn ceiling_config() -> WebhookConfig {
         retry_schedule: vec![Duration::from_secs(1)],
         headers: Vec::new(),
         filter: None,
+        delivery_deadline: None,
         health: Health::default(),
         created_at: 0,
         updated_at: 0,

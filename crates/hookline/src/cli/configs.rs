@@ -41,6 +41,10 @@ pub struct ConfigFields {
     /// the colon removes that header.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+    /// No attempt starts later than this after a hook was accepted (1s to 30d), e.g. 10m; later
+    /// deliveries end EXPIRED. On update, `none` removes it.
+    #[arg(long, value_name = "DURATION")]
+    pub delivery_deadline: Option<String>,
 }
 
 impl ConfigFields {
@@ -73,6 +77,13 @@ impl ConfigFields {
         put(
             "retrySchedule",
             self.retry_schedule.clone().map(|s| json!(s)),
+        );
+        put(
+            "deliveryDeadline",
+            self.delivery_deadline.as_deref().map(|d| match d {
+                "none" => Value::Null,
+                d => Value::from(d),
+            }),
         );
         if !self.headers.is_empty() {
             let headers: Map<String, Value> = self

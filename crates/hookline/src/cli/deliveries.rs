@@ -37,7 +37,7 @@ pub struct DeliveryFilter {
     pub config_id: Option<String>,
     #[arg(long)]
     pub event: Option<String>,
-    /// PENDING, RETRYING, SUCCEEDED, FAILED or CANCELLED.
+    /// PENDING, RETRYING, SUCCEEDED, FAILED, CANCELLED or EXPIRED.
     #[arg(long)]
     pub status: Option<String>,
     /// Created at or after this time: RFC 3339, or a duration ago such as 1h or 30m.

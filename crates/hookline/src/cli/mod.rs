@@ -102,7 +102,7 @@ pub enum AdminCommand {
     /// Same as `configs create`.
     CreateConfig {
         #[command(flatten)]
-        fields: configs::ConfigFields,
+        fields: Box<configs::ConfigFields>,
     },
 }
 
@@ -131,7 +131,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 configs::run(
                     &g.conn,
                     configs::ConfigCommand::Create {
-                        fields,
+                        fields: *fields,
                         paused: false,
                     },
                 )

@@ -207,6 +207,7 @@ pub(super) async fn show(
          <dt>Retry schedule</dt><dd>{schedule}</dd>\
          <dt>Headers</dt><dd class=\"mono\" id=\"custom-headers\">{custom_headers}</dd>\
          <dt>Filter</dt><dd class=\"mono\" id=\"filter\">{filter}</dd>\
+         <dt>Delivery deadline</dt><dd id=\"delivery-deadline\">{deadline}</dd>\
          <dt>Created</dt><dd>{created} UTC</dd><dt>Updated</dt><dd>{updated} UTC</dd></dl></section></div>",
         id = esc(&config.id),
         product = esc(config.product.as_str()),
@@ -225,6 +226,13 @@ pub(super) async fn show(
         filter = match &config.filter {
             None => "– (every hook of its events)".to_owned(),
             Some(f) => esc(&f.source().to_string()),
+        },
+        deadline = match config.delivery_deadline {
+            None => "– (retries run their schedule)".to_owned(),
+            Some(d) => format!(
+                "{} after acceptance; later deliveries end EXPIRED",
+                esc(&crate::duration::format(d))
+            ),
         },
         created = esc(&time(config.created_at)),
         updated = esc(&time(config.updated_at)),
@@ -347,6 +355,8 @@ struct FormValues {
     headers: String,
     /// The filter's JSON; empty for none.
     filter: String,
+    /// `deliveryDeadline` as written (`10m`); empty for none.
+    delivery_deadline: String,
     remove_secret: bool,
 }
 
@@ -365,6 +375,7 @@ impl FormValues {
             retry_schedule: String::new(),
             headers: String::new(),
             filter: String::new(),
+            delivery_deadline: String::new(),
             remove_secret: false,
         }
     }
@@ -387,6 +398,10 @@ impl FormValues {
                 .as_ref()
                 .and_then(|f| serde_json::to_string_pretty(f.source()).ok())
                 .unwrap_or_default(),
+            delivery_deadline: c
+                .delivery_deadline
+                .map(crate::duration::format)
+                .unwrap_or_default(),
             remove_secret: false,
         }
     }
@@ -406,6 +421,7 @@ impl FormValues {
             retry_schedule: text("retrySchedule"),
             headers: text("headers"),
             filter: text("filter"),
+            delivery_deadline: text("deliveryDeadline"),
             remove_secret: form.get("removeSigningSecret").is_some(),
         }
     }
@@ -511,6 +527,14 @@ fn input_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, 
         body.insert(
             "filter".into(),
             serde_json::from_str(&filter).unwrap_or(Value::String(filter)),
+        );
+    }
+    // Empty: no deadline.
+    let deadline = text("deliveryDeadline");
+    if !deadline.trim().is_empty() {
+        body.insert(
+            "deliveryDeadline".into(),
+            Value::String(deadline.trim().to_owned()),
         );
     }
     // The page never holds the secret: an empty field leaves it as it is (the field is left out,
@@ -630,6 +654,10 @@ fn config_form(
          <code>{{\"messageStatus\": {{\"$in\": [\"FAILED\"]}}}}</code>; empty for every hook \
          </span><textarea name=\"filter\" rows=\"3\" spellcheck=\"false\">{filter}</textarea>\
          </label>\
+         <label>Delivery deadline <span class=\"muted small\">no attempt starts later than this \
+         after a hook was accepted (1s to 30d); later deliveries end EXPIRED; empty for none\
+         </span><input name=\"deliveryDeadline\" value=\"{deadline}\" placeholder=\"10m\" \
+         spellcheck=\"false\"></label>\
          <div class=\"actions\"><button type=\"submit\" class=\"primary\">Save</button>\
          <a href=\"{cancel}\">Cancel</a></div></form>",
         enabled = if values.enabled { " checked" } else { "" },
@@ -639,6 +667,7 @@ fn config_form(
         schedule = esc(&values.retry_schedule),
         headers = esc(&values.headers),
         filter = esc(&values.filter),
+        deadline = esc(&values.delivery_deadline),
         cancel = match existing {
             Some(c) => format!("/ui/configs/{}", url_enc(&c.id)),
             None => "/".to_owned(),

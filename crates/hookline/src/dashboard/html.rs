@@ -117,7 +117,7 @@ pub fn status_badge(status: DeliveryStatus) -> String {
         DeliveryStatus::Pending => "info",
         DeliveryStatus::Retrying => "warn",
         DeliveryStatus::Failed => "bad",
-        DeliveryStatus::Cancelled => "muted",
+        DeliveryStatus::Cancelled | DeliveryStatus::Expired => "muted",
     };
     format!("<span class=\"badge {class}\">{}</span>", status.as_str())
 }

@@ -174,6 +174,25 @@ impl AttemptTask {
         let config_id = self.config.id.clone();
         let number = delivery.attempt_count + 1;
         let config = self.current.borrow().clone();
+        let accepted_at = delivery.accepted_at();
+        let deadline = super::verdict::deadline(accepted_at, config.delivery_deadline);
+        if super::verdict::expired(deadline, crate::model::now_millis()) {
+            // Too late to start: a result that arrives after the deadline is worth less than
+            // none to this receiver (an OTP, a time-bound notice). Ended unsent.
+            tracing::info!(
+                hooks_id = delivery.hooks_id,
+                config_id,
+                hooks = delivery.hooks.len(),
+                attempt = number,
+                "delivery expired before its attempt: deliveryDeadline passed"
+            );
+            held.reported();
+            self.tell(TaskEvent::Expired {
+                config_id,
+                hooks_id: delivery.hooks_id,
+            });
+            return;
+        }
         let started = std::time::Instant::now();
         let result = self
             .client
@@ -216,6 +235,7 @@ impl AttemptTask {
             number,
             result,
             latency,
+            accepted_at,
         });
     }
 

@@ -511,6 +511,7 @@ mod tests {
             retry_schedule: Vec::new(),
             headers: Vec::new(),
             filter: None,
+            delivery_deadline: None,
             health: Health::default(),
             created_at: 0,
             updated_at: 0,

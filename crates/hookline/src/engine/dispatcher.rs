@@ -81,7 +81,12 @@ pub(super) enum TaskEvent {
         result: AttemptResult,
         /// From sending the request to its answer (the adaptive limit's latency signal).
         latency: Duration,
+        /// When the delivery's oldest hook was accepted (where `deliveryDeadline` counts from).
+        accepted_at: Option<Millis>,
     },
+    /// A delivery was not sent: its config's `deliveryDeadline` had passed when its attempt was
+    /// to start. The dispatcher queues it as EXPIRED and gives the slot back.
+    Expired { config_id: String, hooks_id: String },
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -485,19 +490,28 @@ impl Dispatcher {
                     self.total_in_flight = 0;
                 }
             }
+            TaskEvent::Expired {
+                config_id,
+                hooks_id,
+            } => {
+                crate::metrics::delivery_expired_unsent();
+                self.store.expire_delivery(hooks_id);
+                self.release(&config_id);
+            }
             TaskEvent::Finished {
                 config_id,
                 hooks_id,
                 number,
                 result,
                 latency,
+                accepted_at,
             } => {
                 let ceiling = self.ceiling(&config_id);
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.concurrency
                         .answered(latency, verdict::load(&result), ceiling);
                 }
-                let outcome = self.judge(&config_id, hooks_id, number, result);
+                let outcome = self.judge(&config_id, hooks_id, number, result, accepted_at);
                 let retry_at = outcome
                     .next_attempt_at
                     .filter(|_| outcome.new_status == DeliveryStatus::Retrying)
@@ -534,6 +548,7 @@ impl Dispatcher {
         hooks_id: String,
         number: u32,
         result: AttemptResult,
+        accepted_at: Option<Millis>,
     ) -> AttemptOutcome {
         let now = now_millis();
         let Some(st) = self.configs.get_mut(config_id) else {
@@ -548,10 +563,14 @@ impl Dispatcher {
                 health: None,
             };
         };
+        let bounds = verdict::RetryBounds {
+            schedule: &st.config.retry_schedule,
+            deadline: verdict::deadline(accepted_at, st.config.delivery_deadline),
+        };
         let verdict = verdict::decide(
             &result,
             &st.health,
-            &st.config.retry_schedule,
+            bounds,
             number,
             &self.settings.health,
             now,

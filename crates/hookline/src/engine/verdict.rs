@@ -54,6 +54,8 @@ pub enum NextStatus {
     },
     /// The schedule is used up.
     Failed,
+    /// The next attempt would start after the config's `deliveryDeadline`.
+    Expired,
 }
 
 impl NextStatus {
@@ -62,13 +64,14 @@ impl NextStatus {
             NextStatus::Succeeded => DeliveryStatus::Succeeded,
             NextStatus::Retrying { .. } => DeliveryStatus::Retrying,
             NextStatus::Failed => DeliveryStatus::Failed,
+            NextStatus::Expired => DeliveryStatus::Expired,
         }
     }
 
     pub fn next_attempt_at(self) -> Option<Millis> {
         match self {
             NextStatus::Retrying { at } => Some(at),
-            NextStatus::Succeeded | NextStatus::Failed => None,
+            NextStatus::Succeeded | NextStatus::Failed | NextStatus::Expired => None,
         }
     }
 }
@@ -81,15 +84,38 @@ pub struct Verdict {
     pub health: Health,
 }
 
-/// Judges attempt number `attempt` (1-based) of a delivery to a config whose health is `health`
-/// and whose `retrySchedule` is `schedule`, at `now`.
+/// The last moment an attempt of a delivery may start: its oldest hook's acceptance plus the
+/// config's `deliveryDeadline`; `None` without a deadline.
+pub fn deadline(
+    accepted_at: Option<Millis>,
+    delivery_deadline: Option<Duration>,
+) -> Option<Millis> {
+    Some(accepted_at? + i64::try_from(delivery_deadline?.as_millis()).unwrap_or(i64::MAX / 2))
+}
+
+/// Whether an attempt may no longer start at `now`: the delivery ends EXPIRED unsent.
+pub fn expired(deadline: Option<Millis>, now: Millis) -> bool {
+    deadline.is_some_and(|last| now > last)
+}
+
+/// What bounds a delivery's retries: the config's `retrySchedule`, and the last moment an attempt
+/// may start ([`deadline`]; `None`: no `deliveryDeadline`).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryBounds<'a> {
+    pub schedule: &'a [Duration],
+    pub deadline: Option<Millis>,
+}
+
+/// Judges attempt number `attempt` (1-based) of a delivery to a config whose health is `health`,
+/// at `now`, within `bounds`: a retry that would start after the deadline ends the delivery
+/// EXPIRED instead.
 ///
 /// `jitter` gives the retry delay's jitter factor (production: [`retry::random_jitter`]); it is
 /// called only when a retry is scheduled.
 pub fn decide(
     result: &AttemptResult,
     health: &Health,
-    schedule: &[Duration],
+    bounds: RetryBounds<'_>,
     attempt: u32,
     policy: &HealthPolicy,
     now: Millis,
@@ -113,10 +139,15 @@ pub fn decide(
         .as_ref()
         .and_then(|value| value.to_str().ok())
         .and_then(|value| retry::parse_retry_after(value, now));
-    let delivery = match retry::after_failure(schedule, attempt, asked, jitter) {
-        retry::NextStep::RetryAfter(delay) => NextStatus::Retrying {
-            at: now + delay.as_millis() as i64,
-        },
+    let delivery = match retry::after_failure(bounds.schedule, attempt, asked, jitter) {
+        retry::NextStep::RetryAfter(delay) => {
+            let at = now + delay.as_millis() as i64;
+            if expired(bounds.deadline, at) {
+                NextStatus::Expired
+            } else {
+                NextStatus::Retrying { at }
+            }
+        }
         retry::NextStep::GiveUp => NextStatus::Failed,
     };
     Verdict { delivery, health }
@@ -157,7 +188,10 @@ mod tests {
         decide(
             result,
             health,
-            &SCHEDULE,
+            RetryBounds {
+                schedule: &SCHEDULE,
+                deadline: None,
+            },
             attempt,
             &HealthPolicy::default(),
             NOW,
@@ -287,13 +321,70 @@ mod tests {
         let verdict = decide(
             &answered(500),
             &Health::default(),
-            &[],
+            RetryBounds {
+                schedule: &[],
+                deadline: None,
+            },
             1,
             &HealthPolicy::default(),
             NOW,
             || 1.0,
         );
         assert_eq!(verdict.delivery, NextStatus::Failed);
+    }
+
+    #[test]
+    fn a_retry_that_would_start_after_the_deadline_expires_the_delivery() {
+        let accepted = NOW - 5_000;
+        let last = deadline(Some(accepted), Some(Duration::from_secs(15)));
+        assert_eq!(last, Some(NOW + 10_000));
+        assert_eq!(deadline(None, Some(Duration::from_secs(15))), None);
+        assert_eq!(deadline(Some(accepted), None), None);
+        let judge = |jitter: f64, asked: Option<&'static str>| {
+            let result = match asked {
+                Some(after) => asking_to_wait(503, after),
+                None => answered(500),
+            };
+            decide(
+                &result,
+                &Health::default(),
+                RetryBounds {
+                    schedule: &SCHEDULE,
+                    deadline: last,
+                },
+                1,
+                &HealthPolicy::default(),
+                NOW,
+                || jitter,
+            )
+            .delivery
+        };
+        // 10 s later (8 to 12 with the jitter): on the deadline is still in time, past it is not.
+        assert_eq!(judge(1.0, None), NextStatus::Retrying { at: NOW + 10_000 });
+        assert_eq!(judge(0.8, None), NextStatus::Retrying { at: NOW + 8_000 });
+        assert_eq!(judge(1.001, None), NextStatus::Expired);
+        assert_eq!(judge(1.2, None), NextStatus::Expired);
+        assert_eq!(NextStatus::Expired.status(), DeliveryStatus::Expired);
+        assert_eq!(NextStatus::Expired.next_attempt_at(), None);
+        // A receiver's Retry-After beyond the deadline too.
+        assert_eq!(judge(0.8, Some("60")), NextStatus::Expired);
+        // Success and an exhausted schedule say what they always say.
+        let success = decide(
+            &answered(200),
+            &Health::default(),
+            RetryBounds {
+                schedule: &SCHEDULE,
+                deadline: Some(NOW - 1),
+            },
+            1,
+            &HealthPolicy::default(),
+            NOW,
+            || 1.0,
+        );
+        assert_eq!(success.delivery, NextStatus::Succeeded);
+        assert!(expired(Some(NOW - 1), NOW));
+        assert!(!expired(Some(NOW), NOW));
+        assert!(!expired(None, NOW));
     }
 
     #[test]

@@ -46,6 +46,29 @@ pub struct ConfigInput {
     pub(super) retry_schedule: Vec<Duration>,
     pub(super) headers: Vec<(String, String)>,
     pub(super) filter: Option<Filter>,
+    pub(super) delivery_deadline: Option<Duration>,
+}
+
+/// The shortest and longest `deliveryDeadline`.
+pub const DELIVERY_DEADLINE_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(30 * 86_400));
+
+/// Reads `deliveryDeadline`: absent or `null` for none, else a duration from 1s to 30d.
+pub fn parse_delivery_deadline(value: Option<&Value>) -> Result<Option<Duration>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => {
+            let (min, max) = DELIVERY_DEADLINE_RANGE;
+            crate::duration::Period::parse_within(text, min, max)
+                .map(|p| Some(p.get()))
+                .map_err(|e| Error::field("deliveryDeadline", e.to_string()))
+        }
+        Some(other) => Err(wrong_type(
+            "deliveryDeadline",
+            "a duration such as \"10m\" (1s to 30d)",
+            other,
+        )),
+    }
 }
 
 /// Most custom headers per config.
@@ -166,6 +189,7 @@ const SETTABLE: &[&str] = &[
     "retrySchedule",
     "headers",
     "filter",
+    "deliveryDeadline",
 ];
 /// Read-only fields a client may send back unchanged from a GET.
 const READ_ONLY: &[&str] = &[
@@ -303,9 +327,11 @@ impl ConfigInput {
         };
         let headers = parse_headers(body.get("headers"))?;
         let filter = parse_filter(body.get("filter"))?;
+        let delivery_deadline = parse_delivery_deadline(body.get("deliveryDeadline"))?;
         Ok(ConfigInput {
             headers,
             filter,
+            delivery_deadline,
             product,
             events,
             url,
@@ -357,6 +383,7 @@ impl ConfigInput {
             retry_schedule: self.retry_schedule,
             headers: self.headers,
             filter: self.filter,
+            delivery_deadline: self.delivery_deadline,
             health,
             created_at,
             updated_at,
@@ -401,6 +428,12 @@ pub fn settable_json(config: &WebhookConfig) -> Map<String, Value> {
     );
     if let Some(filter) = &config.filter {
         map.insert("filter".into(), filter.source().clone());
+    }
+    if let Some(deadline) = config.delivery_deadline {
+        map.insert(
+            "deliveryDeadline".into(),
+            crate::duration::format(deadline).into(),
+        );
     }
     map.insert("timeoutMs".into(), config.timeout_ms.into());
     map.insert(
@@ -490,7 +523,38 @@ fn validate_url(url: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_url;
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::{parse_delivery_deadline, validate_url};
+
+    #[test]
+    fn a_delivery_deadline_is_a_duration_from_one_second_to_thirty_days() {
+        for (text, secs) in [("1s", 1), ("90s", 90), ("10m", 600), ("30d", 30 * 86_400)] {
+            assert_eq!(
+                parse_delivery_deadline(Some(&json!(text))).unwrap(),
+                Some(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_delivery_deadline(None).unwrap(), None);
+        assert_eq!(parse_delivery_deadline(Some(&json!(null))).unwrap(), None);
+        for bad in [
+            json!("999ms"),
+            json!("31d"),
+            json!("soon"),
+            json!(60),
+            json!(["1m"]),
+        ] {
+            let e = parse_delivery_deadline(Some(&bad)).expect_err(&bad.to_string());
+            assert!(
+                e.message.starts_with("deliveryDeadline: "),
+                "{bad}: {}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn urls_need_a_scheme_a_host_and_a_real_port() {

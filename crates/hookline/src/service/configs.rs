@@ -273,6 +273,7 @@ fn test_envelope(config: &WebhookConfig, event: Event) -> Result<(String, Stored
         StoredHook {
             hook_id: hook.hook_id,
             json: hook.json,
+            accepted_at: now_millis(),
         },
         envelope,
     ))

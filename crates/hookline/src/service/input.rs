@@ -157,7 +157,7 @@ pub fn parse_status(field: &str, text: &str) -> Result<DeliveryStatus> {
         Error::new(
             ErrorKind::NotInEnum,
             format!(
-                "{field}: {text:?} is not one of PENDING, RETRYING, SUCCEEDED, FAILED, CANCELLED"
+                "{field}: {text:?} is not one of PENDING, RETRYING, SUCCEEDED, FAILED, CANCELLED, EXPIRED"
             ),
         )
     })

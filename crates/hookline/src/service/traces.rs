@@ -138,6 +138,7 @@ pub fn outcome(
     if let Some(last) = deliveries.last() {
         let outcome = match last.status {
             DeliveryStatus::Cancelled => TraceOutcome::Cancelled,
+            DeliveryStatus::Expired => TraceOutcome::Expired,
             _ => TraceOutcome::Failed,
         };
         return (
@@ -299,6 +300,7 @@ mod tests {
             health: Health::default(),
             headers: Vec::new(),
             filter: None,
+            delivery_deadline: None,
             created_at,
             updated_at: created_at,
         }

@@ -287,6 +287,10 @@ pub trait Store: Send + Sync + 'static {
     /// so a later awaited write (or [`Store::flush`]) sees it. A crash before that commit makes
     /// the attempt count as in flight: the delivery is sent again after restart.
     fn record_attempt(&self, outcome: AttemptOutcome);
+    /// Ends an open (PENDING or RETRYING) delivery EXPIRED without an attempt: its config's
+    /// `deliveryDeadline` passed before the attempt could start. Queued like a record, not
+    /// awaited; on PostgreSQL its lease is freed with it.
+    fn expire_delivery(&self, hooks_id: String);
     /// Waits until every write queued before this call is committed (an ingest another caller
     /// is awaiting may be left to a later group by the fair share, `fair`: its caller is
     /// answered on its own commit).

@@ -60,6 +60,13 @@ pub(super) fn filter_text(config: &WebhookConfig) -> Option<String> {
     config.filter.as_ref().map(|f| f.to_stored())
 }
 
+/// A config's `deliveryDeadline` as stored: milliseconds, NULL when none.
+pub(super) fn deadline_ms(config: &WebhookConfig) -> Option<i64> {
+    config
+        .delivery_deadline
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A config's custom headers as stored (see [`ConfigRow::headers`]).
 pub(super) fn headers_text(config: &WebhookConfig) -> Option<String> {
     if config.headers.is_empty() {
@@ -73,7 +80,7 @@ pub(super) const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, sign
     enabled, description, max_hooks, max_in_flight, timeout_ms, retry_schedule, health_state, \
     consecutive_failures, last_success_at, last_failure_at, failing_since, disabled_reason, \
     created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at, headers, \
-    filter";
+    filter, delivery_deadline_ms";
 
 /// Raw columns of a config row, in [`CONFIG_COLUMNS`] order.
 pub(super) struct ConfigRow {
@@ -104,6 +111,8 @@ pub(super) struct ConfigRow {
     pub(super) headers: Option<String>,
     /// The filter's JSON; NULL when none.
     pub(super) filter: Option<String>,
+    /// `deliveryDeadline` in milliseconds; NULL when none.
+    pub(super) delivery_deadline_ms: Option<i64>,
 }
 
 impl ConfigRow {
@@ -139,9 +148,18 @@ impl ConfigRow {
                 crate::filter::Filter::from_stored(text).map_err(|_| corrupt("filter", text))?
             }
         };
+        let delivery_deadline = match self.delivery_deadline_ms {
+            None => None,
+            Some(ms) => Some(
+                u64::try_from(ms)
+                    .map(Duration::from_millis)
+                    .map_err(|_| corrupt("delivery deadline", &ms.to_string()))?,
+            ),
+        };
         Ok(WebhookConfig {
             headers,
             filter,
+            delivery_deadline,
             product: parse_product(&self.product)?,
             events,
             retry_schedule,

@@ -97,6 +97,7 @@ store_tests!(
     a_trace_reads_the_hook_its_queues_and_its_deliveries,
     dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
+    an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -182,6 +183,7 @@ fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
         retry_schedule: vec![Duration::from_secs(1)],
         headers: Vec::new(),
         filter: None,
+        delivery_deadline: None,
         health: Health::default(),
         created_at: 0,
         updated_at: 0,
@@ -696,6 +698,77 @@ fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> At
 
 /// The log, redelivery, replay, the metrics' counts, the chart and retention, end to end on one
 /// delivery.
+async fn an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance(
+    backend: Backend,
+) {
+    let (_place, store) = open(backend).await;
+    let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    cfg.delivery_deadline = Some(Duration::from_secs(90));
+    store.insert_config(cfg.clone()).await.unwrap();
+    let stored = store.find_config("c1").await.unwrap().unwrap();
+    assert_eq!(stored.delivery_deadline, Some(Duration::from_secs(90)));
+    let before = now_millis();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 4))
+        .await
+        .unwrap();
+    let after = now_millis();
+    let mut claim = store.claim_batches(&cfg, 2, 2).await.unwrap();
+    assert_eq!(claim.batches.len(), 2);
+    for batch in &claim.batches {
+        for hook in &batch.delivery.hooks {
+            assert!(
+                (before..=after).contains(&hook.accepted_at),
+                "{} accepted at {}, ingested between {before} and {after}",
+                hook.hook_id,
+                hook.accepted_at
+            );
+        }
+        assert!(batch.delivery.accepted_at().is_some());
+    }
+    let second = claim.batches.remove(1).delivery.hooks_id;
+    let first = claim.batches.remove(0).delivery.hooks_id;
+    store.flush().await.unwrap();
+    // Loaded again (a retry), its hooks still carry when they were accepted.
+    let loaded = store.load_delivery(&first).await.unwrap().unwrap();
+    assert!(
+        loaded
+            .hooks
+            .iter()
+            .all(|h| (before..=after).contains(&h.accepted_at))
+    );
+
+    store.record_attempt(attempt(&second, 1, 200, DeliveryStatus::Succeeded));
+    store.expire_delivery(first.clone());
+    store.expire_delivery(second.clone());
+    store.flush().await.unwrap();
+    let expired = store.get_delivery("ak", &first).await.unwrap().unwrap();
+    assert_eq!(expired.summary.status, DeliveryStatus::Expired);
+    assert_eq!(expired.summary.next_attempt_at, None);
+    assert!(expired.attempts.is_empty(), "expired without an attempt");
+    let done = store.get_delivery("ak", &second).await.unwrap().unwrap();
+    assert_eq!(
+        done.summary.status,
+        DeliveryStatus::Succeeded,
+        "a finished delivery does not expire"
+    );
+    let open = store.open_deliveries().await.unwrap();
+    assert!(open.iter().all(|d| d.hooks_id != first), "EXPIRED is final");
+    let listed = store
+        .list_deliveries(
+            "ak",
+            DeliveryFilter {
+                status: Some(DeliveryStatus::Expired),
+                ..DeliveryFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.items.iter().map(|d| d.hooks_id.as_str()).collect();
+    assert_eq!(ids, [first.as_str()]);
+}
+
 async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend) {
     let (_place, store) = open(backend).await;
     let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
@@ -805,6 +878,7 @@ async fn a_test_send_is_logged_finished_and_never_sent_again(backend: Backend) {
         hook: StoredHook {
             hook_id: "sample-1".into(),
             json: r#"{"hookId":"sample-1","countryCode":"1"}"#.into(),
+            accepted_at: 0,
         },
         result: attempt("test-1", 1, 500, DeliveryStatus::Failed).result,
     };

@@ -637,3 +637,63 @@ async fn a_test_send_is_marked_on_its_delivery_page() {
         "{logged:?}"
     );
 }
+
+/// Issue 16: the dashboard sets, shows and edits a config's `deliveryDeadline`; a bad value is
+/// refused by name and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_form_sets_and_shows_a_delivery_deadline() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash").await;
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    let token = browser.get("/ui/configs/new").await.csrf();
+    let form = |deadline: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("productName", "SMS".to_owned()),
+            ("events", "UNSUBSCRIBE".to_owned()),
+            ("url", "http://127.0.0.1:9/hooks".to_owned()),
+            ("signature", "sig".to_owned()),
+            ("enabled", "true".to_owned()),
+            ("deliveryDeadline", deadline.to_owned()),
+            ("csrf", token.clone()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.post("/ui/configs", &pairs, &[]).await
+        }
+    };
+    let refused = post(form("45d")).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("deliveryDeadline"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        configs_of(&srv, &app).await.is_empty(),
+        "a refused form created a config"
+    );
+
+    let created = post(form("10m")).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let configs = configs_of(&srv, &app).await;
+    assert_eq!(configs[0]["deliveryDeadline"], json!("10m"));
+    let page = browser.get(created.location()).await;
+    assert!(
+        page.body.contains("10m after acceptance"),
+        "the config page shows the deadline: {}",
+        page.body
+    );
+    let id = s(&configs[0], "webhookConfigId");
+    let edit = browser.get(&format!("/ui/configs/{id}/edit")).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    assert!(
+        edit.body
+            .contains("name=\"deliveryDeadline\" value=\"10m\""),
+        "the edit form holds it: {}",
+        edit.body
+    );
+}

@@ -523,3 +523,133 @@ async fn retries_follow_the_schedule_with_jitter() {
         "the retry delays are not jittered: factors {factors:?}"
     );
 }
+
+/// When ingest accepted `hook_id`, in epoch milliseconds (from its trace).
+async fn accepted_at(srv: &Server, app: &App, hook_id: &str) -> i64 {
+    let path = app.path(&format!("/hooks/{hook_id}"));
+    let body = srv.expect(srv.get(&app.auth(), &path).await, 200, &path);
+    millis(&body["hook"]["acceptedAt"])
+}
+
+/// Issue 16, item 4: with `deliveryDeadline`, no attempt starts later than the deadline after
+/// the hook was accepted: a retry that would start later ends the delivery EXPIRED, and a
+/// delivery that waited past it (behind a slow receiver) is never sent. Bad values are refused
+/// by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_deadline_ends_late_deliveries_expired_and_no_attempt_starts_after_it() {
+    let failing = Receiver::start().await;
+    failing.set_default_status(500);
+    let slow = Receiver::start().await;
+    slow.set_delay(std::time::Duration::from_millis(2500));
+    let srv = Server::start().await;
+    let app = srv.create_app_key("deadline").await;
+
+    for bad in [json!("500ms"), json!("31d"), json!("soon"), json!(60)] {
+        let mut body = config_body(SMS, &["MESSAGE_RESULT_UPDATE"], &failing.url("/late"));
+        body["deliveryDeadline"] = bad.clone();
+        let (status, answer) = srv
+            .post(&app.auth(), &app.path("/webhook-configs"), body)
+            .await;
+        assert_eq!(status, 400, "deliveryDeadline {bad}: {answer}");
+        let message = answer["header"]["resultMessage"].as_str().unwrap_or("");
+        assert!(
+            message.starts_with("deliveryDeadline: "),
+            "deliveryDeadline {bad}: {message}"
+        );
+    }
+    let (_, listed) = srv.get(&app.auth(), &app.path("/webhook-configs")).await;
+    assert_eq!(
+        listed["webhookConfigs"].as_array().map(Vec::len),
+        Some(0),
+        "a refused config was stored: {listed}"
+    );
+
+    // Retries every 300 ms (±20 %) for up to 20 attempts, cut by a 2 s deadline.
+    let mut body = config_body(SMS, &["MESSAGE_RESULT_UPDATE"], &failing.url("/late"));
+    body["retrySchedule"] = Value::Array(vec![json!("300ms"); 19]);
+    body["deliveryDeadline"] = json!("2s");
+    let cfg = srv.create_config(&app, body).await;
+    assert_eq!(cfg["deliveryDeadline"], json!("2s"));
+    let ids = srv
+        .ingest(
+            &app,
+            SMS,
+            "MESSAGE_RESULT_UPDATE",
+            vec![samples::sms_result("late-1")],
+        )
+        .await;
+    let first = srv.ok(failing.wait_for_requests(1, PROMPT).await);
+    let hooks_id = first[0].hooks_id().expect("hooksId in the first request");
+    let d = srv
+        .wait_for_delivery_status(&app, &hooks_id, "EXPIRED", PROMPT)
+        .await;
+    let accepted = accepted_at(&srv, &app, &ids[0]).await;
+    let tried = attempts(&d);
+    assert!(
+        tried.len() >= 2 && tried.len() < 20,
+        "the retries ran until the deadline, not to the end of the schedule: {d:#}"
+    );
+    for a in &tried {
+        let started = millis(&a["startedAt"]);
+        assert!(
+            started <= accepted + 2_000,
+            "an attempt started {} ms after the hook was accepted: {d:#}",
+            started - accepted
+        );
+    }
+    assert_eq!(d["nextAttemptAt"], Value::Null, "{d:#}");
+    assert_eq!(
+        failing.requests().len(),
+        tried.len(),
+        "the receiver got a request the log does not show"
+    );
+    let expired = srv
+        .list_deliveries(&app, "status=EXPIRED")
+        .await
+        .iter()
+        .map(|d| d["hooksId"].clone())
+        .collect::<Vec<_>>();
+    assert_eq!(expired, [json!(hooks_id)], "the list filtered by EXPIRED");
+    let trace_path = app.path(&format!("/hooks/{}", ids[0]));
+    let trace = srv.expect(srv.get(&app.auth(), &trace_path).await, 200, &trace_path);
+    assert_eq!(
+        trace["hook"]["configs"][0]["outcome"],
+        json!("EXPIRED"),
+        "{trace:#}"
+    );
+
+    // One request at a time to a receiver that takes 2.5 s: the second hook waits in the queue
+    // past its 1 s deadline and is never sent.
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &slow.url("/slow"));
+    body["maxRequestsInFlight"] = json!(1);
+    body["maxHooksPerRequest"] = json!(1);
+    body["timeoutMs"] = json!(10_000);
+    body["deliveryDeadline"] = json!("1s");
+    let slow_cfg = srv.create_config(&app, body).await;
+    let slow_id = s(&slow_cfg, "webhookConfigId");
+    srv.ingest(
+        &app,
+        SMS,
+        "UNSUBSCRIBE",
+        vec![
+            samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 1), "slow-1"),
+            samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 2), "slow-2"),
+        ],
+    )
+    .await;
+    let sent = srv
+        .wait_for_hook_delivery(&app, &slow_id, "slow-1", "SUCCEEDED", PROMPT)
+        .await;
+    assert_eq!(attempts(&sent).len(), 1, "{sent:#}");
+    let unsent = srv
+        .wait_for_hook_delivery(&app, &slow_id, "slow-2", "EXPIRED", PROMPT)
+        .await;
+    assert_eq!(attempts(&unsent), Vec::<Value>::new(), "{unsent:#}");
+    assert_eq!(unsent["attemptCount"], json!(0), "{unsent:#}");
+    let received: Vec<Vec<String>> = slow.requests().iter().map(|r| r.hook_ids()).collect();
+    assert_eq!(
+        received,
+        [vec!["slow-1".to_string()]],
+        "only the hook in time was sent"
+    );
+}

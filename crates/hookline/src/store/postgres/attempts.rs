@@ -10,11 +10,11 @@ use tokio_postgres::Statement;
 
 use super::PostgresStore;
 use super::cluster::HeldLeases;
-use super::connection::{Conn, Step, pg_err, pipeline, prepared};
-use super::writer::{Finisher, Group, Job, StepRun};
+use super::connection::{Conn, Step, execute, pg_err, pipeline, prepared};
+use super::writer::{Durability, Finisher, Group, Job, JobRun, RunJob, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
 use crate::store::rows::request_headers_text;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, job_status};
 
 /// Attempt records whose group did not commit (the database was unreachable), waiting to be
 /// submitted again by the retry task, so a database that comes back gets every attempt.
@@ -270,6 +270,40 @@ async fn advance_deliveries(
 }
 
 impl PostgresStore {
+    /// Ends an open delivery EXPIRED without an attempt, its lease freed. Queued, not awaited;
+    /// lost (a failed group, a crash), the delivery is still open: this node stops renewing its
+    /// lease either way, so a sweep finds it and it ends the same way when its next attempt is
+    /// about to start.
+    pub(super) fn expire_delivery(&self, hooks_id: String) {
+        let held = self.node.held.clone();
+        let run: RunJob = Box::new(move |group: Group| {
+            Box::pin(async move {
+                // Records queued before it come first (an attempt that succeeded meanwhile
+                // finishes the delivery, and then this changes nothing).
+                let result = match flush_records(&group).await {
+                    Ok(()) => expire(&group, &hooks_id).await,
+                    Err(e) => Err(e),
+                };
+                JobRun {
+                    status: job_status(&result),
+                    signals: Vec::new(),
+                    finish: Box::new(move |commit| {
+                        held.release(&hooks_id);
+                        if let Err(e) = commit.and(result) {
+                            tracing::warn!(error = %e, "an expired delivery could not be recorded");
+                        }
+                    }),
+                }
+            })
+        });
+        if let Err(e) = self.submit(Job::Run {
+            durability: Durability::Relaxed,
+            run,
+        }) {
+            tracing::error!(error = %e, "an expired delivery could not be queued");
+        }
+    }
+
     pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
         // Queued for the next group, not awaited (as in the embedded store).
         let job = RecordJob::job(outcome, self.unrecorded.clone(), self.node.held.clone());
@@ -277,4 +311,17 @@ impl PostgresStore {
             tracing::error!(error = %e, "an attempt record could not be queued");
         }
     }
+}
+
+/// Ends an open delivery EXPIRED, its lease freed (see `PostgresStore::expire_delivery`).
+async fn expire(group: &Group, hooks_id: &str) -> StoreResult<()> {
+    execute(
+        &group.client,
+        "UPDATE deliveries SET status = 'EXPIRED', next_attempt_at = NULL, updated_at = $2, \
+         lease_owner = NULL, lease_expires_at = NULL \
+         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING')",
+        &[&hooks_id, &now_millis()],
+    )
+    .await?;
+    Ok(())
 }

@@ -63,10 +63,10 @@ pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
      more AS ( \
          SELECT (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
                 > (SELECT count(*) FROM taken) AS more) \
-     SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body \
+     SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body, h.created_at \
      FROM more m LEFT JOIN ev ON TRUE \
      LEFT JOIN (placed p CROSS JOIN LATERAL ( \
-         SELECT hook_id, body FROM hooks WHERE seq = p.hook_seq LIMIT 1) h) ON TRUE \
+         SELECT hook_id, body, created_at FROM hooks WHERE seq = p.hook_seq LIMIT 1) h) ON TRUE \
      ORDER BY p.hook_seq";
 
 /// A claim's transaction: committed without waiting for the WAL flush (see `claim_batches`),
@@ -150,6 +150,7 @@ async fn claim_event(
             let hook = StoredHook {
                 hook_id: col(r, 3)?,
                 json: col(r, 4)?,
+                accepted_at: col(r, 5)?,
             };
             hooks += 1;
             // Rows come in queue order, so a batch's hooks are next to each other.

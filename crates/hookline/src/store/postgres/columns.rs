@@ -43,6 +43,7 @@ pub(super) fn config_row(r: &Row) -> StoreResult<ConfigRow> {
         previous_signing_secret_expires_at: r.try_get(22).map_err(get)?,
         headers: r.try_get(23).map_err(get)?,
         filter: r.try_get(24).map_err(get)?,
+        delivery_deadline_ms: r.try_get(25).map_err(get)?,
     })
 }
 

@@ -17,8 +17,8 @@ use crate::model::{
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
-    CONFIG_COLUMNS, ConfigRow, filter_text, headers_text, join_events, parse_event, parse_product,
-    schedule_text,
+    CONFIG_COLUMNS, ConfigRow, deadline_ms, filter_text, headers_text, join_events, parse_event,
+    parse_product, schedule_text,
 };
 use crate::store::{StoreError, StoreResult, runs_by_event};
 
@@ -129,6 +129,7 @@ struct Derived {
     prev_exp: Option<Millis>,
     headers: Option<String>,
     filter: Option<String>,
+    deadline_ms: Option<i64>,
     /// The filter as a jsonpath predicate, for ingest's fan-out.
     filter_path: Option<String>,
 }
@@ -143,12 +144,13 @@ impl Derived {
             prev_exp,
             headers: headers_text(config),
             filter: filter_text(config),
+            deadline_ms: deadline_ms(config),
             filter_path: config.filter.as_ref().map(|f| f.jsonpath()),
         }
     }
 }
 
-/// The 25 config columns in `CONFIG_COLUMNS` order, then the filter's jsonpath (`$26`), as
+/// The 26 config columns in `CONFIG_COLUMNS` order, then the filter's jsonpath (`$27`), as
 /// statement parameters; `$d` is the config's [`Derived`] columns.
 macro_rules! config_params {
     ($c:expr, $d:expr) => {
@@ -178,6 +180,7 @@ macro_rules! config_params {
             &$d.prev_exp,
             &$d.headers,
             &$d.filter,
+            &$d.deadline_ms,
             &$d.filter_path,
         ]
     };
@@ -292,7 +295,7 @@ impl PostgresStore {
                 &format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}, filter_path) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26::TEXT::jsonpath)"
+                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27::TEXT::jsonpath)"
                 ),
                 &config_params!(config, derived),
             )
@@ -314,7 +317,7 @@ impl PostgresStore {
             }
             let c = group.client;
             let derived = Derived::of(&config);
-            // The same 26 parameters as the insert; created_at ($20) is not settable, so it is
+            // The same 27 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
             let n = execute(
                 &c,
@@ -325,7 +328,7 @@ impl PostgresStore {
                      last_success_at = $16, last_failure_at = $17, failing_since = $18, \
                      disabled_reason = $19, updated_at = $21, previous_signing_secret = $22, \
                      previous_signing_secret_expires_at = $23, headers = $24, filter = $25, \
-                     filter_path = $26::TEXT::jsonpath \
+                     delivery_deadline_ms = $26, filter_path = $27::TEXT::jsonpath \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
                 &config_params!(config, derived),
             )

@@ -72,8 +72,8 @@ pub(super) async fn load_delivery_row(
 pub(super) async fn delivery_hooks(c: &Conn, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
     let rows = query(
         c,
-        "SELECT h.hook_id, h.body FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
-             WHERE d.hooks_id = $1 ORDER BY d.position",
+        "SELECT h.hook_id, h.body, h.created_at FROM delivery_hooks d \
+             JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = $1 ORDER BY d.position",
         &[&hooks_id],
     )
     .await?;
@@ -82,6 +82,7 @@ pub(super) async fn delivery_hooks(c: &Conn, hooks_id: &str) -> StoreResult<Vec<
             Ok(StoredHook {
                 hook_id: col(r, 0)?,
                 json: col(r, 1)?,
+                accepted_at: col(r, 2)?,
             })
         })
         .collect()

@@ -19,7 +19,7 @@ impl PostgresStore {
                 "WITH expired AS ( \
                          DELETE FROM deliveries WHERE hooks_id IN ( \
                              SELECT hooks_id FROM deliveries \
-                             WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED') \
+                             WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED') \
                              AND updated_at < $1 LIMIT $2) \
                          RETURNING hooks_id), \
                      gone_attempts AS ( \

@@ -316,6 +316,10 @@ impl Store for PostgresStore {
         self.record_attempt(outcome)
     }
 
+    fn expire_delivery(&self, hooks_id: String) {
+        self.expire_delivery(hooks_id)
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         self.flush().await
     }

@@ -81,7 +81,35 @@ pub(super) fn resubmit_unrecorded(jobs: &std::sync::mpsc::Sender<Job>, unrecorde
     }
 }
 
+/// Ends an open delivery EXPIRED without an attempt.
+pub(super) const EXPIRE_DELIVERY: &str = "UPDATE deliveries SET status = 'EXPIRED', \
+     next_attempt_at = NULL, updated_at = ?2 WHERE hooks_id = ?1 \
+     AND status IN ('PENDING', 'RETRYING')";
+
 impl SqliteStore {
+    /// Queued, not awaited, like a record. Lost in a crash, the delivery is still open and ends
+    /// the same way when its next attempt is about to start.
+    pub(super) fn expire_delivery(&self, hooks_id: String) {
+        let run: JobFn = Box::new(move |ctx| {
+            let result = ctx.and_then(|tx| {
+                tx.conn
+                    .prepare_cached(EXPIRE_DELIVERY)?
+                    .execute(params![hooks_id, tx.now])?;
+                Ok(())
+            });
+            let status = job_status(&result);
+            let finish: Finisher = Box::new(move |commit| {
+                if let Err(e) = commit.and(result) {
+                    tracing::warn!(error = %e, "an expired delivery could not be recorded");
+                }
+            });
+            (status, finish)
+        });
+        if let Err(e) = self.submit(Job::shared(run)) {
+            tracing::error!(error = %e, "an expired delivery could not be queued");
+        }
+    }
+
     pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
         let job = record_job(outcome, self.unrecorded.clone());
         if let Err(e) = self.submit(job) {

@@ -26,8 +26,8 @@ fn open_delivery(r: &Row<'_>) -> rusqlite::Result<OpenDelivery> {
 /// The event of the config's oldest queued hook (index `queue_by_config_seq`: one probe).
 pub(super) const OLDEST_QUEUED: &str =
     "SELECT event FROM queue WHERE config_id = ?1 ORDER BY hook_seq LIMIT 1";
-pub(super) const TAKE_QUEUED: &str = "SELECT q.hook_seq, h.hook_id, h.body FROM queue q \
-     JOIN hooks h ON h.seq = q.hook_seq \
+pub(super) const TAKE_QUEUED: &str = "SELECT q.hook_seq, h.hook_id, h.body, h.created_at \
+     FROM queue q JOIN hooks h ON h.seq = q.hook_seq \
      WHERE q.config_id = ?1 AND q.event = ?2 ORDER BY q.hook_seq LIMIT ?3";
 pub(super) const DELETE_QUEUED: &str =
     "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq <= ?3";
@@ -72,12 +72,12 @@ fn take_batches(
             });
         };
         let limit = (wanted - batches.len()) * max_hooks;
-        let mut rows: Vec<(i64, String, String)> = tx
+        let mut rows: Vec<(i64, String, String, i64)> = tx
             .hot
             .take_queued
             .query_map(
                 params![config.id, event.as_str(), (limit + 1) as i64],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let event_has_more = rows.len() > limit;
@@ -116,7 +116,11 @@ fn take_batches(
                     hooks: rows
                         .by_ref()
                         .take(max_hooks)
-                        .map(|(_, hook_id, json)| StoredHook { hook_id, json })
+                        .map(|(_, hook_id, json, accepted_at)| StoredHook {
+                            hook_id,
+                            json,
+                            accepted_at,
+                        })
                         .collect(),
                 },
             });

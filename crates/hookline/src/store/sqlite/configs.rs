@@ -12,8 +12,8 @@ use crate::model::{
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
-    CONFIG_COLUMNS, ConfigRow, filter_text, headers_text, join_events, parse_event, parse_product,
-    schedule_text,
+    CONFIG_COLUMNS, ConfigRow, deadline_ms, filter_text, headers_text, join_events, parse_event,
+    parse_product, schedule_text,
 };
 use crate::store::{StoreError, StoreResult, runs_by_event};
 
@@ -44,6 +44,7 @@ pub(super) fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
         previous_signing_secret_expires_at: r.get(22)?,
         headers: r.get(23)?,
         filter: r.get(24)?,
+        delivery_deadline_ms: r.get(25)?,
     })
 }
 
@@ -217,7 +218,7 @@ impl SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
                      (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                      ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+                      ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
                 ))?
                 .execute(params![
                     config.id,
@@ -247,7 +248,8 @@ impl SqliteStore {
                         .as_ref()
                         .map(|p| p.expires_at),
                     headers_text(&config),
-                    filter_text(&config)
+                    filter_text(&config),
+                    deadline_ms(&config)
                 ])?;
             write_subscriptions(tx, &config)
         })
@@ -265,7 +267,8 @@ impl SqliteStore {
                      retry_schedule = ?13, health_state = ?14, consecutive_failures = ?15, \
                      last_success_at = ?16, last_failure_at = ?17, failing_since = ?18, \
                      disabled_reason = ?19, updated_at = ?20, previous_signing_secret = ?21, \
-                     previous_signing_secret_expires_at = ?22, headers = ?23, filter = ?24 \
+                     previous_signing_secret_expires_at = ?22, headers = ?23, filter = ?24, \
+                     delivery_deadline_ms = ?25 \
                      WHERE app_key = ?1 AND id = ?2",
                 )?
                 .execute(params![
@@ -295,7 +298,8 @@ impl SqliteStore {
                         .as_ref()
                         .map(|p| p.expires_at),
                     headers_text(&config),
-                    filter_text(&config)
+                    filter_text(&config),
+                    deadline_ms(&config)
                 ])?;
             if n == 0 {
                 return Ok(false);

@@ -38,13 +38,14 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 
 fn delivery_hooks(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT h.hook_id, h.body FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
-         WHERE d.hooks_id = ?1 ORDER BY d.position",
+        "SELECT h.hook_id, h.body, h.created_at FROM delivery_hooks d \
+         JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = ?1 ORDER BY d.position",
     )?;
     let rows = stmt.query_map(params![hooks_id], |r| {
         Ok(StoredHook {
             hook_id: r.get(0)?,
             json: r.get(1)?,
+            accepted_at: r.get(2)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

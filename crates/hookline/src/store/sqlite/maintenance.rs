@@ -20,7 +20,12 @@ impl SqliteStore {
                     "SELECT hooks_id FROM deliveries WHERE status = ?1 AND updated_at < ?2 \
                      LIMIT ?3",
                 )?;
-                for status in ["SUCCEEDED", "FAILED", "CANCELLED"] {
+                // Every final status: an open delivery is the engine's.
+                let finals = crate::model::DeliveryStatus::ALL
+                    .into_iter()
+                    .filter(|s| !s.is_open())
+                    .map(|s| s.as_str());
+                for status in finals {
                     let room = i64::from(batch) - expired.len() as i64;
                     if room <= 0 {
                         break;

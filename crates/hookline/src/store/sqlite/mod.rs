@@ -330,6 +330,10 @@ impl Store for SqliteStore {
         self.record_attempt(outcome)
     }
 
+    fn expire_delivery(&self, hooks_id: String) {
+        self.expire_delivery(hooks_id)
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         self.flush().await
     }

@@ -31,6 +31,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_config_filter.sql"),
     // 11: the custom headers each attempt sent, for the delivery log.
     include_str!("migrations/0011_attempt_request_headers.sql"),
+    // 12: a delivery deadline per config.
+    include_str!("migrations/0012_delivery_deadline.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

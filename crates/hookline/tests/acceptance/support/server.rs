@@ -722,7 +722,7 @@ impl Server {
                 if cur == status {
                     return d.clone();
                 }
-                if matches!(cur, "SUCCEEDED" | "FAILED" | "CANCELLED") {
+                if matches!(cur, "SUCCEEDED" | "FAILED" | "CANCELLED" | "EXPIRED") {
                     self.fail(format!(
                         "delivery {hooks_id} ended {cur}, want {status}: {d:#}"
                     ));
