@@ -1716,21 +1716,30 @@ async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
         .unwrap();
 }
 
-/// What one execution of the claim's generic plan reads (shared buffers hit or read), for a
-/// claim of up to `limit` hooks of `config_id`; run in a transaction that is rolled back.
-async fn claim_buffers(other: &tokio_postgres::Client, config_id: &str, limit: i64) -> i64 {
-    let sql = format!(
-        "PREPARE claim_for_test (TEXT, BIGINT, TEXT[], BIGINT, TEXT, TEXT, BIGINT, TEXT, BIGINT) \
-         AS {}",
-        super::postgres::CLAIM
-    );
+/// Prepares the claim on `other` as the store's claims run it: planned once, generically, without
+/// sequential scans (the plan is made at its first execution and kept for the session).
+async fn prepare_claim(other: &tokio_postgres::Client) {
     other
         .batch_execute(&format!(
-            "BEGIN; SET LOCAL enable_seqscan = off; \
-             SET LOCAL plan_cache_mode = force_generic_plan; {sql}"
+            "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan; \
+             PREPARE claim_for_test (TEXT, BIGINT, TEXT[], BIGINT, TEXT, TEXT, BIGINT, TEXT, \
+             BIGINT) AS {}",
+            super::postgres::CLAIM
         ))
         .await
         .unwrap();
+}
+
+/// What one execution of the prepared claim (see [`prepare_claim`]) reads (shared buffers hit
+/// or read), for a claim of up to `limit` hooks of `config_id`, checking it took `took`; in a
+/// transaction that is rolled back.
+async fn claim_buffers(
+    other: &tokio_postgres::Client,
+    config_id: &str,
+    limit: i64,
+    took: i64,
+) -> i64 {
+    other.batch_execute("BEGIN").await.unwrap();
     // EXPLAIN's JSON as text (the simple protocol answers text).
     let answer = other
         .simple_query(&format!(
@@ -1739,6 +1748,7 @@ async fn claim_buffers(other: &tokio_postgres::Client, config_id: &str, limit: i
         ))
         .await
         .unwrap();
+    other.batch_execute("ROLLBACK").await.unwrap();
     let plan: String = answer
         .iter()
         .find_map(|m| match m {
@@ -1746,42 +1756,18 @@ async fn claim_buffers(other: &tokio_postgres::Client, config_id: &str, limit: i
             _ => None,
         })
         .unwrap();
-    other
-        .batch_execute("ROLLBACK; DEALLOCATE claim_for_test")
-        .await
-        .unwrap();
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let top = &plan[0]["Plan"];
     let taken = top["Actual Rows"].as_i64().unwrap();
-    assert_eq!(taken, limit, "the claim took {taken} hooks: {plan:#}");
+    assert_eq!(taken, took, "the claim took {taken} hooks: {plan:#}");
     // A node's buffers include those of the nodes beneath it.
     top["Shared Hit Blocks"].as_i64().unwrap() + top["Shared Read Blocks"].as_i64().unwrap()
 }
 
-#[tokio::test]
-async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_table() {
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open_config((*db).clone(), NodeOptions::default())
-            .await
-            .unwrap(),
-    );
-    // 20 configs with 10,000 hooks queued for each, in ingest's order (made in SQL: the store's
-    // ingest would take seconds), the first 1,000 claimed by all but one (the index keeps their
-    // pages, as after a busy hour), and a config whose 20 hooks come after them all.
-    store
-        .insert_config(config("quiet", "ak", vec![Event::Unsubscribe]))
-        .await
-        .unwrap();
-    for c in 0..20 {
-        store
-            .insert_config(config_with_app(&format!("busy{c:02}"), "ak"))
-            .await
-            .unwrap();
-    }
-    let other = db.connect().await.unwrap();
+/// 20 configs with 10,000 hooks queued for each, in ingest's order (made in SQL: the store's
+/// ingest would take seconds), the first 1,000 claimed by all but one (the index keeps their
+/// pages, as after a busy hour); then `quiet`'s 20 hooks after them all, through the store.
+async fn fill_the_queue(store: &Arc<dyn Store>, other: &tokio_postgres::Client) {
     other
         .batch_execute(
             "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
@@ -1795,15 +1781,75 @@ async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_
         )
         .await
         .unwrap();
-    // VACUUM runs outside a transaction: on its own.
-    other.batch_execute("VACUUM ANALYZE queue").await.unwrap();
-    other.batch_execute("ANALYZE").await.unwrap();
     store
         .ingest("ak", Product::Sms, Event::Unsubscribe, hooks("quiet", 20))
         .await
         .unwrap();
-    let busy_reads = claim_buffers(&other, "busy19", 20).await;
-    let quiet_reads = claim_buffers(&other, "quiet", 20).await;
+}
+
+async fn busy_and_quiet_configs(store: &Arc<dyn Store>) {
+    store
+        .insert_config(config("quiet", "ak", vec![Event::Unsubscribe]))
+        .await
+        .unwrap();
+    for c in 0..20 {
+        store
+            .insert_config(config_with_app(&format!("busy{c:02}"), "ak"))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_takes() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config((*db).clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    busy_and_quiet_configs(&store).await;
+    let other = db.connect().await.unwrap();
+    prepare_claim(&other).await;
+    // The first claim on a connection makes its plan: here, on an empty queue (a new node, a
+    // reconnect at a quiet moment), and kept while the queue fills.
+    assert!(claim_buffers(&other, "quiet", 20, 1).await > 0);
+    fill_the_queue(&store, &other).await;
+    // About 550 for busy19 (its 1,000 claimed rows are dead in the index until a vacuum) and 200
+    // for quiet. A queue keyed by (config_id, hook_seq) alone made this plan a bitmap scan and a
+    // sort of every row of the config: 1,766 here, and tens of seconds per claim with a queue of
+    // 400,000 (BENCHMARKS.md).
+    for (who, took) in [("busy19", 20), ("quiet", 20)] {
+        let reads = claim_buffers(&other, who, 20, took).await;
+        assert!(
+            reads < 1_000,
+            "a claim of 20 hooks of {who}, planned on an empty queue, read {reads} buffers \
+             with 10,020 hooks stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_table() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config((*db).clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    busy_and_quiet_configs(&store).await;
+    let other = db.connect().await.unwrap();
+    fill_the_queue(&store, &other).await;
+    // VACUUM runs outside a transaction: on its own.
+    other.batch_execute("VACUUM ANALYZE queue").await.unwrap();
+    other.batch_execute("ANALYZE").await.unwrap();
+    prepare_claim(&other).await;
+    let busy_reads = claim_buffers(&other, "busy19", 20, 20).await;
+    let quiet_reads = claim_buffers(&other, "quiet", 20, 20).await;
     // Taking 20 hooks (two deliveries, 20 links, 20 hook texts) reads about 200 buffers. With
     // `config_id = $1` the generic plan walked `queue_by_hook` past every row queued for the
     // other configs (3,500 here, growing with the queue); a join to `hooks` the planner may turn

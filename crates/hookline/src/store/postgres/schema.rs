@@ -33,10 +33,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_config_filter.sql"),
     // 10: the custom headers each attempt sent, for the delivery log.
     include_str!("migrations/0010_attempt_request_headers.sql"),
-    // 11: the queue keyed by (config, hook): one index fewer to write per queued hook.
-    include_str!("migrations/0011_queue_key.sql"),
-    // 12: a delivery deadline per config.
-    include_str!("migrations/0012_delivery_deadline.sql"),
+    // 11: a delivery deadline per config.
+    include_str!("migrations/0011_delivery_deadline.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {
