@@ -1787,7 +1787,17 @@ async fn fill_the_queue(store: &Arc<dyn Store>, other: &tokio_postgres::Client) 
         .unwrap();
 }
 
-async fn busy_and_quiet_configs(store: &Arc<dyn Store>) {
+/// A fresh PostgreSQL store with the configs of [`fill_the_queue`] (20 busy ones and `quiet`),
+/// and a connection of the test's own to the same database.
+async fn busy_and_quiet_configs() -> (Arc<dyn Store>, tokio_postgres::Client) {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config((*db).clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
     store
         .insert_config(config("quiet", "ak", vec![Event::Unsubscribe]))
         .await
@@ -1798,20 +1808,12 @@ async fn busy_and_quiet_configs(store: &Arc<dyn Store>) {
             .await
             .unwrap();
     }
+    (store, db.connect().await.unwrap())
 }
 
 #[tokio::test]
 async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_takes() {
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open_config((*db).clone(), NodeOptions::default())
-            .await
-            .unwrap(),
-    );
-    busy_and_quiet_configs(&store).await;
-    let other = db.connect().await.unwrap();
+    let (store, other) = busy_and_quiet_configs().await;
     prepare_claim(&other).await;
     // The first claim on a connection makes its plan: here, on an empty queue (a new node, a
     // reconnect at a quiet moment), and kept while the queue fills.
@@ -1833,16 +1835,7 @@ async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_take
 
 #[tokio::test]
 async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_table() {
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open_config((*db).clone(), NodeOptions::default())
-            .await
-            .unwrap(),
-    );
-    busy_and_quiet_configs(&store).await;
-    let other = db.connect().await.unwrap();
+    let (store, other) = busy_and_quiet_configs().await;
     fill_the_queue(&store, &other).await;
     // VACUUM runs outside a transaction: on its own.
     other.batch_execute("VACUUM ANALYZE queue").await.unwrap();

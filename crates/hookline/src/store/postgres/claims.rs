@@ -32,9 +32,9 @@ use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreResult};
 /// - The config's rows are read through `queue_by_config_seq` `(config_id, hook_seq)`, never by
 ///   walking `queue_by_hook` (every config's rows in hook order) until the config's turn comes:
 ///   with `config_id = $1` the planner may take either, and the walk costs every row queued for
-///   other configs before this one's oldest (a config far ahead of the others read tens of thousands per claim). As a
-///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only that index
-///   gives the order `config_id, hook_seq`.
+///   other configs before this one's oldest (a config far ahead of the others read tens of
+///   thousands per claim). As a range (`>= $1 AND <= $1`) `config_id` is not a constant to the
+///   planner, so only that index gives the order `config_id, hook_seq`.
 /// - Each hook's text is looked up by its key (`LATERAL ... LIMIT 1`, which the planner cannot
 ///   flatten into a join): as a join, the generic plan expects thousands of taken rows and
 ///   hashes the whole hooks table on every claim.
