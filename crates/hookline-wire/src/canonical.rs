@@ -744,7 +744,8 @@ mod tests {
 
     #[test]
     fn every_sample_takes_the_fast_path_compact_or_pretty() {
-        for product in Product::ALL {
+        // Operational events are never ingested: no ingest path to compare.
+        for product in Product::ALL.into_iter().filter(|p| p.is_ingestible()) {
             for &event in product.events() {
                 let hooks = vec![sample_hook(product, event), sample_hook(product, event)];
                 let compact = body(product.as_str(), event.as_str(), &hooks);

@@ -34,10 +34,18 @@ impl Product {
     pub const KakaoTalkBizmessage: Product = Product("KakaoTalk Bizmessage");
     /// The Email service (`"Email"`).
     pub const Email: Product = Product("Email");
+    /// hookline's own operational events about an app key's webhook configs (`"hookline"`):
+    /// produced by hookline, never ingested.
+    pub const Hookline: Product = Product("hookline");
 
     /// The built-in products that have typed models in this crate, in the catalogue's order.
     /// Every product, operators' included: [`Product::all`].
-    pub const ALL: [Product; 3] = [Product::Sms, Product::KakaoTalkBizmessage, Product::Email];
+    pub const ALL: [Product; 4] = [
+        Product::Sms,
+        Product::KakaoTalkBizmessage,
+        Product::Email,
+        Product::Hookline,
+    ];
 
     /// Every product of the installed catalogue, in its order.
     pub fn all() -> impl Iterator<Item = Product> {
@@ -121,6 +129,14 @@ impl Event {
     pub const ConversionBlock: Event = Event("CONVERSION_BLOCK");
     /// SMS: an international delivery receipt (DLR) arrived.
     pub const InternationalDeliveryReceipt: Event = Event("INTERNATIONAL_DELIVERY_RECEIPT");
+    /// hookline: one of the app key's configs became FAILING.
+    pub const WebhookConfigFailing: Event = Event("WEBHOOK_CONFIG_FAILING");
+    /// hookline: one of the app key's configs became DISABLED.
+    pub const WebhookConfigDisabled: Event = Event("WEBHOOK_CONFIG_DISABLED");
+    /// hookline: a FAILING or DISABLED config of the app key is HEALTHY again.
+    pub const WebhookConfigRecovered: Event = Event("WEBHOOK_CONFIG_RECOVERED");
+    /// hookline: a delivery ended FAILED or EXPIRED.
+    pub const DeliveryFailed: Event = Event("DELIVERY_FAILED");
 
     /// Every event name of the installed catalogue, each once, in the catalogue's order.
     pub fn all() -> &'static [Event] {
@@ -543,6 +559,10 @@ impl Event {
             Event::Unsubscribe,
             Event::ConversionBlock,
             Event::InternationalDeliveryReceipt,
+            Event::WebhookConfigFailing,
+            Event::WebhookConfigDisabled,
+            Event::WebhookConfigRecovered,
+            Event::DeliveryFailed,
         ]
         .into_iter()
         .map(|e| e.0)
@@ -601,7 +621,9 @@ mod tests {
     fn the_builtin_catalogue_loads_with_its_products_in_order() {
         let c = Catalogue::builtin();
         let names: Vec<&str> = c.products().iter().map(|p| p.product().as_str()).collect();
-        assert_eq!(names, ["SMS", "KakaoTalk Bizmessage", "Email"]);
+        assert_eq!(names, ["SMS", "KakaoTalk Bizmessage", "Email", "hookline"]);
+        let ingestible: Vec<bool> = c.products().iter().map(|p| p.ingestible()).collect();
+        assert_eq!(ingestible, [true, true, true, false]);
     }
 
     #[test]

@@ -209,6 +209,18 @@ pub(crate) fn typed_hook(
         (Product::Email, Event::MessageResultUpdate) => {
             Hook::EmailMessageResultUpdate(Deserialize::deserialize(hook).map_err(invalid)?)
         }
+        (Product::Hookline, Event::WebhookConfigFailing) => {
+            Hook::WebhookConfigFailing(Deserialize::deserialize(hook).map_err(invalid)?)
+        }
+        (Product::Hookline, Event::WebhookConfigDisabled) => {
+            Hook::WebhookConfigDisabled(Deserialize::deserialize(hook).map_err(invalid)?)
+        }
+        (Product::Hookline, Event::WebhookConfigRecovered) => {
+            Hook::WebhookConfigRecovered(Deserialize::deserialize(hook).map_err(invalid)?)
+        }
+        (Product::Hookline, Event::DeliveryFailed) => {
+            Hook::DeliveryFailed(Deserialize::deserialize(hook).map_err(invalid)?)
+        }
         // An operator's event has no typed model: `Envelope::hooks` has it as JSON.
         _ => return Err(EnvelopeError::NoTypedModel { product, event }),
     };

@@ -29,6 +29,14 @@ pub enum Hook {
     EmailUnsubscribe(EmailUnsubscribeHook),
     /// Email `MESSAGE_RESULT_UPDATE`.
     EmailMessageResultUpdate(EmailMessageResultHook),
+    /// hookline `WEBHOOK_CONFIG_FAILING` (an operational event).
+    WebhookConfigFailing(ConfigHealthHook),
+    /// hookline `WEBHOOK_CONFIG_DISABLED` (an operational event).
+    WebhookConfigDisabled(ConfigHealthHook),
+    /// hookline `WEBHOOK_CONFIG_RECOVERED` (an operational event).
+    WebhookConfigRecovered(ConfigHealthHook),
+    /// hookline `DELIVERY_FAILED` (an operational event).
+    DeliveryFailed(DeliveryFailedHook),
 }
 
 impl Hook {
@@ -43,6 +51,10 @@ impl Hook {
             Hook::SmsInternationalDeliveryReceipt(h) => &h.hook_id,
             Hook::EmailUnsubscribe(h) => &h.hook_id,
             Hook::EmailMessageResultUpdate(h) => &h.hook_id,
+            Hook::WebhookConfigFailing(h)
+            | Hook::WebhookConfigDisabled(h)
+            | Hook::WebhookConfigRecovered(h) => &h.hook_id,
+            Hook::DeliveryFailed(h) => &h.hook_id,
         }
     }
 }
@@ -540,6 +552,85 @@ pub struct EmailMessageResultHook {
     pub extra: Map<String, Value>,
 }
 
+/// A config's health as an operational event reports it (`state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConfigHealthState {
+    /// `HEALTHY`: attempts succeed (or the config was enabled again).
+    Healthy,
+    /// `FAILING`: attempts keep failing; hookline still sends.
+    Failing,
+    /// `DISABLED`: hookline stopped sending; hooks accepted meanwhile are held for the config.
+    Disabled,
+}
+
+/// hookline `WEBHOOK_CONFIG_FAILING`, `WEBHOOK_CONFIG_DISABLED` and `WEBHOOK_CONFIG_RECOVERED`: one
+/// of the app key's webhook configs changed health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigHealthHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// When the health changed (RFC 3339, UTC).
+    pub occurred_at: String,
+    /// The config whose health changed.
+    pub webhook_config_id: String,
+    /// That config's product.
+    pub product_name: String,
+    /// That config's URL.
+    pub url: String,
+    /// The health it changed to.
+    pub state: ConfigHealthState,
+    /// Failed attempts in a row when it changed.
+    pub consecutive_failures: u64,
+    /// The last failed attempt's HTTP status (`HTTP 503`) or error kind (`TIMEOUT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Why it was disabled (`WEBHOOK_CONFIG_DISABLED` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// How a delivery ended unsent (`status` of [`DeliveryFailedHook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeliveryEndStatus {
+    /// `FAILED`: its retries ran out.
+    Failed,
+    /// `EXPIRED`: its `deliveryDeadline` passed.
+    Expired,
+}
+
+/// hookline `DELIVERY_FAILED`: a delivery to one of the app key's configs ended unsent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryFailedHook {
+    /// Id of this event occurrence.
+    pub hook_id: String,
+    /// When the delivery ended (RFC 3339, UTC).
+    pub occurred_at: String,
+    /// The config the delivery was for.
+    pub webhook_config_id: String,
+    /// The delivery's id (its envelope's `hooksId`): redeliver it by this id.
+    pub hooks_id: String,
+    /// How it ended.
+    pub status: DeliveryEndStatus,
+    /// The hookIds it carried.
+    pub hook_ids: Vec<String>,
+    /// Attempts made.
+    pub attempts: u64,
+    /// The last attempt's HTTP status (`HTTP 500`) or error kind (`CONNECT`); none without an
+    /// attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Fields this crate does not know, as received.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,10 +762,26 @@ mod tests {
             ]),
             enum_of(P::Email, E::MessageResultUpdate, &["mailStatusCode"])
         );
+        // Each health event names one state; together they are the typed enum's.
+        let mut states: Vec<String> = [
+            E::WebhookConfigFailing,
+            E::WebhookConfigDisabled,
+            E::WebhookConfigRecovered,
+        ]
+        .into_iter()
+        .flat_map(|e| enum_of(P::Hookline, e, &["state"]))
+        .collect();
+        states.sort();
+        use ConfigHealthState as H;
+        assert_eq!(wire_names(&[H::Disabled, H::Failing, H::Healthy]), states);
+        assert_eq!(
+            wire_names(&[DeliveryEndStatus::Failed, DeliveryEndStatus::Expired]),
+            enum_of(P::Hookline, E::DeliveryFailed, &["status"])
+        );
     }
 
     /// The built-in events that have a typed model.
-    const TYPED: [(Product, Event); 8] = [
+    const TYPED: [(Product, Event); 12] = [
         (Product::KakaoTalkBizmessage, Event::TemplateStatusUpdate),
         (Product::KakaoTalkBizmessage, Event::MessageResultUpdate),
         (Product::Sms, Event::Unsubscribe),
@@ -683,6 +790,10 @@ mod tests {
         (Product::Sms, Event::InternationalDeliveryReceipt),
         (Product::Email, Event::Unsubscribe),
         (Product::Email, Event::MessageResultUpdate),
+        (Product::Hookline, Event::WebhookConfigFailing),
+        (Product::Hookline, Event::WebhookConfigDisabled),
+        (Product::Hookline, Event::WebhookConfigRecovered),
+        (Product::Hookline, Event::DeliveryFailed),
     ];
 
     /// Every (path, schema) of a schema's properties, nested objects and arrays' items included
@@ -871,6 +982,53 @@ mod tests {
                 dsn_message: s(),
                 sender_grouping_key: s(),
                 links: links(),
+                extra: Map::new(),
+            }),
+            Hook::WebhookConfigFailing(ConfigHealthHook {
+                hook_id: "h".into(),
+                occurred_at: "t".into(),
+                webhook_config_id: "c".into(),
+                product_name: "SMS".into(),
+                url: "u".into(),
+                state: ConfigHealthState::Failing,
+                consecutive_failures: 1,
+                last_error: s(),
+                reason: None,
+                extra: Map::new(),
+            }),
+            Hook::WebhookConfigDisabled(ConfigHealthHook {
+                hook_id: "h".into(),
+                occurred_at: "t".into(),
+                webhook_config_id: "c".into(),
+                product_name: "SMS".into(),
+                url: "u".into(),
+                state: ConfigHealthState::Disabled,
+                consecutive_failures: 1,
+                last_error: s(),
+                reason: s(),
+                extra: Map::new(),
+            }),
+            Hook::WebhookConfigRecovered(ConfigHealthHook {
+                hook_id: "h".into(),
+                occurred_at: "t".into(),
+                webhook_config_id: "c".into(),
+                product_name: "SMS".into(),
+                url: "u".into(),
+                state: ConfigHealthState::Healthy,
+                consecutive_failures: 1,
+                last_error: s(),
+                reason: None,
+                extra: Map::new(),
+            }),
+            Hook::DeliveryFailed(DeliveryFailedHook {
+                hook_id: "h".into(),
+                occurred_at: "t".into(),
+                webhook_config_id: "c".into(),
+                hooks_id: "d".into(),
+                status: DeliveryEndStatus::Expired,
+                hook_ids: vec!["h".into()],
+                attempts: 2,
+                last_error: s(),
                 extra: Map::new(),
             }),
         ];

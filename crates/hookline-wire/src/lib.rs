@@ -81,11 +81,12 @@ pub use catalogue::{
 };
 pub use envelope::{Envelope, EnvelopeError, write_envelope};
 pub use hooks::{
-    CommentId, DlrStatus, EmailMailStatus, EmailMessageResultHook, EmailMessageType,
-    EmailUnsubscribeHook, Hook, KakaoCommentStatus, KakaoMessageResultHook, KakaoMessageType,
-    KakaoTemplateAttachment, KakaoTemplateComment, KakaoTemplateStatus, KakaoTemplateStatusHook,
-    Link, Links, MailSeq, SmsConversionBlockHook, SmsInternationalDeliveryReceiptHook,
-    SmsMessageResultHook, SmsMessageStatus, SmsUnsubscribeHook,
+    CommentId, ConfigHealthHook, ConfigHealthState, DeliveryEndStatus, DeliveryFailedHook,
+    DlrStatus, EmailMailStatus, EmailMessageResultHook, EmailMessageType, EmailUnsubscribeHook,
+    Hook, KakaoCommentStatus, KakaoMessageResultHook, KakaoMessageType, KakaoTemplateAttachment,
+    KakaoTemplateComment, KakaoTemplateStatus, KakaoTemplateStatusHook, Link, Links, MailSeq,
+    SmsConversionBlockHook, SmsInternationalDeliveryReceiptHook, SmsMessageResultHook,
+    SmsMessageStatus, SmsUnsubscribeHook,
 };
 pub use ids::{GENERATED_ID_LEN, MAX_HOOK_ID_LEN, generate_id, is_generated_id, is_valid_hook_id};
 pub use samples::{sample_from_example, sample_hook};

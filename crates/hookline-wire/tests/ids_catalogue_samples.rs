@@ -96,8 +96,15 @@ fn hook_id_rule() {
 fn products() {
     assert_eq!(
         Product::ALL,
-        [Product::Sms, Product::KakaoTalkBizmessage, Product::Email]
+        [
+            Product::Sms,
+            Product::KakaoTalkBizmessage,
+            Product::Email,
+            Product::Hookline
+        ]
     );
+    assert!(!Product::Hookline.is_ingestible(), "operational events");
+    assert!(Product::Email.is_ingestible());
     assert_eq!(Product::Sms.as_str(), "SMS");
     assert_eq!(
         Product::KakaoTalkBizmessage.as_str(),

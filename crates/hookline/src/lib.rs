@@ -19,6 +19,7 @@ pub mod filter;
 pub mod listener;
 pub mod metrics;
 pub mod model;
+pub mod operational;
 pub mod retention;
 pub mod serve;
 pub mod service;

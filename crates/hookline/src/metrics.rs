@@ -18,6 +18,7 @@
 //! | `hookline_open_deliveries` | gauge | `status`: `PENDING`, `RETRYING` |
 //! | `hookline_configs` | gauge | `state`: `HEALTHY`, `FAILING`, `DISABLED`, `PAUSED` (enabled: false) |
 //! | `hookline_hooks_dropped_total` | counter | `reason`: `retention` (held for a DISABLED config too long) |
+//! | `hookline_operational_events_total` | counter | `event`: operational events produced (product `hookline`) |
 //!
 //! Per tenant, only with `serve --metrics-app-key-label` (one series per app key and label value:
 //! mind the cardinality), named apart so that the metrics above keep their shape either way:
@@ -98,6 +99,10 @@ fn describe() {
     describe_counter!(
         "hookline_hooks_dropped_total",
         "Hooks removed unsent from a config's queue, by reason (retention: held for a DISABLED config longer than --retention)."
+    );
+    describe_counter!(
+        "hookline_operational_events_total",
+        "Operational events (product hookline) turned into hooks, by event."
     );
     describe_counter!(
         "hookline_attempts_total",
@@ -249,6 +254,11 @@ pub fn hooks_ingested(event: Event, acknowledged: usize, new: usize) {
 /// `n` queued hooks were removed without being sent, for `reason` (rare: no cached handle).
 pub fn hooks_dropped(reason: &'static str, n: usize) {
     counter!("hookline_hooks_dropped_total", "reason" => reason).increment(n as u64);
+}
+
+/// An operational event became a hook (rare: no cached handle).
+pub fn operational_event(event: Event) {
+    counter!("hookline_operational_events_total", "event" => event.as_str()).increment(1);
 }
 
 /// An ingest of `app_key` stored `new` hooks (per-tenant series only).

@@ -216,6 +216,16 @@ fn test_clock_offset_ms() -> anyhow::Result<i64> {
     }
 }
 
+/// Tests only: `HOOKLINE_TEST_HOLD_OPERATIONAL_EVENTS=1` leaves operational events in the outbox
+/// (the crash test's window between a state change and its hook). Deliberately undocumented.
+fn test_operational_events_held() -> bool {
+    let held = std::env::var("HOOKLINE_TEST_HOLD_OPERATIONAL_EVENTS").is_ok_and(|v| v == "1");
+    if held {
+        tracing::warn!("test-only: operational events are held in the outbox");
+    }
+    held
+}
+
 fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
     if let Ok(token) = std::env::var("HOOKLINE_ADMIN_TOKEN")
         && !token.is_empty()
@@ -348,6 +358,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             // Expired leases are found within a third of the lease time.
             sweep_every: shared.then(|| lease_ttl / 3),
             extra_root_certs: extra_roots,
+            produce_operational_events: !test_operational_events_held(),
         },
     )
     .await?;

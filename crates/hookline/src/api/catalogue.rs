@@ -19,8 +19,9 @@ pub(super) fn routes() -> Router<SharedState> {
 ///
 /// Every product and its events: what each event means, the JSON Schema (draft 2020-12) of one of
 /// its hooks (equivalent to what ingest checks), the aliases ingest accepts and renames, and an
-/// example hook. Built in: SMS, KakaoTalk Bizmessage and Email; the operator may add products and
-/// events (`hookline serve --catalogue FILE`).
+/// example hook. Built in: SMS, KakaoTalk Bizmessage, Email, and hookline's own operational events
+/// (product `hookline`, not ingestible); the operator may add products and events (`hookline serve
+/// --catalogue FILE`).
 #[utoipa::path(get, path = "/v1/catalogue", tag = "catalogue",
     responses((status = 200, description = "The catalogue in force", body = CatalogueResponse), openapi::AppKeyErrors),
     security(("secretKey" = []), ("adminToken" = [])))]

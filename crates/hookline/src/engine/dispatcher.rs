@@ -115,6 +115,8 @@ pub(super) struct Dispatcher {
     /// Configs with a test send under way (one each), and whether it took a slot of the config's
     /// state (`false`: the config was not known here yet, so there was no count to take it from).
     test_sends: HashMap<String, bool>,
+    /// Wakes the task that turns operational events into hooks (`operational.rs`).
+    pub(super) outbox: Arc<tokio::sync::Notify>,
 }
 
 pub(super) fn instant_at(at: Millis, now: Millis) -> Instant {
@@ -142,6 +144,7 @@ impl Dispatcher {
             shutdown_waiters: Vec::new(),
             membership: Membership::ALONE,
             test_sends: HashMap::new(),
+            outbox: Arc::default(),
         }
     }
 
@@ -353,7 +356,9 @@ impl Dispatcher {
             }
             StoreSignal::LeasesFreed => self.sweep(Some(Duration::ZERO)),
             StoreSignal::NodesChanged => self.refresh_membership(),
+            StoreSignal::OperationalEvents => self.outbox.notify_one(),
             StoreSignal::Resync => {
+                self.outbox.notify_one();
                 for (id, st) in &mut self.configs {
                     st.queued = true;
                     st.work_epoch += 1;

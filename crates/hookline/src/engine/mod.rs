@@ -45,6 +45,7 @@ pub mod concurrency;
 mod config_state;
 mod dispatcher;
 pub mod health;
+mod operational;
 pub mod retry;
 mod sweep;
 pub mod verdict;
@@ -72,6 +73,9 @@ pub struct EngineSettings {
     pub sweep_every: Option<Duration>,
     /// Certificates trusted as roots beside the webpki roots (tests only; empty by default).
     pub extra_root_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// Whether operational events are turned into hooks (tests only turn it off, to show that
+    /// what the outbox holds survives a crash).
+    pub produce_operational_events: bool,
 }
 
 impl Default for EngineSettings {
@@ -82,6 +86,7 @@ impl Default for EngineSettings {
             shutdown_grace: Duration::from_secs(30),
             sweep_every: None,
             extra_root_certs: Vec::new(),
+            produce_operational_events: true,
         }
     }
 }
@@ -154,9 +159,20 @@ impl Engine {
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
 
-        let mut dispatcher = Dispatcher::new(store, client.clone(), settings, events_tx);
+        let mut dispatcher = Dispatcher::new(store.clone(), client.clone(), settings, events_tx);
         dispatcher.load().await?;
-        let handle = tokio::spawn(dispatcher.run(commands_rx, events_rx, signals));
+        // Operational events: drained at start (what a crash left) and on every signal; the
+        // task lives as long as the dispatcher.
+        let outbox = dispatcher
+            .settings
+            .produce_operational_events
+            .then(|| tokio::spawn(operational::run(store, dispatcher.outbox.clone())));
+        let handle = tokio::spawn(async move {
+            dispatcher.run(commands_rx, events_rx, signals).await;
+            if let Some(outbox) = outbox {
+                outbox.abort();
+            }
+        });
         Ok((
             Engine {
                 commands: commands_tx,

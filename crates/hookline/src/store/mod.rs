@@ -29,6 +29,7 @@ use crate::model::{
     Health, HookTrace, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord,
     TestSendRecord, WebhookConfig,
 };
+use crate::operational::OperationalEvent;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +69,9 @@ pub enum StoreSignal {
     /// Signals may have been missed (the notification connection was lost and is back): assume
     /// every queue has work and read every config again.
     Resync,
+    /// Operational events were written to the outbox ([`Store::operational_events`]): turn them
+    /// into hooks.
+    OperationalEvents,
 }
 
 /// How a job of a store's group-commit writer ended. Jobs run without savepoints (in SQLite
@@ -240,6 +244,13 @@ pub trait Store: Send + Sync + 'static {
     /// Every config, for the engine's cache.
     async fn all_configs(&self) -> StoreResult<Vec<WebhookConfig>>;
     async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()>;
+    /// The oldest operational events of the outbox, at most `limit`. Each was written in the
+    /// transaction of the state change it reports (a config's health, a delivery ending FAILED
+    /// or EXPIRED, see `crate::operational`); the engine ingests them as hooks of product
+    /// `hookline` and then forgets them.
+    async fn operational_events(&self, limit: u32) -> StoreResult<Vec<OperationalEvent>>;
+    /// Deletes these events from the outbox (their hooks are stored).
+    async fn forget_operational_events(&self, ids: Vec<i64>) -> StoreResult<()>;
 
     // --- ingest ---
     /// Stores the hooks (idempotent on (app key, hookId)) and queues every new one for every

@@ -98,6 +98,7 @@ store_tests!(
     dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
+    operational_events_are_written_with_the_state_changes_they_report_once_each,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -769,6 +770,144 @@ async fn an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_th
     assert_eq!(ids, [first.as_str()]);
 }
 
+/// Each reported change writes one outbox row in its own transaction (a FAILED record, an expiry,
+/// a health change, a re-enable); a record written again, a health written again in the same
+/// state, and every change of a config of product `hookline` write none. Forgotten rows are gone.
+async fn operational_events_are_written_with_the_state_changes_they_report_once_each(
+    backend: Backend,
+) {
+    let (_place, store) = open(backend).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    let mut ops = config("ops", "ak", vec![Event::DeliveryFailed]);
+    ops.product = Product::Hookline;
+    store.insert_config(ops.clone()).await.unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    let claim = store.claim_batches(&cfg, 1, 2).await.unwrap();
+    let ids: Vec<String> = claim
+        .batches
+        .iter()
+        .map(|b| b.delivery.hooks_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    store.flush().await.unwrap();
+    assert!(store.operational_events(10).await.unwrap().is_empty());
+
+    // Retries exhausted: one DELIVERY_FAILED; the same record written again (a group whose
+    // commit answer was lost) and a later one change nothing.
+    let mut failed = attempt(&ids[0], 1, 500, DeliveryStatus::Failed);
+    failed.health = Some(Health {
+        state: crate::model::HealthState::Failing,
+        consecutive_failures: 5,
+        ..Health::default()
+    });
+    store.record_attempt(failed.clone());
+    store.flush().await.unwrap();
+    store.record_attempt(failed.clone());
+    store.expire_delivery(ids[0].clone());
+    store.flush().await.unwrap();
+    let events = store.operational_events(10).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        ["DELIVERY_FAILED", "WEBHOOK_CONFIG_FAILING"],
+        "{events:?}"
+    );
+    let delivery: serde_json::Value = serde_json::from_str(&events[0].hook).unwrap();
+    assert_eq!(delivery["status"], "FAILED");
+    assert_eq!(delivery["hooksId"], ids[0].as_str());
+    assert_eq!(delivery["hookIds"], serde_json::json!(["h-0"]));
+    assert_eq!(delivery["attempts"], 1);
+    assert_eq!(delivery["lastError"], "HTTP 500");
+    assert_eq!(delivery["webhookConfigId"], "c1");
+    let failing: serde_json::Value = serde_json::from_str(&events[1].hook).unwrap();
+    assert_eq!(failing["state"], "FAILING");
+    assert_eq!(failing["consecutiveFailures"], 5);
+    assert_eq!(failing["url"], cfg.url.as_str());
+    assert_eq!(failing["productName"], "SMS");
+    assert_eq!(failing["lastError"], "HTTP 500");
+    assert!(events.iter().all(|e| e.app_key == "ak"));
+    for e in &events {
+        let hook: serde_json::Value = serde_json::from_str(&e.hook).unwrap();
+        let mut hook = hook.as_object().unwrap().clone();
+        hook.insert("hookId".into(), "x".into());
+        hookline_wire::validate_hook(Product::Hookline, e.event, hook.into(), 0)
+            .unwrap_or_else(|err| panic!("{}: {err}", e.event));
+    }
+    store
+        .forget_operational_events(events.iter().map(|e| e.id).collect())
+        .await
+        .unwrap();
+    assert!(store.operational_events(10).await.unwrap().is_empty());
+
+    // The same state again: nothing. DISABLED, then enabled again by its owner: two events.
+    let mut health = Health {
+        state: crate::model::HealthState::Failing,
+        consecutive_failures: 6,
+        ..Health::default()
+    };
+    store.set_health("c1", health.clone()).await.unwrap();
+    health.state = crate::model::HealthState::Disabled;
+    health.disabled_reason = Some("the receiver answered 410 Gone".into());
+    store.set_health("c1", health).await.unwrap();
+    let mut enabled = store.find_config("c1").await.unwrap().unwrap();
+    enabled.health = Health::default();
+    store.update_config(enabled).await.unwrap();
+    // An expiry, with the attempts made and the last one's error as stored.
+    store.record_attempt(attempt(&ids[1], 1, 503, DeliveryStatus::Retrying));
+    store.expire_delivery(ids[1].clone());
+    store.flush().await.unwrap();
+    let events = store.operational_events(10).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "WEBHOOK_CONFIG_DISABLED",
+            "WEBHOOK_CONFIG_RECOVERED",
+            "DELIVERY_FAILED"
+        ],
+        "{events:?}"
+    );
+    let disabled: serde_json::Value = serde_json::from_str(&events[0].hook).unwrap();
+    assert_eq!(disabled["reason"], "the receiver answered 410 Gone");
+    let expired: serde_json::Value = serde_json::from_str(&events[2].hook).unwrap();
+    assert_eq!(expired["status"], "EXPIRED");
+    assert_eq!(expired["attempts"], 1);
+    assert_eq!(expired["lastError"], "HTTP 503");
+    assert_eq!(expired["hookIds"], serde_json::json!(["h-1"]));
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+
+    // Nothing about a config of product `hookline`: its own failures would feed themselves.
+    store
+        .forget_operational_events(events.iter().map(|e| e.id).collect())
+        .await
+        .unwrap();
+    let gone = Health {
+        state: crate::model::HealthState::Disabled,
+        ..Health::default()
+    };
+    store.set_health("ops", gone).await.unwrap();
+    store
+        .ingest(
+            "ak",
+            Product::Hookline,
+            Event::DeliveryFailed,
+            hooks("op", 1),
+        )
+        .await
+        .unwrap();
+    let claim = store.claim_batches(&ops, 1, 1).await.unwrap();
+    let op = claim.batches[0].delivery.hooks_id.clone();
+    let mut failed = attempt(&op, 1, 500, DeliveryStatus::Failed);
+    failed.config_id = "ops".into();
+    store.record_attempt(failed);
+    store.flush().await.unwrap();
+    assert!(store.operational_events(10).await.unwrap().is_empty());
+}
+
 async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend) {
     let (_place, store) = open(backend).await;
     let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
@@ -1289,6 +1428,41 @@ fn the_live_nodes_shares_of_a_limit_add_up_to_it() {
         })
         .collect();
     assert_eq!(owners.len(), 3);
+}
+
+/// Both nodes judge a config DISABLED at once (each has its own attempts): the change is written
+/// once, so its operational event is too; and both nodes read the one outbox.
+#[tokio::test]
+async fn two_nodes_disabling_one_config_at_once_write_one_operational_event() {
+    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    let disabled = Health {
+        state: crate::model::HealthState::Disabled,
+        consecutive_failures: 1,
+        disabled_reason: Some("the receiver answered 410 Gone".into()),
+        ..Health::default()
+    };
+    let rounds = 10;
+    for _ in 0..rounds {
+        let (x, y) = tokio::join!(
+            a.set_health("c1", disabled.clone()),
+            b.set_health("c1", disabled.clone())
+        );
+        x.unwrap();
+        y.unwrap();
+        // Enabled again by its owner: a fresh health.
+        assert!(b.update_config(cfg.clone()).await.unwrap());
+    }
+    let events = b.operational_events(100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    let once_each: Vec<&str> = ["WEBHOOK_CONFIG_DISABLED", "WEBHOOK_CONFIG_RECOVERED"]
+        .into_iter()
+        .cycle()
+        .take(2 * rounds)
+        .collect();
+    assert_eq!(names, once_each);
+    assert_eq!(a.operational_events(100).await.unwrap(), events);
 }
 
 #[tokio::test]

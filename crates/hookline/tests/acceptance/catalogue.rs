@@ -96,11 +96,13 @@ async fn every_tenant_reads_the_catalogue_with_a_schema_and_an_example_per_event
             .iter()
             .filter_map(|p| p["productName"].as_str())
             .collect();
-        for want in [SMS, KAKAO, EMAIL] {
+        for want in [SMS, KAKAO, EMAIL, "hookline"] {
             assert!(names.contains(&want), "{want} in {names:?}");
         }
         for p in &products {
-            assert_eq!(p["ingestible"], json!(true), "{p}");
+            // Operational events are produced by hookline, never ingested.
+            let ingestible = p["productName"] != json!("hookline");
+            assert_eq!(p["ingestible"], json!(ingestible), "{p}");
             for e in p["events"].as_array().unwrap() {
                 assert_eq!(
                     e["hookSchema"]["$schema"],

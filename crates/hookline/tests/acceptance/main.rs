@@ -25,6 +25,7 @@ mod hostile_load;
 mod idempotency;
 mod isolation;
 mod management;
+mod operational_events;
 mod operator_cli;
 mod receivers;
 mod retention;

@@ -10,11 +10,14 @@ use tokio_postgres::Statement;
 
 use super::PostgresStore;
 use super::cluster::HeldLeases;
-use super::connection::{Conn, Step, execute, pg_err, pipeline, prepared};
+use super::columns::col;
+use super::connection::{Conn, Step, pg_err, pipeline, prepared, query_one};
+use super::operational::hook_ids_sql;
 use super::writer::{Durability, Finisher, Group, Job, JobRun, RunJob, StepRun};
-use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
+use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus, now_millis};
+use crate::operational::{self, LAST_ERROR_SQL};
 use crate::store::rows::request_headers_text;
-use crate::store::{StoreError, StoreResult, job_status};
+use crate::store::{StoreError, StoreResult, StoreSignal, job_status};
 
 /// Attempt records whose group did not commit (the database was unreachable), waiting to be
 /// submitted again by the retry task, so a database that comes back gets every attempt.
@@ -120,13 +123,30 @@ const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (hooks_id, number, started_a
 /// its lease if this node (`$6`) holds it. The open statuses are a parameter, not literals, so
 /// that the plan cannot be a scan of the partial index of open deliveries (which holds an entry
 /// for every delivery updated since the last vacuum) instead of a primary key lookup per record.
-const ADVANCE_DELIVERIES: &str = "UPDATE deliveries d SET status = u.status, \
-     attempt_count = u.number, next_attempt_at = u.next_at, updated_at = $5, lease_owner = NULL, \
-     lease_expires_at = NULL \
-     FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[]) \
-          AS u(hooks_id, status, number, next_at) \
-     WHERE d.hooks_id = u.hooks_id AND d.status = ANY($7::TEXT[]) \
-     AND d.attempt_count < u.number AND (d.lease_owner IS NULL OR d.lease_owner = $6)";
+/// A delivery this statement ends FAILED (`$8`: the facts of its `DELIVERY_FAILED`, NULL for
+/// the others) gets its operational event in the outbox, its hookIds added here; one that had
+/// ended already (a record written again late) is not advanced, so it reports nothing twice.
+/// Answers how many events it wrote.
+const ADVANCE_DELIVERIES: &str = "WITH advanced AS ( \
+         UPDATE deliveries d SET status = u.status, attempt_count = u.number, \
+         next_attempt_at = u.next_at, updated_at = $5, lease_owner = NULL, \
+         lease_expires_at = NULL \
+         FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $8::TEXT[]) \
+              AS u(hooks_id, status, number, next_at, facts) \
+         WHERE d.hooks_id = u.hooks_id AND d.status = ANY($7::TEXT[]) \
+         AND d.attempt_count < u.number AND (d.lease_owner IS NULL OR d.lease_owner = $6) \
+         RETURNING d.hooks_id, d.app_key, d.config_id, d.product, u.facts), \
+     reported AS ( \
+         INSERT INTO operational_events (app_key, event, hook, created_at) \
+         SELECT a.app_key, 'DELIVERY_FAILED', (a.facts::jsonb || jsonb_build_object( \
+                'webhookConfigId', a.config_id, 'hooksId', a.hooks_id, 'hookIds', HOOK_IDS))::TEXT, $5 \
+         FROM advanced a WHERE a.facts IS NOT NULL AND a.product <> 'hookline' RETURNING 1) \
+     SELECT count(*) FROM reported";
+
+/// [`ADVANCE_DELIVERIES`] with the hookIds of each delivery it reports.
+fn advance_deliveries_sql() -> String {
+    ADVANCE_DELIVERIES.replace("HOOK_IDS", &hook_ids_sql("a"))
+}
 
 /// The statuses of a delivery that may still be attempted.
 const OPEN_STATUSES: &[&str] = &["PENDING", "RETRYING"];
@@ -148,11 +168,12 @@ pub(super) async fn record_steps(group: &Group) -> StoreResult<Vec<Step<'static,
     let c = group.client.clone();
     // Prepared now, so each step sends its statement on its first poll.
     let insert = prepared(&c, INSERT_ATTEMPTS).await?;
-    let advance = prepared(&c, ADVANCE_DELIVERIES).await?;
+    let advance = prepared(&c, &advance_deliveries_sql()).await?;
     if let Ok(mut health) = group.health.lock() {
         for outcome in &records {
             if let Some(h) = &outcome.health {
-                health.insert(outcome.config_id.clone(), h.clone());
+                let last_error = operational::last_error(&outcome.result);
+                health.insert(outcome.config_id.clone(), (h.clone(), last_error));
             }
         }
     }
@@ -162,10 +183,16 @@ pub(super) async fn record_steps(group: &Group) -> StoreResult<Vec<Step<'static,
         async move { StepRun::of(insert_attempts(&c, &insert, &records).await) }
     });
     let node = group.node.clone();
-    let states: Step<'static, StepRun> =
-        Box::pin(
-            async move { StepRun::of(advance_deliveries(&c, &advance, &records, &node).await) },
-        );
+    let states: Step<'static, StepRun> = Box::pin(async move {
+        match advance_deliveries(&c, &advance, &records, &node).await {
+            Ok(signals) => StepRun {
+                result: Ok(()),
+                signals,
+                finishers: Vec::new(),
+            },
+            Err(e) => StepRun::of(Err(e)),
+        }
+    });
     Ok(vec![attempts, states])
 }
 
@@ -173,6 +200,11 @@ pub(super) async fn record_steps(group: &Group) -> StoreResult<Vec<Step<'static,
 pub(super) async fn flush_records(group: &Group) -> StoreResult<()> {
     for run in pipeline(record_steps(group).await?).await {
         run.result?;
+        if !run.signals.is_empty()
+            && let Ok(mut flushed) = group.flushed_signals.lock()
+        {
+            flushed.extend(run.signals);
+        }
     }
     Ok(())
 }
@@ -236,7 +268,7 @@ async fn advance_deliveries(
     statement: &Statement,
     records: &[AttemptOutcome],
     node: &str,
-) -> StoreResult<()> {
+) -> StoreResult<Vec<StoreSignal>> {
     // One state per delivery, the latest attempt's: the statement must not touch a row twice.
     let mut states: BTreeMap<&str, &AttemptOutcome> = BTreeMap::new();
     for outcome in records {
@@ -252,21 +284,45 @@ async fn advance_deliveries(
     let statuses: Vec<&str> = s.iter().map(|o| o.new_status.as_str()).collect();
     let numbers: Vec<i64> = s.iter().map(|o| i64::from(o.number)).collect();
     let next: Vec<Option<i64>> = s.iter().map(|o| o.next_attempt_at).collect();
-    c.execute(
-        statement,
-        &[
-            &ids,
-            &statuses,
-            &numbers,
-            &next,
-            &now_millis(),
-            &node,
-            &OPEN_STATUSES,
-        ],
-    )
-    .await
-    .map_err(pg_err)?;
-    Ok(())
+    let now = now_millis();
+    let facts: Vec<Option<String>> = s
+        .iter()
+        .map(|o| {
+            operational::is_reported_end(o.new_status).then(|| {
+                let last_error = operational::last_error(&o.result);
+                let facts =
+                    operational::delivery_facts(o.new_status, o.number, last_error.as_deref(), now);
+                serde_json::Value::Object(facts).to_string()
+            })
+        })
+        .collect();
+    let rows = c
+        .query(
+            statement,
+            &[
+                &ids,
+                &statuses,
+                &numbers,
+                &next,
+                &now,
+                &node,
+                &OPEN_STATUSES,
+                &facts,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    // The statement's only failure is the server's: an answer that does not read says "perhaps
+    // an event", and the engine looks.
+    let reported = rows
+        .first()
+        .and_then(|r| r.try_get::<_, i64>(0).ok())
+        .is_none_or(|n| n > 0);
+    Ok(if reported {
+        vec![StoreSignal::OperationalEvents]
+    } else {
+        Vec::new()
+    })
 }
 
 impl PostgresStore {
@@ -284,9 +340,10 @@ impl PostgresStore {
                     Ok(()) => expire(&group, &hooks_id).await,
                     Err(e) => Err(e),
                 };
+                let signals = result.as_ref().cloned().unwrap_or_default();
                 JobRun {
                     status: job_status(&result),
-                    signals: Vec::new(),
+                    signals,
                     finish: Box::new(move |commit| {
                         held.release(&hooks_id);
                         if let Err(e) = commit.and(result) {
@@ -314,14 +371,43 @@ impl PostgresStore {
 }
 
 /// Ends an open delivery EXPIRED, its lease freed (see `PostgresStore::expire_delivery`).
-async fn expire(group: &Group, hooks_id: &str) -> StoreResult<()> {
-    execute(
+/// Its `DELIVERY_FAILED` goes to the outbox in the same statement, with the attempts made and
+/// the last one's error as stored.
+async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> {
+    let now = now_millis();
+    let facts = operational::delivery_facts(DeliveryStatus::Expired, 0, None, now);
+    let row = query_one(
         &group.client,
-        "UPDATE deliveries SET status = 'EXPIRED', next_attempt_at = NULL, updated_at = $2, \
-         lease_owner = NULL, lease_expires_at = NULL \
-         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING')",
-        &[&hooks_id, &now_millis()],
+        &format!(
+            "WITH expired AS ( \
+                 UPDATE deliveries SET status = 'EXPIRED', next_attempt_at = NULL, \
+                 updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+                 RETURNING hooks_id, app_key, config_id, product, attempt_count), \
+             reported AS ( \
+                 INSERT INTO operational_events (app_key, event, hook, created_at) \
+                 SELECT e.app_key, 'DELIVERY_FAILED', ($3::TEXT::jsonb || jsonb_build_object( \
+                        'attempts', e.attempt_count, \
+                        'lastError', (SELECT {LAST_ERROR_SQL} FROM attempts a \
+                                      WHERE a.hooks_id = e.hooks_id \
+                                      ORDER BY a.number DESC LIMIT 1), \
+                        'webhookConfigId', e.config_id, 'hooksId', e.hooks_id, \
+                        'hookIds', {hook_ids}))::TEXT, $2 \
+                 FROM expired e WHERE e.product <> 'hookline' RETURNING 1) \
+             SELECT count(*) FROM reported",
+            hook_ids = hook_ids_sql("e"),
+        ),
+        &[
+            &hooks_id,
+            &now,
+            &serde_json::Value::Object(facts).to_string(),
+        ],
     )
     .await?;
-    Ok(())
+    let reported: i64 = col(&row, 0)?;
+    Ok(if reported > 0 {
+        vec![StoreSignal::OperationalEvents]
+    } else {
+        Vec::new()
+    })
 }

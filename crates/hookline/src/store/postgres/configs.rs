@@ -10,17 +10,18 @@ use super::columns::{app_key_record, col, config_row};
 use super::connection::{Conn, Step, execute, pg_err, poisoned, prepared, query, query_opt};
 use super::deliveries::insert_delivery;
 use super::notify::{CONFIG_CHANNEL, notify};
+use super::operational::{health_params, report_config_update};
 use super::writer::{Durability, Group, StepRun};
 use crate::model::{
-    AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, Millis, Page, PageRequest,
-    WebhookConfig, now_millis,
+    AppKeyRecord, ConfigFilter, DeliveryStatus, DeliverySummary, Health, HealthState, Millis, Page,
+    PageRequest, WebhookConfig, now_millis,
 };
 use crate::store::page::{cursor, page_size, paginate};
 use crate::store::rows::{
     CONFIG_COLUMNS, ConfigRow, deadline_ms, filter_text, headers_text, join_events, parse_event,
     parse_product, schedule_text,
 };
-use crate::store::{StoreError, StoreResult, runs_by_event};
+use crate::store::{StoreError, StoreResult, StoreSignal, runs_by_event};
 
 async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()> {
     execute(
@@ -54,13 +55,22 @@ async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()
 /// operator enabling the config again, does that), and disabling tells every node
 /// (`hookline_config`) so that they stop sending to it. Its subscriptions stay: what is accepted
 /// while it is DISABLED is held in its queue until it is enabled again.
-const WRITE_HEALTH: &str = "WITH written AS ( \
-         UPDATE webhook_configs SET health_state = $2, consecutive_failures = $3, \
+const WRITE_HEALTH: &str = "WITH before AS ( \
+         SELECT id, health_state FROM webhook_configs WHERE id = $1 FOR UPDATE), \
+     written AS ( \
+         UPDATE webhook_configs c SET health_state = $2, consecutive_failures = $3, \
          last_success_at = $4, last_failure_at = $5, failing_since = $6, disabled_reason = $7 \
-         WHERE id = $1 AND (health_state <> 'DISABLED' OR $2 = 'DISABLED') RETURNING id), \
+         FROM before b \
+         WHERE c.id = b.id AND (b.health_state <> 'DISABLED' OR $2 = 'DISABLED') \
+         RETURNING c.id, c.app_key, c.product, c.url, b.health_state AS was), \
      disabled AS MATERIALIZED (SELECT id FROM written WHERE $2 = 'DISABLED'), \
-     told AS MATERIALIZED (SELECT pg_notify($8, id) FROM disabled) \
-     SELECT count(*) FROM told";
+     told AS MATERIALIZED (SELECT pg_notify($8, id) FROM disabled), \
+     reported AS MATERIALIZED ( \
+         INSERT INTO operational_events (app_key, event, hook, created_at) \
+         SELECT app_key, $9, ($10::TEXT::jsonb || jsonb_build_object('webhookConfigId', id, \
+                'productName', product, 'url', url))::TEXT, $11 \
+         FROM written WHERE was <> $2 AND product <> 'hookline' RETURNING 1) \
+     SELECT (SELECT count(*) FROM told), (SELECT count(*) FROM reported)";
 
 /// Writes `health` with `statement` ([`WRITE_HEALTH`] prepared on `c`): nothing is awaited before
 /// the statement is sent, so it can be a pipeline step.
@@ -69,24 +79,39 @@ async fn write_health(
     statement: &Statement,
     config_id: &str,
     health: &Health,
-) -> StoreResult<()> {
-    // Executed, not read: the statement's only failure is the server's (see `writer::commit`).
-    c.execute(
-        statement,
-        &[
-            &config_id,
-            &health.state.as_str(),
-            &i64::from(health.consecutive_failures),
-            &health.last_success_at,
-            &health.last_failure_at,
-            &health.failing_since,
-            &health.disabled_reason,
-            &CONFIG_CHANNEL,
-        ],
-    )
-    .await
-    .map_err(pg_err)?;
-    Ok(())
+    last_error: Option<&str>,
+) -> StoreResult<Vec<StoreSignal>> {
+    let (event, facts) = health_params(health, last_error);
+    let rows = c
+        .query(
+            statement,
+            &[
+                &config_id,
+                &health.state.as_str(),
+                &i64::from(health.consecutive_failures),
+                &health.last_success_at,
+                &health.last_failure_at,
+                &health.failing_since,
+                &health.disabled_reason,
+                &CONFIG_CHANNEL,
+                &event,
+                &facts,
+                &now_millis(),
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    // The statement's only failure is the server's (see `writer::commit`): an answer that does
+    // not read says "perhaps an event", and the engine looks (an empty outbox costs one read).
+    let reported = rows
+        .first()
+        .and_then(|r| r.try_get::<_, i64>(1).ok())
+        .is_none_or(|n| n > 0);
+    Ok(if reported {
+        vec![StoreSignal::OperationalEvents]
+    } else {
+        Vec::new()
+    })
 }
 
 /// The health the group's records carry, one statement per config in config id order (the order
@@ -104,12 +129,24 @@ pub(super) async fn health_steps(group: &Group) -> StoreResult<Vec<Step<'static,
     let statement = prepared(&group.client, WRITE_HEALTH).await?;
     Ok(health
         .into_iter()
-        .map(|(config_id, health)| -> Step<'static, StepRun> {
-            let (c, statement) = (group.client.clone(), statement.clone());
-            Box::pin(
-                async move { StepRun::of(write_health(&c, &statement, &config_id, &health).await) },
-            )
-        })
+        .map(
+            |(config_id, (health, last_error))| -> Step<'static, StepRun> {
+                let (c, statement) = (group.client.clone(), statement.clone());
+                Box::pin(async move {
+                    let written =
+                        write_health(&c, &statement, &config_id, &health, last_error.as_deref())
+                            .await;
+                    match written {
+                        Ok(signals) => StepRun {
+                            result: Ok(()),
+                            signals,
+                            finishers: Vec::new(),
+                        },
+                        Err(e) => StepRun::of(Err(e)),
+                    }
+                })
+            },
+        )
         .collect())
 }
 
@@ -316,6 +353,18 @@ impl PostgresStore {
                 health.remove(&config.id);
             }
             let c = group.client;
+            // The health before, for the event of a change (a re-enable: RECOVERED). Locked, so
+            // another node's health write cannot slip in between.
+            let before = query_opt(
+                &c,
+                "SELECT health_state FROM webhook_configs WHERE id = $1 AND app_key = $2 \
+                 FOR UPDATE",
+                &[&config.id, &config.app_key],
+            )
+            .await?
+            .map(|r| col::<String>(&r, 0))
+            .transpose()?
+            .and_then(|s| HealthState::parse(&s));
             let derived = Derived::of(&config);
             // The same 27 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type.
@@ -338,7 +387,8 @@ impl PostgresStore {
             }
             write_subscriptions(&c, &config).await?;
             notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
-            Ok((true, Vec::new()))
+            let signals = report_config_update(&c, &config, before).await?;
+            Ok((true, signals))
         })
         .await
     }
@@ -489,8 +539,8 @@ impl PostgresStore {
         let config_id = config_id.to_owned();
         self.write(Durability::Durable, move |c| async move {
             let statement = prepared(&c, WRITE_HEALTH).await?;
-            write_health(&c, &statement, &config_id, &health).await?;
-            Ok(((), Vec::new()))
+            let signals = write_health(&c, &statement, &config_id, &health, None).await?;
+            Ok(((), signals))
         })
         .await
     }

@@ -34,6 +34,7 @@ mod deliveries;
 mod ingest;
 mod maintenance;
 mod notify;
+mod operational;
 mod schema;
 mod sessions;
 mod tls;
@@ -74,6 +75,7 @@ use crate::model::{
     Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
     WebhookConfig,
 };
+use crate::operational::OperationalEvent;
 
 pub struct PostgresStore {
     node: Node,
@@ -271,6 +273,14 @@ impl Store for PostgresStore {
 
     async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
         self.set_health(config_id, health).await
+    }
+
+    async fn operational_events(&self, limit: u32) -> StoreResult<Vec<OperationalEvent>> {
+        self.operational_events(limit).await
+    }
+
+    async fn forget_operational_events(&self, ids: Vec<i64>) -> StoreResult<()> {
+        self.forget_operational_events(ids).await
     }
 
     async fn ingest(

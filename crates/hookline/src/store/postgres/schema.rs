@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_attempt_request_headers.sql"),
     // 11: a delivery deadline per config.
     include_str!("migrations/0011_delivery_deadline.sql"),
+    // 12: the outbox of operational events.
+    include_str!("migrations/0012_operational_events.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

@@ -152,6 +152,10 @@ impl StepRun {
     }
 }
 
+/// A config's health as an attempt judged it, with that attempt's error (`lastError` of the
+/// operational event of a change of state).
+pub(super) type JudgedHealth = (Health, Option<String>);
+
 /// What the jobs of one write group share.
 #[derive(Clone)]
 pub(super) struct Group {
@@ -166,7 +170,12 @@ pub(super) struct Group {
     /// of the group in config id order. Two nodes' groups each update several config rows; in
     /// the order their attempts happened to come, they deadlock (one group rolls back). In one
     /// fixed order, at the end, they only ever wait.
-    pub(super) health: Arc<Mutex<std::collections::BTreeMap<String, Health>>>,
+    /// Each with the last error of the attempt that judged it, for the operational event of a
+    /// change of state.
+    pub(super) health: Arc<Mutex<std::collections::BTreeMap<String, JudgedHealth>>>,
+    /// Signals of records written early (`flush_records`, inside a `Run` job), emitted with the
+    /// group's.
+    pub(super) flushed_signals: Arc<Mutex<Vec<StoreSignal>>>,
 }
 
 impl PostgresStore {
@@ -335,6 +344,7 @@ async fn run_group(
         node: node.clone(),
         records: Arc::default(),
         health: Arc::default(),
+        flushed_signals: Arc::default(),
     };
     let mut steps: Vec<Step<'static, StepRun>> = vec![begin(c, durable)];
     let mut fold = Fold::default();
@@ -413,6 +423,9 @@ async fn run_group(
         // Sent anyway (`BEGIN` may be among them): they fail with the group, rolled back.
         out.settle(pipeline(steps).await);
         return None;
+    }
+    if let Ok(mut flushed) = group.flushed_signals.lock() {
+        out.signals.append(&mut flushed);
     }
     // Every step left is a statement whose only failure is the server's (which aborts the
     // transaction), so `COMMIT` goes in the same round trip.

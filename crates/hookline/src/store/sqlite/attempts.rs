@@ -8,8 +8,10 @@ use rusqlite::params;
 
 use super::SqliteStore;
 use super::configs::write_health;
+use super::operational::report_delivery_end;
 use super::writer::{Finisher, Job, JobFn, WriteTx};
-use crate::model::{AttemptErrorKind, AttemptOutcome};
+use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus};
+use crate::operational;
 use crate::store::rows::request_headers_text;
 use crate::store::{StoreResult, job_status};
 
@@ -57,15 +59,26 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
         r.response_body,
         request_headers_text(r)
     ])?;
-    tx.hot.advance_delivery.execute(params![
+    let advanced = tx.hot.advance_delivery.execute(params![
         outcome.hooks_id,
         outcome.new_status.as_str(),
         outcome.number,
         outcome.next_attempt_at,
         tx.now
     ])?;
+    let last_error = operational::last_error(r);
+    // Only when this record ended it: a record written again late reports nothing twice.
+    if advanced == 1 && operational::is_reported_end(outcome.new_status) {
+        report_delivery_end(
+            tx,
+            &outcome.hooks_id,
+            outcome.new_status,
+            Some(outcome.number),
+            last_error.clone(),
+        )?;
+    }
     if let Some(health) = &outcome.health {
-        write_health(tx, &outcome.config_id, health)?;
+        write_health(tx, &outcome.config_id, health, last_error.as_deref())?;
     }
     Ok(())
 }
@@ -92,9 +105,13 @@ impl SqliteStore {
     pub(super) fn expire_delivery(&self, hooks_id: String) {
         let run: JobFn = Box::new(move |ctx| {
             let result = ctx.and_then(|tx| {
-                tx.conn
+                let expired = tx
+                    .conn
                     .prepare_cached(EXPIRE_DELIVERY)?
                     .execute(params![hooks_id, tx.now])?;
+                if expired == 1 {
+                    report_delivery_end(tx, &hooks_id, DeliveryStatus::Expired, None, None)?;
+                }
                 Ok(())
             });
             let status = job_status(&result);

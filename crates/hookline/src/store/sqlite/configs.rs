@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use super::SqliteStore;
 use super::deliveries::{NewDeliveries, insert_deliveries};
+use super::operational::{config_before, report_health};
 use super::writer::WriteTx;
 use crate::model::{
     AppKeyRecord, ConfigFilter, DeliveryStatus, Health, Millis, Page, PageRequest, WebhookConfig,
@@ -72,11 +73,15 @@ fn write_subscriptions(tx: &mut WriteTx<'_, '_>, config: &WebhookConfig) -> Stor
     Ok(())
 }
 
+/// Writes a config's health, and the operational event of its change of state if it changed
+/// (`last_error`: the attempt that changed it, if one did).
 pub(super) fn write_health(
     tx: &mut WriteTx<'_, '_>,
     config_id: &str,
     health: &Health,
+    last_error: Option<&str>,
 ) -> StoreResult<()> {
+    let before = config_before(tx, config_id)?;
     let conn = tx.conn;
     conn.prepare_cached(
         "UPDATE webhook_configs SET health_state = ?2, consecutive_failures = ?3, \
@@ -93,7 +98,7 @@ pub(super) fn write_health(
         health.disabled_reason
     ])?;
     // DISABLED keeps the subscriptions: the engine stops sending, the queue holds what comes.
-    Ok(())
+    report_health(tx, config_id, before, health, last_error)
 }
 
 impl SqliteStore {
@@ -258,6 +263,8 @@ impl SqliteStore {
 
     pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
         self.write(move |tx| {
+            // Enabling a DISABLED config gives it a fresh health: RECOVERED.
+            let before = config_before(tx, &config.id)?;
             let n = tx
                 .conn
                 .prepare_cached(
@@ -305,6 +312,7 @@ impl SqliteStore {
                 return Ok(false);
             }
             write_subscriptions(tx, &config)?;
+            report_health(tx, &config.id, before, &config.health, None)?;
             Ok(true)
         })
         .await
@@ -443,7 +451,7 @@ impl SqliteStore {
 
     pub(super) async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
         let config_id = config_id.to_owned();
-        self.write(move |tx| write_health(tx, &config_id, &health))
+        self.write(move |tx| write_health(tx, &config_id, &health, None))
             .await
     }
 

@@ -27,6 +27,7 @@ mod connection;
 mod deliveries;
 mod ingest;
 mod maintenance;
+mod operational;
 mod schema;
 mod sessions;
 mod statements;
@@ -53,6 +54,7 @@ use crate::model::{
     Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
     WebhookConfig,
 };
+use crate::operational::OperationalEvent;
 
 pub struct SqliteStore {
     writer: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
@@ -285,6 +287,14 @@ impl Store for SqliteStore {
 
     async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
         self.set_health(config_id, health).await
+    }
+
+    async fn operational_events(&self, limit: u32) -> StoreResult<Vec<OperationalEvent>> {
+        self.operational_events(limit).await
+    }
+
+    async fn forget_operational_events(&self, ids: Vec<i64>) -> StoreResult<()> {
+        self.forget_operational_events(ids).await
     }
 
     async fn ingest(

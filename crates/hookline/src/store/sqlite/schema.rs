@@ -33,6 +33,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_attempt_request_headers.sql"),
     // 12: a delivery deadline per config.
     include_str!("migrations/0012_delivery_deadline.sql"),
+    // 13: the outbox of operational events.
+    include_str!("migrations/0013_operational_events.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

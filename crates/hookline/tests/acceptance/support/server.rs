@@ -68,6 +68,8 @@ pub struct Options {
     /// `HOOKLINE_ADMIN_TOKEN` instead of a long random one (e.g. a short one, to see the warning).
     /// Default `None`.
     pub admin_token: Option<String>,
+    /// More environment variables of the server (test-only seams). Default none.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             database_url: None,
             embedded_store: false,
             admin_token: None,
+            env: Vec::new(),
         }
     }
 }
@@ -349,6 +352,7 @@ impl Server {
             .env_remove("HOOKLINE_INGEST_BURST")
             .env_remove("HOOKLINE_AUTH_FAILURES_PER_ADDRESS")
             .env_remove("HOOKLINE_AUTH_FAILURES_PER_TARGET")
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -437,6 +441,13 @@ impl Server {
                 ))
             }
         }
+    }
+
+    /// Starts the server again on the same data dir (after `kill9` or `stop_sigterm`), with
+    /// `env` as its extra environment from now on.
+    pub async fn restart_with_env(&mut self, env: Vec<(String, String)>) {
+        self.options.env = env;
+        self.spawn().await;
     }
 
     /// Starts the server again on the same data dir (after `kill9` or `stop_sigterm`).
