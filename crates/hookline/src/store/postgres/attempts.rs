@@ -11,7 +11,7 @@ use tokio_postgres::Statement;
 use super::PostgresStore;
 use super::cluster::HeldLeases;
 use super::connection::{Conn, Step, execute, pg_err, pipeline, prepared};
-use super::writer::{Durability, Finisher, Group, Job, JobRun, RunJob, StepRun};
+use super::writer::{Durability, Finisher, Group, Grouping, Job, JobRun, RunJob, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, now_millis};
 use crate::store::rows::request_headers_text;
 use crate::store::{StoreError, StoreResult, job_status};
@@ -298,13 +298,18 @@ impl PostgresStore {
         });
         if let Err(e) = self.submit(Job::Run {
             durability: Durability::Relaxed,
+            grouping: Grouping::Shared,
             run,
         }) {
             tracing::error!(error = %e, "an expired delivery could not be queued");
         }
     }
 
-    pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
+    pub(super) fn record_attempt(&self, mut outcome: AttemptOutcome) {
+        // The retry time is stored in the database's time, so that every node finds it due at
+        // the same moment (see `cluster`, "The database's clock"): turned once, here, where it
+        // leaves the engine's clock; a record written again later keeps it as turned.
+        outcome.next_attempt_at = outcome.next_attempt_at.map(|at| self.node.clock.to_db(at));
         // Queued for the next group, not awaited (as in the embedded store).
         let job = RecordJob::job(outcome, self.unrecorded.clone(), self.node.held.clone());
         if let Err(e) = self.submit(job) {
