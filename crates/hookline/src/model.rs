@@ -3,6 +3,7 @@
 //! These are hookline's own records (app keys, webhook configs, deliveries, attempts); the wire
 //! shapes of hooks and envelopes live in `hookline-wire`.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use hookline_wire::{Event, Product};
@@ -12,7 +13,19 @@ use hyper::header::HeaderValue;
 pub type Millis = i64;
 
 pub fn now_millis() -> Millis {
-    chrono::Utc::now().timestamp_millis()
+    chrono::Utc::now().timestamp_millis() + TEST_CLOCK_OFFSET_MS.load(Ordering::Relaxed)
+}
+
+/// Tests only: how far this process's clock pretends to be off (see
+/// [`set_test_clock_offset_ms`]); 0 otherwise.
+static TEST_CLOCK_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Tests only (`serve`'s hidden `HOOKLINE_TEST_CLOCK_OFFSET_MS`): makes every reading of this
+/// process's clock off by `ms`, as on a machine whose clock is wrong, so that a cluster test's
+/// skewed node is skewed everywhere (engine, API, store) and its parts agree with each other,
+/// as they would on such a machine.
+pub fn set_test_clock_offset_ms(ms: i64) {
+    TEST_CLOCK_OFFSET_MS.store(ms, Ordering::Relaxed);
 }
 
 /// RFC 3339 rendering for API responses.

@@ -198,8 +198,10 @@ fn extra_root_certs(
 const SHORT_ADMIN_TOKEN: usize = 24;
 
 /// The admin token: from the environment, or generated once and kept in the data dir.
-/// Tests only: `HOOKLINE_TEST_CLOCK_OFFSET_MS` makes the PostgreSQL store's clock pretend to be
-/// off by that many milliseconds (the cluster tests' skewed node). Deliberately undocumented.
+/// Tests only: `HOOKLINE_TEST_CLOCK_OFFSET_MS` makes this process's clock pretend to be off by
+/// that many milliseconds (a cluster test's skewed node): the whole process, not only the
+/// store, so that the engine's retry times and the store's reading of them agree, as on a
+/// machine whose clock is wrong. Deliberately undocumented.
 fn test_clock_offset_ms() -> anyhow::Result<i64> {
     match std::env::var("HOOKLINE_TEST_CLOCK_OFFSET_MS") {
         Err(_) => Ok(0),
@@ -292,6 +294,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let extra_roots = extra_root_certs(args.test_extra_root_ca.as_deref())?;
+    // Before anything reads the clock.
+    crate::model::set_test_clock_offset_ms(test_clock_offset_ms()?);
     install_catalogue(&args.catalogue)?;
     crate::metrics::label_by_app_key(args.metrics_app_key_label);
     {
@@ -331,7 +335,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 pool_size: args.pg_pool_size.max(1),
                 lock_timeout: args.pg_lock_timeout,
                 statement_timeout: args.pg_statement_timeout,
-                test_clock_skew_ms: test_clock_offset_ms()?,
+                // The process's clock is skewed instead (`test_clock_offset_ms` above).
+                test_clock_skew_ms: 0,
             };
             Arc::new(
                 PostgresStore::open(url, node)

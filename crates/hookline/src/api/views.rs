@@ -285,6 +285,9 @@ pub struct DeliveryView {
     pub hook_ids: Vec<String>,
     pub attempt_count: u32,
     /// When RETRYING: the next attempt's time.
+    // As stored. On PostgreSQL that is the database's time (the store turns each node's retry
+    // times into it), the one clock every node agrees on: the time a retry is due wherever it
+    // is sent from, whichever node's API is asked and however far that node's clock is off.
     pub next_attempt_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,

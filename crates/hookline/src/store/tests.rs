@@ -1168,7 +1168,9 @@ async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded(
     });
     b.flush().await.unwrap();
     match a.lease_delivery(&hooks_id).await.unwrap() {
-        Lease::NotDue(at) => assert_eq!(at, later),
+        // Stored in the database's time by B's measured offset, read back by A's: the same time
+        // give or take the two measurements.
+        Lease::NotDue(at) => about(at, later, "not due until"),
         other => panic!("expected NotDue, got {other:?}"),
     }
 }
@@ -2186,4 +2188,265 @@ async fn nodes_whose_clocks_are_ten_minutes_off_neither_take_live_leases_nor_loo
     // The work still goes round: the skewed nodes claim and lease what is free.
     let second = claim_one(&ahead, &cfg, 1).await;
     assert_ne!(second, held);
+}
+
+/// `at` is `want` give or take the clocks' measured offsets (a few milliseconds each) and the
+/// test's own steps.
+fn about(at: i64, want: i64, what: &str) {
+    assert!(
+        (at - want).abs() < 2_000,
+        "{what}: {at} is {} ms from {want}",
+        at - want
+    );
+}
+
+#[tokio::test]
+async fn a_retry_is_due_at_the_same_moment_for_every_node_whatever_the_clock_that_scheduled_it() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let ten_minutes: i64 = 600_000;
+    let open = |id: &str, skew: i64| {
+        let options = NodeOptions {
+            node_id: id.into(),
+            test_clock_skew_ms: skew,
+            ..NodeOptions::default()
+        };
+        let config = (*config).clone();
+        async move {
+            let store: Arc<dyn Store> =
+                Arc::new(PostgresStore::open_config(config, options).await.unwrap());
+            store
+        }
+    };
+    let live = open("live", 0).await;
+    let ahead = open("ahead", ten_minutes).await;
+    let behind = open("behind", -ten_minutes).await;
+    let cfg = config_with_app("c1", "ak");
+    live.insert_config(cfg.clone()).await.unwrap();
+    live.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+
+    // The node ten minutes ahead schedules a retry 2 s away by its clock (as its engine would:
+    // its clock reads ten minutes more), and is gone.
+    let from_ahead = claim_one(&ahead, &cfg, 1).await;
+    let due = now_millis() + 2_000;
+    ahead.record_attempt(AttemptOutcome {
+        next_attempt_at: Some(due + ten_minutes),
+        ..attempt(&from_ahead, 1, 500, DeliveryStatus::Retrying)
+    });
+    ahead.flush().await.unwrap();
+    // The live node sees it due in 2 s, not in ten minutes and 2 s: in its sweep, in what it
+    // resumes, and in the lease's answer, all in its own clock.
+    let swept = live.due_deliveries(due + 1_000, 10).await.unwrap();
+    let found = swept.iter().find(|d| d.hooks_id == from_ahead);
+    let found = found.expect("the live node's sweep finds the retry due in 2 s");
+    about(found.next_attempt_at, due, "swept");
+    let resumed = live.open_deliveries().await.unwrap();
+    let resumed = resumed.iter().find(|d| d.hooks_id == from_ahead).unwrap();
+    about(resumed.next_attempt_at, due, "resumed");
+    match live.lease_delivery(&from_ahead).await.unwrap() {
+        Lease::NotDue(at) => about(at, due, "not due until"),
+        other => panic!("leased before it was due: {other:?}"),
+    }
+    // At that time the live node leases it (its timer would fire then).
+    tokio::time::sleep(Duration::from_millis(
+        (due - now_millis() + 100).max(0) as u64
+    ))
+    .await;
+    let taken = lease(&live, &from_ahead).await;
+    assert!(
+        taken.is_some(),
+        "the retry is not due at its time for the live node"
+    );
+
+    // The node ten minutes behind schedules one a minute away by its clock: for the others it is
+    // not due now (it would be by nine minutes), and it is due a minute from now in each one's
+    // clock.
+    let from_behind = claim_one(&behind, &cfg, 1).await;
+    let due = now_millis() + 60_000;
+    behind.record_attempt(AttemptOutcome {
+        next_attempt_at: Some(due - ten_minutes),
+        ..attempt(&from_behind, 1, 500, DeliveryStatus::Retrying)
+    });
+    behind.flush().await.unwrap();
+    let swept = live.due_deliveries(now_millis(), 10).await.unwrap();
+    assert!(
+        swept.iter().all(|d| d.hooks_id != from_behind),
+        "a retry scheduled by the node behind is due at once for the others"
+    );
+    for (store, skew) in [(&live, 0), (&ahead, ten_minutes), (&behind, -ten_minutes)] {
+        match store.lease_delivery(&from_behind).await.unwrap() {
+            Lease::NotDue(at) => about(at, due + skew, "not due until, in the node's clock"),
+            other => panic!("leased a minute early: {other:?}"),
+        }
+    }
+}
+
+// ---------- PostgreSQL: config writes and other nodes' writer groups ----------
+
+/// Until a session of node `node`'s writer waits for a row lock, or (`rolled_back`) has rolled a
+/// transaction back; fails the test after a minute.
+async fn until_the_writer_of(
+    node: &str,
+    rolled_back: bool,
+    other: &tokio_postgres::Client,
+) -> &'static str {
+    within_a_minute("waiting for the writer", async {
+        loop {
+            let row = other
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), \
+                            count(*) FILTER (WHERE state = 'idle' AND query = 'ROLLBACK') \
+                     FROM pg_stat_activity \
+                     WHERE datname = current_database() AND application_name = $1",
+                    &[&format!("hookline {node} writer")],
+                )
+                .await
+                .unwrap();
+            let (waiting, rolled): (i64, i64) = (row.get(0), row.get(1));
+            if waiting > 0 {
+                return "waits for a lock";
+            }
+            if rolled_back && rolled > 0 {
+                return "rolled back";
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_config_delete_beside_an_ingest_does_not_deadlock_with_another_nodes_ingest_of_that_hook()
+{
+    let (a, config) = postgres_with(NodeOptions {
+        node_id: "a".into(),
+        // Long: waits end by the other session's commit, or by the deadlock detector (1 s).
+        lock_timeout: Duration::from_secs(60),
+        ..NodeOptions::default()
+    })
+    .await;
+    let cfg = config_with_app("c1", "ak");
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.flush().await.unwrap();
+
+    // Node B's writer group, open: its ingest of the hook has inserted it and not committed.
+    let b = config.connect().await.unwrap();
+    b.batch_execute("BEGIN").await.unwrap();
+    b.execute(
+        "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+         VALUES ('ak', 'same-0', $1, $2, '{}', 0)",
+        &[&Product::Sms.as_str(), &Event::ConversionBlock.as_str()],
+    )
+    .await
+    .unwrap();
+
+    // On A the config is deleted and the same hook ingested at once: both are queued before the
+    // writer looks (one poll submits both), so they are taken together.
+    let on_a = tokio::spawn({
+        let a = a.clone();
+        async move {
+            tokio::join!(
+                a.delete_config("ak", "c1"),
+                a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("same", 1)),
+            )
+        }
+    });
+    // A's ingest waits for B's insert of the same hookId.
+    until_the_writer_of("a", false, &b).await;
+    // B's ingest goes on to lock the config it fans out to (its `FOR KEY SHARE`): with the delete
+    // uncommitted in A's transaction, B would wait for A while A waits for B.
+    let b_locks = b
+        .query(
+            "SELECT id FROM webhook_configs WHERE id = 'c1' FOR KEY SHARE",
+            &[],
+        )
+        .await;
+    let b_commits = b.batch_execute("COMMIT").await;
+    let (deleted, ingested) = within_a_minute("node A's writes", on_a).await.unwrap();
+    assert!(
+        b_locks.is_ok(),
+        "node B's group failed: {:?}",
+        b_locks.map(|_| ())
+    );
+    b_commits.unwrap();
+    assert!(deleted.unwrap(), "the config was deleted");
+    // Node B stored the hook first: A's ingest of it is the producer's retry, accepted.
+    assert_eq!(ingested.unwrap().new_hooks, 0);
+}
+
+#[tokio::test]
+async fn a_config_delete_does_not_deadlock_with_a_group_holding_its_delivery_then_ingesting_for_it()
+{
+    let (a, config) = postgres_with(NodeOptions {
+        node_id: "a".into(),
+        lock_timeout: Duration::from_secs(60),
+        ..NodeOptions::default()
+    })
+    .await;
+    let cfg = config_with_app("c1", "ak");
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    let held = claim_one(&a, &cfg, 1).await;
+
+    // Node B's writer group, open: a lease (or an attempt's record) holds the delivery's row.
+    let b = config.connect().await.unwrap();
+    b.batch_execute("BEGIN").await.unwrap();
+    b.execute(
+        "UPDATE deliveries SET lease_owner = 'b' WHERE hooks_id = $1",
+        &[&held],
+    )
+    .await
+    .unwrap();
+    let delete = tokio::spawn({
+        let a = a.clone();
+        async move { a.delete_config("ak", "c1").await }
+    });
+    // Until the delete holds the config row and waits for the delivery (before), or has found
+    // the delivery held and started again (now).
+    let seen = until_the_writer_of("a", true, &b).await;
+    // B's group goes on to ingest for the config: its `FOR KEY SHARE` of the config row.
+    let b_locks = b
+        .query(
+            "SELECT id FROM webhook_configs WHERE id = 'c1' FOR KEY SHARE",
+            &[],
+        )
+        .await;
+    let b_commits = b.batch_execute("COMMIT").await;
+    let deleted = within_a_minute("the delete", delete).await.unwrap();
+    assert!(
+        b_locks.is_ok(),
+        "node B's group failed (the delete {seen}): {:?}",
+        b_locks.map(|_| ())
+    );
+    b_commits.unwrap();
+    assert!(deleted.unwrap(), "the config was deleted");
+    // Its work is cancelled, the held delivery included, and nothing is left queued.
+    let left = a
+        .list_deliveries(
+            "ak",
+            DeliveryFilter::default(),
+            PageRequest {
+                size: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.items.len(), 2, "the held delivery and the queued hook");
+    assert!(
+        left.items
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Cancelled)
+    );
+    let queued: i64 = b
+        .query_one("SELECT count(*) FROM queue", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 0);
 }

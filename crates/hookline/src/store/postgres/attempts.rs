@@ -13,7 +13,7 @@ use super::cluster::HeldLeases;
 use super::columns::col;
 use super::connection::{Conn, Step, pg_err, pipeline, prepared, query_one};
 use super::operational::hook_ids_sql;
-use super::writer::{Durability, Finisher, Group, Job, JobRun, RunJob, StepRun};
+use super::writer::{Durability, Finisher, Group, Grouping, Job, JobRun, RunJob, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus, now_millis};
 use crate::operational::{self, LAST_ERROR_SQL};
 use crate::store::rows::request_headers_text;
@@ -355,13 +355,18 @@ impl PostgresStore {
         });
         if let Err(e) = self.submit(Job::Run {
             durability: Durability::Relaxed,
+            grouping: Grouping::Shared,
             run,
         }) {
             tracing::error!(error = %e, "an expired delivery could not be queued");
         }
     }
 
-    pub(super) fn record_attempt(&self, outcome: AttemptOutcome) {
+    pub(super) fn record_attempt(&self, mut outcome: AttemptOutcome) {
+        // The retry time is stored in the database's time, so that every node finds it due at
+        // the same moment (see `cluster`, "The database's clock"): turned once, here, where it
+        // leaves the engine's clock; a record written again later keeps it as turned.
+        outcome.next_attempt_at = outcome.next_attempt_at.map(|at| self.node.clock.to_db(at));
         // Queued for the next group, not awaited (as in the embedded store).
         let job = RecordJob::job(outcome, self.unrecorded.clone(), self.node.held.clone());
         if let Err(e) = self.submit(job) {

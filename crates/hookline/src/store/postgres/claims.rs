@@ -296,7 +296,9 @@ impl PostgresStore {
             &[],
         )
         .await?;
-        rows.iter().map(open_delivery).collect()
+        rows.iter()
+            .map(|r| open_delivery(r, &self.node.clock))
+            .collect()
     }
 
     pub(super) async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>> {

@@ -11,13 +11,19 @@
 //!   so only a node that stopped (crashed, or cut off from the database) loses them, and closing
 //!   hands back those left ([`PostgresStore::leave`]). Other nodes find expired leases with
 //!   [`PostgresStore::due_deliveries`].
-//! - **The database's clock.** Lease expiries and heartbeats are written and compared in the
-//!   database's time, not the node's: each node measures how far its clock is from the
-//!   database's ([`DbClock`], at open and with every renewal) and writes and compares those
-//!   times corrected by it. So a node whose clock is minutes ahead does not see a live node's
-//!   leases as expired (and take them), and one whose clock is behind does not look dead to
-//!   the others. Retry times (`next_attempt_at`) stay in the clock of the node that scheduled
-//!   them: a node's own retries are due by its own clock, which is what its timer counts in.
+//! - **The database's clock.** Lease expiries, heartbeats and retry times (`next_attempt_at`)
+//!   are written and compared in the database's time, not the node's: each node measures how
+//!   far its clock is from the database's ([`DbClock`], at open and with every renewal) and
+//!   writes and compares those times corrected by it. So a node whose clock is minutes ahead
+//!   does not see a live node's leases as expired (and take them), and one whose clock is behind
+//!   does not look dead to the others. A retry one node scheduled is due for every node at the
+//!   same moment: a node ten minutes ahead that schedules one and dies does not leave it ten
+//!   minutes late for the others, nor one ten minutes behind leave it due at once. The engine
+//!   keeps its own clock: the times it gives (`AttemptOutcome::next_attempt_at`, the sweep's
+//!   `until`) are turned into the database's time ([`DbClock::to_db`]) before they are written
+//!   or compared, and the retry times handed back to it (`Lease::NotDue`, `OpenDelivery`) into
+//!   its clock ([`DbClock::to_node`]). The delivery log shows the stored time: the database's,
+//!   the one time every node agrees on.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -57,9 +63,12 @@ pub struct NodeOptions {
     pub lock_timeout: Duration,
     /// How long any one statement of those connections may run (`--pg-statement-timeout`).
     pub statement_timeout: Duration,
-    /// Tests only: this node's clock pretends to be off by this many milliseconds (the hidden
-    /// `HOOKLINE_TEST_CLOCK_OFFSET_MS` of `serve`), to show that leases and heartbeats do not
-    /// depend on the nodes' clocks agreeing.
+    /// Tests only: this node's clock pretends to be off by this many milliseconds, to show that
+    /// leases, heartbeats and retry times do not depend on the nodes' clocks agreeing. The
+    /// engine's times given to this store (retry times) are taken to be in that skewed clock
+    /// too, as a machine whose clock is wrong would give them: a test acting as the engine
+    /// adds the skew. (`serve`'s hidden `HOOKLINE_TEST_CLOCK_OFFSET_MS` skews the whole
+    /// process's clock instead, `model::set_test_clock_offset_ms`, and leaves this at 0.)
     pub test_clock_skew_ms: i64,
 }
 
@@ -165,14 +174,25 @@ impl DbClock {
         }
     }
 
-    /// This node's own clock, as the store sees it.
+    /// This node's own clock, as the store sees it: the engine's clock.
     fn local_now(&self) -> Millis {
         now_millis() + self.skew_ms
     }
 
     /// The database's time, estimated.
     pub(super) fn now(&self) -> Millis {
-        self.local_now() + self.offset_ms.load(Ordering::Relaxed)
+        self.to_db(self.local_now())
+    }
+
+    /// A time of this node's clock (the engine's: a retry's due time, the sweep's bound) in the
+    /// database's time, as it is stored and compared.
+    pub(super) fn to_db(&self, node_time: Millis) -> Millis {
+        node_time.saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// A stored time (the database's) in this node's clock, as the engine's timers count.
+    pub(super) fn to_node(&self, db_time: Millis) -> Millis {
+        db_time.saturating_sub(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Measures the offset again on `c`.
@@ -321,9 +341,8 @@ impl PostgresStore {
             // This node's records queued before this lease are applied first.
             flush_records(&group).await?;
             let c = group.client;
-            // Due by this node's clock (the engine's: retry times are in the clock of the node
-            // that scheduled them); expired by the database's.
-            let now = now_millis();
+            // Due and expired by the database's time, the clock retry times are stored in
+            // (whichever node scheduled them).
             let db_now = node.clock.now();
             // SKIP LOCKED: a row another transaction is changing (another node's lease or
             // record) is not waited for; its lease decides, and it is someone else's now.
@@ -338,7 +357,7 @@ impl PostgresStore {
                              FOR UPDATE SKIP LOCKED) \
                          RETURNING {DELIVERY_COLUMNS}"
                 ),
-                &[&hooks_id, &&*node.id, &node.lease_until(), &now, &db_now],
+                &[&hooks_id, &&*node.id, &node.lease_until(), &db_now, &db_now],
             )
             .await?;
             let Some(row) = row else {
@@ -352,8 +371,9 @@ impl PostgresStore {
                     &[&hooks_id, &db_now],
                 )
                 .await?;
+                // Handed back in this node's clock: the engine arms its timer with it.
                 let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
-                    Some(at) if at > now => Lease::NotDue(at),
+                    Some(at) if at > db_now => Lease::NotDue(node.clock.to_node(at)),
                     _ => Lease::Unavailable,
                 };
                 return Ok((lease, Vec::new()));
@@ -384,10 +404,16 @@ impl PostgresStore {
                  AND (d.lease_owner IS NULL OR d.lease_expires_at < $2) \
                  AND c.enabled AND c.health_state <> 'DISABLED' \
                  ORDER BY COALESCE(d.next_attempt_at, 0) LIMIT $3",
-            &[&until, &self.node.clock.now(), &i64::from(limit)],
+            &[
+                &self.node.clock.to_db(until),
+                &self.node.clock.now(),
+                &i64::from(limit),
+            ],
         )
         .await?;
-        rows.iter().map(open_delivery).collect()
+        rows.iter()
+            .map(|r| open_delivery(r, &self.node.clock))
+            .collect()
     }
 
     /// Hands back the leases still held (attempts cut by the shutdown grace period): the other

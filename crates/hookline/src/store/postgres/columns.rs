@@ -3,6 +3,7 @@
 
 use tokio_postgres::Row;
 
+use super::cluster::DbClock;
 use crate::model::AppKeyRecord;
 use crate::store::rows::{ConfigRow, DeliveryRow};
 use crate::store::{OpenDelivery, StoreError, StoreResult};
@@ -63,12 +64,13 @@ pub(super) fn delivery_row(r: &Row) -> StoreResult<DeliveryRow> {
     })
 }
 
-/// `hooks_id, config_id, due` as selected by the open-delivery queries.
-pub(super) fn open_delivery(r: &Row) -> StoreResult<OpenDelivery> {
+/// `hooks_id, config_id, due` as selected by the open-delivery queries, the due time (stored in
+/// the database's time) turned into this node's clock, which the engine's timers count in.
+pub(super) fn open_delivery(r: &Row, clock: &DbClock) -> StoreResult<OpenDelivery> {
     Ok(OpenDelivery {
         hooks_id: col(r, 0)?,
         config_id: col(r, 1)?,
-        next_attempt_at: col(r, 2)?,
+        next_attempt_at: clock.to_node(col(r, 2)?),
     })
 }
 

@@ -2,12 +2,17 @@
 //! health the nodes judge. Every config change tells the other nodes (`hookline_config`).
 //! Deleting a config turns its open and queued work into CANCELLED deliveries.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use tokio_postgres::Statement;
 
 use super::PostgresStore;
-use super::attempts::flush_records;
 use super::columns::{app_key_record, col, config_row};
-use super::connection::{Conn, Step, execute, pg_err, poisoned, prepared, query, query_opt};
+use super::connection::{
+    Conn, Step, execute, pg_err, poisoned, prepared, query, query_one, query_opt,
+};
 use super::deliveries::insert_delivery;
 use super::notify::{CONFIG_CHANNEL, notify};
 use super::operational::{health_params, report_config_update};
@@ -345,14 +350,11 @@ impl PostgresStore {
     }
 
     pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
-        self.write_in_group(Durability::Durable, move |group| async move {
-            // The group's records judged the config before this change: their health must not
-            // be written over it at the end of the group (it would undo a re-enable).
-            flush_records(&group).await?;
-            if let Ok(mut health) = group.health.lock() {
-                health.remove(&config.id);
-            }
-            let c = group.client;
+        // Alone (see `writer::Grouping::Alone`): it holds the config row, and with ingests in
+        // its transaction could deadlock with another node's group. Alone, no attempt record
+        // shares its group either, so no health judged before the change is written over it at
+        // the group's end (that would undo a re-enable).
+        self.write_alone(move |c| async move {
             // The health before, for the event of a change (a re-enable: RECOVERED). Locked, so
             // another node's health write cannot slip in between.
             let before = query_opt(
@@ -393,75 +395,36 @@ impl PostgresStore {
         .await
     }
 
+    /// Deletes the config and turns its open and queued work into CANCELLED deliveries, in a
+    /// transaction of its own that, once it holds the config row, waits for no other lock: the
+    /// rows it must change and another transaction holds (a claim's queue rows, a delivery a
+    /// node's group is leasing or recording) make it roll back and start again a moment later,
+    /// instead of waiting for them while holding the config row. Another node's writer group
+    /// takes delivery rows and config rows in either order (a lease and then an ingest's
+    /// `FOR KEY SHARE` of the config; an ingest and then its records; records and then the
+    /// config's health), so a delete waiting for one while holding the other could deadlock
+    /// with it. It waits only for the config row itself, holding nothing yet.
     pub(super) async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool> {
-        let app_key = app_key.to_owned();
-        let config_id = config_id.to_owned();
-        self.write(Durability::Durable, move |c| async move {
-            let found = query_opt(
-                &c,
-                "SELECT product, max_hooks FROM webhook_configs \
-                     WHERE app_key = $1 AND id = $2",
-                &[&app_key, &config_id],
-            )
-            .await?;
-            let Some(found) = found else {
-                return Ok((false, Vec::new()));
-            };
-            let product = parse_product(&col::<String>(&found, 0)?)?;
-            let max_hooks: i64 = col(&found, 1)?;
-            let now = now_millis();
-            execute(
-                &c,
-                "DELETE FROM webhook_configs WHERE id = $1",
-                &[&config_id],
-            )
-            .await?;
-            execute(
-                &c,
-                "DELETE FROM subscriptions WHERE config_id = $1",
-                &[&config_id],
-            )
-            .await?;
-            // Hooks still queued become CANCELLED deliveries too, so the log shows what this
-            // config never received. First, because this waits for a claim of another node that
-            // holds some of the rows: the deliveries that claim made are committed by the time
-            // the next statement cancels the open ones.
-            let rows = query(
-                &c,
-                "DELETE FROM queue WHERE config_id = $1 RETURNING event, hook_seq",
-                &[&config_id],
-            )
-            .await?;
-            execute(
-                &c,
-                "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
-                 updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
-                 WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING')",
-                &[&config_id, &now],
-            )
-            .await?;
-            let mut queued = Vec::with_capacity(rows.len());
-            for r in &rows {
-                queued.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
+        let started = tokio::time::Instant::now();
+        let mut pause = DELETE_FIRST_PAUSE;
+        loop {
+            let held = Arc::new(AtomicBool::new(false));
+            let result = self
+                .write_alone({
+                    let (app_key, config_id, held) =
+                        (app_key.to_owned(), config_id.to_owned(), held.clone());
+                    move |c| delete_config_once(c, app_key, config_id, held)
+                })
+                .await;
+            let again = result.is_err()
+                && held.load(Ordering::Relaxed)
+                && started.elapsed() < DELETE_TRIES_FOR;
+            if !again {
+                return result;
             }
-            queued.sort();
-            for (event, seqs) in runs_by_event(&queued, max_hooks as u32) {
-                let summary = DeliverySummary::new(
-                    hookline_wire::generate_id(),
-                    &app_key,
-                    &config_id,
-                    product,
-                    parse_event(event)?,
-                    DeliveryStatus::Cancelled,
-                    Vec::new(),
-                    now,
-                );
-                insert_delivery(&c, &summary, &seqs, None).await?;
-            }
-            notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config_id)).await?;
-            Ok((true, Vec::new()))
-        })
-        .await
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(DELETE_MOST_PAUSE);
+        }
     }
 
     pub(super) async fn get_config(
@@ -537,7 +500,8 @@ impl PostgresStore {
 
     pub(super) async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
         let config_id = config_id.to_owned();
-        self.write(Durability::Durable, move |c| async move {
+        // Alone: it holds the config row (see `writer::Grouping::Alone`).
+        self.write_alone(move |c| async move {
             let statement = prepared(&c, WRITE_HEALTH).await?;
             let signals = write_health(&c, &statement, &config_id, &health, None).await?;
             Ok(((), signals))
@@ -557,4 +521,108 @@ impl PostgresStore {
             .map(|r| config_row(r).and_then(ConfigRow::into_config))
             .transpose()
     }
+}
+
+/// How long `delete_config` keeps starting again while other transactions hold rows it must
+/// change (they hold them for one group or claim: milliseconds); after it, the delete fails
+/// (503) and nothing of it is written.
+const DELETE_TRIES_FOR: Duration = Duration::from_secs(10);
+/// Its first pause before starting again, doubled each time up to [`DELETE_MOST_PAUSE`].
+const DELETE_FIRST_PAUSE: Duration = Duration::from_millis(5);
+const DELETE_MOST_PAUSE: Duration = Duration::from_millis(200);
+
+/// One try of `delete_config` (see there). `held` is set when a row to change was held by
+/// another transaction: the try then fails, so that its transaction rolls back.
+async fn delete_config_once(
+    c: Arc<Conn>,
+    app_key: String,
+    config_id: String,
+    held: Arc<AtomicBool>,
+) -> StoreResult<(bool, Vec<StoreSignal>)> {
+    let found = query_opt(
+        &c,
+        "SELECT product, max_hooks FROM webhook_configs WHERE app_key = $1 AND id = $2",
+        &[&app_key, &config_id],
+    )
+    .await?;
+    let Some(found) = found else {
+        return Ok((false, Vec::new()));
+    };
+    let product = parse_product(&col::<String>(&found, 0)?)?;
+    let max_hooks: i64 = col(&found, 1)?;
+    let now = now_millis();
+    // The one wait: for the ingests, redeliveries and replays writing for this config
+    // (`FOR KEY SHARE`) and other nodes' health writes, while this transaction holds nothing.
+    // Those that come after wait for this delete and then find no config.
+    execute(
+        &c,
+        "DELETE FROM webhook_configs WHERE id = $1",
+        &[&config_id],
+    )
+    .await?;
+    execute(
+        &c,
+        "DELETE FROM subscriptions WHERE config_id = $1",
+        &[&config_id],
+    )
+    .await?;
+    // Hooks still queued become CANCELLED deliveries too, so the log shows what this config
+    // never received. Rows a claim holds are skipped (and the delete starts again): by then the
+    // claim has committed its deliveries, which the next try cancels.
+    let rows = query(
+        &c,
+        "DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
+             SELECT config_id, event, hook_seq FROM queue WHERE config_id = $1 \
+             FOR UPDATE SKIP LOCKED) \
+         RETURNING event, hook_seq",
+        &[&config_id],
+    )
+    .await?;
+    execute(
+        &c,
+        "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
+         updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE hooks_id IN (SELECT hooks_id FROM deliveries \
+             WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING') \
+             FOR UPDATE SKIP LOCKED)",
+        &[&config_id, &now],
+    )
+    .await?;
+    // What is still queued or open was held by another transaction (or made by a claim that
+    // committed meanwhile): start again rather than wait for it holding the config row.
+    let left = query_one(
+        &c,
+        "SELECT EXISTS (SELECT 1 FROM queue WHERE config_id = $1) \
+             OR EXISTS (SELECT 1 FROM deliveries WHERE config_id = $1 \
+                 AND status IN ('PENDING', 'RETRYING'))",
+        &[&config_id],
+    )
+    .await?;
+    if col::<bool>(&left, 0)? {
+        held.store(true, Ordering::Relaxed);
+        return Err(StoreError::Unavailable(format!(
+            "config {config_id}: its queued hooks or open deliveries are held by another \
+             transaction; the delete is tried again"
+        )));
+    }
+    let mut queued = Vec::with_capacity(rows.len());
+    for r in &rows {
+        queued.push((col::<String>(r, 0)?, col::<i64>(r, 1)?));
+    }
+    queued.sort();
+    for (event, seqs) in runs_by_event(&queued, max_hooks as u32) {
+        let summary = DeliverySummary::new(
+            hookline_wire::generate_id(),
+            &app_key,
+            &config_id,
+            product,
+            parse_event(event)?,
+            DeliveryStatus::Cancelled,
+            Vec::new(),
+            now,
+        );
+        insert_delivery(&c, &summary, &seqs, None).await?;
+    }
+    notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config_id)).await?;
+    Ok((true, Vec::new()))
 }

@@ -20,6 +20,15 @@
 //! - **Any other job runs alone** (`Job::Run`): what was sent before it is answered first, then
 //!   it runs with the connection to itself (it may read and decide), and what comes after it is
 //!   sent only when it is done.
+//! - **Config writes get a transaction of their own** ([`Grouping::Alone`]: `update_config`,
+//!   `delete_config`, `set_health`): the group ends before one, and the next holds it and
+//!   nothing else. In a group with ingests, a config write holds its config row while the
+//!   group's ingest waits for another node's uncommitted insert of the same hookId; that node's
+//!   group, having inserted it, waits for the same config row (its ingest's `FOR KEY SHARE`, or
+//!   its health write at the end of the group): a deadlock, which PostgreSQL breaks after
+//!   `deadlock_timeout` by failing one whole group (its producers get 503). Alone, a config
+//!   write holds no hook and no delivery when it waits for the config row, so nobody waiting
+//!   for it is something it waits for.
 //!
 //! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
 //! the tenants' ingests round-robin within a bound on rows, each weighed as its hooks times the
@@ -112,7 +121,21 @@ pub(super) enum Job {
     /// An attempt record: written with the group's others.
     Record(Box<RecordJob>),
     /// Anything else: runs alone, in queue order.
-    Run { durability: Durability, run: RunJob },
+    Run {
+        durability: Durability,
+        grouping: Grouping,
+        run: RunJob,
+    },
+}
+
+/// Whether a `Run` job may share its group's transaction with the group's other jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Grouping {
+    /// In the group, in queue order.
+    Shared,
+    /// In a transaction of its own: config writes (see the module doc: with ingests beside them
+    /// they can deadlock with another node's group).
+    Alone,
 }
 
 impl Job {
@@ -211,6 +234,34 @@ impl PostgresStore {
         F: FnOnce(Group) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
+        self.run_job(durability, Grouping::Shared, f).await
+    }
+
+    /// Runs `f` in a transaction of its own (a config write, see [`Grouping::Alone`]), durably,
+    /// and returns its result once committed.
+    pub(super) async fn write_alone<R, F, Fut>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
+    {
+        self.run_job(Durability::Durable, Grouping::Alone, move |group| {
+            f(group.client)
+        })
+        .await
+    }
+
+    async fn run_job<R, F, Fut>(
+        &self,
+        durability: Durability,
+        grouping: Grouping,
+        f: F,
+    ) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Group) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let run: RunJob = Box::new(move |group: Group| {
             Box::pin(async move {
@@ -230,7 +281,11 @@ impl PostgresStore {
                 }
             })
         });
-        self.submit(Job::Run { durability, run })?;
+        self.submit(Job::Run {
+            durability,
+            grouping,
+            run,
+        })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
@@ -263,7 +318,11 @@ where
             }
         })
     });
-    Job::Run { durability, run }
+    Job::Run {
+        durability,
+        grouping: Grouping::Shared,
+        run,
+    }
 }
 
 /// What a group leaves to do after its commit (or rollback).
@@ -349,7 +408,21 @@ async fn run_group(
     let mut steps: Vec<Step<'static, StepRun>> = vec![begin(c, durable)];
     let mut fold = Fold::default();
     let mut jobs = batch.drain(..);
+    let mut first = true;
     for job in jobs.by_ref() {
+        let alone = matches!(
+            job,
+            Job::Run {
+                grouping: Grouping::Alone,
+                ..
+            }
+        );
+        if alone && !first {
+            // The group ends before it; it opens the next one (see `Grouping::Alone`).
+            carried.push(job);
+            break;
+        }
+        first = false;
         match job {
             Job::Ingest(ingest_job) => {
                 if !fold.fits(&ingest_job)
@@ -370,7 +443,11 @@ async fn run_group(
                     break;
                 }
             },
-            Job::Run { durability, run } => {
+            Job::Run {
+                durability,
+                grouping,
+                run,
+            } => {
                 if let Some(statement) = &ingest
                     && !fold.is_empty()
                 {
@@ -382,7 +459,11 @@ async fn run_group(
                 }
                 out.settle(pipeline(std::mem::take(&mut steps)).await);
                 if out.failure.is_some() {
-                    carried.push(Job::Run { durability, run });
+                    carried.push(Job::Run {
+                        durability,
+                        grouping,
+                        run,
+                    });
                     break;
                 }
                 let run = run(group.clone()).await;
@@ -396,6 +477,10 @@ async fn run_group(
                     JobStatus::Done => out.signals.extend(run.signals),
                 }
             }
+        }
+        if alone {
+            // Nothing joins it: the jobs after it go to the next group.
+            break;
         }
     }
     carried.extend(jobs);
