@@ -2377,6 +2377,54 @@ async fn a_config_delete_beside_an_ingest_does_not_deadlock_with_another_nodes_i
     assert_eq!(ingested.unwrap().new_hooks, 0);
 }
 
+/// A health write (and an operator's update) reads the old state locked, to report a change
+/// once: with the lock an UPDATE takes anyway (`FOR NO KEY UPDATE`), never a stronger one, so it
+/// does not wait for another node's ingest holding `FOR KEY SHARE` of the config (a group's
+/// ingest, then its health writes: with `FOR UPDATE` two nodes' groups deadlocked).
+#[tokio::test]
+async fn health_and_config_writes_do_not_wait_for_another_nodes_ingest_of_the_config() {
+    let (a, config) = postgres_with(NodeOptions {
+        node_id: "a".into(),
+        // Long: a write that waited would hang, not fail.
+        lock_timeout: Duration::from_secs(60),
+        ..NodeOptions::default()
+    })
+    .await;
+    let cfg = config_with_app("c1", "ak");
+    a.insert_config(cfg.clone()).await.unwrap();
+    // Another node's writer group, open, with its ingest's lock on the config.
+    let b = config.connect().await.unwrap();
+    b.batch_execute("BEGIN; SELECT id FROM webhook_configs WHERE id = 'c1' FOR KEY SHARE")
+        .await
+        .unwrap();
+    let failing = Health {
+        state: crate::model::HealthState::Failing,
+        consecutive_failures: 5,
+        ..Health::default()
+    };
+    let wait = Duration::from_secs(10);
+    tokio::time::timeout(wait, a.set_health("c1", failing))
+        .await
+        .expect("the health write waited for the other node's ingest")
+        .unwrap();
+    tokio::time::timeout(wait, a.update_config(cfg))
+        .await
+        .expect("the config update waited for the other node's ingest")
+        .unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    let names: Vec<String> = a
+        .operational_events(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["WEBHOOK_CONFIG_FAILING", "WEBHOOK_CONFIG_RECOVERED"]
+    );
+}
+
 #[tokio::test]
 async fn a_config_delete_does_not_deadlock_with_a_group_holding_its_delivery_then_ingesting_for_it()
 {

@@ -60,8 +60,12 @@ async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()
 /// operator enabling the config again, does that), and disabling tells every node
 /// (`hookline_config`) so that they stop sending to it. Its subscriptions stay: what is accepted
 /// while it is DISABLED is held in its queue until it is enabled again.
+/// A change of state writes its operational event (`reported`, `$9` the event, `$10` the facts the
+/// node knows): the old state is read locked, so of two nodes judging the same change one reports
+/// it. `FOR NO KEY UPDATE`, the lock the UPDATE takes anyway: a stronger `FOR UPDATE` would also
+/// wait for other nodes' ingests (their `FOR KEY SHARE` of the config) and deadlock with them.
 const WRITE_HEALTH: &str = "WITH before AS ( \
-         SELECT id, health_state FROM webhook_configs WHERE id = $1 FOR UPDATE), \
+         SELECT id, health_state FROM webhook_configs WHERE id = $1 FOR NO KEY UPDATE), \
      written AS ( \
          UPDATE webhook_configs c SET health_state = $2, consecutive_failures = $3, \
          last_success_at = $4, last_failure_at = $5, failing_since = $6, disabled_reason = $7 \
@@ -360,7 +364,7 @@ impl PostgresStore {
             let before = query_opt(
                 &c,
                 "SELECT health_state FROM webhook_configs WHERE id = $1 AND app_key = $2 \
-                 FOR UPDATE",
+                 FOR NO KEY UPDATE",
                 &[&config.id, &config.app_key],
             )
             .await?
