@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::support::server::{Options, scratch_postgres_database};
 use crate::support::*;
 
+mod clocks;
 mod faults;
 mod idempotency;
 mod sessions;
