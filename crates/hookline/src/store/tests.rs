@@ -99,6 +99,7 @@ store_tests!(
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
     operational_events_are_written_with_the_state_changes_they_report_once_each,
+    a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -906,6 +907,28 @@ async fn operational_events_are_written_with_the_state_changes_they_report_once_
     store.record_attempt(failed);
     store.flush().await.unwrap();
     assert!(store.operational_events(10).await.unwrap().is_empty());
+}
+
+/// `updated_at` is a config's version: engines keep the newer of two reads of it. A write from a
+/// node whose clock is behind the last writer's (ten minutes here) still makes a newer version.
+async fn a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer(
+    backend: Backend,
+) {
+    let (_place, store) = open(backend).await;
+    let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    let ahead = now_millis() + 600_000;
+    cfg.updated_at = ahead;
+    store.insert_config(cfg.clone()).await.unwrap();
+    cfg.url = "http://127.0.0.1:2/".into();
+    cfg.updated_at = now_millis();
+    assert!(store.update_config(cfg).await.unwrap());
+    let stored = store.find_config("c1").await.unwrap().unwrap();
+    assert_eq!(stored.url, "http://127.0.0.1:2/");
+    assert!(
+        stored.updated_at > ahead,
+        "the update's version {} is not newer than {ahead}",
+        stored.updated_at
+    );
 }
 
 async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend) {

@@ -373,7 +373,9 @@ impl PostgresStore {
             .and_then(|s| HealthState::parse(&s));
             let derived = Derived::of(&config);
             // The same 27 parameters as the insert; created_at ($20) is not settable, so it is
-            // only compared (a no-op) to give the parameter a type.
+            // only compared (a no-op) to give the parameter a type. `updated_at` is the config's
+            // version (nodes keep the newer of two reads): never lower than the one it replaces,
+            // even when this node's clock is behind the node that wrote that one.
             let n = execute(
                 &c,
                 "UPDATE webhook_configs SET product = $3, events = $4, url = $5, \
@@ -381,7 +383,9 @@ impl PostgresStore {
                      max_hooks = $10, max_in_flight = $11, timeout_ms = $12, \
                      retry_schedule = $13, health_state = $14, consecutive_failures = $15, \
                      last_success_at = $16, last_failure_at = $17, failing_since = $18, \
-                     disabled_reason = $19, updated_at = $21, previous_signing_secret = $22, \
+                     disabled_reason = $19, \
+                     updated_at = GREATEST($21, webhook_configs.updated_at + 1), \
+                     previous_signing_secret = $22, \
                      previous_signing_secret_expires_at = $23, headers = $24, filter = $25, \
                      delivery_deadline_ms = $26, filter_path = $27::TEXT::jsonpath \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",

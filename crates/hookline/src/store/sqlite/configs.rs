@@ -273,7 +273,7 @@ impl SqliteStore {
                      max_hooks = ?10, max_in_flight = ?11, timeout_ms = ?12, \
                      retry_schedule = ?13, health_state = ?14, consecutive_failures = ?15, \
                      last_success_at = ?16, last_failure_at = ?17, failing_since = ?18, \
-                     disabled_reason = ?19, updated_at = ?20, previous_signing_secret = ?21, \
+                     disabled_reason = ?19, updated_at = MAX(?20, updated_at + 1), previous_signing_secret = ?21, \
                      previous_signing_secret_expires_at = ?22, headers = ?23, filter = ?24, \
                      delivery_deadline_ms = ?25 \
                      WHERE app_key = ?1 AND id = ?2",
