@@ -307,3 +307,48 @@ fn the_grafana_dashboard_uses_only_metrics_hookline_records() {
         );
     }
 }
+
+/// Every process a test starts runs under a time limit (`process::run`, `run_sync`, or a
+/// `timeout` around its wait), so that a regression that makes it hang fails the test instead of
+/// stalling CI (RELIABILITY.md, "What is tested"). Checked near each `Command::new`: the statement
+/// that starts a process names its limit within a few lines.
+#[test]
+fn every_process_a_test_starts_is_under_a_time_limit() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut unbounded = Vec::new();
+    for (path, text) in rust_files(&tests) {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if !line.contains("Command::new(") || line.trim_start().starts_with("//") {
+                continue;
+            }
+            // The statement that makes the command, and what follows it closely (a command
+            // built into a variable is run a few lines further on).
+            let from = n.saturating_sub(3);
+            let end = (n..lines.len())
+                .find(|&i| lines[i].trim_end().ends_with(';'))
+                .unwrap_or(n);
+            let to = (end + 25).min(lines.len());
+            let near = lines[from..to].join("\n");
+            // Or a comment that says where its limit is ("Time limit: ...").
+            let bounded = [
+                "process::run(",
+                "run_ok(",
+                "run_sync(",
+                "timeout(",
+                "run(&mut cmd",
+                "Time limit:",
+            ]
+            .iter()
+            .any(|limit| near.contains(limit));
+            if !bounded {
+                unbounded.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        unbounded.is_empty(),
+        "processes started without a time limit:\n{}",
+        unbounded.join("\n")
+    );
+}

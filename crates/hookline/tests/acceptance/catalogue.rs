@@ -289,25 +289,27 @@ async fn an_operator_catalogue_adds_a_product_that_works_everywhere() {
     assert!(form.contains("value=\"OPENED\""), "{form}");
 
     // `hookline emit --product Push` sends the server's example, freshened.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .args([
-            "emit",
-            "--server",
-            &srv.base_url,
-            "--app-key",
-            &app.app_key,
-            "--secret-key",
-            &app.secret,
-            "--product",
-            "push",
-            "--event",
-            "OPENED",
-            "--json",
-        ])
-        .env("NO_PROXY", "*")
-        .output()
-        .await
-        .unwrap();
+    // Under a time limit, like every process a test starts: a hang fails, it does not stall CI.
+    let out = process::run(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .args([
+                "emit",
+                "--server",
+                &srv.base_url,
+                "--app-key",
+                &app.app_key,
+                "--secret-key",
+                &app.secret,
+                "--product",
+                "push",
+                "--event",
+                "OPENED",
+                "--json",
+            ])
+            .env("NO_PROXY", "*"),
+        Duration::from_secs(60),
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

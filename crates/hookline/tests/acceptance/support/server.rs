@@ -311,6 +311,8 @@ impl Server {
             )
             .unwrap();
         }
+        // Time limit: its ready line must come within 30 s (below); then it serves until the test
+        // stops it or drops it (`kill_on_drop`), and every request to it has the client's timeout.
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
         cmd.arg("serve")
             .arg("--listen")
