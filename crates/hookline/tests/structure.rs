@@ -215,6 +215,8 @@ fn files_for(modules: &[&str]) -> Vec<PathBuf> {
     // (RELIABILITY.md names those `hostile_input::...` too, marked "wire crate").
     let roots = [
         manifest.join("tests/acceptance"),
+        // This file's own checks (`structure::name`).
+        manifest.join("tests"),
         crate_src(),
         wire_crate().join("src"),
         wire_crate().join("tests"),
