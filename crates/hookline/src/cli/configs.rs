@@ -11,7 +11,8 @@ use super::output::{details, field, show, table};
 /// The settable fields, as flags (each optional: create sends what is given, update patches it).
 #[derive(Debug, Args, Default)]
 pub struct ConfigFields {
-    /// SMS or "KakaoTalk Bizmessage".
+    /// A product of the server's catalogue: SMS, "KakaoTalk Bizmessage", Email, hookline (its
+    /// operational events), or one the operator added.
     #[arg(long)]
     pub product: Option<String>,
     /// Comma-separated event names.
