@@ -66,7 +66,6 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
         outcome.next_attempt_at,
         tx.now
     ])?;
-    let last_error = operational::last_error(r);
     // Only when this record ended it: a record written again late reports nothing twice.
     if advanced == 1 && operational::is_reported_end(outcome.new_status) {
         report_delivery_end(
@@ -74,10 +73,11 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
             &outcome.hooks_id,
             outcome.new_status,
             Some(outcome.number),
-            last_error.clone(),
+            operational::last_error(r),
         )?;
     }
     if let Some(health) = &outcome.health {
+        let last_error = operational::last_error(r);
         write_health(tx, &outcome.config_id, health, last_error.as_deref())?;
     }
     Ok(())
