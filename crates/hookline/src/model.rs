@@ -48,6 +48,92 @@ pub struct SessionRecord {
     pub csrf: String,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// How it was opened: a sign-in, or a portal link (which a rotation of the secret key ends
+    /// even within a grace period, and which may be read-only).
+    pub origin: SessionOrigin,
+}
+
+/// How a dashboard session was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOrigin {
+    /// Signed in with the app key and its secret key.
+    SignIn,
+    /// Opened by a portal link; `read_only`: it may look at every page and change nothing.
+    PortalLink { read_only: bool },
+}
+
+impl SessionOrigin {
+    pub fn is_portal(self) -> bool {
+        matches!(self, SessionOrigin::PortalLink { .. })
+    }
+
+    pub fn is_read_only(self) -> bool {
+        matches!(self, SessionOrigin::PortalLink { read_only: true })
+    }
+
+    /// The stored columns `(portal, read_only)`.
+    pub fn columns(self) -> (bool, bool) {
+        (self.is_portal(), self.is_read_only())
+    }
+
+    /// From the stored columns `(portal, read_only)`.
+    pub fn from_columns(portal: bool, read_only: bool) -> Self {
+        if portal {
+            SessionOrigin::PortalLink { read_only }
+        } else {
+            SessionOrigin::SignIn
+        }
+    }
+}
+
+/// A portal link as stored: found by the SHA-256 of its token (the last part of its URL), never
+/// the token itself. The secret key's hash is the app key's when the link was made: the session
+/// it opens is checked against it like a signed-in one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalLinkRecord {
+    pub token_hash: String,
+    pub app_key: String,
+    pub read_only: bool,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// A session about to be opened by a portal link: whose it is (the app key, the secret key's
+/// hash, read-only or not) the link says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStart {
+    pub id_hash: String,
+    pub csrf: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+impl SessionStart {
+    pub fn into_record(
+        self,
+        app_key: String,
+        secret_hash: String,
+        origin: SessionOrigin,
+    ) -> SessionRecord {
+        SessionRecord {
+            id_hash: self.id_hash,
+            app_key,
+            secret_hash,
+            csrf: self.csrf,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            origin,
+        }
+    }
+}
+
+/// What opening a portal link did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalRedemption {
+    /// The link was live: it is used up, and the session is stored (for this app key).
+    Opened { app_key: String, read_only: bool },
+    /// Used, expired, revoked by a rotation, or never made: nothing was opened.
+    Gone,
 }
 
 #[derive(Debug, Clone)]

@@ -135,11 +135,33 @@ pub struct ServeArgs {
     /// JSON path.
     #[arg(long = "catalogue", env = "HOOKLINE_CATALOGUE", value_delimiter = ',')]
     pub catalogue: Vec<PathBuf>,
+    /// Where people reach this server's dashboard, e.g. `https://hookline.example.com` (the
+    /// origin, behind any proxy): portal links are absolute URLs under it. Unset: they are paths
+    /// (`/ui/portal/<token>`) for the caller to put after the address it knows.
+    #[arg(long, env = "HOOKLINE_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Tests only: also trust the CA certificates in this PEM file when delivering over https
     /// (the acceptance tests' TLS receivers). Hidden, with no environment variable, so that it is
     /// never on unless a command line asks for it.
     #[arg(long, hide = true)]
     pub test_extra_root_ca: Option<PathBuf>,
+}
+
+/// `--public-url`: an absolute `http` or `https` URL with a host and no query or fragment,
+/// kept without its trailing `/` (a link's path starts with one).
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let wrong = |why: &str| format!("{text:?} {why}; expected e.g. https://hookline.example.com");
+    let uri: axum::http::Uri = text.parse().map_err(|_| wrong("is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(wrong("is not an http or https URL"));
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(wrong("has no host"));
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return Err(wrong("has a query or a fragment"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 /// Loads the built-in catalogue and the operator's files and puts it in force for the process,
@@ -393,6 +415,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         ingest_rate_limiter: ingest_rate.map(api::ratelimit::IngestRateLimiter::new),
         auth_failures: auth_failures.clone(),
+        public_url: args.public_url.clone(),
     });
     let retention = crate::retention::spawn(
         store.clone(),
@@ -460,4 +483,31 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn a_public_url_is_an_http_origin_kept_without_its_trailing_slash() {
+        assert_eq!(
+            parse_public_url("https://hookline.example.com/").as_deref(),
+            Ok("https://hookline.example.com")
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:8080").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "hookline.example.com",
+            "ftp://hookline.example.com",
+            "https://hookline.example.com/?a=1",
+            "https://hookline.example.com/#x",
+            "/ui",
+            "",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

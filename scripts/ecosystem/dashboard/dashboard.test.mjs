@@ -3,7 +3,8 @@
 // 127.0.0.1), then does through the pages what a user does: sign in, create a config, send a
 // test event, watch ingested hooks arrive in the delivery log, filter it, open a delivery
 // (envelope byte for byte as the receiver got it, every attempt), redeliver, disable and enable
-// a config, and read its chart and health. Screenshots go to target/test-artifacts/dashboard/.
+// a config, read its chart and health, and open a read-only portal link (the configs are there,
+// a form is refused, a second use is refused). Screenshots go to target/test-artifacts/dashboard/.
 //
 // Exits non-zero on any failure; the whole run is bounded by DEADLINE_MS. No sleeps as
 // synchronisation: pages are awaited by selector, the receiver by its requests, the server's
@@ -475,6 +476,46 @@ async function main() {
   await page.goto(`${server.base}/ui/deliveries`);
   assert.equal(new URL(page.url()).pathname, '/');
   await page.waitForSelector('input[name="secretKey"]');
+
+  // A read-only portal link: opens the dashboard once, without the secret key; its forms are
+  // refused; a second use is refused.
+  log('portal link');
+  const { portalLink } = await expectApi(201, 'POST', `/v1/appkeys/${appKey}/portal-links`, {
+    secret: secretKey, body: { readOnly: true, expiresIn: '5m' },
+  });
+  assert.equal(portalLink.readOnly, true);
+  assert.match(portalLink.url, /^\/ui\/portal\/[A-Za-z0-9]{32,}$/, 'a path without --public-url');
+  await page.goto(`${server.base}${portalLink.url}`);
+  assert.equal(new URL(page.url()).pathname, '/', 'the link redirects to the dashboard');
+  assert.equal(await text('h1'), 'Webhook configs');
+  assert.equal(await text('header .who code'), appKey);
+  assert.equal(await text('#read-only'), 'read-only');
+  assert.equal(await page.locator('#configs tbody tr').count(), 2, 'the configs are listed');
+  assert.ok(!(await page.content()).includes(secretKey), 'the secret key is not on the page');
+  const portalSession = (await context.cookies(server.base)).find((c) => c.name === 'hookline_session');
+  assert.ok(portalSession, 'the link set the session cookie');
+  assert.equal(portalSession.httpOnly, true);
+  assert.equal(portalSession.sameSite, 'Strict');
+  await screenshot('portal-read-only');
+  await page.goto(`${server.base}/ui/configs/${configId}`);
+  assert.equal(await text('#config-name'), 'Orders receiver');
+  const [refused] = await Promise.all([
+    page.waitForNavigation({ waitUntil: 'load' }),
+    page.click('#toggle-enabled'),
+  ]);
+  assert.equal(refused.status(), 403, 'a read-only session\'s form');
+  assert.equal(await text('h1'), 'Read-only session');
+  assert.equal(
+    (await expectApi(200, 'GET', `/v1/appkeys/${appKey}/webhook-configs/${configId}`, { secret: secretKey })).webhookConfig.enabled,
+    true,
+    'the refused form changed nothing',
+  );
+  await screenshot('portal-form-refused');
+  const secondUse = await page.goto(`${server.base}${portalLink.url}`);
+  assert.equal(secondUse.status(), 410, 'a second use of the link');
+  assert.equal(await text('h1'), 'Link no longer valid');
+  assert.match(await text('#portal-gone p'), /already been used/);
+  await screenshot('portal-link-used');
 
   assert.deepEqual(pageProblems, [], 'no console errors, CSP violations or foreign requests');
 }

@@ -16,6 +16,7 @@ mod hooks;
 mod ingest;
 pub mod openapi;
 mod operations;
+mod portal_links;
 pub mod ratelimit;
 pub mod views;
 
@@ -52,6 +53,9 @@ pub struct AppState {
     pub ingest_rate_limiter: Option<ratelimit::IngestRateLimiter>,
     /// Failed authentications per address and target; shared with the dashboard's sign-in.
     pub auth_failures: Arc<crate::throttle::FailureThrottle>,
+    /// Where people reach this server (`--public-url`, without a trailing `/`): portal links
+    /// are absolute under it; `None`, they are paths.
+    pub public_url: Option<String>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -67,6 +71,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(deliveries::routes())
         .merge(hooks::routes())
         .merge(operations::routes())
+        .merge(portal_links::routes())
         .fallback(|| async {
             ApiError::not_found("no such route; the routes are listed in docs/api.md")
         })

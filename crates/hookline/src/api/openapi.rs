@@ -247,6 +247,18 @@ pub struct SecretKeyRotationRequest {
     pub grace_period: Option<String>,
 }
 
+/// What a portal link is asked to be (both fields optional).
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"expiresIn": "1h", "readOnly": true}))]
+pub struct PortalLinkRequest {
+    /// How long the link works if unused: a duration from `1m` to `24h`, default `10m`.
+    #[schema(example = "10m")]
+    pub expires_in: Option<String>,
+    /// Default false. True: the session it opens sees every page and can change nothing.
+    pub read_only: Option<bool>,
+}
+
 // ---------- error answers ----------
 
 /// Errors of the admin routes.
@@ -429,6 +441,7 @@ impl Modify for SecuritySchemes {
         super::deliveries::replay,
         super::hooks::trace,
         super::hooks::search,
+        super::portal_links::create,
         super::operations::healthz,
         super::operations::readyz,
         super::operations::metrics,
@@ -442,6 +455,7 @@ impl Modify for SecuritySchemes {
         (name = "catalogue", description = "Products, events and the JSON Schema of their hooks"),
         (name = "deliveries", description = "The delivery log, redeliver and replay"),
         (name = "hooks", description = "Accepted hooks: the trace of one, and the admin's search across app keys"),
+        (name = "portal links", description = "Short-lived, single-use links that sign their holder into the dashboard"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     ),
 )]

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::engine::retry::format_delay;
 use crate::model::{AppKeyRecord, AttemptResult, DeliverySummary, WebhookConfig, rfc3339};
 use crate::service::configs::TestSend;
+use crate::service::portal_links::NewPortalLink;
 use crate::service::traces::{Trace, TraceOutcome};
 use crate::store::DeliveryDetail;
 
@@ -61,6 +62,35 @@ pub fn app_key(k: &AppKeyRecord, secret_key: Option<&str>) -> AppKeyView {
             .previous_secret_key_expires_at
             .filter(|&at| at > crate::model::now_millis())
             .map(rfc3339),
+    }
+}
+
+/// A portal link: a short-lived, single-use link that signs its holder into the dashboard for
+/// this app key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"url": "https://hookline.example.com/ui/portal/Q2xQk0m9ZbT4vR8sLp1WnY7cX3dF6gHj",
+    "expiresAt": "2026-01-31T09:10:00.000Z", "readOnly": false}))]
+pub struct PortalLinkView {
+    /// Absolute when the server has `--public-url`, else a path (`/ui/portal/<token>`). The first
+    /// `GET` signs the browser in; a second use, or a use after `expiresAt`, answers 410.
+    pub url: String,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// The session it opens sees every page and can change nothing.
+    pub read_only: bool,
+}
+
+/// The link's URL: the path after the server's public URL (without its trailing `/`), if any.
+pub fn portal_link(link: &NewPortalLink, public_url: Option<&str>) -> PortalLinkView {
+    let path = link.path();
+    PortalLinkView {
+        url: match public_url {
+            Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+            None => path,
+        },
+        expires_at: rfc3339(link.expires_at),
+        read_only: link.read_only,
     }
 }
 
@@ -561,6 +591,10 @@ macro_rules! answer {
 answer!(
     /// `{"header", "appKey"}`.
     AppKeyResponse { app_key: AppKeyView }
+);
+answer!(
+    /// `{"header", "portalLink"}`.
+    PortalLinkResponse { portal_link: PortalLinkView }
 );
 answer!(
     /// A page of app keys; `nextCursor` is null on the last page.

@@ -3,9 +3,10 @@
 //!
 //! - [`listen`]: a local receiver that checks signatures and pretty-prints what arrives;
 //! - [`emit`]: realistic sample events;
-//! - [`app_keys`], [`configs`], [`deliveries`] (and `replay`), [`trace`]: the API's resources, each with
-//!   `--json` for scripts and a readable table otherwise ([`output`]); the server and the
-//!   credentials come from flags or the environment ([`client`]).
+//! - [`app_keys`], [`configs`], [`deliveries`] (and `replay`), [`trace`], [`portal_link`]: the
+//!   API's resources, each with `--json` for scripts and a readable table otherwise
+//!   ([`output`]); the server and the credentials come from flags or the environment
+//!   ([`client`]).
 //!
 //! `admin create-app-key | list-app-keys | create-config` are the first commands' names, kept
 //! for scripts that use them.
@@ -18,6 +19,7 @@ pub mod deliveries;
 pub mod emit;
 pub mod listen;
 pub mod output;
+pub mod portal_link;
 pub mod trace;
 
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +64,9 @@ pub enum Command {
     Catalogue(Client<catalogue::CatalogueArgs>),
     /// What became of one hook for each config (`--admin`: under every app key).
     Trace(Client<trace::TraceArgs>),
+    /// A short-lived, single-use link that signs its holder into the dashboard for the app key
+    /// (`--read-only`: can change nothing).
+    PortalLink(Client<portal_link::PortalLinkArgs>),
     /// The first commands' names, kept for scripts: create-app-key, list-app-keys,
     /// create-config.
     #[command(hide = true)]
@@ -119,6 +124,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(c) => deliveries::replay(&c.conn, c.args).await,
         Command::Catalogue(c) => catalogue::run(&c.conn, c.args).await,
         Command::Trace(c) => trace::trace(&c.conn, c.args).await,
+        Command::PortalLink(c) => portal_link::portal_link(&c.conn, c.args).await,
         Command::Admin(g) => match g.command {
             AdminCommand::CreateAppKey { name, env } => {
                 app_keys::run(&g.conn, app_keys::AppKeyCommand::Create { name, env }).await

@@ -50,6 +50,9 @@ pub struct Nav<'a> {
     pub app_key: &'a str,
     pub csrf: &'a str,
     pub active: &'a str,
+    /// A read-only session (a read-only portal link): said in the header, since its forms are
+    /// shown but refused.
+    pub read_only: bool,
 }
 
 pub fn page(title: &str, nav: Option<&Nav<'_>>, body: &str) -> String {
@@ -77,11 +80,17 @@ pub fn page(title: &str, nav: Option<&Nav<'_>>, body: &str) -> String {
         let _ = write!(
             out,
             "<nav>{}{}{}<a href=\"/docs\">API docs</a></nav>\
-             <div class=\"who\"><span>app key <code>{}</code></span>\
+             <div class=\"who\">{}<span>app key <code>{}</code></span>\
              <form method=\"post\" action=\"/ui/signout\">{}<button class=\"link\" type=\"submit\">Sign out</button></form></div>",
             tab("/", "configs", "Configs"),
             tab("/ui/deliveries", "deliveries", "Deliveries"),
             tab("/ui/hooks", "trace", "Trace a hook"),
+            if nav.read_only {
+                "<span class=\"badge info\" id=\"read-only\" title=\"This session can look at \
+                 every page and change nothing\">read-only</span>"
+            } else {
+                ""
+            },
             esc(nav.app_key),
             csrf_field(nav.csrf),
         );

@@ -3,14 +3,17 @@
 //! and health). It never calls the API's code, nor the API the dashboard's: `serve` puts the two
 //! routers side by side.
 //!
-//! Plain HTML forms (POST, then a redirect), one stylesheet compiled into the binary, no script,
-//! nothing from other hosts. Sessions and CSRF protection: see [`session`]. Pages escape every
-//! value they show ([`html::esc`]); signing secrets are never shown, secret keys never stored.
+//! Sessions are opened by signing in, or by a portal link ([`portal`]); a read-only session's
+//! forms are refused. Plain HTML forms (POST, then a redirect), one stylesheet compiled into the
+//! binary, no script, nothing from other hosts. Sessions and CSRF protection: see [`session`].
+//! Pages escape every value they show ([`html::esc`]); signing secrets are never shown, secret
+//! keys never stored.
 
 mod chart;
 mod configs;
 mod deliveries;
 mod html;
+mod portal;
 mod session;
 mod traces;
 
@@ -59,6 +62,7 @@ pub fn router(service: Arc<Service>, auth_failures: Arc<FailureThrottle>) -> Rou
         .route("/ui/favicon.svg", get(favicon))
         .route("/ui/signin", post(sign_in))
         .route("/ui/signout", post(sign_out))
+        .route("/ui/portal/{token}", get(portal::open))
         .route("/ui/configs", post(configs::create))
         .route("/ui/configs/new", get(configs::new_form))
         .route(
@@ -148,6 +152,8 @@ pub(super) enum DashError {
     SignIn,
     /// A form without the session's CSRF token, or from another origin.
     Refused,
+    /// A form of a read-only session (opened by a read-only portal link).
+    ReadOnly,
     /// The operation failed: what the API would have answered, as a page.
     Service(service::Error),
 }
@@ -169,6 +175,13 @@ impl IntoResponse for DashError {
                 "Form refused",
                 "This form did not come from a current dashboard page (its security token is \
                  missing or stale). Go back, reload the page and try again."
+                    .to_owned(),
+            ),
+            DashError::ReadOnly => (
+                StatusCode::FORBIDDEN,
+                "Read-only session",
+                "This session was opened by a read-only portal link: it can look at every page \
+                 and change nothing. Nothing was changed."
                     .to_owned(),
             ),
             DashError::Service(e) => (
@@ -234,8 +247,24 @@ pub(super) async fn signed_in(
     }
 }
 
-/// The session of a state-changing form: same origin, signed in, the session's CSRF token.
+/// The session of a state-changing form: same origin, signed in, the session's CSRF token, and
+/// allowed to change things (not read-only). Every form but sign-out goes through here, so a
+/// read-only session cannot use one added later either.
 pub(super) async fn form_session(
+    dash: &Dashboard,
+    headers: &HeaderMap,
+    form: &FormData,
+) -> Result<SessionInfo, DashError> {
+    let session = form_session_of_any_kind(dash, headers, form).await?;
+    if session.read_only {
+        return Err(DashError::ReadOnly);
+    }
+    Ok(session)
+}
+
+/// The session of a form that changes only the session itself (sign-out), which a read-only
+/// session may use too: same origin, signed in, the session's CSRF token.
+async fn form_session_of_any_kind(
     dash: &Dashboard,
     headers: &HeaderMap,
     form: &FormData,
@@ -268,6 +297,7 @@ pub(super) fn signed_in_page(
         app_key: &session.app_key,
         csrf: &session.csrf,
         active,
+        read_only: session.read_only,
     };
     page(title, Some(&nav), &format!("{flash}{body}"))
 }
@@ -377,7 +407,7 @@ async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> DashResult {
-    let session = match form_session(&dash, &headers, &FormData(form)).await {
+    let session = match form_session_of_any_kind(&dash, &headers, &FormData(form)).await {
         Ok(session) => Some(session),
         Err(DashError::SignIn) => None,
         Err(e) => return Err(e),

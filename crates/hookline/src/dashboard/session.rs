@@ -1,6 +1,7 @@
 //! Dashboard sessions and CSRF protection.
 //!
-//! Signing in with an app key and its secret key creates a session: a random 32-character id in
+//! Signing in with an app key and its secret key, or opening a portal link
+//! (`service::portal_links`), creates a session: a random 32-character id in
 //! an `HttpOnly; SameSite=Strict` cookie. The session itself is in the store
 //! (`service::sessions`): the SHA-256 of its id, the app key, the secret key's hash (checked
 //! against the store on every request, so rotating the secret key ends the session), a
@@ -22,6 +23,7 @@ use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
 
 use crate::service::configs::TestSend;
+use crate::service::portal_links::PortalSession;
 use crate::service::{Result, Service};
 
 pub const COOKIE: &str = "hookline_session";
@@ -50,6 +52,8 @@ pub struct SessionInfo {
     pub app_key: String,
     pub secret_hash: String,
     pub csrf: String,
+    /// Opened by a read-only portal link: every form but sign-out is refused.
+    pub read_only: bool,
 }
 
 /// The sessions (in the store, through the service) and this process's flashes.
@@ -78,6 +82,18 @@ impl Sessions {
         Ok(session.id)
     }
 
+    /// Uses a portal link: the session it opens (the id for the cookie), or `None` when the
+    /// link no longer works (used, expired, revoked, or never made).
+    pub async fn open_portal_link(
+        &self,
+        service: &Service,
+        token: &str,
+    ) -> Result<Option<PortalSession>> {
+        service
+            .open_portal_link(token, TTL_SECS * 1000, MAX_SESSIONS_PER_APP_KEY)
+            .await
+    }
+
     /// The live session named by the request's cookie, if any.
     pub async fn lookup(
         &self,
@@ -92,6 +108,7 @@ impl Sessions {
             app_key: s.app_key,
             secret_hash: s.secret_hash,
             csrf: s.csrf,
+            read_only: s.origin.is_read_only(),
         }))
     }
 
@@ -208,6 +225,7 @@ mod tests {
             app_key: "app".into(),
             secret_hash: "h".into(),
             csrf: "token".into(),
+            read_only: false,
         };
         assert!(csrf_ok(&info, Some("token")));
         assert!(!csrf_ok(&info, Some("wrong")));

@@ -9,7 +9,7 @@
 //!
 //! One file per resource: [`app_keys`], [`configs`] (with [`signing_secrets`] and the test
 //! send), [`deliveries`] (log, redeliver, replay, chart), [`events`] (ingest), [`sessions`]
-//! (the dashboard's sign-ins), [`traces`] (the trace of a hook).
+//! (the dashboard's sign-ins), [`portal_links`] (links that open a dashboard session), [`traces`] (the trace of a hook).
 
 pub mod app_keys;
 pub mod config_input;
@@ -19,6 +19,7 @@ pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod input;
+pub mod portal_links;
 pub mod sessions;
 pub mod signing_secrets;
 pub mod traces;

@@ -5,10 +5,10 @@
 
 use super::credentials::{hash_secret, new_secret};
 use super::{Result, Service};
-use crate::model::{SessionRecord, now_millis};
+use crate::model::{SessionOrigin, SessionRecord, now_millis};
 
 /// Length of a session id (the cookie's value) and of its CSRF token.
-const ID_LEN: usize = 32;
+pub(super) const ID_LEN: usize = 32;
 
 /// A session just started: the id goes into the cookie and is not kept anywhere.
 pub struct NewSession {
@@ -35,6 +35,7 @@ impl Service {
             csrf: new_secret(ID_LEN),
             created_at: now,
             expires_at: now + ttl_ms,
+            origin: SessionOrigin::SignIn,
         };
         self.store.create_session(record, keep_per_app_key).await?;
         Ok(NewSession { id })

@@ -26,8 +26,8 @@ use tokio::sync::mpsc;
 
 use crate::model::{
     AppKeyRecord, AttemptOutcome, AttemptRecord, ConfigFilter, DeliveryFilter, DeliverySummary,
-    Health, HookTrace, Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord,
-    TestSendRecord, WebhookConfig,
+    Health, HookTrace, Millis, Page, PageRequest, PortalLinkRecord, PortalRedemption, ReplayFilter,
+    SendableDelivery, SessionRecord, SessionStart, TestSendRecord, WebhookConfig,
 };
 use crate::operational::OperationalEvent;
 
@@ -202,7 +202,9 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> StoreResult<Option<String>>;
     /// Replaces the secret hash; the replaced one keeps working until `previous_until` (`None`:
-    /// it stops at once). False when the app key does not exist.
+    /// it stops at once). In the same write, the app key's unused portal links are revoked and
+    /// the sessions portal links opened end, whatever the grace. False when the app key does not
+    /// exist.
     async fn set_secret_hash(
         &self,
         app_key: &str,
@@ -223,6 +225,26 @@ pub trait Store: Send + Sync + 'static {
     async fn find_session(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>>;
     /// Ends a session (sign-out, or its secret key rotated).
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    // --- portal links ---
+    /// Stores a portal link with its app key's current secret hash. In the same write, expired
+    /// links go, and so do the app key's oldest beyond `keep_per_app_key` (the new one counted).
+    /// False (nothing stored) when the app key does not exist.
+    async fn create_portal_link(
+        &self,
+        link: PortalLinkRecord,
+        keep_per_app_key: usize,
+    ) -> StoreResult<bool>;
+    /// Uses up the link whose token hashes to `token_hash`: if it was live at
+    /// `start.created_at`, opens the session `start` for the link's app key (with the link's
+    /// secret hash and read-only flag, capped like [`Store::create_session`]) in the same write.
+    /// A link is used at most once, whoever (on whichever node) asks at the same time.
+    async fn redeem_portal_link(
+        &self,
+        token_hash: &str,
+        start: SessionStart,
+        keep_sessions_per_app_key: usize,
+    ) -> StoreResult<PortalRedemption>;
 
     // --- webhook configs ---
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()>;

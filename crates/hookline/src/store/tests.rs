@@ -14,8 +14,8 @@ use super::sqlite::SqliteStore;
 use super::{Lease, Store, StoreError, StoreSignal};
 use crate::model::{
     AppKeyRecord, AttemptOutcome, AttemptResult, DeliveryFilter, DeliveryStatus, Health,
-    PageRequest, ReplayFilter, SessionRecord, StoredHook, TestSendRecord, WebhookConfig,
-    now_millis,
+    PageRequest, PortalLinkRecord, PortalRedemption, ReplayFilter, SessionOrigin, SessionRecord,
+    SessionStart, StoredHook, TestSendRecord, WebhookConfig, now_millis,
 };
 
 #[derive(Clone, Copy)]
@@ -96,6 +96,7 @@ store_tests!(
     a_test_send_is_logged_finished_and_never_sent_again,
     a_trace_reads_the_hook_its_queues_and_its_deliveries,
     dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
+    a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_revokes_it,
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
     operational_events_are_written_with_the_state_changes_they_report_once_each,
@@ -110,6 +111,7 @@ fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> Se
         csrf: format!("csrf-{id_hash}"),
         created_at,
         expires_at,
+        origin: SessionOrigin::SignIn,
     }
 }
 
@@ -165,6 +167,274 @@ async fn dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_c
     assert!(store.find_session("quiet", now).await.unwrap().is_some());
     store.delete_session("quiet").await.unwrap();
     assert_eq!(store.find_session("quiet", now).await.unwrap(), None);
+}
+
+fn portal_link(
+    token_hash: &str,
+    app_key: &str,
+    read_only: bool,
+    expires_at: i64,
+) -> PortalLinkRecord {
+    PortalLinkRecord {
+        token_hash: token_hash.into(),
+        app_key: app_key.into(),
+        read_only,
+        created_at: now_millis(),
+        expires_at,
+    }
+}
+
+/// The session a test opens with a link: id `session-<n>`.
+fn session_start(n: &str, created_at: i64) -> SessionStart {
+    SessionStart {
+        id_hash: format!("session-{n}"),
+        csrf: format!("csrf-{n}"),
+        created_at,
+        expires_at: created_at + 3_600_000,
+    }
+}
+
+async fn a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_revokes_it(
+    backend: Backend,
+) {
+    let (place, store) = open(backend).await;
+    for ak in ["ak", "other"] {
+        let record = AppKeyRecord {
+            app_key: ak.into(),
+            name: ak.into(),
+            created_at: 0,
+            previous_secret_key_expires_at: None,
+        };
+        store
+            .create_app_key(record, format!("hash-{ak}"))
+            .await
+            .unwrap();
+    }
+    let now = now_millis();
+    let hour = 3_600_000;
+    let opened = |app_key: &str, read_only: bool| PortalRedemption::Opened {
+        app_key: app_key.into(),
+        read_only,
+    };
+    // No link for an app key that does not exist.
+    assert!(
+        !store
+            .create_portal_link(portal_link("nobody's", "nobody", false, now + hour), 10)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .redeem_portal_link("nobody's", session_start("x", now), 10)
+            .await
+            .unwrap(),
+        PortalRedemption::Gone
+    );
+
+    // A link opens a session carrying the app key's secret hash, once.
+    for (hash, read_only) in [("full", false), ("ro", true)] {
+        assert!(
+            store
+                .create_portal_link(portal_link(hash, "ak", read_only, now + hour), 10)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        store
+            .redeem_portal_link("full", session_start("full", now), 10)
+            .await
+            .unwrap(),
+        opened("ak", false)
+    );
+    let found = store
+        .find_session("session-full", now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.app_key, "ak");
+    assert_eq!(found.secret_hash, "hash-ak");
+    assert_eq!(found.csrf, "csrf-full");
+    assert_eq!(found.origin, SessionOrigin::PortalLink { read_only: false });
+    assert_eq!(
+        store
+            .redeem_portal_link("full", session_start("again", now), 10)
+            .await
+            .unwrap(),
+        PortalRedemption::Gone,
+        "a second use"
+    );
+    assert_eq!(
+        store.find_session("session-again", now).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .redeem_portal_link("ro", session_start("ro", now), 10)
+            .await
+            .unwrap(),
+        opened("ak", true)
+    );
+    assert_eq!(
+        store
+            .find_session("session-ro", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .origin,
+        SessionOrigin::PortalLink { read_only: true }
+    );
+
+    // Used at once by many: one session, whoever wins.
+    store
+        .create_portal_link(portal_link("raced", "ak", false, now + hour), 10)
+        .await
+        .unwrap();
+    let uses = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .redeem_portal_link("raced", session_start(&format!("raced-{i}"), now), 100)
+                .await
+                .unwrap()
+        })
+    });
+    let mut opened_count = 0;
+    for use_ in uses {
+        if use_.await.unwrap() != PortalRedemption::Gone {
+            opened_count += 1;
+        }
+    }
+    assert_eq!(
+        opened_count, 1,
+        "a link raced by 8 uses opened {opened_count} sessions"
+    );
+
+    // Expired by the time it is used: nothing opens.
+    store
+        .create_portal_link(portal_link("short", "ak", false, now + 10), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .redeem_portal_link("short", session_start("short", now + 10), 10)
+            .await
+            .unwrap(),
+        PortalRedemption::Gone
+    );
+    assert_eq!(
+        store.find_session("session-short", now + 10).await.unwrap(),
+        None
+    );
+
+    // One app key making links over and over keeps its newest 3 unused ones.
+    for i in 0..5 {
+        store
+            .create_portal_link(
+                portal_link(&format!("many-{i}"), "other", false, now + hour),
+                3,
+            )
+            .await
+            .unwrap();
+    }
+    let mut live = Vec::new();
+    for i in 0..5 {
+        if store
+            .redeem_portal_link(
+                &format!("many-{i}"),
+                session_start(&format!("many-{i}"), now),
+                10,
+            )
+            .await
+            .unwrap()
+            != PortalRedemption::Gone
+        {
+            live.push(i);
+        }
+    }
+    assert_eq!(live, vec![2, 3, 4]);
+
+    // Links are stored: a reopened store (a restart, another node) opens them.
+    store
+        .create_portal_link(portal_link("kept", "ak", false, now + hour), 10)
+        .await
+        .unwrap();
+    store
+        .create_portal_link(portal_link("theirs", "other", false, now + hour), 10)
+        .await
+        .unwrap();
+    store
+        .create_session(session("signed-in", "ak", now, now + hour), 10)
+        .await
+        .unwrap();
+    drop(store);
+    let store = place.open().await;
+    assert!(
+        store
+            .find_session("session-full", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A rotation, even with a grace period, revokes the app key's unused links and ends the
+    // sessions links opened; a signed-in session keeps the grace; other app keys keep theirs.
+    assert!(
+        store
+            .set_secret_hash("ak", "hash-ak-2".into(), Some(now + hour))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .redeem_portal_link("kept", session_start("kept", now), 10)
+            .await
+            .unwrap(),
+        PortalRedemption::Gone,
+        "an unused link after a rotation"
+    );
+    for id in ["session-full", "session-ro"] {
+        assert_eq!(store.find_session(id, now).await.unwrap(), None, "{id}");
+    }
+    assert!(
+        store
+            .find_session("signed-in", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .find_session("session-many-2", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .redeem_portal_link("theirs", session_start("theirs", now), 10)
+            .await
+            .unwrap(),
+        opened("other", false)
+    );
+    // A link made after the rotation carries the new secret hash.
+    store
+        .create_portal_link(portal_link("new", "ak", false, now + hour), 10)
+        .await
+        .unwrap();
+    store
+        .redeem_portal_link("new", session_start("new", now), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_session("session-new", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .secret_hash,
+        "hash-ak-2"
+    );
 }
 
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {

@@ -15,7 +15,7 @@ use crate::support::*;
 const CLI_LIMIT: Duration = Duration::from_secs(30);
 
 /// `hookline <args>` with a clean environment (no HOOKLINE_* or proxy variables of the caller).
-fn hookline(args: &[&str]) -> Command {
+pub(crate) fn hookline(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
     cmd.args(args).env("NO_COLOR", "1").env("NO_PROXY", "*");
     for (key, _) in std::env::vars_os() {
@@ -28,7 +28,7 @@ fn hookline(args: &[&str]) -> Command {
 }
 
 /// Runs `hookline <args>` to its end under [`CLI_LIMIT`]; returns (success, stdout, stderr).
-async fn run(args: &[&str]) -> (bool, String, String) {
+pub(crate) async fn run(args: &[&str]) -> (bool, String, String) {
     let out = process::run(&mut hookline(args), CLI_LIMIT).await;
     (
         out.status.success(),
@@ -38,7 +38,7 @@ async fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 /// Runs `hookline <args>`, asserting success; returns its stdout.
-async fn run_ok(args: &[&str]) -> String {
+pub(crate) async fn run_ok(args: &[&str]) -> String {
     let (ok, stdout, stderr) = run(args).await;
     assert!(ok, "hookline {args:?} failed:\n{stdout}\n{stderr}");
     stdout

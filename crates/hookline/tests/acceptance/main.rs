@@ -27,6 +27,7 @@ mod isolation;
 mod management;
 mod operational_events;
 mod operator_cli;
+mod portal;
 mod receivers;
 mod retention;
 mod retries;

@@ -63,6 +63,7 @@ fn routes(rx_url: &str) -> Vec<(Method, &'static str, Option<Value>)> {
             Some(json!({})),
         ),
         (Method::POST, "/secret-key/rotate", Some(json!({}))),
+        (Method::POST, "/portal-links", Some(json!({}))),
         (Method::GET, "/hooks/{hookId}", None),
     ]
 }

@@ -328,6 +328,22 @@ impl PostgresStore {
                 &[&app_key, &secret_hash, &previous_until],
             )
             .await?;
+            // Even within a grace period: what a portal link opens ends with the key it was made
+            // under (signed-in sessions keep the grace, as API calls do). Links first: a link
+            // being used meanwhile holds its row until its session is committed, which the
+            // sessions' delete (a statement of its own, so a snapshot of its own) then sees.
+            execute(
+                &c,
+                "DELETE FROM portal_links WHERE app_key = $1",
+                &[&app_key],
+            )
+            .await?;
+            execute(
+                &c,
+                "DELETE FROM dashboard_sessions WHERE app_key = $1 AND portal",
+                &[&app_key],
+            )
+            .await?;
             Ok((n == 1, Vec::new()))
         })
         .await

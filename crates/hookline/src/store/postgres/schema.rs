@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_delivery_deadline.sql"),
     // 12: the outbox of operational events.
     include_str!("migrations/0012_operational_events.sql"),
+    // 13: portal links, and which sessions they opened.
+    include_str!("migrations/0013_portal_links.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

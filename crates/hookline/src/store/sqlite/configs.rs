@@ -212,6 +212,14 @@ impl SqliteStore {
                      previous_secret_expires_at = ?3 WHERE app_key = ?1",
                 )?
                 .execute(params![app_key, secret_hash, previous_until])?;
+            // Even within a grace period: what a portal link opens ends with the key it was made
+            // under (signed-in sessions keep the grace, as API calls do).
+            tx.conn
+                .prepare_cached("DELETE FROM portal_links WHERE app_key = ?1")?
+                .execute(params![app_key])?;
+            tx.conn
+                .prepare_cached("DELETE FROM dashboard_sessions WHERE app_key = ?1 AND portal")?
+                .execute(params![app_key])?;
             Ok(n == 1)
         })
         .await

@@ -51,8 +51,8 @@ use super::{
 };
 use crate::model::{
     AppKeyRecord, AttemptOutcome, ConfigFilter, DeliveryFilter, DeliverySummary, Health, HookTrace,
-    Millis, Page, PageRequest, ReplayFilter, SendableDelivery, SessionRecord, TestSendRecord,
-    WebhookConfig,
+    Millis, Page, PageRequest, PortalLinkRecord, PortalRedemption, ReplayFilter, SendableDelivery,
+    SessionRecord, SessionStart, TestSendRecord, WebhookConfig,
 };
 use crate::operational::OperationalEvent;
 
@@ -250,6 +250,24 @@ impl Store for SqliteStore {
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         self.delete_session(id_hash).await
+    }
+
+    async fn create_portal_link(
+        &self,
+        link: PortalLinkRecord,
+        keep_per_app_key: usize,
+    ) -> StoreResult<bool> {
+        self.create_portal_link(link, keep_per_app_key).await
+    }
+
+    async fn redeem_portal_link(
+        &self,
+        token_hash: &str,
+        start: SessionStart,
+        keep_sessions_per_app_key: usize,
+    ) -> StoreResult<PortalRedemption> {
+        self.redeem_portal_link(token_hash, start, keep_sessions_per_app_key)
+            .await
     }
 
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {

@@ -35,6 +35,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_delivery_deadline.sql"),
     // 13: the outbox of operational events.
     include_str!("migrations/0013_operational_events.sql"),
+    // 14: portal links, and which sessions they opened.
+    include_str!("migrations/0014_portal_links.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

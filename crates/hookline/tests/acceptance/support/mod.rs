@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod crypto;
 pub mod process;
 pub mod receiver;

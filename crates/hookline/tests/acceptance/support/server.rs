@@ -354,6 +354,7 @@ impl Server {
             .env_remove("HOOKLINE_INGEST_BURST")
             .env_remove("HOOKLINE_AUTH_FAILURES_PER_ADDRESS")
             .env_remove("HOOKLINE_AUTH_FAILURES_PER_TARGET")
+            .env_remove("HOOKLINE_PUBLIC_URL")
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
