@@ -910,24 +910,10 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
     }
     let unfiltered = config("all", "ak", vec![Event::ConversionBlock]);
     store.insert_config(unfiltered.clone()).await.unwrap();
-    let outcome = store
+    store
         .ingest("ak", Product::Sms, Event::ConversionBlock, hooks.clone())
         .await
         .unwrap();
-    // The queue rows written, as counted (what the rate limit and the fair share weigh): only
-    // what each filter let through.
-    let rows: usize = configs
-        .iter()
-        .chain([&unfiltered])
-        .map(|c| {
-            hooks
-                .iter()
-                .filter(|h| c.filter.as_ref().is_none_or(|f| f.matches_json(&h.json)))
-                .count()
-        })
-        .sum();
-    assert_eq!(outcome.new_hooks, hooks.len());
-    assert_eq!(outcome.queued, rows);
     for cfg in configs.iter().chain([&unfiltered]) {
         let want: Vec<String> = hooks
             .iter()

@@ -29,9 +29,8 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// new (ordered by seq, so the two arrays line up), how many configs each key fans out to, and
 /// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
 /// A config with a filter gets only the hooks its `filter_path` (the filter as a jsonpath
-/// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. What each new
-/// hook was queued for is counted from the rows written (`per_hook`), so a filtered config counts
-/// only the hooks it got (the rate limit and the fair share weigh requests by these rows).
+/// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. The fan-out
+/// counts (`$3`'s keys) count every subscribed config, filtered or not: an upper bound.
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
 /// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
@@ -58,14 +57,14 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
                ELSE COALESCE(jsonb_path_match(n.body::jsonb, s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
-         ON CONFLICT DO NOTHING RETURNING config_id, hook_seq), \
+         ON CONFLICT DO NOTHING RETURNING config_id), \
      woken AS (SELECT DISTINCT config_id FROM queued), \
-     per_hook AS (SELECT hook_seq, count(*) AS n FROM queued GROUP BY hook_seq), \
      notified AS MATERIALIZED (SELECT pg_notify($10, config_id) FROM woken) \
      SELECT ARRAY(SELECT app_key FROM new ORDER BY seq), \
             ARRAY(SELECT hook_id FROM new ORDER BY seq), \
-            ARRAY(SELECT COALESCE(p.n, 0) FROM new LEFT JOIN per_hook p ON p.hook_seq = new.seq \
-                  ORDER BY new.seq), \
+            ARRAY(SELECT (SELECT count(*) FROM subs s WHERE s.app_key = k.app_key \
+                          AND s.product = k.product AND s.event = k.event) \
+                  FROM keys k ORDER BY k.n), \
             ARRAY(SELECT config_id FROM woken ORDER BY config_id), \
             (SELECT count(*) FROM notified)";
 
@@ -327,17 +326,10 @@ fn interpret(
 ) -> StoreResult<(Vec<IngestOutcome>, Vec<StoreSignal>)> {
     let new_apps: Vec<&str> = col(row, 0)?;
     let new_ids: Vec<&str> = col(row, 1)?;
-    let queued: Vec<i64> = col(row, 2)?;
+    let fan_out: Vec<i64> = col(row, 2)?;
     let woken: Vec<String> = col(row, 3)?;
-    if queued.len() != new_ids.len() {
-        return Err(StoreError::Corrupt(format!(
-            "ingest counted queue rows for {} hooks, stored {}",
-            queued.len(),
-            new_ids.len()
-        )));
-    }
     let mut outcomes = vec![IngestOutcome::default(); p.job_key.len()];
-    for (slot, rows) in new_apps.into_iter().zip(new_ids).zip(queued) {
+    for slot in new_apps.into_iter().zip(new_ids) {
         let Some(&j) = p.owner.get(&slot) else {
             return Err(StoreError::Corrupt(format!(
                 "ingest returned a hook it was not given: {:?}",
@@ -345,7 +337,11 @@ fn interpret(
             )));
         };
         outcomes[j].new_hooks += 1;
-        outcomes[j].queued += rows.max(0) as usize;
+    }
+    for (outcome, key) in outcomes.iter_mut().zip(&p.job_key) {
+        // A new hook cannot have queue rows yet: each is queued once per subscribed config.
+        let configs = fan_out.get(*key).copied().unwrap_or_default().max(0) as usize;
+        outcome.queued = outcome.new_hooks * configs;
     }
     let signals = woken
         .into_iter()
