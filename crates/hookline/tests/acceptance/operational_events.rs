@@ -35,6 +35,16 @@ fn operational_hooks(rx: &Receiver) -> Vec<(String, Value)> {
     out
 }
 
+/// Waits until the receiver got an envelope of `event`.
+async fn wait_for_event(srv: &Server, ops: &Receiver, event: &str) {
+    srv.ok(ops
+        .wait_until(PROMPT, event, |reqs| {
+            reqs.iter()
+                .any(|r| r.json.as_ref().is_some_and(|j| j["event"] == event))
+        })
+        .await);
+}
+
 fn of_event<'a>(hooks: &'a [(String, Value)], event: &str) -> Vec<&'a Value> {
     hooks
         .iter()
@@ -92,15 +102,7 @@ async fn a_config_disabled_by_410_is_reported_once_then_its_recovery_and_never_a
         c["health"]["state"] == json!("DISABLED")
     })
     .await;
-    srv.ok(ops
-        .wait_until(PROMPT, "WEBHOOK_CONFIG_DISABLED", |reqs| {
-            reqs.iter().any(|r| {
-                r.json
-                    .as_ref()
-                    .is_some_and(|j| j["event"] == "WEBHOOK_CONFIG_DISABLED")
-            })
-        })
-        .await);
+    wait_for_event(&srv, &ops, "WEBHOOK_CONFIG_DISABLED").await;
     // The gone receiver got it too, and its config is DISABLED.
     srv.wait_for_config(
         &app,
@@ -120,15 +122,7 @@ async fn a_config_disabled_by_410_is_reported_once_then_its_recovery_and_never_a
         )
         .await;
     srv.expect(resp, 200, "re-enable");
-    srv.ok(ops
-        .wait_until(PROMPT, "WEBHOOK_CONFIG_RECOVERED", |reqs| {
-            reqs.iter().any(|r| {
-                r.json
-                    .as_ref()
-                    .is_some_and(|j| j["event"] == "WEBHOOK_CONFIG_RECOVERED")
-            })
-        })
-        .await);
+    wait_for_event(&srv, &ops, "WEBHOOK_CONFIG_RECOVERED").await;
 
     let hooks = operational_hooks(&ops);
     let disabled = of_event(&hooks, "WEBHOOK_CONFIG_DISABLED");
@@ -260,7 +254,11 @@ async fn an_operational_event_survives_a_kill_9_right_after_the_change_and_arriv
             &app,
             config_body(
                 HOOKLINE,
-                &["WEBHOOK_CONFIG_DISABLED", "WEBHOOK_CONFIG_RECOVERED"],
+                &[
+                    "WEBHOOK_CONFIG_DISABLED",
+                    "WEBHOOK_CONFIG_RECOVERED",
+                    "DELIVERY_FAILED",
+                ],
                 &ops.url("/ops"),
             ),
         )
@@ -281,6 +279,23 @@ async fn an_operational_event_survives_a_kill_9_right_after_the_change_and_arriv
         c["health"]["state"] == json!("DISABLED")
     })
     .await;
+    // And a delivery of another config whose retries run out: FAILED.
+    let down = Receiver::start().await;
+    down.set_default_status(500);
+    let mut failing = config_body(SMS, &["CONVERSION_BLOCK"], &down.url("/down"));
+    failing["retrySchedule"] = json!(["100ms"]);
+    let failing_id = s(&srv.create_config(&app, failing).await, "webhookConfigId");
+    let lost = srv
+        .ingest(
+            &app,
+            SMS,
+            "CONVERSION_BLOCK",
+            vec![samples::hook(SMS, "CONVERSION_BLOCK", 0)],
+        )
+        .await;
+    let failed = srv
+        .wait_for_hook_delivery(&app, &failing_id, &lost[0], "FAILED", PROMPT)
+        .await;
     srv.kill9().await;
     assert!(
         ops.requests().is_empty(),
@@ -288,11 +303,18 @@ async fn an_operational_event_survives_a_kill_9_right_after_the_change_and_arriv
     );
 
     srv.restart_with_env(Vec::new()).await;
-    srv.ok(ops.wait_for_requests(1, PROMPT).await);
+    wait_for_event(&srv, &ops, "WEBHOOK_CONFIG_DISABLED").await;
+    wait_for_event(&srv, &ops, "DELIVERY_FAILED").await;
     let hooks = operational_hooks(&ops);
     let disabled = of_event(&hooks, "WEBHOOK_CONFIG_DISABLED");
     assert_eq!(disabled.len(), 1, "{hooks:?}");
     assert_eq!(disabled[0]["webhookConfigId"], json!(cfg_id));
+    let reported: Vec<_> = of_event(&hooks, "DELIVERY_FAILED")
+        .into_iter()
+        .filter(|h| h["hooksId"] == failed["hooksId"])
+        .collect();
+    assert_eq!(reported.len(), 1, "{hooks:?}");
+    assert_eq!(reported[0]["hookIds"], json!(lost));
 
     // Once its delivery is recorded, killed and started again, then a later event (the config
     // enabled again: RECOVERED): the DISABLED hook, delivered and forgotten, is not produced a
@@ -311,15 +333,7 @@ async fn an_operational_event_survives_a_kill_9_right_after_the_change_and_arriv
         )
         .await;
     srv.expect(resp, 200, "re-enable");
-    srv.ok(ops
-        .wait_until(PROMPT, "WEBHOOK_CONFIG_RECOVERED", |reqs| {
-            reqs.iter().any(|r| {
-                r.json
-                    .as_ref()
-                    .is_some_and(|j| j["event"] == "WEBHOOK_CONFIG_RECOVERED")
-            })
-        })
-        .await);
+    wait_for_event(&srv, &ops, "WEBHOOK_CONFIG_RECOVERED").await;
     let after = operational_hooks(&ops);
     assert_eq!(
         of_event(&after, "WEBHOOK_CONFIG_DISABLED").len(),
