@@ -1,7 +1,8 @@
 //! Ids: the 25-character generated shape and the producer-given `hookId` rule.
 
-use chrono::{Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use rand::Rng;
+use sha2::{Digest, Sha256};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const TIMESTAMP_LEN: usize = 14;
@@ -20,17 +21,8 @@ pub const MAX_HOOK_ID_LEN: usize = 64;
 /// 62^11 (about 5.2 * 10^19) random values per second make collisions practically impossible, and the
 /// timestamp prefix makes ids sort roughly by creation time.
 pub fn generate_id() -> String {
-    let now = Utc::now();
     let mut id = String::with_capacity(GENERATED_ID_LEN);
-    // Formatting by hand: ids are made once per hook and delivery, and chrono's format machinery
-    // costs more than the id itself. Years beyond 9999 cannot occur before the id format is retired.
-    push_digits(&mut id, now.year().unsigned_abs(), 4);
-    push_digits(&mut id, now.month(), 2);
-    push_digits(&mut id, now.day(), 2);
-    push_digits(&mut id, now.hour(), 2);
-    push_digits(&mut id, now.minute(), 2);
-    // Leap seconds show up in chrono as second 59 with a large nanosecond, so this stays 0..=59.
-    push_digits(&mut id, now.second(), 2);
+    push_timestamp(&mut id, Utc::now());
 
     let mut rng = rand::rng();
     let mut buf = [0u8; 16];
@@ -47,6 +39,37 @@ pub fn generate_id() -> String {
         }
     }
     id
+}
+
+/// An id of the [`generate_id`] shape made from `seed` instead of the RNG: `at` as
+/// `yyyyMMddHHmmss`, then 11 base62 characters from the SHA-256 of `seed`. The same `at` and
+/// `seed` always give the same id, so a producer that may make one thing twice (a retried outbox
+/// row) gets the same id both times and the second is stored once.
+pub fn derived_id(at: DateTime<Utc>, seed: &[u8]) -> String {
+    let mut id = String::with_capacity(GENERATED_ID_LEN);
+    push_timestamp(&mut id, at);
+    // `% 62` favours the first eight characters slightly; unlike generate_id this needs no
+    // uniformity, only determinism, and changing the mapping would change ids already promised.
+    id.extend(
+        Sha256::digest(seed)
+            .iter()
+            .take(RANDOM_LEN)
+            .map(|b| char::from(BASE62[usize::from(*b) % 62])),
+    );
+    id
+}
+
+/// `at` as `yyyyMMddHHmmss`, formatted by hand: ids are made once per hook and delivery, and
+/// chrono's format machinery costs more than the id itself. Years beyond 9999 cannot occur before
+/// the id format is retired.
+fn push_timestamp(id: &mut String, at: DateTime<Utc>) {
+    push_digits(id, at.year().unsigned_abs(), 4);
+    push_digits(id, at.month(), 2);
+    push_digits(id, at.day(), 2);
+    push_digits(id, at.hour(), 2);
+    push_digits(id, at.minute(), 2);
+    // Leap seconds show up in chrono as second 59 with a large nanosecond, so this stays 0..=59.
+    push_digits(id, at.second(), 2);
 }
 
 fn push_digits(out: &mut String, value: u32, width: u32) {

@@ -88,7 +88,9 @@ pub use hooks::{
     SmsConversionBlockHook, SmsInternationalDeliveryReceiptHook, SmsMessageResultHook,
     SmsMessageStatus, SmsUnsubscribeHook,
 };
-pub use ids::{GENERATED_ID_LEN, MAX_HOOK_ID_LEN, generate_id, is_generated_id, is_valid_hook_id};
+pub use ids::{
+    GENERATED_ID_LEN, MAX_HOOK_ID_LEN, derived_id, generate_id, is_generated_id, is_valid_hook_id,
+};
 pub use samples::{sample_from_example, sample_hook};
 pub use signature::{SIGNATURE_HEADER, SignatureError, standard_webhooks, verify_static_signature};
 pub use validate::{

@@ -11,7 +11,6 @@
 
 use hookline_wire::{Event, Product};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::model::{AttemptResult, DeliveryStatus, Health, HealthState, Millis, rfc3339};
 
@@ -132,24 +131,15 @@ pub fn is_reported_end(status: DeliveryStatus) -> bool {
     matches!(status, DeliveryStatus::Failed | DeliveryStatus::Expired)
 }
 
-/// The hookId of the outbox row `id` written at `created_at`: the generated shape (the time as
-/// `yyyyMMddHHmmss`, then 11 base62 characters), the characters derived from the row, so the
-/// same row always becomes the same hook.
+/// The hookId of the outbox row `id` written at `created_at`: an id of the generated shape derived
+/// from the row ([`hookline_wire::derived_id`]), so the same row always becomes the same hook. The
+/// seed's wording is part of the id: changing it would re-deliver a row drained across an upgrade.
 pub fn hook_id(id: i64, created_at: Millis) -> String {
-    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let stamp = chrono::DateTime::from_timestamp_millis(created_at)
-        .unwrap_or_default()
-        .format("%Y%m%d%H%M%S")
-        .to_string();
-    let digest = Sha256::digest(format!("hookline operational event {id} {created_at}"));
-    let mut out = stamp;
-    out.extend(
-        digest
-            .iter()
-            .take(11)
-            .map(|b| char::from(BASE62[usize::from(*b) % 62])),
-    );
-    out
+    let at = chrono::DateTime::from_timestamp_millis(created_at).unwrap_or_default();
+    hookline_wire::derived_id(
+        at,
+        format!("hookline operational event {id} {created_at}").as_bytes(),
+    )
 }
 
 /// The hook to ingest: `hook` (an object without `hookId`) with `hookId` first.
@@ -237,6 +227,9 @@ mod tests {
         let id = hook_id(1, at);
         assert!(hookline_wire::is_generated_id(&id), "{id}");
         assert!(id.starts_with("20251202182640"), "{id}");
+        // The id of a row is fixed across versions: a row drained by one version and again by the
+        // next (a crash in between) must be stored once. Computed independently (Python's hashlib).
+        assert_eq!(id, "20251202182640oJqA8FA15dy");
     }
 
     #[test]
