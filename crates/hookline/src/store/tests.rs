@@ -2303,6 +2303,34 @@ async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_take
 }
 
 #[tokio::test]
+async fn a_claim_planned_when_statistics_said_the_queue_was_empty_takes_its_limit_in_one_pass() {
+    let (store, other) = busy_and_quiet_configs().await;
+    // Autovacuum's ANALYZE ran while the queue was empty (a new database, a quiet moment): the
+    // statistics say "no rows" until the next one, and every connection that prepares the claim
+    // meanwhile plans it on them.
+    other.batch_execute("ANALYZE queue").await.unwrap();
+    // The broken plan re-ran the locking subquery for every queued row: minutes here. Far above
+    // the milliseconds a claim takes, so this ends a hang, not a slow run.
+    other
+        .batch_execute("SET statement_timeout = '60s'")
+        .await
+        .unwrap();
+    prepare_claim(&other).await;
+    // The plan is made at the first execution, on those statistics, and kept for the session.
+    claim_buffers(&other, "quiet", 20, 1).await;
+    fill_the_queue(&store, &other).await;
+    for (who, took) in [("busy19", 20), ("quiet", 20), ("busy00", 20)] {
+        // `claim_buffers` checks the claim took exactly `took`: never more than its limit.
+        let reads = claim_buffers(&other, who, 20, took).await;
+        assert!(
+            reads < 1_000,
+            "a claim of 20 hooks of {who}, planned on statistics of an empty queue, read \
+             {reads} buffers with 10,020 hooks stored"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_table() {
     let (store, other) = busy_and_quiet_configs().await;
     fill_the_queue(&store, &other).await;

@@ -35,6 +35,16 @@ use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreResult};
 ///   other configs before this one's oldest (a config far ahead of the others read tens of
 ///   thousands per claim). As a range (`>= $1 AND <= $1`) `config_id` is not a constant to the
 ///   planner, so only that index gives the order `config_id, hook_seq`.
+/// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
+///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
+///   made while the queue's statistics said "empty" (a new database, or before autovacuum's
+///   first ANALYZE) was a nested loop that ran the locking subquery again for every queued row:
+///   quadratic in the queue (claims of 20-30 s on 4,000 queued rows, ended by the statement
+///   timeout: the ~60 s stalls of the one-event benchmark), and each rerun could skip different
+///   rows, so a claim could take more than `$2` (a batch without a delivery id). The rows are
+///   deleted by their `ctid` (a TID scan, whatever the statistics say; the row lock taken in the
+///   same statement keeps it valid), not by key: by key, a generic plan may read every row the
+///   config has queued to find the few picked.
 /// - Each hook's text is looked up by its key (`LATERAL ... LIMIT 1`, which the planner cannot
 ///   flatten into a join): as a join, the generic plan expects thousands of taken rows and
 ///   hashes the whole hooks table on every claim.
@@ -42,11 +52,12 @@ pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
          SELECT event FROM queue WHERE config_id >= $1 AND config_id <= $1 \
          ORDER BY config_id, hook_seq LIMIT 1 \
          FOR UPDATE SKIP LOCKED), \
+     picked AS MATERIALIZED ( \
+         SELECT ctid AS row_id FROM queue \
+         WHERE config_id >= $1 AND config_id <= $1 AND event = (SELECT event FROM ev) \
+         ORDER BY config_id, hook_seq LIMIT $2 FOR UPDATE SKIP LOCKED), \
      taken AS ( \
-         DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
-             SELECT config_id, event, hook_seq FROM queue \
-             WHERE config_id >= $1 AND config_id <= $1 AND event = (SELECT event FROM ev) \
-             ORDER BY config_id, hook_seq LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         DELETE FROM queue WHERE ctid = ANY (ARRAY(SELECT row_id FROM picked)) \
          RETURNING hook_seq), \
      placed AS MATERIALIZED ( \
          SELECT hook_seq, ($3::TEXT[])[(n - 1) / $4 + 1] AS hooks_id, (n - 1) % $4 AS position \

@@ -592,12 +592,14 @@ async fn delete_config_once(
     .await?;
     // Hooks still queued become CANCELLED deliveries too, so the log shows what this config
     // never received. Rows a claim holds are skipped (and the delete starts again): by then the
-    // claim has committed its deliveries, which the next try cancels.
+    // claim has committed its deliveries, which the next try cancels. The rows are locked once
+    // (an `ARRAY(...)` is run once) and then found by `ctid`: as `IN (SELECT ... FOR UPDATE
+    // SKIP LOCKED)` a nested-loop plan may run the locking select again for every row (see
+    // `claims::CLAIM`).
     let rows = query(
         &c,
-        "DELETE FROM queue WHERE (config_id, event, hook_seq) IN ( \
-             SELECT config_id, event, hook_seq FROM queue WHERE config_id = $1 \
-             FOR UPDATE SKIP LOCKED) \
+        "DELETE FROM queue WHERE ctid = ANY (ARRAY( \
+             SELECT ctid FROM queue WHERE config_id = $1 FOR UPDATE SKIP LOCKED)) \
          RETURNING event, hook_seq",
         &[&config_id],
     )
@@ -606,9 +608,9 @@ async fn delete_config_once(
         &c,
         "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
          updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE hooks_id IN (SELECT hooks_id FROM deliveries \
+         WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries \
              WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING') \
-             FOR UPDATE SKIP LOCKED)",
+             FOR UPDATE SKIP LOCKED))",
         &[&config_id, &now],
     )
     .await?;

@@ -13,14 +13,16 @@ use crate::store::{
 
 impl PostgresStore {
     pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
+        // The batch is picked once (`ARRAY(...)` runs once); as `IN (SELECT ... LIMIT)` a
+        // nested-loop plan could run it again per row (see `claims::CLAIM`).
         self.write(Durability::Relaxed, move |c| async move {
             let rows = query(
                 &c,
                 "WITH expired AS ( \
-                         DELETE FROM deliveries WHERE hooks_id IN ( \
+                         DELETE FROM deliveries WHERE hooks_id = ANY (ARRAY( \
                              SELECT hooks_id FROM deliveries \
                              WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED', 'EXPIRED') \
-                             AND updated_at < $1 LIMIT $2) \
+                             AND updated_at < $1 LIMIT $2)) \
                          RETURNING hooks_id), \
                      gone_attempts AS ( \
                          DELETE FROM attempts WHERE hooks_id IN (SELECT hooks_id FROM expired)), \
