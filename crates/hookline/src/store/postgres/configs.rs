@@ -595,7 +595,9 @@ async fn delete_config_once(
     // claim has committed its deliveries, which the next try cancels. The rows are locked once
     // (an `ARRAY(...)` is run once) and then found by `ctid`: as `IN (SELECT ... FOR UPDATE
     // SKIP LOCKED)` a nested-loop plan may run the locking select again for every row (see
-    // `claims::CLAIM`).
+    // `claims::CLAIM`). (Queue rows are only ever inserted and deleted, so a locked row's
+    // `ctid` is the one the statement sees; deliveries are updated by others, so below they
+    // are found by key, and the update follows the row to the version locked.)
     let rows = query(
         &c,
         "DELETE FROM queue WHERE ctid = ANY (ARRAY( \
@@ -608,7 +610,7 @@ async fn delete_config_once(
         &c,
         "UPDATE deliveries SET status = 'CANCELLED', next_attempt_at = NULL, \
          updated_at = $2, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE ctid = ANY (ARRAY(SELECT ctid FROM deliveries \
+         WHERE hooks_id = ANY (ARRAY(SELECT hooks_id FROM deliveries \
              WHERE config_id = $1 AND status IN ('PENDING', 'RETRYING') \
              FOR UPDATE SKIP LOCKED))",
         &[&config_id, &now],
