@@ -48,6 +48,11 @@ pub struct BenchArgs {
     /// Extra arguments for the server the bench starts (e.g. "--database-url=postgres://...").
     #[arg(long, allow_hyphen_values = true)]
     pub server_arg: Vec<String>,
+    /// Servers to start on one PostgreSQL database (needs --database-url): several nodes
+    /// sharing the work, as in production. The producers are spread over them; CPU is their sum,
+    /// RSS the largest.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// Webhook configs. Each has its own app key and receives its share of the hooks.
     #[arg(long, default_value_t = 1)]
     pub configs: usize,
@@ -215,13 +220,45 @@ struct Spawned {
 }
 
 /// The server a run measures: another build's, given by `--server` (e.g. to compare before a
-/// change), or one this binary starts.
+/// change), or the `--nodes` this binary starts.
 struct ServerUnderTest {
     token: String,
+    /// Where the run's set-up (app keys, configs) is sent: the first node.
     base: String,
-    /// The server started here (stopped when dropped); `None` with `--server`.
-    spawned: Option<Spawned>,
-    pid: Option<u32>,
+    /// Every node, the first included: producers are spread over them.
+    bases: Vec<String>,
+    /// The servers started here (stopped when dropped); none with `--server`.
+    spawned: Vec<Spawned>,
+    /// The processes whose CPU and RSS are reported.
+    pids: Vec<u32>,
+}
+
+impl ServerUnderTest {
+    /// CPU seconds of all the nodes and the largest peak RSS, once every one answered.
+    fn usage(&self) -> Option<(f64, u64)> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        self.pids.iter().try_fold((0.0, 0), |(cpu, rss), pid| {
+            let (c, r) = process_usage(*pid)?;
+            Some((cpu + c, rss.max(r)))
+        })
+    }
+
+    /// Stops the servers started here, each as an operator would (SIGTERM, then its drain).
+    async fn stop(&mut self) {
+        for spawned in &mut self.spawned {
+            if let Some(pid) = spawned.child.id() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+        for spawned in &mut self.spawned {
+            let _ = tokio::time::timeout(Duration::from_secs(35), spawned.child.wait()).await;
+        }
+    }
 }
 
 async fn server_under_test(args: &BenchArgs) -> anyhow::Result<ServerUnderTest> {
@@ -229,48 +266,70 @@ async fn server_under_test(args: &BenchArgs) -> anyhow::Result<ServerUnderTest> 
         .admin_token
         .clone()
         .unwrap_or_else(|| crate::service::credentials::new_secret(32));
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if args.nodes > 1 && (args.database_url.is_none() || args.server.is_some()) {
+        bail!("--nodes above 1 needs --database-url (the nodes share one PostgreSQL database)");
+    }
     match &args.server {
         Some(url) => {
             if args.admin_token.is_none() {
                 bail!("--server needs --admin-token (or HOOKLINE_ADMIN_TOKEN)");
             }
+            let base = url.trim_end_matches('/').to_owned();
             Ok(ServerUnderTest {
                 token,
-                base: url.trim_end_matches('/').to_owned(),
-                spawned: None,
-                pid: args.server_pid,
+                bases: vec![base.clone()],
+                base,
+                spawned: Vec::new(),
+                pids: args.server_pid.into_iter().collect(),
             })
         }
         None => {
-            let (base, spawned) = start_server(args, &token).await?;
-            let pid = spawned.child.id();
-            Ok(ServerUnderTest {
+            let mut server_args = args.server_arg.clone();
+            if let Some(url) = &args.database_url {
+                // A fresh database per run: no run sees another's rows or its autovacuum debt.
+                let name = crate::store::postgres::create_scratch_database(url)
+                    .await
+                    .context("cannot create the benchmark's database (--database-url)")?;
+                server_args.push(format!("--database-url={}", with_database(url, &name)));
+            }
+            let mut server = ServerUnderTest {
                 token,
-                base,
-                spawned: Some(spawned),
-                pid,
-            })
+                base: String::new(),
+                bases: Vec::new(),
+                spawned: Vec::new(),
+                pids: Vec::new(),
+            };
+            for _ in 0..args.nodes {
+                let (base, spawned) = start_server(args, &server_args, &server.token).await?;
+                server.pids.extend(spawned.child.id());
+                server.bases.push(base);
+                server.spawned.push(spawned);
+            }
+            server.base = server.bases.first().cloned().context("no node started")?;
+            Ok(server)
         }
     }
 }
 
-async fn start_server(args: &BenchArgs, token: &str) -> anyhow::Result<(String, Spawned)> {
+/// Starts one `hookline serve` with `server_args`, in its own data dir (the given one for a
+/// single node).
+async fn start_server(
+    args: &BenchArgs,
+    server_args: &[String],
+    token: &str,
+) -> anyhow::Result<(String, Spawned)> {
     let exe = std::env::current_exe().context("cannot find the hookline binary")?;
-    let mut server_args = args.server_arg.clone();
-    if let Some(url) = &args.database_url {
-        // A fresh database per run: no run sees another's rows or its autovacuum debt.
-        let name = crate::store::postgres::create_scratch_database(url)
-            .await
-            .context("cannot create the benchmark's database (--database-url)")?;
-        server_args.push(format!("--database-url={}", with_database(url, &name)));
-    }
     let temp = match &args.data_dir {
-        Some(_) => None,
-        None => Some(tempfile::tempdir()?),
+        Some(_) if args.nodes == 1 => None,
+        _ => Some(tempfile::tempdir()?),
     };
     let data_dir = args
         .data_dir
         .clone()
+        .filter(|_| args.nodes == 1)
         .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
         .context("no data dir")?;
     let mut child = tokio::process::Command::new(exe)
@@ -278,7 +337,7 @@ async fn start_server(args: &BenchArgs, token: &str) -> anyhow::Result<(String, 
         .arg("--listen=127.0.0.1:0")
         .arg(format!("--data-dir={}", data_dir.display()))
         .arg("--allow-private-targets")
-        .args(&server_args)
+        .args(server_args)
         .env("HOOKLINE_ADMIN_TOKEN", token)
         .env(
             "RUST_LOG",
@@ -434,12 +493,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.configs == 0 || args.hooks == 0 || args.producers == 0 || args.hooks_per_request == 0 {
         bail!("--configs, --hooks, --producers and --hooks-per-request must be at least 1");
     }
-    let ServerUnderTest {
-        token,
-        base,
-        mut spawned,
-        pid,
-    } = server_under_test(&args).await?;
+    let mut server = server_under_test(&args).await?;
+    let (token, base) = (server.token.clone(), server.base.clone());
+    let pid = server.pids.first().copied();
 
     // The sink: bound now so configs can point at it; it accepts only once `sink_up`.
     let sink_socket = tokio::net::TcpSocket::new_v4()?;
@@ -561,7 +617,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // Producers: each on one keep-alive HTTP/1 connection of a bare hyper client, so that the
     // load driver takes as little as it can of the machine it measures.
-    let target = IngestTarget::new(&base)?;
+    let targets = server
+        .bases
+        .iter()
+        .map(|base| IngestTarget::new(base))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let requests = Arc::new(
         tenants
             .iter()
@@ -578,8 +638,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let accepted = Arc::new(AtomicUsize::new(0));
     let ingest_started = Instant::now();
     let mut producers = Vec::new();
-    for _ in 0..args.producers {
-        let target = target.clone();
+    for producer in 0..args.producers {
+        // Spread over the nodes, as a load balancer in front of them would.
+        let target = targets[producer % targets.len()].clone();
         let requests = requests.clone();
         let tracker = tracker.clone();
         let next_request = next_request.clone();
@@ -698,7 +759,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // A short grace period shows duplicates that were already in flight.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let usage = pid.and_then(process_usage);
+    let usage = server.usage();
     let duplicates: u64 = tracker
         .received
         .iter()
@@ -724,6 +785,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = json!({
         "hooks": expected,
         "configs": args.configs,
+        "nodes": args.nodes,
         "producers": args.producers,
         "hooksPerIngestRequest": args.hooks_per_request,
         "maxHooksPerRequest": args.max_hooks_per_request,
@@ -754,7 +816,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} hooks, {} config(s), {} producer(s) x {} hooks/request{}{}",
+            "{} hooks, {} config(s), {} producer(s) x {} hooks/request{}{}{}",
             expected,
             args.configs,
             args.producers,
@@ -768,6 +830,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 ", plus a hanging config per tenant"
             } else {
                 ""
+            },
+            if args.nodes > 1 {
+                format!(", {} nodes on one database", args.nodes)
+            } else {
+                String::new()
             }
         );
         println!(
@@ -810,15 +877,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(spawned) = spawned.as_mut() {
-        if let Some(pid) = spawned.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(35), spawned.child.wait()).await;
-    }
+    server.stop().await;
     if lost > 0 {
         bail!("{lost} hooks were not received");
     }

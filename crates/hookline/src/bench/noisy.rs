@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::{BenchArgs, IngestTarget, api, hook_json, process_usage};
+use super::{BenchArgs, IngestTarget, api, hook_json};
 
 /// Configs of the noisy tenant, all subscribed to its event (the default cap per app key).
 const NOISY_CONFIGS: usize = 100;
@@ -140,12 +140,8 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.producers == 0 || args.hooks_per_request == 0 || args.duration_secs == 0 {
         bail!("--producers, --hooks-per-request and --duration-secs must be at least 1");
     }
-    let super::ServerUnderTest {
-        token,
-        base,
-        mut spawned,
-        pid,
-    } = super::server_under_test(args).await?;
+    let mut server = super::server_under_test(args).await?;
+    let (token, base) = (server.token.clone(), server.base.clone());
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let sink_url = format!("http://{}", listener.local_addr()?);
@@ -237,7 +233,7 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             Err(e) => bail!("a producer panicked: {e}"),
         }
     }
-    let usage = pid.and_then(process_usage);
+    let usage = server.usage();
     let histogram = latencies
         .lock()
         .map(|h| h.clone())
@@ -294,14 +290,6 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             late.load(Ordering::Relaxed)
         );
     }
-    if let Some(spawned) = spawned.as_mut() {
-        if let Some(pid) = spawned.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(35), spawned.child.wait()).await;
-    }
+    server.stop().await;
     Ok(())
 }

@@ -14,6 +14,8 @@ struct Scenario {
     name: &'static str,
     args: &'static [&'static str],
     headline: Headline,
+    /// Several nodes on one database: only with `--database-url`.
+    postgres_only: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -34,16 +36,19 @@ const SCENARIOS: &[Scenario] = &[
             "--max-hooks-per-request=1",
         ],
         headline: Headline::Throughput,
+        postgres_only: false,
     },
     Scenario {
         name: "one event per request, default batching, 64 producers",
         args: &["--hooks=50000", "--producers=64", "--hooks-per-request=1"],
         headline: Headline::Throughput,
+        postgres_only: false,
     },
     Scenario {
         name: "100 per request, 100 per POST, 8 producers",
         args: &["--hooks=500000", "--producers=8", "--hooks-per-request=100"],
         headline: Headline::Throughput,
+        postgres_only: false,
     },
     Scenario {
         name: "100 per request, 100 per POST, 16 producers",
@@ -53,6 +58,7 @@ const SCENARIOS: &[Scenario] = &[
             "--hooks-per-request=100",
         ],
         headline: Headline::Throughput,
+        postgres_only: false,
     },
     Scenario {
         name: "fixed 1,000 hooks/s, one per request",
@@ -63,6 +69,30 @@ const SCENARIOS: &[Scenario] = &[
             "--producers=4",
         ],
         headline: Headline::P99,
+        postgres_only: false,
+    },
+    Scenario {
+        name: "two nodes: one event per request and per POST, 64 producers",
+        args: &[
+            "--nodes=2",
+            "--hooks=20000",
+            "--producers=64",
+            "--hooks-per-request=1",
+            "--max-hooks-per-request=1",
+        ],
+        headline: Headline::Throughput,
+        postgres_only: true,
+    },
+    Scenario {
+        name: "two nodes: 100 per request, 100 per POST, 8 producers",
+        args: &[
+            "--nodes=2",
+            "--hooks=500000",
+            "--producers=8",
+            "--hooks-per-request=100",
+        ],
+        headline: Headline::Throughput,
+        postgres_only: true,
     },
 ];
 
@@ -78,6 +108,9 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("| scenario | store | median | runs | p50 / p99 ms | server CPU ms/hook |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for scenario in SCENARIOS {
+        if scenario.postgres_only && args.database_url.is_none() {
+            continue;
+        }
         let mut reports = Vec::with_capacity(RUNS);
         let mut failures = Vec::new();
         for _ in 0..RUNS {
