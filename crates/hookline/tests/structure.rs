@@ -354,3 +354,60 @@ fn every_process_a_test_starts_is_under_a_time_limit() {
         unbounded.join("\n")
     );
 }
+
+/// PostgreSQL statements pick the rows they lock with `SKIP LOCKED` once: in a `MATERIALIZED`
+/// CTE, an `ARRAY(...)` or a scalar subquery, never in `IN (SELECT ... SKIP LOCKED)`. A generic
+/// plan may make that `IN` a nested loop that runs the locking select again for every outer row:
+/// quadratic, and each run may skip different rows (the ~60 s claim stalls, BENCHMARKS.md).
+#[test]
+fn postgresql_statements_never_lock_rows_inside_an_in_subquery() {
+    let mut offending = Vec::new();
+    for (path, text) in rust_files(&crate_src().join("store/postgres")) {
+        // The SQL as one line: comments dropped, string continuations and runs of white space
+        // become one space.
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let flat: String = code
+            .replace("\\\n", " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut from = 0;
+        while let Some(at) = flat[from..].find("SKIP LOCKED") {
+            let at = from + at;
+            from = at + 1;
+            // The `(` that opens the select holding this lock: walk back over balanced parens.
+            let mut depth = 0i32;
+            let mut open = None;
+            for (i, c) in flat[..at].char_indices().rev() {
+                match c {
+                    ')' => depth += 1,
+                    '(' if depth == 0 => {
+                        open = Some(i);
+                        break;
+                    }
+                    '(' => depth -= 1,
+                    _ => {}
+                }
+            }
+            let Some(open) = open else { continue };
+            let before = flat[..open].trim_end().to_uppercase();
+            if before.ends_with(" IN") {
+                let start = open.saturating_sub(60);
+                let start = (0..=start)
+                    .rev()
+                    .find(|i| flat.is_char_boundary(*i))
+                    .unwrap_or(0);
+                offending.push(format!("{}: ...{}", path.display(), &flat[start..at + 11]));
+            }
+        }
+    }
+    assert!(
+        offending.is_empty(),
+        "rows locked inside IN (SELECT ...): pick them once (a MATERIALIZED CTE or ARRAY(...)):\n{}",
+        offending.join("\n")
+    );
+}
