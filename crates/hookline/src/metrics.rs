@@ -151,6 +151,11 @@ fn describe() {
         Unit::Seconds,
         "Age of the app key's oldest queued hook (--metrics-app-key-label)."
     );
+    describe_counter!(
+        "hookline_claims_total",
+        "Claims of queued hooks by outcome: batches (it took work), empty (the queue was \
+         drained), contended (another node's claim held the rows)."
+    );
     describe_gauge!(
         "hookline_configs",
         "Webhook configs by health state (PAUSED: enabled is false)."
@@ -184,6 +189,8 @@ static ATTEMPTS: Handles<Counter, 19> = Handles::new();
 /// `success`, `failure`.
 static ATTEMPT_DURATIONS: Handles<Histogram, 2> = Handles::new();
 static DELIVERIES: Handles<Counter, { DeliveryStatus::ALL.len() }> = Handles::new();
+/// `batches`, `empty`, `contended`.
+static CLAIMS: Handles<Counter, 3> = Handles::new();
 
 /// The event's position among the catalogue's event names, if it has a handle slot.
 fn event_slot(event: Event) -> Option<usize> {
@@ -346,6 +353,24 @@ pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
         None => histogram!(ATTEMPT_DURATION, "result" => label).record(seconds),
     }
     delivery_finished(status);
+}
+
+/// What a claim found: `got` batches, or none because the queue was drained or (`contended`)
+/// another node's claim held its rows. Contended claims are the cost of several nodes claiming
+/// one config (BENCHMARKS.md, two nodes).
+pub fn claim_finished(got: u32, contended: bool) {
+    let (slot, label) = match (got, contended) {
+        (1.., _) => (0, "batches"),
+        (0, false) => (1, "empty"),
+        (0, true) => (2, "contended"),
+    };
+    match CLAIMS.get(
+        slot,
+        || counter!("hookline_claims_total", "outcome" => label),
+    ) {
+        Some(c) => c.increment(1),
+        None => counter!("hookline_claims_total", "outcome" => label).increment(1),
+    }
 }
 
 /// A delivery ended EXPIRED without another attempt: its `deliveryDeadline` passed first.

@@ -429,6 +429,7 @@ impl Dispatcher {
                 contended,
                 epoch,
             } => {
+                crate::metrics::claim_finished(got, contended);
                 if let Some(st) = self.configs.get_mut(&config_id) {
                     st.claiming = false;
                     if got == asked && !drained {

@@ -106,11 +106,14 @@ async fn metrics_count_ingest_attempts_deliveries_and_configs() {
     assert_eq!(want("hookline_queue_depth"), 0.0);
     assert_eq!(want("hookline_queue_oldest_age_seconds"), 0.0);
     assert_eq!(want("hookline_open_deliveries{status=\"PENDING\"}"), 0.0);
+    // The hooks went out in one batch (then the retry): at least that claim took work.
+    assert!(want("hookline_claims_total{outcome=\"batches\"}") >= 1.0);
     for name in [
         "hookline_hooks_ingested_total",
         "hookline_attempts_total",
         "hookline_attempt_duration_seconds",
         "hookline_deliveries_total",
+        "hookline_claims_total",
         "hookline_queue_depth",
         "hookline_configs",
     ] {
