@@ -13,6 +13,7 @@
 //! their queue rows.
 
 mod fair;
+mod ordered;
 mod page;
 pub mod postgres;
 mod rows;
@@ -124,6 +125,11 @@ pub struct Claim {
     pub drained: bool,
     /// Nothing was taken although the queue has hooks: another node's claim holds them.
     pub contended: bool,
+    /// Every hook left in the queue that the claim looked at waits for an earlier hook of its
+    /// `orderingKey` value (one in an open delivery, or one left queued): claiming again is
+    /// worth it only after one of the config's deliveries ends (`AttemptOutcome::wakes_queue`)
+    /// or new hooks come.
+    pub held_by_order: bool,
 }
 
 /// This node's place among the live nodes sharing a store: per-config limits are split by it.

@@ -456,6 +456,7 @@ fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
         headers: Vec::new(),
         filter: None,
         delivery_deadline: None,
+        ordering_key: None,
         health: Health::default(),
         created_at: 0,
         updated_at: 0,
@@ -609,6 +610,7 @@ async fn deleting_a_config_cancels_open_and_queued_work(backend: Backend) {
         new_status: DeliveryStatus::Retrying,
         next_attempt_at: Some(1),
         health: Some(Health::default()),
+        wakes_queue: false,
     });
     store.flush().await.unwrap();
     let page = store
@@ -965,6 +967,7 @@ fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> At
         new_status: status,
         next_attempt_at: None,
         health: None,
+        wakes_queue: false,
     }
 }
 

@@ -318,11 +318,23 @@ async fn advance_deliveries(
         .first()
         .and_then(|r| r.try_get::<_, i64>(0).ok())
         .is_none_or(|n| n > 0);
-    Ok(if reported {
+    let mut signals = if reported {
         vec![StoreSignal::OperationalEvents]
     } else {
         Vec::new()
-    })
+    };
+    // Deliveries of ordered configs that ended: their keys are free once this commits, and
+    // hooks of theirs may wait in the queue (a claim before the commit found them held).
+    let mut woken: Vec<&str> = Vec::new();
+    for o in s.iter().filter(|o| o.wakes_queue) {
+        if !woken.contains(&o.config_id.as_str()) {
+            woken.push(&o.config_id);
+            signals.push(StoreSignal::NewWork {
+                config_id: o.config_id.clone(),
+            });
+        }
+    }
+    Ok(signals)
 }
 
 impl PostgresStore {
@@ -399,7 +411,10 @@ async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> 
                         'webhookConfigId', e.config_id, 'hooksId', e.hooks_id, \
                         'hookIds', {hook_ids}))::TEXT, $2 \
                  FROM expired e WHERE e.product <> 'hookline' RETURNING 1) \
-             SELECT count(*) FROM reported",
+             SELECT (SELECT count(*) FROM reported), \
+                 (SELECT e.config_id FROM expired e WHERE EXISTS (SELECT 1 FROM delivery_hooks dh \
+                      WHERE dh.hooks_id = e.hooks_id AND dh.ordering_key IS NOT NULL)) \
+             ",
             hook_ids = hook_ids_sql("e"),
         ),
         &[
@@ -410,9 +425,14 @@ async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> 
     )
     .await?;
     let reported: i64 = col(&row, 0)?;
-    Ok(if reported > 0 {
+    let mut signals = if reported > 0 {
         vec![StoreSignal::OperationalEvents]
     } else {
         Vec::new()
-    })
+    };
+    // It held ordering keys: they are free once this commits.
+    if let Some(config_id) = col::<Option<String>>(&row, 1)? {
+        signals.push(StoreSignal::NewWork { config_id });
+    }
+    Ok(signals)
 }
