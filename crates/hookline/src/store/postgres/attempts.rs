@@ -12,6 +12,7 @@ use super::PostgresStore;
 use super::cluster::HeldLeases;
 use super::columns::col;
 use super::connection::{Conn, Step, pg_err, pipeline, prepared, query_one};
+use super::notify::{WORK_CHANNEL, notify};
 use super::operational::hook_ids_sql;
 use super::writer::{Durability, Finisher, Group, Grouping, Job, JobRun, RunJob, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus, now_millis};
@@ -324,16 +325,19 @@ async fn advance_deliveries(
         Vec::new()
     };
     // Deliveries of ordered configs that ended: their keys are free once this commits, and
-    // hooks of theirs may wait in the queue (a claim before the commit found them held).
-    let mut woken: Vec<&str> = Vec::new();
+    // hooks of theirs may wait in the queue (a claim before the commit found them held). Every
+    // node is told (a node whose last claim found the keys held waits for this), this one by a
+    // signal (the listener skips its own writer's notifications).
+    let mut woken: Vec<String> = Vec::new();
     for o in s.iter().filter(|o| o.wakes_queue) {
-        if !woken.contains(&o.config_id.as_str()) {
-            woken.push(&o.config_id);
+        if !woken.contains(&o.config_id) {
+            woken.push(o.config_id.clone());
             signals.push(StoreSignal::NewWork {
                 config_id: o.config_id.clone(),
             });
         }
     }
+    notify(c, WORK_CHANNEL, &woken).await?;
     Ok(signals)
 }
 
@@ -430,8 +434,14 @@ async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> 
     } else {
         Vec::new()
     };
-    // It held ordering keys: they are free once this commits.
+    // It held ordering keys: they are free once this commits (every node told, as for a record).
     if let Some(config_id) = col::<Option<String>>(&row, 1)? {
+        notify(
+            &group.client,
+            WORK_CHANNEL,
+            std::slice::from_ref(&config_id),
+        )
+        .await?;
         signals.push(StoreSignal::NewWork { config_id });
     }
     Ok(signals)

@@ -91,10 +91,13 @@ const FREE_UNCLAIMED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_ex
 /// statement, taken after the lock).
 const ORDER_LOCK: &str =
     "SELECT pg_try_advisory_xact_lock(hashtextextended('hookline.ordered-claim:' || $1, 0))";
-/// The ordering keys of the config's open deliveries: their later hooks stay queued.
+/// The ordering keys of the config's open deliveries: their later hooks stay queued. Read
+/// through the open deliveries (`deliveries_by_status`), never through `deliveries_by_config`,
+/// which walks the config's whole history: compared as an expression, `config_id` offers the
+/// generic plan no index.
 const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
-     WHERE d.status IN ('PENDING', 'RETRYING') AND d.config_id = $1 \
+     WHERE d.status IN ('PENDING', 'RETRYING') AND (d.config_id || '') = $1 \
      AND dh.ordering_key IS NOT NULL";
 /// The config's queue in acceptance order, without the keys `$2` names (through
 /// `queue_by_config_seq`, as `CLAIM` reads it).

@@ -50,10 +50,12 @@ struct Taken {
     held_by_order: bool,
 }
 
-/// The ordering keys of the config's open deliveries: their later hooks stay queued.
+/// The ordering keys of the config's open deliveries: their later hooks stay queued. Read
+/// through the open deliveries (a status index), never through `deliveries_by_config`, which
+/// walks the config's whole history: `+` keeps the planner off that index.
 const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
-     WHERE d.status IN ('PENDING', 'RETRYING') AND d.config_id = ?1 \
+     WHERE d.status IN ('PENDING', 'RETRYING') AND +d.config_id = ?1 \
      AND dh.ordering_key IS NOT NULL";
 /// The config's queue in acceptance order, without the keys `?2` (a JSON array) names.
 const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
