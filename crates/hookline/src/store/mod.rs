@@ -296,6 +296,11 @@ pub trait Store: Send + Sync + 'static {
     /// `max_hooks` hooks of one event (oldest first), and turns each into a PENDING delivery with
     /// a new hooksId, in one commit. Empty when the queue is.
     ///
+    /// For a config with an `orderingKey`, a hook whose key an open delivery of the config holds,
+    /// or whose earlier hook of the same key stays queued, is not taken, and a key's hooks go
+    /// into one batch in queue order (`store::ordered`); `Claim::held_by_order` says when what is
+    /// left waits for a key.
+    ///
     /// Shared stores give this node the lease of every delivery they create (see
     /// [`Store::lease_delivery`]).
     async fn claim_batches(

@@ -260,6 +260,15 @@ async fn take_ordered(
         })
         .collect::<StoreResult<Vec<_>>>()?;
     let plan = ordered::plan(rows, wanted, max_hooks as usize);
+    if plan.batches.is_empty() {
+        // Nothing free to go (a held key's hooks, or an empty queue): nothing to write.
+        let queue_left: bool = col(&query_one(c, QUEUE_LEFT, &[&config.id]).await?, 0)?;
+        return Ok(Some(OrderedTaken {
+            batches: Vec::new(),
+            drained: !queue_left,
+            held_by_order: plan.held(queue_left),
+        }));
+    }
     let planned = plan.batches.iter().flat_map(|b| b.rows.iter());
     let events: Vec<&str> = planned.clone().map(|r| r.event.as_str()).collect();
     let seqs: Vec<i64> = planned.map(|r| r.hook_seq).collect();

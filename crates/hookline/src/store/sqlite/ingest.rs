@@ -10,7 +10,9 @@ use crate::store::{IngestOutcome, StoreResult};
 
 pub(super) const INSERT_HOOK: &str = "INSERT INTO hooks (app_key, hook_id, product, event, body, \
      created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (app_key, hook_id) DO NOTHING";
-pub(super) const INSERT_QUEUE: &str = "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, ordering_key) VALUES (?1, ?2, ?3, ?4)";
+/// `?4`: the hook's value of the config's `orderingKey` (NULL for an unordered config).
+pub(super) const INSERT_QUEUE: &str = "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, \
+     ordering_key) VALUES (?1, ?2, ?3, ?4)";
 
 impl SqliteStore {
     pub(super) async fn ingest(
