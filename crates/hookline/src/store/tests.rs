@@ -102,6 +102,7 @@ store_tests!(
     operational_events_are_written_with_the_state_changes_they_report_once_each,
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
     an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen,
+    concurrent_ordered_claims_never_open_two_deliveries_of_one_key,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -2885,4 +2886,85 @@ async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_
     let sixth = store.claim_batches(&cfg, 10, 4).await.unwrap();
     assert_eq!(ids(&sixth), [vec!["b2"]]);
     assert!(!sixth.held_by_order, "{sixth:?}");
+}
+
+/// Claims of one ordered config from two nodes at once (PostgreSQL; on SQLite the same store
+/// twice) never open two deliveries of one key value, and each key's hooks taken are the first
+/// of that key in acceptance order. Nothing is finished, so every key is held after its first
+/// delivery and the claims end with the queue held.
+async fn concurrent_ordered_claims_never_open_two_deliveries_of_one_key(backend: Backend) {
+    use serde_json::json;
+    let place = Place::new(backend).await;
+    let first = place.open().await;
+    let second = match backend {
+        Backend::Sqlite => first.clone(),
+        Backend::Postgres => place.open().await,
+    };
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    first.insert_config(cfg.clone()).await.unwrap();
+    // 10 keys, interleaved: hook i has key i % 10.
+    let hooks: Vec<ValidatedHook> = (0..200)
+        .map(|i| ValidatedHook {
+            json: json!({"hookId": format!("h{i}"), "k": i % 10}).to_string(),
+            hook_id: format!("h{i}"),
+            id_generated: false,
+        })
+        .collect();
+    first
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let cfg = cfg.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batches = Vec::new();
+            loop {
+                let claim = store.claim_batches(&cfg, 3, 4).await.unwrap();
+                if claim.batches.is_empty() && !claim.contended {
+                    assert!(claim.held_by_order, "{claim:?}");
+                    return batches;
+                }
+                if claim.contended {
+                    // Another claim of the config holds its lock: it ends within one claim.
+                    tokio::task::yield_now().await;
+                }
+                for batch in claim.batches {
+                    let ids: Vec<usize> = batch
+                        .delivery
+                        .hooks
+                        .iter()
+                        .map(|h| h.hook_id[1..].parse().unwrap())
+                        .collect();
+                    batches.push(ids);
+                }
+            }
+        }));
+    }
+    // key -> the delivery (task, batch) that took it, and the hooks it took.
+    let mut taken: std::collections::HashMap<usize, ((usize, usize), Vec<usize>)> =
+        std::collections::HashMap::new();
+    for (t, task) in tasks.into_iter().enumerate() {
+        for (b, ids) in task.await.unwrap().into_iter().enumerate() {
+            for id in ids {
+                let (owner, hooks) = taken.entry(id % 10).or_insert(((t, b), Vec::new()));
+                assert_eq!(*owner, (t, b), "key {} in two open deliveries", id % 10);
+                hooks.push(id);
+            }
+        }
+    }
+    assert_eq!(taken.len(), 10, "every key got its first delivery");
+    for (key, (_, hooks)) in taken {
+        let first_of_key: Vec<usize> = (0..hooks.len()).map(|n| key + 10 * n).collect();
+        assert_eq!(
+            hooks, first_of_key,
+            "key {key}: the first of its hooks, in order"
+        );
+    }
 }
