@@ -175,6 +175,9 @@ pub struct WebhookConfig {
     /// `deliveryDeadline`: no attempt starts later than this after a delivery's oldest hook was
     /// accepted (`None`: no deadline); see `engine::verdict`.
     pub delivery_deadline: Option<Duration>,
+    /// `orderingKey`: the top-level hook field whose value orders this config's deliveries
+    /// (`None`: unordered); see [`ordering_value`] and the claims in `store`.
+    pub ordering_key: Option<String>,
     pub health: Health,
     pub created_at: Millis,
     pub updated_at: Millis,
@@ -548,6 +551,10 @@ pub struct AttemptOutcome {
     pub next_attempt_at: Option<Millis>,
     /// The config's health after this attempt, when it changed enough to be written.
     pub health: Option<Health>,
+    /// The delivery ends here and its config has an `orderingKey`: the keys it held are free
+    /// once this record commits, so the store signals `NewWork` for the config then (hooks of
+    /// those keys wait in its queue, and a claim before the commit would still find them held).
+    pub wakes_queue: bool,
 }
 
 /// A page request: `cursor` is opaque to clients.
@@ -623,4 +630,19 @@ pub struct TracedDelivery {
     pub last_attempt_at: Option<Millis>,
     pub last_status_code: Option<u16>,
     pub test: bool,
+}
+
+/// The value of a hook's `field` that orders it under a config's `orderingKey`: a string as it
+/// is, any other value by its compact JSON text; `None` (not ordered) when the field is absent,
+/// `null`, or the hook is not a JSON object. Computed once per hook and config at ingest's
+/// fan-out on SQLite (PostgreSQL computes the same in `INGEST`), never for unordered configs.
+pub fn ordering_value(hook_json: &str, field: &str) -> Option<String> {
+    let serde_json::Value::Object(mut hook) = serde_json::from_str(hook_json).ok()? else {
+        return None;
+    };
+    match hook.remove(field)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => Some(text),
+        other => Some(other.to_string()),
+    }
 }

@@ -148,6 +148,17 @@ pub struct ConfigRequest {
     /// start later ends `EXPIRED`. Absent or `null`: no deadline.
     #[schema(example = "10m")]
     pub delivery_deadline: Option<String>,
+    /// The name of a top-level hook field (e.g. `recipientNo`): hooks with the same value of it
+    /// are delivered in the order they were accepted, one delivery at a time; a key whose
+    /// receiver keeps failing holds back only that key (docs/api.md, "Ordering"). 1 to 64 ASCII
+    /// letters, digits or `_`, not starting with a digit. Absent or `null`: not ordered.
+    #[schema(
+        example = "recipientNo",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z_][A-Za-z0-9_]*$"
+    )]
+    pub ordering_key: Option<String>,
 }
 
 /// A JSON Merge Patch of a webhook config: only the fields present change.
@@ -184,6 +195,9 @@ pub struct ConfigPatch {
     pub filter: Option<serde_json::Value>,
     /// `null` removes the deadline.
     pub delivery_deadline: Option<String>,
+    /// `null` removes the ordering: later hooks are no longer ordered.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z_][A-Za-z0-9_]*$")]
+    pub ordering_key: Option<String>,
 }
 
 /// Ingest: hooks of one product and event.

@@ -155,6 +155,11 @@ pub struct ConfigView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "10m")]
     pub delivery_deadline: Option<String>,
+    /// The top-level hook field whose value orders deliveries (docs/api.md, "Ordering"); absent
+    /// when the config is not ordered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "recipientNo")]
+    pub ordering_key: Option<String>,
     pub health: HealthView,
     pub created_at: String,
     pub updated_at: String,
@@ -284,6 +289,7 @@ pub fn config(c: &WebhookConfig) -> ConfigView {
         headers: c.headers.iter().cloned().collect(),
         filter: c.filter.as_ref().map(|f| f.source().clone()),
         delivery_deadline: c.delivery_deadline.map(crate::duration::format),
+        ordering_key: c.ordering_key.clone(),
         health: HealthView {
             state: match c.health.state {
                 H::Healthy => HealthStateName::Healthy,

@@ -102,6 +102,7 @@ fn ceiling_config() -> WebhookConfig {
         headers: Vec::new(),
         filter: None,
         delivery_deadline: None,
+        ordering_key: None,
         health: Health::default(),
         created_at: 0,
         updated_at: 0,

@@ -46,6 +46,10 @@ pub struct ConfigFields {
     /// deliveries end EXPIRED. On update, `none` removes it.
     #[arg(long, value_name = "DURATION")]
     pub delivery_deadline: Option<String>,
+    /// The top-level hook field whose value orders deliveries (hooks with the same value go out
+    /// in acceptance order), e.g. recipientNo. On update, `none` removes it.
+    #[arg(long, value_name = "FIELD")]
+    pub ordering_key: Option<String>,
 }
 
 impl ConfigFields {
@@ -84,6 +88,13 @@ impl ConfigFields {
             self.delivery_deadline.as_deref().map(|d| match d {
                 "none" => Value::Null,
                 d => Value::from(d),
+            }),
+        );
+        put(
+            "orderingKey",
+            self.ordering_key.as_deref().map(|k| match k {
+                "none" => Value::Null,
+                k => Value::from(k),
             }),
         );
         if !self.headers.is_empty() {

@@ -208,6 +208,7 @@ pub(super) async fn show(
          <dt>Headers</dt><dd class=\"mono\" id=\"custom-headers\">{custom_headers}</dd>\
          <dt>Filter</dt><dd class=\"mono\" id=\"filter\">{filter}</dd>\
          <dt>Delivery deadline</dt><dd id=\"delivery-deadline\">{deadline}</dd>\
+         <dt>Ordering key</dt><dd class=\"mono\" id=\"ordering-key\">{ordering}</dd>\
          <dt>Created</dt><dd>{created} UTC</dd><dt>Updated</dt><dd>{updated} UTC</dd></dl></section></div>",
         id = esc(&config.id),
         product = esc(config.product.as_str()),
@@ -232,6 +233,13 @@ pub(super) async fn show(
             Some(d) => format!(
                 "{} after acceptance; later deliveries end EXPIRED",
                 esc(&crate::duration::format(d))
+            ),
+        },
+        ordering = match &config.ordering_key {
+            None => "– (hooks are not ordered)".to_owned(),
+            Some(key) => format!(
+                "{}: hooks with the same value go out in acceptance order",
+                esc(key)
             ),
         },
         created = esc(&time(config.created_at)),
@@ -357,6 +365,8 @@ struct FormValues {
     filter: String,
     /// `deliveryDeadline` as written (`10m`); empty for none.
     delivery_deadline: String,
+    /// `orderingKey` (a hook field's name); empty for none.
+    ordering_key: String,
     remove_secret: bool,
 }
 
@@ -376,6 +386,7 @@ impl FormValues {
             headers: String::new(),
             filter: String::new(),
             delivery_deadline: String::new(),
+            ordering_key: String::new(),
             remove_secret: false,
         }
     }
@@ -402,6 +413,7 @@ impl FormValues {
                 .delivery_deadline
                 .map(crate::duration::format)
                 .unwrap_or_default(),
+            ordering_key: c.ordering_key.clone().unwrap_or_default(),
             remove_secret: false,
         }
     }
@@ -422,6 +434,7 @@ impl FormValues {
             headers: text("headers"),
             filter: text("filter"),
             delivery_deadline: text("deliveryDeadline"),
+            ordering_key: text("orderingKey"),
             remove_secret: form.get("removeSigningSecret").is_some(),
         }
     }
@@ -535,6 +548,14 @@ fn input_body(form: &FormData, existing: Option<&WebhookConfig>) -> Map<String, 
         body.insert(
             "deliveryDeadline".into(),
             Value::String(deadline.trim().to_owned()),
+        );
+    }
+    // Empty: not ordered.
+    let ordering_key = text("orderingKey");
+    if !ordering_key.trim().is_empty() {
+        body.insert(
+            "orderingKey".into(),
+            Value::String(ordering_key.trim().to_owned()),
         );
     }
     // The page never holds the secret: an empty field leaves it as it is (the field is left out,
@@ -658,6 +679,11 @@ fn config_form(
          after a hook was accepted (1s to 30d); later deliveries end EXPIRED; empty for none\
          </span><input name=\"deliveryDeadline\" value=\"{deadline}\" placeholder=\"10m\" \
          spellcheck=\"false\"></label>\
+         <label>Ordering key <span class=\"muted small\">a top-level hook field, e.g. \
+         <code>recipientNo</code>: hooks with the same value go out in acceptance order, and a \
+         value whose receiver keeps failing holds back only its own hooks; empty for none\
+         </span><input name=\"orderingKey\" value=\"{ordering_key}\" placeholder=\"recipientNo\" \
+         spellcheck=\"false\"></label>\
          <div class=\"actions\"><button type=\"submit\" class=\"primary\">Save</button>\
          <a href=\"{cancel}\">Cancel</a></div></form>",
         enabled = if values.enabled { " checked" } else { "" },
@@ -668,6 +694,7 @@ fn config_form(
         headers = esc(&values.headers),
         filter = esc(&values.filter),
         deadline = esc(&values.delivery_deadline),
+        ordering_key = esc(&values.ordering_key),
         cancel = match existing {
             Some(c) => format!("/ui/configs/{}", url_enc(&c.id)),
             None => "/".to_owned(),

@@ -122,6 +122,7 @@ impl AttemptTask {
                     got: batches.len() as u32,
                     drained: claim.drained,
                     contended: claim.contended,
+                    held_by_order: claim.held_by_order,
                     epoch,
                 });
                 if batches.is_empty() {

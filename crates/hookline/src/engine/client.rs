@@ -512,6 +512,7 @@ mod tests {
             headers: Vec::new(),
             filter: None,
             delivery_deadline: None,
+            ordering_key: None,
             health: Health::default(),
             created_at: 0,
             updated_at: 0,

@@ -40,6 +40,8 @@ pub(super) enum TaskEvent {
         got: u32,
         drained: bool,
         contended: bool,
+        /// What is left queued waits for an ordering key to be released (`Claim::held_by_order`).
+        held_by_order: bool,
         epoch: u64,
     },
     /// A delivery's retry is not due yet (another node rescheduled it): the slot is given back
@@ -427,6 +429,7 @@ impl Dispatcher {
                 got,
                 drained,
                 contended,
+                held_by_order,
                 epoch,
             } => {
                 crate::metrics::claim_finished(got, contended);
@@ -437,7 +440,9 @@ impl Dispatcher {
                         // as the limit let through.
                         st.concurrency.saturated();
                     }
-                    if drained && st.work_epoch == epoch {
+                    if (drained || held_by_order) && st.work_epoch == epoch {
+                        // Held by order: the end of one of the config's deliveries (a record
+                        // with `wakes_queue`, committed) or new work signals the queue again.
                         st.queued = false;
                     } else if got == 0 && contended {
                         // Another node's claim holds the rows: look again in a moment.
@@ -567,6 +572,7 @@ impl Dispatcher {
                 new_status: DeliveryStatus::Cancelled,
                 next_attempt_at: None,
                 health: None,
+                wakes_queue: false,
             };
         };
         let bounds = verdict::RetryBounds {
@@ -584,14 +590,16 @@ impl Dispatcher {
         );
         let health = st.judged(verdict.health);
         self.dirty.insert(config_id.to_owned());
+        let new_status = verdict.delivery.status();
         AttemptOutcome {
             hooks_id,
             config_id: config_id.to_owned(),
             number,
             result,
-            new_status: verdict.delivery.status(),
+            new_status,
             next_attempt_at: verdict.delivery.next_attempt_at(),
             health,
+            wakes_queue: st.config.ordering_key.is_some() && !new_status.is_open(),
         }
     }
 

@@ -47,6 +47,40 @@ pub struct ConfigInput {
     pub(super) headers: Vec<(String, String)>,
     pub(super) filter: Option<Filter>,
     pub(super) delivery_deadline: Option<Duration>,
+    pub(super) ordering_key: Option<String>,
+}
+
+/// Longest `orderingKey` (a field name), in bytes.
+pub const MAX_ORDERING_KEY_LEN: usize = 64;
+
+/// Reads `orderingKey`: absent or `null` for none, else the name of a top-level hook field:
+/// 1 to 64 ASCII letters, digits or `_`, not starting with a digit (so both stores can address it
+/// as a path without quoting, and a typo cannot name a nested path).
+pub fn parse_ordering_key(value: Option<&Value>) -> Result<Option<String>> {
+    const WHAT: &str = "the name of a top-level hook field such as \"recipientNo\"";
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) => {
+            if name.is_empty() || name.len() > MAX_ORDERING_KEY_LEN {
+                return Err(Error::field(
+                    "orderingKey",
+                    format!("{WHAT}, 1 to {MAX_ORDERING_KEY_LEN} characters"),
+                ));
+            }
+            let mut chars = name.chars();
+            let starts_well = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            if !starts_well || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::field(
+                    "orderingKey",
+                    format!("{WHAT}: ASCII letters, digits and _, not starting with a digit"),
+                ));
+            }
+            Ok(Some(name.clone()))
+        }
+        Some(other) => Err(wrong_type("orderingKey", WHAT, other)),
+    }
 }
 
 /// The shortest and longest `deliveryDeadline`.
@@ -190,6 +224,7 @@ const SETTABLE: &[&str] = &[
     "headers",
     "filter",
     "deliveryDeadline",
+    "orderingKey",
 ];
 /// Read-only fields a client may send back unchanged from a GET.
 const READ_ONLY: &[&str] = &[
@@ -328,7 +363,9 @@ impl ConfigInput {
         let headers = parse_headers(body.get("headers"))?;
         let filter = parse_filter(body.get("filter"))?;
         let delivery_deadline = parse_delivery_deadline(body.get("deliveryDeadline"))?;
+        let ordering_key = parse_ordering_key(body.get("orderingKey"))?;
         Ok(ConfigInput {
+            ordering_key,
             headers,
             filter,
             delivery_deadline,
@@ -384,6 +421,7 @@ impl ConfigInput {
             headers: self.headers,
             filter: self.filter,
             delivery_deadline: self.delivery_deadline,
+            ordering_key: self.ordering_key,
             health,
             created_at,
             updated_at,
@@ -434,6 +472,9 @@ pub fn settable_json(config: &WebhookConfig) -> Map<String, Value> {
             "deliveryDeadline".into(),
             crate::duration::format(deadline).into(),
         );
+    }
+    if let Some(key) = &config.ordering_key {
+        map.insert("orderingKey".into(), key.clone().into());
     }
     map.insert("timeoutMs".into(), config.timeout_ms.into());
     map.insert(
@@ -527,7 +568,36 @@ mod tests {
 
     use serde_json::json;
 
-    use super::{parse_delivery_deadline, validate_url};
+    use super::{parse_delivery_deadline, parse_ordering_key, validate_url};
+
+    #[test]
+    fn an_ordering_key_is_a_top_level_field_name() {
+        for name in ["recipientNo", "_k", "a1", &"k".repeat(64)] {
+            assert_eq!(
+                parse_ordering_key(Some(&json!(name))).unwrap().as_deref(),
+                Some(name)
+            );
+        }
+        assert_eq!(parse_ordering_key(None).unwrap(), None);
+        assert_eq!(parse_ordering_key(Some(&json!(null))).unwrap(), None);
+        for bad in [
+            json!(""),
+            json!("k".repeat(65)),
+            json!("1st"),
+            json!("a.b"),
+            json!("a b"),
+            json!("$.a"),
+            json!(7),
+            json!(["recipientNo"]),
+        ] {
+            let e = parse_ordering_key(Some(&bad)).expect_err(&bad.to_string());
+            assert!(
+                e.message.starts_with("orderingKey: "),
+                "{bad}: {}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn a_delivery_deadline_is_a_duration_from_one_second_to_thirty_days() {

@@ -301,6 +301,7 @@ mod tests {
             headers: Vec::new(),
             filter: None,
             delivery_deadline: None,
+            ordering_key: None,
             created_at,
             updated_at: created_at,
         }

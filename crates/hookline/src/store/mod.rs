@@ -13,6 +13,7 @@
 //! their queue rows.
 
 mod fair;
+mod ordered;
 mod page;
 pub mod postgres;
 mod rows;
@@ -124,6 +125,11 @@ pub struct Claim {
     pub drained: bool,
     /// Nothing was taken although the queue has hooks: another node's claim holds them.
     pub contended: bool,
+    /// Every hook left in the queue that the claim looked at waits for an earlier hook of its
+    /// `orderingKey` value (one in an open delivery, or one left queued): claiming again is
+    /// worth it only after one of the config's deliveries ends (`AttemptOutcome::wakes_queue`)
+    /// or new hooks come.
+    pub held_by_order: bool,
 }
 
 /// This node's place among the live nodes sharing a store: per-config limits are split by it.
@@ -289,6 +295,11 @@ pub trait Store: Send + Sync + 'static {
     /// Takes up to `max_batches` batches of queued hooks for the config, each of up to
     /// `max_hooks` hooks of one event (oldest first), and turns each into a PENDING delivery with
     /// a new hooksId, in one commit. Empty when the queue is.
+    ///
+    /// For a config with an `orderingKey`, a hook whose key an open delivery of the config holds,
+    /// or whose earlier hook of the same key stays queued, is not taken, and a key's hooks go
+    /// into one batch in queue order (`store::ordered`); `Claim::held_by_order` says when what is
+    /// left waits for a key.
     ///
     /// Shared stores give this node the lease of every delivery they create (see
     /// [`Store::lease_delivery`]).

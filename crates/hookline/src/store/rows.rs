@@ -80,7 +80,7 @@ pub(super) const CONFIG_COLUMNS: &str = "id, app_key, product, events, url, sign
     enabled, description, max_hooks, max_in_flight, timeout_ms, retry_schedule, health_state, \
     consecutive_failures, last_success_at, last_failure_at, failing_since, disabled_reason, \
     created_at, updated_at, previous_signing_secret, previous_signing_secret_expires_at, headers, \
-    filter, delivery_deadline_ms";
+    filter, delivery_deadline_ms, ordering_key";
 
 /// Raw columns of a config row, in [`CONFIG_COLUMNS`] order.
 pub(super) struct ConfigRow {
@@ -113,6 +113,8 @@ pub(super) struct ConfigRow {
     pub(super) filter: Option<String>,
     /// `deliveryDeadline` in milliseconds; NULL when none.
     pub(super) delivery_deadline_ms: Option<i64>,
+    /// `orderingKey`: a top-level hook field's name; NULL when the config is not ordered.
+    pub(super) ordering_key: Option<String>,
 }
 
 impl ConfigRow {
@@ -160,6 +162,7 @@ impl ConfigRow {
             headers,
             filter,
             delivery_deadline,
+            ordering_key: self.ordering_key,
             product: parse_product(&self.product)?,
             events,
             retry_schedule,

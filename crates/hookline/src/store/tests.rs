@@ -101,6 +101,8 @@ store_tests!(
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
     operational_events_are_written_with_the_state_changes_they_report_once_each,
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
+    an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen,
+    concurrent_ordered_claims_never_open_two_deliveries_of_one_key,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -456,6 +458,7 @@ fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
         headers: Vec::new(),
         filter: None,
         delivery_deadline: None,
+        ordering_key: None,
         health: Health::default(),
         created_at: 0,
         updated_at: 0,
@@ -609,6 +612,7 @@ async fn deleting_a_config_cancels_open_and_queued_work(backend: Backend) {
         new_status: DeliveryStatus::Retrying,
         next_attempt_at: Some(1),
         health: Some(Health::default()),
+        wakes_queue: false,
     });
     store.flush().await.unwrap();
     let page = store
@@ -965,6 +969,7 @@ fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> At
         new_status: status,
         next_attempt_at: None,
         health: None,
+        wakes_queue: false,
     }
 }
 
@@ -2818,4 +2823,176 @@ async fn a_config_delete_does_not_deadlock_with_a_group_holding_its_delivery_the
         .unwrap()
         .get(0);
     assert_eq!(queued, 0);
+}
+
+/// `orderingKey` in the store: each hook's key value is computed at ingest by one rule on both
+/// stores (a string as it is, other values by their JSON text, so `1` and `"1"` are one key;
+/// absent and `null` are no key); a claim leaves queued the hooks of a key an open delivery
+/// holds and says so (`held_by_order`); a delivery that ends (SUCCEEDED, or EXPIRED) releases
+/// its keys; and what is held is read from stored rows, so a reopened store (a restart, another
+/// node) holds the same keys.
+async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen(
+    backend: Backend,
+) {
+    use serde_json::json;
+    let (place, store) = open(backend).await;
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    let ingest = |bodies: Vec<(&'static str, serde_json::Value)>| {
+        let store = store.clone();
+        async move {
+            let hooks = bodies
+                .into_iter()
+                .map(|(id, mut body)| {
+                    body["hookId"] = json!(id);
+                    ValidatedHook {
+                        json: body.to_string(),
+                        hook_id: id.to_owned(),
+                        id_generated: false,
+                    }
+                })
+                .collect();
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+                .await
+                .unwrap();
+        }
+    };
+    let ids = |claim: &super::Claim| -> Vec<Vec<String>> {
+        claim
+            .batches
+            .iter()
+            .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
+            .collect()
+    };
+
+    ingest(vec![("a1", json!({"k": "A"})), ("b1", json!({"k": 1}))]).await;
+    let first = store.claim_batches(&cfg, 1, 4).await.unwrap();
+    assert_eq!(ids(&first), [vec!["a1"], vec!["b1"]]);
+    let (a1, b1) = (
+        first.batches[0].delivery.hooks_id.clone(),
+        first.batches[1].delivery.hooks_id.clone(),
+    );
+
+    ingest(vec![
+        ("a2", json!({"k": "A"})),
+        ("b2", json!({"k": "1"})),
+        ("n1", json!({"other": 1})),
+        ("z1", json!({"k": null})),
+        ("t1", json!({"k": true})),
+        ("t2", json!({"k": true})),
+    ])
+    .await;
+    store.flush().await.unwrap();
+    // a2 and b2 wait for a1 and b1; the others go, t's two hooks in one batch, in order.
+    let second = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert_eq!(ids(&second), [vec!["n1", "z1", "t1", "t2"]]);
+    assert!(second.held_by_order && !second.drained, "{second:?}");
+    let third = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert!(third.batches.is_empty() && third.held_by_order, "{third:?}");
+
+    // a1 succeeds: a2 goes; b2 still waits for b1.
+    store.record_attempt(AttemptOutcome {
+        wakes_queue: true,
+        ..attempt(&a1, 1, 200, DeliveryStatus::Succeeded)
+    });
+    store.flush().await.unwrap();
+    let fourth = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert_eq!(ids(&fourth), [vec!["a2"]]);
+    assert!(fourth.held_by_order, "{fourth:?}");
+
+    // Reopened (a restart, another node): b1 is still open, so b2 still waits.
+    drop(store);
+    let store = place.open().await;
+    let fifth = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert!(fifth.batches.is_empty() && fifth.held_by_order, "{fifth:?}");
+
+    // b1 ends without being sent (EXPIRED): its key is released too.
+    store.expire_delivery(b1.clone());
+    store.flush().await.unwrap();
+    let sixth = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert_eq!(ids(&sixth), [vec!["b2"]]);
+    assert!(!sixth.held_by_order, "{sixth:?}");
+}
+
+/// Claims of one ordered config from two nodes at once (PostgreSQL; on SQLite the same store
+/// twice) never open two deliveries of one key value, and each key's hooks taken are the first
+/// of that key in acceptance order. Nothing is finished, so every key is held after its first
+/// delivery and the claims end with the queue held.
+async fn concurrent_ordered_claims_never_open_two_deliveries_of_one_key(backend: Backend) {
+    use serde_json::json;
+    let place = Place::new(backend).await;
+    let first = place.open().await;
+    let second = match backend {
+        Backend::Sqlite => first.clone(),
+        Backend::Postgres => place.open().await,
+    };
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    first.insert_config(cfg.clone()).await.unwrap();
+    // 10 keys, interleaved: hook i has key i % 10.
+    let hooks: Vec<ValidatedHook> = (0..200)
+        .map(|i| ValidatedHook {
+            json: json!({"hookId": format!("h{i}"), "k": i % 10}).to_string(),
+            hook_id: format!("h{i}"),
+            id_generated: false,
+        })
+        .collect();
+    first
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let cfg = cfg.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut batches = Vec::new();
+            loop {
+                let claim = store.claim_batches(&cfg, 3, 4).await.unwrap();
+                if claim.batches.is_empty() && !claim.contended {
+                    assert!(claim.held_by_order, "{claim:?}");
+                    return batches;
+                }
+                if claim.contended {
+                    // Another claim of the config holds its lock: it ends within one claim.
+                    tokio::task::yield_now().await;
+                }
+                for batch in claim.batches {
+                    let ids: Vec<usize> = batch
+                        .delivery
+                        .hooks
+                        .iter()
+                        .map(|h| h.hook_id[1..].parse().unwrap())
+                        .collect();
+                    batches.push(ids);
+                }
+            }
+        }));
+    }
+    // key -> the delivery (task, batch) that took it, and the hooks it took.
+    let mut taken: std::collections::HashMap<usize, ((usize, usize), Vec<usize>)> =
+        std::collections::HashMap::new();
+    for (t, task) in tasks.into_iter().enumerate() {
+        for (b, ids) in task.await.unwrap().into_iter().enumerate() {
+            for id in ids {
+                let (owner, hooks) = taken.entry(id % 10).or_insert(((t, b), Vec::new()));
+                assert_eq!(*owner, (t, b), "key {} in two open deliveries", id % 10);
+                hooks.push(id);
+            }
+        }
+    }
+    assert_eq!(taken.len(), 10, "every key got its first delivery");
+    for (key, (_, hooks)) in taken {
+        let first_of_key: Vec<usize> = (0..hooks.len()).map(|n| key + 10 * n).collect();
+        assert_eq!(
+            hooks, first_of_key,
+            "key {key}: the first of its hooks, in order"
+        );
+    }
 }

@@ -569,3 +569,65 @@ async fn the_config_form_sets_and_shows_a_delivery_deadline() {
         edit.body
     );
 }
+
+/// Issue 16, item 3: the dashboard sets, shows, edits and removes a config's `orderingKey`; a bad
+/// value is refused by name and creates nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_form_sets_shows_and_removes_an_ordering_key() {
+    let srv = Server::start().await;
+    let app = srv.create_app_key("dash").await;
+    let mut browser = Browser::new(&srv);
+    browser.sign_in(&app).await;
+    let token = browser.get("/ui/configs/new").await.csrf();
+    let form = |ordering_key: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("productName", "SMS".to_owned()),
+            ("events", "UNSUBSCRIBE".to_owned()),
+            ("url", "http://127.0.0.1:9/hooks".to_owned()),
+            ("signature", "sig".to_owned()),
+            ("enabled", "true".to_owned()),
+            ("orderingKey", ordering_key.to_owned()),
+            ("csrf", token.clone()),
+        ]
+    };
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            browser.post(&path, &pairs, &[]).await
+        }
+    };
+    let refused = post("/ui/configs".into(), form("recipient.no")).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("orderingKey"), "{}", refused.body);
+    assert!(
+        configs_of(&srv, &app).await.is_empty(),
+        "a refused form created a config"
+    );
+
+    let created = post("/ui/configs".into(), form("recipientNo")).await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let configs = configs_of(&srv, &app).await;
+    assert_eq!(configs[0]["orderingKey"], json!("recipientNo"));
+    let page = browser.get(created.location()).await;
+    assert!(
+        page.body
+            .contains("recipientNo: hooks with the same value go out in acceptance order"),
+        "the config page shows the ordering key: {}",
+        page.body
+    );
+    let id = s(&configs[0], "webhookConfigId");
+    let edit = browser.get(&format!("/ui/configs/{id}/edit")).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    assert!(
+        edit.body
+            .contains("name=\"orderingKey\" value=\"recipientNo\""),
+        "the edit form holds it: {}",
+        edit.body
+    );
+    // Saved empty: the config is no longer ordered.
+    let saved = post(format!("/ui/configs/{id}"), form("")).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let configs = configs_of(&srv, &app).await;
+    assert_eq!(configs[0].get("orderingKey"), None, "{:?}", configs[0]);
+}

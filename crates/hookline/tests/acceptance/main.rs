@@ -27,6 +27,7 @@ mod isolation;
 mod management;
 mod operational_events;
 mod operator_cli;
+mod ordering;
 mod portal;
 mod receivers;
 mod retention;

@@ -12,6 +12,7 @@ use super::PostgresStore;
 use super::cluster::HeldLeases;
 use super::columns::col;
 use super::connection::{Conn, Step, pg_err, pipeline, prepared, query_one};
+use super::notify::{WORK_CHANNEL, notify};
 use super::operational::hook_ids_sql;
 use super::writer::{Durability, Finisher, Group, Grouping, Job, JobRun, RunJob, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus, now_millis};
@@ -318,11 +319,26 @@ async fn advance_deliveries(
         .first()
         .and_then(|r| r.try_get::<_, i64>(0).ok())
         .is_none_or(|n| n > 0);
-    Ok(if reported {
+    let mut signals = if reported {
         vec![StoreSignal::OperationalEvents]
     } else {
         Vec::new()
-    })
+    };
+    // Deliveries of ordered configs that ended: their keys are free once this commits, and
+    // hooks of theirs may wait in the queue (a claim before the commit found them held). Every
+    // node is told (a node whose last claim found the keys held waits for this), this one by a
+    // signal (the listener skips its own writer's notifications).
+    let mut woken: Vec<String> = Vec::new();
+    for o in s.iter().filter(|o| o.wakes_queue) {
+        if !woken.contains(&o.config_id) {
+            woken.push(o.config_id.clone());
+            signals.push(StoreSignal::NewWork {
+                config_id: o.config_id.clone(),
+            });
+        }
+    }
+    notify(c, WORK_CHANNEL, &woken).await?;
+    Ok(signals)
 }
 
 impl PostgresStore {
@@ -399,7 +415,10 @@ async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> 
                         'webhookConfigId', e.config_id, 'hooksId', e.hooks_id, \
                         'hookIds', {hook_ids}))::TEXT, $2 \
                  FROM expired e WHERE e.product <> 'hookline' RETURNING 1) \
-             SELECT count(*) FROM reported",
+             SELECT (SELECT count(*) FROM reported), \
+                 (SELECT e.config_id FROM expired e WHERE EXISTS (SELECT 1 FROM delivery_hooks dh \
+                      WHERE dh.hooks_id = e.hooks_id AND dh.ordering_key IS NOT NULL)) \
+             ",
             hook_ids = hook_ids_sql("e"),
         ),
         &[
@@ -410,9 +429,20 @@ async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> 
     )
     .await?;
     let reported: i64 = col(&row, 0)?;
-    Ok(if reported > 0 {
+    let mut signals = if reported > 0 {
         vec![StoreSignal::OperationalEvents]
     } else {
         Vec::new()
-    })
+    };
+    // It held ordering keys: they are free once this commits (every node told, as for a record).
+    if let Some(config_id) = col::<Option<String>>(&row, 1)? {
+        notify(
+            &group.client,
+            WORK_CHANNEL,
+            std::slice::from_ref(&config_id),
+        )
+        .await?;
+        signals.push(StoreSignal::NewWork { config_id });
+    }
+    Ok(signals)
 }

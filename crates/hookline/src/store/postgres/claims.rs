@@ -2,16 +2,19 @@
 //! and the reads of open deliveries it sends and resumes. Leases of existing deliveries, and the
 //! sweep for those whose lease is free, are the cluster's (`cluster`).
 
+use std::collections::HashMap;
+
 use hookline_wire::Product;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
 use super::cluster::Node;
 use super::columns::{col, delivery_row, open_delivery};
-use super::connection::{Conn, execute, pg_err, prepared, query, query_opt};
+use super::connection::{Conn, execute, pg_err, prepared, query, query_one, query_opt};
 use super::deliveries::delivery_hooks;
 use super::writer::{Durability, quiet_job};
 use crate::model::{SendableDelivery, StoredHook, WebhookConfig, now_millis};
+use crate::store::ordered;
 use crate::store::rows::{DELIVERY_COLUMNS, parse_event, parse_status};
 use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreResult};
 
@@ -90,6 +93,42 @@ const CLAIM_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off; \
 /// deliveries its engine never heard of.
 const FREE_UNCLAIMED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
      WHERE hooks_id = ANY($1::TEXT[]) AND lease_owner = $2";
+
+/// Serialises the ordered claims of one config across nodes: a claim reads which keys open
+/// deliveries hold, and another node's claim under way (its deliveries not committed yet) would
+/// be invisible to it. Tried, never waited for: a claim that does not get it answers
+/// `contended`, and the engine claims again in a moment. Released at the commit, after which the
+/// next claim's statements see the committed deliveries (READ COMMITTED: a snapshot per
+/// statement, taken after the lock).
+const ORDER_LOCK: &str =
+    "SELECT pg_try_advisory_xact_lock(hashtextextended('hookline.ordered-claim:' || $1, 0))";
+/// The ordering keys of the config's open deliveries: their later hooks stay queued. Read
+/// through the open deliveries (`deliveries_by_status`), never through `deliveries_by_config`,
+/// which walks the config's whole history: compared as an expression, `config_id` offers the
+/// generic plan no index.
+const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
+     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+     WHERE d.status IN ('PENDING', 'RETRYING') AND (d.config_id || '') = $1 \
+     AND dh.ordering_key IS NOT NULL";
+/// The config's queue in acceptance order, without the keys `$2` names (through
+/// `queue_by_config_seq`, as `CLAIM` reads it).
+const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
+     WHERE config_id >= $1 AND config_id <= $1 \
+     AND (ordering_key IS NULL OR NOT (ordering_key = ANY($2::TEXT[]))) \
+     ORDER BY config_id, hook_seq LIMIT $3";
+const DELETE_PLANNED: &str = "DELETE FROM queue WHERE config_id = $1 \
+     AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[]))";
+const INSERT_PLANNED: &str = "INSERT INTO deliveries (hooks_id, app_key, config_id, product, \
+     event, status, attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
+     lease_expires_at) \
+     SELECT t.hooks_id, $3, $4, $5, t.event, 'PENDING', 0, NULL, $6, $6, $7, $8 \
+     FROM unnest($1::TEXT[], $2::TEXT[]) AS t(hooks_id, event)";
+const INSERT_PLANNED_HOOKS: &str = "INSERT INTO delivery_hooks (hooks_id, position, hook_seq, \
+     ordering_key) SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[])";
+const HOOKS_BY_SEQ: &str =
+    "SELECT seq, hook_id, body, created_at FROM hooks WHERE seq = ANY($1::BIGINT[])";
+const QUEUE_LEFT: &str =
+    "SELECT EXISTS (SELECT 1 FROM queue WHERE config_id >= $1 AND config_id <= $1)";
 
 /// What one claim statement took.
 struct Taken {
@@ -190,7 +229,205 @@ async fn claim_event(
     })
 }
 
+/// What an ordered claim took, and what it left.
+struct OrderedTaken {
+    batches: Vec<ClaimedBatch>,
+    drained: bool,
+    held_by_order: bool,
+}
+
+/// The statements of an ordered claim, in its transaction (see `PostgresStore::claim_ordered`).
+/// `None`: another claim of the config holds its lock, or changed the queue under this one.
+async fn take_ordered(
+    c: &Conn,
+    config: &WebhookConfig,
+    max_hooks: u32,
+    wanted: usize,
+    node: &Node,
+) -> StoreResult<Option<OrderedTaken>> {
+    let locked: bool = col(&query_one(c, ORDER_LOCK, &[&config.id]).await?, 0)?;
+    if !locked {
+        return Ok(None);
+    }
+    let held: Vec<String> = query(c, HELD_KEYS, &[&config.id])
+        .await?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect::<StoreResult<_>>()?;
+    let rows = query(
+        c,
+        QUEUED_IN_ORDER,
+        &[&config.id, &held, &i64::from(ordered::SCAN_LIMIT)],
+    )
+    .await?;
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Ok(ordered::QueuedRow {
+                hook_seq: col(r, 0)?,
+                event: parse_event(&col::<String>(r, 1)?)?,
+                key: col(r, 2)?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let plan = ordered::plan(rows, wanted, max_hooks as usize);
+    if plan.batches.is_empty() {
+        // Nothing free to go (a held key's hooks, or an empty queue): nothing to write.
+        let queue_left: bool = col(&query_one(c, QUEUE_LEFT, &[&config.id]).await?, 0)?;
+        return Ok(Some(OrderedTaken {
+            batches: Vec::new(),
+            drained: !queue_left,
+            held_by_order: plan.held(queue_left),
+        }));
+    }
+    let planned = plan.batches.iter().flat_map(|b| b.rows.iter());
+    let events: Vec<&str> = planned.clone().map(|r| r.event.as_str()).collect();
+    let seqs: Vec<i64> = planned.map(|r| r.hook_seq).collect();
+    let deleted = execute(c, DELETE_PLANNED, &[&config.id, &events, &seqs]).await?;
+    if deleted != seqs.len() as u64 {
+        // Without row locks: a config deleted (its queue cancelled), or a claim of another
+        // kind, took rows meanwhile. Rolled back; the engine looks again.
+        return Ok(None);
+    }
+    let hooks_ids: Vec<String> = plan
+        .batches
+        .iter()
+        .map(|_| hookline_wire::generate_id())
+        .collect();
+    let batch_events: Vec<&str> = plan.batches.iter().map(|b| b.event.as_str()).collect();
+    let (mut link_ids, mut positions, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    for (hooks_id, batch) in hooks_ids.iter().zip(&plan.batches) {
+        for (position, row) in batch.rows.iter().enumerate() {
+            link_ids.push(hooks_id.as_str());
+            positions.push(position as i64);
+            keys.push(row.key.as_deref());
+        }
+    }
+    let now = now_millis();
+    execute(
+        c,
+        INSERT_PLANNED,
+        &[
+            &hooks_ids,
+            &batch_events,
+            &config.app_key,
+            &config.id,
+            &config.product.as_str(),
+            &now,
+            &&*node.id,
+            &node.lease_until(),
+        ],
+    )
+    .await?;
+    execute(
+        c,
+        INSERT_PLANNED_HOOKS,
+        &[&link_ids, &positions, &seqs, &keys],
+    )
+    .await?;
+    let mut bodies: HashMap<i64, StoredHook> = HashMap::with_capacity(seqs.len());
+    for r in query(c, HOOKS_BY_SEQ, &[&seqs]).await? {
+        let hook = StoredHook {
+            hook_id: col(&r, 1)?,
+            json: col(&r, 2)?,
+            accepted_at: col(&r, 3)?,
+        };
+        bodies.insert(col(&r, 0)?, hook);
+    }
+    let mut batches = Vec::with_capacity(plan.batches.len());
+    for (hooks_id, batch) in hooks_ids.into_iter().zip(&plan.batches) {
+        let hooks = batch
+            .rows
+            .iter()
+            .map(|row| {
+                bodies.remove(&row.hook_seq).ok_or_else(|| {
+                    crate::store::StoreError::Corrupt(format!(
+                        "queue of {} names hook {} that does not exist",
+                        config.id, row.hook_seq
+                    ))
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        batches.push(ClaimedBatch {
+            delivery: SendableDelivery {
+                hooks_id,
+                config_id: config.id.clone(),
+                app_key: config.app_key.clone(),
+                product: config.product,
+                event: batch.event,
+                attempt_count: 0,
+                hooks,
+            },
+        });
+    }
+    let queue_left: bool = col(&query_one(c, QUEUE_LEFT, &[&config.id]).await?, 0)?;
+    Ok(Some(OrderedTaken {
+        batches,
+        drained: !queue_left,
+        held_by_order: plan.held(queue_left),
+    }))
+}
+
 impl PostgresStore {
+    /// The claim of a config with an `orderingKey` (see `store::ordered`): under the config's
+    /// lock ([`ORDER_LOCK`]), reads the keys its open deliveries hold and its queue without
+    /// them, lets [`ordered::plan`] choose, and writes the batches with each hook's key on
+    /// `delivery_hooks` (the keys stay held, by stored rows alone, until the delivery ends).
+    /// Several statements in one transaction: only ordered configs pay the round trips. Committed
+    /// without waiting for the WAL flush, as every claim (see `claim_batches`).
+    async fn claim_ordered(
+        &self,
+        config: &WebhookConfig,
+        max_hooks: u32,
+        wanted: usize,
+    ) -> StoreResult<Claim> {
+        let c = self.reader().await?;
+        c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+            .await
+            .map_err(pg_err)?;
+        let taken = take_ordered(&c, config, max_hooks, wanted, &self.node).await;
+        let OrderedTaken {
+            batches,
+            drained,
+            held_by_order,
+        } = match taken {
+            Ok(Some(taken)) => taken,
+            Ok(None) => {
+                c.batch_execute("ROLLBACK").await.map_err(pg_err)?;
+                return Ok(Claim {
+                    contended: true,
+                    ..Claim::default()
+                });
+            }
+            Err(e) => {
+                // The connection goes back to the pool: leave no transaction open on it.
+                if let Err(rollback) = c.batch_execute("ROLLBACK").await {
+                    tracing::warn!(error = %rollback, "an ordered claim could not roll back");
+                }
+                return Err(e);
+            }
+        };
+        let ids = || {
+            batches
+                .iter()
+                .map(|b| b.delivery.hooks_id.clone())
+                .collect::<Vec<_>>()
+        };
+        if let Err(e) = c.batch_execute("COMMIT").await.map_err(pg_err) {
+            self.free_unclaimed(ids());
+            return Err(e);
+        }
+        self.node
+            .held
+            .hold(batches.iter().map(|b| b.delivery.hooks_id.as_str()));
+        Ok(Claim {
+            drained,
+            contended: false,
+            held_by_order,
+            batches,
+        })
+    }
+
     pub(super) async fn claim_batches(
         &self,
         config: &WebhookConfig,
@@ -199,6 +436,9 @@ impl PostgresStore {
     ) -> StoreResult<Claim> {
         let max_hooks = max_hooks.max(1);
         let wanted = max_batches.max(1) as usize;
+        if config.ordering_key.is_some() {
+            return self.claim_ordered(config, max_hooks, wanted).await;
+        }
         // Not through the writer: a claim in the writer's group waits for the group's ingests
         // to commit, and a config's next batch waits for its claim, so delivery throughput would
         // be bounded by the ingest group's latency. A claim is its own short transaction on a
@@ -256,6 +496,7 @@ impl PostgresStore {
             contended: batches.is_empty() && !drained,
             batches,
             drained,
+            held_by_order: false,
         })
     }
 

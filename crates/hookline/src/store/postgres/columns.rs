@@ -45,6 +45,7 @@ pub(super) fn config_row(r: &Row) -> StoreResult<ConfigRow> {
         headers: r.try_get(23).map_err(get)?,
         filter: r.try_get(24).map_err(get)?,
         delivery_deadline_ms: r.try_get(25).map_err(get)?,
+        ordering_key: r.try_get(26).map_err(get)?,
     })
 }
 

@@ -196,7 +196,7 @@ impl Derived {
     }
 }
 
-/// The 26 config columns in `CONFIG_COLUMNS` order, then the filter's jsonpath (`$27`), as
+/// The 27 config columns in `CONFIG_COLUMNS` order, then the filter's jsonpath (`$28`), as
 /// statement parameters; `$d` is the config's [`Derived`] columns.
 macro_rules! config_params {
     ($c:expr, $d:expr) => {
@@ -227,6 +227,7 @@ macro_rules! config_params {
             &$d.headers,
             &$d.filter,
             &$d.deadline_ms,
+            &$c.ordering_key,
             &$d.filter_path,
         ]
     };
@@ -357,7 +358,7 @@ impl PostgresStore {
                 &format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}, filter_path) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27::TEXT::jsonpath)"
+                      $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28::TEXT::jsonpath)"
                 ),
                 &config_params!(config, derived),
             )
@@ -388,7 +389,7 @@ impl PostgresStore {
             .transpose()?
             .and_then(|s| HealthState::parse(&s));
             let derived = Derived::of(&config);
-            // The same 27 parameters as the insert; created_at ($20) is not settable, so it is
+            // The same 28 parameters as the insert; created_at ($20) is not settable, so it is
             // only compared (a no-op) to give the parameter a type. `updated_at` is the config's
             // version (nodes keep the newer of two reads): never lower than the one it replaces,
             // even when this node's clock is behind the node that wrote that one.
@@ -403,7 +404,7 @@ impl PostgresStore {
                      updated_at = GREATEST($21, webhook_configs.updated_at + 1), \
                      previous_signing_secret = $22, \
                      previous_signing_secret_expires_at = $23, headers = $24, filter = $25, \
-                     delivery_deadline_ms = $26, filter_path = $27::TEXT::jsonpath \
+                     delivery_deadline_ms = $26, ordering_key = $27, filter_path = $28::TEXT::jsonpath \
                      WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
                 &config_params!(config, derived),
             )

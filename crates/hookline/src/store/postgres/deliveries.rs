@@ -333,8 +333,8 @@ impl PostgresStore {
                 &c,
                 "WITH cfg AS (SELECT id FROM webhook_configs WHERE id = $2 AND app_key = $1 \
                          FOR KEY SHARE) \
-                 INSERT INTO queue (config_id, event, hook_seq) \
-                     SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
+                 INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
+                     SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
                      JOIN cfg ON cfg.id = d.config_id \
                      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
                      WHERE d.app_key = $1 AND d.config_id = $2 AND NOT d.test \

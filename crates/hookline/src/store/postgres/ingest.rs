@@ -29,7 +29,10 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// new (ordered by seq, so the two arrays line up), how many configs each key fans out to, and
 /// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
 /// A config with a filter gets only the hooks its `filter_path` (the filter as a jsonpath
-/// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. The fan-out
+/// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. A config with
+/// an `orderingKey` gets each hook's value of that field on its queue row (a string as it is,
+/// another value as its JSON text, NULL when absent or null: `model::ordering_value`'s rule),
+/// also parsed only for such configs. The fan-out
 /// counts (`$3`'s keys) count every subscribed config, filtered or not: an upper bound.
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
@@ -46,13 +49,19 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          ON CONFLICT (app_key, hook_id) DO NOTHING \
          RETURNING seq, app_key, hook_id, product, event, body), \
      subs AS ( \
-         SELECT s.app_key, s.product, s.event, s.config_id, c.filter_path FROM subscriptions s \
+         SELECT s.app_key, s.product, s.event, s.config_id, c.filter_path, c.ordering_key \
+         FROM subscriptions s \
          JOIN webhook_configs c ON c.id = s.config_id \
          JOIN keys k ON k.app_key = s.app_key AND k.product = s.product AND k.event = s.event \
          FOR KEY SHARE OF c), \
      queued AS ( \
-         INSERT INTO queue (config_id, event, hook_seq) \
-         SELECT s.config_id, n.event, n.seq FROM new n \
+         INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
+         SELECT s.config_id, n.event, n.seq, \
+             CASE WHEN s.ordering_key IS NULL THEN NULL ELSE ( \
+                 SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' \
+                        WHEN 'null' THEN NULL ELSE v::TEXT END \
+                 FROM (SELECT n.body::jsonb -> s.ordering_key AS v) o) END \
+         FROM new n \
          JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
                ELSE COALESCE(jsonb_path_match(n.body::jsonb, s.filter_path, '{}', TRUE), FALSE) END \

@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_operational_events.sql"),
     // 13: portal links, and which sessions they opened.
     include_str!("migrations/0013_portal_links.sql"),
+    // 14: orderingKey per config, and each queued or delivered hook's value of it.
+    include_str!("migrations/0014_ordering_key.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

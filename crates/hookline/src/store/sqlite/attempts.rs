@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
 use super::configs::write_health;
 use super::operational::report_delivery_end;
-use super::writer::{Finisher, Job, JobFn, WriteTx};
+use super::writer::{Finisher, Job, JobFn, WriteTx, signal_new_work};
 use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus};
 use crate::operational;
 use crate::store::rows::request_headers_text;
@@ -76,6 +76,10 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
             operational::last_error(r),
         )?;
     }
+    if advanced == 1 && outcome.wakes_queue {
+        // Its ordering keys are free from this commit on: hooks of theirs may wait in the queue.
+        signal_new_work(tx.signals, &outcome.config_id);
+    }
     if let Some(health) = &outcome.health {
         let last_error = operational::last_error(r);
         write_health(tx, &outcome.config_id, health, last_error.as_deref())?;
@@ -99,6 +103,11 @@ pub(super) const EXPIRE_DELIVERY: &str = "UPDATE deliveries SET status = 'EXPIRE
      next_attempt_at = NULL, updated_at = ?2 WHERE hooks_id = ?1 \
      AND status IN ('PENDING', 'RETRYING')";
 
+/// The config of a delivery whose hooks carry an ordering key (no row: none does).
+const EXPIRED_HELD_KEYS: &str = "SELECT d.config_id FROM deliveries d WHERE d.hooks_id = ?1 \
+     AND EXISTS (SELECT 1 FROM delivery_hooks dh WHERE dh.hooks_id = d.hooks_id \
+     AND dh.ordering_key IS NOT NULL)";
+
 impl SqliteStore {
     /// Queued, not awaited, like a record. Lost in a crash, the delivery is still open and ends
     /// the same way when its next attempt is about to start.
@@ -111,6 +120,16 @@ impl SqliteStore {
                     .execute(params![hooks_id, tx.now])?;
                 if expired == 1 {
                     report_delivery_end(tx, &hooks_id, DeliveryStatus::Expired, None, None)?;
+                    // An expiry is rare: asking the store whether it held ordering keys costs
+                    // nothing that matters, and frees them for the config's queue.
+                    let ordered: Option<String> = tx
+                        .conn
+                        .prepare_cached(EXPIRED_HELD_KEYS)?
+                        .query_row(params![hooks_id], |r| r.get(0))
+                        .optional()?;
+                    if let Some(config_id) = ordered {
+                        signal_new_work(tx.signals, &config_id);
+                    }
                 }
                 Ok(())
             });

@@ -9,6 +9,7 @@ use super::SqliteStore;
 use super::deliveries::{NewDeliveries, insert_deliveries, load_delivery_row, sendable};
 use super::writer::WriteTx;
 use crate::model::{DeliveryStatus, Millis, SendableDelivery, StoredHook, WebhookConfig};
+use crate::store::ordered;
 use crate::store::rows::{parse_event, parse_status};
 use crate::store::{
     Claim, ClaimedBatch, Lease, Membership, OpenDelivery, StoreError, StoreResult, StoreSignal,
@@ -45,6 +46,135 @@ fn oldest_queued(tx: &mut WriteTx<'_, '_>, config_id: &str) -> StoreResult<Optio
 struct Taken {
     batches: Vec<ClaimedBatch>,
     drained: bool,
+    /// What is left queued waits for an ordering key (`Claim::held_by_order`).
+    held_by_order: bool,
+}
+
+/// The ordering keys of the config's open deliveries: their later hooks stay queued. Read
+/// through the open deliveries (a status index), never through `deliveries_by_config`, which
+/// walks the config's whole history: `+` keeps the planner off that index.
+const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
+     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+     WHERE d.status IN ('PENDING', 'RETRYING') AND +d.config_id = ?1 \
+     AND dh.ordering_key IS NOT NULL";
+/// The config's queue in acceptance order, without the keys `?2` (a JSON array) names.
+const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
+     WHERE config_id = ?1 AND (ordering_key IS NULL \
+         OR ordering_key NOT IN (SELECT value FROM json_each(?2))) \
+     ORDER BY hook_seq LIMIT ?3";
+const DELETE_ONE_QUEUED: &str =
+    "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq = ?3";
+const HOOK_BY_SEQ: &str = "SELECT hook_id, body, created_at FROM hooks WHERE seq = ?1";
+const SET_HOOK_KEY: &str =
+    "UPDATE delivery_hooks SET ordering_key = ?3 WHERE hooks_id = ?1 AND position = ?2";
+
+/// The claim of a config with an `orderingKey` (see `store::ordered`): reads the keys its open
+/// deliveries hold and its queue without them, lets [`ordered::plan`] choose, and writes the
+/// chosen batches with each hook's key on `delivery_hooks`, so the keys stay held, by stored
+/// rows alone, until the delivery ends. A statement per hook: only ordered configs pay it.
+fn take_ordered(
+    tx: &mut WriteTx<'_, '_>,
+    config: &ClaimTarget,
+    max_hooks: u32,
+    wanted: usize,
+) -> StoreResult<Taken> {
+    let max_hooks = max_hooks.max(1) as usize;
+    let conn = tx.conn;
+    let held: Vec<String> = conn
+        .prepare_cached(HELD_KEYS)?
+        .query_map(params![config.id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let held = serde_json::to_string(&held)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode ordering keys: {e}")))?;
+    let rows: Vec<(i64, String, Option<String>)> = conn
+        .prepare_cached(QUEUED_IN_ORDER)?
+        .query_map(
+            params![config.id, held, i64::from(ordered::SCAN_LIMIT)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = rows
+        .into_iter()
+        .map(|(hook_seq, event, key)| {
+            Ok(ordered::QueuedRow {
+                hook_seq,
+                event: parse_event(&event)?,
+                key,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let plan = ordered::plan(rows, wanted, max_hooks);
+    let mut batches = Vec::with_capacity(plan.batches.len());
+    for planned in &plan.batches {
+        let hooks_id = hookline_wire::generate_id();
+        let mut hooks = Vec::with_capacity(planned.rows.len());
+        for row in &planned.rows {
+            conn.prepare_cached(DELETE_ONE_QUEUED)?.execute(params![
+                config.id,
+                row.event.as_str(),
+                row.hook_seq
+            ])?;
+            let hook = conn
+                .prepare_cached(HOOK_BY_SEQ)?
+                .query_row(params![row.hook_seq], |r| {
+                    Ok(StoredHook {
+                        hook_id: r.get(0)?,
+                        json: r.get(1)?,
+                        accepted_at: r.get(2)?,
+                    })
+                })
+                .optional()?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "queue of {} names hook {} that does not exist",
+                        config.id, row.hook_seq
+                    ))
+                })?;
+            hooks.push(hook);
+        }
+        let seqs: Vec<i64> = planned.rows.iter().map(|r| r.hook_seq).collect();
+        let new = NewDeliveries {
+            app_key: &config.app_key,
+            config_id: &config.id,
+            product: config.product,
+            event: planned.event,
+            status: DeliveryStatus::Pending,
+            now: tx.now,
+        };
+        insert_deliveries(
+            tx.hot,
+            &new,
+            std::slice::from_ref(&hooks_id),
+            &seqs,
+            max_hooks,
+        )?;
+        for (position, row) in planned.rows.iter().enumerate() {
+            if let Some(key) = &row.key {
+                conn.prepare_cached(SET_HOOK_KEY)?.execute(params![
+                    hooks_id,
+                    position as i64,
+                    key
+                ])?;
+            }
+        }
+        batches.push(ClaimedBatch {
+            delivery: SendableDelivery {
+                hooks_id,
+                config_id: config.id.clone(),
+                app_key: config.app_key.clone(),
+                product: config.product,
+                event: planned.event,
+                attempt_count: 0,
+                hooks,
+            },
+        });
+    }
+    let queue_left = oldest_queued(tx, &config.id)?.is_some();
+    Ok(Taken {
+        batches,
+        drained: !queue_left,
+        held_by_order: plan.held(queue_left),
+    })
 }
 
 /// Takes up to `wanted` batches of at most `max_hooks` queued hooks each, every batch of one
@@ -69,6 +199,7 @@ fn take_batches(
             return Ok(Taken {
                 batches,
                 drained: true,
+                held_by_order: false,
             });
         };
         let limit = (wanted - batches.len()) * max_hooks;
@@ -130,12 +261,14 @@ fn take_batches(
             return Ok(Taken {
                 batches,
                 drained: false,
+                held_by_order: false,
             });
         }
         next = oldest_queued(tx, &config.id)?;
         if batches.len() >= wanted {
             return Ok(Taken {
                 drained: next.is_none(),
+                held_by_order: false,
                 batches,
             });
         }
@@ -147,6 +280,8 @@ struct ClaimTarget {
     id: String,
     app_key: String,
     product: Product,
+    /// The config has an `orderingKey`: its claims keep each key's hooks in order.
+    ordered: bool,
 }
 
 impl SqliteStore {
@@ -160,12 +295,18 @@ impl SqliteStore {
             id: config.id.clone(),
             app_key: config.app_key.clone(),
             product: config.product,
+            ordered: config.ordering_key.is_some(),
         };
         // Answered before the commit, so `drained` is left false: the QueueDrained signal comes
         // in commit order with the NewWork signals instead.
         self.write_uncommitted(move |tx| {
             let wanted = max_batches.max(1) as usize;
-            let taken = take_batches(tx, &target, max_hooks, wanted)?;
+            // Configs without an orderingKey keep the cheap claim (a few statements per event).
+            let taken = if target.ordered {
+                take_ordered(tx, &target, max_hooks, wanted)?
+            } else {
+                take_batches(tx, &target, max_hooks, wanted)?
+            };
             if taken.drained {
                 tx.signals.push(StoreSignal::QueueDrained {
                     config_id: target.id,
@@ -175,6 +316,7 @@ impl SqliteStore {
                 batches: taken.batches,
                 drained: false,
                 contended: false,
+                held_by_order: taken.held_by_order,
             })
         })
         .await

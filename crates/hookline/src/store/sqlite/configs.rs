@@ -46,6 +46,7 @@ pub(super) fn config_row(r: &Row<'_>) -> rusqlite::Result<ConfigRow> {
         headers: r.get(23)?,
         filter: r.get(24)?,
         delivery_deadline_ms: r.get(25)?,
+        ordering_key: r.get(26)?,
     })
 }
 
@@ -231,7 +232,7 @@ impl SqliteStore {
                 .prepare_cached(&format!(
                     "INSERT INTO webhook_configs ({CONFIG_COLUMNS}) VALUES \
                      (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                      ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+                      ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
                 ))?
                 .execute(params![
                     config.id,
@@ -262,7 +263,8 @@ impl SqliteStore {
                         .map(|p| p.expires_at),
                     headers_text(&config),
                     filter_text(&config),
-                    deadline_ms(&config)
+                    deadline_ms(&config),
+                    config.ordering_key
                 ])?;
             write_subscriptions(tx, &config)
         })
@@ -283,7 +285,7 @@ impl SqliteStore {
                      last_success_at = ?16, last_failure_at = ?17, failing_since = ?18, \
                      disabled_reason = ?19, updated_at = MAX(?20, updated_at + 1), previous_signing_secret = ?21, \
                      previous_signing_secret_expires_at = ?22, headers = ?23, filter = ?24, \
-                     delivery_deadline_ms = ?25 \
+                     delivery_deadline_ms = ?25, ordering_key = ?26 \
                      WHERE app_key = ?1 AND id = ?2",
                 )?
                 .execute(params![
@@ -314,7 +316,8 @@ impl SqliteStore {
                         .map(|p| p.expires_at),
                     headers_text(&config),
                     filter_text(&config),
-                    deadline_ms(&config)
+                    deadline_ms(&config),
+                    config.ordering_key
                 ])?;
             if n == 0 {
                 return Ok(false);

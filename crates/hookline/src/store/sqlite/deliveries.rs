@@ -393,8 +393,8 @@ impl SqliteStore {
         self.write(move |tx| {
             let conn = tx.conn;
             let sql = format!(
-                "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) \
-                 SELECT d.config_id, d.event, dh.hook_seq FROM deliveries d \
+                "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, ordering_key) \
+                 SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
                  JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE {conditions}"
             );
             let queued = conn.prepare(&sql)?.execute(params_from_iter(args))?;

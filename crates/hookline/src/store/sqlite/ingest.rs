@@ -10,8 +10,9 @@ use crate::store::{IngestOutcome, StoreResult};
 
 pub(super) const INSERT_HOOK: &str = "INSERT INTO hooks (app_key, hook_id, product, event, body, \
      created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (app_key, hook_id) DO NOTHING";
-pub(super) const INSERT_QUEUE: &str =
-    "INSERT OR IGNORE INTO queue (config_id, event, hook_seq) VALUES (?1, ?2, ?3)";
+/// `?4`: the hook's value of the config's `orderingKey` (NULL for an unordered config).
+pub(super) const INSERT_QUEUE: &str = "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, \
+     ordering_key) VALUES (?1, ?2, ?3, ?4)";
 
 impl SqliteStore {
     pub(super) async fn ingest(
@@ -75,8 +76,16 @@ fn ingest_job(
             {
                 continue;
             }
-            hot.insert_queue
-                .execute(params![subscribed.config_id, event.as_str(), seq])?;
+            // Only an ordered config parses the hook for its key; the others bind NULL.
+            let ordering_value = subscribed
+                .ordering_key
+                .and_then(|field| crate::model::ordering_value(&hook.json, field));
+            hot.insert_queue.execute(params![
+                subscribed.config_id,
+                event.as_str(),
+                seq,
+                ordering_value
+            ])?;
             outcome.queued += 1;
             if !woken.contains(&subscribed.config_id) {
                 woken.push(subscribed.config_id);

@@ -37,6 +37,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_operational_events.sql"),
     // 14: portal links, and which sessions they opened.
     include_str!("migrations/0014_portal_links.sql"),
+    // 15: orderingKey per config, and each queued or delivered hook's value of it.
+    include_str!("migrations/0015_ordering_key.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -27,6 +27,8 @@ struct Subscription {
     config_id: String,
     /// The config's filter (read with the subscription: a config change clears this copy).
     filter: Option<Arc<Filter>>,
+    /// The config's `orderingKey` (read with the subscription, like the filter).
+    ordering_key: Option<Arc<str>>,
 }
 
 /// A config an ingest queues its hooks for, and the filter a hook must pass for it.
@@ -34,6 +36,8 @@ struct Subscription {
 pub(super) struct Subscribed<'a> {
     pub(super) config_id: &'a str,
     pub(super) filter: Option<&'a Filter>,
+    /// The hook field whose value each queue row carries (`None`: not ordered).
+    pub(super) ordering_key: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -59,7 +63,8 @@ impl Subscriptions {
         if !self.by_app_key.contains_key(app_key) {
             let rows = conn
                 .prepare_cached(
-                    "SELECT s.product, s.event, s.config_id, c.filter FROM subscriptions s \
+                    "SELECT s.product, s.event, s.config_id, c.filter, c.ordering_key \
+                     FROM subscriptions s \
                      JOIN webhook_configs c ON c.id = s.config_id WHERE s.app_key = ?1",
                 )?
                 .query_map(params![app_key], |r| {
@@ -68,6 +73,7 @@ impl Subscriptions {
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -75,7 +81,7 @@ impl Subscriptions {
             let mut filters: HashMap<String, Option<Arc<Filter>>> = HashMap::new();
             let subscriptions = rows
                 .into_iter()
-                .map(|(product, event, config_id, filter)| {
+                .map(|(product, event, config_id, filter, ordering_key)| {
                     let filter = match filters.get(&config_id) {
                         Some(known) => known.clone(),
                         None => {
@@ -98,6 +104,7 @@ impl Subscriptions {
                         event: parse_event(&event)?,
                         config_id,
                         filter,
+                        ordering_key: ordering_key.map(Arc::from),
                     })
                 })
                 .collect::<StoreResult<Vec<_>>>()?;
@@ -113,6 +120,7 @@ impl Subscriptions {
             .map(|s| Subscribed {
                 config_id: s.config_id.as_str(),
                 filter: s.filter.as_deref(),
+                ordering_key: s.ordering_key.as_deref(),
             }))
     }
 }

@@ -94,6 +94,8 @@ struct RxState {
     delay: Duration,
     /// Per path: requests being handled now, and the most there ever were at once.
     concurrency: HashMap<String, (usize, usize)>,
+    /// Answer 500 to every request carrying a hook whose field has this value (field, value).
+    fail_carrying: Option<(String, Value)>,
 }
 
 /// Counts a request as in progress at its path until dropped (the answer is on its way).
@@ -163,6 +165,7 @@ impl Receiver {
                     retry_after: None,
                     delay: Duration::ZERO,
                     concurrency: HashMap::new(),
+                    fail_carrying: None,
                 }),
                 changes,
                 release,
@@ -311,6 +314,12 @@ impl Receiver {
     /// Answer every request `delay` after recording it, so that requests stay in flight a while.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.state.lock().unwrap().delay = delay;
+    }
+
+    /// Answer 500 to every request that carries a hook whose `field` is `value` (`None`: stop).
+    pub fn fail_requests_carrying(&self, field_value: Option<(&str, Value)>) {
+        self.shared.state.lock().unwrap().fail_carrying =
+            field_value.map(|(field, value)| (field.to_string(), value));
     }
 
     pub fn set_default_status(&self, status: u16) {
@@ -534,6 +543,10 @@ async fn handle(
     let path = rec.path.clone();
     let (action, held, delay) = {
         let mut st = shared.state.lock().unwrap();
+        let carries = |(field, value): &(String, Value)| {
+            rec.hooks().iter().any(|h| h.get(field) == Some(value))
+        };
+        let fails = st.fail_carrying.as_ref().is_some_and(carries);
         let (now, peak) = st.concurrency.entry(path.clone()).or_default();
         *now += 1;
         *peak = (*peak).max(*now);
@@ -542,6 +555,8 @@ async fn handle(
         (
             if st.hang {
                 Action::Hang
+            } else if fails {
+                Action::Status(500)
             } else {
                 Action::Status(0)
             },
@@ -568,10 +583,11 @@ async fn handle(
     // The status is taken when the answer is given, so held requests get them in answer order.
     let action = match action {
         Action::Hang => Action::Hang,
-        Action::Status(_) => {
+        Action::Status(0) => {
             let mut st = shared.state.lock().unwrap();
             Action::Status(st.statuses.pop_front().unwrap_or(st.default_status))
         }
+        decided => decided,
     };
     match action {
         Action::Hang => {
