@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// that never come.
     #[arg(long)]
     pub filter: Option<String>,
+    /// An `orderingKey` every config gets (e.g. `recipientNo`: the bench's hooks cycle through
+    /// 1,000 recipients), to measure what ordering costs.
+    #[arg(long)]
+    pub ordering_key: Option<String>,
     /// Run the server on PostgreSQL: a fresh database is created on this cluster for the run
     /// (`postgres://user@host:port/any-database`). Unset: the embedded store.
     #[arg(long, env = "HOOKLINE_BENCH_DATABASE_URL")]
@@ -401,13 +405,17 @@ fn current_rss(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// One realistic SMS MESSAGE_RESULT_UPDATE hook with the bench's id.
+/// Distinct recipients the bench's hooks cycle through (the keys of `--ordering-key recipientNo`).
+const RECIPIENTS: usize = 1000;
+
+/// One realistic SMS MESSAGE_RESULT_UPDATE hook with the bench's id, to one of [`RECIPIENTS`].
 fn hook_json(index: usize, out: &mut String) {
     use std::fmt::Write;
     let _ = write!(
         out,
-        r#"{{"hookId":"b{index}","senderType":"NORMAL_SMS","requestId":"20240429205802y0Tl7Gbz0e0","recipientSeq":{seq},"requestDate":"2024-04-29T20:58:02","receiveDate":"2024-04-29T20:58:04","sendNo":"15446859","recipientNo":"01012341234","messageStatus":"COMPLETED","recipientGroupingKey":"RecipientGroupingKey","senderGroupingKey":"SenderGroupingKey","resultCode":"1000","messageCount":1,"_links":{{"self":{{"href":"https://api-sms.cloud.toast.com/sms/v2.4/appKeys/x/sender/sms/20240429205802y0Tl7Gbz0e0?recipientSeq={seq}"}}}}}}"#,
-        seq = index % 1000 + 1
+        r#"{{"hookId":"b{index}","senderType":"NORMAL_SMS","requestId":"20240429205802y0Tl7Gbz0e0","recipientSeq":{seq},"requestDate":"2024-04-29T20:58:02","receiveDate":"2024-04-29T20:58:04","sendNo":"15446859","recipientNo":"0101234{recipient:04}","messageStatus":"COMPLETED","recipientGroupingKey":"RecipientGroupingKey","senderGroupingKey":"SenderGroupingKey","resultCode":"1000","messageCount":1,"_links":{{"self":{{"href":"https://api-sms.cloud.toast.com/sms/v2.4/appKeys/x/sender/sms/20240429205802y0Tl7Gbz0e0?recipientSeq={seq}"}}}}}}"#,
+        seq = index % 1000 + 1,
+        recipient = index % RECIPIENTS,
     );
 }
 
@@ -580,6 +588,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             if let Some(filter) = &filter {
                 config["filter"] = filter.clone();
+            }
+            if let Some(field) = &args.ordering_key {
+                config["orderingKey"] = json!(field);
             }
             config
         };
@@ -791,6 +802,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "maxHooksPerRequest": args.max_hooks_per_request,
         "maxRequestsInFlight": args.max_requests_in_flight,
         "filter": args.filter.is_some(),
+        "orderingKey": args.ordering_key,
         "store": if args.database_url.is_some() { "postgres" } else { "sqlite" },
         "rate": args.rate,
         "backlog": args.backlog,
