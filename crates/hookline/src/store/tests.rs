@@ -103,6 +103,7 @@ store_tests!(
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
     an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen,
     concurrent_ordered_claims_never_open_two_deliveries_of_one_key,
+    a_held_keys_long_backlog_does_not_hide_the_keys_behind_it,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -2831,6 +2832,58 @@ async fn a_config_delete_does_not_deadlock_with_a_group_holding_its_delivery_the
 /// holds and says so (`held_by_order`); a delivery that ends (SUCCEEDED, or EXPIRED) releases
 /// its keys; and what is held is read from stored rows, so a reopened store (a restart, another
 /// node) holds the same keys.
+/// A key held by an open delivery, with more queued hooks than a claim reads in one page
+/// (PostgreSQL pages of 2,000), in front of another key: the claim still finds the other key.
+async fn a_held_keys_long_backlog_does_not_hide_the_keys_behind_it(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    let hook = |id: String, key: &str| ValidatedHook {
+        json: format!(r#"{{"hookId":"{id}","k":"{key}"}}"#),
+        hook_id: id,
+        id_generated: false,
+    };
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            vec![hook("a0".into(), "A")],
+        )
+        .await
+        .unwrap();
+    let first = store.claim_batches(&cfg, 1, 1).await.unwrap();
+    assert_eq!(first.batches.len(), 1, "{first:?}");
+    // A's next 4,500 hooks (in requests of at most 1,000), then one hook of B.
+    for chunk in 0..5 {
+        let hooks: Vec<ValidatedHook> = (chunk * 1000..((chunk + 1) * 1000).min(4_500))
+            .map(|i| hook(format!("a{}", i + 1), "A"))
+            .collect();
+        store
+            .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+            .await
+            .unwrap();
+    }
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            vec![hook("b1".into(), "B")],
+        )
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
+    let taken: Vec<&str> = claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.as_str()))
+        .collect();
+    assert_eq!(taken, ["b1"], "A is held by a0's delivery; B must go");
+}
+
 async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen(
     backend: Backend,
 ) {

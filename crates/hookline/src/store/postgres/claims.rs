@@ -2,7 +2,7 @@
 //! and the reads of open deliveries it sends and resumes. Leases of existing deliveries, and the
 //! sweep for those whose lease is free, are the cluster's (`cluster`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use hookline_wire::Product;
 use tokio_postgres::types::ToSql;
@@ -110,12 +110,18 @@ const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
      WHERE d.status IN ('PENDING', 'RETRYING') AND (d.config_id || '') = $1 \
      AND dh.ordering_key IS NOT NULL";
-/// The config's queue in acceptance order, without the keys `$2` names (through
-/// `queue_by_config_seq`, as `CLAIM` reads it).
+/// One page of the config's queue in acceptance order, after the hook `$2` (keyset paging
+/// through `queue_by_config_seq`: the row comparison positions the index scan). Held keys are
+/// dropped by the caller with a hash set: in SQL, `NOT (ordering_key = ANY($held))` under a
+/// generic plan compares every row with every held key (10,000 rows x 1,000 keys per claim).
 const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
-     WHERE config_id >= $1 AND config_id <= $1 \
-     AND (ordering_key IS NULL OR NOT (ordering_key = ANY($2::TEXT[]))) \
+     WHERE (config_id, hook_seq) > ($1, $2) AND config_id <= $1 \
      ORDER BY config_id, hook_seq LIMIT $3";
+/// Queue rows one page of [`QUEUED_IN_ORDER`] reads.
+const QUEUE_PAGE: i64 = 2_000;
+/// Queue rows an ordered claim reads at most, held keys' rows included: with a long backlog of
+/// held keys in front, the keys behind it are still found, within this bound.
+const QUEUE_READ_LIMIT: usize = 50_000;
 const DELETE_PLANNED: &str = "DELETE FROM queue WHERE config_id = $1 \
      AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[]))";
 const INSERT_PLANNED: &str = "INSERT INTO deliveries (hooks_id, app_key, config_id, product, \
@@ -249,27 +255,38 @@ async fn take_ordered(
     if !locked {
         return Ok(None);
     }
-    let held: Vec<String> = query(c, HELD_KEYS, &[&config.id])
+    let held: HashSet<String> = query(c, HELD_KEYS, &[&config.id])
         .await?
         .iter()
         .map(|r| col(r, 0))
         .collect::<StoreResult<_>>()?;
-    let rows = query(
-        c,
-        QUEUED_IN_ORDER,
-        &[&config.id, &held, &i64::from(ordered::SCAN_LIMIT)],
-    )
-    .await?;
-    let rows = rows
-        .iter()
-        .map(|r| {
-            Ok(ordered::QueuedRow {
+    // The queue without the held keys' rows, page by page: a prefix of it (a later hook is
+    // never read without the earlier ones of its key), as long as the claim can use: twice
+    // what its batches hold (the plan leaves some rows: a key's hooks stay in one batch), at
+    // most SCAN_LIMIT.
+    let enough = (2 * wanted * max_hooks as usize).min(ordered::SCAN_LIMIT as usize);
+    let mut rows: Vec<ordered::QueuedRow> = Vec::new();
+    let (mut after, mut read) = (i64::MIN, 0usize);
+    while rows.len() < enough && read < QUEUE_READ_LIMIT {
+        let page = query(c, QUEUED_IN_ORDER, &[&config.id, &after, &QUEUE_PAGE]).await?;
+        read += page.len();
+        for r in &page {
+            let row = ordered::QueuedRow {
                 hook_seq: col(r, 0)?,
                 event: parse_event(&col::<String>(r, 1)?)?,
                 key: col(r, 2)?,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
+            };
+            after = row.hook_seq;
+            if row.key.as_ref().is_some_and(|k| held.contains(k)) {
+                continue;
+            }
+            rows.push(row);
+        }
+        if (page.len() as i64) < QUEUE_PAGE {
+            break; // the end of the queue
+        }
+    }
+    rows.truncate(enough);
     let plan = ordered::plan(rows, wanted, max_hooks as usize);
     if plan.batches.is_empty() {
         // Nothing free to go (a held key's hooks, or an empty queue): nothing to write.

@@ -86,12 +86,14 @@ fn take_ordered(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let held = serde_json::to_string(&held)
         .map_err(|e| StoreError::Unavailable(format!("cannot encode ordering keys: {e}")))?;
+    // As much of the queue as the claim can use: twice what its batches hold (the plan leaves
+    // some rows: a key's hooks stay in one batch), at most SCAN_LIMIT.
+    let enough = (2 * wanted * max_hooks).min(ordered::SCAN_LIMIT as usize) as i64;
     let rows: Vec<(i64, String, Option<String>)> = conn
         .prepare_cached(QUEUED_IN_ORDER)?
-        .query_map(
-            params![config.id, held, i64::from(ordered::SCAN_LIMIT)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?
+        .query_map(params![config.id, held, enough], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let rows = rows
         .into_iter()
