@@ -26,9 +26,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-/// Rows (hooks and queue rows) a group takes from tenants' ingests beyond the first ingest it
-/// takes: keeps a group short (tens of milliseconds) while still amortising its commit over many
-/// requests.
+/// Rows (hooks and queue rows) a PostgreSQL writer group takes from tenants' ingests beyond the
+/// first ingest it takes: keeps a group short (tens of milliseconds) while still amortising its
+/// commit over many requests. (The SQLite writer has its own, smaller bound.)
 pub(crate) const ROWS_PER_GROUP: usize = 10_000;
 
 /// One tenant's queued ingests.

@@ -12,11 +12,19 @@ use tokio_postgres::Statement;
 
 use super::PostgresStore;
 use super::columns::col;
-use super::connection::{Conn, Step, pg_err};
+use super::connection::{Conn, Step, pg_err, prepared};
 use super::notify::WORK_CHANNEL;
 use super::writer::{Finisher, Job, StepRun};
 use crate::model::now_millis;
 use crate::store::{IngestOutcome, StoreError, StoreResult, StoreSignal};
+
+/// Rows (hooks and queue rows, as [`FanOut`] estimates them) above which an ingest does not go
+/// through the writer but runs beside it ([`PostgresStore::ingest_beside_the_writer`]). The
+/// writer runs one statement at a time: a request of 100 hooks to 100 configs (10,100 rows)
+/// held it, and every tenant's ingest queued behind it, for half a second. PostgreSQL takes
+/// concurrent writers, so such a request gets a connection of its own; its commit amortises
+/// itself, and group commit gains nothing from it.
+pub(super) const ROWS_IN_THE_WRITER: usize = 2_000;
 
 /// The hook bytes one folded statement carries at most: a flood of large requests becomes
 /// several statements (all in the same group, pipelined) rather than one huge message.
@@ -77,22 +85,31 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
             ARRAY(SELECT config_id FROM woken ORDER BY config_id), \
             (SELECT count(*) FROM notified)";
 
-/// One ingest request waiting for the writer.
-pub(super) struct IngestJob {
+/// One ingest request: an app key's hooks of one product and event.
+pub(super) struct IngestRequest {
     app_key: String,
     product: Product,
     event: Event,
     hooks: Vec<ValidatedHook>,
+}
+
+/// An ingest request waiting for the writer.
+pub(super) struct IngestJob {
+    request: IngestRequest,
     reply: oneshot::Sender<StoreResult<IngestOutcome>>,
 }
 
 impl IngestJob {
     fn bytes(&self) -> usize {
-        self.hooks.iter().map(|h| h.json.len()).sum()
+        self.request.hooks.iter().map(|h| h.json.len()).sum()
     }
 
     pub(super) fn app_key(&self) -> &str {
-        &self.app_key
+        &self.request.app_key
+    }
+
+    pub(super) fn request(&self) -> &IngestRequest {
+        &self.request
     }
 }
 
@@ -113,7 +130,7 @@ type FanOutKey = (String, Product, Event);
 
 impl FanOut {
     /// Rows `job` writes: each hook and its queue rows (one config when not known yet).
-    pub(super) fn rows(&self, job: &IngestJob) -> usize {
+    pub(super) fn rows(&self, job: &IngestRequest) -> usize {
         let configs = match self.0.lock() {
             Ok(known) => known
                 .get(&(job.app_key.clone(), job.product, job.event))
@@ -124,7 +141,7 @@ impl FanOut {
         job.hooks.len().saturating_mul(1 + configs)
     }
 
-    fn learn(&self, job: &IngestJob, outcome: &IngestOutcome) {
+    fn learn(&self, job: &IngestRequest, outcome: &IngestOutcome) {
         if outcome.new_hooks == 0 {
             return; // retries only: nothing learnt
         }
@@ -164,7 +181,7 @@ struct FoldParams<'a> {
 }
 
 impl<'a> FoldParams<'a> {
-    fn new(jobs: &'a [IngestJob]) -> Self {
+    fn new(jobs: &[&'a IngestRequest]) -> Self {
         let hooks: usize = jobs.iter().map(|j| j.hooks.len()).sum();
         let mut p = FoldParams {
             key_app: Vec::new(),
@@ -248,7 +265,9 @@ impl Fold {
     ) -> Step<'static, StepRun> {
         Box::pin(async move {
             let jobs = self.jobs;
-            let result = run(&c, &statement, &jobs).await;
+            let requests: Vec<&IngestRequest> = jobs.iter().map(|j| &j.request).collect();
+            let result = run(&c, &statement, &requests).await;
+            drop(requests);
             let (outcomes, signals) = match result {
                 Ok(done) => done,
                 Err(e) => {
@@ -269,7 +288,7 @@ impl Fold {
                 }
             };
             for (job, outcome) in jobs.iter().zip(&outcomes) {
-                fan_out.learn(job, outcome);
+                fan_out.learn(&job.request, outcome);
             }
             let finishers = jobs
                 .into_iter()
@@ -296,7 +315,7 @@ impl Fold {
 async fn run(
     c: &Conn,
     statement: &Statement,
-    jobs: &[IngestJob],
+    jobs: &[&IngestRequest],
 ) -> StoreResult<(Vec<IngestOutcome>, Vec<StoreSignal>)> {
     let p = FoldParams::new(jobs);
     // Nothing awaited before the query: it is sent on this step's first poll (see `pipeline`).
@@ -320,9 +339,9 @@ async fn run(
         .map_err(pg_err)?;
     match rows.first().map(|row| interpret(row, &p)) {
         Some(Ok(done)) => Ok(done),
-        Some(Err(e)) => Ok(unread(jobs, e)),
+        Some(Err(e)) => Ok(unread(jobs.len(), e)),
         None => Ok(unread(
-            jobs,
+            jobs.len(),
             StoreError::Corrupt("ingest answered no row".into()),
         )),
     }
@@ -362,10 +381,10 @@ fn interpret(
 /// The server ran the fold but its answer could not be read: the hooks are stored, so the
 /// requests succeed (their counts unknown, 0), and the engine looks at every queue instead of
 /// the woken ones.
-fn unread(jobs: &[IngestJob], e: StoreError) -> (Vec<IngestOutcome>, Vec<StoreSignal>) {
+fn unread(requests: usize, e: StoreError) -> (Vec<IngestOutcome>, Vec<StoreSignal>) {
     tracing::error!(error = %e, "an ingest's answer could not be read; its hooks are stored");
     (
-        vec![IngestOutcome::default(); jobs.len()],
+        vec![IngestOutcome::default(); requests],
         vec![StoreSignal::Resync],
     )
 }
@@ -378,16 +397,37 @@ impl PostgresStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Ingest(IngestJob {
+        let request = IngestRequest {
             app_key: app_key.to_owned(),
             product,
             event,
             hooks,
-            reply,
-        }))?;
+        };
+        if self.fan_out.rows(&request) > ROWS_IN_THE_WRITER {
+            return self.ingest_beside_the_writer(request).await;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Ingest(IngestJob { request, reply }))?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+    }
+
+    /// A wide ingest (see [`ROWS_IN_THE_WRITER`]): its statement alone, committed at once
+    /// (the server's `synchronous_commit`, on), on a pooled connection, one at a time per node
+    /// (`wide_ingests`). Its `NOTIFY`s come back to this node through the listener (they are
+    /// not the writer's), so the engine hears of the work as other nodes do.
+    async fn ingest_beside_the_writer(&self, request: IngestRequest) -> StoreResult<IngestOutcome> {
+        let _turn = self
+            .wide_ingests
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+        let c = self.reader().await?;
+        let statement = prepared(&c, INGEST).await?;
+        let (outcomes, _) = run(&c, &statement, &[&request]).await?;
+        let outcome = outcomes.into_iter().next().unwrap_or_default();
+        self.fan_out.learn(&request, &outcome);
+        Ok(outcome)
     }
 }

@@ -64,6 +64,7 @@ pub use self::tls::{SslMode, TlsOptions};
 use self::attempts::{Unrecorded, retry_unrecorded};
 use self::cluster::{DbClock, HeldLeases, Node, renew_leases};
 use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
+use self::ingest::FanOut;
 use self::notify::listen;
 use self::writer::{Job, writer_loop};
 use super::{
@@ -86,6 +87,12 @@ pub struct PostgresStore {
     writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pool: Pool,
     signals_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreSignal>>>,
+    /// The fan-out of each (app key, product, event) as ingests answered it: weighs an ingest
+    /// for the writer's fair share, and sends a wide one beside the writer (`ingest`).
+    fan_out: FanOut,
+    /// Wide ingests run beside the writer one at a time: each holds a pooled connection and a
+    /// core of the server for a while.
+    wide_ingests: tokio::sync::Semaphore,
 }
 
 impl Drop for PostgresStore {
@@ -126,6 +133,7 @@ impl PostgresStore {
         let pool = reader_pool(config.clone().named(&node.id, "pool"), &limits)?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
+        let fan_out = FanOut::default();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let writer_pid = Arc::new(AtomicI32::new(0));
         let listener = tokio::spawn(listen(
@@ -140,6 +148,7 @@ impl PostgresStore {
             writer_pid,
             job_rx,
             sig_tx,
+            fan_out.clone(),
         ));
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(retry_unrecorded(
@@ -156,6 +165,8 @@ impl PostgresStore {
             writer_task: Mutex::new(Some(task)),
             pool,
             signals_rx: Mutex::new(Some(sig_rx)),
+            fan_out,
+            wide_ingests: tokio::sync::Semaphore::new(1),
         })
     }
 

@@ -33,7 +33,9 @@
 //! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
 //! the tenants' ingests round-robin within a bound on rows, each weighed as its hooks times the
 //! fan-out its (app key, event) had in the last answer ([`FanOut`]), so one tenant's huge ingests
-//! cannot hold another's small one for long. "Queue order" below is the order within a group.
+//! cannot hold another's small one for long. An ingest estimated wider than
+//! `ingest::ROWS_IN_THE_WRITER` never comes here: it runs beside the writer. "Queue order" below
+//! is the order within a group.
 //!
 //! Why the rules of a group still hold:
 //! - **Commit order is queue order for dependent jobs.** The server runs requests in the order
@@ -566,6 +568,7 @@ pub(super) async fn writer_loop(
     writer_pid: Arc<AtomicI32>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     signals_out: mpsc::UnboundedSender<StoreSignal>,
+    fan_out: FanOut,
 ) {
     // `None` while the writer has no connection (the last one died and no new one could be had).
     let mut client = Some(Arc::new(client));
@@ -575,7 +578,6 @@ pub(super) async fn writer_loop(
     // Jobs waiting for a group, and those that did not run because an earlier job of their group
     // failed (put back first).
     let mut queue: FairQueue<Job> = FairQueue::default();
-    let fan_out = FanOut::default();
     loop {
         if queue.is_empty() {
             match jobs.recv().await {
@@ -590,7 +592,7 @@ pub(super) async fn writer_loop(
             }
         }
         let mut batch = queue.take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
-            Job::Ingest(ingest) => fan_out.rows(ingest),
+            Job::Ingest(ingest) => fan_out.rows(ingest.request()),
             _ => 0,
         });
         if client.as_ref().is_none_or(|c| c.is_closed()) {

@@ -1,5 +1,17 @@
 //! Ingest: stores a request's hooks once per (app key, hookId) and queues every new one for each
-//! subscribed config, in one group commit, signalling `NewWork` for those configs.
+//! subscribed config, signalling `NewWork` for those configs.
+//!
+//! A request is written in **parts** of at most [`ROWS_PER_PART`] rows (hooks and their queue
+//! rows), one writer job each, one after the other. Most requests are one part. One that fans
+//! out wide (100 hooks to 100 configs: 10,100 rows) is several, so the single writer never
+//! spends more than a part's time on one request before another tenant's small ingest gets its
+//! turn: a commit holding 10,000 rows takes about 100 ms here, and a quiet tenant waiting behind
+//! it felt every one of them. Each part commits its hooks with their queue rows, so a crash or a
+//! failure between parts leaves whole hooks, each queued for every config or not stored at all:
+//! the producer, answered `503`, sends the request again and the hookIds already stored are
+//! acknowledged without being stored twice (docs/api.md, "Idempotency").
+
+use std::sync::Arc;
 
 use hookline_wire::{Event, Product, ValidatedHook};
 use rusqlite::params;
@@ -7,6 +19,15 @@ use rusqlite::params;
 use super::SqliteStore;
 use super::writer::{Tenant, WriteTx, signal_new_work};
 use crate::store::{IngestOutcome, StoreResult};
+
+/// Rows (hooks and queue rows) one part of a request writes at most (a hook and its queue rows
+/// are never split: a hook fanned out wider than this is a part alone).
+pub(super) const ROWS_PER_PART: usize = 1_000;
+
+/// Hooks per part for a hook that is `1 + configs` rows (itself and a queue row per config).
+pub(super) fn hooks_per_part(configs: usize) -> usize {
+    (ROWS_PER_PART / (1 + configs)).max(1)
+}
 
 pub(super) const INSERT_HOOK: &str = "INSERT INTO hooks (app_key, hook_id, product, event, body, \
      created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (app_key, hook_id) DO NOTHING";
@@ -22,27 +43,45 @@ impl SqliteStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
-        let tenant = Tenant {
-            app_key: app_key.to_owned(),
-            product,
-            event,
-            hooks: hooks.len(),
-        };
-        let app_key = app_key.to_owned();
-        self.write_for(Some(tenant), move |tx| {
-            ingest_job(tx, &app_key, product, event, &hooks)
-        })
-        .await
+        let hooks = Arc::new(hooks);
+        let app_key: Arc<str> = Arc::from(app_key);
+        let mut outcome = IngestOutcome::default();
+        let mut start = 0;
+        // Parts one after the other: a request's hooks keep their order.
+        loop {
+            let tenant = Tenant {
+                app_key: app_key.to_string(),
+                product,
+                event,
+                hooks: hooks.len() - start,
+            };
+            let (part_hooks, part_key) = (hooks.clone(), app_key.clone());
+            let (part, end) = self
+                .write_for(Some(tenant), move |tx| {
+                    ingest_part(tx, &part_key, product, event, &part_hooks, start)
+                })
+                .await?;
+            outcome.new_hooks += part.new_hooks;
+            outcome.queued += part.queued;
+            // A part writes at least one hook: `end > start` until the last.
+            if end >= hooks.len() {
+                return Ok(outcome);
+            }
+            start = end;
+        }
     }
 }
 
-fn ingest_job(
+/// Writes the part of `hooks` that starts at `start`: what it did, and where the next part
+/// starts (`hooks.len()` after the last).
+fn ingest_part(
     tx: &mut WriteTx<'_, '_>,
     app_key: &str,
     product: Product,
     event: Event,
     hooks: &[ValidatedHook],
-) -> StoreResult<IngestOutcome> {
+    start: usize,
+) -> StoreResult<(IngestOutcome, usize)> {
     let WriteTx {
         conn,
         hot,
@@ -52,10 +91,13 @@ fn ingest_job(
     } = tx;
     // The writer's copy of the subscriptions: no SELECT per ingest.
     let configs = subscriptions.configs(conn, app_key, product, event)?;
+    let end = hooks
+        .len()
+        .min(start.saturating_add(hooks_per_part(configs.clone().count())));
     // Configs that got rows, in subscription order (a few: a linear search is enough).
     let mut woken: Vec<&str> = Vec::new();
     let mut outcome = IngestOutcome::default();
-    for hook in hooks {
+    for hook in hooks.get(start..end).unwrap_or_default() {
         let inserted = hot.insert_hook.execute(params![
             app_key,
             hook.hook_id,
@@ -95,5 +137,5 @@ fn ingest_job(
     for config_id in woken {
         signal_new_work(signals, config_id);
     }
-    Ok(outcome)
+    Ok((outcome, end))
 }
