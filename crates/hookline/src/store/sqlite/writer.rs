@@ -13,7 +13,7 @@
 //! the tenants' ingests round-robin within a bound on rows, weighed with the writer's copy of the
 //! subscriptions (hooks × configs), so one tenant's huge ingests cannot hold another's small one
 //! for long. Then two rules of this writer's own: a group's light ingests ([`LIGHT_ROWS`]) run
-//! first and commit in a transaction of their own when other work follows, and a transaction
+//! first and commit in a transaction of their own when heavy work follows, and a transaction
 //! stops taking jobs once [`GROUP_TIME_BUDGET`] has passed (the rest goes first into the next).
 //! With requests written in parts (`ingest`), a small ingest waits for the transaction running
 //! when it came, not for the engine's claims and another tenant's parts in its own group.
@@ -52,6 +52,10 @@ const ROWS_PER_GROUP: usize = 2_000;
 /// The most rows (see [`Job::rows`]) of an ingest committed ahead of its group's other work:
 /// one hook to a few configs, or a batch of 100 hooks to one.
 const LIGHT_ROWS: usize = 200;
+/// Jobs of no tenant (claims, records) after a group's light ingests beyond which the light
+/// ingests commit on their own: about what a tenant with 100 configs makes per group, well
+/// above what one config's deliveries make.
+const HEAVY_JOBS: usize = 64;
 /// How long a group runs jobs before it leaves the rest for the next group (it always runs one).
 /// A small ingest waits for the group running and then for its own, so this bounds what it
 /// waits for even when the engine's claims and records, which are not weighed, are many: a
@@ -265,12 +269,17 @@ pub(super) fn writer_loop(
         let batch = queue.take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| {
             job.rows(&conn, &mut subscriptions)
         });
-        // Small ingests first, committed on their own when other work follows: they wait for
-        // the transaction running when they came, never for the claims and large ingests of
-        // their own group.
-        let (light, rest): (Vec<Job>, Vec<Job>) = batch
+        // Small ingests first, committed on their own when heavy work follows (a large ingest's
+        // part, or many of the engine's jobs): they wait for the transaction running when they
+        // came, never for the claims and large ingests of their own group. A group of small jobs
+        // and a few claims and records stays one commit.
+        let (mut light, mut rest): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
             .partition(|job| job.is_light(&conn, &mut subscriptions));
+        let heavy_follows = rest.len() > HEAVY_JOBS || rest.iter().any(|job| job.tenant.is_some());
+        if !heavy_follows {
+            light.append(&mut rest);
+        }
         let mut carried = Vec::new();
         for part in [light, rest] {
             if part.is_empty() {
