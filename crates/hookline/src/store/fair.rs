@@ -21,8 +21,9 @@
 //!   as efficient as before for the single-tenant flood.
 //!
 //! Reordering is safe: an ingest's caller waits for its own commit, and jobs queued by different
-//! callers at the same time were never ordered for either of them. Jobs of one tenant keep their
-//! order.
+//! callers at the same time were never ordered for either of them. Jobs of one tenant leave this
+//! queue in their order (the SQLite writer then runs a group's light ingests first, and a request
+//! written in parts sends its next part only after the last one committed).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -92,7 +93,8 @@ impl<J> FairQueue<J> {
         }
     }
 
-    /// Puts back jobs a group took but did not reach (an earlier job failed it), in the order
+    /// Puts back jobs a group took but did not reach (an earlier job failed it, or its time was
+    /// up), in the order
     /// they were taken: they go first into the next group.
     pub(crate) fn put_back(&mut self, jobs: Vec<J>, tenant: impl Fn(&J) -> Option<&str>) {
         for job in jobs.into_iter().rev() {

@@ -282,7 +282,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- ingest ---
     /// Stores the hooks (idempotent on (app key, hookId)) and queues every new one for every
-    /// enabled config of that app key subscribed to `event`, in one commit.
+    /// enabled config of that app key subscribed to `event`: in one commit, or (the embedded
+    /// store, a request that fans out wide) in parts, each whole hooks with all their queue rows.
     async fn ingest(
         &self,
         app_key: &str,

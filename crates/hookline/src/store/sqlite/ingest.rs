@@ -17,8 +17,8 @@ use hookline_wire::{Event, Product, ValidatedHook};
 use rusqlite::params;
 
 use super::SqliteStore;
-use super::writer::{Tenant, WriteTx, signal_new_work};
-use crate::store::{IngestOutcome, StoreResult};
+use super::writer::{Job, Tenant, WriteTx, signal_new_work, write_via};
+use crate::store::{IngestOutcome, StoreError, StoreResult};
 
 /// Rows (hooks and queue rows) one part of a request writes at most (a hook and its queue rows
 /// are never split: a hook fanned out wider than this is a part alone).
@@ -45,31 +45,52 @@ impl SqliteStore {
     ) -> StoreResult<IngestOutcome> {
         let hooks = Arc::new(hooks);
         let app_key: Arc<str> = Arc::from(app_key);
-        let mut outcome = IngestOutcome::default();
-        let mut start = 0;
-        // Parts one after the other: a request's hooks keep their order.
-        loop {
-            let tenant = Tenant {
-                app_key: app_key.to_string(),
-                product,
-                event,
-                hooks: hooks.len() - start,
-            };
-            let (part_hooks, part_key) = (hooks.clone(), app_key.clone());
-            let (part, end) = self
-                .write_for(Some(tenant), move |tx| {
-                    ingest_part(tx, &part_key, product, event, &part_hooks, start)
-                })
-                .await?;
-            outcome.new_hooks += part.new_hooks;
-            outcome.queued += part.queued;
-            // A part writes at least one hook: `end > start` until the last.
-            if end >= hooks.len() {
-                return Ok(outcome);
-            }
-            start = end;
+        let sender = self.sender()?;
+        let first = write_part(&sender, &app_key, product, event, &hooks, 0).await?;
+        if first.1 >= hooks.len() {
+            return Ok(first.0);
         }
+        // The later parts in a task of their own: a caller that stops waiting (a client gone, a
+        // shutdown) does not leave the request stopped between two parts.
+        let rest = tokio::spawn(async move {
+            let (mut outcome, mut start) = first;
+            // Parts one after the other: a request's hooks keep their order. A part writes at
+            // least one hook: `end > start` until the last.
+            while start < hooks.len() {
+                let (part, end) =
+                    write_part(&sender, &app_key, product, event, &hooks, start).await?;
+                outcome.new_hooks += part.new_hooks;
+                outcome.queued += part.queued;
+                start = end;
+            }
+            Ok(outcome)
+        });
+        rest.await
+            .map_err(|e| StoreError::Unavailable(format!("an ingest's parts stopped: {e}")))?
     }
+}
+
+/// Submits the part of `hooks` that starts at `start` and waits for its commit: what it did,
+/// and where the next part starts.
+async fn write_part(
+    sender: &std::sync::mpsc::Sender<Job>,
+    app_key: &Arc<str>,
+    product: Product,
+    event: Event,
+    hooks: &Arc<Vec<ValidatedHook>>,
+    start: usize,
+) -> StoreResult<(IngestOutcome, usize)> {
+    let tenant = Tenant {
+        app_key: app_key.to_string(),
+        product,
+        event,
+        hooks: hooks.len() - start,
+    };
+    let (part_hooks, part_key) = (hooks.clone(), app_key.clone());
+    write_via(sender, Some(tenant), move |tx| {
+        ingest_part(tx, &part_key, product, event, &part_hooks, start)
+    })
+    .await
 }
 
 /// Writes the part of `hooks` that starts at `start`: what it did, and where the next part

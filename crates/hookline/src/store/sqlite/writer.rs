@@ -104,6 +104,9 @@ pub(super) struct Job {
     /// An ingest's tenant; `None` for every other job (claims, records, config writes).
     pub(super) tenant: Option<Tenant>,
     pub(super) run: JobFn,
+    /// A transaction left it for the next (its time was up, or an earlier job failed): it runs
+    /// first in the next, whatever the time, so no job waits for more than one more group.
+    carried: bool,
 }
 
 /// Whose ingest a job is and what it writes, to weigh it before it runs.
@@ -117,7 +120,11 @@ pub(super) struct Tenant {
 
 impl Job {
     pub(super) fn shared(run: JobFn) -> Job {
-        Job { tenant: None, run }
+        Job {
+            tenant: None,
+            run,
+            carried: false,
+        }
     }
 
     fn tenant(&self) -> Option<&str> {
@@ -165,27 +172,17 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel::<StoreResult<R>>();
-        let run: JobFn = Box::new(move |ctx| match ctx {
-            Ok(ctx) => {
-                let result = f(ctx);
-                let status = job_status(&result);
-                let finish: Finisher = Box::new(move |commit| {
-                    let _ = tx.send(commit.and(result));
-                });
-                (status, finish)
-            }
-            Err(e) => {
-                let status = JobStatus::Failed(e.clone());
-                let finish: Finisher = Box::new(move |_| {
-                    let _ = tx.send(Err(e));
-                });
-                (status, finish)
-            }
-        });
-        self.submit(Job { tenant, run })?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
+        let sender = self.sender()?;
+        write_via(&sender, tenant, f).await
+    }
+
+    /// The writer's queue, for work that must reach its end even if its caller's future is
+    /// dropped (a request's later parts): a task of its own holds it.
+    pub(super) fn sender(&self) -> StoreResult<std::sync::mpsc::Sender<Job>> {
+        let writer = self.writer.lock().map_err(poisoned)?;
+        writer
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("store is closed".into()))
     }
 
     /// Runs `f` in the writer's next group and answers as soon as it has run, before the group
@@ -227,6 +224,46 @@ impl SqliteStore {
     pub(super) async fn flush(&self) -> StoreResult<()> {
         self.write(|_| Ok(())).await
     }
+}
+
+/// [`SqliteStore::write_for`] through `sender`: runs `f` in one of the writer's next groups and
+/// returns its result once committed.
+pub(super) async fn write_via<R, F>(
+    sender: &std::sync::mpsc::Sender<Job>,
+    tenant: Option<Tenant>,
+    f: F,
+) -> StoreResult<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel::<StoreResult<R>>();
+    let run: JobFn = Box::new(move |ctx| match ctx {
+        Ok(ctx) => {
+            let result = f(ctx);
+            let status = job_status(&result);
+            let finish: Finisher = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
+            });
+            (status, finish)
+        }
+        Err(e) => {
+            let status = JobStatus::Failed(e.clone());
+            let finish: Finisher = Box::new(move |_| {
+                let _ = tx.send(Err(e));
+            });
+            (status, finish)
+        }
+    });
+    sender
+        .send(Job {
+            tenant,
+            run,
+            carried: false,
+        })
+        .map_err(|_| StoreError::Unavailable("writer stopped".into()))?;
+    rx.await
+        .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
 }
 
 pub(super) fn writer_loop(
@@ -281,10 +318,12 @@ pub(super) fn writer_loop(
             light.append(&mut rest);
         }
         let mut carried = Vec::new();
-        for part in [light, rest] {
+        for mut part in [light, rest] {
             if part.is_empty() {
                 continue;
             }
+            // What an earlier transaction left goes first (a stable sort: each keeps its order).
+            part.sort_by_key(|job| !job.carried);
             let mut group = Group {
                 conn: &conn,
                 hot: &mut hot,
@@ -328,9 +367,12 @@ impl Group<'_, '_> {
         let now = now_millis();
         let started = Instant::now();
         let mut failure = None;
-        let mut pending = jobs.into_iter();
+        let mut pending = jobs.into_iter().peekable();
         loop {
-            if !self.finishers.is_empty() && started.elapsed() >= GROUP_TIME_BUDGET {
+            // The rest of a group over its time goes first into the next one; what was carried
+            // once always runs.
+            let carried = pending.peek().is_some_and(|job| job.carried);
+            if !carried && !self.finishers.is_empty() && started.elapsed() >= GROUP_TIME_BUDGET {
                 break;
             }
             let Some(job) = pending.next() else {
@@ -350,7 +392,12 @@ impl Group<'_, '_> {
                 break;
             }
         }
-        let carried: Vec<Job> = pending.collect();
+        let carried: Vec<Job> = pending
+            .map(|mut job| {
+                job.carried = true;
+                job
+            })
+            .collect();
         let outcome = match failure {
             None => self
                 .hot
