@@ -96,6 +96,9 @@ pub(super) struct IngestRequest {
 /// An ingest request waiting for the writer.
 pub(super) struct IngestJob {
     request: IngestRequest,
+    /// Its rows as [`FanOut`] estimated them when it came: the writer's fair share weighs it
+    /// with this, so the writer's task does not look the estimate up again.
+    rows: usize,
     reply: oneshot::Sender<StoreResult<IngestOutcome>>,
 }
 
@@ -108,8 +111,8 @@ impl IngestJob {
         &self.request.app_key
     }
 
-    pub(super) fn request(&self) -> &IngestRequest {
-        &self.request
+    pub(super) fn rows(&self) -> usize {
+        self.rows
     }
 }
 
@@ -403,11 +406,16 @@ impl PostgresStore {
             event,
             hooks,
         };
-        if self.fan_out.rows(&request) > ROWS_IN_THE_WRITER {
+        let rows = self.fan_out.rows(&request);
+        if rows > ROWS_IN_THE_WRITER {
             return self.ingest_beside_the_writer(request).await;
         }
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Ingest(IngestJob { request, reply }))?;
+        self.submit(Job::Ingest(IngestJob {
+            request,
+            rows,
+            reply,
+        }))?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?

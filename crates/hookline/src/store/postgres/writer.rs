@@ -592,7 +592,7 @@ pub(super) async fn writer_loop(
             }
         }
         let mut batch = queue.take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
-            Job::Ingest(ingest) => fan_out.rows(ingest.request()),
+            Job::Ingest(ingest) => ingest.rows(),
             _ => 0,
         });
         if client.as_ref().is_none_or(|c| c.is_closed()) {
