@@ -473,16 +473,16 @@ fn leaf_holds(raw: &RawValue, pred: &dyn Fn(Item) -> bool) -> bool {
 }
 
 /// Reads an object's members named in the list (sorted) as text, skipping the others.
-struct PickRaw<'f>(&'f [String]);
+struct PickRaw<'f, S>(&'f [S]);
 
-impl<'de> serde::de::DeserializeSeed<'de> for PickRaw<'_> {
+impl<'de, S: AsRef<str>> serde::de::DeserializeSeed<'de> for PickRaw<'_, S> {
     type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for PickRaw<'_> {
+impl<'de, S: AsRef<str>> serde::de::Visitor<'de> for PickRaw<'_, S> {
     type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an object")
@@ -490,7 +490,7 @@ impl<'de> serde::de::Visitor<'de> for PickRaw<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut picked = Vec::with_capacity(self.0.len());
         while let Some(PickedName(name)) = map.next_key()? {
-            if self.0.binary_search_by(|f| f.as_str().cmp(&name)).is_ok() {
+            if self.0.binary_search_by(|f| f.as_ref().cmp(&name)).is_ok() {
                 picked.push((name, map.next_value()?));
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
@@ -498,6 +498,15 @@ impl<'de> serde::de::Visitor<'de> for PickRaw<'_> {
         }
         Ok(picked)
     }
+}
+
+/// The text of the JSON object `json`'s top-level `field` (the last one if the name repeats, as in
+/// a parsed object), read without building the rest of the object; `None` when the field is
+/// absent or `json` is not an object.
+pub(crate) fn top_level_field<'a>(json: &'a str, field: &str) -> Option<&'a RawValue> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let picked = serde::de::DeserializeSeed::deserialize(PickRaw(&[field]), &mut de).ok()?;
+    picked.last().map(|(_, raw)| *raw)
 }
 
 /// A top-level field's value: a tree to walk, or a scalar read straight from the text.

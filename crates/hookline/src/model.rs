@@ -637,12 +637,39 @@ pub struct TracedDelivery {
 /// `null`, or the hook is not a JSON object. Computed once per hook and config at ingest's
 /// fan-out on SQLite (PostgreSQL computes the same in `INGEST`), never for unordered configs.
 pub fn ordering_value(hook_json: &str, field: &str) -> Option<String> {
-    let serde_json::Value::Object(mut hook) = serde_json::from_str(hook_json).ok()? else {
-        return None;
-    };
-    match hook.remove(field)? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(text) => Some(text),
-        other => Some(other.to_string()),
+    // Only the field is read: this runs on the store's writer for every hook and ordered config.
+    let raw = crate::filter::top_level_field(hook_json, field)?.get();
+    match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(raw).ok(),
+        Some(b'n') => None,
+        // Numbers, booleans, arrays and objects by their compact text, as a parsed value prints.
+        _ => serde_json::from_str::<serde_json::Value>(raw)
+            .ok()
+            .map(|value| value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ordering_value;
+
+    #[test]
+    fn an_ordering_value_is_a_string_as_is_and_any_other_value_by_its_compact_text() {
+        let hook = r#"{"a": 1, "to": "010\"1", "n": 42, "o": {"b": 1, "a": [1, 2]}, "z": null}"#;
+        assert_eq!(ordering_value(hook, "to").as_deref(), Some("010\"1"));
+        assert_eq!(ordering_value(hook, "n").as_deref(), Some("42"));
+        assert_eq!(
+            ordering_value(hook, "o").as_deref(),
+            Some(r#"{"b":1,"a":[1,2]}"#)
+        );
+        assert_eq!(ordering_value(hook, "z"), None);
+        assert_eq!(ordering_value(hook, "absent"), None);
+        // A repeated name: the last one counts, as in a parsed object.
+        assert_eq!(
+            ordering_value(r#"{"to": "a", "to": "b"}"#, "to").as_deref(),
+            Some("b")
+        );
+        assert_eq!(ordering_value("[1]", "to"), None);
+        assert_eq!(ordering_value("{\"to\": ", "to"), None);
     }
 }

@@ -22,6 +22,13 @@ use hookline_wire::Event;
 /// When every row it read stays queued, the claim counts as held (see [`Plan::held`]).
 pub(crate) const SCAN_LIMIT: u32 = 10_000;
 
+/// Queue rows an ordered claim reads at most, held keys' rows included: with a long backlog of
+/// held keys in front, the keys behind it are still found, within this bound.
+pub(crate) const READ_LIMIT: usize = 50_000;
+
+/// Queue rows a store reads per statement of an ordered claim (keyset pages in queue order).
+pub(crate) const PAGE_ROWS: i64 = 2_000;
+
 /// One queued hook of an ordered config, as the claim reads it (queue order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueuedRow {
@@ -56,80 +63,156 @@ impl Plan {
     }
 }
 
-/// Cuts `rows` (the config's queue in order, without the keys open deliveries hold) into up to
-/// `wanted` batches of up to `max_hooks` hooks, keeping each key to one batch and in order.
+/// Whether the store should read on after a row it gave [`Planner::push`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    More,
+    Enough,
+}
+
+/// Cuts the config's queue, given row by row in order without the keys open deliveries hold,
+/// into up to `wanted` batches of up to `max_hooks` hooks, keeping each key to one batch and in
+/// order; says when reading on cannot help.
+///
+/// Reading stops when the batches are full, when the claim has read as many rows as its
+/// batches could use twice (at most [`SCAN_LIMIT`]), or after a run of rows that all had to stay
+/// queued behind this claim's own batches. That run is what a claim meets when few keys are
+/// free (1,000 keys in batches of 100: ten open deliveries hold them all): its batch filled
+/// from the first free rows, and the rest of the queue is its own keys' later hooks and the
+/// held keys' hooks. Reading on would cost a read of the whole queue per claim and find nothing
+/// new; a delivery this claim opened releases its keys when it ends, and the next claim reads
+/// again from the front.
+pub(crate) struct Planner {
+    wanted: usize,
+    max_hooks: usize,
+    /// Rows this claim may read (`2 * wanted * max_hooks`, at most SCAN_LIMIT).
+    enough: usize,
+    /// Rows left queued one after the other before reading stops, once a batch exists.
+    run_limit: usize,
+    plan: Plan,
+    /// Keys a later hook of must stay queued: one of theirs was left queued here.
+    blocked: HashSet<String>,
+    /// Keys taken by this claim, and the batch holding them.
+    placed: HashMap<String, usize>,
+    full_batches: usize,
+    pushed: usize,
+    left_in_a_row: usize,
+}
+
+impl Planner {
+    pub(crate) fn new(wanted: usize, max_hooks: usize) -> Self {
+        let (wanted, max_hooks) = (wanted.max(1), max_hooks.max(1));
+        Planner {
+            wanted,
+            max_hooks,
+            enough: (2 * wanted * max_hooks).min(SCAN_LIMIT as usize),
+            run_limit: 2 * max_hooks.max(100),
+            plan: Plan::default(),
+            blocked: HashSet::new(),
+            placed: HashMap::new(),
+            full_batches: 0,
+            pushed: 0,
+            left_in_a_row: 0,
+        }
+    }
+
+    /// Places the next row of the queue (or leaves it queued); `Flow::Enough`: stop reading.
+    pub(crate) fn push(&mut self, row: QueuedRow) -> Flow {
+        if self.full_batches == self.wanted {
+            self.plan.full = true;
+            return Flow::Enough;
+        }
+        self.pushed += 1;
+        if self.place(row) {
+            self.left_in_a_row = 0;
+        } else {
+            self.plan.skipped = true;
+            self.left_in_a_row += 1;
+        }
+        if self.full_batches == self.wanted {
+            self.plan.full = true;
+            return Flow::Enough;
+        }
+        if self.pushed >= self.enough
+            || (self.left_in_a_row >= self.run_limit && !self.plan.batches.is_empty())
+        {
+            return Flow::Enough;
+        }
+        Flow::More
+    }
+
+    /// Whether `row` went into a batch.
+    fn place(&mut self, row: QueuedRow) -> bool {
+        if let Some(key) = &row.key {
+            if self.blocked.contains(key) {
+                return false;
+            }
+            if let Some(&b) = self.placed.get(key) {
+                let batch = &mut self.plan.batches[b];
+                if batch.event == row.event && batch.rows.len() < self.max_hooks {
+                    batch.rows.push(row);
+                    if batch.rows.len() == self.max_hooks {
+                        self.full_batches += 1;
+                    }
+                    return true;
+                }
+                // Another batch would be a second open delivery of this key.
+                self.blocked.insert(key.clone());
+                return false;
+            }
+        }
+        let open = self
+            .plan
+            .batches
+            .iter()
+            .position(|b| b.event == row.event && b.rows.len() < self.max_hooks);
+        let b = match open {
+            Some(b) => b,
+            None if self.plan.batches.len() < self.wanted => {
+                self.plan.batches.push(PlannedBatch {
+                    event: row.event,
+                    rows: Vec::new(),
+                });
+                self.plan.batches.len() - 1
+            }
+            None => {
+                // No room for its event: it stays queued, and so does the rest of its key.
+                if let Some(key) = row.key {
+                    self.blocked.insert(key);
+                }
+                return false;
+            }
+        };
+        if let Some(key) = &row.key {
+            self.placed.insert(key.clone(), b);
+        }
+        let batch = &mut self.plan.batches[b];
+        batch.rows.push(row);
+        if batch.rows.len() == self.max_hooks {
+            self.full_batches += 1;
+        }
+        true
+    }
+
+    pub(crate) fn finish(self) -> Plan {
+        self.plan
+    }
+}
+
+/// [`Planner`] over rows already read.
+#[cfg(test)]
 pub(crate) fn plan(
     rows: impl IntoIterator<Item = QueuedRow>,
     wanted: usize,
     max_hooks: usize,
 ) -> Plan {
-    let (wanted, max_hooks) = (wanted.max(1), max_hooks.max(1));
-    let mut plan = Plan::default();
-    // Keys a later hook of must stay queued: one of theirs was left queued here.
-    let mut blocked: HashSet<String> = HashSet::new();
-    // Keys taken by this claim, and the batch holding them.
-    let mut placed: HashMap<String, usize> = HashMap::new();
-    let mut full_batches = 0;
+    let mut planner = Planner::new(wanted, max_hooks);
     for row in rows {
-        if full_batches == wanted {
-            plan.full = true;
+        if planner.push(row) == Flow::Enough {
             break;
         }
-        if let Some(key) = &row.key {
-            if blocked.contains(key) {
-                plan.skipped = true;
-                continue;
-            }
-            if let Some(&b) = placed.get(key) {
-                let batch = &mut plan.batches[b];
-                if batch.event == row.event && batch.rows.len() < max_hooks {
-                    batch.rows.push(row);
-                    if batch.rows.len() == max_hooks {
-                        full_batches += 1;
-                    }
-                } else {
-                    // Another batch would be a second open delivery of this key.
-                    blocked.insert(key.clone());
-                    plan.skipped = true;
-                }
-                continue;
-            }
-        }
-        let open = plan
-            .batches
-            .iter()
-            .position(|b| b.event == row.event && b.rows.len() < max_hooks);
-        let b = match open {
-            Some(b) => b,
-            None if plan.batches.len() < wanted => {
-                plan.batches.push(PlannedBatch {
-                    event: row.event,
-                    rows: Vec::new(),
-                });
-                plan.batches.len() - 1
-            }
-            None => {
-                // No room for its event: it stays queued, and so does the rest of its key.
-                if let Some(key) = row.key {
-                    blocked.insert(key);
-                }
-                plan.skipped = true;
-                continue;
-            }
-        };
-        if let Some(key) = &row.key {
-            placed.insert(key.clone(), b);
-        }
-        let batch = &mut plan.batches[b];
-        batch.rows.push(row);
-        if batch.rows.len() == max_hooks {
-            full_batches += 1;
-        }
     }
-    if full_batches == wanted {
-        plan.full = true;
-    }
-    plan
+    planner.finish()
 }
 
 #[cfg(test)]
@@ -222,6 +305,38 @@ mod tests {
         assert_eq!(seqs(&p), vec![vec![1, 2, 3], vec![4, 5, 6]]);
         assert!(p.full);
         assert!(!p.held(true));
+    }
+
+    #[test]
+    fn reading_stops_after_a_run_of_rows_left_behind_the_claims_own_keys() {
+        // Ten keys in turn: the first batch takes one hook of each, and every later row is one
+        // of those keys, which must wait for that batch's delivery.
+        let rows = (0..1_000).map(|i| {
+            row(
+                i,
+                E,
+                Some(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"][i as usize % 10]),
+            )
+        });
+        let mut read = 0;
+        // Twenty batches wanted: the claim may read 400 rows, yet stops at 210.
+        let p = plan(rows.inspect(|_| read += 1), 20, 10);
+        assert_eq!(seqs(&p), vec![(0..10).collect::<Vec<_>>()]);
+        assert!(p.skipped && !p.full);
+        assert_eq!(
+            read,
+            10 + 200,
+            "ten placed, then a run of 2 x 100 left queued"
+        );
+    }
+
+    #[test]
+    fn a_run_of_rows_left_queued_does_not_stop_a_claim_that_has_no_batch_yet() {
+        // Nothing is placed before the free key: no run can end the read.
+        let mut rows: Vec<_> = (0..500).map(|i| row(i, E, None)).collect();
+        rows.push(row(500, E, Some("free")));
+        let p = plan(rows, 1, 1_000);
+        assert_eq!(p.batches[0].rows.len(), 501);
     }
 
     #[test]

@@ -117,11 +117,6 @@ const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
 const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
      WHERE (config_id, hook_seq) > ($1, $2) AND config_id <= $1 \
      ORDER BY config_id, hook_seq LIMIT $3";
-/// Queue rows one page of [`QUEUED_IN_ORDER`] reads.
-const QUEUE_PAGE: i64 = 2_000;
-/// Queue rows an ordered claim reads at most, held keys' rows included: with a long backlog of
-/// held keys in front, the keys behind it are still found, within this bound.
-const QUEUE_READ_LIMIT: usize = 50_000;
 const DELETE_PLANNED: &str = "DELETE FROM queue WHERE config_id = $1 \
      AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[]))";
 const INSERT_PLANNED: &str = "INSERT INTO deliveries (hooks_id, app_key, config_id, product, \
@@ -260,15 +255,18 @@ async fn take_ordered(
         .iter()
         .map(|r| col(r, 0))
         .collect::<StoreResult<_>>()?;
-    // The queue without the held keys' rows, page by page: a prefix of it (a later hook is
-    // never read without the earlier ones of its key), as long as the claim can use: twice
-    // what its batches hold (the plan leaves some rows: a key's hooks stay in one batch), at
-    // most SCAN_LIMIT.
-    let enough = (2 * wanted * max_hooks as usize).min(ordered::SCAN_LIMIT as usize);
-    let mut rows: Vec<ordered::QueuedRow> = Vec::new();
+    // The queue without the held keys' rows, page by page (a prefix of it: a later hook is
+    // never read without the earlier ones of its key), until the planner has enough or
+    // READ_LIMIT rows are read.
+    let mut planner = ordered::Planner::new(wanted, max_hooks as usize);
     let (mut after, mut read) = (i64::MIN, 0usize);
-    while rows.len() < enough && read < QUEUE_READ_LIMIT {
-        let page = query(c, QUEUED_IN_ORDER, &[&config.id, &after, &QUEUE_PAGE]).await?;
+    'pages: while read < ordered::READ_LIMIT {
+        let page = query(
+            c,
+            QUEUED_IN_ORDER,
+            &[&config.id, &after, &ordered::PAGE_ROWS],
+        )
+        .await?;
         read += page.len();
         for r in &page {
             let row = ordered::QueuedRow {
@@ -280,14 +278,15 @@ async fn take_ordered(
             if row.key.as_ref().is_some_and(|k| held.contains(k)) {
                 continue;
             }
-            rows.push(row);
+            if planner.push(row) == ordered::Flow::Enough {
+                break 'pages;
+            }
         }
-        if (page.len() as i64) < QUEUE_PAGE {
+        if (page.len() as i64) < ordered::PAGE_ROWS {
             break; // the end of the queue
         }
     }
-    rows.truncate(enough);
-    let plan = ordered::plan(rows, wanted, max_hooks as usize);
+    let plan = planner.finish();
     if plan.batches.is_empty() {
         // Nothing free to go (a held key's hooks, or an empty queue): nothing to write.
         let queue_left: bool = col(&query_one(c, QUEUE_LEFT, &[&config.id]).await?, 0)?;
@@ -388,7 +387,7 @@ async fn take_ordered(
 impl PostgresStore {
     /// The claim of a config with an `orderingKey` (see `store::ordered`): under the config's
     /// lock ([`ORDER_LOCK`]), reads the keys its open deliveries hold and its queue without
-    /// them, lets [`ordered::plan`] choose, and writes the batches with each hook's key on
+    /// them, lets [`ordered::Planner`] choose, and writes the batches with each hook's key on
     /// `delivery_hooks` (the keys stay held, by stored rows alone, until the delivery ends).
     /// Several statements in one transaction: only ordered configs pay the round trips. Committed
     /// without waiting for the WAL flush, as every claim (see `claim_batches`).

@@ -2,11 +2,15 @@
 //! deliveries it sends and resumes. One process owns every delivery, so a lease is always granted
 //! and membership is always [`Membership::ALONE`].
 
+use std::collections::{HashMap, HashSet};
+
 use hookline_wire::{Event, Product};
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
-use super::deliveries::{NewDeliveries, insert_deliveries, load_delivery_row, sendable};
+use super::deliveries::{
+    NewDeliveries, insert_deliveries, insert_delivery_rows, load_delivery_row, sendable,
+};
 use super::writer::WriteTx;
 use crate::model::{DeliveryStatus, Millis, SendableDelivery, StoredHook, WebhookConfig};
 use crate::store::ordered;
@@ -57,21 +61,29 @@ const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
      WHERE d.status IN ('PENDING', 'RETRYING') AND +d.config_id = ?1 \
      AND dh.ordering_key IS NOT NULL";
-/// The config's queue in acceptance order, without the keys `?2` (a JSON array) names.
+/// One page of the config's queue in acceptance order, after the hook `?2`: index only (the
+/// index `queue_by_config_seq` carries `ordering_key`, and the primary key's `event`). Held keys
+/// are dropped by the caller with a hash set: in SQL, a `NOT IN` filter let one claim walk the
+/// whole queue in search of free rows.
 const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
-     WHERE config_id = ?1 AND (ordering_key IS NULL \
-         OR ordering_key NOT IN (SELECT value FROM json_each(?2))) \
-     ORDER BY hook_seq LIMIT ?3";
-const DELETE_ONE_QUEUED: &str =
-    "DELETE FROM queue WHERE config_id = ?1 AND event = ?2 AND hook_seq = ?3";
-const HOOK_BY_SEQ: &str = "SELECT hook_id, body, created_at FROM hooks WHERE seq = ?1";
-const SET_HOOK_KEY: &str =
-    "UPDATE delivery_hooks SET ordering_key = ?3 WHERE hooks_id = ?1 AND position = ?2";
+     WHERE config_id = ?1 AND hook_seq > ?2 ORDER BY hook_seq LIMIT ?3";
+/// Removes the claimed hooks `?2` (a JSON array of seqs) from the config's queue: one statement
+/// per claim, through `queue_by_config_seq`.
+const DELETE_TAKEN: &str = "DELETE FROM queue WHERE config_id = ?1 \
+     AND hook_seq IN (SELECT value FROM json_each(?2))";
+/// The hooks `?1` (a JSON array of seqs) names, each with its seq.
+const HOOKS_BY_SEQS: &str = "SELECT h.seq, h.hook_id, h.body, h.created_at \
+     FROM json_each(?1) j JOIN hooks h ON h.seq = j.value";
+/// A delivery's hooks with their keys: `?2` is a JSON array of `[seq, key]` pairs in order.
+const INSERT_KEYED_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (hooks_id, \
+     position, hook_seq, ordering_key) SELECT ?1, h.key, h.value ->> 0, h.value ->> 1 \
+     FROM json_each(?2) h";
 
 /// The claim of a config with an `orderingKey` (see `store::ordered`): reads the keys its open
-/// deliveries hold and its queue without them, lets [`ordered::plan`] choose, and writes the
+/// deliveries hold and its queue without them, lets [`ordered::Planner`] choose, and writes the
 /// chosen batches with each hook's key on `delivery_hooks`, so the keys stay held, by stored
-/// rows alone, until the delivery ends. A statement per hook: only ordered configs pay it.
+/// rows alone, until the delivery ends. Statements per claim: one delete and one read of the
+/// hooks taken, two inserts per batch (the seqs and keys go in as JSON arrays).
 fn take_ordered(
     tx: &mut WriteTx<'_, '_>,
     config: &ClaimTarget,
@@ -80,96 +92,112 @@ fn take_ordered(
 ) -> StoreResult<Taken> {
     let max_hooks = max_hooks.max(1) as usize;
     let conn = tx.conn;
-    let held: Vec<String> = conn
+    let held: HashSet<String> = conn
         .prepare_cached(HELD_KEYS)?
         .query_map(params![config.id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let held = serde_json::to_string(&held)
-        .map_err(|e| StoreError::Unavailable(format!("cannot encode ordering keys: {e}")))?;
-    // As much of the queue as the claim can use: twice what its batches hold (the plan leaves
-    // some rows: a key's hooks stay in one batch), at most SCAN_LIMIT.
-    let enough = (2 * wanted * max_hooks).min(ordered::SCAN_LIMIT as usize) as i64;
-    let rows: Vec<(i64, String, Option<String>)> = conn
-        .prepare_cached(QUEUED_IN_ORDER)?
-        .query_map(params![config.id, held, enough], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let rows = rows
-        .into_iter()
-        .map(|(hook_seq, event, key)| {
-            Ok(ordered::QueuedRow {
-                hook_seq,
-                event: parse_event(&event)?,
-                key,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    let plan = ordered::plan(rows, wanted, max_hooks);
-    let mut batches = Vec::with_capacity(plan.batches.len());
-    for planned in &plan.batches {
-        let hooks_id = hookline_wire::generate_id();
-        let mut hooks = Vec::with_capacity(planned.rows.len());
-        for row in &planned.rows {
-            conn.prepare_cached(DELETE_ONE_QUEUED)?.execute(params![
-                config.id,
-                row.event.as_str(),
-                row.hook_seq
-            ])?;
-            let hook = conn
-                .prepare_cached(HOOK_BY_SEQ)?
-                .query_row(params![row.hook_seq], |r| {
-                    Ok(StoredHook {
-                        hook_id: r.get(0)?,
-                        json: r.get(1)?,
-                        accepted_at: r.get(2)?,
-                    })
-                })
-                .optional()?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "queue of {} names hook {} that does not exist",
-                        config.id, row.hook_seq
-                    ))
-                })?;
-            hooks.push(hook);
-        }
-        let seqs: Vec<i64> = planned.rows.iter().map(|r| r.hook_seq).collect();
-        let new = NewDeliveries {
-            app_key: &config.app_key,
-            config_id: &config.id,
-            product: config.product,
-            event: planned.event,
-            status: DeliveryStatus::Pending,
-            now: tx.now,
-        };
-        insert_deliveries(
-            tx.hot,
-            &new,
-            std::slice::from_ref(&hooks_id),
-            &seqs,
-            max_hooks,
-        )?;
-        for (position, row) in planned.rows.iter().enumerate() {
-            if let Some(key) = &row.key {
-                conn.prepare_cached(SET_HOOK_KEY)?.execute(params![
-                    hooks_id,
-                    position as i64,
-                    key
-                ])?;
+        .collect::<rusqlite::Result<_>>()?;
+    // The queue without the held keys' rows, page by page, until the planner has enough or
+    // READ_LIMIT rows are read.
+    let mut planner = ordered::Planner::new(wanted, max_hooks);
+    let (mut after, mut read) = (i64::MIN, 0usize);
+    let mut page = conn.prepare_cached(QUEUED_IN_ORDER)?;
+    'pages: while read < ordered::READ_LIMIT {
+        let mut rows = page.query(params![config.id, after, ordered::PAGE_ROWS])?;
+        let mut in_page = 0;
+        while let Some(r) = rows.next()? {
+            in_page += 1;
+            after = r.get(0)?;
+            let key = r.get_ref(2)?.as_str_or_null().map_err(not_text)?;
+            if key.is_some_and(|k| held.contains(k)) {
+                continue;
+            }
+            let row = ordered::QueuedRow {
+                hook_seq: after,
+                event: parse_event(r.get_ref(1)?.as_str().map_err(not_text)?)?,
+                key: key.map(str::to_owned),
+            };
+            if planner.push(row) == ordered::Flow::Enough {
+                break 'pages;
             }
         }
-        batches.push(ClaimedBatch {
-            delivery: SendableDelivery {
-                hooks_id,
-                config_id: config.id.clone(),
-                app_key: config.app_key.clone(),
+        read += in_page;
+        if (in_page as i64) < ordered::PAGE_ROWS {
+            break; // the end of the queue
+        }
+    }
+    drop(page);
+    let plan = planner.finish();
+    let mut batches = Vec::with_capacity(plan.batches.len());
+    if !plan.batches.is_empty() {
+        let seqs: Vec<i64> = plan
+            .batches
+            .iter()
+            .flat_map(|b| b.rows.iter().map(|r| r.hook_seq))
+            .collect();
+        let seqs_json = encode(&seqs)?;
+        conn.prepare_cached(DELETE_TAKEN)?
+            .execute(params![config.id, seqs_json])?;
+        let mut hooks: HashMap<i64, StoredHook> = HashMap::with_capacity(seqs.len());
+        let mut read = conn.prepare_cached(HOOKS_BY_SEQS)?;
+        let mut found = read.query(params![seqs_json])?;
+        while let Some(r) = found.next()? {
+            let hook = StoredHook {
+                hook_id: r.get(1)?,
+                json: r.get(2)?,
+                accepted_at: r.get(3)?,
+            };
+            hooks.insert(r.get(0)?, hook);
+        }
+        drop(found);
+        for planned in &plan.batches {
+            let hooks_id = hookline_wire::generate_id();
+            let keyed: Vec<(i64, Option<&str>)> = planned
+                .rows
+                .iter()
+                .map(|r| (r.hook_seq, r.key.as_deref()))
+                .collect();
+            let new = NewDeliveries {
+                app_key: &config.app_key,
+                config_id: &config.id,
                 product: config.product,
                 event: planned.event,
-                attempt_count: 0,
-                hooks,
-            },
-        });
+                status: DeliveryStatus::Pending,
+                now: tx.now,
+            };
+            insert_delivery_rows(tx.hot, &new, std::slice::from_ref(&hooks_id))?;
+            let written = conn
+                .prepare_cached(INSERT_KEYED_DELIVERY_HOOKS)?
+                .execute(params![hooks_id, encode(&keyed)?])?;
+            if written != keyed.len() {
+                return Err(StoreError::Unavailable(format!(
+                    "{written} of {} hooks of delivery {hooks_id} written",
+                    keyed.len()
+                )));
+            }
+            let hooks = planned
+                .rows
+                .iter()
+                .map(|row| {
+                    hooks.remove(&row.hook_seq).ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "queue of {} names hook {} that does not exist",
+                            config.id, row.hook_seq
+                        ))
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            batches.push(ClaimedBatch {
+                delivery: SendableDelivery {
+                    hooks_id,
+                    config_id: config.id.clone(),
+                    app_key: config.app_key.clone(),
+                    product: config.product,
+                    event: planned.event,
+                    attempt_count: 0,
+                    hooks,
+                },
+            });
+        }
     }
     let queue_left = oldest_queued(tx, &config.id)?.is_some();
     Ok(Taken {
@@ -177,6 +205,18 @@ fn take_ordered(
         drained: !queue_left,
         held_by_order: plan.held(queue_left),
     })
+}
+
+fn not_text(e: rusqlite::types::FromSqlError) -> StoreError {
+    StoreError::Corrupt(format!(
+        "a queue row's event or ordering key is not text: {e}"
+    ))
+}
+
+/// A value as the JSON text a statement reads back with `json_each`.
+fn encode<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode claim rows: {e}")))
 }
 
 /// Takes up to `wanted` batches of at most `max_hooks` queued hooks each, every batch of one

@@ -139,8 +139,7 @@ pub(super) fn insert_deliveries(
 ) -> StoreResult<()> {
     let per = per.max(1);
     debug_assert!(seqs.len() <= hooks_ids.len() * per);
-    let ids = serde_json::to_string(hooks_ids)
-        .map_err(|e| StoreError::Unavailable(format!("cannot encode hooksIds: {e}")))?;
+    let ids = insert_delivery_rows(hot, new, hooks_ids)?;
     let mut seq_lists = String::with_capacity(seqs.len() * 8 + hooks_ids.len() * 3 + 2);
     seq_lists.push('[');
     for (i, chunk) in seqs.chunks(per).enumerate() {
@@ -157,6 +156,26 @@ pub(super) fn insert_deliveries(
         seq_lists.push(']');
     }
     seq_lists.push(']');
+    let hooks = hot.insert_delivery_hooks.execute(params![ids, seq_lists])?;
+    if hooks != seqs.len() {
+        // The whole group rolls back, as a failed constraint did.
+        return Err(StoreError::Unavailable(format!(
+            "{hooks} of {} hooks of new deliveries written",
+            seqs.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the rows of the deliveries `hooks_ids` (not their hooks) in one statement, and gives
+/// back the ids as the JSON array it bound.
+pub(super) fn insert_delivery_rows(
+    hot: &mut Hot<'_>,
+    new: &NewDeliveries<'_>,
+    hooks_ids: &[String],
+) -> StoreResult<String> {
+    let ids = serde_json::to_string(hooks_ids)
+        .map_err(|e| StoreError::Unavailable(format!("cannot encode hooksIds: {e}")))?;
     let deliveries = hot.insert_deliveries.execute(params![
         ids,
         new.app_key,
@@ -167,18 +186,14 @@ pub(super) fn insert_deliveries(
         new.status.is_open().then_some(new.now),
         new.now
     ])?;
-    let hooks = hot.insert_delivery_hooks.execute(params![ids, seq_lists])?;
-    if deliveries != hooks_ids.len() || hooks != seqs.len() {
+    if deliveries != hooks_ids.len() {
         // The whole group rolls back, as a failed constraint did.
         return Err(StoreError::Unavailable(format!(
-            "{} of {} deliveries and {} of {} of their hooks written: a hooksId already exists",
-            deliveries,
-            hooks_ids.len(),
-            hooks,
-            seqs.len()
+            "{deliveries} of {} deliveries written: a hooksId already exists",
+            hooks_ids.len()
         )));
     }
-    Ok(())
+    Ok(ids)
 }
 
 impl SqliteStore {

@@ -39,6 +39,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_portal_links.sql"),
     // 15: orderingKey per config, and each queued or delivered hook's value of it.
     include_str!("migrations/0015_ordering_key.sql"),
+    // 16: the queue's per-config index carries the ordering key (ordered claims read only it).
+    include_str!("migrations/0016_queue_by_config_seq_with_key.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
