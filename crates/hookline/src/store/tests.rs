@@ -3057,3 +3057,88 @@ async fn concurrent_ordered_claims_never_open_two_deliveries_of_one_key(backend:
         );
     }
 }
+
+/// An ordered claim on PostgreSQL is several round trips in one transaction on a pooled
+/// connection. A caller that stops waiting part way (a timeout, a shutdown) must not leave that
+/// transaction open: the pool would hand the connection to its next user mid-transaction,
+/// holding the config's lock and taking that user's statements into the transaction.
+#[tokio::test]
+async fn a_cancelled_ordered_claim_leaves_no_transaction_open_on_a_pooled_connection() {
+    use std::future::Future;
+    use std::task::Poll;
+
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config((*db).clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    let hooks: Vec<ValidatedHook> = (0..500)
+        .map(|i| ValidatedHook {
+            json: format!(r#"{{"hookId":"h{i}","k":"key{}"}}"#, i % 50),
+            hook_id: format!("h{i}"),
+            id_generated: false,
+        })
+        .collect();
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+
+    // Each claim is polled n times, the server given time to answer between polls, then
+    // dropped: that stops it after each of its round trips in turn. The last one is dropped
+    // early (a later claim on the same connection would otherwise end what it left open).
+    let mut dropped_pending = 0;
+    for n in (1..=12).rev() {
+        let mut claim = std::pin::pin!(store.claim_batches(&cfg, 1, 1));
+        for _ in 0..n {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(claim.as_mut().poll(cx))).await;
+            if polled.is_ready() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pending = std::future::poll_fn(|cx| Poll::Ready(claim.as_mut().poll(cx)))
+            .await
+            .is_pending();
+        if pending {
+            dropped_pending += 1;
+        }
+    }
+    assert!(
+        dropped_pending >= 3,
+        "only {dropped_pending} claims were dropped part way"
+    );
+
+    // A connection closed by the pool ends its transaction as soon as the server notices.
+    let other = db.connect().await.unwrap();
+    let open = || async {
+        let n: i64 = other
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut left = open().await;
+    while left > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = open().await;
+    }
+    assert_eq!(left, 0, "pooled connections left idle in a transaction");
+    // And the config's claims go on: no lock is left held.
+    let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
+    assert!(!claim.contended, "{claim:?}");
+    assert!(!claim.batches.is_empty(), "{claim:?}");
+}

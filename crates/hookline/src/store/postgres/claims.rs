@@ -10,7 +10,9 @@ use tokio_postgres::types::ToSql;
 use super::PostgresStore;
 use super::cluster::Node;
 use super::columns::{col, delivery_row, open_delivery};
-use super::connection::{Conn, execute, pg_err, prepared, query, query_one, query_opt};
+use super::connection::{
+    Conn, InTransaction, execute, pg_err, prepared, query, query_one, query_opt,
+};
 use super::deliveries::delivery_hooks;
 use super::writer::{Durability, quiet_job};
 use crate::model::{SendableDelivery, StoredHook, WebhookConfig, now_millis};
@@ -397,11 +399,12 @@ impl PostgresStore {
         max_hooks: u32,
         wanted: usize,
     ) -> StoreResult<Claim> {
-        let c = self.reader().await?;
-        c.batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
-            .await
-            .map_err(pg_err)?;
-        let taken = take_ordered(&c, config, max_hooks, wanted, &self.node).await;
+        let tx = InTransaction::begin(
+            self.reader().await?,
+            "BEGIN; SET LOCAL synchronous_commit = off",
+        )
+        .await?;
+        let taken = take_ordered(tx.conn()?, config, max_hooks, wanted, &self.node).await;
         let OrderedTaken {
             batches,
             drained,
@@ -409,15 +412,15 @@ impl PostgresStore {
         } = match taken {
             Ok(Some(taken)) => taken,
             Ok(None) => {
-                c.batch_execute("ROLLBACK").await.map_err(pg_err)?;
+                tx.end("ROLLBACK").await?;
                 return Ok(Claim {
                     contended: true,
                     ..Claim::default()
                 });
             }
             Err(e) => {
-                // The connection goes back to the pool: leave no transaction open on it.
-                if let Err(rollback) = c.batch_execute("ROLLBACK").await {
+                // A connection that cannot roll back leaves the pool (see `InTransaction`).
+                if let Err(rollback) = tx.end("ROLLBACK").await {
                     tracing::warn!(error = %rollback, "an ordered claim could not roll back");
                 }
                 return Err(e);
@@ -429,7 +432,7 @@ impl PostgresStore {
                 .map(|b| b.delivery.hooks_id.clone())
                 .collect::<Vec<_>>()
         };
-        if let Err(e) = c.batch_execute("COMMIT").await.map_err(pg_err) {
+        if let Err(e) = tx.end("COMMIT").await {
             self.free_unclaimed(ids());
             return Err(e);
         }

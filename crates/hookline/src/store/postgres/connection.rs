@@ -40,6 +40,46 @@ pub(super) const GENERIC_PLANS: &str = "plan_cache_mode=force_generic_plan";
 /// A pooled connection with its statement cache.
 pub(super) type Conn = deadpool_postgres::Object;
 
+/// A pooled connection inside a transaction opened with several round trips (an ordered claim).
+/// The pool recycles connections without looking for an open transaction (`RecyclingMethod::Fast`:
+/// a check would cost a round trip per use), so if the future holding this is dropped before
+/// its `COMMIT` or `ROLLBACK` came back (a cancelled caller, a failed `ROLLBACK`), the
+/// connection leaves the pool instead of going back into it mid-transaction, holding its locks
+/// and taking the next user's statements into that transaction. Closing it rolls back.
+pub(super) struct InTransaction(Option<Conn>);
+
+impl InTransaction {
+    /// Sends `begin` (a `BEGIN` with its settings) on `conn`.
+    pub(super) async fn begin(conn: Conn, begin: &str) -> StoreResult<InTransaction> {
+        let tx = InTransaction(Some(conn));
+        tx.conn()?.batch_execute(begin).await.map_err(pg_err)?;
+        Ok(tx)
+    }
+
+    pub(super) fn conn(&self) -> StoreResult<&Conn> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("a transaction's connection is gone".into()))
+    }
+
+    /// Ends the transaction with `end` (`COMMIT` or `ROLLBACK`); only once that came back does
+    /// the connection go back to the pool.
+    pub(super) async fn end(mut self, end: &str) -> StoreResult<()> {
+        self.conn()?.batch_execute(end).await.map_err(pg_err)?;
+        drop(self.0.take());
+        Ok(())
+    }
+}
+
+impl Drop for InTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Out of the pool, and closed when the client drops here.
+            drop(deadpool_postgres::Object::take(conn));
+        }
+    }
+}
+
 /// Statement parameters.
 pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
