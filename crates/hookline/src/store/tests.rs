@@ -915,10 +915,25 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
     }
     let unfiltered = config("all", "ak", vec![Event::ConversionBlock]);
     store.insert_config(unfiltered.clone()).await.unwrap();
-    store
+    let outcome = store
         .ingest("ak", Product::Sms, Event::ConversionBlock, hooks.clone())
         .await
         .unwrap();
+    // The outcome counts the queue rows written (the ingest rate limit charges them), not
+    // hooks × subscribed configs.
+    let rows: usize = configs
+        .iter()
+        .chain([&unfiltered])
+        .map(|c| {
+            let f = c.filter.as_ref();
+            hooks
+                .iter()
+                .filter(|h| f.is_none_or(|f| f.matches_json(&h.json)))
+                .count()
+        })
+        .sum();
+    assert_eq!(outcome.new_hooks, hooks.len());
+    assert_eq!(outcome.queued, rows);
     for cfg in configs.iter().chain([&unfiltered]) {
         let want: Vec<String> = hooks
             .iter()

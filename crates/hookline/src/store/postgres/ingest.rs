@@ -40,8 +40,9 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. A config with
 /// an `orderingKey` gets each hook's value of that field on its queue row (a string as it is,
 /// another value as its JSON text, NULL when absent or null: `model::ordering_value`'s rule),
-/// also parsed only for such configs. The fan-out
-/// counts (`$3`'s keys) count every subscribed config, filtered or not: an upper bound.
+/// also parsed only for such configs. The fan-out counts (`$3`'s keys) count every subscribed
+/// config, filtered or not; when a filter is among them, the last column counts each new hook's
+/// queue rows (an initplan: not run otherwise), so a request's `queued` is exact either way.
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
 /// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
@@ -74,7 +75,7 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
                ELSE COALESCE(jsonb_path_match(n.body::jsonb, s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
-         ON CONFLICT DO NOTHING RETURNING config_id), \
+         ON CONFLICT DO NOTHING RETURNING config_id, hook_seq), \
      woken AS (SELECT DISTINCT config_id FROM queued), \
      notified AS MATERIALIZED (SELECT pg_notify($10, config_id) FROM woken) \
      SELECT ARRAY(SELECT app_key FROM new ORDER BY seq), \
@@ -83,7 +84,11 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
                           AND s.product = k.product AND s.event = k.event) \
                   FROM keys k ORDER BY k.n), \
             ARRAY(SELECT config_id FROM woken ORDER BY config_id), \
-            (SELECT count(*) FROM notified)";
+            (SELECT count(*) FROM notified), \
+            CASE WHEN EXISTS (SELECT 1 FROM subs WHERE filter_path IS NOT NULL) THEN \
+                ARRAY(SELECT count(q.config_id) FROM new n \
+                      LEFT JOIN queued q ON q.hook_seq = n.seq GROUP BY n.seq ORDER BY n.seq) \
+            END";
 
 /// One ingest request: an app key's hooks of one product and event.
 pub(super) struct IngestRequest {
@@ -359,7 +364,9 @@ fn interpret(
     let new_ids: Vec<&str> = col(row, 1)?;
     let fan_out: Vec<i64> = col(row, 2)?;
     let woken: Vec<String> = col(row, 3)?;
+    let queued_per_hook: Option<Vec<i64>> = col(row, 5)?;
     let mut outcomes = vec![IngestOutcome::default(); p.job_key.len()];
+    let mut owners = Vec::with_capacity(new_ids.len());
     for slot in new_apps.into_iter().zip(new_ids) {
         let Some(&j) = p.owner.get(&slot) else {
             return Err(StoreError::Corrupt(format!(
@@ -368,11 +375,19 @@ fn interpret(
             )));
         };
         outcomes[j].new_hooks += 1;
+        owners.push(j);
     }
-    for (outcome, key) in outcomes.iter_mut().zip(&p.job_key) {
-        // A new hook cannot have queue rows yet: each is queued once per subscribed config.
-        let configs = fan_out.get(*key).copied().unwrap_or_default().max(0) as usize;
-        outcome.queued = outcome.new_hooks * configs;
+    if let Some(per_hook) = queued_per_hook {
+        // A filter is among the configs: each new hook's own count, in the same (seq) order.
+        for (owner, queued) in owners.iter().zip(per_hook) {
+            outcomes[*owner].queued += queued.max(0) as usize;
+        }
+    } else {
+        for (outcome, key) in outcomes.iter_mut().zip(&p.job_key) {
+            // A new hook cannot have queue rows yet: each is queued once per subscribed config.
+            let configs = fan_out.get(*key).copied().unwrap_or_default().max(0) as usize;
+            outcome.queued = outcome.new_hooks * configs;
+        }
     }
     let signals = woken
         .into_iter()
