@@ -555,6 +555,12 @@ pub struct AttemptOutcome {
     /// once this record commits, so the store signals `NewWork` for the config then (hooks of
     /// those keys wait in its queue, and a claim before the commit would still find them held).
     pub wakes_queue: bool,
+    /// The delivery failed and will be retried, and its config has an `orderingKey`: the store
+    /// keeps in it only the hooks of its first hook's key value and puts the others back in the
+    /// queue (their keys free at once, their order kept by their place in it), so a key whose
+    /// receiver keeps failing holds back only itself, never the keys batched with it. The store
+    /// signals `NewWork` for the config when it moved any.
+    pub split_by_key: bool,
 }
 
 /// A page request: `cursor` is opaque to clients.

@@ -573,6 +573,7 @@ impl Dispatcher {
                 next_attempt_at: None,
                 health: None,
                 wakes_queue: false,
+                split_by_key: false,
             };
         };
         let bounds = verdict::RetryBounds {
@@ -600,6 +601,8 @@ impl Dispatcher {
             next_attempt_at: verdict.delivery.next_attempt_at(),
             health,
             wakes_queue: st.config.ordering_key.is_some() && !new_status.is_open(),
+            split_by_key: st.config.ordering_key.is_some()
+                && new_status == DeliveryStatus::Retrying,
         }
     }
 

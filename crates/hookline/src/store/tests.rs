@@ -104,6 +104,7 @@ store_tests!(
     an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen,
     concurrent_ordered_claims_never_open_two_deliveries_of_one_key,
     a_held_keys_long_backlog_does_not_hide_the_keys_behind_it,
+    a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_others_back,
 );
 
 fn session(id_hash: &str, app_key: &str, created_at: i64, expires_at: i64) -> SessionRecord {
@@ -614,6 +615,7 @@ async fn deleting_a_config_cancels_open_and_queued_work(backend: Backend) {
         next_attempt_at: Some(1),
         health: Some(Health::default()),
         wakes_queue: false,
+        split_by_key: false,
     });
     store.flush().await.unwrap();
     let page = store
@@ -986,6 +988,7 @@ fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> At
         next_attempt_at: None,
         health: None,
         wakes_queue: false,
+        split_by_key: false,
     }
 }
 
@@ -3156,4 +3159,94 @@ async fn a_cancelled_ordered_claim_leaves_no_transaction_open_on_a_pooled_connec
     let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
     assert!(!claim.contended, "{claim:?}");
     assert!(!claim.batches.is_empty(), "{claim:?}");
+}
+
+/// `AttemptOutcome::split_by_key`: a failed delivery of an ordered config that held several key
+/// values keeps only its first hook's; the other hooks go back to the queue at their places, so
+/// the next claim takes them (their keys free) while the first key waits for its retry. A
+/// record written again late moves nothing twice.
+async fn a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_others_back(
+    backend: Backend,
+) {
+    let (_place, store) = open(backend).await;
+    let mut signals = store.take_signals().unwrap();
+    let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    let hook = |id: &str, key: Option<&str>| ValidatedHook {
+        json: match key {
+            Some(key) => format!(r#"{{"hookId":"{id}","k":"{key}"}}"#),
+            None => format!(r#"{{"hookId":"{id}"}}"#),
+        },
+        hook_id: id.into(),
+        id_generated: false,
+    };
+    let ingest = |hooks: Vec<ValidatedHook>| {
+        let store = store.clone();
+        async move {
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+                .await
+                .unwrap();
+            store.flush().await.unwrap();
+        }
+    };
+    let ids = |claim: &super::Claim| -> Vec<Vec<String>> {
+        claim
+            .batches
+            .iter()
+            .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
+            .collect()
+    };
+    ingest(vec![
+        hook("a1", Some("A")),
+        hook("b1", Some("B")),
+        hook("a2", Some("A")),
+        hook("n1", None),
+        hook("b2", Some("B")),
+    ])
+    .await;
+    let first = store.claim_batches(&cfg, 10, 1).await.unwrap();
+    assert_eq!(ids(&first), [vec!["a1", "b1", "a2", "n1", "b2"]]);
+    let delivery = first.batches[0].delivery.hooks_id.clone();
+    // A later hook of B waits in the queue behind the open delivery.
+    ingest(vec![hook("b3", Some("B"))]).await;
+    let held = store.claim_batches(&cfg, 10, 1).await.unwrap();
+    assert!(held.batches.is_empty() && held.held_by_order, "{held:?}");
+
+    let failed = AttemptOutcome {
+        next_attempt_at: Some(now_millis() + 60_000),
+        split_by_key: true,
+        ..attempt(&delivery, 1, 500, DeliveryStatus::Retrying)
+    };
+    while signals.try_recv().is_ok() {} // what the ingests signalled
+    store.record_attempt(failed.clone());
+    store.flush().await.unwrap();
+    // The config is woken: hooks came back to its queue.
+    let woken = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match signals.recv().await {
+                Some(StoreSignal::NewWork { config_id }) if config_id == "c1" => break,
+                Some(_) => continue,
+                None => panic!("the store's signals ended"),
+            }
+        }
+    })
+    .await;
+    assert!(woken.is_ok(), "no NewWork after the split");
+
+    let kept = store.load_delivery(&delivery).await.unwrap().unwrap();
+    let kept: Vec<&str> = kept.hooks.iter().map(|h| h.hook_id.as_str()).collect();
+    assert_eq!(kept, ["a1", "a2"], "the first key's hooks stay, in order");
+    // B's hooks (b3 behind them, in acceptance order) and the unkeyed one go at once; A waits.
+    let next = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert_eq!(ids(&next), [vec!["b1", "n1", "b2", "b3"]], "{next:?}");
+
+    // The same record again (a resubmission) moves nothing more.
+    store.record_attempt(failed);
+    store.flush().await.unwrap();
+    let kept = store.load_delivery(&delivery).await.unwrap().unwrap();
+    assert_eq!(kept.hooks.len(), 2);
+    let after = store.claim_batches(&cfg, 10, 4).await.unwrap();
+    assert!(after.batches.is_empty(), "{after:?}");
 }

@@ -226,6 +226,65 @@ async fn a_key_whose_receiver_fails_holds_back_only_itself_and_arrives_in_accept
     }
 }
 
+/// A batch that carries several keys and fails is split: the hooks of its first key wait for
+/// their retry, the other keys' go again at once, in acceptance order and with what came after
+/// them, instead of waiting with the failing key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_of_several_keys_holds_back_only_its_failing_key() {
+    let rx = Receiver::start().await;
+    rx.fail_requests_carrying(Some(("recipientNo", json!(KEY_A))));
+    let srv = Server::start().await;
+    let app = srv.create_app_key("ordering-split").await;
+    let mut body = ordered_config(&rx, "/ordered");
+    // A's retry is far beyond the test's patience: nothing of B may wait for it.
+    body["retrySchedule"] = schedule(3, "10m");
+    srv.create_config(&app, body).await;
+    let (a, b) = (ids("a", 1..=2), ids("b", 1..=3));
+    // One request: the first claim puts both keys into one batch.
+    srv.ingest(
+        &app,
+        SMS,
+        "MESSAGE_RESULT_UPDATE",
+        vec![
+            keyed(&a[0], KEY_A),
+            keyed(&b[0], KEY_B),
+            keyed(&a[1], KEY_A),
+            keyed(&b[1], KEY_B),
+        ],
+    )
+    .await;
+    let reqs = srv.ok(rx.wait_for_requests(1, PROMPT).await);
+    assert_eq!(
+        reqs[0].hook_ids(),
+        [a[0].clone(), b[0].clone(), a[1].clone(), b[1].clone()],
+        "the first batch carries both keys"
+    );
+    // It fails (it carries A): B's two hooks go again at once, without A's, in order.
+    let reqs = srv.ok(rx
+        .wait_until(PROMPT, "B's hooks sent again", |reqs| {
+            carrying(reqs, &b[..1]).len() >= 2
+        })
+        .await);
+    assert_eq!(carrying(&reqs, &b[..2])[1], b[..2].to_vec(), "{reqs:?}");
+    // And B goes on flowing while A waits for its retry.
+    srv.ingest(
+        &app,
+        SMS,
+        "MESSAGE_RESULT_UPDATE",
+        vec![keyed(&b[2], KEY_B)],
+    )
+    .await;
+    let reqs = srv.ok(rx.wait_for_hooks(&b[2..], PROMPT).await);
+    assert_eq!(carrying(&reqs, &b[2..]), [b[2..].to_vec()]);
+    let first_b = first_arrivals(&reqs, &b);
+    assert!(first_b.windows(2).all(|w| w[0] <= w[1]), "{first_b:?}");
+    assert_eq!(
+        carrying(&reqs, &a).len(),
+        1,
+        "A was sent again before its retry: {reqs:?}"
+    );
+}
+
 /// Hooks without the field are not ordered: one of them failing holds back nothing, neither the
 /// next hook without the field nor a keyed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

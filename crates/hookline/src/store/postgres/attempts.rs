@@ -332,14 +332,57 @@ async fn advance_deliveries(
     for o in s.iter().filter(|o| o.wakes_queue) {
         if !woken.contains(&o.config_id) {
             woken.push(o.config_id.clone());
-            signals.push(StoreSignal::NewWork {
-                config_id: o.config_id.clone(),
-            });
         }
     }
+    // Failed deliveries of ordered configs keep only their first key's hooks; the configs that
+    // got hooks back in their queue are woken the same way. Its own round trip, only for them.
+    let split: Vec<&AttemptOutcome> = s.iter().copied().filter(|o| o.split_by_key).collect();
+    if !split.is_empty() {
+        let ids: Vec<&str> = split.iter().map(|o| o.hooks_id.as_str()).collect();
+        let numbers: Vec<i64> = split.iter().map(|o| i64::from(o.number)).collect();
+        let statement = prepared(c, REQUEUE_OTHER_KEYS).await?;
+        for row in c
+            .query(&statement, &[&ids, &numbers])
+            .await
+            .map_err(pg_err)?
+        {
+            let config_id: String = col(&row, 0)?;
+            if !woken.contains(&config_id) {
+                woken.push(config_id);
+            }
+        }
+    }
+    signals.extend(woken.iter().map(|config_id| StoreSignal::NewWork {
+        config_id: config_id.clone(),
+    }));
     notify(c, WORK_CHANNEL, &woken).await?;
     Ok(signals)
 }
+
+/// A failed delivery of an ordered config keeps only the hooks of its first hook's key value
+/// (NULL counts as a value) and the others go back to the queue at their places (their seqs):
+/// see `AttemptOutcome::split_by_key`. Only where this group's record moved the delivery
+/// (RETRYING at that attempt), so a record written again late moves nothing twice. Answers the
+/// configs that got hooks back.
+const REQUEUE_OTHER_KEYS: &str = "WITH r AS ( \
+         SELECT d.hooks_id, d.config_id, d.event FROM deliveries d \
+         JOIN unnest($1::TEXT[], $2::BIGINT[]) AS a(hooks_id, number) \
+             ON a.hooks_id = d.hooks_id \
+         WHERE d.status = 'RETRYING' AND d.attempt_count = a.number), \
+     first AS ( \
+         SELECT DISTINCT ON (dh.hooks_id) dh.hooks_id, dh.ordering_key \
+         FROM delivery_hooks dh JOIN r ON r.hooks_id = dh.hooks_id \
+         ORDER BY dh.hooks_id, dh.position), \
+     moved AS ( \
+         DELETE FROM delivery_hooks dh USING first f \
+         WHERE dh.hooks_id = f.hooks_id AND dh.ordering_key IS DISTINCT FROM f.ordering_key \
+         RETURNING dh.hooks_id, dh.hook_seq, dh.ordering_key), \
+     queued AS ( \
+         INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
+         SELECT r.config_id, r.event, m.hook_seq, m.ordering_key \
+         FROM moved m JOIN r ON r.hooks_id = m.hooks_id \
+         ON CONFLICT DO NOTHING RETURNING config_id) \
+     SELECT DISTINCT config_id FROM queued";
 
 impl PostgresStore {
     /// Ends an open delivery EXPIRED without an attempt, its lease freed. Queued, not awaited;

@@ -46,6 +46,20 @@ pub(super) const ADVANCE_DELIVERY: &str = "UPDATE deliveries SET status = ?2, at
      next_attempt_at = ?4, updated_at = ?5 WHERE hooks_id = ?1 \
      AND status IN ('PENDING', 'RETRYING') AND attempt_count < ?3";
 
+/// Back to the queue: a failed delivery's hooks of other key values than its first hook's
+/// (NULL counts as a value: hooks without one), at their places (their seqs) in it; see
+/// `AttemptOutcome::split_by_key`.
+const REQUEUE_OTHER_KEYS: &str = "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, \
+     ordering_key) SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
+     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE d.hooks_id = ?1 \
+     AND dh.ordering_key IS NOT (SELECT ordering_key FROM delivery_hooks \
+         WHERE hooks_id = ?1 ORDER BY position LIMIT 1)";
+/// ... and out of the delivery (the same rows: the first hook stays, so the subquery's answer
+/// does not change as rows go).
+const DROP_OTHER_KEYS: &str = "DELETE FROM delivery_hooks WHERE hooks_id = ?1 \
+     AND ordering_key IS NOT (SELECT ordering_key FROM delivery_hooks \
+         WHERE hooks_id = ?1 ORDER BY position LIMIT 1)";
+
 fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreResult<()> {
     let r = &outcome.result;
     tx.hot.insert_attempt.execute(params![
@@ -75,6 +89,19 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
             Some(outcome.number),
             operational::last_error(r),
         )?;
+    }
+    if advanced == 1 && outcome.split_by_key {
+        let moved = tx
+            .conn
+            .prepare_cached(REQUEUE_OTHER_KEYS)?
+            .execute(params![outcome.hooks_id])?;
+        if moved > 0 {
+            tx.conn
+                .prepare_cached(DROP_OTHER_KEYS)?
+                .execute(params![outcome.hooks_id])?;
+            // Their keys are free from this commit on (see `AttemptOutcome::split_by_key`).
+            signal_new_work(tx.signals, &outcome.config_id);
+        }
     }
     if advanced == 1 && outcome.wakes_queue {
         // Its ordering keys are free from this commit on: hooks of theirs may wait in the queue.
