@@ -17,6 +17,7 @@ use hookline_wire::{Event, Product, ValidatedHook};
 use rusqlite::params;
 
 use super::SqliteStore;
+use super::subscriptions::{Answer, Routes, matching};
 use super::writer::{Job, Tenant, WriteTx, signal_new_work, write_via};
 use crate::store::{IngestOutcome, StoreError, StoreResult};
 
@@ -43,10 +44,17 @@ impl SqliteStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
+        // Filters and ordering keys evaluated here, on the request's task, against the writer's
+        // published subscriptions: the writer only binds the answers (see `subscriptions.rs`).
+        let routes = self
+            .published
+            .get(app_key)
+            .and_then(|subscriptions| Routes::compute(subscriptions, product, event, &hooks))
+            .map(Arc::new);
         let hooks = Arc::new(hooks);
         let app_key: Arc<str> = Arc::from(app_key);
         let sender = self.sender()?;
-        let first = write_part(&sender, &app_key, product, event, &hooks, 0).await?;
+        let first = write_part(&sender, &app_key, product, event, &hooks, &routes, 0).await?;
         if first.1 >= hooks.len() {
             return Ok(first.0);
         }
@@ -58,7 +66,7 @@ impl SqliteStore {
             // least one hook: `end > start` until the last.
             while start < hooks.len() {
                 let (part, end) =
-                    write_part(&sender, &app_key, product, event, &hooks, start).await?;
+                    write_part(&sender, &app_key, product, event, &hooks, &routes, start).await?;
                 outcome.new_hooks += part.new_hooks;
                 outcome.queued += part.queued;
                 start = end;
@@ -78,6 +86,7 @@ async fn write_part(
     product: Product,
     event: Event,
     hooks: &Arc<Vec<ValidatedHook>>,
+    routes: &Option<Arc<Routes>>,
     start: usize,
 ) -> StoreResult<(IngestOutcome, usize)> {
     let tenant = Tenant {
@@ -86,9 +95,16 @@ async fn write_part(
         event,
         hooks: hooks.len() - start,
     };
-    let (part_hooks, part_key) = (hooks.clone(), app_key.clone());
+    let (part_hooks, part_key, part_routes) = (hooks.clone(), app_key.clone(), routes.clone());
     write_via(sender, Some(tenant), move |tx| {
-        ingest_part(tx, &part_key, product, event, &part_hooks, start)
+        ingest_part(
+            tx,
+            &part_key,
+            (product, event),
+            &part_hooks,
+            part_routes.as_deref(),
+            start,
+        )
     })
     .await
 }
@@ -98,9 +114,9 @@ async fn write_part(
 fn ingest_part(
     tx: &mut WriteTx<'_, '_>,
     app_key: &str,
-    product: Product,
-    event: Event,
+    (product, event): (Product, Event),
     hooks: &[ValidatedHook],
+    routes: Option<&Routes>,
     start: usize,
 ) -> StoreResult<(IngestOutcome, usize)> {
     let WriteTx {
@@ -111,14 +127,17 @@ fn ingest_part(
         now,
     } = tx;
     // The writer's copy of the subscriptions: no SELECT per ingest.
-    let configs = subscriptions.configs(conn, app_key, product, event)?;
+    let subscribed = subscriptions.app_key(conn, app_key)?;
+    // Answers computed before the writer count only if made from this very copy.
+    let routes = routes.filter(|r| Arc::ptr_eq(&r.subscriptions, &subscribed));
+    let configs = matching(&subscribed, product, event);
     let end = hooks
         .len()
         .min(start.saturating_add(hooks_per_part(configs.clone().count())));
     // Configs that got rows, in subscription order (a few: a linear search is enough).
     let mut woken: Vec<&str> = Vec::new();
     let mut outcome = IngestOutcome::default();
-    for hook in hooks.get(start..end).unwrap_or_default() {
+    for (index, hook) in hooks.iter().enumerate().take(end).skip(start) {
         let inserted = hot.insert_hook.execute(params![
             app_key,
             hook.hook_id,
@@ -132,22 +151,24 @@ fn ingest_part(
         }
         outcome.new_hooks += 1;
         let seq = conn.last_insert_rowid();
-        for subscribed in configs.clone() {
-            // Each filter reads only the fields it names from the hook's text.
-            if let Some(filter) = subscribed.filter
-                && !filter.matches_json(&hook.json)
-            {
+        for (c, subscribed) in configs.clone().enumerate() {
+            let evaluated;
+            let answer = if subscribed.filter.is_none() && subscribed.ordering_key.is_none() {
+                None
+            } else if let Some(known) = routes.and_then(|r| r.answer(index, c)) {
+                Some(known)
+            } else {
+                evaluated = Answer::of(&subscribed, hook);
+                Some(&evaluated)
+            };
+            if answer.is_some_and(|a| !a.passes) {
                 continue;
             }
-            // Only an ordered config parses the hook for its key; the others bind NULL.
-            let ordering_value = subscribed
-                .ordering_key
-                .and_then(|field| crate::model::ordering_value(&hook.json, field));
             hot.insert_queue.execute(params![
                 subscribed.config_id,
                 event.as_str(),
                 seq,
-                ordering_value
+                answer.and_then(|a| a.key.as_deref())
             ])?;
             outcome.queued += 1;
             if !woken.contains(&subscribed.config_id) {

@@ -44,6 +44,7 @@ use tokio::sync::mpsc;
 
 use self::attempts::Unrecorded;
 use self::connection::{ReaderPool, open_connection};
+use self::subscriptions::Published;
 use self::writer::{Job, checkpoint_loop, writer_loop};
 use super::{
     AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
@@ -64,6 +65,8 @@ pub struct SqliteStore {
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer_stop: Arc<std::sync::atomic::AtomicBool>,
     unrecorded: Unrecorded,
+    /// The writer's subscriptions, for ingests to evaluate filters and keys before it.
+    published: Published,
 }
 
 /// How commits reach the disk.
@@ -145,9 +148,11 @@ impl SqliteStore {
 
         let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
+        let published = Published::default();
+        let writer_published = published.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, job_rx, sig_tx))
+            .spawn(move || writer_loop(conn, job_rx, sig_tx, writer_published))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         let checkpointer_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
@@ -164,6 +169,7 @@ impl SqliteStore {
                 })?
         };
         Ok(SqliteStore {
+            published,
             unrecorded,
             checkpointer: Mutex::new(Some(checkpointer)),
             checkpointer_stop,

@@ -34,7 +34,7 @@ use super::attempts::{Unrecorded, resubmit_unrecorded};
 use super::connection::poisoned;
 use super::ingest::hooks_per_part;
 use super::statements::Hot;
-use super::subscriptions::Subscriptions;
+use super::subscriptions::{Published, Subscriptions};
 use crate::model::{Millis, now_millis};
 use crate::store::fair::FairQueue;
 use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
@@ -270,6 +270,7 @@ pub(super) fn writer_loop(
     conn: Connection,
     jobs: std::sync::mpsc::Receiver<Job>,
     signals_out: mpsc::UnboundedSender<StoreSignal>,
+    published: Published,
 ) {
     let mut hot = match Hot::prepare(&conn) {
         Ok(hot) => hot,
@@ -284,7 +285,7 @@ pub(super) fn writer_loop(
             return;
         }
     };
-    let mut subscriptions = Subscriptions::default();
+    let mut subscriptions = Subscriptions::new(published);
     let mut signals: Vec<StoreSignal> = Vec::new();
     let mut finishers: Vec<Finisher> = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     // Jobs waiting for a group, and those that did not run because an earlier job of their group
