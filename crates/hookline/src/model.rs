@@ -640,10 +640,11 @@ pub struct TracedDelivery {
 
 /// The value of a hook's `field` that orders it under a config's `orderingKey`: a string as it
 /// is, any other value by its compact JSON text; `None` (not ordered) when the field is absent,
-/// `null`, or the hook is not a JSON object. Computed once per hook and config at ingest's
-/// fan-out on SQLite (PostgreSQL computes the same in `INGEST`), never for unordered configs.
+/// `null`, or the hook is not a JSON object. Computed at ingest for each hook and ordered config
+/// on SQLite, on the request's task (and again by the writer if the configs changed meanwhile:
+/// `store/sqlite/subscriptions.rs`); PostgreSQL computes the same in `INGEST`.
 pub fn ordering_value(hook_json: &str, field: &str) -> Option<String> {
-    // Only the field is read: this runs on the store's writer for every hook and ordered config.
+    // Only the field is read: this runs for every hook and ordered config.
     let raw = crate::filter::top_level_field(hook_json, field)?.get();
     match raw.as_bytes().first() {
         Some(b'"') => serde_json::from_str::<String>(raw).ok(),

@@ -79,15 +79,18 @@ pub(crate) enum Flow {
 /// queued behind this claim's own batches. That run is what a claim meets when few keys are
 /// free (1,000 keys in batches of 100: ten open deliveries hold them all): its batch filled
 /// from the first free rows, and the rest of the queue is its own keys' later hooks and the
-/// held keys' hooks. Reading on would cost a read of the whole queue per claim and find nothing
-/// new; a delivery this claim opened releases its keys when it ends, and the next claim reads
-/// again from the front.
+/// held keys' hooks, so reading on would read up to [`READ_LIMIT`] rows per claim for nothing.
+/// It is a bet, not a proof: past the run there may be free keys (one key's backlog longer
+/// than the run, in front of others). They are not lost: the claim counts as held, and the
+/// next claim, when a delivery this one opened ends, reads again from the front. The run is
+/// long (at least 1,000 rows) so that such a backlog has to be long before it delays the keys
+/// behind it.
 pub(crate) struct Planner {
     wanted: usize,
     max_hooks: usize,
     /// Rows this claim may read (`2 * wanted * max_hooks`, at most SCAN_LIMIT).
     enough: usize,
-    /// Rows left queued one after the other before reading stops, once a batch exists.
+    /// Rows left queued one after the other before reading stops.
     run_limit: usize,
     plan: Plan,
     /// Keys a later hook of must stay queued: one of theirs was left queued here.
@@ -106,7 +109,7 @@ impl Planner {
             wanted,
             max_hooks,
             enough: (2 * wanted * max_hooks).min(SCAN_LIMIT as usize),
-            run_limit: 2 * max_hooks.max(100),
+            run_limit: (2 * max_hooks).max(1_000),
             plan: Plan::default(),
             blocked: HashSet::new(),
             placed: HashMap::new(),
@@ -133,9 +136,8 @@ impl Planner {
             self.plan.full = true;
             return Flow::Enough;
         }
-        if self.pushed >= self.enough
-            || (self.left_in_a_row >= self.run_limit && !self.plan.batches.is_empty())
-        {
+        // A row is only ever left queued behind a batch of this claim: a run means a batch.
+        if self.pushed >= self.enough || self.left_in_a_row >= self.run_limit {
             return Flow::Enough;
         }
         Flow::More
@@ -311,32 +313,30 @@ mod tests {
     fn reading_stops_after_a_run_of_rows_left_behind_the_claims_own_keys() {
         // Ten keys in turn: the first batch takes one hook of each, and every later row is one
         // of those keys, which must wait for that batch's delivery.
-        let rows = (0..1_000).map(|i| {
-            row(
-                i,
-                E,
-                Some(["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"][i as usize % 10]),
-            )
-        });
+        let keys = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+        let rows = (0..5_000).map(|i| row(i, E, Some(keys[i as usize % 10])));
         let mut read = 0;
-        // Twenty batches wanted: the claim may read 400 rows, yet stops at 210.
-        let p = plan(rows.inspect(|_| read += 1), 20, 10);
+        // Five hundred batches wanted: the claim may read 10,000 rows, yet stops at 1,010.
+        let p = plan(rows.inspect(|_| read += 1), 500, 10);
         assert_eq!(seqs(&p), vec![(0..10).collect::<Vec<_>>()]);
         assert!(p.skipped && !p.full);
         assert_eq!(
             read,
-            10 + 200,
-            "ten placed, then a run of 2 x 100 left queued"
+            10 + 1_000,
+            "ten placed, then a run of 1,000 left queued"
         );
     }
 
     #[test]
-    fn a_run_of_rows_left_queued_does_not_stop_a_claim_that_has_no_batch_yet() {
-        // Nothing is placed before the free key: no run can end the read.
-        let mut rows: Vec<_> = (0..500).map(|i| row(i, E, None)).collect();
-        rows.push(row(500, E, Some("free")));
-        let p = plan(rows, 1, 1_000);
-        assert_eq!(p.batches[0].rows.len(), 501);
+    fn a_busy_keys_backlog_shorter_than_the_run_does_not_hide_the_keys_behind_it() {
+        // 900 hooks of one key in front: a batch takes 100 of them, the other 800 wait, and the
+        // claim still reaches the free key behind them.
+        let mut rows: Vec<_> = (0..900).map(|i| row(i, E, Some("busy"))).collect();
+        rows.push(row(900, E, Some("free")));
+        let p = plan(rows, 8, 100);
+        assert_eq!(p.batches.len(), 2, "{p:?}");
+        assert_eq!(p.batches[0].rows.len(), 100);
+        assert_eq!(seqs(&p)[1], vec![900]);
     }
 
     #[test]

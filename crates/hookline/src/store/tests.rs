@@ -3257,3 +3257,62 @@ async fn a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_oth
     let after = store.claim_batches(&cfg, 10, 4).await.unwrap();
     assert!(after.batches.is_empty(), "{after:?}");
 }
+
+/// Wide PostgreSQL ingests (beside the writer, one at a time per node) take turns tenant by
+/// tenant: a tenant with five wide requests waiting holds one place in the node's line, so
+/// another tenant's wide request waits for the one running, not for all five.
+#[tokio::test]
+async fn a_tenants_wide_ingest_waits_behind_one_of_anothers_not_all() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store: Arc<dyn Store> = Arc::new(
+        PostgresStore::open_config((*db).clone(), NodeOptions::default())
+            .await
+            .unwrap(),
+    );
+    for tenant in ["noisy", "quiet"] {
+        for i in 0..30 {
+            let id = format!("{tenant}-{i}");
+            let cfg = config(&id, tenant, vec![Event::ConversionBlock]);
+            store.insert_config(cfg).await.unwrap();
+        }
+        // One ingest first: the node learns the tenant's fan-out from its answer.
+        let warm = hooks(&format!("{tenant}-warm"), 1);
+        let outcome = store
+            .ingest(tenant, Product::Sms, Event::ConversionBlock, warm)
+            .await
+            .unwrap();
+        assert_eq!(outcome.queued, 30);
+    }
+    let done = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let wide = |tenant: &'static str, request: usize| {
+        let (store, done) = (store.clone(), done.clone());
+        // 100 hooks to 30 configs: 3,100 rows, beside the writer.
+        tokio::spawn(async move {
+            let hooks = hooks(&format!("{tenant}{request}"), 100);
+            let outcome = store
+                .ingest(tenant, Product::Sms, Event::ConversionBlock, hooks)
+                .await
+                .unwrap();
+            assert_eq!(outcome.queued, 3_000);
+            done.lock().unwrap().push(format!("{tenant}{request}"));
+        })
+    };
+    let mut tasks: Vec<_> = (0..5).map(|r| wide("noisy", r)).collect();
+    // The test's runtime has one thread: yielding lets each noisy request run up to its turn.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tasks.push(wide("quiet", 0));
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let order = done.lock().unwrap().clone();
+    let quiet = order.iter().position(|t| t == "quiet0").unwrap();
+    assert!(
+        quiet <= 2,
+        "the quiet tenant's wide ingest finished {} of 6: {order:?}",
+        quiet + 1
+    );
+}

@@ -361,9 +361,10 @@ async fn advance_deliveries(
 
 /// A failed delivery of an ordered config keeps only the hooks of its first hook's key value
 /// (NULL counts as a value) and the others go back to the queue at their places (their seqs):
-/// see `AttemptOutcome::split_by_key`. Only where this group's record moved the delivery
-/// (RETRYING at that attempt), so a record written again late moves nothing twice. Answers the
-/// configs that got hooks back.
+/// see `AttemptOutcome::split_by_key`. Only for a delivery RETRYING at that very attempt (the
+/// one this record moved it to, or another node's record of the same number after a lease
+/// take-over): the split is safe to run twice, a second run finds one key and moves nothing.
+/// Answers the configs that got hooks back.
 const REQUEUE_OTHER_KEYS: &str = "WITH r AS ( \
          SELECT d.hooks_id, d.config_id, d.event FROM deliveries d \
          JOIN unnest($1::TEXT[], $2::BIGINT[]) AS a(hooks_id, number) \

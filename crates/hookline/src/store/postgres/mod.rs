@@ -90,9 +90,8 @@ pub struct PostgresStore {
     /// The fan-out of each (app key, product, event) as ingests answered it: weighs an ingest
     /// for the writer's fair share, and sends a wide one beside the writer (`ingest`).
     fan_out: FanOut,
-    /// Wide ingests run beside the writer one at a time: each holds a pooled connection and a
-    /// core of the server for a while.
-    wide_ingests: tokio::sync::Semaphore,
+    /// Wide ingests run beside the writer one at a time, tenant by tenant (`ingest.rs`).
+    wide_ingests: ingest::WideTurns,
 }
 
 impl Drop for PostgresStore {
@@ -166,7 +165,7 @@ impl PostgresStore {
             pool,
             signals_rx: Mutex::new(Some(sig_rx)),
             fan_out,
-            wide_ingests: tokio::sync::Semaphore::new(1),
+            wide_ingests: ingest::WideTurns::new(),
         })
     }
 

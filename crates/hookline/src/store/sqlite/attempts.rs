@@ -91,14 +91,14 @@ fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreRes
         )?;
     }
     if advanced == 1 && outcome.split_by_key {
-        let moved = tx
-            .conn
+        tx.conn
             .prepare_cached(REQUEUE_OTHER_KEYS)?
             .execute(params![outcome.hooks_id])?;
+        let moved = tx
+            .conn
+            .prepare_cached(DROP_OTHER_KEYS)?
+            .execute(params![outcome.hooks_id])?;
         if moved > 0 {
-            tx.conn
-                .prepare_cached(DROP_OTHER_KEYS)?
-                .execute(params![outcome.hooks_id])?;
             // Their keys are free from this commit on (see `AttemptOutcome::split_by_key`).
             signal_new_work(tx.signals, &outcome.config_id);
         }
