@@ -365,7 +365,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
-        // The records queued before this lease are written first, as on PostgreSQL: a retry
+        // The records queued before this lease are written first, as in every store: a retry
         // must send what its last record left in the delivery. A failed delivery of several
         // keys gives hooks back to the queue in that record (`AttemptOutcome::split_by_key`);
         // read before it, the retry would carry them while a claim sends them again.
