@@ -2295,9 +2295,8 @@ async fn fill_the_queue(store: &Arc<dyn Store>, other: &tokio_postgres::Client) 
         .unwrap();
 }
 
-/// A fresh PostgreSQL store with the configs of [`fill_the_queue`] (20 busy ones and `quiet`),
-/// and a connection of the test's own to the same database.
-async fn busy_and_quiet_configs() -> (Arc<dyn Store>, tokio_postgres::Client) {
+/// A store on a fresh PostgreSQL database, and where that database is.
+async fn postgres_store() -> (Box<super::postgres::DbConfig>, Arc<dyn Store>) {
     let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
         unreachable!("a PostgreSQL place")
     };
@@ -2306,6 +2305,13 @@ async fn busy_and_quiet_configs() -> (Arc<dyn Store>, tokio_postgres::Client) {
             .await
             .unwrap(),
     );
+    (db, store)
+}
+
+/// A fresh PostgreSQL store with the configs of [`fill_the_queue`] (20 busy ones and `quiet`),
+/// and a connection of the test's own to the same database.
+async fn busy_and_quiet_configs() -> (Arc<dyn Store>, tokio_postgres::Client) {
+    let (db, store) = postgres_store().await;
     store
         .insert_config(config("quiet", "ak", vec![Event::Unsubscribe]))
         .await
@@ -3092,14 +3098,7 @@ async fn a_cancelled_ordered_claim_leaves_no_transaction_open_on_a_pooled_connec
     use std::future::Future;
     use std::task::Poll;
 
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open_config((*db).clone(), NodeOptions::default())
-            .await
-            .unwrap(),
-    );
+    let (db, store) = postgres_store().await;
     let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
     cfg.ordering_key = Some("k".into());
     store.insert_config(cfg.clone()).await.unwrap();
@@ -3263,14 +3262,7 @@ async fn a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_oth
 /// another tenant's wide request waits for the one running, not for all five.
 #[tokio::test]
 async fn a_tenants_wide_ingest_waits_behind_one_of_anothers_not_all() {
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open_config((*db).clone(), NodeOptions::default())
-            .await
-            .unwrap(),
-    );
+    let (_, store) = postgres_store().await;
     for tenant in ["noisy", "quiet"] {
         for i in 0..30 {
             let id = format!("{tenant}-{i}");
