@@ -125,6 +125,7 @@ fn ingest_part(
         subscriptions,
         signals,
         now,
+        stored_hooks,
     } = tx;
     // The writer's copy of the subscriptions: no SELECT per ingest.
     let subscribed = subscriptions.app_key(conn, app_key)?;
@@ -150,6 +151,7 @@ fn ingest_part(
             continue; // accepted before: idempotent retry of a producer
         }
         outcome.new_hooks += 1;
+        **stored_hooks = true;
         let seq = conn.last_insert_rowid();
         for (c, subscribed) in configs.clone().enumerate() {
             let evaluated;

@@ -74,6 +74,10 @@ pub(super) struct WriteTx<'a, 'c> {
     /// When the group started: one clock read per group, not one per job. Every write of a group
     /// commits at once, so they may share a time.
     pub(super) now: Millis,
+    /// An ingest earlier in this transaction stored hooks. A claim that follows may read them,
+    /// so it answers only once they commit: a hook is never sent before the commit that stores
+    /// it (a rolled-back ingest's hooks were never acknowledged, and must not reach a receiver).
+    pub(super) stored_hooks: &'a mut bool,
 }
 
 /// Queues `NewWork` for a config unless the latest signal of this group about it already is one:
@@ -187,7 +191,8 @@ impl SqliteStore {
 
     /// Runs `f` in the writer's next group and answers as soon as it has run, before the group
     /// commits. For work whose loss in a failed commit is harmless: the engine's claims (if the
-    /// commit fails, the hooks stay queued and are claimed again: at-least-once).
+    /// commit fails, the hooks stay queued and are claimed again: at-least-once). Except after an
+    /// ingest in the same transaction ([`WriteTx::stored_hooks`]): then it answers at the commit.
     pub(super) async fn write_uncommitted<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
@@ -195,13 +200,24 @@ impl SqliteStore {
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: JobFn = Box::new(move |ctx| {
-            let result = ctx.and_then(f);
+            let (result, read_uncommitted_hooks) = match ctx {
+                Ok(ctx) => (f(ctx), *ctx.stored_hooks),
+                Err(e) => (Err(e), false),
+            };
             let status = job_status(&result);
-            let _ = tx.send(result);
-            let finish: Finisher = Box::new(|commit| {
-                if let Err(e) = commit {
-                    tracing::warn!(error = %e, "a claim's commit failed; its hooks stay queued");
-                }
+            if !read_uncommitted_hooks {
+                let _ = tx.send(result);
+                let finish: Finisher = Box::new(|commit| {
+                    if let Err(e) = commit {
+                        tracing::warn!(error = %e, "a claim's commit failed; its hooks stay queued");
+                    }
+                });
+                return (status, finish);
+            }
+            // It may have taken hooks its own transaction stored: answered at the commit, and
+            // if that fails the claim never happened (its hooks were never stored either).
+            let finish: Finisher = Box::new(move |commit| {
+                let _ = tx.send(commit.and(result));
             });
             (status, finish)
         });
@@ -368,6 +384,7 @@ impl Group<'_, '_> {
         let now = now_millis();
         let started = Instant::now();
         let mut failure = None;
+        let mut stored_hooks = false;
         let mut pending = jobs.into_iter().peekable();
         loop {
             // The rest of a group over its time goes first into the next one; what was carried
@@ -385,6 +402,7 @@ impl Group<'_, '_> {
                 subscriptions: &mut *self.subscriptions,
                 signals: &mut *self.signals,
                 now,
+                stored_hooks: &mut stored_hooks,
             };
             let (status, finish) = (job.run)(Ok(&mut ctx));
             self.finishers.push(finish);
