@@ -98,6 +98,7 @@ store_tests!(
     dashboard_sessions_are_found_by_hash_expire_survive_reopening_and_are_capped,
     a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_revokes_it,
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
+    a_filter_changed_after_the_store_knew_it_applies_at_once,
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
     operational_events_are_written_with_the_state_changes_they_report_once_each,
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
@@ -858,10 +859,13 @@ async fn fan_out_follows_config_changes_at_once(backend: Backend) {
     assert_eq!(other.queued, 0, "configs of another app key get nothing");
 }
 
-/// Each config with a filter gets exactly the hooks `Filter::matches` passes: on PostgreSQL the
-/// fan-out evaluates the filter's jsonpath instead, so this also holds the two evaluators to
-/// the same answers over hooks chosen for their corners (arrays at each level, nulls, missing
-/// fields, other types, big and negative numbers, non-ASCII strings).
+/// Each config with a filter gets exactly the hooks `Filter::matches` passes, whichever
+/// evaluator answered: the same bodies are ingested twice (new hookIds), first when the store
+/// knows none of the filters (SQLite: the writer evaluates them; PostgreSQL: the statement, by
+/// the filter's jsonpath), then when it knows them (both: `Filter::matches_json` on the
+/// request's task). So this holds the evaluators to the same answers over hooks chosen for their
+/// corners (arrays at each level, nulls, missing fields, other types, big and negative numbers,
+/// non-ASCII strings).
 async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: Backend) {
     use serde_json::json;
     let (_place, store) = open(backend).await;
@@ -878,17 +882,18 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
         json!({"messageStatus": null, "n": 0}),
         json!({"arr": [{"k": 1}, {"k": "1"}, [{"k": 2}]]}),
     ];
-    let hooks: Vec<ValidatedHook> = bodies
+    let hooks: Vec<ValidatedHook> = ["f", "g"]
         .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            let mut body = body.clone();
-            body["hookId"] = json!(format!("f-{i}"));
-            ValidatedHook {
-                json: body.to_string(),
-                hook_id: format!("f-{i}"),
-                id_generated: false,
-            }
+        .flat_map(|round| {
+            bodies.iter().enumerate().map(move |(i, body)| {
+                let mut body = body.clone();
+                body["hookId"] = json!(format!("{round}-{i}"));
+                ValidatedHook {
+                    json: body.to_string(),
+                    hook_id: format!("{round}-{i}"),
+                    id_generated: false,
+                }
+            })
         })
         .collect();
     let filters = [
@@ -917,8 +922,9 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
     }
     let unfiltered = config("all", "ak", vec![Event::ConversionBlock]);
     store.insert_config(unfiltered.clone()).await.unwrap();
-    // Two requests: on SQLite the first is evaluated by the writer (its copy of the configs was
-    // just cleared), the second on the request's task against the copy the writer published.
+    // Two requests, each every body once: the first evaluated where nothing is known yet, the
+    // second on the request's task (SQLite: against the copy the writer published; PostgreSQL:
+    // against the filters the first answer listed).
     let mut outcome = crate::store::IngestOutcome::default();
     for half in hooks.chunks(hooks.len() / 2) {
         let part = store
@@ -974,6 +980,63 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
         })
         .sum();
     assert!(passed > 0 && passed < configs.len() * hooks.len());
+}
+
+/// A store that evaluates filters before its writer (both do, once they know a key's filters)
+/// never applies a filter the config no longer has: each request after a change follows the
+/// changed filter.
+async fn a_filter_changed_after_the_store_knew_it_applies_at_once(backend: Backend) {
+    use serde_json::json;
+    let (_place, store) = open(backend).await;
+    let status_filter =
+        |status: &str| crate::filter::Filter::parse(&json!({"messageStatus": status})).unwrap();
+    let mut cfg = config("flt", "ak", vec![Event::ConversionBlock]);
+    cfg.filter = status_filter("FAILED");
+    store.insert_config(cfg.clone()).await.unwrap();
+    let hook = |id: String, status: &str| ValidatedHook {
+        json: json!({"hookId": id, "messageStatus": status}).to_string(),
+        hook_id: id,
+        id_generated: false,
+    };
+    let mut n = 0;
+    let mut round = |statuses: [&str; 2]| {
+        n += 1;
+        statuses.map(|s| hook(format!("{s}-{n}"), s)).to_vec()
+    };
+    let ingest = |hooks: Vec<ValidatedHook>| {
+        let store = store.clone();
+        async move {
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+                .await
+                .unwrap()
+                .queued
+        }
+    };
+    // Learnt, then evaluated early: FAILED passes each time.
+    assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
+    assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
+    cfg.filter = status_filter("COMPLETED");
+    assert!(store.update_config(cfg.clone()).await.unwrap());
+    for _ in 0..3 {
+        assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
+    }
+    let claim = store.claim_batches(&cfg, 1000, 1).await.unwrap();
+    let got: Vec<String> = claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "FAILED-1",
+            "FAILED-2",
+            "COMPLETED-3",
+            "COMPLETED-4",
+            "COMPLETED-5"
+        ]
+    );
 }
 
 fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> AttemptOutcome {

@@ -13,6 +13,7 @@ use tokio_postgres::Statement;
 use super::PostgresStore;
 use super::columns::col;
 use super::connection::{Conn, Step, pg_err, prepared};
+use super::filters::{Answers, KeyFilters, learnt};
 use super::notify::WORK_CHANNEL;
 use super::writer::{Finisher, Job, StepRun};
 use crate::model::now_millis;
@@ -43,6 +44,10 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// also parsed only for such configs. The fan-out counts (`$3`'s keys) count every subscribed
 /// config, filtered or not; when a filter is among them, the last column counts each new hook's
 /// queue rows (an initplan: not run otherwise), so a request's `queued` is exact either way.
+/// A filter the node already evaluated (`filters.rs`: `$11` each hook's answers, `$12`..`$15`
+/// the configs they are for, by key ordinal) is not evaluated again where the config's stored
+/// filter is still the text evaluated; the last column lists, as JSON, the filtered configs of
+/// every key that had a filter the node did not know (NULL when none), to be learnt.
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
 /// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
@@ -57,11 +62,19 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          ORDER BY t.ord \
          ON CONFLICT (app_key, hook_id) DO NOTHING \
          RETURNING seq, app_key, hook_id, product, event, body), \
+     answers AS ( \
+         SELECT * FROM unnest($4::TEXT[], $7::TEXT[], $11::TEXT[]) AS a(app_key, id, bits) \
+         WHERE cardinality($11::TEXT[]) > 0), \
+     known AS ( \
+         SELECT * FROM unnest($12::BIGINT[], $13::TEXT[], $14::TEXT[], $15::INT[]) \
+             AS e(n, config_id, filter, pos)), \
      subs AS ( \
-         SELECT s.app_key, s.product, s.event, s.config_id, c.filter_path, c.ordering_key \
+         SELECT s.app_key, s.product, s.event, s.config_id, c.filter_path, c.ordering_key, \
+             k.n, c.filter, e.pos AS known \
          FROM subscriptions s \
          JOIN webhook_configs c ON c.id = s.config_id \
          JOIN keys k ON k.app_key = s.app_key AND k.product = s.product AND k.event = s.event \
+         LEFT JOIN known e ON e.n = k.n AND e.config_id = s.config_id AND e.filter = c.filter \
          FOR KEY SHARE OF c), \
      queued AS ( \
          INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
@@ -72,7 +85,10 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
                  FROM (SELECT n.body::jsonb -> s.ordering_key AS v) o) END \
          FROM new n \
          JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
+         LEFT JOIN answers a ON a.app_key = n.app_key AND a.id = n.hook_id \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
+               WHEN s.known IS NOT NULL AND a.bits IS NOT NULL \
+                   THEN substr(a.bits, s.known, 1) = '1' \
                ELSE COALESCE(jsonb_path_match(n.body::jsonb, s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
          ON CONFLICT DO NOTHING RETURNING config_id, hook_seq), \
@@ -88,6 +104,12 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
             CASE WHEN EXISTS (SELECT 1 FROM subs WHERE filter_path IS NOT NULL) THEN \
                 ARRAY(SELECT count(q.config_id) FROM new n \
                       LEFT JOIN queued q ON q.hook_seq = n.seq GROUP BY n.seq ORDER BY n.seq) \
+            END, \
+            CASE WHEN EXISTS (SELECT 1 FROM subs WHERE filter_path IS NOT NULL AND known IS NULL) \
+            THEN (SELECT json_agg(json_build_array(s.n, s.config_id, s.filter) \
+                                  ORDER BY s.n, s.config_id)::TEXT \
+                  FROM subs s WHERE s.filter_path IS NOT NULL AND s.n IN ( \
+                      SELECT n FROM subs WHERE filter_path IS NOT NULL AND known IS NULL)) \
             END";
 
 /// One ingest request: an app key's hooks of one product and event.
@@ -96,6 +118,9 @@ pub(super) struct IngestRequest {
     product: Product,
     event: Event,
     hooks: Vec<ValidatedHook>,
+    /// Its hooks' filter answers, computed on the request's task (`filters.rs`), when the node
+    /// knew filtered configs for its key.
+    answers: Option<Answers>,
 }
 
 /// An ingest request waiting for the writer.
@@ -129,12 +154,21 @@ const MAX_FAN_OUTS: usize = 10_000;
 /// answer (queue rows per new hook), to weigh an ingest before it runs: the fair share of a
 /// group (`store::fair`) bounds a group's rows. The writer cannot ask the database before
 /// sending a group without a round trip; an estimate from the last answer is right unless the
-/// configs just changed, and then wrong for one group.
+/// configs just changed, and then wrong for one group. Beside it, the filters of the key's
+/// configs, for the next requests to evaluate on their own task (`filters.rs`).
 #[derive(Clone, Default)]
-pub(super) struct FanOut(Arc<Mutex<HashMap<FanOutKey, usize>>>);
+pub(super) struct FanOut(Arc<Mutex<HashMap<FanOutKey, Known>>>);
 
 /// (app key, product, event).
 type FanOutKey = (String, Product, Event);
+
+/// What ingest answers taught about one (app key, product, event).
+#[derive(Default)]
+struct Known {
+    /// Queue rows per new hook, when learnt.
+    configs: Option<usize>,
+    filters: Option<Arc<KeyFilters>>,
+}
 
 impl FanOut {
     /// Rows `job` writes: each hook and its queue rows (one config when not known yet).
@@ -142,25 +176,42 @@ impl FanOut {
         let configs = match self.0.lock() {
             Ok(known) => known
                 .get(&(job.app_key.clone(), job.product, job.event))
-                .copied()
+                .and_then(|k| k.configs)
                 .unwrap_or(1),
             Err(_) => 1,
         };
         job.hooks.len().saturating_mul(1 + configs)
     }
 
+    /// The filtered configs known for `job`'s key, if any.
+    fn filters(&self, job: &IngestRequest) -> Option<Arc<KeyFilters>> {
+        let known = self.0.lock().ok()?;
+        known
+            .get(&(job.app_key.clone(), job.product, job.event))?
+            .filters
+            .clone()
+    }
+
     fn learn(&self, job: &IngestRequest, outcome: &IngestOutcome) {
         if outcome.new_hooks == 0 {
             return; // retries only: nothing learnt
         }
+        self.update((job.app_key.clone(), job.product, job.event), |k| {
+            k.configs = Some(outcome.queued / outcome.new_hooks);
+        });
+    }
+
+    fn learn_filters(&self, key: FanOutKey, filters: KeyFilters) {
+        let filters = Arc::new(filters);
+        self.update(key, |k| k.filters = Some(filters));
+    }
+
+    fn update(&self, key: FanOutKey, change: impl FnOnce(&mut Known)) {
         if let Ok(mut known) = self.0.lock() {
-            if known.len() >= MAX_FAN_OUTS {
+            if known.len() >= MAX_FAN_OUTS && !known.contains_key(&key) {
                 known.clear();
             }
-            known.insert(
-                (job.app_key.clone(), job.product, job.event),
-                outcome.queued / outcome.new_hooks,
-            );
+            change(known.entry(key).or_default());
         }
     }
 }
@@ -177,6 +228,8 @@ struct FoldParams<'a> {
     key_app: Vec<&'a str>,
     key_product: Vec<&'static str>,
     key_event: Vec<&'static str>,
+    /// Each key's product and event, as the enums they were named from.
+    key_kind: Vec<(Product, Event)>,
     /// Per request: its key's index.
     job_key: Vec<usize>,
     app: Vec<&'a str>,
@@ -184,6 +237,14 @@ struct FoldParams<'a> {
     event: Vec<&'static str>,
     id: Vec<&'a str>,
     body: Vec<&'a str>,
+    /// Each hook's filter answers (`$11`): empty when no request has any.
+    answers: Vec<Option<&'a str>>,
+    /// The configs those answers are for (`$12`..`$15`): key ordinal, config, stored filter,
+    /// position in the answers.
+    known_key: Vec<i64>,
+    known_config: Vec<&'a str>,
+    known_filter: Vec<&'a str>,
+    known_pos: Vec<i32>,
     /// (app key, hookId) of each hook sent, to the request it counts for.
     owner: HashMap<(&'a str, &'a str), usize>,
 }
@@ -195,14 +256,27 @@ impl<'a> FoldParams<'a> {
             key_app: Vec::new(),
             key_product: Vec::new(),
             key_event: Vec::new(),
+            key_kind: Vec::new(),
             job_key: Vec::with_capacity(jobs.len()),
             app: Vec::with_capacity(hooks),
             product: Vec::with_capacity(hooks),
             event: Vec::with_capacity(hooks),
             id: Vec::with_capacity(hooks),
             body: Vec::with_capacity(hooks),
+            answers: Vec::new(),
+            known_key: Vec::new(),
+            known_config: Vec::new(),
+            known_filter: Vec::new(),
+            known_pos: Vec::new(),
             owner: HashMap::with_capacity(hooks),
         };
+        let any_answers = jobs.iter().any(|j| j.answers.is_some());
+        if any_answers {
+            p.answers.reserve(hooks);
+        }
+        // Per key: the filters its answers were computed against (the first request's that has
+        // any; a later request of the key computed against another list falls back).
+        let mut key_filters: Vec<Option<&'a Arc<KeyFilters>>> = Vec::new();
         let mut keys: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for (j, job) in jobs.iter().enumerate() {
             let (product, event) = (job.product.as_str(), job.event.as_str());
@@ -214,9 +288,24 @@ impl<'a> FoldParams<'a> {
                 p.key_app.push(&job.app_key);
                 p.key_product.push(product);
                 p.key_event.push(event);
+                p.key_kind.push((job.product, job.event));
+                key_filters.push(None);
             }
             p.job_key.push(key);
-            for hook in &job.hooks {
+            let answers = job.answers.as_ref().filter(|a| match key_filters[key] {
+                Some(known) => Arc::ptr_eq(known, &a.filters),
+                None => {
+                    key_filters[key] = Some(&a.filters);
+                    for (pos, c) in a.filters.configs.iter().enumerate() {
+                        p.known_key.push(key as i64 + 1);
+                        p.known_config.push(&c.config_id);
+                        p.known_filter.push(&c.stored);
+                        p.known_pos.push(pos as i32 + 1);
+                    }
+                    true
+                }
+            });
+            for (index, hook) in job.hooks.iter().enumerate() {
                 // A hookId an earlier request of the fold already sent is this request's
                 // duplicate, as if the two had run one after the other: sent once, for the first.
                 let slot = (job.app_key.as_str(), hook.hook_id.as_str());
@@ -229,6 +318,13 @@ impl<'a> FoldParams<'a> {
                 p.event.push(event);
                 p.id.push(&hook.hook_id);
                 p.body.push(&hook.json);
+                if any_answers {
+                    p.answers.push(
+                        answers
+                            .and_then(|a| a.per_hook.get(index))
+                            .map(String::as_str),
+                    );
+                }
             }
         }
         p
@@ -276,7 +372,7 @@ impl Fold {
             let requests: Vec<&IngestRequest> = jobs.iter().map(|j| &j.request).collect();
             let result = run(&c, &statement, &requests).await;
             drop(requests);
-            let (outcomes, signals) = match result {
+            let (outcomes, signals, filters) = match result {
                 Ok(done) => done,
                 Err(e) => {
                     let finishers = jobs
@@ -298,6 +394,9 @@ impl Fold {
             for (job, outcome) in jobs.iter().zip(&outcomes) {
                 fan_out.learn(&job.request, outcome);
             }
+            for (key, learnt) in filters {
+                fan_out.learn_filters(key, learnt);
+            }
             let finishers = jobs
                 .into_iter()
                 .zip(outcomes)
@@ -316,15 +415,19 @@ impl Fold {
     }
 }
 
+/// What a fold's statement answered: each request's outcome, the configs that got work, and the
+/// filters it listed for the node to learn.
+type Answered = (
+    Vec<IngestOutcome>,
+    Vec<StoreSignal>,
+    Vec<(FanOutKey, KeyFilters)>,
+);
+
 /// Runs a fold's statement: each request's outcome, and the configs that got work. Its only
 /// error is the server's (the statement failed and aborted the group's transaction): the
 /// group's `COMMIT` is sent behind it without waiting for its answer, so an answer that cannot
 /// be read must not fail requests whose hooks that `COMMIT` stores (see `interpret`).
-async fn run(
-    c: &Conn,
-    statement: &Statement,
-    jobs: &[&IngestRequest],
-) -> StoreResult<(Vec<IngestOutcome>, Vec<StoreSignal>)> {
+async fn run(c: &Conn, statement: &Statement, jobs: &[&IngestRequest]) -> StoreResult<Answered> {
     let p = FoldParams::new(jobs);
     // Nothing awaited before the query: it is sent on this step's first poll (see `pipeline`).
     let rows = c
@@ -341,6 +444,11 @@ async fn run(
                 &p.body,
                 &now_millis(),
                 &WORK_CHANNEL,
+                &p.answers,
+                &p.known_key,
+                &p.known_config,
+                &p.known_filter,
+                &p.known_pos,
             ],
         )
         .await
@@ -356,15 +464,13 @@ async fn run(
 }
 
 /// Each request's outcome and the configs woken, from the fold's answer.
-fn interpret(
-    row: &tokio_postgres::Row,
-    p: &FoldParams<'_>,
-) -> StoreResult<(Vec<IngestOutcome>, Vec<StoreSignal>)> {
+fn interpret(row: &tokio_postgres::Row, p: &FoldParams<'_>) -> StoreResult<Answered> {
     let new_apps: Vec<&str> = col(row, 0)?;
     let new_ids: Vec<&str> = col(row, 1)?;
     let fan_out: Vec<i64> = col(row, 2)?;
     let woken: Vec<String> = col(row, 3)?;
     let queued_per_hook: Option<Vec<i64>> = col(row, 5)?;
+    let unknown_filters: Option<&str> = col(row, 6)?;
     let mut outcomes = vec![IngestOutcome::default(); p.job_key.len()];
     let mut owners = Vec::with_capacity(new_ids.len());
     for slot in new_apps.into_iter().zip(new_ids) {
@@ -393,17 +499,28 @@ fn interpret(
         .into_iter()
         .map(|config_id| StoreSignal::NewWork { config_id })
         .collect();
-    Ok((outcomes, signals))
+    let mut filters = Vec::new();
+    for (ordinal, learnt) in unknown_filters.map(learnt).transpose()?.unwrap_or_default() {
+        let key = ordinal.checked_sub(1).and_then(|k| {
+            let (product, event) = *p.key_kind.get(k)?;
+            Some(((*p.key_app.get(k)?).to_owned(), product, event))
+        });
+        if let Some(key) = key {
+            filters.push((key, learnt));
+        }
+    }
+    Ok((outcomes, signals, filters))
 }
 
 /// The server ran the fold but its answer could not be read: the hooks are stored, so the
 /// requests succeed (their counts unknown, 0), and the engine looks at every queue instead of
 /// the woken ones.
-fn unread(requests: usize, e: StoreError) -> (Vec<IngestOutcome>, Vec<StoreSignal>) {
+fn unread(requests: usize, e: StoreError) -> Answered {
     tracing::error!(error = %e, "an ingest's answer could not be read; its hooks are stored");
     (
         vec![IngestOutcome::default(); requests],
         vec![StoreSignal::Resync],
+        Vec::new(),
     )
 }
 
@@ -415,12 +532,18 @@ impl PostgresStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
-        let request = IngestRequest {
+        let mut request = IngestRequest {
             app_key: app_key.to_owned(),
             product,
             event,
             hooks,
+            answers: None,
         };
+        // On the request's task: the writer's connection only checks the answers.
+        request.answers = self
+            .fan_out
+            .filters(&request)
+            .map(|filters| Answers::compute(filters, &request.hooks));
         let rows = self.fan_out.rows(&request);
         if rows > ROWS_IN_THE_WRITER {
             return self.ingest_beside_the_writer(request).await;
@@ -444,9 +567,12 @@ impl PostgresStore {
         let _turn = self.wide_ingests.take(&request.app_key).await?;
         let c = self.reader().await?;
         let statement = prepared(&c, INGEST).await?;
-        let (outcomes, _) = run(&c, &statement, &[&request]).await?;
+        let (outcomes, _, filters) = run(&c, &statement, &[&request]).await?;
         let outcome = outcomes.into_iter().next().unwrap_or_default();
         self.fan_out.learn(&request, &outcome);
+        for (key, learnt) in filters {
+            self.fan_out.learn_filters(key, learnt);
+        }
         Ok(outcome)
     }
 }

@@ -31,6 +31,7 @@ mod columns;
 mod configs;
 mod connection;
 mod deliveries;
+mod filters;
 mod ingest;
 mod maintenance;
 mod notify;
