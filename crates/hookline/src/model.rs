@@ -641,8 +641,9 @@ pub struct TracedDelivery {
 /// The value of a hook's `field` that orders it under a config's `orderingKey`: a string as it
 /// is, any other value by its compact JSON text; `None` (not ordered) when the field is absent,
 /// `null`, or the hook is not a JSON object. Computed at ingest for each hook and ordered config
-/// on SQLite, on the request's task (and again by the writer if the configs changed meanwhile:
-/// `store/sqlite/subscriptions.rs`); PostgreSQL computes the same in `INGEST`.
+/// on the request's task (SQLite: `store/sqlite/subscriptions.rs`, again by the writer if the
+/// configs changed meanwhile; PostgreSQL: `store/postgres/routes.rs` for string values, and
+/// `INGEST` computes the same for the others and for configs the node has not learnt).
 pub fn ordering_value(hook_json: &str, field: &str) -> Option<String> {
     // Only the field is read: this runs for every hook and ordered config.
     let raw = crate::filter::top_level_field(hook_json, field)?.get();

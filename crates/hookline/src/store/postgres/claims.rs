@@ -6,19 +6,20 @@ use std::collections::{HashMap, HashSet};
 
 use hookline_wire::Product;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use super::PostgresStore;
 use super::cluster::Node;
 use super::columns::{col, delivery_row, open_delivery};
 use super::connection::{
-    Conn, InTransaction, execute, pg_err, prepared, query, query_one, query_opt,
+    Conn, InTransaction, Step, execute, pg_err, pipeline, prepared, query, query_one, query_opt,
 };
 use super::deliveries::delivery_hooks;
 use super::writer::{Durability, quiet_job};
 use crate::model::{SendableDelivery, StoredHook, WebhookConfig, now_millis};
 use crate::store::ordered;
 use crate::store::rows::{DELIVERY_COLUMNS, parse_event, parse_status};
-use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreResult};
+use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreError, StoreResult};
 
 /// One claim, in one statement: picks the event of the config's oldest queued hook (FIFO across
 /// events), takes up to `$2` of its queued hooks, cuts them into batches of `$4` in queue order
@@ -119,8 +120,9 @@ const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
 const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
      WHERE (config_id, hook_seq) > ($1, $2) AND config_id <= $1 \
      ORDER BY config_id, hook_seq LIMIT $3";
+/// A row per queue row deleted (the claim compares their number with the plan's).
 const DELETE_PLANNED: &str = "DELETE FROM queue WHERE config_id = $1 \
-     AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[]))";
+     AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[])) RETURNING 1";
 const INSERT_PLANNED: &str = "INSERT INTO deliveries (hooks_id, app_key, config_id, product, \
      event, status, attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
      lease_expires_at) \
@@ -241,6 +243,15 @@ struct OrderedTaken {
 
 /// The statements of an ordered claim, in its transaction (see `PostgresStore::claim_ordered`).
 /// `None`: another claim of the config holds its lock, or changed the queue under this one.
+/// A pipeline step (see `pipeline`): `statement`, prepared on `c`, with `params`; its rows.
+fn rows<'a>(
+    c: &'a Conn,
+    statement: &'a Statement,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+) -> Step<'a, StoreResult<Vec<Row>>> {
+    Box::pin(async move { c.query(statement, &params).await.map_err(pg_err) })
+}
+
 async fn take_ordered(
     c: &Conn,
     config: &WebhookConfig,
@@ -248,12 +259,41 @@ async fn take_ordered(
     wanted: usize,
     node: &Node,
 ) -> StoreResult<Option<OrderedTaken>> {
-    let locked: bool = col(&query_one(c, ORDER_LOCK, &[&config.id]).await?, 0)?;
+    // One round trip for the lock, the held keys and the queue's first page: the server runs
+    // them in this order, so the reads come after the lock (and are ignored without it).
+    let (lock, held_keys, queued) = (
+        prepared(c, ORDER_LOCK).await?,
+        prepared(c, HELD_KEYS).await?,
+        prepared(c, QUEUED_IN_ORDER).await?,
+    );
+    let first_after = i64::MIN;
+    let mut answers = pipeline(vec![
+        rows(c, &lock, vec![&config.id]),
+        rows(c, &held_keys, vec![&config.id]),
+        rows(
+            c,
+            &queued,
+            vec![&config.id, &first_after, &ordered::PAGE_ROWS],
+        ),
+    ])
+    .await
+    .into_iter();
+    let mut next = || {
+        answers.next().unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "a pipelined step gave no answer".into(),
+            ))
+        })
+    };
+    let (lock_rows, held_rows, first_page) = (next()?, next()?, next()?);
+    let locked: bool = match lock_rows.first() {
+        Some(row) => col(row, 0)?,
+        None => false,
+    };
     if !locked {
         return Ok(None);
     }
-    let held: HashSet<String> = query(c, HELD_KEYS, &[&config.id])
-        .await?
+    let held: HashSet<String> = held_rows
         .iter()
         .map(|r| col(r, 0))
         .collect::<StoreResult<_>>()?;
@@ -261,14 +301,20 @@ async fn take_ordered(
     // never read without the earlier ones of its key), until the planner has enough or
     // READ_LIMIT rows are read.
     let mut planner = ordered::Planner::new(wanted, max_hooks as usize);
-    let (mut after, mut read) = (i64::MIN, 0usize);
+    let (mut after, mut read) = (first_after, 0usize);
+    let mut page = Some(first_page);
     'pages: while read < ordered::READ_LIMIT {
-        let page = query(
-            c,
-            QUEUED_IN_ORDER,
-            &[&config.id, &after, &ordered::PAGE_ROWS],
-        )
-        .await?;
+        let page = match page.take() {
+            Some(first) => first,
+            None => {
+                query(
+                    c,
+                    QUEUED_IN_ORDER,
+                    &[&config.id, &after, &ordered::PAGE_ROWS],
+                )
+                .await?
+            }
+        };
         read += page.len();
         for r in &page {
             let row = ordered::QueuedRow {
@@ -301,12 +347,6 @@ async fn take_ordered(
     let planned = plan.batches.iter().flat_map(|b| b.rows.iter());
     let events: Vec<&str> = planned.clone().map(|r| r.event.as_str()).collect();
     let seqs: Vec<i64> = planned.map(|r| r.hook_seq).collect();
-    let deleted = execute(c, DELETE_PLANNED, &[&config.id, &events, &seqs]).await?;
-    if deleted != seqs.len() as u64 {
-        // Without row locks: a config deleted (its queue cancelled), or a claim of another
-        // kind, took rows meanwhile. Rolled back; the engine looks again.
-        return Ok(None);
-    }
     let hooks_ids: Vec<String> = plan
         .batches
         .iter()
@@ -322,29 +362,53 @@ async fn take_ordered(
         }
     }
     let now = now_millis();
-    execute(
-        c,
-        INSERT_PLANNED,
-        &[
-            &hooks_ids,
-            &batch_events,
-            &config.app_key,
-            &config.id,
-            &config.product.as_str(),
-            &now,
-            &&*node.id,
-            &node.lease_until(),
-        ],
-    )
-    .await?;
-    execute(
-        c,
-        INSERT_PLANNED_HOOKS,
-        &[&link_ids, &positions, &seqs, &keys],
-    )
-    .await?;
+    let (product, lease_until) = (config.product.as_str(), node.lease_until());
+    // The writes, the bodies and whether the queue holds more: one round trip. A delete that
+    // finds fewer rows than planned makes the caller roll all of it back.
+    let (delete, insert, insert_hooks, bodies_by_seq, queue_left) = (
+        prepared(c, DELETE_PLANNED).await?,
+        prepared(c, INSERT_PLANNED).await?,
+        prepared(c, INSERT_PLANNED_HOOKS).await?,
+        prepared(c, HOOKS_BY_SEQ).await?,
+        prepared(c, QUEUE_LEFT).await?,
+    );
+    let mut answers = pipeline(vec![
+        rows(c, &delete, vec![&config.id, &events, &seqs]),
+        rows(
+            c,
+            &insert,
+            vec![
+                &hooks_ids,
+                &batch_events,
+                &config.app_key,
+                &config.id,
+                &product,
+                &now,
+                &&*node.id,
+                &lease_until,
+            ],
+        ),
+        rows(c, &insert_hooks, vec![&link_ids, &positions, &seqs, &keys]),
+        rows(c, &bodies_by_seq, vec![&seqs]),
+        rows(c, &queue_left, vec![&config.id]),
+    ])
+    .await
+    .into_iter();
+    let mut next = || {
+        answers.next().unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "a pipelined step gave no answer".into(),
+            ))
+        })
+    };
+    let (deleted, _, _, body_rows, left_rows) = (next()?, next()?, next()?, next()?, next()?);
+    if deleted.len() != seqs.len() {
+        // Without row locks: a config deleted (its queue cancelled), or a claim of another
+        // kind, took rows meanwhile. Rolled back; the engine looks again.
+        return Ok(None);
+    }
     let mut bodies: HashMap<i64, StoredHook> = HashMap::with_capacity(seqs.len());
-    for r in query(c, HOOKS_BY_SEQ, &[&seqs]).await? {
+    for r in body_rows {
         let hook = StoredHook {
             hook_id: col(&r, 1)?,
             json: col(&r, 2)?,
@@ -378,7 +442,10 @@ async fn take_ordered(
             },
         });
     }
-    let queue_left: bool = col(&query_one(c, QUEUE_LEFT, &[&config.id]).await?, 0)?;
+    let queue_left: bool = match left_rows.first() {
+        Some(row) => col(row, 0)?,
+        None => return Err(StoreError::Corrupt("QUEUE_LEFT answered no row".into())),
+    };
     Ok(Some(OrderedTaken {
         batches,
         drained: !queue_left,

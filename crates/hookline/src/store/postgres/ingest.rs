@@ -13,8 +13,8 @@ use tokio_postgres::Statement;
 use super::PostgresStore;
 use super::columns::col;
 use super::connection::{Conn, Step, pg_err, prepared};
-use super::filters::{Answers, KeyFilters, learnt};
 use super::notify::WORK_CHANNEL;
+use super::routes::{Answers, KeyRoutes, learnt};
 use super::writer::{Finisher, Job, StepRun};
 use crate::model::now_millis;
 use crate::store::{IngestOutcome, StoreError, StoreResult, StoreSignal};
@@ -44,10 +44,11 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// also parsed only for such configs. The fan-out counts (`$3`'s keys) count every subscribed
 /// config, filtered or not; when a filter is among them, the last column counts each new hook's
 /// queue rows (an initplan: not run otherwise), so a request's `queued` is exact either way.
-/// A filter the node already evaluated (`filters.rs`: `$11` each hook's answers, `$12`..`$15`
-/// the configs they are for, by key ordinal) is not evaluated again where the config's stored
-/// filter is still the text evaluated; the last column lists, as JSON, the filtered configs of
-/// every key that had a filter the node did not know (NULL when none), to be learnt.
+/// What the node already evaluated (`routes.rs`: `$11` each hook's marks, `$12` where its values
+/// start in `$13`, `$14`..`$18` the configs they are for, by key ordinal) is not evaluated again
+/// where the config's stored filter and `orderingKey` are still the ones evaluated; the last
+/// column lists, as JSON, the configs with a filter or an `orderingKey` of every key that had
+/// one the node did not know (NULL when none), to be learnt.
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
 /// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
@@ -63,23 +64,29 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          ON CONFLICT (app_key, hook_id) DO NOTHING \
          RETURNING seq, app_key, hook_id, product, event, body), \
      answers AS ( \
-         SELECT * FROM unnest($4::TEXT[], $7::TEXT[], $11::TEXT[]) AS a(app_key, id, bits) \
+         SELECT * FROM unnest($4::TEXT[], $7::TEXT[], $11::TEXT[], $12::INT[]) \
+             AS a(app_key, id, marks, off) \
          WHERE cardinality($11::TEXT[]) > 0), \
      known AS ( \
-         SELECT * FROM unnest($12::BIGINT[], $13::TEXT[], $14::TEXT[], $15::INT[]) \
-             AS e(n, config_id, filter, pos)), \
+         SELECT * FROM unnest($14::BIGINT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::INT[]) \
+             AS e(n, config_id, filter, ordering_key, pos)), \
      subs AS ( \
          SELECT s.app_key, s.product, s.event, s.config_id, c.filter_path, c.ordering_key, \
              k.n, c.filter, e.pos AS known \
          FROM subscriptions s \
          JOIN webhook_configs c ON c.id = s.config_id \
          JOIN keys k ON k.app_key = s.app_key AND k.product = s.product AND k.event = s.event \
-         LEFT JOIN known e ON e.n = k.n AND e.config_id = s.config_id AND e.filter = c.filter \
+         LEFT JOIN known e ON e.n = k.n AND e.config_id = s.config_id \
+             AND e.filter IS NOT DISTINCT FROM c.filter \
+             AND e.ordering_key IS NOT DISTINCT FROM c.ordering_key \
          FOR KEY SHARE OF c), \
      queued AS ( \
          INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
          SELECT s.config_id, n.event, n.seq, \
-             CASE WHEN s.ordering_key IS NULL THEN NULL ELSE ( \
+             CASE WHEN s.ordering_key IS NULL THEN NULL \
+             WHEN s.known IS NOT NULL AND substr(a.marks, s.known, 1) = '1' \
+                 THEN ($13::TEXT[])[a.off + s.known] \
+             ELSE ( \
                  SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' \
                         WHEN 'null' THEN NULL ELSE v::TEXT END \
                  FROM (SELECT n.body::jsonb -> s.ordering_key AS v) o) END \
@@ -87,8 +94,8 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
          JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
          LEFT JOIN answers a ON a.app_key = n.app_key AND a.id = n.hook_id \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
-               WHEN s.known IS NOT NULL AND a.bits IS NOT NULL \
-                   THEN substr(a.bits, s.known, 1) = '1' \
+               WHEN s.known IS NOT NULL AND a.marks IS NOT NULL \
+                   THEN substr(a.marks, s.known, 1) <> '0' \
                ELSE COALESCE(jsonb_path_match(n.body::jsonb, s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
          ON CONFLICT DO NOTHING RETURNING config_id, hook_seq), \
@@ -105,11 +112,13 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
                 ARRAY(SELECT count(q.config_id) FROM new n \
                       LEFT JOIN queued q ON q.hook_seq = n.seq GROUP BY n.seq ORDER BY n.seq) \
             END, \
-            CASE WHEN EXISTS (SELECT 1 FROM subs WHERE filter_path IS NOT NULL AND known IS NULL) \
-            THEN (SELECT json_agg(json_build_array(s.n, s.config_id, s.filter) \
+            CASE WHEN EXISTS (SELECT 1 FROM subs WHERE known IS NULL \
+                              AND (filter_path IS NOT NULL OR ordering_key IS NOT NULL)) \
+            THEN (SELECT json_agg(json_build_array(s.n, s.config_id, s.filter, s.ordering_key) \
                                   ORDER BY s.n, s.config_id)::TEXT \
-                  FROM subs s WHERE s.filter_path IS NOT NULL AND s.n IN ( \
-                      SELECT n FROM subs WHERE filter_path IS NOT NULL AND known IS NULL)) \
+                  FROM subs s WHERE (s.filter_path IS NOT NULL OR s.ordering_key IS NOT NULL) \
+                      AND s.n IN (SELECT n FROM subs WHERE known IS NULL \
+                                  AND (filter_path IS NOT NULL OR ordering_key IS NOT NULL))) \
             END";
 
 /// One ingest request: an app key's hooks of one product and event.
@@ -118,8 +127,8 @@ pub(super) struct IngestRequest {
     product: Product,
     event: Event,
     hooks: Vec<ValidatedHook>,
-    /// Its hooks' filter answers, computed on the request's task (`filters.rs`), when the node
-    /// knew filtered configs for its key.
+    /// Its hooks' filters and key values, computed on the request's task (`routes.rs`), when
+    /// the node knew its key's configs.
     answers: Option<Answers>,
 }
 
@@ -154,8 +163,8 @@ const MAX_FAN_OUTS: usize = 10_000;
 /// answer (queue rows per new hook), to weigh an ingest before it runs: the fair share of a
 /// group (`store::fair`) bounds a group's rows. The writer cannot ask the database before
 /// sending a group without a round trip; an estimate from the last answer is right unless the
-/// configs just changed, and then wrong for one group. Beside it, the filters of the key's
-/// configs, for the next requests to evaluate on their own task (`filters.rs`).
+/// configs just changed, and then wrong for one group. Beside it, the key's configs with a filter
+/// or an `orderingKey`, for the next requests to evaluate on their own task (`routes.rs`).
 #[derive(Clone, Default)]
 pub(super) struct FanOut(Arc<Mutex<HashMap<FanOutKey, Known>>>);
 
@@ -167,7 +176,7 @@ type FanOutKey = (String, Product, Event);
 struct Known {
     /// Queue rows per new hook, when learnt.
     configs: Option<usize>,
-    filters: Option<Arc<KeyFilters>>,
+    routes: Option<Arc<KeyRoutes>>,
 }
 
 impl FanOut {
@@ -183,12 +192,12 @@ impl FanOut {
         job.hooks.len().saturating_mul(1 + configs)
     }
 
-    /// The filtered configs known for `job`'s key, if any.
-    fn filters(&self, job: &IngestRequest) -> Option<Arc<KeyFilters>> {
+    /// The configs with a filter or an `orderingKey` known for `job`'s key, if any.
+    fn routes(&self, job: &IngestRequest) -> Option<Arc<KeyRoutes>> {
         let known = self.0.lock().ok()?;
         known
             .get(&(job.app_key.clone(), job.product, job.event))?
-            .filters
+            .routes
             .clone()
     }
 
@@ -201,9 +210,9 @@ impl FanOut {
         });
     }
 
-    fn learn_filters(&self, key: FanOutKey, filters: KeyFilters) {
-        let filters = Arc::new(filters);
-        self.update(key, |k| k.filters = Some(filters));
+    fn learn_routes(&self, key: FanOutKey, routes: KeyRoutes) {
+        let routes = Arc::new(routes);
+        self.update(key, |k| k.routes = Some(routes));
     }
 
     fn update(&self, key: FanOutKey, change: impl FnOnce(&mut Known)) {
@@ -237,13 +246,17 @@ struct FoldParams<'a> {
     event: Vec<&'static str>,
     id: Vec<&'a str>,
     body: Vec<&'a str>,
-    /// Each hook's filter answers (`$11`): empty when no request has any.
-    answers: Vec<Option<&'a str>>,
-    /// The configs those answers are for (`$12`..`$15`): key ordinal, config, stored filter,
-    /// position in the answers.
+    /// Each hook's marks (`$11`) and where its values start (`$12`) in `values` (`$13`): all
+    /// empty when no request has answers.
+    marks: Vec<Option<&'a str>>,
+    offsets: Vec<Option<i32>>,
+    values: Vec<Option<&'a str>>,
+    /// The configs those answers are for (`$14`..`$18`): key ordinal, config, stored filter,
+    /// `orderingKey`, position in the marks.
     known_key: Vec<i64>,
     known_config: Vec<&'a str>,
-    known_filter: Vec<&'a str>,
+    known_filter: Vec<Option<&'a str>>,
+    known_ordering: Vec<Option<&'a str>>,
     known_pos: Vec<i32>,
     /// (app key, hookId) of each hook sent, to the request it counts for.
     owner: HashMap<(&'a str, &'a str), usize>,
@@ -263,20 +276,24 @@ impl<'a> FoldParams<'a> {
             event: Vec::with_capacity(hooks),
             id: Vec::with_capacity(hooks),
             body: Vec::with_capacity(hooks),
-            answers: Vec::new(),
+            marks: Vec::new(),
+            offsets: Vec::new(),
+            values: Vec::new(),
             known_key: Vec::new(),
             known_config: Vec::new(),
             known_filter: Vec::new(),
+            known_ordering: Vec::new(),
             known_pos: Vec::new(),
             owner: HashMap::with_capacity(hooks),
         };
         let any_answers = jobs.iter().any(|j| j.answers.is_some());
         if any_answers {
-            p.answers.reserve(hooks);
+            p.marks.reserve(hooks);
+            p.offsets.reserve(hooks);
         }
-        // Per key: the filters its answers were computed against (the first request's that has
+        // Per key: the configs its answers were computed against (the first request's that has
         // any; a later request of the key computed against another list falls back).
-        let mut key_filters: Vec<Option<&'a Arc<KeyFilters>>> = Vec::new();
+        let mut key_routes: Vec<Option<&'a Arc<KeyRoutes>>> = Vec::new();
         let mut keys: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for (j, job) in jobs.iter().enumerate() {
             let (product, event) = (job.product.as_str(), job.event.as_str());
@@ -289,17 +306,18 @@ impl<'a> FoldParams<'a> {
                 p.key_product.push(product);
                 p.key_event.push(event);
                 p.key_kind.push((job.product, job.event));
-                key_filters.push(None);
+                key_routes.push(None);
             }
             p.job_key.push(key);
-            let answers = job.answers.as_ref().filter(|a| match key_filters[key] {
-                Some(known) => Arc::ptr_eq(known, &a.filters),
+            let answers = job.answers.as_ref().filter(|a| match key_routes[key] {
+                Some(known) => Arc::ptr_eq(known, &a.routes),
                 None => {
-                    key_filters[key] = Some(&a.filters);
-                    for (pos, c) in a.filters.configs.iter().enumerate() {
+                    key_routes[key] = Some(&a.routes);
+                    for (pos, c) in a.routes.configs.iter().enumerate() {
                         p.known_key.push(key as i64 + 1);
                         p.known_config.push(&c.config_id);
-                        p.known_filter.push(&c.stored);
+                        p.known_filter.push(c.filter_stored.as_deref());
+                        p.known_ordering.push(c.ordering_key.as_deref());
                         p.known_pos.push(pos as i32 + 1);
                     }
                     true
@@ -319,11 +337,26 @@ impl<'a> FoldParams<'a> {
                 p.id.push(&hook.hook_id);
                 p.body.push(&hook.json);
                 if any_answers {
-                    p.answers.push(
-                        answers
-                            .and_then(|a| a.per_hook.get(index))
-                            .map(String::as_str),
-                    );
+                    let marks = answers.and_then(|a| Some((a, a.per_hook.get(index)?)));
+                    match marks {
+                        Some((a, marks)) => {
+                            let width = a.routes.configs.len();
+                            let start = index * width;
+                            p.marks.push(Some(marks));
+                            p.offsets.push(Some(p.values.len() as i32));
+                            p.values.extend(
+                                a.values
+                                    .get(start..start + width)
+                                    .into_iter()
+                                    .flatten()
+                                    .map(Option::as_deref),
+                            );
+                        }
+                        None => {
+                            p.marks.push(None);
+                            p.offsets.push(None);
+                        }
+                    }
                 }
             }
         }
@@ -395,7 +428,7 @@ impl Fold {
                 fan_out.learn(&job.request, outcome);
             }
             for (key, learnt) in filters {
-                fan_out.learn_filters(key, learnt);
+                fan_out.learn_routes(key, learnt);
             }
             let finishers = jobs
                 .into_iter()
@@ -416,11 +449,11 @@ impl Fold {
 }
 
 /// What a fold's statement answered: each request's outcome, the configs that got work, and the
-/// filters it listed for the node to learn.
+/// configs it listed for the node to learn.
 type Answered = (
     Vec<IngestOutcome>,
     Vec<StoreSignal>,
-    Vec<(FanOutKey, KeyFilters)>,
+    Vec<(FanOutKey, KeyRoutes)>,
 );
 
 /// Runs a fold's statement: each request's outcome, and the configs that got work. Its only
@@ -444,10 +477,13 @@ async fn run(c: &Conn, statement: &Statement, jobs: &[&IngestRequest]) -> StoreR
                 &p.body,
                 &now_millis(),
                 &WORK_CHANNEL,
-                &p.answers,
+                &p.marks,
+                &p.offsets,
+                &p.values,
                 &p.known_key,
                 &p.known_config,
                 &p.known_filter,
+                &p.known_ordering,
                 &p.known_pos,
             ],
         )
@@ -542,8 +578,8 @@ impl PostgresStore {
         // On the request's task: the writer's connection only checks the answers.
         request.answers = self
             .fan_out
-            .filters(&request)
-            .map(|filters| Answers::compute(filters, &request.hooks));
+            .routes(&request)
+            .map(|routes| Answers::compute(routes, &request.hooks));
         let rows = self.fan_out.rows(&request);
         if rows > ROWS_IN_THE_WRITER {
             return self.ingest_beside_the_writer(request).await;
@@ -571,7 +607,7 @@ impl PostgresStore {
         let outcome = outcomes.into_iter().next().unwrap_or_default();
         self.fan_out.learn(&request, &outcome);
         for (key, learnt) in filters {
-            self.fan_out.learn_filters(key, learnt);
+            self.fan_out.learn_routes(key, learnt);
         }
         Ok(outcome)
     }
