@@ -99,6 +99,7 @@ store_tests!(
     a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_revokes_it,
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
     a_filter_changed_after_the_store_knew_it_applies_at_once,
+    an_ordering_key_changed_after_the_store_knew_it_applies_at_once,
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
     operational_events_are_written_with_the_state_changes_they_report_once_each,
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
@@ -980,6 +981,64 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
         })
         .sum();
     assert!(passed > 0 && passed < configs.len() * hooks.len());
+}
+
+/// Likewise for an `orderingKey`: after the field changes, hooks are ordered by the new field's
+/// value, never by a value of the old field computed before the writer.
+async fn an_ordering_key_changed_after_the_store_knew_it_applies_at_once(backend: Backend) {
+    use serde_json::json;
+    let (_place, store) = open(backend).await;
+    let mut cfg = config("ord", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("a".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    let hook = |id: &str, a: &str, b: &str| ValidatedHook {
+        json: json!({"hookId": id, "a": a, "b": b}).to_string(),
+        hook_id: id.into(),
+        id_generated: false,
+    };
+    // Two requests: the store knows the config's key field by the second.
+    for id in ["l1", "l2"] {
+        store
+            .ingest(
+                "ak",
+                Product::Sms,
+                Event::ConversionBlock,
+                vec![hook(id, id, id)],
+            )
+            .await
+            .unwrap();
+    }
+    let learning = store.claim_batches(&cfg, 10, 10).await.unwrap();
+    let taken: usize = learning
+        .batches
+        .iter()
+        .map(|b| b.delivery.hooks.len())
+        .sum();
+    assert_eq!(taken, 2, "two keys, both free");
+    cfg.ordering_key = Some("b".into());
+    assert!(store.update_config(cfg.clone()).await.unwrap());
+    // One `a` for all three; by `b`, two keys.
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            vec![
+                hook("h1", "same", "k1"),
+                hook("h2", "same", "k2"),
+                hook("h3", "same", "k1"),
+            ],
+        )
+        .await
+        .unwrap();
+    // One hook per batch: a key's second hook cannot join its first, so it stays queued.
+    let claim = store.claim_batches(&cfg, 1, 3).await.unwrap();
+    let got: Vec<Vec<String>> = claim
+        .batches
+        .iter()
+        .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
+        .collect();
+    assert_eq!(got, [["h1"], ["h2"]], "ordered by b: h3 waits behind h1");
 }
 
 /// A store that evaluates filters before its writer (both do, once they know a key's filters)
