@@ -52,6 +52,8 @@ struct Taken {
     drained: bool,
     /// What is left queued waits for an ordering key (`Claim::held_by_order`).
     held_by_order: bool,
+    /// The highest hook seq taken (`None`: none taken).
+    newest_seq: Option<i64>,
 }
 
 /// The ordering keys of the config's open deliveries: their later hooks stay queued. Read
@@ -128,6 +130,11 @@ fn take_ordered(
     drop(page);
     let plan = planner.finish();
     let mut batches = Vec::with_capacity(plan.batches.len());
+    let newest_seq = plan
+        .batches
+        .iter()
+        .flat_map(|b| b.rows.iter().map(|r| r.hook_seq))
+        .max();
     if !plan.batches.is_empty() {
         let seqs: Vec<i64> = plan
             .batches
@@ -204,6 +211,7 @@ fn take_ordered(
         batches,
         drained: !queue_left,
         held_by_order: plan.held(queue_left),
+        newest_seq,
     })
 }
 
@@ -235,6 +243,7 @@ fn take_batches(
 ) -> StoreResult<Taken> {
     let max_hooks = max_hooks.max(1) as usize;
     let mut batches = Vec::new();
+    let mut newest_seq = None;
     let mut next = oldest_queued(tx, &config.id)?;
     loop {
         let Some(event) = next else {
@@ -242,6 +251,7 @@ fn take_batches(
                 batches,
                 drained: true,
                 held_by_order: false,
+                newest_seq,
             });
         };
         let limit = (wanted - batches.len()) * max_hooks;
@@ -264,6 +274,7 @@ fn take_batches(
         tx.hot
             .delete_queued
             .execute(params![config.id, event.as_str(), last_seq])?;
+        newest_seq = newest_seq.max(Some(last_seq));
         let count = rows.len().div_ceil(max_hooks);
         let hooks_ids: Vec<String> = (0..count).map(|_| hookline_wire::generate_id()).collect();
         let seqs: Vec<i64> = rows.iter().map(|t| t.0).collect();
@@ -304,6 +315,7 @@ fn take_batches(
                 batches,
                 drained: false,
                 held_by_order: false,
+                newest_seq,
             });
         }
         next = oldest_queued(tx, &config.id)?;
@@ -312,6 +324,7 @@ fn take_batches(
                 drained: next.is_none(),
                 held_by_order: false,
                 batches,
+                newest_seq,
             });
         }
     }
@@ -354,12 +367,18 @@ impl SqliteStore {
                     config_id: target.id,
                 });
             }
-            Ok(Claim {
+            // A hook stored by an ingest earlier in this transaction is sent only once it
+            // commits (see `WriteTx::stored_from`): such a claim answers at the commit.
+            let took_unstored = tx
+                .stored_from
+                .is_some_and(|first| taken.newest_seq.is_some_and(|newest| newest >= first));
+            let claim = Claim {
                 batches: taken.batches,
                 drained: false,
                 contended: false,
                 held_by_order: taken.held_by_order,
-            })
+            };
+            Ok((claim, took_unstored))
         })
         .await
     }

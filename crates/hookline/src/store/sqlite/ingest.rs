@@ -125,7 +125,7 @@ fn ingest_part(
         subscriptions,
         signals,
         now,
-        stored_hooks,
+        stored_from,
     } = tx;
     // The writer's copy of the subscriptions: no SELECT per ingest.
     let subscribed = subscriptions.app_key(conn, app_key)?;
@@ -151,8 +151,8 @@ fn ingest_part(
             continue; // accepted before: idempotent retry of a producer
         }
         outcome.new_hooks += 1;
-        **stored_hooks = true;
         let seq = conn.last_insert_rowid();
+        stored_from.get_or_insert(seq);
         for (c, subscribed) in configs.clone().enumerate() {
             let evaluated;
             let answer = if subscribed.filter.is_none() && subscribed.ordering_key.is_none() {

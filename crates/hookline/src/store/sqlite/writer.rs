@@ -74,10 +74,11 @@ pub(super) struct WriteTx<'a, 'c> {
     /// When the group started: one clock read per group, not one per job. Every write of a group
     /// commits at once, so they may share a time.
     pub(super) now: Millis,
-    /// An ingest earlier in this transaction stored hooks. A claim that follows may read them,
-    /// so it answers only once they commit: a hook is never sent before the commit that stores
-    /// it (a rolled-back ingest's hooks were never acknowledged, and must not reach a receiver).
-    pub(super) stored_hooks: &'a mut bool,
+    /// The seq of the first hook an ingest stored in this transaction (seqs only grow, so every
+    /// hook stored in it has this seq or a higher one). A claim that takes such a hook answers
+    /// only once it commits: a hook is never sent before the commit that stores it (a
+    /// rolled-back ingest's hooks were never acknowledged, and must not reach a receiver).
+    pub(super) stored_from: &'a mut Option<i64>,
 }
 
 /// Queues `NewWork` for a config unless the latest signal of this group about it already is one:
@@ -191,21 +192,23 @@ impl SqliteStore {
 
     /// Runs `f` in the writer's next group and answers as soon as it has run, before the group
     /// commits. For work whose loss in a failed commit is harmless: the engine's claims (if the
-    /// commit fails, the hooks stay queued and are claimed again: at-least-once). Except after an
-    /// ingest in the same transaction ([`WriteTx::stored_hooks`]): then it answers at the commit.
+    /// commit fails, the hooks stay queued and are claimed again: at-least-once). Except when
+    /// `f` says it read what an earlier job of its transaction wrote for a caller that waits for
+    /// the commit (a claim that took hooks stored by an ingest: [`WriteTx::stored_from`]): then
+    /// it answers at the commit.
     pub(super) async fn write_uncommitted<R, F>(&self, f: F) -> StoreResult<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<R> + Send + 'static,
+        F: FnOnce(&mut WriteTx<'_, '_>) -> StoreResult<(R, bool)> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let job: JobFn = Box::new(move |ctx| {
-            let (result, read_uncommitted_hooks) = match ctx {
-                Ok(ctx) => (f(ctx), *ctx.stored_hooks),
+            let (result, answer_at_commit) = match ctx.and_then(f) {
+                Ok((value, at_commit)) => (Ok(value), at_commit),
                 Err(e) => (Err(e), false),
             };
             let status = job_status(&result);
-            if !read_uncommitted_hooks {
+            if !answer_at_commit {
                 let _ = tx.send(result);
                 let finish: Finisher = Box::new(|commit| {
                     if let Err(e) = commit {
@@ -214,8 +217,8 @@ impl SqliteStore {
                 });
                 return (status, finish);
             }
-            // It may have taken hooks its own transaction stored: answered at the commit, and
-            // if that fails the claim never happened (its hooks were never stored either).
+            // It took what its own transaction stored: answered at the commit, and if that
+            // fails the claim never happened (its hooks were never stored either).
             let finish: Finisher = Box::new(move |commit| {
                 let _ = tx.send(commit.and(result));
             });
@@ -384,7 +387,7 @@ impl Group<'_, '_> {
         let now = now_millis();
         let started = Instant::now();
         let mut failure = None;
-        let mut stored_hooks = false;
+        let mut stored_from = None;
         let mut pending = jobs.into_iter().peekable();
         loop {
             // The rest of a group over its time goes first into the next one; what was carried
@@ -402,7 +405,7 @@ impl Group<'_, '_> {
                 subscriptions: &mut *self.subscriptions,
                 signals: &mut *self.signals,
                 now,
-                stored_hooks: &mut stored_hooks,
+                stored_from: &mut stored_from,
             };
             let (status, finish) = (job.run)(Ok(&mut ctx));
             self.finishers.push(finish);
