@@ -102,24 +102,35 @@ const FREE_UNCLAIMED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_ex
 /// be invisible to it. Tried, never waited for: a claim that does not get it answers
 /// `contended`, and the engine claims again in a moment. Released at the commit, after which the
 /// next claim's statements see the committed deliveries (READ COMMITTED: a snapshot per
-/// statement, taken after the lock).
-const ORDER_LOCK: &str =
-    "SELECT pg_try_advisory_xact_lock(hashtextextended('hookline.ordered-claim:' || $1, 0))";
+/// statement, taken after the lock). Whether it was taken is also kept in the transaction's
+/// setting `hookline.ordered_claim`, which the reads sent with it in one round trip check
+/// ([`HELD_KEYS`], [`QUEUED_IN_ORDER`]): a claim that did not get the lock reads nothing.
+const ORDER_LOCK: &str = "SELECT set_config('hookline.ordered_claim', \
+     pg_try_advisory_xact_lock(hashtextextended('hookline.ordered-claim:' || $1, 0))::TEXT, \
+     TRUE)::BOOLEAN";
 /// The ordering keys of the config's open deliveries: their later hooks stay queued. Read
 /// through the open deliveries (`deliveries_by_status`), never through `deliveries_by_config`,
 /// which walks the config's whole history: compared as an expression, `config_id` offers the
-/// generic plan no index.
-const HELD_KEYS: &str = "SELECT DISTINCT dh.ordering_key FROM deliveries d \
+/// generic plan no index. Reads nothing without the lock ([`ORDER_LOCK`]; the setting's check is
+/// a one-time filter, not a per-row one).
+const HELD_KEYS: &str = concat!(
+    "SELECT DISTINCT dh.ordering_key FROM deliveries d \
      JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
      WHERE d.status IN ('PENDING', 'RETRYING') AND (d.config_id || '') = $1 \
-     AND dh.ordering_key IS NOT NULL";
+     AND dh.ordering_key IS NOT NULL AND ",
+    "current_setting('hookline.ordered_claim', TRUE) = 'true'"
+);
 /// One page of the config's queue in acceptance order, after the hook `$2` (keyset paging
 /// through `queue_by_config_seq`: the row comparison positions the index scan). Held keys are
 /// dropped by the caller with a hash set: in SQL, `NOT (ordering_key = ANY($held))` under a
 /// generic plan compares every row with every held key (10,000 rows x 1,000 keys per claim).
-const QUEUED_IN_ORDER: &str = "SELECT hook_seq, event, ordering_key FROM queue \
-     WHERE (config_id, hook_seq) > ($1, $2) AND config_id <= $1 \
-     ORDER BY config_id, hook_seq LIMIT $3";
+/// Reads nothing without the lock, as [`HELD_KEYS`].
+const QUEUED_IN_ORDER: &str = concat!(
+    "SELECT hook_seq, event, ordering_key FROM queue \
+     WHERE (config_id, hook_seq) > ($1, $2) AND config_id <= $1 AND ",
+    "current_setting('hookline.ordered_claim', TRUE) = 'true'",
+    " ORDER BY config_id, hook_seq LIMIT $3"
+);
 /// A row per queue row deleted (the claim compares their number with the plan's).
 const DELETE_PLANNED: &str = "DELETE FROM queue WHERE config_id = $1 \
      AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[])) RETURNING 1";
@@ -241,8 +252,6 @@ struct OrderedTaken {
     held_by_order: bool,
 }
 
-/// The statements of an ordered claim, in its transaction (see `PostgresStore::claim_ordered`).
-/// `None`: another claim of the config holds its lock, or changed the queue under this one.
 /// A pipeline step (see `pipeline`): `statement`, prepared on `c`, with `params`; its rows.
 fn rows<'a>(
     c: &'a Conn,
@@ -252,6 +261,8 @@ fn rows<'a>(
     Box::pin(async move { c.query(statement, &params).await.map_err(pg_err) })
 }
 
+/// The statements of an ordered claim, in its transaction (see `PostgresStore::claim_ordered`).
+/// `None`: another claim of the config holds its lock, or changed the queue under this one.
 async fn take_ordered(
     c: &Conn,
     config: &WebhookConfig,
@@ -260,7 +271,7 @@ async fn take_ordered(
     node: &Node,
 ) -> StoreResult<Option<OrderedTaken>> {
     // One round trip for the lock, the held keys and the queue's first page: the server runs
-    // them in this order, so the reads come after the lock (and are ignored without it).
+    // them in this order, so the reads come after the lock (and read nothing without it).
     let (lock, held_keys, queued) = (
         prepared(c, ORDER_LOCK).await?,
         prepared(c, HELD_KEYS).await?,
@@ -285,14 +296,15 @@ async fn take_ordered(
             ))
         })
     };
-    let (lock_rows, held_rows, first_page) = (next()?, next()?, next()?);
-    let locked: bool = match lock_rows.first() {
+    // The lock first: a claim without it is `contended`, whatever its reads answered.
+    let locked: bool = match next()?.first() {
         Some(row) => col(row, 0)?,
         None => false,
     };
     if !locked {
         return Ok(None);
     }
+    let (held_rows, first_page) = (next()?, next()?);
     let held: HashSet<String> = held_rows
         .iter()
         .map(|r| col(r, 0))
@@ -401,12 +413,14 @@ async fn take_ordered(
             ))
         })
     };
-    let (deleted, _, _, body_rows, left_rows) = (next()?, next()?, next()?, next()?, next()?);
-    if deleted.len() != seqs.len() {
+    // The delete first: a queue changed under the claim makes it `contended`, whatever the
+    // statements after it answered.
+    if next()?.len() != seqs.len() {
         // Without row locks: a config deleted (its queue cancelled), or a claim of another
         // kind, took rows meanwhile. Rolled back; the engine looks again.
         return Ok(None);
     }
+    let (_, _, body_rows, left_rows) = (next()?, next()?, next()?, next()?);
     let mut bodies: HashMap<i64, StoredHook> = HashMap::with_capacity(seqs.len());
     for r in body_rows {
         let hook = StoredHook {

@@ -42,7 +42,7 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// an `orderingKey` gets each hook's value of that field on its queue row (a string as it is,
 /// another value as its JSON text, NULL when absent or null: `model::ordering_value`'s rule),
 /// also parsed only for such configs. The fan-out counts (`$3`'s keys) count every subscribed
-/// config, filtered or not; when a filter is among them, the last column counts each new hook's
+/// config, filtered or not; when a filter is among them, the sixth column counts each new hook's
 /// queue rows (an initplan: not run otherwise), so a request's `queued` is exact either way.
 /// What the node already evaluated (`routes.rs`: `$11` each hook's marks, `$12` where its values
 /// start in `$13`, `$14`..`$18` the configs they are for, by key ordinal) is not evaluated again
@@ -210,9 +210,17 @@ impl FanOut {
         });
     }
 
+    /// Keeps the list already known when the new one is the same: requests computed against
+    /// it, still on their way, keep their answers.
     fn learn_routes(&self, key: FanOutKey, routes: KeyRoutes) {
-        let routes = Arc::new(routes);
-        self.update(key, |k| k.routes = Some(routes));
+        self.update(key, |k| {
+            if k.routes
+                .as_deref()
+                .is_none_or(|known| !known.same_as(&routes))
+            {
+                k.routes = Some(Arc::new(routes));
+            }
+        });
     }
 
     fn update(&self, key: FanOutKey, change: impl FnOnce(&mut Known)) {
@@ -506,7 +514,7 @@ fn interpret(row: &tokio_postgres::Row, p: &FoldParams<'_>) -> StoreResult<Answe
     let fan_out: Vec<i64> = col(row, 2)?;
     let woken: Vec<String> = col(row, 3)?;
     let queued_per_hook: Option<Vec<i64>> = col(row, 5)?;
-    let unknown_filters: Option<&str> = col(row, 6)?;
+    let unknown_routes: Option<&str> = col(row, 6)?;
     let mut outcomes = vec![IngestOutcome::default(); p.job_key.len()];
     let mut owners = Vec::with_capacity(new_ids.len());
     for slot in new_apps.into_iter().zip(new_ids) {
@@ -536,7 +544,15 @@ fn interpret(row: &tokio_postgres::Row, p: &FoldParams<'_>) -> StoreResult<Answe
         .map(|config_id| StoreSignal::NewWork { config_id })
         .collect();
     let mut filters = Vec::new();
-    for (ordinal, learnt) in unknown_filters.map(learnt).transpose()?.unwrap_or_default() {
+    // What cannot be learnt is only not learnt: the counts above stand.
+    let listed = match unknown_routes.map(learnt).transpose() {
+        Ok(listed) => listed.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "an ingest's configs to learn could not be read");
+            Vec::new()
+        }
+    };
+    for (ordinal, learnt) in listed {
         let key = ordinal.checked_sub(1).and_then(|k| {
             let (product, event) = *p.key_kind.get(k)?;
             Some(((*p.key_app.get(k)?).to_owned(), product, event))
@@ -663,5 +679,87 @@ impl WideTurns {
             _tenant: own,
             _node: node,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(id: &str, body: serde_json::Value) -> ValidatedHook {
+        ValidatedHook {
+            hook_id: id.into(),
+            json: body.to_string(),
+            id_generated: false,
+        }
+    }
+
+    fn request(
+        app_key: &str,
+        hooks: Vec<ValidatedHook>,
+        routes: Option<Arc<KeyRoutes>>,
+    ) -> IngestRequest {
+        let answers = routes.map(|r| Answers::compute(r, &hooks));
+        IngestRequest {
+            app_key: app_key.into(),
+            product: Product::Sms,
+            event: Event::ConversionBlock,
+            hooks,
+            answers,
+        }
+    }
+
+    /// The statement's `$11`..`$18` for a fold: answers line up with the hooks sent (a hookId an
+    /// earlier request of the fold sent is skipped with its answers), each key's configs are
+    /// listed once with their positions, and a request computed against another list of its
+    /// key's configs than the fold's falls back (no marks).
+    #[test]
+    fn a_folds_answers_line_up_with_its_hooks_and_name_their_configs_once_per_key() {
+        use serde_json::json;
+        let listed = r#"[[1,"fa","{\"x\":1}",null],[1,"oa",null,"to"]]"#;
+        let learn = || match crate::store::postgres::routes::learnt(listed).map(|mut l| l.pop()) {
+            Ok(Some((_, routes))) => Arc::new(routes),
+            other => panic!("not learnt: {}", other.is_ok()),
+        };
+        let (routes, other_list) = (learn(), learn());
+        let jobs = [
+            request(
+                "a",
+                vec![
+                    hook("h1", json!({"x": 1, "to": "k1"})),
+                    hook("h2", json!({"x": 2, "to": "k2"})),
+                ],
+                Some(routes.clone()),
+            ),
+            request("b", vec![hook("g1", json!({"x": 1}))], None),
+            request(
+                "a",
+                vec![hook("h3", json!({"x": 1, "to": 7})), hook("h1", json!({}))],
+                Some(routes),
+            ),
+            request("a", vec![hook("h5", json!({"x": 1}))], Some(other_list)),
+        ];
+        let refs: Vec<&IngestRequest> = jobs.iter().collect();
+        let p = FoldParams::new(&refs);
+        assert_eq!(p.id, ["h1", "h2", "g1", "h3", "h5"]);
+        assert_eq!(p.job_key, [0, 1, 0, 0]);
+        assert_eq!(p.marks, [Some("11"), Some("01"), None, Some("12"), None]);
+        assert_eq!(p.offsets, [Some(0), Some(2), None, Some(4), None]);
+        assert_eq!(p.values, [None, Some("k1"), None, Some("k2"), None, None]);
+        assert_eq!(p.known_key, [1, 1]);
+        assert_eq!(p.known_config, ["fa", "oa"]);
+        assert_eq!(p.known_filter, [Some(r#"{"x":1}"#), None]);
+        assert_eq!(p.known_ordering, [None, Some("to")]);
+        assert_eq!(p.known_pos, [1, 2]);
+    }
+
+    /// Without answers in the fold, the answer parameters stay empty (the statement skips them).
+    #[test]
+    fn a_fold_without_answers_sends_none() {
+        let jobs = [request("a", vec![hook("h1", serde_json::json!({}))], None)];
+        let refs: Vec<&IngestRequest> = jobs.iter().collect();
+        let p = FoldParams::new(&refs);
+        assert!(p.marks.is_empty() && p.offsets.is_empty() && p.values.is_empty());
+        assert!(p.known_key.is_empty());
     }
 }

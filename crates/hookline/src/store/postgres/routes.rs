@@ -28,6 +28,23 @@ pub(super) struct KeyRoutes {
     pub(super) configs: Vec<KnownConfig>,
 }
 
+impl KeyRoutes {
+    /// The same configs, with the same filters and `orderingKey`s, in the same order.
+    pub(super) fn same_as(&self, other: &KeyRoutes) -> bool {
+        fn fields(c: &KnownConfig) -> (&str, Option<&str>, Option<&str>) {
+            (
+                &c.config_id,
+                c.filter_stored.as_deref(),
+                c.ordering_key.as_deref(),
+            )
+        }
+        self.configs
+            .iter()
+            .map(fields)
+            .eq(other.configs.iter().map(fields))
+    }
+}
+
 pub(super) struct KnownConfig {
     pub(super) config_id: String,
     /// The filter's stored text: an answer counts only while the config's is the same.

@@ -352,8 +352,9 @@ impl SqliteStore {
             product: config.product,
             ordered: config.ordering_key.is_some(),
         };
-        // Answered before the commit, so `drained` is left false: the QueueDrained signal comes
-        // in commit order with the NewWork signals instead.
+        // Answered before the commit (unless it took a hook stored in its own transaction), so
+        // `drained` is left false: the QueueDrained signal comes in commit order with the
+        // NewWork signals instead.
         self.write_uncommitted(move |tx| {
             let wanted = max_batches.max(1) as usize;
             // Configs without an orderingKey keep the cheap claim (a few statements per event).

@@ -6,7 +6,7 @@
 //! before it writes anything, and any other error rolls the whole group back; the jobs that ran
 //! in it fail, those it did not reach go first into the next group. Callers get their answer
 //! only after the commit ([`SqliteStore::write`]), except claims
-//! ([`SqliteStore::write_uncommitted`]). Jobs find the writer's hot statements prepared
+//! ([`SqliteStore::write_uncommitted`]) that took no hook stored in their own transaction. Jobs find the writer's hot statements prepared
 //! (`statements`) and its copy of the subscriptions (`subscriptions`) in [`WriteTx`].
 //!
 //! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
@@ -74,8 +74,9 @@ pub(super) struct WriteTx<'a, 'c> {
     /// When the group started: one clock read per group, not one per job. Every write of a group
     /// commits at once, so they may share a time.
     pub(super) now: Millis,
-    /// The seq of the first hook an ingest stored in this transaction (seqs only grow, so every
-    /// hook stored in it has this seq or a higher one). A claim that takes such a hook answers
+    /// The seq of the first hook an ingest stored in this transaction (a new hook's seq is
+    /// above every seq present when it is stored, so every hook stored in it has this seq or a
+    /// higher one, and every hook committed before has a lower one). A claim that takes such a hook answers
     /// only once it commits: a hook is never sent before the commit that stores it (a
     /// rolled-back ingest's hooks were never acknowledged, and must not reach a receiver).
     pub(super) stored_from: &'a mut Option<i64>,
