@@ -956,12 +956,7 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
             .filter(|h| cfg.filter.as_ref().is_none_or(|f| f.matches_json(&h.json)))
             .map(|h| h.hook_id.clone())
             .collect();
-        let claim = store.claim_batches(cfg, 1000, 1).await.unwrap();
-        let got: Vec<String> = claim
-            .batches
-            .iter()
-            .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
-            .collect();
+        let got = claimed_ids(&*store, cfg, 1000, 1).await;
         assert_eq!(
             got,
             want,
@@ -1080,12 +1075,7 @@ async fn a_filter_changed_after_the_store_knew_it_applies_at_once(backend: Backe
     for _ in 0..3 {
         assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
     }
-    let claim = store.claim_batches(&cfg, 1000, 1).await.unwrap();
-    let got: Vec<String> = claim
-        .batches
-        .iter()
-        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
-        .collect();
+    let got = claimed_ids(&*store, &cfg, 1000, 1).await;
     assert_eq!(
         got,
         [
@@ -1096,6 +1086,24 @@ async fn a_filter_changed_after_the_store_knew_it_applies_at_once(backend: Backe
             "COMPLETED-5"
         ]
     );
+}
+
+/// The hookIds one claim of `cfg` takes, in order.
+async fn claimed_ids(
+    store: &dyn Store,
+    cfg: &WebhookConfig,
+    max_hooks: u32,
+    max_batches: u32,
+) -> Vec<String> {
+    let claim = store
+        .claim_batches(cfg, max_hooks, max_batches)
+        .await
+        .unwrap();
+    claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
+        .collect()
 }
 
 fn attempt(hooks_id: &str, number: u32, code: u16, status: DeliveryStatus) -> AttemptOutcome {
@@ -2215,12 +2223,7 @@ async fn writes_and_claims_behind_a_held_lock_fail_after_the_lock_timeout_then_r
         )
         .await
         .unwrap();
-    let claim = store.claim_batches(&cfg, 10, 1).await.unwrap();
-    let claimed: Vec<String> = claim
-        .batches
-        .iter()
-        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()))
-        .collect();
+    let claimed = claimed_ids(&*store, &cfg, 10, 1).await;
     assert_eq!(claimed, vec!["before-0", "before-1", "after-0"]);
 }
 

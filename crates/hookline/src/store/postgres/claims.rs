@@ -261,6 +261,18 @@ fn rows<'a>(
     Box::pin(async move { c.query(statement, &params).await.map_err(pg_err) })
 }
 
+/// The answers of a pipeline's steps, one per call, in order (an error if there are fewer).
+fn answers_in_order(answers: Vec<StoreResult<Vec<Row>>>) -> impl FnMut() -> StoreResult<Vec<Row>> {
+    let mut answers = answers.into_iter();
+    move || {
+        answers.next().unwrap_or_else(|| {
+            Err(StoreError::Corrupt(
+                "a pipelined step gave no answer".into(),
+            ))
+        })
+    }
+}
+
 /// The statements of an ordered claim, in its transaction (see `PostgresStore::claim_ordered`).
 /// `None`: another claim of the config holds its lock, or changed the queue under this one.
 async fn take_ordered(
@@ -278,24 +290,18 @@ async fn take_ordered(
         prepared(c, QUEUED_IN_ORDER).await?,
     );
     let first_after = i64::MIN;
-    let mut answers = pipeline(vec![
-        rows(c, &lock, vec![&config.id]),
-        rows(c, &held_keys, vec![&config.id]),
-        rows(
-            c,
-            &queued,
-            vec![&config.id, &first_after, &ordered::PAGE_ROWS],
-        ),
-    ])
-    .await
-    .into_iter();
-    let mut next = || {
-        answers.next().unwrap_or_else(|| {
-            Err(StoreError::Corrupt(
-                "a pipelined step gave no answer".into(),
-            ))
-        })
-    };
+    let mut next = answers_in_order(
+        pipeline(vec![
+            rows(c, &lock, vec![&config.id]),
+            rows(c, &held_keys, vec![&config.id]),
+            rows(
+                c,
+                &queued,
+                vec![&config.id, &first_after, &ordered::PAGE_ROWS],
+            ),
+        ])
+        .await,
+    );
     // The lock first: a claim without it is `contended`, whatever its reads answered.
     let locked: bool = match next()?.first() {
         Some(row) => col(row, 0)?,
@@ -384,35 +390,29 @@ async fn take_ordered(
         prepared(c, HOOKS_BY_SEQ).await?,
         prepared(c, QUEUE_LEFT).await?,
     );
-    let mut answers = pipeline(vec![
-        rows(c, &delete, vec![&config.id, &events, &seqs]),
-        rows(
-            c,
-            &insert,
-            vec![
-                &hooks_ids,
-                &batch_events,
-                &config.app_key,
-                &config.id,
-                &product,
-                &now,
-                &&*node.id,
-                &lease_until,
-            ],
-        ),
-        rows(c, &insert_hooks, vec![&link_ids, &positions, &seqs, &keys]),
-        rows(c, &bodies_by_seq, vec![&seqs]),
-        rows(c, &queue_left, vec![&config.id]),
-    ])
-    .await
-    .into_iter();
-    let mut next = || {
-        answers.next().unwrap_or_else(|| {
-            Err(StoreError::Corrupt(
-                "a pipelined step gave no answer".into(),
-            ))
-        })
-    };
+    let mut next = answers_in_order(
+        pipeline(vec![
+            rows(c, &delete, vec![&config.id, &events, &seqs]),
+            rows(
+                c,
+                &insert,
+                vec![
+                    &hooks_ids,
+                    &batch_events,
+                    &config.app_key,
+                    &config.id,
+                    &product,
+                    &now,
+                    &&*node.id,
+                    &lease_until,
+                ],
+            ),
+            rows(c, &insert_hooks, vec![&link_ids, &positions, &seqs, &keys]),
+            rows(c, &bodies_by_seq, vec![&seqs]),
+            rows(c, &queue_left, vec![&config.id]),
+        ])
+        .await,
+    );
     // The delete first: a queue changed under the claim makes it `contended`, whatever the
     // statements after it answered.
     if next()?.len() != seqs.len() {
