@@ -100,6 +100,7 @@ store_tests!(
     a_filtered_config_is_queued_only_the_hooks_its_filter_matches,
     a_filter_changed_after_the_store_knew_it_applies_at_once,
     an_ordering_key_changed_after_the_store_knew_it_applies_at_once,
+    a_hook_with_a_nul_character_is_filtered_and_ordered_like_any_other,
     an_open_delivery_expires_unsent_a_finished_one_stays_and_hooks_carry_their_acceptance,
     operational_events_are_written_with_the_state_changes_they_report_once_each,
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
@@ -976,6 +977,58 @@ async fn a_filtered_config_is_queued_only_the_hooks_its_filter_matches(backend: 
         })
         .sum();
     assert!(passed > 0 && passed < configs.len() * hooks.len());
+}
+
+/// A hook may carry U+0000 in a string (JSON allows it, ingest accepts it). Evaluating filters
+/// and ordering keys must not trip on it: PostgreSQL's `jsonb` refuses that escape, and one such
+/// hook failed the whole ingest statement, other requests folded with it included.
+async fn a_hook_with_a_nul_character_is_filtered_and_ordered_like_any_other(backend: Backend) {
+    use serde_json::json;
+    let (_place, store) = open(backend).await;
+    let mut filtered = config("flt", "ak", vec![Event::ConversionBlock]);
+    filtered.filter = crate::filter::Filter::parse(&json!({"messageStatus": "FAILED"})).unwrap();
+    let mut ordered = config("ord", "ak", vec![Event::ConversionBlock]);
+    ordered.ordering_key = Some("to".into());
+    for cfg in [&filtered, &ordered] {
+        store.insert_config(cfg.clone()).await.unwrap();
+    }
+    let hook = |id: &str, status: &str, to: serde_json::Value| ValidatedHook {
+        json: json!({"hookId": id, "messageStatus": status, "to": to, "note": "a\u{0}b"})
+            .to_string(),
+        hook_id: id.into(),
+        id_generated: false,
+    };
+    // The first request before the store knows the configs, the others after (a string key
+    // value, then one that is not a string).
+    for (n, to) in [json!("01\u{0}2"), json!("34\u{0}5"), json!({"n\u{0}": 1})]
+        .into_iter()
+        .enumerate()
+    {
+        let outcome = store
+            .ingest(
+                "ak",
+                Product::Sms,
+                Event::ConversionBlock,
+                vec![
+                    hook(&format!("f{n}"), "FAILED", to.clone()),
+                    hook(&format!("c{n}"), "COMPLETED", to),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.new_hooks, 2);
+        assert_eq!(
+            outcome.queued, 3,
+            "the filter passes FAILED only; the ordered config gets both"
+        );
+    }
+    assert_eq!(
+        claimed_ids(&*store, &filtered, 10, 10).await,
+        ["f0", "f1", "f2"]
+    );
+    let mut ordered_ids = claimed_ids(&*store, &ordered, 10, 10).await;
+    ordered_ids.sort();
+    assert_eq!(ordered_ids, ["c0", "c1", "c2", "f0", "f1", "f2"]);
 }
 
 /// Likewise for an `orderingKey`: after the field changes, hooks are ordered by the new field's

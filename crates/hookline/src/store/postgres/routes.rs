@@ -99,13 +99,17 @@ impl Answers {
 }
 
 /// `model::ordering_value` where the statement would give the same text: a string (or an absent
-/// or null field, no value). `None` for any other value.
+/// or null field, no value). `None` for any other value, and for a string holding U+0000 (a
+/// parameter cannot carry it; the statement reads it as U+FFFD).
 fn string_value(hook_json: &str, field: &str) -> Option<Option<String>> {
     let Some(raw) = crate::filter::top_level_field(hook_json, field) else {
         return Some(None);
     };
     match raw.get().as_bytes().first() {
-        Some(b'"') | Some(b'n') => Some(crate::model::ordering_value(hook_json, field)),
+        Some(b'"') | Some(b'n') => match crate::model::ordering_value(hook_json, field) {
+            Some(value) if value.contains('\0') => None,
+            value => Some(value),
+        },
         _ => None,
     }
 }
