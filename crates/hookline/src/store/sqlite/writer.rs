@@ -6,8 +6,9 @@
 //! before it writes anything, and any other error rolls the whole group back; the jobs that ran
 //! in it fail, those it did not reach go first into the next group. Callers get their answer
 //! only after the commit ([`SqliteStore::write`]), except claims
-//! ([`SqliteStore::write_uncommitted`]) that took no hook stored in their own transaction. Jobs find the writer's hot statements prepared
-//! (`statements`) and its copy of the subscriptions (`subscriptions`) in [`WriteTx`].
+//! ([`SqliteStore::write_uncommitted`]) that took no hook stored in their own transaction. Jobs
+//! find the writer's hot statements prepared (`statements`) and its copy of the subscriptions
+//! (`subscriptions`) in [`WriteTx`].
 //!
 //! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
 //! the tenants' ingests round-robin within a bound on rows, weighed with the writer's copy of the
