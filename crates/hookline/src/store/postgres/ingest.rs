@@ -184,25 +184,18 @@ struct Known {
 }
 
 impl FanOut {
-    /// Rows `job` writes: each hook and its queue rows (one config when not known yet).
-    pub(super) fn rows(&self, job: &IngestRequest) -> usize {
-        let configs = match self.0.lock() {
-            Ok(known) => known
-                .get(&(job.app_key.clone(), job.product, job.event))
-                .and_then(|k| k.configs)
-                .unwrap_or(1),
-            Err(_) => 1,
+    /// Rows `job` writes (each hook and its queue rows, one config when not known yet), and the
+    /// configs with a filter or an `orderingKey` known for its key, if any: one lookup, as this
+    /// runs for every request.
+    pub(super) fn rows_and_routes(&self, job: &IngestRequest) -> (usize, Option<Arc<KeyRoutes>>) {
+        let (configs, routes) = match self.0.lock() {
+            Ok(known) => match known.get(&(job.app_key.clone(), job.product, job.event)) {
+                Some(k) => (k.configs.unwrap_or(1), k.routes.clone()),
+                None => (1, None),
+            },
+            Err(_) => (1, None),
         };
-        job.hooks.len().saturating_mul(1 + configs)
-    }
-
-    /// The configs with a filter or an `orderingKey` known for `job`'s key, if any.
-    fn routes(&self, job: &IngestRequest) -> Option<Arc<KeyRoutes>> {
-        let known = self.0.lock().ok()?;
-        known
-            .get(&(job.app_key.clone(), job.product, job.event))?
-            .routes
-            .clone()
+        (job.hooks.len().saturating_mul(1 + configs), routes)
     }
 
     fn learn(&self, job: &IngestRequest, outcome: &IngestOutcome) {
@@ -596,11 +589,8 @@ impl PostgresStore {
             answers: None,
         };
         // On the request's task: the writer's connection only checks the answers.
-        request.answers = self
-            .fan_out
-            .routes(&request)
-            .map(|routes| Answers::compute(routes, &request.hooks));
-        let rows = self.fan_out.rows(&request);
+        let (rows, routes) = self.fan_out.rows_and_routes(&request);
+        request.answers = routes.map(|routes| Answers::compute(routes, &request.hooks));
         if rows > ROWS_IN_THE_WRITER {
             return self.ingest_beside_the_writer(request).await;
         }

@@ -105,7 +105,7 @@ fn string_value(hook_json: &str, field: &str) -> Option<Option<String>> {
     let Some(raw) = crate::filter::top_level_field(hook_json, field) else {
         return Some(None);
     };
-    match raw.get().as_bytes().first() {
+    match raw.as_bytes().first() {
         Some(b'"') | Some(b'n') => match crate::model::ordering_value(hook_json, field) {
             Some(value) if value.contains('\0') => None,
             value => Some(value),
