@@ -50,7 +50,9 @@ pub struct ValidatedHook {
     /// The hook's id: the producer's, or a generated one.
     pub hook_id: String,
     /// The normalised hook as compact JSON, `"hookId"` included; aliases renamed, unknown fields
-    /// kept in their original order.
+    /// kept in their original order. No object in it repeats a member name (the fast path sends
+    /// such bodies to the full path, which keeps the last): the server reads members of stored
+    /// hooks by the first of a name.
     pub json: String,
     /// Whether `hook_id` was generated because the producer gave none (absent or null).
     pub id_generated: bool,

@@ -69,6 +69,35 @@ fn unknown_fields_are_kept_in_order_everywhere() {
     }
 }
 
+/// The server reads members of stored hooks by the first of a name (`ValidatedHook::json`):
+/// a repeated name must not reach it, at the top level or deeper.
+#[test]
+fn a_repeated_member_name_is_stored_once_with_its_last_value() {
+    for spec in specs() {
+        let Value::Object(mut hook) = spec.full.clone() else {
+            unreachable!()
+        };
+        hook.insert("zDup".into(), json!(1));
+        let text = String::from_utf8(body(
+            spec.product.as_str(),
+            spec.event.as_str(),
+            vec![Value::Object(hook)],
+        ))
+        .expect("utf-8");
+        let text = text.replace(
+            r#""zDup":1"#,
+            r#""zDup":1,"zNested":{"a":1,"a":2},"zDup":2"#,
+        );
+        let batch = validate_ingest(text.as_bytes(), &IngestLimits::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stored = &batch.hooks[0].json;
+        assert_eq!(stored.matches(r#""zDup":"#).count(), 1, "{stored}");
+        assert!(stored.contains(r#""zNested":{"a":2}"#), "{stored}");
+        let parsed: Value = serde_json::from_str(stored).expect("stored JSON");
+        assert_eq!(parsed["zDup"], json!(2));
+    }
+}
+
 #[test]
 fn each_required_field_missing_or_null_is_rejected() {
     for spec in specs() {

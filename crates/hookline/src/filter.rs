@@ -505,10 +505,12 @@ impl<'de, S: AsRef<str>> serde::de::Visitor<'de> for PickRaw<'_, S> {
 ///
 /// A skim, not a parse: this runs for every hook and ordered config at ingest, where serde_json
 /// skipping every other member cost about 7,000 instructions per hook. It expects what ingest
-/// stores: valid JSON whose objects never repeat a member name (both validation paths ensure
-/// it), so the first member of that name is the one and reading stops there. At anything
-/// malformed it meets it answers `None`; the value found is checked by whoever reads it
-/// (`model::ordering_value` parses it).
+/// stores: valid JSON whose objects never repeat a member name (`ValidatedHook::json`), so the
+/// first member of that name is the one and reading stops there. It answers `None` where the
+/// object's own structure is broken, but does not check the values it skips; the value found is
+/// checked by whoever reads it (`model::ordering_value` parses it). `field` is a plain name (an
+/// `orderingKey`: letters, digits, `_`), compared with member names as they are written, or
+/// decoded where they hold an escape.
 pub(crate) fn top_level_field<'a>(json: &'a str, field: &str) -> Option<&'a str> {
     let b = json.as_bytes();
     let mut i = skip_space(b, 0);
@@ -600,7 +602,9 @@ fn value_end(b: &[u8], start: usize) -> Option<usize> {
 
 /// Whether the member name `quoted` (its JSON text, quotes included) is `field`.
 fn name_is(quoted: &str, field: &str) -> bool {
-    let inner = quoted.get(1..quoted.len() - 1).unwrap_or_default();
+    let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) else {
+        return false;
+    };
     // An escaped name is longer than the name it spells: only those are decoded.
     inner == field
         || (inner.len() > field.len()

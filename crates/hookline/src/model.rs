@@ -646,7 +646,11 @@ pub struct TracedDelivery {
 /// `INGEST` computes the same for the others and for configs the node has not learnt).
 pub fn ordering_value(hook_json: &str, field: &str) -> Option<String> {
     // Only the field is read: this runs for every hook and ordered config.
-    let raw = crate::filter::top_level_field(hook_json, field)?;
+    ordering_value_of(crate::filter::top_level_field(hook_json, field)?)
+}
+
+/// [`ordering_value`] of a member's value already found (its JSON text).
+pub fn ordering_value_of(raw: &str) -> Option<String> {
     match raw.as_bytes().first() {
         // Most values: a string without escapes is its own text.
         Some(b'"') => match raw.get(1..raw.len() - 1) {

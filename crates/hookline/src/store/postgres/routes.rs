@@ -106,7 +106,7 @@ fn string_value(hook_json: &str, field: &str) -> Option<Option<String>> {
         return Some(None);
     };
     match raw.as_bytes().first() {
-        Some(b'"') | Some(b'n') => match crate::model::ordering_value(hook_json, field) {
+        Some(b'"') | Some(b'n') => match crate::model::ordering_value_of(raw) {
             Some(value) if value.contains('\0') => None,
             value => Some(value),
         },
