@@ -1029,6 +1029,30 @@ async fn a_hook_with_a_nul_character_is_filtered_and_ordered_like_any_other(back
     let mut ordered_ids = claimed_ids(&*store, &ordered, 10, 10).await;
     ordered_ids.sort();
     assert_eq!(ordered_ids, ["c0", "c1", "c2", "f0", "f1", "f2"]);
+
+    // A key value holding a backslash then `u0000` (text, not the escape), first read by the
+    // statement (a config the store does not know yet), then by the node: one key, so the
+    // second hook waits for the first one's delivery.
+    let mut text_key = config("txt", "ak2", vec![Event::ConversionBlock]);
+    text_key.ordering_key = Some("to".into());
+    store.insert_config(text_key.clone()).await.unwrap();
+    for id in ["t0", "t1"] {
+        let hook = ValidatedHook {
+            json: json!({"hookId": id, "messageStatus": "FAILED", "to": "01\\u00002"}).to_string(),
+            hook_id: id.into(),
+            id_generated: false,
+        };
+        let outcome = store
+            .ingest("ak2", Product::Sms, Event::ConversionBlock, vec![hook])
+            .await
+            .unwrap();
+        assert_eq!(outcome.queued, 1);
+    }
+    assert_eq!(claimed_ids(&*store, &text_key, 1, 1).await, ["t0"]);
+    assert!(
+        claimed_ids(&*store, &text_key, 1, 1).await.is_empty(),
+        "t1 has t0's key, which t0's open delivery holds"
+    );
 }
 
 /// Likewise for an `orderingKey`: after the field changes, hooks are ordered by the new field's

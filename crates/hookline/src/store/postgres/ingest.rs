@@ -46,7 +46,10 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// queue rows (an initplan: not run otherwise), so a request's `queued` is exact either way.
 /// `jsonb` refuses the escape of U+0000 that a hook's strings may hold: where the statement reads
 /// a hook as `jsonb`, such a character reads as U+FFFD (one hook must not fail the statement and
-/// every request folded into it).
+/// every request folded into it). Only a real escape is rewritten: `\u0000` after an escaped
+/// backslash (a string holding a backslash, then `u0000`) is text, and stays so, as the node's
+/// own reading of the hook keeps it (`regexp_replace` with a look-behind, only for bodies where
+/// `\u0000` appears at all).
 /// What the node already evaluated (`routes.rs`: `$11` each hook's marks, `$12` where its values
 /// start in `$13`, `$14`..`$18` the configs they are for, by key ordinal) is not evaluated again
 /// where the config's stored filter and `orderingKey` are still the ones evaluated; the last
@@ -92,14 +95,18 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
              ELSE ( \
                  SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' \
                         WHEN 'null' THEN NULL ELSE v::TEXT END \
-                 FROM (SELECT replace(n.body, '\\u0000', '\\ufffd')::jsonb -> s.ordering_key AS v) o) END \
+                 FROM (SELECT (CASE WHEN strpos(n.body, '\\u0000') = 0 THEN n.body ELSE regexp_replace(n.body, \
+                     '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\ufffd', 'g') END)::jsonb \
+                     -> s.ordering_key AS v) o) END \
          FROM new n \
          JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
          LEFT JOIN answers a ON a.app_key = n.app_key AND a.id = n.hook_id \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
                WHEN s.known IS NOT NULL AND a.marks IS NOT NULL \
                    THEN substr(a.marks, s.known, 1) <> '0' \
-               ELSE COALESCE(jsonb_path_match(replace(n.body, '\\u0000', '\\ufffd')::jsonb, \
+               ELSE COALESCE(jsonb_path_match((CASE WHEN strpos(n.body, '\\u0000') = 0 THEN n.body \
+                   ELSE regexp_replace(n.body, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', \
+                   '\\1\\\\ufffd', 'g') END)::jsonb, \
                    s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
          ON CONFLICT DO NOTHING RETURNING config_id, hook_seq), \
