@@ -31,6 +31,16 @@ pub(super) const ROWS_IN_THE_WRITER: usize = 2_000;
 /// several statements (all in the same group, pipelined) rather than one huge message.
 const FOLD_MAX_BYTES: usize = 4 << 20;
 
+/// A new hook's body (`n.body`) as `jsonb`: a real `\u0000` escape read as `\ufffd` (see
+/// [`INGEST`]). A macro, so that both places of the statement that read it use one text.
+macro_rules! body_as_jsonb {
+    () => {
+        "(CASE WHEN strpos(n.body, '\\u0000') = 0 THEN n.body \
+         ELSE regexp_replace(n.body, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\ufffd', 'g') \
+         END)::jsonb"
+    };
+}
+
 /// The hooks of several requests, in queue order (`$4`..`$8`, one element per hook), returning
 /// only the new ones (ON CONFLICT DO NOTHING makes a producer's retry accepted again but stored
 /// once), their queue rows for every subscribed config of the requests' (app key, product,
@@ -58,7 +68,8 @@ const FOLD_MAX_BYTES: usize = 4 << 20;
 /// FOR KEY SHARE on the configs: a concurrent delete_config (another node) waits for this commit,
 /// and then finds and cancels these queue rows, instead of leaving rows no config will claim.
 /// Every join has the small side (keys, subscriptions) on one end, whatever plan is chosen.
-pub(super) const INGEST: &str = "WITH keys AS ( \
+pub(super) const INGEST: &str = concat!(
+    "WITH keys AS ( \
          SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) WITH ORDINALITY \
              AS k(app_key, product, event, n)), \
      new AS ( \
@@ -95,18 +106,18 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
              ELSE ( \
                  SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' \
                         WHEN 'null' THEN NULL ELSE v::TEXT END \
-                 FROM (SELECT (CASE WHEN strpos(n.body, '\\u0000') = 0 THEN n.body ELSE regexp_replace(n.body, \
-                     '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', '\\1\\\\ufffd', 'g') END)::jsonb \
-                     -> s.ordering_key AS v) o) END \
+                 FROM (SELECT ",
+    body_as_jsonb!(),
+    " -> s.ordering_key AS v) o) END \
          FROM new n \
          JOIN subs s ON s.app_key = n.app_key AND s.product = n.product AND s.event = n.event \
          LEFT JOIN answers a ON a.app_key = n.app_key AND a.id = n.hook_id \
          WHERE CASE WHEN s.filter_path IS NULL THEN TRUE \
                WHEN s.known IS NOT NULL AND a.marks IS NOT NULL \
                    THEN substr(a.marks, s.known, 1) <> '0' \
-               ELSE COALESCE(jsonb_path_match((CASE WHEN strpos(n.body, '\\u0000') = 0 THEN n.body \
-                   ELSE regexp_replace(n.body, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u0000', \
-                   '\\1\\\\ufffd', 'g') END)::jsonb, \
+               ELSE COALESCE(jsonb_path_match(",
+    body_as_jsonb!(),
+    ", \
                    s.filter_path, '{}', TRUE), FALSE) END \
          ORDER BY n.seq, s.config_id \
          ON CONFLICT DO NOTHING RETURNING config_id, hook_seq), \
@@ -130,7 +141,8 @@ pub(super) const INGEST: &str = "WITH keys AS ( \
                   FROM subs s WHERE (s.filter_path IS NOT NULL OR s.ordering_key IS NOT NULL) \
                       AND s.n IN (SELECT n FROM subs WHERE known IS NULL \
                                   AND (filter_path IS NOT NULL OR ordering_key IS NOT NULL))) \
-            END";
+            END"
+);
 
 /// One ingest request: an app key's hooks of one product and event.
 pub(super) struct IngestRequest {
