@@ -90,6 +90,7 @@ store_tests!(
     a_bad_cursor_is_refused,
     concurrent_claims_never_take_the_same_hooks,
     the_delivery_log_redelivery_replay_stats_and_retention,
+    retention_keeps_a_hook_while_any_config_of_its_app_key_has_it_queued,
     claims_take_the_oldest_event_first_in_full_batches,
     fan_out_follows_config_changes_at_once,
     a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_them,
@@ -1530,6 +1531,67 @@ async fn the_delivery_log_redelivery_replay_stats_and_retention(backend: Backend
     assert_eq!(purge.deleted, 0);
     assert_eq!(purge.next, None);
     assert!(store.delete_config("ak", "c1").await.unwrap());
+}
+
+/// Retention's question "is this hook still queued?" on its own: hooks only queued (no delivery
+/// carries them) stay while any config of their app key holds them, whichever config, and go
+/// once no queue holds them; another app key's configs and hooks change nothing.
+async fn retention_keeps_a_hook_while_any_config_of_its_app_key_has_it_queued(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    let c1 = config("c1", "ak", vec![Event::ConversionBlock]);
+    let c2 = config("c2", "ak", vec![Event::Unsubscribe]);
+    let other = config("c9", "ak2", vec![Event::ConversionBlock]);
+    for cfg in [c1.clone(), c2.clone(), other] {
+        store.insert_config(cfg).await.unwrap();
+    }
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("b", 2))
+        .await
+        .unwrap();
+    store
+        .ingest("ak", Product::Sms, Event::Unsubscribe, hooks("u", 1))
+        .await
+        .unwrap();
+    store
+        .ingest("ak2", Product::Sms, Event::ConversionBlock, hooks("x", 1))
+        .await
+        .unwrap();
+    let future = now_millis() + 60_000;
+    // Every hook is queued (b-* for c1, u-0 for c2, x-0 for c9): none goes.
+    let purge = store.purge_hooks(future, 0, 100).await.unwrap();
+    assert_eq!((purge.deleted, purge.next), (0, None));
+
+    // c1's two hooks are delivered and their delivery purged: they go; u-0 (c2) and x-0 stay.
+    let hooks_id = claim_one(&store, &c1, 100).await;
+    store.flush().await.unwrap();
+    store.record_attempt(attempt(&hooks_id, 1, 200, DeliveryStatus::Succeeded));
+    store.flush().await.unwrap();
+    assert_eq!(store.purge_deliveries(future, 100).await.unwrap(), 1);
+    assert_eq!(store.purge_hooks(future, 0, 100).await.unwrap().deleted, 2);
+    for (ak, id, kept) in [
+        ("ak", "b-0", false),
+        ("ak", "u-0", true),
+        ("ak2", "x-0", true),
+    ] {
+        let traces = store.trace_hook(Some(ak), id).await.unwrap();
+        assert_eq!(traces.len(), usize::from(kept), "{ak}/{id}");
+    }
+    let traces = store.trace_hook(Some("ak"), "u-0").await.unwrap();
+    assert_eq!(traces[0].queued_for, ["c2"]);
+
+    // Deleting c2 empties its queue (its hooks end in a CANCELED delivery, purged here): u-0
+    // goes, x-0 (another app key's) still stays.
+    assert!(store.delete_config("ak", "c2").await.unwrap());
+    store.purge_deliveries(future, 100).await.unwrap();
+    assert_eq!(store.purge_hooks(future, 0, 100).await.unwrap().deleted, 1);
+    assert!(
+        store
+            .trace_hook(Some("ak"), "u-0")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.trace_hook(Some("ak2"), "x-0").await.unwrap().len(), 1);
 }
 
 /// A test send's record: a finished delivery marked as a test with its one attempt, in the log,

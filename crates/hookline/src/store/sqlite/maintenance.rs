@@ -10,6 +10,13 @@ use crate::store::{
     ATTEMPT_LOOKBACK, AppKeyQueue, AttemptBucket, HookPurge, StoreResult, StoreStats,
 };
 
+/// Whether the hook `?1` of the app key `?2` is still carried by a delivery or queued for a
+/// config. The queue is read through its configs: every queue row belongs to a config of its
+/// hook's app key (fan-out, replays and requeues only queue a hook for such configs).
+const QUEUED_OR_DELIVERED: &str = "SELECT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = ?1) \
+     OR EXISTS (SELECT 1 FROM webhook_configs c JOIN queue q \
+         ON q.config_id = c.id AND q.hook_seq = ?1 WHERE c.app_key = ?2)";
+
 impl SqliteStore {
     pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
         self.write(move |tx| {
@@ -74,27 +81,29 @@ impl SqliteStore {
     ) -> StoreResult<HookPurge> {
         self.write(move |tx| {
             let conn = tx.conn;
-            let candidates: Vec<(i64, i64)> = conn
+            let candidates: Vec<(i64, i64, String)> = conn
                 .prepare_cached(
-                    "SELECT seq, created_at FROM hooks WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    "SELECT seq, created_at, app_key FROM hooks WHERE seq > ?1 ORDER BY seq \
+                     LIMIT ?2",
                 )?
-                .query_map(params![after, batch], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![after, batch], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut purge = HookPurge {
                 deleted: 0,
                 next: None,
             };
-            let mut referenced = conn.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = ?1) \
-                 OR EXISTS (SELECT 1 FROM queue WHERE hook_seq = ?1)",
-            )?;
+            // A hook is queued only for configs of its own app key: one probe of
+            // `queue_by_config_seq` per config of the app key (the queue has no index by hook).
+            let mut referenced = conn.prepare_cached(QUEUED_OR_DELIVERED)?;
             let mut delete = conn.prepare_cached("DELETE FROM hooks WHERE seq = ?1")?;
-            for (seq, created_at) in &candidates {
+            for (seq, created_at, app_key) in &candidates {
                 if *created_at >= cutoff {
                     // Hooks are numbered in arrival order: the rest are younger still.
                     return Ok(purge);
                 }
-                if !referenced.query_row(params![seq], |r| r.get::<_, bool>(0))? {
+                if !referenced.query_row(params![seq, app_key], |r| r.get::<_, bool>(0))? {
                     delete.execute(params![seq])?;
                     purge.deleted += 1;
                 }

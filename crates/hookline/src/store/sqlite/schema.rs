@@ -41,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_ordering_key.sql"),
     // 16: the queue's per-config index carries the ordering key (ordered claims read only it).
     include_str!("migrations/0016_queue_by_config_seq_with_key.sql"),
+    // 17: no index of the queue by hook: ingests and claims write one b-tree less per queued hook.
+    include_str!("migrations/0017_queue_without_hook_index.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

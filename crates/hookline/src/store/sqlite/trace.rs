@@ -1,7 +1,7 @@
 //! The trace of a hook: one read of the hook, its app key's configs for its product, the queues
 //! that hold it and the deliveries that carry it, every lookup by an index (`hooks`'
-//! UNIQUE (app_key, hook_id), `webhook_configs_by_app_key`, `queue_by_hook`,
-//! `delivery_hooks_by_hook`). Nothing here touches the ingest path.
+//! UNIQUE (app_key, hook_id), `webhook_configs_by_app_key`, `queue_by_config_seq` once per
+//! config of the app key, `delivery_hooks_by_hook`). Nothing here touches the ingest path.
 
 use rusqlite::{Connection, Row, params};
 
@@ -34,8 +34,11 @@ fn trace_one(conn: &Connection, hook: TraceHookRow) -> StoreResult<HookTrace> {
         .query_map(params![hook.app_key, hook.product], config_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let queued_for = conn
-        .prepare_cached("SELECT config_id FROM queue WHERE hook_seq = ?1 ORDER BY config_id")?
-        .query_map(params![hook.seq], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT c.id FROM webhook_configs c JOIN queue q \
+             ON q.config_id = c.id AND q.hook_seq = ?1 WHERE c.app_key = ?2 ORDER BY c.id",
+        )?
+        .query_map(params![hook.seq, hook.app_key], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     let deliveries = conn
         .prepare_cached(&trace_deliveries_sql("?1"))?
