@@ -235,6 +235,9 @@ struct ServerUnderTest {
     spawned: Vec<Spawned>,
     /// The processes whose CPU and RSS are reported.
     pids: Vec<u32>,
+    /// The PostgreSQL database made for this run (`--database-url`, and its name), dropped by
+    /// [`ServerUnderTest::stop`].
+    scratch_database: Option<(String, String)>,
 }
 
 impl ServerUnderTest {
@@ -262,6 +265,11 @@ impl ServerUnderTest {
         for spawned in &mut self.spawned {
             let _ = tokio::time::timeout(Duration::from_secs(35), spawned.child.wait()).await;
         }
+        if let Some((url, name)) = self.scratch_database.take() {
+            if let Err(e) = crate::store::postgres::drop_scratch_database(&url, &name).await {
+                eprintln!("warning: the benchmark's database {name} was not dropped: {e}");
+            }
+        }
     }
 }
 
@@ -288,16 +296,19 @@ async fn server_under_test(args: &BenchArgs) -> anyhow::Result<ServerUnderTest> 
                 base,
                 spawned: Vec::new(),
                 pids: args.server_pid.into_iter().collect(),
+                scratch_database: None,
             })
         }
         None => {
             let mut server_args = args.server_arg.clone();
+            let mut scratch_database = None;
             if let Some(url) = &args.database_url {
                 // A fresh database per run: no run sees another's rows or its autovacuum debt.
                 let name = crate::store::postgres::create_scratch_database(url)
                     .await
                     .context("cannot create the benchmark's database (--database-url)")?;
                 server_args.push(format!("--database-url={}", with_database(url, &name)));
+                scratch_database = Some((url.clone(), name));
             }
             let mut server = ServerUnderTest {
                 token,
@@ -305,9 +316,16 @@ async fn server_under_test(args: &BenchArgs) -> anyhow::Result<ServerUnderTest> 
                 bases: Vec::new(),
                 spawned: Vec::new(),
                 pids: Vec::new(),
+                scratch_database,
             };
             for _ in 0..args.nodes {
-                let (base, spawned) = start_server(args, &server_args, &server.token).await?;
+                let (base, spawned) = match start_server(args, &server_args, &server.token).await {
+                    Ok(started) => started,
+                    Err(e) => {
+                        server.stop().await;
+                        return Err(e);
+                    }
+                };
                 server.pids.extend(spawned.child.id());
                 server.bases.push(base);
                 server.spawned.push(spawned);
@@ -502,6 +520,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--configs, --hooks, --producers and --hooks-per-request must be at least 1");
     }
     let mut server = server_under_test(&args).await?;
+    // Stopped (and its scratch database dropped) however the run ends.
+    let outcome = run_scenario(&args, &server).await;
+    server.stop().await;
+    outcome
+}
+
+/// One scenario against a started server: set-up, load, the wait for every hook, the report.
+async fn run_scenario(args: &BenchArgs, server: &ServerUnderTest) -> anyhow::Result<()> {
     let (token, base) = (server.token.clone(), server.base.clone());
     let pid = server.pids.first().copied();
 
@@ -889,7 +915,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
-    server.stop().await;
     if lost > 0 {
         bail!("{lost} hooks were not received");
     }

@@ -141,6 +141,13 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         bail!("--producers, --hooks-per-request and --duration-secs must be at least 1");
     }
     let mut server = super::server_under_test(args).await?;
+    // Stopped (and its scratch database dropped) however the run ends.
+    let outcome = run_scenario(args, &server).await;
+    server.stop().await;
+    outcome
+}
+
+async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyhow::Result<()> {
     let (token, base) = (server.token.clone(), server.base.clone());
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -290,6 +297,5 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             late.load(Ordering::Relaxed)
         );
     }
-    server.stop().await;
     Ok(())
 }

@@ -26,7 +26,23 @@ pub async fn commit_rate(
     body: fn(usize, &mut String),
 ) -> StoreResult<f64> {
     let name = super::create_scratch_database(url).await?;
-    let config = parse_url(url)?.with_dbname(&name);
+    let rate = measure(url, &name, clients, per_commit, commits, body).await;
+    // Dropped whether or not the run succeeded: each run writes up to a few hundred MB.
+    let dropped = super::drop_scratch_database(url, &name).await;
+    let rate = rate?;
+    dropped?;
+    Ok(rate)
+}
+
+async fn measure(
+    url: &str,
+    name: &str,
+    clients: usize,
+    per_commit: usize,
+    commits: usize,
+    body: fn(usize, &mut String),
+) -> StoreResult<f64> {
+    let config = parse_url(url)?.with_dbname(name);
     let setup = connect(&config).await?;
     setup
         .batch_execute(include_str!("migrations/0001_initial.sql"))

@@ -347,6 +347,24 @@ pub async fn create_scratch_database(url: &str) -> StoreResult<String> {
     Ok(name)
 }
 
+/// Drops a database [`create_scratch_database`] made, once nothing uses it (its sessions are
+/// ended: `WITH (FORCE)`), so benchmark runs do not pile up on the cluster. `name` is only ever
+/// one that function returned (letters, digits and `_`).
+pub async fn drop_scratch_database(url: &str, name: &str) -> StoreResult<()> {
+    if !name.starts_with("hookline_test_")
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(crate::store::StoreError::Unavailable(format!(
+            "{name} is not a scratch database"
+        )));
+    }
+    let client = connect(&parse_url(url)?).await?;
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .map_err(pg_err)
+}
+
 #[cfg(test)]
 pub(crate) async fn create_test_database(url: &str) -> StoreResult<DbConfig> {
     let name = create_scratch_database(url).await?;

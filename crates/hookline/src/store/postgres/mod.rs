@@ -59,7 +59,9 @@ pub use self::cluster::{
 };
 #[cfg(test)]
 pub(crate) use self::connection::create_test_database;
-pub use self::connection::{DbConfig, connect_url, create_scratch_database, parse_url};
+pub use self::connection::{
+    DbConfig, connect_url, create_scratch_database, drop_scratch_database, parse_url,
+};
 pub use self::tls::{SslMode, TlsOptions};
 
 use self::attempts::{Unrecorded, retry_unrecorded};
