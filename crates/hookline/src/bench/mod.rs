@@ -265,10 +265,10 @@ impl ServerUnderTest {
         for spawned in &mut self.spawned {
             let _ = tokio::time::timeout(Duration::from_secs(35), spawned.child.wait()).await;
         }
-        if let Some((url, name)) = self.scratch_database.take() {
-            if let Err(e) = crate::store::postgres::drop_scratch_database(&url, &name).await {
-                eprintln!("warning: the benchmark's database {name} was not dropped: {e}");
-            }
+        if let Some((url, name)) = self.scratch_database.take()
+            && let Err(e) = crate::store::postgres::drop_scratch_database(&url, &name).await
+        {
+            eprintln!("warning: the benchmark's database {name} was not dropped: {e}");
         }
     }
 }
