@@ -605,11 +605,15 @@ fn name_is(quoted: &str, field: &str) -> bool {
     let Some(inner) = quoted.strip_prefix('"').and_then(|q| q.strip_suffix('"')) else {
         return false;
     };
-    // An escaped name is longer than the name it spells: only those are decoded.
-    inner == field
-        || (inner.len() > field.len()
-            && inner.contains('\\')
-            && serde_json::from_str::<String>(quoted).is_ok_and(|name| name == field))
+    // A name's text is the name itself unless it holds an escape: then it spells a shorter
+    // name, decoded only when it could be `field`. Text that equals `field` and holds an escape
+    // is another name: the member `"` is written `"\""`, and its text `\"` is not the name `\"`.
+    if inner == field {
+        return !inner.contains('\\');
+    }
+    inner.len() > field.len()
+        && inner.contains('\\')
+        && serde_json::from_str::<String>(quoted).is_ok_and(|name| name == field)
 }
 
 /// A top-level field's value: a tree to walk, or a scalar read straight from the text.
@@ -866,6 +870,11 @@ mod tests {
         }
         // Names are never repeated in what ingest stores; were one, the first would count.
         assert_eq!(top_level_field(r#"{"to":1,"to":2}"#, "to"), Some("1"));
+        // The member `"` is written `"\""`: its text is the name `\"`, which is the next member
+        // (found by the property test below; the skim used to answer the first).
+        let quotes = r#"{"\"":null,"\\\"":false}"#;
+        assert_eq!(top_level_field(quotes, r#"\""#), Some("false"));
+        assert_eq!(top_level_field(quotes, "\""), Some("null"));
         for not_an_object in [
             "[1]",
             "\"to\"",
@@ -880,6 +889,52 @@ mod tests {
                 None,
                 "{not_an_object}"
             );
+        }
+    }
+
+    /// Any JSON value without floats (a float's text need not parse back to the same bits,
+    /// and the skim treats every number as a scalar anyway), with strings and member names
+    /// full of what the skim must step over: quotes, backslashes, brackets, braces, commas,
+    /// colons, control characters and non-ASCII text.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = r#"[a-z"\\{}\[\],: \n\té日😀]{0,8}"#;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(text, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The skim against serde_json on generated objects, compact (as ingest stores hooks)
+        /// and pretty-printed: every member's value is the text serde_json writes for it, and
+        /// a name that is not a member (only nested, or only inside a string) is not found.
+        #[test]
+        fn the_skim_finds_every_member_a_parse_finds(
+            members in proptest::collection::btree_map(r#"[a-z"\\é]{0,4}"#, json_value(), 0..8),
+            probe in r#"[a-z"\\é]{0,4}"#,
+        ) {
+            let object: Map<String, Value> = members.into_iter().collect();
+            let compact = serde_json::to_string(&object).expect("a value serializes");
+            let pretty = serde_json::to_string_pretty(&object).expect("a value serializes");
+            for name in object.keys().chain(std::iter::once(&probe)) {
+                let expected = object.get(name);
+                let found = top_level_field(&compact, name);
+                let written = expected.map(|v| serde_json::to_string(v).expect("serializes"));
+                proptest::prop_assert_eq!(found, written.as_deref(), "{} in {}", name, compact);
+                let found = top_level_field(&pretty, name)
+                    .map(|raw| serde_json::from_str::<Value>(raw).expect("the skim's value is JSON"));
+                proptest::prop_assert_eq!(found.as_ref(), expected, "{} in {}", name, pretty);
+            }
         }
     }
 
