@@ -2650,7 +2650,7 @@ async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_
     let busy_reads = claim_buffers(&other, "busy19", 20, 20).await;
     let quiet_reads = claim_buffers(&other, "quiet", 20, 20).await;
     // Taking 20 hooks (two deliveries, 20 links, 20 hook texts) reads about 200 buffers. With
-    // `config_id = $1` the generic plan walked `queue_by_hook` past every row queued for the
+    // `config_id = $1` the generic plan walked `queue_by_hook` (dropped since) past every row queued for the
     // other configs (3,500 here, growing with the queue); a join to `hooks` the planner may turn
     // into a hash of the whole table (seen on the cluster tests' database, not made here).
     for (who, reads) in [("quiet", quiet_reads), ("busy", busy_reads)] {

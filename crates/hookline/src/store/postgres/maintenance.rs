@@ -90,11 +90,15 @@ impl PostgresStore {
                     // Hooks are numbered in arrival order: the rest are younger still.
                     return Ok((purge, Vec::new()));
                 }
+                // A hook is queued only for configs of its own app key: one probe of
+                // `queue_by_config_seq` per config of the app key (no index by hook).
                 let n = execute(
                     &c,
-                    "DELETE FROM hooks WHERE seq = $1 \
+                    "DELETE FROM hooks h WHERE h.seq = $1 \
                          AND NOT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = $1) \
-                         AND NOT EXISTS (SELECT 1 FROM queue WHERE hook_seq = $1)",
+                         AND NOT EXISTS (SELECT 1 FROM webhook_configs c JOIN queue q \
+                             ON q.config_id = c.id AND q.hook_seq = $1 \
+                             WHERE c.app_key = h.app_key)",
                     &[seq],
                 )
                 .await?;

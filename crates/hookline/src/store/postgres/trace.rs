@@ -1,7 +1,8 @@
 //! The trace of a hook: one read, in one REPEATABLE READ snapshot, of the hook, its app key's
 //! configs for its product, the queues that hold it and the deliveries that carry it, every
 //! lookup by an index (`hooks`' UNIQUE (app_key, hook_id), `webhook_configs_by_app_key`,
-//! `queue_by_hook`, `delivery_hooks_by_hook`). Nothing here touches the ingest path.
+//! `queue_by_config_seq` once per config of the app key, `delivery_hooks_by_hook`). Nothing here
+//! touches the ingest path.
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
@@ -53,8 +54,9 @@ async fn trace_one(c: &Transaction<'_>, hook: TraceHookRow) -> StoreResult<HookT
     .collect::<StoreResult<Vec<_>>>()?;
     let queued_for = query(
         c,
-        "SELECT config_id FROM queue WHERE hook_seq = $1 ORDER BY config_id",
-        &[&hook.seq],
+        "SELECT c.id FROM webhook_configs c JOIN queue q \
+         ON q.config_id = c.id AND q.hook_seq = $1 WHERE c.app_key = $2 ORDER BY c.id",
+        &[&hook.seq, &hook.app_key],
     )
     .await?
     .iter()
