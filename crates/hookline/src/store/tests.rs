@@ -1582,6 +1582,14 @@ async fn retention_keeps_a_hook_while_any_config_of_its_app_key_has_it_queued(ba
     // Deleting c2 empties its queue (its hooks end in a CANCELED delivery, purged here): u-0
     // goes, x-0 (another app key's) still stays.
     assert!(store.delete_config("ak", "c2").await.unwrap());
+    // A replay whose check of the config raced its deletion queues nothing for it.
+    let everything = ReplayFilter {
+        since: None,
+        until: None,
+        dry_run: false,
+        statuses: Vec::new(),
+    };
+    assert_eq!(store.replay("ak", "c2", everything).await.unwrap(), 0);
     store.purge_deliveries(future, 100).await.unwrap();
     assert_eq!(store.purge_hooks(future, 0, 100).await.unwrap().deleted, 1);
     assert!(
@@ -2650,7 +2658,7 @@ async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_
     let busy_reads = claim_buffers(&other, "busy19", 20, 20).await;
     let quiet_reads = claim_buffers(&other, "quiet", 20, 20).await;
     // Taking 20 hooks (two deliveries, 20 links, 20 hook texts) reads about 200 buffers. With
-    // `config_id = $1` the generic plan walked `queue_by_hook` (dropped since) past every row queued for the
+    // `config_id = $1` the generic plan walked `queue_by_hook` past every row queued for the
     // other configs (3,500 here, growing with the queue); a join to `hooks` the planner may turn
     // into a hash of the whole table (seen on the cluster tests' database, not made here).
     for (who, reads) in [("quiet", quiet_reads), ("busy", busy_reads)] {

@@ -36,12 +36,11 @@ use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreError, StoreResult};
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
 /// - The config's rows are read through `queue_by_config_seq` `(config_id, hook_seq)`, never by
-///   walking an index in hook order (the `queue_by_hook` of migrations before 15: every
-///   config's rows in hook order) until the config's turn comes: with `config_id = $1` the
-///   planner may take either, and the walk costs every row queued for other configs before this
-///   one's oldest (a config far ahead of the others read tens of thousands per claim). As a
-///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only that index
-///   gives the order `config_id, hook_seq`.
+///   walking `queue_by_hook` (every config's rows in hook order) until the config's turn comes:
+///   with `config_id = $1` the planner may take either, and the walk costs every row queued for
+///   other configs before this one's oldest (a config far ahead of the others read tens of
+///   thousands per claim). As a range (`>= $1 AND <= $1`) `config_id` is not a constant to the
+///   planner, so only that index gives the order `config_id, hook_seq`.
 /// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
 ///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
 ///   made while the queue's statistics said "empty" (a new database, or before autovacuum's

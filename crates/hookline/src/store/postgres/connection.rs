@@ -347,9 +347,10 @@ pub async fn create_scratch_database(url: &str) -> StoreResult<String> {
     Ok(name)
 }
 
-/// Drops a database [`create_scratch_database`] made, once nothing uses it (its sessions are
-/// ended: `WITH (FORCE)`), so benchmark runs do not pile up on the cluster. `name` is only ever
-/// one that function returned (letters, digits and `_`).
+/// Drops a database [`create_scratch_database`] made, so benchmark runs do not pile up on the
+/// cluster: `WITH (FORCE)` ends sessions still on it (PostgreSQL 13 and later), else a plain
+/// `DROP` (older servers). `name` is only ever one that function returned (letters, digits and
+/// `_`).
 pub async fn drop_scratch_database(url: &str, name: &str) -> StoreResult<()> {
     if !name.starts_with("hookline_test_")
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -359,8 +360,15 @@ pub async fn drop_scratch_database(url: &str, name: &str) -> StoreResult<()> {
         )));
     }
     let client = connect(&parse_url(url)?).await?;
-    client
+    if client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
         .await
         .map_err(pg_err)
 }

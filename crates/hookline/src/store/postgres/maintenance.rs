@@ -91,7 +91,10 @@ impl PostgresStore {
                     return Ok((purge, Vec::new()));
                 }
                 // A hook is queued only for configs of its own app key: one probe of
-                // `queue_by_config_seq` per config of the app key (no index by hook).
+                // `queue_by_config_seq` per config of the app key, as on SQLite, whose queue
+                // has no index by hook. `queue_by_hook` stays for now, unread by this version:
+                // nodes of earlier versions read it here during a rolling upgrade; a later
+                // migration drops it.
                 let n = execute(
                     &c,
                     "DELETE FROM hooks h WHERE h.seq = $1 \
@@ -141,8 +144,8 @@ impl PostgresStore {
         let c = self.reader().await?;
         let row = query_one(
             &c,
-            "SELECT COUNT(*), (SELECT h.created_at FROM hooks h \
-                 WHERE h.seq = (SELECT MIN(hook_seq) FROM queue)) FROM queue",
+            "SELECT q.n, (SELECT h.created_at FROM hooks h WHERE h.seq = q.oldest) \
+             FROM (SELECT COUNT(*) AS n, MIN(hook_seq) AS oldest FROM queue) q",
             &[],
         )
         .await?;

@@ -407,10 +407,13 @@ impl SqliteStore {
         }
         self.write(move |tx| {
             let conn = tx.conn;
+            // The config is checked in the write, not only before it: a config deleted since
+            // would keep queue rows nothing claims, for hooks retention then removes.
             let sql = format!(
                 "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, ordering_key) \
                  SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
-                 JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE {conditions}"
+                 JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE {conditions} \
+                 AND EXISTS (SELECT 1 FROM webhook_configs c WHERE c.id = ?2 AND c.app_key = ?1)"
             );
             let queued = conn.prepare(&sql)?.execute(params_from_iter(args))?;
             if queued > 0 {
