@@ -107,6 +107,7 @@ store_tests!(
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
     an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen,
     concurrent_ordered_claims_never_open_two_deliveries_of_one_key,
+    an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_those,
     a_held_keys_long_backlog_does_not_hide_the_keys_behind_it,
     a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_others_back,
 );
@@ -3278,6 +3279,79 @@ async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_
     let sixth = store.claim_batches(&cfg, 10, 4).await.unwrap();
     assert_eq!(ids(&sixth), [vec!["b2"]]);
     assert!(!sixth.held_by_order, "{sixth:?}");
+}
+
+/// An ordered claim whose free rows lie in runs between a held key's rows (SQLite deletes such
+/// runs as ranges of the queue) takes every free row and leaves every held one: the held key's
+/// hooks all go, in order, once its delivery ends, and nothing else is left.
+async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_those(
+    backend: Backend,
+) {
+    use serde_json::json;
+    let (_place, store) = open(backend).await;
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    let hook = |id: String, key: String| ValidatedHook {
+        json: json!({"hookId": id, "k": key}).to_string(),
+        hook_id: id,
+        id_generated: false,
+    };
+    let ids = |claim: &super::Claim| -> Vec<Vec<String>> {
+        claim
+            .batches
+            .iter()
+            .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
+            .collect()
+    };
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            vec![hook("x0".into(), "X".into())],
+        )
+        .await
+        .unwrap();
+    let first = store.claim_batches(&cfg, 100, 1).await.unwrap();
+    assert_eq!(ids(&first), [vec!["x0"]]);
+    // Five runs of five free keys, each run followed by one hook of the held key X; then runs
+    // of two (shorter than a range) the same way.
+    let (mut hooks, mut free, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..8 {
+        let len = if run < 5 { 5 } else { 2 };
+        for i in 0..len {
+            let id = format!("f{run}_{i}");
+            free.push(id.clone());
+            hooks.push(hook(id, format!("free{run}_{i}")));
+        }
+        let id = format!("x{}", run + 1);
+        held.push(id.clone());
+        hooks.push(hook(id, "X".into()));
+    }
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let second = store.claim_batches(&cfg, 100, 1).await.unwrap();
+    assert_eq!(ids(&second), [free], "every free hook, in order, none of X's");
+    assert!(second.held_by_order, "{second:?}");
+    store.record_attempt(AttemptOutcome {
+        wakes_queue: true,
+        ..attempt(
+            &first.batches[0].delivery.hooks_id,
+            1,
+            200,
+            DeliveryStatus::Succeeded,
+        )
+    });
+    store.flush().await.unwrap();
+    let third = store.claim_batches(&cfg, 100, 1).await.unwrap();
+    assert_eq!(ids(&third), [held], "X's hooks, all still queued, in order");
+    let fourth = store.claim_batches(&cfg, 100, 1).await.unwrap();
+    assert!(fourth.batches.is_empty(), "{fourth:?}");
+    assert_eq!(store.stats().await.unwrap().queued_hooks, 0, "nothing else left");
 }
 
 /// Claims of one ordered config from two nodes at once (PostgreSQL; on SQLite the same store

@@ -2,8 +2,9 @@
 //! and the reads of open deliveries it sends and resumes. Leases of existing deliveries, and the
 //! sweep for those whose lease is free, are the cluster's (`cluster`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use foldhash::HashSetExt;
 use hookline_wire::Product;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
@@ -311,10 +312,10 @@ async fn take_ordered(
         return Ok(None);
     }
     let (held_rows, first_page) = (next()?, next()?);
-    let held: HashSet<String> = held_rows
-        .iter()
-        .map(|r| col(r, 0))
-        .collect::<StoreResult<_>>()?;
+    let mut held = ordered::KeySet::with_capacity(held_rows.len());
+    for r in &held_rows {
+        held.insert(col(r, 0)?);
+    }
     // The queue without the held keys' rows, page by page (a prefix of it: a later hook is
     // never read without the earlier ones of its key), until the planner has enough or
     // READ_LIMIT rows are read.
