@@ -3335,7 +3335,11 @@ async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_thos
         .unwrap();
     store.flush().await.unwrap();
     let second = store.claim_batches(&cfg, 100, 1).await.unwrap();
-    assert_eq!(ids(&second), [free], "every free hook, in order, none of X's");
+    assert_eq!(
+        ids(&second),
+        [free],
+        "every free hook, in order, none of X's"
+    );
     assert!(second.held_by_order, "{second:?}");
     store.record_attempt(AttemptOutcome {
         wakes_queue: true,
@@ -3351,7 +3355,11 @@ async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_thos
     assert_eq!(ids(&third), [held], "X's hooks, all still queued, in order");
     let fourth = store.claim_batches(&cfg, 100, 1).await.unwrap();
     assert!(fourth.batches.is_empty(), "{fourth:?}");
-    assert_eq!(store.stats().await.unwrap().queued_hooks, 0, "nothing else left");
+    assert_eq!(
+        store.stats().await.unwrap().queued_hooks,
+        0,
+        "nothing else left"
+    );
 }
 
 /// Claims of one ordered config from two nodes at once (PostgreSQL; on SQLite the same store

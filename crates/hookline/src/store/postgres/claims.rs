@@ -2,9 +2,7 @@
 //! and the reads of open deliveries it sends and resumes. Leases of existing deliveries, and the
 //! sweep for those whose lease is free, are the cluster's (`cluster`).
 
-use std::collections::HashMap;
-
-use foldhash::HashSetExt;
+use foldhash::{HashMapExt, HashSetExt};
 use hookline_wire::Product;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
@@ -336,15 +334,17 @@ async fn take_ordered(
         };
         read += page.len();
         for r in &page {
-            let row = ordered::QueuedRow {
-                hook_seq: col(r, 0)?,
-                event: parse_event(&col::<String>(r, 1)?)?,
-                key: col(r, 2)?,
-            };
-            after = row.hook_seq;
-            if row.key.as_ref().is_some_and(|k| held.contains(k)) {
+            after = col(r, 0)?;
+            // Read in place: a held key's row (often most of a page) is skipped without copying.
+            let key: Option<&str> = col(r, 2)?;
+            if key.is_some_and(|k| held.contains(k)) {
                 continue;
             }
+            let row = ordered::QueuedRow {
+                hook_seq: after,
+                event: parse_event(col::<&str>(r, 1)?)?,
+                key: key.map(str::to_owned),
+            };
             if planner.push(row) == ordered::Flow::Enough {
                 break 'pages;
             }
@@ -422,7 +422,8 @@ async fn take_ordered(
         return Ok(None);
     }
     let (_, _, body_rows, left_rows) = (next()?, next()?, next()?, next()?);
-    let mut bodies: HashMap<i64, StoredHook> = HashMap::with_capacity(seqs.len());
+    let mut bodies: foldhash::HashMap<i64, StoredHook> =
+        foldhash::HashMap::with_capacity(seqs.len());
     for r in body_rows {
         let hook = StoredHook {
             hook_id: col(&r, 1)?,
