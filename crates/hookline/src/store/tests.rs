@@ -446,6 +446,24 @@ async fn a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_re
     );
 }
 
+/// The config `ordered` of app key `ak` on CONVERSION_BLOCK, ordered by the hook field `k`,
+/// stored.
+async fn insert_ordered_config(store: &dyn Store) -> WebhookConfig {
+    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+    cfg
+}
+
+/// The hookIds of each batch a claim took, in order.
+fn batch_ids(claim: &super::Claim) -> Vec<Vec<String>> {
+    claim
+        .batches
+        .iter()
+        .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
+        .collect()
+}
+
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
     WebhookConfig {
         id: id.into(),
@@ -3148,9 +3166,7 @@ async fn a_config_delete_does_not_deadlock_with_a_group_holding_its_delivery_the
 /// (PostgreSQL pages of 2,000), in front of another key: the claim still finds the other key.
 async fn a_held_keys_long_backlog_does_not_hide_the_keys_behind_it(backend: Backend) {
     let (_place, store) = open(backend).await;
-    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
-    cfg.ordering_key = Some("k".into());
-    store.insert_config(cfg.clone()).await.unwrap();
+    let cfg = insert_ordered_config(&*store).await;
     let hook = |id: String, key: &str| ValidatedHook {
         json: format!(r#"{{"hookId":"{id}","k":"{key}"}}"#),
         hook_id: id,
@@ -3201,9 +3217,7 @@ async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_
 ) {
     use serde_json::json;
     let (place, store) = open(backend).await;
-    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
-    cfg.ordering_key = Some("k".into());
-    store.insert_config(cfg.clone()).await.unwrap();
+    let cfg = insert_ordered_config(&*store).await;
     let ingest = |bodies: Vec<(&'static str, serde_json::Value)>| {
         let store = store.clone();
         async move {
@@ -3224,13 +3238,7 @@ async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_
                 .unwrap();
         }
     };
-    let ids = |claim: &super::Claim| -> Vec<Vec<String>> {
-        claim
-            .batches
-            .iter()
-            .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
-            .collect()
-    };
+    let ids = batch_ids;
 
     ingest(vec![("a1", json!({"k": "A"})), ("b1", json!({"k": 1}))]).await;
     let first = store.claim_batches(&cfg, 1, 4).await.unwrap();
@@ -3289,21 +3297,13 @@ async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_thos
 ) {
     use serde_json::json;
     let (_place, store) = open(backend).await;
-    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
-    cfg.ordering_key = Some("k".into());
-    store.insert_config(cfg.clone()).await.unwrap();
+    let cfg = insert_ordered_config(&*store).await;
     let hook = |id: String, key: String| ValidatedHook {
         json: json!({"hookId": id, "k": key}).to_string(),
         hook_id: id,
         id_generated: false,
     };
-    let ids = |claim: &super::Claim| -> Vec<Vec<String>> {
-        claim
-            .batches
-            .iter()
-            .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
-            .collect()
-    };
+    let ids = batch_ids;
     store
         .ingest(
             "ak",
@@ -3374,9 +3374,7 @@ async fn concurrent_ordered_claims_never_open_two_deliveries_of_one_key(backend:
         Backend::Sqlite => first.clone(),
         Backend::Postgres => place.open().await,
     };
-    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
-    cfg.ordering_key = Some("k".into());
-    first.insert_config(cfg.clone()).await.unwrap();
+    let cfg = insert_ordered_config(&*first).await;
     // 10 keys, interleaved: hook i has key i % 10.
     let hooks: Vec<ValidatedHook> = (0..200)
         .map(|i| ValidatedHook {
@@ -3453,9 +3451,7 @@ async fn a_cancelled_ordered_claim_leaves_no_transaction_open_on_a_pooled_connec
     use std::task::Poll;
 
     let (db, store) = postgres_store().await;
-    let mut cfg = config("ordered", "ak", vec![Event::ConversionBlock]);
-    cfg.ordering_key = Some("k".into());
-    store.insert_config(cfg.clone()).await.unwrap();
+    let cfg = insert_ordered_config(&*store).await;
     let hooks: Vec<ValidatedHook> = (0..500)
         .map(|i| ValidatedHook {
             json: format!(r#"{{"hookId":"h{i}","k":"key{}"}}"#, i % 50),
@@ -3551,13 +3547,7 @@ async fn a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_oth
             store.flush().await.unwrap();
         }
     };
-    let ids = |claim: &super::Claim| -> Vec<Vec<String>> {
-        claim
-            .batches
-            .iter()
-            .map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.clone()).collect())
-            .collect()
-    };
+    let ids = batch_ids;
     ingest(vec![
         hook("a1", Some("A")),
         hook("b1", Some("B")),
