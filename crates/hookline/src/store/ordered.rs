@@ -16,7 +16,7 @@
 use hookline_wire::Event;
 
 /// The hash map and set of a claim's keys. Keys are tenants' values, so the hash is seeded per
-/// process (foldhash: minimally DoS-resistant, and about five times cheaper per key here than the
+/// process and per map (foldhash: minimally DoS-resistant, and about five times cheaper per key here than the
 /// standard library's SipHash, which was 7 % of an ordered claim's instructions). The tables live
 /// for one claim.
 pub(crate) type KeyMap<V> = foldhash::HashMap<String, V>;
@@ -233,6 +233,10 @@ pub(crate) struct TakenRows {
 /// Sorts the plan's rows into [`TakenRows`]. `read`: the seq of every queue row the claim read,
 /// in queue order, held keys' rows included (any of them between two taken rows breaks a run).
 pub(crate) fn taken_rows(read: &[i64], plan: &Plan) -> TakenRows {
+    debug_assert!(
+        read.windows(2).all(|w| w[0] < w[1]),
+        "rows are read in queue order"
+    );
     let mut taken: Vec<(i64, Event)> = plan
         .batches
         .iter()
@@ -270,7 +274,8 @@ pub(crate) fn taken_rows(read: &[i64], plan: &Plan) -> TakenRows {
         }
     }
     flush(&mut out, run.take());
-    // A planned row is always one read; were one not, it is still deleted, by itself.
+    // A planned row is always one read; were one not, it and every later row taken are deleted
+    // one by one (the walk above stopped matching at it).
     out.singles.extend(next.map(|t| t.0));
     out
 }
@@ -439,18 +444,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_taken_row_that_was_not_read_is_deleted_by_itself_and_so_are_those_after_it() {
+        let rows = (1..=8).map(|i| row(i, E, None));
+        let p = plan(rows, 1, 10);
+        // 4 is missing from what was read: 1-3 are a range, 4-8 go one by one.
+        let taken = super::taken_rows(&[1, 2, 3, 5, 6, 7, 8], &p);
+        assert_eq!(taken.ranges, vec![(E, 1, 3)]);
+        assert_eq!(taken.singles, vec![4, 5, 6, 7, 8]);
+    }
+
     proptest::proptest! {
         /// Whatever the queue and the plan: every taken row is deleted exactly once, and no
         /// range spans a row that stays queued or is of another event.
         #[test]
         fn taken_rows_delete_exactly_the_plan(
-            queue in proptest::collection::vec((0u8..6, proptest::bool::ANY, 1i64..4), 0..200),
+            queue in proptest::collection::vec(
+                (proptest::option::of(0u8..6), proptest::bool::ANY, 1i64..4),
+                0..200,
+            ),
             held in proptest::collection::vec(0u8..6, 0..3),
             wanted in 1usize..4,
             max_hooks in 1usize..20,
         ) {
             let mut seq = 0;
-            let queue: Vec<(i64, Event, u8)> = queue
+            let queue: Vec<(i64, Event, Option<u8>)> = queue
                 .into_iter()
                 .map(|(key, other_event, gap)| {
                     seq += gap;
@@ -460,8 +478,8 @@ mod tests {
             let read: Vec<i64> = queue.iter().map(|q| q.0).collect();
             let rows = queue
                 .iter()
-                .filter(|q| !held.contains(&q.2))
-                .map(|&(seq, event, key)| row(seq, event, Some(&key.to_string())));
+                .filter(|q| q.2.is_none_or(|k| !held.contains(&k)))
+                .map(|&(seq, event, key)| row(seq, event, key.map(|k| k.to_string()).as_deref()));
             let p = plan(rows, wanted, max_hooks);
             let planned: Vec<i64> = p.batches.iter().flat_map(|b| b.rows.iter().map(|r| r.hook_seq)).collect();
             // Rows past where the planner stopped count as read here: they stay queued, so they

@@ -107,7 +107,7 @@ store_tests!(
     a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_writer,
     an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_reopen,
     concurrent_ordered_claims_never_open_two_deliveries_of_one_key,
-    an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_those,
+    an_ordered_claim_takes_the_free_rows_around_a_held_keys_rows_and_leaves_those,
     a_held_keys_long_backlog_does_not_hide_the_keys_behind_it,
     a_failed_delivery_of_several_keys_keeps_its_first_key_and_gives_the_others_back,
 );
@@ -3292,7 +3292,7 @@ async fn an_ordered_config_holds_each_key_until_its_delivery_ends_also_across_a_
 /// An ordered claim whose free rows lie in runs between a held key's rows (SQLite deletes such
 /// runs as ranges of the queue) takes every free row and leaves every held one: the held key's
 /// hooks all go, in order, once its delivery ends, and nothing else is left.
-async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_and_leaves_those(
+async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_rows_and_leaves_those(
     backend: Backend,
 ) {
     use serde_json::json;

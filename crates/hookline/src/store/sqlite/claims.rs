@@ -172,7 +172,9 @@ fn take_ordered(
                 .execute(params![config.id, encode(&taken.singles)?])?;
         }
         if deleted != seqs.len() {
-            return Err(StoreError::Unavailable(format!(
+            // Every row taken was read in this transaction: another count is a broken invariant
+            // (e.g. two queue rows of one hook and config), and the claim is rolled back.
+            return Err(StoreError::Corrupt(format!(
                 "{deleted} of {} queued hooks of {} taken",
                 seqs.len(),
                 config.id
