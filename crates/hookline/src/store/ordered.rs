@@ -68,14 +68,15 @@ impl Plan {
     }
 }
 
-/// Where a claim put a key it met.
-#[derive(Debug, Clone, Copy)]
-enum KeyPlace {
-    /// Its hooks so far are in this batch.
-    Batch(usize),
-    /// One of its hooks stays queued, so every later one does too (a key never overtakes
-    /// itself).
-    Left,
+/// A run: the rows of one key this claim may take (its first rows read, of one event, at most
+/// a batch), or one row without a key.
+#[derive(Debug)]
+struct Run {
+    event: Event,
+    rows: Vec<QueuedRow>,
+    /// A later row of the key stays queued (another event, or more than a batch): so does
+    /// every one after it (a key never overtakes itself).
+    closed: bool,
 }
 
 /// Whether the store should read on after a row it gave [`Planner::push`].
@@ -89,28 +90,38 @@ pub(crate) enum Flow {
 /// into up to `wanted` batches of up to `max_hooks` hooks, keeping each key to one batch and in
 /// order; says when reading on cannot help.
 ///
-/// Reading stops when the batches are full, when the claim has read as many rows as its
-/// batches could use twice (at most [`SCAN_LIMIT`]), or after a run of rows that all had to stay
-/// queued behind this claim's own batches. That run is what a claim meets when few keys are
-/// free (1,000 keys in batches of 100: ten open deliveries hold them all): its batch filled
-/// from the first free rows, and the rest of the queue is its own keys' later hooks and the
-/// held keys' hooks, so reading on would read up to [`READ_LIMIT`] rows per claim for nothing.
-/// It is a bet, not a proof: past the run there may be free keys (one key's backlog longer
-/// than the run, in front of others). They are not lost: the claim counts as held, and the
-/// next claim, when a delivery this one opened ends, reads again from the front. The run is
-/// long (at least 1,000 rows) so that such a backlog has to be long before it delays the keys
-/// behind it.
+/// Two steps. While reading, each key's rows gather into its run (its first rows, one event,
+/// at most a batch). Then [`Planner::finish`] packs the runs, in the order of their first rows,
+/// into batches: a whole run into the first batch of its event with room for it, else into a
+/// new batch while fewer than `wanted` are open, else as much of it as fits in a batch with
+/// room (the rest stays queued). So a key brings several hooks to its delivery when the queue
+/// holds them: filling the first batch row by row instead put one hook of each of 100 keys in
+/// a batch, and every key's next hook, a turn of the keys later in the queue, found it full
+/// (1,000 keys gave 1,000 hooks per claim, whatever the free slots).
+///
+/// Reading stops when the runs could fill every batch, when the claim has read as many rows as
+/// its batches could use twice (at most [`SCAN_LIMIT`]), or after a run of rows none of which
+/// can go (their key's run is closed). That run is what a claim meets when few keys are free:
+/// the rest of the queue is its own keys' later hooks, so reading on would read up to
+/// [`READ_LIMIT`] rows per claim for nothing. It is a bet, not a proof: past it there may be
+/// free keys (one key's backlog longer than the run, in front of others). They are not lost:
+/// the claim counts as held, and the next claim, when a delivery this one opened ends, reads
+/// again from the front. The run is long (at least 1,000 rows) so that such a backlog has to be
+/// long before it delays the keys behind it.
 pub(crate) struct Planner {
     wanted: usize,
     max_hooks: usize,
     /// Rows this claim may read (`2 * wanted * max_hooks`, at most SCAN_LIMIT).
     enough: usize,
-    /// Rows left queued one after the other before reading stops.
+    /// Rows that cannot go, one after the other, before reading stops.
     run_limit: usize,
-    plan: Plan,
-    /// Each key this claim has met: the batch holding its hooks, or left queued.
-    keys: KeyMap<KeyPlace>,
-    full_batches: usize,
+    /// The runs, in the order of their first rows.
+    runs: Vec<Run>,
+    /// Each key met: its run.
+    keys: KeyMap<usize>,
+    /// Rows in runs: what the batches could take at most.
+    takeable: usize,
+    skipped: bool,
     pushed: usize,
     left_in_a_row: usize,
 }
@@ -123,94 +134,119 @@ impl Planner {
             max_hooks,
             enough: (2 * wanted * max_hooks).min(SCAN_LIMIT as usize),
             run_limit: (2 * max_hooks).max(1_000),
-            plan: Plan::default(),
+            runs: Vec::new(),
             keys: KeyMap::default(),
-            full_batches: 0,
+            takeable: 0,
+            skipped: false,
             pushed: 0,
             left_in_a_row: 0,
         }
     }
 
-    /// Places the next row of the queue (or leaves it queued); `Flow::Enough`: stop reading.
+    /// Gathers the next row of the queue into its key's run (or leaves it queued);
+    /// `Flow::Enough`: stop reading.
     pub(crate) fn push(&mut self, row: QueuedRow) -> Flow {
-        if self.full_batches == self.wanted {
-            self.plan.full = true;
+        if self.takeable >= self.wanted * self.max_hooks {
             return Flow::Enough;
         }
         self.pushed += 1;
-        if self.place(row) {
+        if self.gather(row) {
+            self.takeable += 1;
             self.left_in_a_row = 0;
         } else {
-            self.plan.skipped = true;
+            self.skipped = true;
             self.left_in_a_row += 1;
         }
-        if self.full_batches == self.wanted {
-            self.plan.full = true;
-            return Flow::Enough;
-        }
-        // A row is only ever left queued behind a batch of this claim: a run means a batch.
-        if self.pushed >= self.enough || self.left_in_a_row >= self.run_limit {
+        if self.takeable >= self.wanted * self.max_hooks
+            || self.pushed >= self.enough
+            || self.left_in_a_row >= self.run_limit
+        {
             return Flow::Enough;
         }
         Flow::More
     }
 
-    /// Whether `row` went into a batch.
-    fn place(&mut self, row: QueuedRow) -> bool {
-        // One lookup per keyed row: a key met before is either in a batch or left queued.
-        if let Some(key) = &row.key
-            && let Some(place) = self.keys.get_mut(key.as_str())
-        {
-            let KeyPlace::Batch(b) = *place else {
-                return false;
-            };
-            let batch = &mut self.plan.batches[b];
-            if batch.event == row.event && batch.rows.len() < self.max_hooks {
-                batch.rows.push(row);
-                if batch.rows.len() == self.max_hooks {
-                    self.full_batches += 1;
-                }
-                return true;
-            }
-            // Another batch would be a second open delivery of this key.
-            *place = KeyPlace::Left;
-            return false;
-        }
-        let open = self
-            .plan
-            .batches
-            .iter()
-            .position(|b| b.event == row.event && b.rows.len() < self.max_hooks);
-        let b = match open {
-            Some(b) => b,
-            None if self.plan.batches.len() < self.wanted => {
-                self.plan.batches.push(PlannedBatch {
-                    event: row.event,
-                    rows: Vec::new(),
-                });
-                self.plan.batches.len() - 1
-            }
-            None => {
-                // No room for its event: it stays queued, and so does the rest of its key.
-                if let Some(key) = row.key {
-                    self.keys.insert(key, KeyPlace::Left);
-                }
-                return false;
-            }
+    /// Whether `row` joined a run.
+    fn gather(&mut self, row: QueuedRow) -> bool {
+        let Some(key) = &row.key else {
+            self.runs.push(Run {
+                event: row.event,
+                rows: vec![row],
+                closed: true,
+            });
+            return true;
         };
-        if let Some(key) = &row.key {
-            self.keys.insert(key.clone(), KeyPlace::Batch(b));
+        if let Some(&r) = self.keys.get(key.as_str()) {
+            let run = &mut self.runs[r];
+            if run.closed {
+                return false;
+            }
+            if run.event != row.event || run.rows.len() >= self.max_hooks {
+                // Another event, or more than a batch: this row and the key's later ones wait.
+                run.closed = true;
+                return false;
+            }
+            run.rows.push(row);
+            return true;
         }
-        let batch = &mut self.plan.batches[b];
-        batch.rows.push(row);
-        if batch.rows.len() == self.max_hooks {
-            self.full_batches += 1;
-        }
+        self.keys.insert(key.clone(), self.runs.len());
+        self.runs.push(Run {
+            event: row.event,
+            rows: vec![row],
+            closed: false,
+        });
         true
     }
 
+    /// Packs the runs into batches (see [`Planner`]).
     pub(crate) fn finish(self) -> Plan {
-        self.plan
+        let (wanted, max_hooks) = (self.wanted, self.max_hooks);
+        let mut plan = Plan {
+            skipped: self.skipped,
+            ..Plan::default()
+        };
+        for run in self.runs {
+            let len = run.rows.len();
+            let whole = plan
+                .batches
+                .iter()
+                .position(|b| b.event == run.event && max_hooks - b.rows.len() >= len);
+            let b = match whole {
+                Some(b) => b,
+                None if plan.batches.len() < wanted => {
+                    plan.batches.push(PlannedBatch {
+                        event: run.event,
+                        rows: Vec::with_capacity(len),
+                    });
+                    plan.batches.len() - 1
+                }
+                None => {
+                    // The batches are all open: as much of the run as one has room for.
+                    let Some(b) = plan
+                        .batches
+                        .iter()
+                        .position(|b| b.event == run.event && b.rows.len() < max_hooks)
+                    else {
+                        plan.skipped = true;
+                        continue;
+                    };
+                    b
+                }
+            };
+            let batch = &mut plan.batches[b];
+            let room = max_hooks - batch.rows.len();
+            if room < len {
+                plan.skipped = true;
+            }
+            batch.rows.extend(run.rows.into_iter().take(room));
+        }
+        for batch in &mut plan.batches {
+            // A batch's hooks in queue order (each run already is).
+            batch.rows.sort_unstable_by_key(|r| r.hook_seq);
+        }
+        plan.full =
+            plan.batches.len() == wanted && plan.batches.iter().all(|b| b.rows.len() == max_hooks);
+        plan
     }
 }
 
@@ -389,21 +425,57 @@ mod tests {
     }
 
     #[test]
-    fn reading_stops_after_a_run_of_rows_left_behind_the_claims_own_keys() {
-        // Ten keys in turn: the first batch takes one hook of each, and every later row is one
-        // of those keys, which must wait for that batch's delivery.
+    fn reading_stops_after_a_run_of_rows_that_cannot_go() {
+        // Ten keys in turn: each key's first ten hooks make a batch of its own (a batch holds
+        // ten), and every later row is one of those keys, which must wait for its delivery.
         let keys = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
         let rows = (0..5_000).map(|i| row(i, E, Some(keys[i as usize % 10])));
         let mut read = 0;
-        // Five hundred batches wanted: the claim may read 10,000 rows, yet stops at 1,010.
+        // Five hundred batches wanted: the claim may read 10,000 rows, yet stops at 1,100.
         let p = plan(rows.inspect(|_| read += 1), 500, 10);
-        assert_eq!(seqs(&p), vec![(0..10).collect::<Vec<_>>()]);
+        let expected: Vec<Vec<i64>> = (0..10)
+            .map(|k| (0..10).map(|n| k + 10 * n).collect())
+            .collect();
+        assert_eq!(seqs(&p), expected);
         assert!(p.skipped && !p.full);
         assert_eq!(
             read,
-            10 + 1_000,
-            "ten placed, then a run of 1,000 left queued"
+            100 + 1_000,
+            "ten hooks of each key, then a run of 1,000 that must wait"
         );
+    }
+
+    #[test]
+    fn a_key_brings_its_later_hooks_to_its_batch_when_the_queue_holds_them() {
+        // 1,000 keys in turn, three turns queued, batches of 100, ten wanted: the old rule
+        // (fill the first batch row by row) took 1,000 hooks, one per key; runs take all three
+        // of each of the first 333 keys and one more key's first hook.
+        let rows = (0..3_000).map(|i| row(i, E, Some(&(i % 1_000).to_string())));
+        let p = plan(rows, 10, 100);
+        assert_eq!(p.batches.len(), 10);
+        assert!(p.full, "every batch full");
+        let taken: usize = p.batches.iter().map(|b| b.rows.len()).sum();
+        assert_eq!(taken, 1_000);
+        // Every key in one batch only, its hooks in queue order, none skipped over.
+        let mut batch_of = std::collections::HashMap::new();
+        for (b, batch) in p.batches.iter().enumerate() {
+            for r in &batch.rows {
+                let key = r.key.clone().unwrap();
+                assert_eq!(*batch_of.entry(key).or_insert(b), b);
+            }
+        }
+        for (key, _) in batch_of {
+            let k: i64 = key.parse().unwrap();
+            let mine: Vec<i64> = p
+                .batches
+                .iter()
+                .flat_map(|b| b.rows.iter())
+                .filter(|r| r.key.as_deref() == Some(key.as_str()))
+                .map(|r| r.hook_seq)
+                .collect();
+            let first_of_key: Vec<i64> = (0..mine.len() as i64).map(|n| k + 1_000 * n).collect();
+            assert_eq!(mine, first_of_key, "key {key}: its first hooks, in order");
+        }
     }
 
     #[test]
