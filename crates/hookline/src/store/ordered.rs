@@ -56,7 +56,8 @@ pub(crate) struct Plan {
     pub(crate) batches: Vec<PlannedBatch>,
     /// The batches filled up before the rows read ran out: more may be claimable at once.
     pub(crate) full: bool,
-    /// Rows read were left queued because their key is held (by this claim or an earlier one).
+    /// Rows read were left queued: their key is held (by this claim or an earlier one), or the
+    /// batches had no room for them.
     pub(crate) skipped: bool,
 }
 
@@ -447,15 +448,16 @@ mod tests {
 
     #[test]
     fn a_key_brings_its_later_hooks_to_its_batch_when_the_queue_holds_them() {
-        // 1,000 keys in turn, three turns queued, batches of 100, ten wanted: the old rule
-        // (fill the first batch row by row) took 1,000 hooks, one per key; runs take all three
-        // of each of the first 333 keys and one more key's first hook.
+        // 1,000 keys in turn, three turns queued, batches of 100, thirty wanted. Filling the
+        // first batch row by row took 1,000 hooks (one per key: each key's next hook found its
+        // batch full). Runs go whole: 33 keys' three hooks per batch (990 keys), and the last
+        // ten keys one hook each where a batch has room.
         let rows = (0..3_000).map(|i| row(i, E, Some(&(i % 1_000).to_string())));
-        let p = plan(rows, 10, 100);
-        assert_eq!(p.batches.len(), 10);
-        assert!(p.full, "every batch full");
+        let p = plan(rows, 30, 100);
+        assert_eq!(p.batches.len(), 30);
         let taken: usize = p.batches.iter().map(|b| b.rows.len()).sum();
-        assert_eq!(taken, 1_000);
+        assert_eq!(taken, 990 * 3 + 10);
+        assert!(p.skipped && !p.full);
         // Every key in one batch only, its hooks in queue order, none skipped over.
         let mut batch_of = std::collections::HashMap::new();
         for (b, batch) in p.batches.iter().enumerate() {
@@ -524,6 +526,59 @@ mod tests {
         let taken = super::taken_rows(&[1, 2, 3, 5, 6, 7, 8], &p);
         assert_eq!(taken.ranges, vec![(E, 1, 3)]);
         assert_eq!(taken.singles, vec![4, 5, 6, 7, 8]);
+    }
+
+    proptest::proptest! {
+        /// Whatever the queue: a key's hooks taken are in one batch and are the first of its
+        /// rows, in order; a batch holds one event and at most `max_hooks`; at most `wanted`
+        /// batches.
+        #[test]
+        fn a_plan_keeps_every_key_in_one_batch_and_in_order(
+            queue in proptest::collection::vec(
+                (proptest::option::of(0u8..8), proptest::bool::ANY),
+                0..300,
+            ),
+            wanted in 1usize..5,
+            max_hooks in 1usize..12,
+        ) {
+            let rows: Vec<QueuedRow> = queue
+                .iter()
+                .enumerate()
+                .map(|(i, &(key, other))| {
+                    row(i as i64, if other { F } else { E }, key.map(|k| k.to_string()).as_deref())
+                })
+                .collect();
+            let p = plan(rows.clone(), wanted, max_hooks);
+            proptest::prop_assert!(p.batches.len() <= wanted);
+            let mut batch_of = std::collections::HashMap::new();
+            for (b, batch) in p.batches.iter().enumerate() {
+                proptest::prop_assert!(!batch.rows.is_empty() && batch.rows.len() <= max_hooks);
+                for r in &batch.rows {
+                    proptest::prop_assert_eq!(r.event, batch.event);
+                    if let Some(key) = &r.key {
+                        proptest::prop_assert_eq!(*batch_of.entry(key.clone()).or_insert(b), b);
+                    }
+                }
+            }
+            for (key, _) in batch_of {
+                let taken: Vec<i64> = p
+                    .batches
+                    .iter()
+                    .flat_map(|b| b.rows.iter())
+                    .filter(|r| r.key.as_deref() == Some(key.as_str()))
+                    .map(|r| r.hook_seq)
+                    .collect();
+                let first: Vec<i64> = rows
+                    .iter()
+                    .filter(|r| r.key.as_deref() == Some(key.as_str()))
+                    .take(taken.len())
+                    .map(|r| r.hook_seq)
+                    .collect();
+                let mut sorted = taken.clone();
+                sorted.sort_unstable();
+                proptest::prop_assert_eq!(&sorted, &first, "key {}: a prefix of its rows", key);
+            }
+        }
     }
 
     proptest::proptest! {
