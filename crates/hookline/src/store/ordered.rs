@@ -354,6 +354,42 @@ mod tests {
             .collect()
     }
 
+    /// Each key of the plan is in one batch only, and its hooks there are its first rows of
+    /// `rows` (the queue read), in queue order.
+    fn each_key_in_one_batch_with_its_first_rows(
+        p: &super::Plan,
+        rows: &[QueuedRow],
+    ) -> Result<(), String> {
+        let mut batch_of = std::collections::HashMap::new();
+        for (b, batch) in p.batches.iter().enumerate() {
+            for key in batch.rows.iter().filter_map(|r| r.key.as_ref()) {
+                if *batch_of.entry(key).or_insert(b) != b {
+                    return Err(format!("key {key} in two batches"));
+                }
+            }
+        }
+        for (key, b) in batch_of {
+            let taken: Vec<i64> = p.batches[b]
+                .rows
+                .iter()
+                .filter(|r| r.key.as_ref() == Some(key))
+                .map(|r| r.hook_seq)
+                .collect();
+            let first: Vec<i64> = rows
+                .iter()
+                .filter(|r| r.key.as_ref() == Some(key))
+                .take(taken.len())
+                .map(|r| r.hook_seq)
+                .collect();
+            if taken != first {
+                return Err(format!(
+                    "key {key}: took {taken:?}, its first rows are {first:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     const E: Event = Event::MessageResultUpdate;
     const F: Event = Event::Unsubscribe;
 
@@ -452,31 +488,21 @@ mod tests {
         // first batch row by row took 1,000 hooks (one per key: each key's next hook found its
         // batch full). Runs go whole: 33 keys' three hooks per batch (990 keys), and the last
         // ten keys one hook each where a batch has room.
-        let rows = (0..3_000).map(|i| row(i, E, Some(&(i % 1_000).to_string())));
-        let p = plan(rows, 30, 100);
+        let p = plan(
+            (0..3_000).map(|i| row(i, E, Some(&(i % 1_000).to_string()))),
+            30,
+            100,
+        );
         assert_eq!(p.batches.len(), 30);
         let taken: usize = p.batches.iter().map(|b| b.rows.len()).sum();
         assert_eq!(taken, 990 * 3 + 10);
         assert!(p.skipped && !p.full);
         // Every key in one batch only, its hooks in queue order, none skipped over.
-        let mut batch_of = std::collections::HashMap::new();
-        for (b, batch) in p.batches.iter().enumerate() {
-            for r in &batch.rows {
-                let key = r.key.clone().unwrap();
-                assert_eq!(*batch_of.entry(key).or_insert(b), b);
-            }
-        }
-        for (key, _) in batch_of {
-            let k: i64 = key.parse().unwrap();
-            let mine: Vec<i64> = p
-                .batches
-                .iter()
-                .flat_map(|b| b.rows.iter())
-                .filter(|r| r.key.as_deref() == Some(key.as_str()))
-                .map(|r| r.hook_seq)
-                .collect();
-            let first_of_key: Vec<i64> = (0..mine.len() as i64).map(|n| k + 1_000 * n).collect();
-            assert_eq!(mine, first_of_key, "key {key}: its first hooks, in order");
+        let rows: Vec<QueuedRow> = (0..3_000)
+            .map(|i| row(i, E, Some(&(i % 1_000).to_string())))
+            .collect();
+        if let Err(e) = each_key_in_one_batch_with_its_first_rows(&p, &rows) {
+            panic!("{e}");
         }
     }
 
@@ -550,34 +576,14 @@ mod tests {
                 .collect();
             let p = plan(rows.clone(), wanted, max_hooks);
             proptest::prop_assert!(p.batches.len() <= wanted);
-            let mut batch_of = std::collections::HashMap::new();
-            for (b, batch) in p.batches.iter().enumerate() {
+            for batch in &p.batches {
                 proptest::prop_assert!(!batch.rows.is_empty() && batch.rows.len() <= max_hooks);
                 for r in &batch.rows {
                     proptest::prop_assert_eq!(r.event, batch.event);
-                    if let Some(key) = &r.key {
-                        proptest::prop_assert_eq!(*batch_of.entry(key.clone()).or_insert(b), b);
-                    }
                 }
             }
-            for (key, _) in batch_of {
-                let taken: Vec<i64> = p
-                    .batches
-                    .iter()
-                    .flat_map(|b| b.rows.iter())
-                    .filter(|r| r.key.as_deref() == Some(key.as_str()))
-                    .map(|r| r.hook_seq)
-                    .collect();
-                let first: Vec<i64> = rows
-                    .iter()
-                    .filter(|r| r.key.as_deref() == Some(key.as_str()))
-                    .take(taken.len())
-                    .map(|r| r.hook_seq)
-                    .collect();
-                let mut sorted = taken.clone();
-                sorted.sort_unstable();
-                proptest::prop_assert_eq!(&sorted, &first, "key {}: a prefix of its rows", key);
-            }
+            each_key_in_one_batch_with_its_first_rows(&p, &rows)
+                .map_err(proptest::test_runner::TestCaseError::fail)?;
         }
     }
 
