@@ -4,8 +4,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::credentials::{APP_KEY_LEN, SECRET_KEY_LEN, hash_secret, new_secret, secret_digest};
+use super::credentials::{
+    APP_KEY_LEN, SECRET_KEY_LEN, SecretDigest, hash_secret, new_secret, secret_digest,
+};
 use super::input::optional_string;
+use super::verified_secrets::Trust;
 use super::{Error, Result, Service};
 use crate::duration::Period;
 use crate::model::{AppKeyRecord, Page, PageRequest, now_millis};
@@ -97,12 +100,18 @@ impl Service {
     }
 
     /// Whose `secret` is, for a request to `app_key`'s routes. A secret key the store confirmed
-    /// as `app_key`'s is trusted from memory for a second after (see `verified_secrets`).
+    /// as `app_key`'s is trusted from memory for a second after (see `verified_secrets`), and
+    /// refreshed in the background past half of that.
     pub async fn secret_key_owner(&self, app_key: &str, secret: &str) -> Result<SecretKeyOwner> {
         let digest = secret_digest(secret);
         let now = Instant::now();
-        if self.verified_secrets.check(app_key, &digest, now) {
-            return Ok(SecretKeyOwner::ThisAppKey);
+        match self.verified_secrets.check(app_key, &digest, now) {
+            Trust::Trusted => return Ok(SecretKeyOwner::ThisAppKey),
+            Trust::TrustedRefreshDue => {
+                self.refresh_verified_secret(app_key, digest, now);
+                return Ok(SecretKeyOwner::ThisAppKey);
+            }
+            Trust::Unknown => {}
         }
         let epoch = self.verified_secrets.epoch();
         Ok(
@@ -119,6 +128,24 @@ impl Service {
                 None => SecretKeyOwner::Unknown,
             },
         )
+    }
+
+    /// Reads the store again for a secret key trusted from memory, on a task of its own (see
+    /// `verified_secrets`, "Refreshed ahead").
+    fn refresh_verified_secret(&self, app_key: &str, digest: SecretDigest, now: Instant) {
+        let (store, cache) = (self.store.clone(), self.verified_secrets.clone());
+        let app_key = app_key.to_owned();
+        let epoch = cache.epoch();
+        tokio::spawn(async move {
+            match store
+                .app_key_by_secret_hash(&hex::encode(digest), now_millis())
+                .await
+            {
+                Ok(Some(owner)) if owner == app_key => cache.remember(&app_key, digest, epoch, now),
+                Ok(_) => cache.drop_secret(&app_key, &digest),
+                Err(_) => cache.refresh_failed(&app_key),
+            }
+        });
     }
 
     /// A new secret key; the old one keeps working for `rotation.grace`, then stops (without a

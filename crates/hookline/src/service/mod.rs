@@ -56,7 +56,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     engine: Engine,
     limits: TenantLimits,
-    verified_secrets: VerifiedSecrets,
+    verified_secrets: Arc<VerifiedSecrets>,
 }
 
 impl Service {
@@ -65,7 +65,7 @@ impl Service {
             store,
             engine,
             limits,
-            verified_secrets: VerifiedSecrets::default(),
+            verified_secrets: Arc::new(VerifiedSecrets::default()),
         }
     }
 

@@ -7,6 +7,13 @@
 //!   key until its entry expires. One second bounds that window to less than anyone needs to
 //!   hand the new key out, while a producer sending many requests a second still reads the store
 //!   about once a second per app key.
+//! - **Refreshed ahead, off the request's path.** Past half its TTL an entry is still trusted,
+//!   and the first request that sees it so starts one read of the store in the background
+//!   ([`Trust::TrustedRefreshDue`]); that read's answer replaces the entry (or drops it, if the
+//!   store no longer says so). So a producer sending steadily never waits for the store, which
+//!   under another tenant's flood can mean waiting behind that tenant's claims for a pooled
+//!   connection; the window above is unchanged, since an entry's age counts from the start of
+//!   the read that confirmed it.
 //! - **Only successes are remembered** (no negative caching): a guesser's wrong secrets all go to
 //!   the store and never grow this map, and an app key's entry is only ever a secret that the
 //!   store said is its own.
@@ -47,6 +54,26 @@ struct Verified {
     digest: SecretDigest,
     /// When the store read that confirmed it started.
     at: Instant,
+    /// A refresh of it is reading the store now.
+    refreshing: bool,
+}
+
+/// What the cache says of a secret key presented for an app key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Verified less than the TTL ago.
+    Trusted,
+    /// Trusted, past half its TTL, and no refresh running: the caller starts one (see the
+    /// module doc). Told to one caller at a time.
+    TrustedRefreshDue,
+    /// Not verified (or too long ago, or another secret): ask the store.
+    Unknown,
+}
+
+impl Trust {
+    pub fn trusted(self) -> bool {
+        self != Trust::Unknown
+    }
 }
 
 impl Default for VerifiedSecrets {
@@ -63,14 +90,46 @@ impl VerifiedSecrets {
         }
     }
 
-    /// Whether `digest` is the secret key of `app_key` as verified less than the TTL ago.
-    pub fn check(&self, app_key: &str, digest: &SecretDigest, now: Instant) -> bool {
-        let Ok(inner) = self.inner.lock() else {
-            return false;
+    /// Whether `digest` is the secret key of `app_key` as verified less than the TTL ago, and
+    /// whether this caller should refresh it.
+    pub fn check(&self, app_key: &str, digest: &SecretDigest, now: Instant) -> Trust {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Trust::Unknown;
         };
-        inner.by_app_key.get(app_key).is_some_and(|v| {
-            now.saturating_duration_since(v.at) < self.ttl && bool::from(v.digest.ct_eq(digest))
-        })
+        let Some(v) = inner.by_app_key.get_mut(app_key) else {
+            return Trust::Unknown;
+        };
+        let age = now.saturating_duration_since(v.at);
+        if age >= self.ttl || !bool::from(v.digest.ct_eq(digest)) {
+            return Trust::Unknown;
+        }
+        if age >= self.ttl / 2 && !v.refreshing {
+            v.refreshing = true;
+            return Trust::TrustedRefreshDue;
+        }
+        Trust::Trusted
+    }
+
+    /// A refresh could not read the store: the next caller past half the TTL tries again.
+    pub fn refresh_failed(&self, app_key: &str) {
+        if let Ok(mut inner) = self.inner.lock()
+            && let Some(v) = inner.by_app_key.get_mut(app_key)
+        {
+            v.refreshing = false;
+        }
+    }
+
+    /// The store no longer says `digest` is `app_key`'s secret key (rotated on another node):
+    /// forget it, if it is still the one remembered.
+    pub fn drop_secret(&self, app_key: &str, digest: &SecretDigest) {
+        if let Ok(mut inner) = self.inner.lock()
+            && inner
+                .by_app_key
+                .get(app_key)
+                .is_some_and(|v| bool::from(v.digest.ct_eq(digest)))
+        {
+            inner.by_app_key.remove(app_key);
+        }
     }
 
     /// Taken before reading the store; hand it to [`VerifiedSecrets::remember`].
@@ -96,9 +155,14 @@ impl VerifiedSecrets {
                 return;
             }
         }
-        inner
-            .by_app_key
-            .insert(app_key.to_owned(), Verified { digest, at });
+        inner.by_app_key.insert(
+            app_key.to_owned(),
+            Verified {
+                digest,
+                at,
+                refreshing: false,
+            },
+        );
     }
 
     /// The app key's secret key changed: forget it, and anything being verified right now.
@@ -120,12 +184,20 @@ mod tests {
         let cache = VerifiedSecrets::new(Duration::from_secs(1));
         let t0 = Instant::now();
         let good = secret_digest("good");
-        assert!(!cache.check("app", &good, t0));
+        assert!(!cache.check("app", &good, t0).trusted());
         cache.remember("app", good, cache.epoch(), t0);
-        assert!(cache.check("app", &good, t0 + Duration::from_millis(999)));
-        assert!(!cache.check("app", &good, t0 + Duration::from_secs(1)));
-        assert!(!cache.check("app", &secret_digest("bad"), t0));
-        assert!(!cache.check("other", &good, t0));
+        assert!(
+            cache
+                .check("app", &good, t0 + Duration::from_millis(999))
+                .trusted()
+        );
+        assert!(
+            !cache
+                .check("app", &good, t0 + Duration::from_secs(1))
+                .trusted()
+        );
+        assert!(!cache.check("app", &secret_digest("bad"), t0).trusted());
+        assert!(!cache.check("other", &good, t0).trusted());
     }
 
     #[test]
@@ -137,14 +209,50 @@ mod tests {
         // A request read the store (old secret still valid) just before the rotation committed.
         let epoch = cache.epoch();
         cache.forget("app");
-        assert!(!cache.check("app", &old, t0));
+        assert!(!cache.check("app", &old, t0).trusted());
         cache.remember("app", old, epoch, t0);
         assert!(
-            !cache.check("app", &old, t0),
+            !cache.check("app", &old, t0).trusted(),
             "remembered across a rotation"
         );
         cache.remember("app", secret_digest("new"), cache.epoch(), t0);
-        assert!(cache.check("app", &secret_digest("new"), t0));
+        assert!(cache.check("app", &secret_digest("new"), t0).trusted());
+    }
+
+    #[test]
+    fn past_half_its_ttl_one_caller_refreshes_and_the_answer_replaces_the_entry() {
+        let cache = VerifiedSecrets::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let good = secret_digest("good");
+        cache.remember("app", good, cache.epoch(), t0);
+        let half = t0 + Duration::from_millis(500);
+        assert_eq!(
+            cache.check("app", &good, t0 + Duration::from_millis(499)),
+            Trust::Trusted
+        );
+        assert_eq!(cache.check("app", &good, half), Trust::TrustedRefreshDue);
+        // One refresh at a time: the others are trusted without starting another.
+        assert_eq!(cache.check("app", &good, half), Trust::Trusted);
+        // A wrong secret is never trusted, and starts nothing.
+        assert_eq!(
+            cache.check("app", &secret_digest("bad"), half),
+            Trust::Unknown
+        );
+        // The refresh failed: the next caller tries again.
+        cache.refresh_failed("app");
+        assert_eq!(cache.check("app", &good, half), Trust::TrustedRefreshDue);
+        // It read the store from `half` on: trusted a whole TTL from there.
+        cache.remember("app", good, cache.epoch(), half);
+        let later = t0 + Duration::from_millis(1_400);
+        assert!(cache.check("app", &good, later).trusted());
+        // Not refreshed: gone at the TTL, as before.
+        assert_eq!(
+            cache.check("app", &good, half + Duration::from_secs(1)),
+            Trust::Unknown
+        );
+        // The store no longer says so (rotated elsewhere): dropped at once.
+        cache.drop_secret("app", &good);
+        assert_eq!(cache.check("app", &good, later), Trust::Unknown);
     }
 
     #[test]
@@ -155,11 +263,15 @@ mod tests {
         for i in 0..MAX_APP_KEYS + 10 {
             cache.remember(&format!("app{i}"), digest, cache.epoch(), t0);
         }
-        assert!(!cache.check(&format!("app{}", MAX_APP_KEYS + 5), &digest, t0));
+        assert!(
+            !cache
+                .check(&format!("app{}", MAX_APP_KEYS + 5), &digest, t0)
+                .trusted()
+        );
         // Once the old entries expired, new ones take their place.
         let later = t0 + Duration::from_secs(2);
         cache.remember("fresh", digest, cache.epoch(), later);
-        assert!(cache.check("fresh", &digest, later));
+        assert!(cache.check("fresh", &digest, later).trusted());
         let len = cache.inner.lock().map(|i| i.by_app_key.len()).unwrap_or(0);
         assert_eq!(len, 1);
     }

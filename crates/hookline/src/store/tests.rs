@@ -2504,11 +2504,11 @@ async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
     )
     .await;
     let Err(StoreError::Unavailable(message)) = opened else {
-        panic!("a node needing 100,002 connections started");
+        panic!("a node needing 100,003 connections started");
     };
     assert!(message.contains("max_connections"), "{message}");
     assert!(message.contains("--pg-pool-size 100000"), "{message}");
-    assert!(message.contains("needs 100002"), "{message}");
+    assert!(message.contains("needs 100003"), "{message}");
     // The default fits the test cluster (every other test opens stores with it).
     PostgresStore::open_config(*config, NodeOptions::default())
         .await
@@ -2721,10 +2721,11 @@ async fn every_session_of_a_node_is_named_after_the_node_and_its_part() {
     )
     .await
     .unwrap();
-    // A read opens a pooled connection; the writer and the listener are open from the start.
+    // A read opens a pooled connection; the writers and the listener are open from the start.
     store.list_app_keys(PageRequest::default()).await.unwrap();
     let other = config.connect().await.unwrap();
     let want = [
+        "hookline node-7 ingest-writer",
         "hookline node-7 listener",
         "hookline node-7 pool",
         "hookline node-7 writer",
@@ -2943,8 +2944,8 @@ async fn a_retry_is_due_at_the_same_moment_for_every_node_whatever_the_clock_tha
 
 // ---------- PostgreSQL: config writes and other nodes' writer groups ----------
 
-/// Until a session of node `node`'s writer waits for a row lock, or (`rolled_back`) has rolled a
-/// transaction back; fails the test after a minute.
+/// Until a session of one of node `node`'s writers (jobs or ingests) waits for a row lock, or
+/// (`rolled_back`) has rolled a transaction back; fails the test after a minute.
 async fn until_the_writer_of(
     node: &str,
     rolled_back: bool,
@@ -2957,8 +2958,11 @@ async fn until_the_writer_of(
                     "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), \
                             count(*) FILTER (WHERE state = 'idle' AND query = 'ROLLBACK') \
                      FROM pg_stat_activity \
-                     WHERE datname = current_database() AND application_name = $1",
-                    &[&format!("hookline {node} writer")],
+                     WHERE datname = current_database() AND application_name IN ($1, $2)",
+                    &[
+                        &format!("hookline {node} writer"),
+                        &format!("hookline {node} ingest-writer"),
+                    ],
                 )
                 .await
                 .unwrap();
@@ -3000,8 +3004,8 @@ async fn a_config_delete_beside_an_ingest_does_not_deadlock_with_another_nodes_i
     .await
     .unwrap();
 
-    // On A the config is deleted and the same hook ingested at once: both are queued before the
-    // writer looks (one poll submits both), so they are taken together.
+    // On A the config is deleted and the same hook ingested at once (one poll submits both): the
+    // delete on the jobs writer, the ingest on the ingest writer, side by side.
     let on_a = tokio::spawn({
         let a = a.clone();
         async move {

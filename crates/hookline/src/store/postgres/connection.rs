@@ -492,12 +492,13 @@ pub(super) async fn check_connection_budget(writer: &Conn, limits: &Limits) -> S
         .flatten()
         .unwrap_or(false);
     let allowed = if superuser { max } else { max - reserved };
-    // The writer's connection is open (counted in `in_use`); the pool and the listener are not.
-    let wanted = limits.pool_size as i64 + 1;
+    // The jobs writer's connection is open (counted in `in_use`); the pool, the ingest lane's
+    // and the listener's are not.
+    let wanted = (limits.pool_size + super::cluster::CONNECTIONS_BESIDES_POOL) as i64 - 1;
     if in_use + wanted > allowed {
         return Err(StoreError::Unavailable(format!(
             "PostgreSQL cannot take this node's connections: it needs {} (--pg-pool-size {} + \
-             the writer's + the listener's), {in_use} are open already (this node's writer, \
+             the writers' + the listener's), {in_use} are open already (this node's writer, \
              other nodes and clients), and the server allows {allowed} (max_connections {max}{}); \
              lower --pg-pool-size or raise max_connections",
             limits.pool_size + super::cluster::CONNECTIONS_BESIDES_POOL,

@@ -202,17 +202,23 @@ struct Known {
     routes: Option<Arc<KeyRoutes>>,
 }
 
+/// The configs an ingest is assumed to fan out to until an answer taught the node better: the
+/// default cap on configs per app key. Assuming one, the first requests of a tenant with 100
+/// configs on its event (100 hooks each: 10,100 rows, not 200) went through the ingest writer
+/// together before any had answered, and held every tenant's ingest for a second.
+const UNLEARNT_CONFIGS: usize = 100;
+
 impl FanOut {
-    /// Rows `job` writes (each hook and its queue rows, one config when not known yet), and the
-    /// configs with a filter or an `orderingKey` known for its key, if any: one lookup, as this
-    /// runs for every request.
+    /// Rows `job` writes (each hook and its queue rows, [`UNLEARNT_CONFIGS`] when not known
+    /// yet), and the configs with a filter or an `orderingKey` known for its key, if any: one
+    /// lookup, as this runs for every request.
     pub(super) fn rows_and_routes(&self, job: &IngestRequest) -> (usize, Option<Arc<KeyRoutes>>) {
         let (configs, routes) = match self.0.lock() {
             Ok(known) => match known.get(&(job.app_key.clone(), job.product, job.event)) {
-                Some(k) => (k.configs.unwrap_or(1), k.routes.clone()),
-                None => (1, None),
+                Some(k) => (k.configs.unwrap_or(UNLEARNT_CONFIGS), k.routes.clone()),
+                None => (UNLEARNT_CONFIGS, None),
             },
-            Err(_) => (1, None),
+            Err(_) => (UNLEARNT_CONFIGS, None),
         };
         (job.hooks.len().saturating_mul(1 + configs), routes)
     }

@@ -1,9 +1,10 @@
 //! The shared store: one PostgreSQL database that several `hookline serve` processes can use.
 //!
-//! Same semantics as the embedded store, which stays the reference. Writes go through one
-//! **writer task** that group-commits (`writer`): it takes every job queued since its last commit
-//! (ingests, attempt records, leases, config changes) and runs them, one after the other, in a
-//! single transaction on its own connection, so one commit (one WAL flush) serves many callers.
+//! Same semantics as the embedded store, which stays the reference. Writes go through two
+//! **writer tasks** that group-commit (`writer`), each on its own connection: one for ingests,
+//! one for everything else (attempt records, leases, config changes). Each takes every job
+//! queued for it since its last commit and runs them, one after the other, in a single
+//! transaction, so one commit (one WAL flush) serves many callers.
 //! Jobs run without savepoints (see [`JobStatus`]). Reads use a `deadpool-postgres` pool
 //! (`connection`), and so do claims, each its own short transaction (`claims`).
 //!
@@ -69,7 +70,7 @@ use self::cluster::{DbClock, HeldLeases, Node, renew_leases};
 use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
 use self::ingest::FanOut;
 use self::notify::listen;
-use self::writer::{Job, writer_loop};
+use self::writer::{INGEST_WRITERS, Inbox, Job, Writers, writer_loop};
 use super::{
     AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
     OpenDelivery, Store, StoreResult, StoreSignal, StoreStats,
@@ -86,8 +87,9 @@ pub struct PostgresStore {
     unrecorded: Unrecorded,
     /// Background tasks (lease renewal, notification listener), stopped at close.
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    writer: Mutex<Option<mpsc::UnboundedSender<Job>>>,
-    writer_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The way in to the two writers; `None` once closed.
+    writers: Mutex<Option<Writers>>,
+    writer_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pool: Pool,
     signals_rx: Mutex<Option<mpsc::UnboundedReceiver<StoreSignal>>>,
     /// The fan-out of each (app key, product, event) as ingests answered it: weighs an ingest
@@ -127,31 +129,53 @@ impl PostgresStore {
             clock: DbClock::new(node.test_clock_skew_ms),
             held: HeldLeases::default(),
         };
-        let writer_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
-        let mut writer_client = writer_pool.get().await.map_err(pool_err)?;
+        let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
+        let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
         check_connection_budget(&writer_client, &limits).await?;
         schema::migrate(&mut writer_client).await?;
         cluster::join(&writer_client, &node).await?;
+        let mut ingest_writers = Vec::with_capacity(INGEST_WRITERS);
+        for _ in 0..INGEST_WRITERS {
+            let pool = writer_pool(config.clone().named(&node.id, "ingest-writer"), &limits)?;
+            let client = pool.get().await.map_err(pool_err)?;
+            ingest_writers.push((pool, client));
+        }
         let pool = reader_pool(config.clone().named(&node.id, "pool"), &limits)?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
+        let (ingest_tx, ingest_rx) = mpsc::unbounded_channel::<Job>();
         let fan_out = FanOut::default();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-        let writer_pid = Arc::new(AtomicI32::new(0));
+        let writer_pids: Vec<Arc<AtomicI32>> = (0..=INGEST_WRITERS)
+            .map(|_| Arc::new(AtomicI32::new(0)))
+            .collect();
         let listener = tokio::spawn(listen(
             config.named(&node.id, "listener"),
             sig_tx.clone(),
-            writer_pid.clone(),
+            writer_pids.clone(),
         ));
-        let task = tokio::spawn(writer_loop(
+        let mut tasks = vec![tokio::spawn(writer_loop(
             node.id.clone(),
-            writer_pool,
+            jobs_pool,
             writer_client,
-            writer_pid,
-            job_rx,
-            sig_tx,
+            writer_pids[0].clone(),
+            Inbox::new(job_rx),
+            sig_tx.clone(),
             fan_out.clone(),
-        ));
+        ))];
+        let ingest_inbox = Inbox::new(ingest_rx);
+        for ((pool, client), pid) in ingest_writers.into_iter().zip(&writer_pids[1..]) {
+            tasks.push(tokio::spawn(writer_loop(
+                node.id.clone(),
+                pool,
+                client,
+                pid.clone(),
+                ingest_inbox.clone(),
+                sig_tx.clone(),
+                fan_out.clone(),
+            )));
+        }
+        drop(sig_tx);
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(retry_unrecorded(
             job_tx.downgrade(),
@@ -163,8 +187,11 @@ impl PostgresStore {
             node,
             background: Mutex::new(vec![listener, renewer]),
             unrecorded,
-            writer: Mutex::new(Some(job_tx)),
-            writer_task: Mutex::new(Some(task)),
+            writers: Mutex::new(Some(Writers {
+                jobs: job_tx,
+                ingests: ingest_tx,
+            })),
+            writer_tasks: Mutex::new(tasks),
             pool,
             signals_rx: Mutex::new(Some(sig_rx)),
             fan_out,
@@ -173,7 +200,7 @@ impl PostgresStore {
     }
 
     /// Stops the background tasks, hands this node's leases back and leaves, then stops the
-    /// writer once it has committed the jobs queued before.
+    /// writers once they have committed the jobs queued before.
     async fn close(&self) {
         for task in self
             .background
@@ -184,11 +211,15 @@ impl PostgresStore {
             task.abort();
         }
         self.leave().await;
-        // Dropping the sender lets the writer finish the queued jobs and stop.
-        let sender = self.writer.lock().ok().and_then(|mut w| w.take());
-        drop(sender);
-        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
+        // Dropping the senders lets the writers finish the queued jobs and stop.
+        let senders = self.writers.lock().ok().and_then(|mut w| w.take());
+        drop(senders);
+        let tasks = self
+            .writer_tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for task in tasks {
             let _ = task.await;
         }
         self.pool.close();

@@ -30,14 +30,14 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// subscribed (at start too: the engine may have loaded its state just before) it sends
 /// `Resync`, since notifications sent while it was not listening are gone.
 ///
-/// Work this node's writer committed is signalled by the writer itself, at once; its
-/// `hookline_work` notifications (sent by the server process `writer_pid`, 0 while unknown) come
-/// back here a moment later and are dropped. Another `NewWork` for the same rows would make the
+/// Work this node's writers committed is signalled by the writers themselves, at once; their
+/// `hookline_work` notifications (sent by the server processes `writer_pids`, 0 while unknown)
+/// come back here a moment later and are dropped. Another `NewWork` for the same rows would make the
 /// engine distrust a claim's `drained` and claim again for nothing.
 pub(super) async fn listen(
     config: DbConfig,
     signals: mpsc::UnboundedSender<StoreSignal>,
-    writer_pid: Arc<AtomicI32>,
+    writer_pids: Vec<Arc<AtomicI32>>,
 ) {
     let subscribe_sql = format!(
         "LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}; \
@@ -66,7 +66,7 @@ pub(super) async fn listen(
                         message = std::future::poll_fn(|cx| connection.poll_message(cx)) => {
                             match message {
                                 Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                                    if n.channel() == WORK_CHANNEL && is_own(&writer_pid, n.process_id()) {
+                                    if n.channel() == WORK_CHANNEL && is_own(&writer_pids, n.process_id()) {
                                         continue;
                                     }
                                     let config_id = n.payload().to_owned();
@@ -102,9 +102,9 @@ pub(super) async fn listen(
     }
 }
 
-/// Whether `pid` is the server process of this node's writer connection.
-fn is_own(writer_pid: &AtomicI32, pid: i32) -> bool {
-    pid != 0 && writer_pid.load(Ordering::Relaxed) == pid
+/// Whether `pid` is the server process of one of this node's writer connections.
+fn is_own(writer_pids: &[Arc<AtomicI32>], pid: i32) -> bool {
+    pid != 0 && writer_pids.iter().any(|w| w.load(Ordering::Relaxed) == pid)
 }
 
 /// `NOTIFY`s, delivered to every node when the transaction commits (identical ones once).
