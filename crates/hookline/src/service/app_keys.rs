@@ -143,7 +143,7 @@ impl Service {
             {
                 Ok(Some(owner)) if owner == app_key => cache.remember(&app_key, digest, epoch, now),
                 Ok(_) => cache.drop_secret(&app_key, &digest),
-                Err(_) => cache.refresh_failed(&app_key),
+                Err(_) => cache.refresh_failed(&app_key, &digest),
             }
         });
     }

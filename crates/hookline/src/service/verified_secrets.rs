@@ -5,8 +5,8 @@
 //! - **Why one second.** A rotation on this node forgets the app key at once ([`forget`]), but
 //!   another node sharing a PostgreSQL database does not hear of it: it accepts the old secret
 //!   key until its entry expires. One second bounds that window to less than anyone needs to
-//!   hand the new key out, while a producer sending many requests a second still reads the store
-//!   about once a second per app key.
+//!   hand the new key out, while a producer sending many requests a second reads the store
+//!   about twice a second per app key (see the next point), in the background.
 //! - **Refreshed ahead, off the request's path.** Past half its TTL an entry is still trusted,
 //!   and the first request that sees it so starts one read of the store in the background
 //!   ([`Trust::TrustedRefreshDue`]); that read's answer replaces the entry (or drops it, if the
@@ -110,10 +110,12 @@ impl VerifiedSecrets {
         Trust::Trusted
     }
 
-    /// A refresh could not read the store: the next caller past half the TTL tries again.
-    pub fn refresh_failed(&self, app_key: &str) {
+    /// A refresh of `digest` could not read the store: the next caller past half the TTL tries
+    /// again (unless the entry is another secret's by now).
+    pub fn refresh_failed(&self, app_key: &str, digest: &SecretDigest) {
         if let Ok(mut inner) = self.inner.lock()
             && let Some(v) = inner.by_app_key.get_mut(app_key)
+            && bool::from(v.digest.ct_eq(digest))
         {
             v.refreshing = false;
         }
@@ -239,7 +241,7 @@ mod tests {
             Trust::Unknown
         );
         // The refresh failed: the next caller tries again.
-        cache.refresh_failed("app");
+        cache.refresh_failed("app", &good);
         assert_eq!(cache.check("app", &good, half), Trust::TrustedRefreshDue);
         // It read the store from `half` on: trusted a whole TTL from there.
         cache.remember("app", good, cache.epoch(), half);

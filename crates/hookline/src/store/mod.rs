@@ -336,9 +336,9 @@ pub trait Store: Send + Sync + 'static {
     /// `deliveryDeadline` passed before the attempt could start. Queued like a record, not
     /// awaited; on PostgreSQL its lease is freed with it.
     fn expire_delivery(&self, hooks_id: String);
-    /// Waits until every write queued before this call is committed (an ingest another caller
-    /// is awaiting may be left to a later group by the fair share, `fair`: its caller is
-    /// answered on its own commit).
+    /// Waits until every write queued before this call is committed, but for ingests: an
+    /// ingest's caller is answered on its own commit (the fair share, `fair`, may leave it to a
+    /// later group; on PostgreSQL ingests have a writer of their own, not waited for here).
     async fn flush(&self) -> StoreResult<()>;
     async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>>;
     /// Configs that have queued hooks (to resume after a start).

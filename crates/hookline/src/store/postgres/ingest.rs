@@ -210,17 +210,24 @@ const UNLEARNT_CONFIGS: usize = 100;
 
 impl FanOut {
     /// Rows `job` writes (each hook and its queue rows, [`UNLEARNT_CONFIGS`] when not known
-    /// yet), and the configs with a filter or an `orderingKey` known for its key, if any: one
-    /// lookup, as this runs for every request.
-    pub(super) fn rows_and_routes(&self, job: &IngestRequest) -> (usize, Option<Arc<KeyRoutes>>) {
+    /// yet), whether its fan-out was learnt, and the configs with a filter or an `orderingKey`
+    /// known for its key, if any: one lookup, as this runs for every request.
+    pub(super) fn rows_and_routes(
+        &self,
+        job: &IngestRequest,
+    ) -> (usize, bool, Option<Arc<KeyRoutes>>) {
         let (configs, routes) = match self.0.lock() {
             Ok(known) => match known.get(&(job.app_key.clone(), job.product, job.event)) {
-                Some(k) => (k.configs.unwrap_or(UNLEARNT_CONFIGS), k.routes.clone()),
-                None => (UNLEARNT_CONFIGS, None),
+                Some(k) => (k.configs, k.routes.clone()),
+                None => (None, None),
             },
-            Err(_) => (UNLEARNT_CONFIGS, None),
+            Err(_) => (None, None),
         };
-        (job.hooks.len().saturating_mul(1 + configs), routes)
+        let rows = job
+            .hooks
+            .len()
+            .saturating_mul(1 + configs.unwrap_or(UNLEARNT_CONFIGS));
+        (rows, configs.is_some(), routes)
     }
 
     fn learn(&self, job: &IngestRequest, outcome: &IngestOutcome) {
@@ -614,10 +621,10 @@ impl PostgresStore {
             answers: None,
         };
         // On the request's task: the writer's connection only checks the answers.
-        let (rows, routes) = self.fan_out.rows_and_routes(&request);
+        let (rows, learnt, routes) = self.fan_out.rows_and_routes(&request);
         request.answers = routes.map(|routes| Answers::compute(routes, &request.hooks));
         if rows > ROWS_IN_THE_WRITER {
-            return self.ingest_beside_the_writer(request).await;
+            return self.ingest_beside_the_writer(request, learnt).await;
         }
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Ingest(IngestJob {
@@ -633,9 +640,19 @@ impl PostgresStore {
     /// A wide ingest (see [`ROWS_IN_THE_WRITER`]): its statement alone, committed at once
     /// (the server's `synchronous_commit`, on), on a pooled connection, one at a time per node,
     /// tenant by tenant ([`WideTurns`]). Its `NOTIFY`s come back to this node through the listener (they are
-    /// not the writer's), so the engine hears of the work as other nodes do.
-    async fn ingest_beside_the_writer(&self, request: IngestRequest) -> StoreResult<IngestOutcome> {
-        let _turn = self.wide_ingests.take(&request.app_key).await?;
+    /// not the writer's), so the engine hears of the work as other nodes do. One whose fan-out
+    /// the node has not `learnt` takes no turn: it is only assumed wide ([`UNLEARNT_CONFIGS`]),
+    /// and a tenant's first batch of 20 hooks to one config should not wait behind another
+    /// tenant's wide ingests.
+    async fn ingest_beside_the_writer(
+        &self,
+        request: IngestRequest,
+        learnt: bool,
+    ) -> StoreResult<IngestOutcome> {
+        let _turn = match learnt {
+            true => Some(self.wide_ingests.take(&request.app_key).await?),
+            false => None,
+        };
         let c = self.reader().await?;
         let statement = prepared(&c, INGEST).await?;
         let (outcomes, _, filters) = run(&c, &statement, &[&request]).await?;

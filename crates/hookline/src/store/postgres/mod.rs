@@ -87,7 +87,7 @@ pub struct PostgresStore {
     unrecorded: Unrecorded,
     /// Background tasks (lease renewal, notification listener), stopped at close.
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// The way in to the two writers; `None` once closed.
+    /// The way in to the two lanes' writers; `None` once closed.
     writers: Mutex<Option<Writers>>,
     writer_tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pool: Pool,
@@ -132,14 +132,15 @@ impl PostgresStore {
         let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
         check_connection_budget(&writer_client, &limits).await?;
-        schema::migrate(&mut writer_client).await?;
-        cluster::join(&writer_client, &node).await?;
+        // Before joining: a node that cannot open every writer leaves no heartbeat behind.
         let mut ingest_writers = Vec::with_capacity(INGEST_WRITERS);
         for _ in 0..INGEST_WRITERS {
             let pool = writer_pool(config.clone().named(&node.id, "ingest-writer"), &limits)?;
             let client = pool.get().await.map_err(pool_err)?;
             ingest_writers.push((pool, client));
         }
+        schema::migrate(&mut writer_client).await?;
+        cluster::join(&writer_client, &node).await?;
         let pool = reader_pool(config.clone().named(&node.id, "pool"), &limits)?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();

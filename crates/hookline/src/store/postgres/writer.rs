@@ -22,29 +22,29 @@
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
 //!
-//! - **Ingests are folded.** Consecutive ingests of the group (nothing but attempt records between
-//!   them) become one statement (`ingest`): all their hooks, queue rows and notifications at
-//!   once, one execution on the server instead of one per request. Hooks are inserted in queue
+//! - **Ingests are folded.** The ingests of a group (the ingest lane's groups hold nothing
+//!   else) become one statement (`ingest`), or a few when large: all their hooks, queue rows and
+//!   notifications at once, one execution on the server instead of one per request. Hooks are inserted in queue
 //!   order, so a hook of a later request that repeats one of an earlier request is the later's
 //!   duplicate, as if they had run one after the other.
 //! - **Attempt records are collected**, as before, and written in two statements at the end of
 //!   the group (or before the next job that reads delivery state: a lease).
 //! - **The rest is pipelined.** `BEGIN`, the folded ingests, the records, the health writes and
 //!   `COMMIT` are sent together without waiting for each other's answers ([`pipeline_then`]);
-//!   the server runs them in the order sent. A group of ingests and records is one round trip
-//!   (and its WAL flush), not one per job.
+//!   the server runs them in the order sent. A group of ingests, or of records, is one round
+//!   trip (and its WAL flush, for ingests), not one per job.
 //! - **Any other job runs alone** (`Job::Run`): what was sent before it is answered first, then
 //!   it runs with the connection to itself (it may read and decide), and what comes after it is
 //!   sent only when it is done.
 //! - **Config writes get a transaction of their own** ([`Grouping::Alone`]: `update_config`,
 //!   `delete_config`, `set_health`): the group ends before one, and the next holds it and
-//!   nothing else. In a group with ingests, a config write holds its config row while the
-//!   group's ingest waits for another node's uncommitted insert of the same hookId; that node's
-//!   group, having inserted it, waits for the same config row (its ingest's `FOR KEY SHARE`, or
-//!   its health write at the end of the group): a deadlock, which PostgreSQL breaks after
-//!   `deadlock_timeout` by failing one whole group (its producers get 503). Alone, a config
-//!   write holds no hook and no delivery when it waits for the config row, so nobody waiting
-//!   for it is something it waits for.
+//!   nothing else. Beside other jobs, a config write would hold its config row while the group
+//!   goes on to wait for another node's rows (a delivery it records, or, when ingests still
+//!   shared the group, another node's uncommitted insert of the same hookId); that node's group,
+//!   in turn, waits for the same config row (its ingest's `FOR KEY SHARE`, or its health write
+//!   at the end of the group): a deadlock, which PostgreSQL breaks after `deadlock_timeout` by
+//!   failing one whole group. Alone, a config write holds no hook and no delivery when it waits
+//!   for the config row, so nobody waiting for it is something it waits for.
 //!
 //! Which queued jobs a group takes is the fair share (`store::fair`): every job of no tenant, and
 //! the tenants' ingests round-robin within a bound on rows, each weighed as its hooks times the
@@ -107,7 +107,9 @@ use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
 /// while the one before it waits for its WAL flush (a quiet tenant's ingest p99 beside a flood:
 /// about 48 ms with two against 54 with one), but two halve the groups a flood of one-event
 /// ingests is folded into: -21 % one-event and -9 % batched throughput on PostgreSQL. One until a
-/// rule says when a second pays (BENCHMARKS.md, "A noisy tenant").
+/// rule says when a second pays (BENCHMARKS.md, "A noisy tenant"). With two, two groups of one
+/// node could also wait for each other's hookIds (a retry reordered while the first request is
+/// in flight: a deadlock PostgreSQL breaks by failing one), as two nodes' groups can today.
 pub(super) const INGEST_WRITERS: usize = 1;
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
@@ -227,13 +229,13 @@ pub(super) struct Group {
     pub(super) flushed_signals: Arc<Mutex<Vec<StoreSignal>>>,
 }
 
-/// Which of the node's two writers a job goes to (see the module doc, "Two writers").
+/// Which of the node's lanes a job goes to (see the module doc, "Two lanes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Lane {
     /// Everything but ingests: API writes, attempt records, leases, maintenance.
     Jobs,
     /// Ingests (the ones not wide enough to run beside the writers): [`INGEST_WRITERS`] take
-    /// their groups from its inbox.
+    /// their groups from its inbox (see the module doc, "Two lanes").
     Ingests,
 }
 
@@ -246,7 +248,7 @@ impl Lane {
     }
 }
 
-/// The way in to the node's two writers.
+/// The way in to the node's two lanes.
 pub(super) struct Writers {
     pub(super) jobs: mpsc::UnboundedSender<Job>,
     pub(super) ingests: mpsc::UnboundedSender<Job>,
