@@ -70,7 +70,7 @@ use self::cluster::{DbClock, HeldLeases, Node, renew_leases};
 use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
 use self::ingest::FanOut;
 use self::notify::listen;
-use self::writer::{INGEST_WRITERS, Inbox, Job, Writers, writer_loop};
+use self::writer::{Inbox, Job, WriterConn, WriterContext, Writers, writer_loop};
 use super::{
     AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
     OpenDelivery, Store, StoreResult, StoreSignal, StoreStats,
@@ -132,51 +132,36 @@ impl PostgresStore {
         let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
         check_connection_budget(&writer_client, &limits).await?;
-        // Before joining: a node that cannot open every writer leaves no heartbeat behind.
-        let mut ingest_writers = Vec::with_capacity(INGEST_WRITERS);
-        for _ in 0..INGEST_WRITERS {
-            let pool = writer_pool(config.clone().named(&node.id, "ingest-writer"), &limits)?;
-            let client = pool.get().await.map_err(pool_err)?;
-            ingest_writers.push((pool, client));
-        }
+        // Before joining: a node that cannot open both writers leaves no heartbeat behind.
+        let ingest_pool = writer_pool(config.clone().named(&node.id, "ingest-writer"), &limits)?;
+        let ingest_client = ingest_pool.get().await.map_err(pool_err)?;
         schema::migrate(&mut writer_client).await?;
         cluster::join(&writer_client, &node).await?;
         let pool = reader_pool(config.clone().named(&node.id, "pool"), &limits)?;
 
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
         let (ingest_tx, ingest_rx) = mpsc::unbounded_channel::<Job>();
-        let fan_out = FanOut::default();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-        let writer_pids: Vec<Arc<AtomicI32>> = (0..=INGEST_WRITERS)
-            .map(|_| Arc::new(AtomicI32::new(0)))
-            .collect();
+        let writer_pids = vec![Arc::new(AtomicI32::new(0)), Arc::new(AtomicI32::new(0))];
         let listener = tokio::spawn(listen(
             config.named(&node.id, "listener"),
             sig_tx.clone(),
             writer_pids.clone(),
         ));
-        let mut tasks = vec![tokio::spawn(writer_loop(
-            node.id.clone(),
-            jobs_pool,
-            writer_client,
-            writer_pids[0].clone(),
-            Inbox::new(job_rx),
-            sig_tx.clone(),
-            fan_out.clone(),
-        ))];
-        let ingest_inbox = Inbox::new(ingest_rx);
-        for ((pool, client), pid) in ingest_writers.into_iter().zip(&writer_pids[1..]) {
-            tasks.push(tokio::spawn(writer_loop(
-                node.id.clone(),
-                pool,
-                client,
-                pid.clone(),
-                ingest_inbox.clone(),
-                sig_tx.clone(),
-                fan_out.clone(),
-            )));
-        }
-        drop(sig_tx);
+        let cx = WriterContext {
+            node: node.id.clone(),
+            signals_out: sig_tx,
+            fan_out: FanOut::default(),
+        };
+        let fan_out = cx.fan_out.clone();
+        let jobs_writer =
+            WriterConn::new("jobs", jobs_pool, writer_client, writer_pids[0].clone()).await;
+        let ingest_writer =
+            WriterConn::new("ingest", ingest_pool, ingest_client, writer_pids[1].clone()).await;
+        let tasks = vec![
+            tokio::spawn(writer_loop(jobs_writer, Inbox::new(job_rx), cx.clone())),
+            tokio::spawn(writer_loop(ingest_writer, Inbox::new(ingest_rx), cx)),
+        ];
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(retry_unrecorded(
             job_tx.downgrade(),

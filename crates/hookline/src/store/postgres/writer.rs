@@ -5,8 +5,8 @@
 //! callers. Every statement is prepared once per connection (`connection`).
 //!
 //! **Two lanes.** Jobs go to one of two inboxes ([`Lane`]): ingests to the ingest lane, with a
-//! writer of its own ([`INGEST_WRITERS`]); everything else (attempt records, leases, config and
-//! API writes, maintenance) to the jobs lane, served by one writer. Why: a producer's ingest is
+//! writer of its own; everything else (attempt records, leases, config and API writes,
+//! maintenance) to the jobs lane, served by another. Why: a producer's ingest is
 //! answered after its group's commit, and a group waits for the one before it on its connection.
 //! With one writer for everything, an ingest waited behind groups of attempt records (a flooding
 //! tenant's hundred configs gave groups of 20-60 records taking 20-40 ms on a busy server) and
@@ -102,15 +102,6 @@ use super::ingest::{FanOut, Fold, INGEST, IngestJob};
 use crate::model::{AttemptOutcome, Health};
 use crate::store::fair::{FairQueue, ROWS_PER_GROUP};
 use crate::store::{JobStatus, StoreError, StoreResult, StoreSignal, job_status};
-
-/// Writers of the ingest lane. They share its inbox, so more than one would let a group run
-/// while the one before it waits for its WAL flush (a quiet tenant's ingest p99 beside a flood:
-/// about 48 ms with two against 54 with one), but two halve the groups a flood of one-event
-/// ingests is folded into: -21 % one-event and -9 % batched throughput on PostgreSQL. One until a
-/// rule says when a second pays (BENCHMARKS.md, "A noisy tenant"). With two, two groups of one
-/// node could also wait for each other's hookIds (a retry reordered while the first request is
-/// in flight: a deadlock PostgreSQL breaks by failing one), as two nodes' groups can today.
-pub(super) const INGEST_WRITERS: usize = 1;
 
 /// Most jobs folded into one transaction: bounds a group's latency under a flood.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
@@ -234,8 +225,8 @@ pub(super) struct Group {
 pub(super) enum Lane {
     /// Everything but ingests: API writes, attempt records, leases, maintenance.
     Jobs,
-    /// Ingests (the ones not wide enough to run beside the writers): [`INGEST_WRITERS`] take
-    /// their groups from its inbox (see the module doc, "Two lanes").
+    /// Ingests (the ones not wide enough to run beside the writers), with a writer of their
+    /// own (see the module doc, "Two lanes").
     Ingests,
 }
 
@@ -603,6 +594,7 @@ async fn backend_pid(c: &Conn) -> i32 {
 /// write committed can rely on the engine having been told of the work it created.
 async fn finish(
     c: &Conn,
+    name: &'static str,
     commit: Option<Step<'static, StoreResult<()>>>,
     mut out: Outcome,
     signals_out: &mpsc::UnboundedSender<StoreSignal>,
@@ -617,7 +609,7 @@ async fn finish(
         }
     };
     if let Err(e) = &outcome {
-        tracing::error!(error = %e, jobs = out.finishers.len(), "write group rolled back");
+        tracing::error!(error = %e, jobs = out.finishers.len(), "write group rolled back ({name} writer)");
         let _ = c.batch_execute("ROLLBACK").await;
         out.signals.clear();
     }
@@ -629,20 +621,19 @@ async fn finish(
     }
 }
 
-/// The jobs waiting for one lane's writers: the channel, and the fair queue the next group is
-/// taken from (with the jobs a failed group did not reach, put back first). The lane's writers
-/// share it: each takes a whole group under its lock, so a job runs once.
+/// The jobs waiting for one lane's writer: the channel, and the fair queue the next group is
+/// taken from (with the jobs a failed group did not reach, put back first).
 pub(super) struct Inbox {
     jobs: mpsc::UnboundedReceiver<Job>,
     queue: FairQueue<Job>,
 }
 
 impl Inbox {
-    pub(super) fn new(jobs: mpsc::UnboundedReceiver<Job>) -> Arc<tokio::sync::Mutex<Inbox>> {
-        Arc::new(tokio::sync::Mutex::new(Inbox {
+    pub(super) fn new(jobs: mpsc::UnboundedReceiver<Job>) -> Inbox {
+        Inbox {
             jobs,
             queue: FairQueue::default(),
-        }))
+        }
     }
 
     /// The next group's jobs, waiting for the first; `None` once every sender is gone and
@@ -652,72 +643,113 @@ impl Inbox {
             let first = self.jobs.recv().await?;
             self.queue.push(first, Job::tenant);
         }
+        Some(self.take_group())
+    }
+
+    /// A group of what is queued now (after moving in what the channel holds).
+    fn take_group(&mut self) -> Vec<Job> {
         while self.queue.len() < MAX_QUEUED {
             match self.jobs.try_recv() {
                 Ok(job) => self.queue.push(job, Job::tenant),
                 Err(_) => break,
             }
         }
-        Some(
-            self.queue
-                .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
-                    Job::Ingest(ingest) => ingest.rows(),
-                    _ => 0,
-                }),
-        )
+        self.queue
+            .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
+                Job::Ingest(ingest) => ingest.rows(),
+                _ => 0,
+            })
+    }
+
+    fn put_back(&mut self, jobs: Vec<Job>) {
+        self.queue.put_back(jobs, Job::tenant);
     }
 }
 
-/// One writer: takes a group from its lane's inbox, runs it on its connection, commits it,
-/// answers its callers, and takes the next.
-pub(super) async fn writer_loop(
-    node: Arc<str>,
+/// A writer's connection: its pool of one (to reconnect), the connection while it has one, and
+/// the server process id the listener knows it by.
+pub(super) struct WriterConn {
+    /// In log lines: which writer.
+    name: &'static str,
     pool: Pool,
-    client: Conn,
-    writer_pid: Arc<AtomicI32>,
-    inbox: Arc<tokio::sync::Mutex<Inbox>>,
-    signals_out: mpsc::UnboundedSender<StoreSignal>,
-    fan_out: FanOut,
-) {
-    // `None` while the writer has no connection (the last one died and no new one could be had).
-    let mut client = Some(Arc::new(client));
-    if let Some(c) = &client {
-        writer_pid.store(backend_pid(c).await, Ordering::Relaxed);
+    /// `None` while the writer has no connection (the last one died and no new one could be had).
+    client: Option<Arc<Conn>>,
+    pid: Arc<AtomicI32>,
+}
+
+impl WriterConn {
+    pub(super) async fn new(
+        name: &'static str,
+        pool: Pool,
+        client: Conn,
+        pid: Arc<AtomicI32>,
+    ) -> WriterConn {
+        let client = Arc::new(client);
+        pid.store(backend_pid(&client).await, Ordering::Relaxed);
+        WriterConn {
+            name,
+            pool,
+            client: Some(client),
+            pid,
+        }
     }
-    loop {
-        let Some(mut batch) = inbox.lock().await.next_group().await else {
-            break;
-        };
-        if client.as_ref().is_none_or(|c| c.is_closed()) {
-            // The writer's connection died (a server restart): a new one for this group, with
-            // an empty statement cache. The dead one goes back to its pool first (the pool holds
-            // one connection: asking for another while holding it would wait for ever), and the
+
+    /// The connection to run `batch` on, reconnecting if it died; `None` (and `batch` dropped:
+    /// each caller answered `Unavailable`) when no connection can be had.
+    async fn ready(&mut self, batch: &mut Vec<Job>) -> Option<Arc<Conn>> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            // The connection died (a server restart): a new one for this group, with an empty
+            // statement cache. The dead one goes back to its pool first (the pool holds one
+            // connection: asking for another while holding it would wait for ever), and the
             // pool drops it. Its server process id may now be another's: forgotten first.
-            writer_pid.store(0, Ordering::Relaxed);
-            client = None;
-            match pool.get().await {
+            self.pid.store(0, Ordering::Relaxed);
+            self.client = None;
+            match self.pool.get().await {
                 Ok(c) => {
-                    writer_pid.store(backend_pid(&c).await, Ordering::Relaxed);
-                    client = Some(Arc::new(c));
+                    self.pid.store(backend_pid(&c).await, Ordering::Relaxed);
+                    self.client = Some(Arc::new(c));
                 }
                 Err(e) => {
-                    tracing::error!(error = %pool_err(e), jobs = batch.len(), "postgres writer cannot reconnect");
+                    let name = self.name;
+                    tracing::error!(error = %pool_err(e), jobs = batch.len(), "postgres {name} writer cannot reconnect");
                     // The jobs never run outside a transaction: dropping them answers each
                     // caller `Unavailable` ("writer stopped" from its dropped reply channel).
                     batch.clear();
-                    continue;
+                    return None;
                 }
             }
         }
-        let Some(client) = &client else {
+        self.client.clone()
+    }
+}
+
+/// What a writer needs besides its connection and its jobs.
+#[derive(Clone)]
+pub(super) struct WriterContext {
+    pub(super) node: Arc<str>,
+    pub(super) signals_out: mpsc::UnboundedSender<StoreSignal>,
+    pub(super) fan_out: FanOut,
+}
+
+/// A lane's writer: takes a group from its inbox, runs it on its connection, commits it, answers
+/// its callers, and takes the next.
+pub(super) async fn writer_loop(mut conn: WriterConn, mut inbox: Inbox, cx: WriterContext) {
+    while let Some(mut batch) = inbox.next_group().await {
+        let Some(client) = conn.ready(&mut batch).await else {
             continue;
         };
         let mut out = Outcome::default();
         let mut carried = Vec::new();
-        let commit = run_group(client, &node, &fan_out, &mut batch, &mut carried, &mut out).await;
-        finish(client, commit, out, &signals_out).await;
-        if !carried.is_empty() {
-            inbox.lock().await.queue.put_back(carried, Job::tenant);
-        }
+        let commit = run_group(
+            &client,
+            &cx.node,
+            &cx.fan_out,
+            &mut batch,
+            &mut carried,
+            &mut out,
+        )
+        .await;
+        finish(&client, conn.name, commit, out, &cx.signals_out).await;
+        inbox.put_back(carried);
     }
 }

@@ -235,12 +235,12 @@ async fn postgresql_restarting_under_load_loses_nothing() {
         refused.load(Ordering::SeqCst) > refused_before
     })
     .await;
-    // The held attempts end now, while it is down: their records cannot be written. The writer
-    // fails its next groups (the producer's retries keep it trying); a few of those after the
-    // answers have taken the records too.
+    // The held attempts end now, while it is down: their records cannot be written. The jobs
+    // writer (records, not ingests) fails its next groups: the records go back to be written
+    // again, and are retried every 250 ms.
     let failed_groups = || {
-        log_lines(&srv, "postgres writer cannot reconnect")
-            + log_lines(&srv, "write group rolled back")
+        log_lines(&srv, "postgres jobs writer cannot reconnect")
+            + log_lines(&srv, "write group rolled back (jobs writer)")
     };
     let failed_before = failed_groups();
     rx.set_hold(false);
