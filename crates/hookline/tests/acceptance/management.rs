@@ -762,7 +762,7 @@ async fn a_secret_key_rotation_with_a_grace_period_keeps_the_old_key_until_it_en
     );
 
     // Once the grace period is over, the old key stops (never before it ends), within about a
-    // second although it is used all along: a verified secret key is trusted from memory for a
+    // second (2.5 s allowed) although it is used all along: a verified secret key is trusted from memory for a
     // second after the store last confirmed it, and refreshed ahead while in use
     // (`service::verified_secrets`), never beyond that.
     let deadline = tokio::time::Instant::now() + SLOW;
