@@ -649,9 +649,10 @@ impl PostgresStore {
         request: IngestRequest,
         learnt: bool,
     ) -> StoreResult<IngestOutcome> {
-        let _turn = match learnt {
-            true => Some(self.wide_ingests.take(&request.app_key).await?),
-            false => None,
+        let _turn = if learnt {
+            Some(self.wide_ingests.take(&request.app_key).await?)
+        } else {
+            None
         };
         let c = self.reader().await?;
         let statement = prepared(&c, INGEST).await?;

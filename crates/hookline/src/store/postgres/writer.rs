@@ -247,15 +247,11 @@ pub(super) struct Writers {
 
 impl PostgresStore {
     pub(super) fn submit(&self, job: Job) -> StoreResult<()> {
-        self.submit_to(Lane::of(&job), job)
-    }
-
-    fn submit_to(&self, lane: Lane, job: Job) -> StoreResult<()> {
         let writers = self.writers.lock().map_err(poisoned)?;
         let writers = writers
             .as_ref()
             .ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
-        let sender = match lane {
+        let sender = match Lane::of(&job) {
             Lane::Jobs => &writers.jobs,
             Lane::Ingests => &writers.ingests,
         };
@@ -286,8 +282,7 @@ impl PostgresStore {
         F: FnOnce(Group) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
-        self.run_job(Lane::Jobs, durability, Grouping::Shared, f)
-            .await
+        self.run_job(durability, Grouping::Shared, f).await
     }
 
     /// Runs `f` in a transaction of its own (a config write, see [`Grouping::Alone`]), durably,
@@ -298,18 +293,14 @@ impl PostgresStore {
         F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
-        self.run_job(
-            Lane::Jobs,
-            Durability::Durable,
-            Grouping::Alone,
-            move |group| f(group.client),
-        )
+        self.run_job(Durability::Durable, Grouping::Alone, move |group| {
+            f(group.client)
+        })
         .await
     }
 
     async fn run_job<R, F, Fut>(
         &self,
-        lane: Lane,
         durability: Durability,
         grouping: Grouping,
         f: F,
@@ -338,14 +329,11 @@ impl PostgresStore {
                 }
             })
         });
-        self.submit_to(
-            lane,
-            Job::Run {
-                durability,
-                grouping,
-                run,
-            },
-        )?;
+        self.submit(Job::Run {
+            durability,
+            grouping,
+            run,
+        })?;
         rx.await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
     }
@@ -643,22 +631,19 @@ impl Inbox {
             let first = self.jobs.recv().await?;
             self.queue.push(first, Job::tenant);
         }
-        Some(self.take_group())
-    }
-
-    /// A group of what is queued now (after moving in what the channel holds).
-    fn take_group(&mut self) -> Vec<Job> {
         while self.queue.len() < MAX_QUEUED {
             match self.jobs.try_recv() {
                 Ok(job) => self.queue.push(job, Job::tenant),
                 Err(_) => break,
             }
         }
-        self.queue
-            .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
-                Job::Ingest(ingest) => ingest.rows(),
-                _ => 0,
-            })
+        Some(
+            self.queue
+                .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
+                    Job::Ingest(ingest) => ingest.rows(),
+                    _ => 0,
+                }),
+        )
     }
 
     fn put_back(&mut self, jobs: Vec<Job>) {
