@@ -4,7 +4,8 @@
 //! and ingests flat out from `--producers` connections, `--hooks-per-request` hooks a request.
 //! Beside it tenant B, with one config, sends one hook per request at 100 requests a second (on a
 //! schedule, over a few connections, so a slow answer does not delay the next request). The
-//! report is B's ingest latency (request sent to `202` received) and A's throughput, over
+//! report is B's ingest latency (request sent to `202` received), B's ingest-to-receipt (request
+//! sent to the sink reading the hook: what B's customer sees) and A's throughput, over
 //! `--duration-secs`. Both tenants' configs point at a sink that answers `200` at once.
 
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::{BenchArgs, IngestTarget, api, hook_json};
+use super::{BenchArgs, IngestTarget, Tracker, api, hook_json};
 
 /// Configs of the noisy tenant, all subscribed to its event (the default cap per app key).
 const NOISY_CONFIGS: usize = 100;
@@ -29,22 +30,27 @@ const NOISY_CONFIGS: usize = 100;
 const QUIET_RATE: u64 = 100;
 /// Connections the quiet tenant spreads its requests over.
 const QUIET_CONNECTIONS: u64 = 4;
-/// The quiet tenant's hook ids start here, far from the noisy tenant's.
-const QUIET_IDS: usize = 1 << 40;
+/// How long B's last hooks may take to arrive after the flood stops.
+const QUIET_DRAIN: Duration = Duration::from_secs(60);
 
-/// A sink that answers `200` to everything and counts requests.
-async fn sink(listener: TcpListener, requests: Arc<AtomicUsize>) {
+/// A sink that answers `200` to everything and counts requests; the quiet tenant's deliveries
+/// (its configs' URLs are under `/quiet/`) go to `quiet`, which times their hooks.
+async fn sink(listener: TcpListener, requests: Arc<AtomicUsize>, quiet: Arc<Tracker>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let requests = requests.clone();
+        let (requests, quiet) = (requests.clone(), quiet.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let requests = requests.clone();
+                let (requests, quiet) = (requests.clone(), quiet.clone());
                 async move {
-                    let _ = req.into_body().collect().await?;
+                    let from_quiet = req.uri().path().starts_with("/quiet/");
+                    let body = req.into_body().collect().await?.to_bytes();
+                    if from_quiet {
+                        quiet.record_body(&body);
+                    }
                     requests.fetch_add(1, Ordering::Relaxed);
                     Ok::<_, hyper::Error>(Response::new(Full::new(Bytes::from_static(b"ok"))))
                 }
@@ -153,7 +159,11 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let sink_url = format!("http://{}", listener.local_addr()?);
     let sink_requests = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(sink(listener, sink_requests.clone()));
+    // B's hooks are numbered by their slot in its schedule (hook ids are per app key, so A's
+    // may repeat them).
+    let quiet_hooks = usize::try_from(args.duration_secs * QUIET_RATE)?;
+    let receipts = Arc::new(Tracker::new(quiet_hooks)?);
+    tokio::spawn(sink(listener, sink_requests.clone(), receipts.clone()));
 
     let client = reqwest::Client::new();
     let noisy = Arc::new(tenant(&client, &base, &token, "noisy", NOISY_CONFIGS, &sink_url).await?);
@@ -198,11 +208,12 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
     let late = Arc::new(AtomicU64::new(0));
     let period = Duration::from_secs_f64(1.0 / QUIET_RATE as f64);
     for k in 0..QUIET_CONNECTIONS {
-        let (target, quiet, latencies, late) = (
+        let (target, quiet, latencies, late, receipts) = (
             target.clone(),
             quiet.clone(),
             latencies.clone(),
             late.clone(),
+            receipts.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut sender = target.connect().await?;
@@ -218,8 +229,14 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
                     late.fetch_add(1, Ordering::Relaxed);
                 }
                 tokio::time::sleep_until(due.into()).await;
-                let id = QUIET_IDS + slot as usize;
+                let id = slot as usize;
                 let sent = Instant::now();
+                if let Some(at) = receipts.sent_at.get(id) {
+                    at.store(
+                        sent.duration_since(receipts.start).as_nanos() as u64,
+                        Ordering::Relaxed,
+                    );
+                }
                 ingest(&mut sender, &target, &quiet, id..id + 1, &mut body).await?;
                 let us = sent.elapsed().as_micros() as u64;
                 if let Ok(mut h) = latencies.lock() {
@@ -241,6 +258,27 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
         }
     }
     let usage = server.usage();
+    // B's last hooks, delivered once the flood's queue lets them (A's keeps draining).
+    let drain_until = Instant::now() + QUIET_DRAIN;
+    while receipts.receipts.load(Ordering::Relaxed) < quiet_hooks {
+        if Instant::now() > drain_until {
+            bail!(
+                "the quiet tenant's hooks did not all arrive within {} s after the flood: {} of {quiet_hooks}",
+                QUIET_DRAIN.as_secs(),
+                receipts.receipts.load(Ordering::Relaxed)
+            );
+        }
+        tokio::select! {
+            _ = receipts.done.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    let delivered = receipts
+        .latencies
+        .lock()
+        .map(|h| h.clone())
+        .map_err(|_| anyhow::anyhow!("receipt histogram poisoned"))?;
+    let delivered_ms = |q: f64| delivered.value_at_quantile(q) as f64 / 1000.0;
     let histogram = latencies
         .lock()
         .map(|h| h.clone())
@@ -265,6 +303,10 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
             "ingestLatencyMs": {
                 "p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99),
                 "max": histogram.max() as f64 / 1000.0,
+            },
+            "ingestToReceiptMs": {
+                "p50": delivered_ms(0.5), "p90": delivered_ms(0.9), "p99": delivered_ms(0.99),
+                "max": delivered.max() as f64 / 1000.0,
             },
         },
         "sinkRequests": sink_requests.load(Ordering::Relaxed),
@@ -295,6 +337,13 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
             histogram.max() as f64 / 1000.0,
             histogram.len(),
             late.load(Ordering::Relaxed)
+        );
+        println!(
+            "  B ingest-to-receipt ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            delivered_ms(0.5),
+            delivered_ms(0.9),
+            delivered_ms(0.99),
+            delivered.max() as f64 / 1000.0,
         );
     }
     Ok(())

@@ -20,6 +20,16 @@ use crate::store::ordered;
 use crate::store::rows::{DELIVERY_COLUMNS, parse_event, parse_status};
 use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreError, StoreResult};
 
+/// Claims a node runs at once, and of those one tenant's (see `turns`). A claim keeps a backend
+/// of the database busy: a flooding tenant's hundred configs claiming on every pooled connection
+/// left every other statement (a quiet tenant's ingest and claim) a sixteenth of a two-core
+/// database, and the tenant's own claims side by side went slower than one after another
+/// (BENCHMARKS.md, "Claims take turns on PostgreSQL"). A config claims one set of batches at a
+/// time anyway (the engine), so a tenant with one busy config loses nothing; each node has its
+/// own turns.
+pub(super) const CLAIMS_AT_ONCE: usize = 4;
+pub(super) const CLAIMS_AT_ONCE_PER_TENANT: usize = 1;
+
 /// One claim, in one statement: picks the event of the config's oldest queued hook (FIFO across
 /// events), takes up to `$2` of its queued hooks, cuts them into batches of `$4` in queue order
 /// (batch k is the delivery `$3[k]`, ids made by the caller), writes those PENDING deliveries
@@ -538,6 +548,8 @@ impl PostgresStore {
     ) -> StoreResult<Claim> {
         let max_hooks = max_hooks.max(1);
         let wanted = max_batches.max(1) as usize;
+        // Taken before a pooled connection: a claim waiting for its turn holds nothing.
+        let _turn = self.claims.take(&config.app_key).await?;
         if config.ordering_key.is_some() {
             return self.claim_ordered(config, max_hooks, wanted).await;
         }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use hookline_wire::{Event, Product, ValidatedHook};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 use tokio_postgres::Statement;
 
 use super::PostgresStore;
@@ -639,7 +639,7 @@ impl PostgresStore {
 
     /// A wide ingest (see [`ROWS_IN_THE_WRITER`]): its statement alone, committed at once
     /// (the server's `synchronous_commit`, on), on a pooled connection, one at a time per node,
-    /// tenant by tenant ([`WideTurns`]). Its `NOTIFY`s come back to this node through the listener (they are
+    /// tenant by tenant ([`Turns`](super::turns::Turns)). Its `NOTIFY`s come back to this node through the listener (they are
     /// not the writer's), so the engine hears of the work as other nodes do. One whose fan-out
     /// the node has not `learnt` takes no turn: it is only assumed wide ([`UNLEARNT_CONFIGS`]),
     /// and a tenant's first batch of 20 hooks to one config should not wait behind another
@@ -663,59 +663,6 @@ impl PostgresStore {
             self.fan_out.learn_routes(key, learnt);
         }
         Ok(outcome)
-    }
-}
-
-/// Turns of the wide ingests beside the writer: one at a time per node (each holds a pooled
-/// connection and a core of the server for a while), and each tenant first waits behind its
-/// own earlier wide ingests. So a tenant with many waiting holds one place in the node's line,
-/// and another tenant's wide request waits for at most that one and the one running, not for
-/// all of them (the node's line alone is first come, first served).
-pub(super) struct WideTurns {
-    node: Semaphore,
-    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
-}
-
-/// A wide ingest's turn: held while it runs.
-pub(super) struct WideTurn<'a> {
-    _tenant: OwnedSemaphorePermit,
-    _node: SemaphorePermit<'a>,
-}
-
-/// Tenants whose turns are remembered before the idle ones are forgotten.
-const MAX_TENANT_TURNS: usize = 1_000;
-
-impl WideTurns {
-    pub(super) fn new() -> Self {
-        WideTurns {
-            node: Semaphore::new(1),
-            tenants: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Waits for `app_key`'s turn, then the node's.
-    pub(super) async fn take(&self, app_key: &str) -> StoreResult<WideTurn<'_>> {
-        let closed = |_| StoreError::Unavailable("store is closed".into());
-        let tenant = {
-            let mut tenants = self
-                .tenants
-                .lock()
-                .map_err(|_| StoreError::Unavailable("wide ingest turns lock".into()))?;
-            if tenants.len() >= MAX_TENANT_TURNS {
-                // Only the map holds these: nobody runs or waits on them.
-                tenants.retain(|_, turn| Arc::strong_count(turn) > 1);
-            }
-            tenants
-                .entry(app_key.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(1)))
-                .clone()
-        };
-        let own = tenant.acquire_owned().await.map_err(closed)?;
-        let node = self.node.acquire().await.map_err(closed)?;
-        Ok(WideTurn {
-            _tenant: own,
-            _node: node,
-        })
     }
 }
 

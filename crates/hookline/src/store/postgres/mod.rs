@@ -41,6 +41,7 @@ mod schema;
 mod sessions;
 mod tls;
 mod trace;
+mod turns;
 mod writer;
 
 use std::sync::atomic::AtomicI32;
@@ -96,7 +97,9 @@ pub struct PostgresStore {
     /// for the writer's fair share, and sends a wide one beside the writer (`ingest`).
     fan_out: FanOut,
     /// Wide ingests run beside the writer one at a time, tenant by tenant (`ingest.rs`).
-    wide_ingests: ingest::WideTurns,
+    wide_ingests: turns::Turns,
+    /// Claims take turns too, a few at a time (`claims.rs`).
+    claims: turns::Turns,
 }
 
 impl Drop for PostgresStore {
@@ -181,7 +184,8 @@ impl PostgresStore {
             pool,
             signals_rx: Mutex::new(Some(sig_rx)),
             fan_out,
-            wide_ingests: ingest::WideTurns::new(),
+            wide_ingests: turns::Turns::new(1, 1),
+            claims: turns::Turns::new(claims::CLAIMS_AT_ONCE, claims::CLAIMS_AT_ONCE_PER_TENANT),
         })
     }
 
