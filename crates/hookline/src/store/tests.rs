@@ -2688,6 +2688,92 @@ async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_
     }
 }
 
+/// The records' statement (`ADVANCE_DELIVERIES`), prepared and planned as the writer plans it
+/// (once, generic, without sequential scans) while `deliveries` is empty, then run for 20
+/// records once 10,000 deliveries are open: the rows of `deliveries` it reads, in a transaction
+/// rolled back, after checking it advanced all 20.
+#[tokio::test]
+async fn recording_reads_each_delivery_by_its_key_whatever_the_plan_saw() {
+    let (db, _store) = postgres_store().await;
+    let other = db.connect().await.unwrap();
+    other
+        .batch_execute(&format!(
+            "SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan; \
+             PREPARE advance_for_test (TEXT[], TEXT[], BIGINT[], BIGINT[], BIGINT, TEXT, \
+             TEXT[], TEXT[]) AS {}",
+            super::postgres::advance_deliveries_sql()
+        ))
+        .await
+        .unwrap();
+    let ids = |from: i32| {
+        (from..from + 20)
+            .map(|i| format!("'d{i}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let advance = |from: i32| {
+        format!(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE advance_for_test(ARRAY[{}], \
+             array_fill('DELIVERED'::TEXT, ARRAY[20]), array_fill(1::BIGINT, ARRAY[20]), \
+             array_fill(NULL::BIGINT, ARRAY[20]), 5, 'n', ARRAY['PENDING', 'RETRYING'], \
+             array_fill(NULL::TEXT, ARRAY[20]))",
+            ids(from)
+        )
+    };
+    // The first execution makes the plan: on an empty table (a new database).
+    other.simple_query(&advance(0)).await.unwrap();
+    other
+        .batch_execute(
+            "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+                 attempt_count, created_at, updated_at, lease_owner) \
+             SELECT 'd' || i, 'ak', 'c', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, i, i, 'n' \
+             FROM generate_series(1, 10000) i",
+        )
+        .await
+        .unwrap();
+    other.batch_execute("BEGIN").await.unwrap();
+    let answer = other.simple_query(&advance(5000)).await.unwrap();
+    other.batch_execute("ROLLBACK").await.unwrap();
+    let plan: String = answer
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    // The statement's CTE (`advanced`) is the first sub-plan: the UPDATE.
+    let update = &plan[0]["Plan"]["Plans"][0];
+    assert_eq!(
+        update["Node Type"], "ModifyTable",
+        "the plan's first sub-plan is the UPDATE: {plan:#}"
+    );
+    let advanced = update["Actual Rows"].as_i64().unwrap();
+    assert_eq!(
+        advanced, 20,
+        "the records advanced {advanced} deliveries: {plan:#}"
+    );
+    // Rows the plan read from `deliveries` (every scan of it, times its loops; the UPDATE
+    // node itself names the table too but reads nothing).
+    fn rows_read(node: &serde_json::Value) -> i64 {
+        let own = if node["Relation Name"] == "deliveries" && node["Node Type"] != "ModifyTable" {
+            node["Actual Rows"].as_i64().unwrap_or(0) * node["Actual Loops"].as_i64().unwrap_or(1)
+        } else {
+            0
+        };
+        own + node["Plans"]
+            .as_array()
+            .map_or(0, |plans| plans.iter().map(rows_read).sum())
+    }
+    let read = rows_read(&plan[0]["Plan"]);
+    // One a record, by key. Planned on the empty table with a bare `status = ANY(...)`: every
+    // open delivery (through `deliveries_by_status`), each compared with every record.
+    assert!(
+        read <= 40,
+        "20 records read {read} rows of deliveries with 10,000 open: {plan:#}"
+    );
+}
+
 #[tokio::test]
 async fn the_store_s_sessions_never_compile_statements_with_jit() {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {

@@ -52,6 +52,8 @@ use deadpool_postgres::Pool;
 use hookline_wire::{Event, Product, ValidatedHook};
 use tokio::sync::mpsc;
 
+#[cfg(test)]
+pub(crate) use self::attempts::advance_deliveries_sql;
 pub use self::ceiling::commit_rate;
 #[cfg(test)]
 pub(crate) use self::claims::CLAIM;
