@@ -10,7 +10,7 @@
 //! Why bound the node at all: every job here is a busy backend on the database. With one per
 //! pooled connection (16), a flooding tenant's claims kept 16 backends runnable on a
 //! two-core server, and every other statement, a quiet tenant's one-hook ingest among them, got
-//! a sixteenth of a core (BENCHMARKS.md, "Claims take turns").
+//! a sixteenth of a core (BENCHMARKS.md, "Claims take turns on PostgreSQL").
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
