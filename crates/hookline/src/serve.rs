@@ -117,10 +117,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub lease_ttl: Duration,
     /// With PostgreSQL: connections this node keeps for reads and claims. The node also holds
-    /// one for its writer and one for notifications, so it uses up to this + 2; it refuses to
-    /// start when the server's `max_connections` cannot take them.
+    /// one for each of its two writers and one for notifications, so it uses up to this + 3;
+    /// it refuses to start when the server's `max_connections` cannot take them.
     #[arg(long, env = "HOOKLINE_PG_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
     pub pg_pool_size: usize,
+    /// With PostgreSQL: claims (queued hooks turned into deliveries) this node runs at once,
+    /// each a busy backend of the database; one tenant gets a quarter of them (at least one),
+    /// so its many configs cannot crowd out another tenant's. Raise it for a database with
+    /// many cores.
+    #[arg(long, env = "HOOKLINE_PG_CLAIMS_AT_ONCE", default_value_t = crate::store::postgres::DEFAULT_CLAIMS_AT_ONCE)]
+    pub pg_claims_at_once: usize,
     /// With PostgreSQL: how long a statement may wait for a lock another session holds before
     /// it fails (the request answers 503, background work is tried again) instead of hanging.
     #[arg(long, env = "HOOKLINE_PG_LOCK_TIMEOUT", default_value = "5s", value_parser = crate::duration::parse_flag)]
@@ -355,6 +361,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 node_id: node_id.clone(),
                 lease_ttl,
                 pool_size: args.pg_pool_size.max(1),
+                claims_at_once: args.pg_claims_at_once.max(1),
                 lock_timeout: args.pg_lock_timeout,
                 statement_timeout: args.pg_statement_timeout,
                 // The process's clock is skewed instead (`test_clock_offset_ms` above).

@@ -160,9 +160,9 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
     let sink_url = format!("http://{}", listener.local_addr()?);
     let sink_requests = Arc::new(AtomicUsize::new(0));
     // B's hooks are numbered by their slot in its schedule (hook ids are per app key, so A's
-    // may repeat them).
-    let quiet_hooks = usize::try_from(args.duration_secs * QUIET_RATE)?;
-    let receipts = Arc::new(Tracker::new(quiet_hooks)?);
+    // may repeat them); room for every slot of the run.
+    let quiet_slots = usize::try_from(args.duration_secs * QUIET_RATE)? + 1;
+    let receipts = Arc::new(Tracker::new(quiet_slots)?);
     tokio::spawn(sink(listener, sink_requests.clone(), receipts.clone()));
 
     let client = reqwest::Client::new();
@@ -206,14 +206,16 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
             .context("histogram bounds")?,
     ));
     let late = Arc::new(AtomicU64::new(0));
+    let quiet_sent = Arc::new(AtomicUsize::new(0));
     let period = Duration::from_secs_f64(1.0 / QUIET_RATE as f64);
     for k in 0..QUIET_CONNECTIONS {
-        let (target, quiet, latencies, late, receipts) = (
+        let (target, quiet, latencies, late, receipts, sent_count) = (
             target.clone(),
             quiet.clone(),
             latencies.clone(),
             late.clone(),
             receipts.clone(),
+            quiet_sent.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut sender = target.connect().await?;
@@ -238,6 +240,7 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
                     );
                 }
                 ingest(&mut sender, &target, &quiet, id..id + 1, &mut body).await?;
+                sent_count.fetch_add(1, Ordering::Relaxed);
                 let us = sent.elapsed().as_micros() as u64;
                 if let Ok(mut h) = latencies.lock() {
                     let _ = h.record(us.max(1));
@@ -258,16 +261,11 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
         }
     }
     let usage = server.usage();
-    // B's last hooks, delivered once the flood's queue lets them (A's keeps draining).
+    // B's last hooks, delivered once the flood's queue lets them (A's keeps draining). Those
+    // still missing after QUIET_DRAIN are reported as such.
+    let quiet_sent = quiet_sent.load(Ordering::Relaxed);
     let drain_until = Instant::now() + QUIET_DRAIN;
-    while receipts.receipts.load(Ordering::Relaxed) < quiet_hooks {
-        if Instant::now() > drain_until {
-            bail!(
-                "the quiet tenant's hooks did not all arrive within {} s after the flood: {} of {quiet_hooks}",
-                QUIET_DRAIN.as_secs(),
-                receipts.receipts.load(Ordering::Relaxed)
-            );
-        }
+    while receipts.receipts.load(Ordering::Relaxed) < quiet_sent && Instant::now() < drain_until {
         tokio::select! {
             _ = receipts.done.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -279,6 +277,7 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
         .map(|h| h.clone())
         .map_err(|_| anyhow::anyhow!("receipt histogram poisoned"))?;
     let delivered_ms = |q: f64| delivered.value_at_quantile(q) as f64 / 1000.0;
+    let missing = quiet_sent.saturating_sub(receipts.receipts.load(Ordering::Relaxed));
     let histogram = latencies
         .lock()
         .map(|h| h.clone())
@@ -308,6 +307,7 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
                 "p50": delivered_ms(0.5), "p90": delivered_ms(0.9), "p99": delivered_ms(0.99),
                 "max": delivered.max() as f64 / 1000.0,
             },
+            "notReceived": missing,
         },
         "sinkRequests": sink_requests.load(Ordering::Relaxed),
         "serverCpuSeconds": usage.map(|u| u.0),
@@ -339,11 +339,19 @@ async fn run_scenario(args: &BenchArgs, server: &super::ServerUnderTest) -> anyh
             late.load(Ordering::Relaxed)
         );
         println!(
-            "  B ingest-to-receipt ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            "  B ingest-to-receipt ms  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}{}",
             delivered_ms(0.5),
             delivered_ms(0.9),
             delivered_ms(0.99),
             delivered.max() as f64 / 1000.0,
+            if missing > 0 {
+                format!(
+                    "  ({missing} not received {} s after the flood)",
+                    QUIET_DRAIN.as_secs()
+                )
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())

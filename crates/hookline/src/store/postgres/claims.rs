@@ -14,21 +14,25 @@ use super::connection::{
     Conn, InTransaction, Step, execute, pg_err, pipeline, prepared, query, query_one, query_opt,
 };
 use super::deliveries::delivery_hooks;
+use super::turns::Turns;
 use super::writer::{Durability, quiet_job};
 use crate::model::{SendableDelivery, StoredHook, WebhookConfig, now_millis};
 use crate::store::ordered;
 use crate::store::rows::{DELIVERY_COLUMNS, parse_event, parse_status};
 use crate::store::{Claim, ClaimedBatch, OpenDelivery, StoreError, StoreResult};
 
-/// Claims a node runs at once, and of those one tenant's (see `turns`). A claim keeps a backend
-/// of the database busy: a flooding tenant's hundred configs claiming on every pooled connection
-/// left every other statement (a quiet tenant's ingest and claim) a sixteenth of a two-core
-/// database, and the tenant's own claims side by side went slower than one after another
-/// (BENCHMARKS.md, "Claims take turns on PostgreSQL"). A config claims one set of batches at a
-/// time anyway (the engine), so a tenant with one busy config loses nothing; each node has its
-/// own turns.
-pub(super) const CLAIMS_AT_ONCE: usize = 4;
-pub(super) const CLAIMS_AT_ONCE_PER_TENANT: usize = 1;
+/// The turns of claims (see `turns`): `at_once` a node (`--pg-claims-at-once`, 4 by default),
+/// a quarter of them (at least one) a tenant. A claim keeps a backend of the database busy: a
+/// flooding tenant's hundred configs claiming on every pooled connection left every other
+/// statement (a quiet tenant's ingest and claim) a sixteenth of a two-core database, and the
+/// tenant's own claims side by side went slower than one after another (BENCHMARKS.md, "Claims
+/// take turns on PostgreSQL"). A config claims one set of batches at a time anyway (the
+/// engine), so a tenant's one busy config waits only for other tenants' claims; each node has
+/// its own turns. A database with many cores may take more (the flag).
+pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
+    let at_once = at_once.max(1);
+    Turns::new(at_once, (at_once / 4).max(1), wait)
+}
 
 /// One claim, in one statement: picks the event of the config's oldest queued hook (FIFO across
 /// events), takes up to `$2` of its queued hooks, cuts them into batches of `$4` in queue order
@@ -538,6 +542,15 @@ impl PostgresStore {
             held_by_order,
             batches,
         })
+    }
+
+    /// Tests only: takes one of `app_key`'s claim turns and holds it.
+    #[cfg(test)]
+    pub(crate) async fn claim_turn_for_test(
+        &self,
+        app_key: &str,
+    ) -> StoreResult<super::turns::Turn<'_>> {
+        self.claims.take(app_key).await
     }
 
     pub(super) async fn claim_batches(

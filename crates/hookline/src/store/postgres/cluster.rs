@@ -54,9 +54,12 @@ pub struct NodeOptions {
     /// How long a lease outlives the last renewal: the time another node waits before taking
     /// over the work of a node that died. Renewed every third of it.
     pub lease_ttl: Duration,
-    /// Connections for reads and claims (`--pg-pool-size`); the node also holds one for the
+    /// Connections for reads and claims (`--pg-pool-size`); the node also holds one for each
     /// writer and one for the listener.
     pub pool_size: usize,
+    /// Claims this node runs at once (`--pg-claims-at-once`); a tenant gets a quarter of them
+    /// (at least one). See `claims::CLAIMS_AT_ONCE` for why few.
+    pub claims_at_once: usize,
     /// How long a statement of the writer, a claim or a read waits for a row or table lock
     /// before it fails (`--pg-lock-timeout`): the group or request fails (503, or the work is
     /// tried again) instead of hanging behind a lock someone else holds.
@@ -78,6 +81,7 @@ impl Default for NodeOptions {
             node_id: generated_node_id(),
             lease_ttl: Duration::from_secs(30),
             pool_size: DEFAULT_POOL_SIZE,
+            claims_at_once: DEFAULT_CLAIMS_AT_ONCE,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             test_clock_skew_ms: 0,
@@ -87,6 +91,8 @@ impl Default for NodeOptions {
 
 /// `--pg-pool-size`'s default.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+/// `--pg-claims-at-once`'s default (see `claims::claim_turns`).
+pub const DEFAULT_CLAIMS_AT_ONCE: usize = 4;
 /// `--pg-lock-timeout`'s default: well above any lock the store itself holds (a group commits in
 /// milliseconds), well below a client's patience.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -411,7 +411,7 @@ impl Limits {
 
     /// How long a request waits for a pooled connection: as long as a statement may run, so
     /// a pool whose connections are all stuck answers 503 rather than queueing requests forever.
-    fn pool_wait(&self) -> std::time::Duration {
+    pub(super) fn pool_wait(&self) -> std::time::Duration {
         self.statement_timeout
             .saturating_add(self.lock_timeout)
             .max(std::time::Duration::from_secs(1))

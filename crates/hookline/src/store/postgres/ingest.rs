@@ -641,10 +641,9 @@ impl PostgresStore {
     /// (the server's `synchronous_commit`, on), on a pooled connection, one at a time per node,
     /// tenant by tenant ([`Turns`](super::turns::Turns)). Its `NOTIFY`s come back to this node
     /// through the listener (they are not the writer's), so the engine hears of the work as
-    /// other nodes do. One whose fan-out
-    /// the node has not `learnt` takes no turn: it is only assumed wide ([`UNLEARNT_CONFIGS`]),
-    /// and a tenant's first batch of 20 hooks to one config should not wait behind another
-    /// tenant's wide ingests.
+    /// other nodes do. One whose fan-out the node has not `learnt` takes no turn: it is only
+    /// assumed wide ([`UNLEARNT_CONFIGS`]), and a tenant's first batch of 20 hooks to one
+    /// config should not wait behind another tenant's wide ingests.
     async fn ingest_beside_the_writer(
         &self,
         request: IngestRequest,

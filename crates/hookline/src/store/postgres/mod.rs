@@ -58,8 +58,8 @@ pub use self::ceiling::commit_rate;
 #[cfg(test)]
 pub(crate) use self::claims::CLAIM;
 pub use self::cluster::{
-    CONNECTIONS_BESIDES_POOL, DEFAULT_LOCK_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT,
-    NodeOptions, generated_node_id,
+    CONNECTIONS_BESIDES_POOL, DEFAULT_CLAIMS_AT_ONCE, DEFAULT_LOCK_TIMEOUT, DEFAULT_POOL_SIZE,
+    DEFAULT_STATEMENT_TIMEOUT, NodeOptions, generated_node_id,
 };
 #[cfg(test)]
 pub(crate) use self::connection::create_test_database;
@@ -123,6 +123,7 @@ impl PostgresStore {
 
     /// Like [`PostgresStore::open`], from a parsed connection config.
     pub async fn open_config(config: DbConfig, node: NodeOptions) -> StoreResult<Self> {
+        let claims_at_once = node.claims_at_once;
         let limits = Limits {
             pool_size: node.pool_size.max(1),
             lock_timeout: node.lock_timeout,
@@ -186,8 +187,8 @@ impl PostgresStore {
             pool,
             signals_rx: Mutex::new(Some(sig_rx)),
             fan_out,
-            wide_ingests: turns::Turns::new(1, 1),
-            claims: turns::Turns::new(claims::CLAIMS_AT_ONCE, claims::CLAIMS_AT_ONCE_PER_TENANT),
+            wide_ingests: turns::Turns::new(1, 1, limits.pool_wait()),
+            claims: claims::claim_turns(claims_at_once, limits.pool_wait()),
         })
     }
 

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 
@@ -25,47 +26,74 @@ const MAX_TENANT_LINES: usize = 1_000;
 pub(super) struct Turns {
     node: Semaphore,
     per_tenant: usize,
-    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The longest a job waits for its turn (as long as for a pooled connection): jobs stuck
+    /// in the database hold their turns until their statements time out, and everyone behind
+    /// them fails (and backs off) instead of queueing forever.
+    wait: Duration,
+    lines: Mutex<Lines>,
+}
+
+/// Each tenant's line, and when to forget the idle ones: at `MAX_TENANT_LINES`, or at twice
+/// what was left after the last time, so that a thousand busy tenants do not make every turn
+/// walk the map.
+struct Lines {
+    tenants: HashMap<String, Arc<Semaphore>>,
+    forget_at: usize,
 }
 
 /// A job's turn: held while it runs.
-pub(super) struct Turn<'a> {
+pub(crate) struct Turn<'a> {
     _tenant: OwnedSemaphorePermit,
     _node: SemaphorePermit<'a>,
 }
 
 impl Turns {
-    pub(super) fn new(at_once: usize, per_tenant: usize) -> Self {
+    pub(super) fn new(at_once: usize, per_tenant: usize, wait: Duration) -> Self {
         Turns {
             node: Semaphore::new(at_once.max(1)),
             per_tenant: per_tenant.max(1),
-            tenants: Mutex::new(HashMap::new()),
+            wait,
+            lines: Mutex::new(Lines {
+                tenants: HashMap::new(),
+                forget_at: MAX_TENANT_LINES,
+            }),
         }
     }
 
-    /// Waits for a place in `app_key`'s line, then for the node's.
+    /// Waits for a place in `app_key`'s line, then for the node's; fails when that takes
+    /// longer than the turns' `wait`.
     pub(super) async fn take(&self, app_key: &str) -> StoreResult<Turn<'_>> {
-        let closed = |_| StoreError::Unavailable("store is closed".into());
         let tenant = {
-            let mut tenants = self
-                .tenants
+            let mut lines = self
+                .lines
                 .lock()
                 .map_err(|_| StoreError::Unavailable("turns lock".into()))?;
-            if tenants.len() >= MAX_TENANT_LINES {
+            if lines.tenants.len() >= lines.forget_at {
                 // Only the map holds these: nobody runs or waits on them.
-                tenants.retain(|_, line| Arc::strong_count(line) > 1);
+                lines.tenants.retain(|_, line| Arc::strong_count(line) > 1);
+                lines.forget_at = MAX_TENANT_LINES.max(2 * lines.tenants.len());
             }
-            tenants
+            lines
+                .tenants
                 .entry(app_key.to_owned())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant)))
                 .clone()
         };
-        let own = tenant.acquire_owned().await.map_err(closed)?;
-        let node = self.node.acquire().await.map_err(closed)?;
-        Ok(Turn {
-            _tenant: own,
-            _node: node,
-        })
+        let closed = |_| StoreError::Unavailable("store is closed".into());
+        let both = async {
+            let own = tenant.acquire_owned().await.map_err(closed)?;
+            let node = self.node.acquire().await.map_err(closed)?;
+            Ok(Turn {
+                _tenant: own,
+                _node: node,
+            })
+        };
+        tokio::time::timeout(self.wait, both).await.map_err(|_| {
+            StoreError::Unavailable(format!(
+                "no turn within {} ms: the database is slow or stuck",
+                self.wait.as_millis()
+            ))
+        })?
     }
 }
 
@@ -77,7 +105,7 @@ mod tests {
     /// second tenant's job takes one at once while the first tenant's further jobs wait.
     #[tokio::test]
     async fn a_tenant_holds_at_most_its_places_and_another_tenant_goes_past_its_waiting_jobs() {
-        let turns = Turns::new(3, 2);
+        let turns = Turns::new(3, 2, Duration::from_secs(60));
         let a1 = turns.take("a").await.expect("first");
         let a2 = turns.take("a").await.expect("second");
         // A third job of `a` waits for its own line although the node has a place.
@@ -118,5 +146,24 @@ mod tests {
             })
         })
         .await
+    }
+
+    /// A job whose turn does not come within the wait fails (and holds no place after).
+    #[tokio::test]
+    async fn a_turn_that_does_not_come_in_time_fails_and_leaves_no_place_taken() {
+        let turns = Turns::new(1, 1, Duration::from_millis(50));
+        let a = turns.take("a").await.expect("a's turn");
+        match turns.take("b").await {
+            Err(StoreError::Unavailable(why)) => assert!(why.contains("no turn"), "{why}"),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("b got a turn while a held the node's only place"),
+        }
+        drop(a);
+        // `b`'s failed wait gave back the place it had taken in its own line.
+        let b = tokio::time::timeout(Duration::from_secs(5), turns.take("b"))
+            .await
+            .expect("b's line is free again")
+            .expect("b's turn");
+        drop(b);
     }
 }
