@@ -47,10 +47,25 @@ impl Place {
     }
 
     async fn open(&self) -> Arc<dyn Store> {
+        self.open_with(NodeOptions::default()).await
+    }
+
+    /// Like `open`, with room for a tenant's claims to race each other on one node (32 at
+    /// once, 8 a tenant, where a node's default is one a tenant): for tests whose point is
+    /// claims running at the same moment.
+    async fn open_racing(&self) -> Arc<dyn Store> {
+        self.open_with(NodeOptions {
+            claims_at_once: 32,
+            ..NodeOptions::default()
+        })
+        .await
+    }
+
+    async fn open_with(&self, options: NodeOptions) -> Arc<dyn Store> {
         match self {
             Place::Sqlite(dir) => Arc::new(SqliteStore::open(dir.path()).unwrap()),
             Place::Postgres(config) => Arc::new(
-                PostgresStore::open_config((**config).clone(), NodeOptions::default())
+                PostgresStore::open_config((**config).clone(), options)
                     .await
                     .unwrap(),
             ),
@@ -721,11 +736,11 @@ async fn a_bad_cursor_is_refused(backend: Backend) {
 /// taken exactly once (`FOR UPDATE SKIP LOCKED` on PostgreSQL; one writer on SQLite).
 async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
     let place = Place::new(backend).await;
-    let first = place.open().await;
+    let first = place.open_racing().await;
     // SQLite allows one store per file per process: its second "node" is the same store.
     let second = match backend {
         Backend::Sqlite => first.clone(),
-        Backend::Postgres => place.open().await,
+        Backend::Postgres => place.open_racing().await,
     };
     let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
     first.insert_config(cfg.clone()).await.unwrap();
@@ -3517,10 +3532,10 @@ async fn an_ordered_claim_takes_the_free_rows_around_a_held_keys_rows_and_leaves
 async fn concurrent_ordered_claims_never_open_two_deliveries_of_one_key(backend: Backend) {
     use serde_json::json;
     let place = Place::new(backend).await;
-    let first = place.open().await;
+    let first = place.open_racing().await;
     let second = match backend {
         Backend::Sqlite => first.clone(),
-        Backend::Postgres => place.open().await,
+        Backend::Postgres => place.open_racing().await,
     };
     let cfg = insert_ordered_config(&*first).await;
     // 10 keys, interleaved: hook i has key i % 10.
