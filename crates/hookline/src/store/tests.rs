@@ -3098,6 +3098,18 @@ async fn a_retry_is_due_at_the_same_moment_for_every_node_whatever_the_clock_tha
             Lease::NotDue(at) => about(at, due + skew, "not due until, in the node's clock"),
             other => panic!("leased a minute early: {other:?}"),
         }
+        // The API's `nextAttemptAt` is in the node's clock too, the clock its attempts'
+        // `startedAt` are written in (a retry never starts before the time it shows).
+        let shown = store
+            .get_delivery("ak", &from_behind)
+            .await
+            .unwrap()
+            .unwrap();
+        about(
+            shown.summary.next_attempt_at.unwrap(),
+            due + skew,
+            "the API's nextAttemptAt, in the node's clock",
+        );
     }
 }
 

@@ -656,7 +656,11 @@ impl PostgresStore {
             &[&hooks_id],
         )
         .await?;
-        let Some(row) = row.as_ref().map(delivery_row).transpose()? else {
+        let Some(row) = row
+            .as_ref()
+            .map(|r| delivery_row(r, &self.node.clock))
+            .transpose()?
+        else {
             return Ok(None);
         };
         if !parse_status(&row.status)?.is_open() {

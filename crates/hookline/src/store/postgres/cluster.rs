@@ -385,7 +385,7 @@ impl PostgresStore {
                 };
                 return Ok((lease, Vec::new()));
             };
-            let row = delivery_row(&row)?;
+            let row = delivery_row(&row, &node.clock)?;
             let hooks = delivery_hooks(&c, &row.hooks_id).await?;
             let delivery = row.into_sendable(hooks)?;
             node.held.hold([delivery.hooks_id.as_str()]);

@@ -49,7 +49,11 @@ pub(super) fn config_row(r: &Row) -> StoreResult<ConfigRow> {
     })
 }
 
-pub(super) fn delivery_row(r: &Row) -> StoreResult<DeliveryRow> {
+/// A delivery as selected by `DELIVERY_COLUMNS`, its next attempt's time (stored in the
+/// database's time) turned into this node's clock, in which the engine's timers count and its
+/// attempts' `startedAt` are written: a retry answered as due at `nextAttemptAt` starts no
+/// earlier than it says.
+pub(super) fn delivery_row(r: &Row, clock: &DbClock) -> StoreResult<DeliveryRow> {
     Ok(DeliveryRow {
         hooks_id: col(r, 0)?,
         app_key: col(r, 1)?,
@@ -58,7 +62,7 @@ pub(super) fn delivery_row(r: &Row) -> StoreResult<DeliveryRow> {
         event: col(r, 4)?,
         status: col(r, 5)?,
         attempt_count: col(r, 6)?,
-        next_attempt_at: col(r, 7)?,
+        next_attempt_at: col::<Option<i64>>(r, 7)?.map(|at| clock.to_node(at)),
         created_at: col(r, 8)?,
         updated_at: col(r, 9)?,
         test: col(r, 10)?,

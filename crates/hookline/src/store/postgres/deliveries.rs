@@ -3,6 +3,7 @@
 //! deletions and redeliveries write and leases read.
 
 use super::PostgresStore;
+use super::cluster::DbClock;
 use super::columns::{col, delivery_row};
 use super::connection::{Conn, execute, query, query_one, query_opt};
 use super::notify::{WORK_CHANNEL, notify};
@@ -59,6 +60,7 @@ pub(super) async fn insert_delivery(
 pub(super) async fn load_delivery_row(
     c: &Conn,
     hooks_id: &str,
+    clock: &DbClock,
 ) -> StoreResult<Option<DeliveryRow>> {
     let row = query_opt(
         c,
@@ -66,7 +68,7 @@ pub(super) async fn load_delivery_row(
         &[&hooks_id],
     )
     .await?;
-    row.as_ref().map(delivery_row).transpose()
+    row.as_ref().map(|r| delivery_row(r, clock)).transpose()
 }
 
 pub(super) async fn delivery_hooks(c: &Conn, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
@@ -163,7 +165,7 @@ impl PostgresStore {
         .await?;
         let rows = rows
             .iter()
-            .map(delivery_row)
+            .map(|r| delivery_row(r, &self.node.clock))
             .collect::<StoreResult<Vec<_>>>()?;
         // The page's hookIds in one query, not one per delivery.
         let page_ids: Vec<&str> = rows.iter().map(|r| r.hooks_id.as_str()).collect();
@@ -184,7 +186,7 @@ impl PostgresStore {
         hooks_id: &str,
     ) -> StoreResult<Option<DeliveryDetail>> {
         let c = self.reader().await?;
-        let Some(row) = load_delivery_row(&c, hooks_id).await? else {
+        let Some(row) = load_delivery_row(&c, hooks_id, &self.node.clock).await? else {
             return Ok(None);
         };
         if row.app_key != app_key {
@@ -230,8 +232,9 @@ impl PostgresStore {
     ) -> StoreResult<Option<DeliverySummary>> {
         let app_key = app_key.to_owned();
         let hooks_id = hooks_id.to_owned();
+        let clock = self.node.clock.clone();
         self.write(Durability::Durable, move |c| async move {
-            let Some(row) = load_delivery_row(&c, &hooks_id).await? else {
+            let Some(row) = load_delivery_row(&c, &hooks_id, &clock).await? else {
                 return Ok((None, Vec::new()));
             };
             if row.app_key != app_key {
