@@ -307,14 +307,16 @@ pub(super) const TRACE_HOOK_COLUMNS: &str =
 
 /// The deliveries that carry the hook of sequence `$1`/`?1`, with their last attempt (the
 /// attempts' primary key finds it), oldest first: index `delivery_hooks_by_hook`, then the
-/// deliveries' primary key. `?` is the backend's placeholder for the one parameter.
-pub(super) fn trace_deliveries_sql(placeholder: &str) -> String {
+/// deliveries' primary key. `placeholder` is the backend's for the one parameter; `key` the
+/// deliveries' column that `delivery_hooks` and `attempts` name in `reference` (SQLite: `seq`
+/// in `delivery_seq`; PostgreSQL: `hooks_id` in `hooks_id`).
+pub(super) fn trace_deliveries_sql(placeholder: &str, key: &str, reference: &str) -> String {
     format!(
         "SELECT d.hooks_id, d.config_id, d.status, d.attempt_count, d.created_at, d.updated_at, \
          d.test, a.started_at, a.status_code \
-         FROM delivery_hooks dh JOIN deliveries d ON d.hooks_id = dh.hooks_id \
-         LEFT JOIN attempts a ON a.hooks_id = d.hooks_id AND a.number = \
-         (SELECT max(l.number) FROM attempts l WHERE l.hooks_id = d.hooks_id) \
+         FROM delivery_hooks dh JOIN deliveries d ON d.{key} = dh.{reference} \
+         LEFT JOIN attempts a ON a.{reference} = d.{key} AND a.number = \
+         (SELECT max(l.number) FROM attempts l WHERE l.{reference} = d.{key}) \
          WHERE dh.hook_seq = {placeholder} ORDER BY d.created_at, d.hooks_id"
     )
 }

@@ -3827,3 +3827,83 @@ async fn a_tenants_wide_ingest_waits_behind_one_of_anothers_not_all() {
         quiet + 1
     );
 }
+
+/// Migration 18 re-keys the deliveries, their hooks and their attempts by a seq: what an earlier
+/// release logged reads the same after it (hooks in order, attempts in order, the trace, the log's
+/// hookId filter), an open delivery resumes and records its attempt, and new deliveries written
+/// after it (a redelivery) carry their hooks.
+#[tokio::test]
+async fn deliveries_logged_before_they_were_keyed_by_seq_read_resume_and_redeliver_after() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = super::sqlite::create_at_schema_version(dir.path(), 17).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO hooks (seq, app_key, hook_id, product, event, body, created_at) VALUES
+                (1, 'ak', 'h-0', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-0","countryCode":"1"}', 10),
+                (2, 'ak', 'h-1', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-1","countryCode":"1"}', 10),
+                (3, 'ak', 'h-2', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-2","countryCode":"1"}', 11);
+            INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status,
+                attempt_count, next_attempt_at, created_at, updated_at) VALUES
+                ('zz-old', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 2, NULL, 20, 30),
+                ('aa-open', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 21, 21, 21);
+            INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES
+                ('zz-old', 1, 2), ('zz-old', 0, 1), ('aa-open', 0, 3);
+            INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code) VALUES
+                ('zz-old', 2, 25, 3, 200), ('zz-old', 1, 20, 4, 500);"#,
+        )
+        .unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    store
+        .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
+        .await
+        .unwrap();
+
+    let old = store.get_delivery("ak", "zz-old").await.unwrap().unwrap();
+    assert_eq!(old.summary.hook_ids, vec!["h-0", "h-1"]);
+    let codes: Vec<_> = old
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.result.status_code))
+        .collect();
+    assert_eq!(codes, vec![(1, Some(500)), (2, Some(200))]);
+
+    // The open one resumes with its hook, and its attempt is recorded on it.
+    let open = store.load_delivery("aa-open").await.unwrap().unwrap();
+    let resumed: Vec<_> = open.hooks.iter().map(|h| h.hook_id.as_str()).collect();
+    assert_eq!(resumed, vec!["h-2"]);
+    store.record_attempt(attempt("aa-open", 1, 200, DeliveryStatus::Succeeded));
+    store.flush().await.unwrap();
+    let done = store.get_delivery("ak", "aa-open").await.unwrap().unwrap();
+    assert_eq!(done.summary.status, DeliveryStatus::Succeeded);
+    assert_eq!(done.attempts.len(), 1);
+
+    // A new delivery after the old ones, of the old one's hooks.
+    store
+        .redeliver("ak", "zz-old", "new-id".into())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = store.get_delivery("ak", "new-id").await.unwrap().unwrap();
+    assert_eq!(again.summary.hook_ids, vec!["h-0", "h-1"]);
+    assert!(again.attempts.is_empty());
+    let traced: Vec<String> = store.trace_hook(Some("ak"), "h-1").await.unwrap()[0]
+        .deliveries
+        .iter()
+        .map(|d| d.hooks_id.clone())
+        .collect();
+    assert_eq!(traced, vec!["zz-old", "new-id"]);
+    let by_hook = store
+        .list_deliveries(
+            "ak",
+            DeliveryFilter {
+                hook_id: Some("h-2".into()),
+                ..DeliveryFilter::default()
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
+    assert_eq!(listed, vec!["aa-open"]);
+}

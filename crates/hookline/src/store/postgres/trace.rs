@@ -62,23 +62,27 @@ async fn trace_one(c: &Transaction<'_>, hook: TraceHookRow) -> StoreResult<HookT
     .iter()
     .map(|r| col(r, 0))
     .collect::<StoreResult<Vec<String>>>()?;
-    let deliveries = query(c, &trace_deliveries_sql("$1"), &[&hook.seq])
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(TraceDeliveryRow {
-                hooks_id: col(r, 0)?,
-                config_id: col(r, 1)?,
-                status: col(r, 2)?,
-                attempt_count: col(r, 3)?,
-                created_at: col(r, 4)?,
-                updated_at: col(r, 5)?,
-                test: col(r, 6)?,
-                last_attempt_at: col(r, 7)?,
-                last_status_code: col(r, 8)?,
-            })
+    let deliveries = query(
+        c,
+        &trace_deliveries_sql("$1", "hooks_id", "hooks_id"),
+        &[&hook.seq],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(TraceDeliveryRow {
+            hooks_id: col(r, 0)?,
+            config_id: col(r, 1)?,
+            status: col(r, 2)?,
+            attempt_count: col(r, 3)?,
+            created_at: col(r, 4)?,
+            updated_at: col(r, 5)?,
+            test: col(r, 6)?,
+            last_attempt_at: col(r, 7)?,
+            last_status_code: col(r, 8)?,
         })
-        .collect::<StoreResult<Vec<_>>>()?;
+    })
+    .collect::<StoreResult<Vec<_>>>()?;
     hook.into_trace(configs, queued_for, deliveries)
 }
 

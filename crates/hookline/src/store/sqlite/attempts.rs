@@ -38,9 +38,11 @@ fn record_job(outcome: AttemptOutcome, unrecorded: Unrecorded) -> Job {
     Job::shared(run)
 }
 
-pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempts (hooks_id, number, \
+/// Of the delivery `?1` (a hooksId); nothing when it is gone (retention removed it).
+pub(super) const INSERT_ATTEMPT: &str = "INSERT OR REPLACE INTO attempts (delivery_seq, number, \
      started_at, duration_ms, status_code, error_kind, error_message, response_body, \
-     request_headers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+     request_headers) SELECT seq, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM deliveries \
+     WHERE hooks_id = ?1";
 /// Only forward: a record written again late never undoes a later attempt's state.
 pub(super) const ADVANCE_DELIVERY: &str = "UPDATE deliveries SET status = ?2, attempt_count = ?3, \
      next_attempt_at = ?4, updated_at = ?5 WHERE hooks_id = ?1 \
@@ -51,14 +53,17 @@ pub(super) const ADVANCE_DELIVERY: &str = "UPDATE deliveries SET status = ?2, at
 /// `AttemptOutcome::split_by_key`.
 const REQUEUE_OTHER_KEYS: &str = "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, \
      ordering_key) SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
-     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE d.hooks_id = ?1 \
+     JOIN delivery_hooks dh ON dh.delivery_seq = d.seq WHERE d.hooks_id = ?1 \
      AND dh.ordering_key IS NOT (SELECT ordering_key FROM delivery_hooks \
-         WHERE hooks_id = ?1 ORDER BY position LIMIT 1)";
+         WHERE delivery_seq = (SELECT seq FROM deliveries WHERE hooks_id = ?1) \
+         ORDER BY position LIMIT 1)";
 /// ... and out of the delivery (the same rows: the first hook stays, so the subquery's answer
 /// does not change as rows go).
-const DROP_OTHER_KEYS: &str = "DELETE FROM delivery_hooks WHERE hooks_id = ?1 \
-     AND ordering_key IS NOT (SELECT ordering_key FROM delivery_hooks \
-         WHERE hooks_id = ?1 ORDER BY position LIMIT 1)";
+const DROP_OTHER_KEYS: &str = "DELETE FROM delivery_hooks \
+     WHERE delivery_seq = (SELECT seq FROM deliveries WHERE hooks_id = ?1) \
+     AND ordering_key IS NOT (SELECT f.ordering_key FROM delivery_hooks f \
+         WHERE f.delivery_seq = (SELECT seq FROM deliveries WHERE hooks_id = ?1) \
+         ORDER BY f.position LIMIT 1)";
 
 fn write_attempt(tx: &mut WriteTx<'_, '_>, outcome: &AttemptOutcome) -> StoreResult<()> {
     let r = &outcome.result;
@@ -132,7 +137,7 @@ pub(super) const EXPIRE_DELIVERY: &str = "UPDATE deliveries SET status = 'EXPIRE
 
 /// The config of a delivery whose hooks carry an ordering key (no row: none does).
 const EXPIRED_HELD_KEYS: &str = "SELECT d.config_id FROM deliveries d WHERE d.hooks_id = ?1 \
-     AND EXISTS (SELECT 1 FROM delivery_hooks dh WHERE dh.hooks_id = d.hooks_id \
+     AND EXISTS (SELECT 1 FROM delivery_hooks dh WHERE dh.delivery_seq = d.seq \
      AND dh.ordering_key IS NOT NULL)";
 
 impl SqliteStore {

@@ -62,7 +62,7 @@ struct Taken {
 /// walks the config's whole history: `+` keeps the planner off that index. Not `DISTINCT`: the
 /// caller's hash set drops repeats for less than SQLite's temporary index did.
 const HELD_KEYS: &str = "SELECT dh.ordering_key FROM deliveries d \
-     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+     JOIN delivery_hooks dh ON dh.delivery_seq = d.seq \
      WHERE d.status IN ('PENDING', 'RETRYING') AND +d.config_id = ?1 \
      AND dh.ordering_key IS NOT NULL";
 /// One page of the config's queue in acceptance order, after the hook `?2`: index only (the
@@ -87,7 +87,7 @@ const HOOKS_BY_SEQS: &str = "SELECT h.seq, h.hook_id, h.body, h.created_at \
 /// (`null`: none), in queue order. The seq is also the hook's position: a delivery's hooks are in
 /// seq order, and `position` only orders them. No function call per row (`->>` on pairs cost 40 %
 /// more, measured on SQLite 3.40, and a statement journal: see `deliveries::INSERT_DELIVERIES`).
-const INSERT_KEYED_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (hooks_id, \
+const INSERT_KEYED_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (delivery_seq, \
      position, hook_seq, ordering_key) SELECT ?1, h.key, h.key, h.value FROM json_each(?2) h";
 
 /// The claim of a config with an `orderingKey` (see `store::ordered`): reads the keys its open
@@ -204,10 +204,11 @@ fn take_ordered(
                 status: DeliveryStatus::Pending,
                 now: tx.now,
             };
-            insert_delivery_rows(tx.hot, &new, std::slice::from_ref(&hooks_id))?;
+            let (_, delivery_seq) =
+                insert_delivery_rows(tx.hot, &new, std::slice::from_ref(&hooks_id))?;
             let written = conn
                 .prepare_cached(INSERT_KEYED_DELIVERY_HOOKS)?
-                .execute(params![hooks_id, keyed])?;
+                .execute(params![delivery_seq, keyed])?;
             if written != planned.rows.len() {
                 return Err(StoreError::Unavailable(format!(
                     "{written} of {} hooks of delivery {hooks_id} written",

@@ -38,8 +38,9 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 
 fn delivery_hooks(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT h.hook_id, h.body, h.created_at FROM delivery_hooks d \
-         JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = ?1 ORDER BY d.position",
+        "SELECT h.hook_id, h.body, h.created_at FROM deliveries x \
+         JOIN delivery_hooks d ON d.delivery_seq = x.seq JOIN hooks h ON h.seq = d.hook_seq \
+         WHERE x.hooks_id = ?1 ORDER BY d.position",
     )?;
     let rows = stmt.query_map(params![hooks_id], |r| {
         Ok(StoredHook {
@@ -53,8 +54,8 @@ fn delivery_hooks(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<StoredHo
 
 fn delivery_hook_ids(conn: &Connection, hooks_id: &str) -> StoreResult<Vec<String>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
-         WHERE d.hooks_id = ?1 ORDER BY d.position",
+        "SELECT h.hook_id FROM deliveries x JOIN delivery_hooks d ON d.delivery_seq = x.seq \
+         JOIN hooks h ON h.seq = d.hook_seq WHERE x.hooks_id = ?1 ORDER BY d.position",
     )?;
     let rows = stmt.query_map(params![hooks_id], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
@@ -72,8 +73,9 @@ fn page_hook_ids<'a>(
     }
     let marks = vec!["?"; hooks_ids.len()].join(", ");
     let mut stmt = conn.prepare(&format!(
-        "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
-         WHERE d.hooks_id IN ({marks}) ORDER BY d.hooks_id, d.position"
+        "SELECT x.hooks_id, h.hook_id FROM deliveries x \
+         JOIN delivery_hooks d ON d.delivery_seq = x.seq JOIN hooks h ON h.seq = d.hook_seq \
+         WHERE x.hooks_id IN ({marks}) ORDER BY x.hooks_id, d.position"
     ))?;
     let rows = stmt.query_map(params_from_iter(hooks_ids), |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
@@ -121,9 +123,10 @@ pub(super) struct NewDeliveries<'a> {
 pub(super) const INSERT_DELIVERIES: &str = "INSERT OR IGNORE INTO deliveries (hooks_id, app_key, \
      config_id, product, event, status, attempt_count, next_attempt_at, created_at, updated_at) \
      SELECT value, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8 FROM json_each(?1)";
-/// `?2` holds one array of seqs per delivery of `?1`, in the same order.
-pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks (hooks_id, \
-     position, hook_seq) SELECT d.value, h.key, h.value \
+/// `?2` holds one array of seqs per delivery of `?1`, in the same order; `?3` is the first
+/// delivery's seq (see [`insert_delivery_rows`]).
+pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks \
+     (delivery_seq, position, hook_seq) SELECT ?3 + d.key, h.key, h.value \
      FROM json_each(?1) d, json_each(?2, '$[' || d.key || ']') h";
 
 /// Writes the deliveries `hooks_ids`, the i-th holding the hooks `seqs[i * per..(i + 1) * per]` in
@@ -139,7 +142,7 @@ pub(super) fn insert_deliveries(
 ) -> StoreResult<()> {
     let per = per.max(1);
     debug_assert!(seqs.len() <= hooks_ids.len() * per);
-    let ids = insert_delivery_rows(hot, new, hooks_ids)?;
+    let (ids, first_seq) = insert_delivery_rows(hot, new, hooks_ids)?;
     let mut seq_lists = String::with_capacity(seqs.len() * 8 + hooks_ids.len() * 3 + 2);
     seq_lists.push('[');
     for (i, chunk) in seqs.chunks(per).enumerate() {
@@ -156,7 +159,9 @@ pub(super) fn insert_deliveries(
         seq_lists.push(']');
     }
     seq_lists.push(']');
-    let hooks = hot.insert_delivery_hooks.execute(params![ids, seq_lists])?;
+    let hooks = hot
+        .insert_delivery_hooks
+        .execute(params![ids, seq_lists, first_seq])?;
     if hooks != seqs.len() {
         // The whole group rolls back, as a failed constraint did.
         return Err(StoreError::Unavailable(format!(
@@ -168,12 +173,14 @@ pub(super) fn insert_deliveries(
 }
 
 /// Writes the rows of the deliveries `hooks_ids` (not their hooks) in one statement, and gives
-/// back the ids as the JSON array it bound.
+/// back the ids as the JSON array it bound and the first delivery's seq: the i-th has the seq
+/// `first + i`. (A new row's seq is one more than the table's highest, and the statement writes
+/// every row, in order, or fails.)
 pub(super) fn insert_delivery_rows(
     hot: &mut Hot<'_>,
     new: &NewDeliveries<'_>,
     hooks_ids: &[String],
-) -> StoreResult<String> {
+) -> StoreResult<(String, i64)> {
     let ids = serde_json::to_string(hooks_ids)
         .map_err(|e| StoreError::Unavailable(format!("cannot encode hooksIds: {e}")))?;
     let deliveries = hot.insert_deliveries.execute(params![
@@ -193,7 +200,8 @@ pub(super) fn insert_delivery_rows(
             hooks_ids.len()
         )));
     }
-    Ok(ids)
+    let first = hot.conn.last_insert_rowid() - deliveries as i64 + 1;
+    Ok((ids, first))
 }
 
 impl SqliteStore {
@@ -242,7 +250,7 @@ impl SqliteStore {
             if let Some(hook_id) = &filter.hook_id {
                 args.push(hook_id.clone().into());
                 sql += &format!(
-                    " AND hooks_id IN (SELECT d.hooks_id FROM delivery_hooks d \
+                    " AND seq IN (SELECT d.delivery_seq FROM delivery_hooks d \
                      JOIN hooks h ON h.seq = d.hook_seq WHERE h.app_key = ?1 AND h.hook_id = ?{})",
                     args.len()
                 );
@@ -288,7 +296,7 @@ impl SqliteStore {
                 .prepare_cached(
                     "SELECT number, started_at, duration_ms, status_code, error_kind, \
                      error_message, response_body, request_headers FROM attempts \
-                     WHERE hooks_id = ?1 \
+                     WHERE delivery_seq = (SELECT seq FROM deliveries WHERE hooks_id = ?1) \
                      ORDER BY number",
                 )?
                 .query_map(params![hooks_id], |r| {
@@ -349,7 +357,9 @@ impl SqliteStore {
             }
             let seqs: Vec<i64> = conn
                 .prepare_cached(
-                    "SELECT hook_seq FROM delivery_hooks WHERE hooks_id = ?1 ORDER BY position",
+                    "SELECT hook_seq FROM delivery_hooks \
+                     WHERE delivery_seq = (SELECT seq FROM deliveries WHERE hooks_id = ?1) \
+                     ORDER BY position",
                 )?
                 .query_map(params![hooks_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -393,7 +403,7 @@ impl SqliteStore {
                 .read(move |conn| {
                     let sql = format!(
                         "SELECT COUNT(*) FROM (SELECT DISTINCT d.event, dh.hook_seq \
-                         FROM deliveries d JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                         FROM deliveries d JOIN delivery_hooks dh ON dh.delivery_seq = d.seq \
                          WHERE {conditions} AND NOT EXISTS (SELECT 1 FROM queue q \
                          WHERE q.config_id = d.config_id AND q.event = d.event \
                          AND q.hook_seq = dh.hook_seq))"
@@ -412,7 +422,7 @@ impl SqliteStore {
             let sql = format!(
                 "INSERT OR IGNORE INTO queue (config_id, event, hook_seq, ordering_key) \
                  SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
-                 JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id WHERE {conditions} \
+                 JOIN delivery_hooks dh ON dh.delivery_seq = d.seq WHERE {conditions} \
                  AND EXISTS (SELECT 1 FROM webhook_configs c WHERE c.id = ?2 AND c.app_key = ?1)"
             );
             let queued = conn.prepare(&sql)?.execute(params_from_iter(args))?;
@@ -450,7 +460,7 @@ impl SqliteStore {
                     record.hook.hook_id
                 )));
             }
-            let seq = conn.last_insert_rowid();
+            let hook_seq = conn.last_insert_rowid();
             conn.prepare_cached(
                 "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
                  attempt_count, next_attempt_at, created_at, updated_at, test) \
@@ -466,10 +476,11 @@ impl SqliteStore {
                 r.started_at,
                 tx.now
             ])?;
+            let delivery_seq = conn.last_insert_rowid();
             conn.prepare_cached(
-                "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES (?1, 0, ?2)",
+                "INSERT INTO delivery_hooks (delivery_seq, position, hook_seq) VALUES (?1, 0, ?2)",
             )?
-            .execute(params![record.hooks_id, seq])?;
+            .execute(params![delivery_seq, hook_seq])?;
             tx.hot.insert_attempt.execute(params![
                 record.hooks_id,
                 1,

@@ -21,11 +21,10 @@ impl SqliteStore {
     pub(super) async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
         self.write(move |tx| {
             let conn = tx.conn;
-            let mut expired: Vec<String> = Vec::new();
+            let mut expired: Vec<i64> = Vec::new();
             {
                 let mut select = conn.prepare_cached(
-                    "SELECT hooks_id FROM deliveries WHERE status = ?1 AND updated_at < ?2 \
-                     LIMIT ?3",
+                    "SELECT seq FROM deliveries WHERE status = ?1 AND updated_at < ?2 LIMIT ?3",
                 )?;
                 // Every final status: an open delivery is the engine's.
                 let finals = crate::model::DeliveryStatus::ALL
@@ -39,18 +38,19 @@ impl SqliteStore {
                     }
                     let ids = select
                         .query_map(params![status, cutoff, room], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<String>>>()?;
+                        .collect::<rusqlite::Result<Vec<i64>>>()?;
                     expired.extend(ids);
                 }
             }
-            let mut attempts = conn.prepare_cached("DELETE FROM attempts WHERE hooks_id = ?1")?;
+            let mut attempts =
+                conn.prepare_cached("DELETE FROM attempts WHERE delivery_seq = ?1")?;
             let mut links =
-                conn.prepare_cached("DELETE FROM delivery_hooks WHERE hooks_id = ?1")?;
-            let mut rows = conn.prepare_cached("DELETE FROM deliveries WHERE hooks_id = ?1")?;
-            for hooks_id in &expired {
-                attempts.execute(params![hooks_id])?;
-                links.execute(params![hooks_id])?;
-                rows.execute(params![hooks_id])?;
+                conn.prepare_cached("DELETE FROM delivery_hooks WHERE delivery_seq = ?1")?;
+            let mut rows = conn.prepare_cached("DELETE FROM deliveries WHERE seq = ?1")?;
+            for seq in &expired {
+                attempts.execute(params![seq])?;
+                links.execute(params![seq])?;
+                rows.execute(params![seq])?;
             }
             Ok(expired.len())
         })
@@ -221,7 +221,7 @@ impl SqliteStore {
                     "SELECT (a.started_at - ?3) / ?5 AS bucket, COUNT(*), \
                      SUM(a.status_code BETWEEN 200 AND 299 AND a.error_kind IS NULL), \
                      SUM(a.duration_ms), MAX(a.duration_ms) \
-                     FROM deliveries d JOIN attempts a ON a.hooks_id = d.hooks_id \
+                     FROM deliveries d JOIN attempts a ON a.delivery_seq = d.seq \
                      WHERE d.config_id = ?2 AND d.app_key = ?1 AND d.created_at >= ?6 \
                      AND d.created_at < ?4 AND a.started_at >= ?3 AND a.started_at < ?4 \
                      GROUP BY bucket ORDER BY bucket",

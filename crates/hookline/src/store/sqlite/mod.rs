@@ -111,6 +111,18 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A database in `data_dir` at the schema of the first `version` migrations, as an earlier
+/// release left it, for tests of the migrations after.
+#[cfg(test)]
+pub(super) fn create_at_schema_version(
+    data_dir: &Path,
+    version: usize,
+) -> StoreResult<rusqlite::Connection> {
+    let mut conn = open_connection(&data_dir.join("hookline.db"), false)?;
+    schema::migrate_to(&mut conn, version)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `hookline.db` in `data_dir`, runs migrations and starts the
     /// writer thread.

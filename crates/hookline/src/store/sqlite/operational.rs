@@ -70,17 +70,17 @@ pub(super) fn report_delivery_end(
     attempts: Option<u32>,
     last_error: Option<String>,
 ) -> StoreResult<()> {
-    let found: Option<(String, String, String, u32)> = tx
+    let found: Option<(i64, String, String, String, u32)> = tx
         .conn
         .prepare_cached(
-            "SELECT app_key, config_id, product, attempt_count FROM deliveries \
+            "SELECT seq, app_key, config_id, product, attempt_count FROM deliveries \
              WHERE hooks_id = ?1",
         )?
         .query_row(params![hooks_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
         .optional()?;
-    let Some((app_key, config_id, product, attempt_count)) = found else {
+    let Some((seq, app_key, config_id, product, attempt_count)) = found else {
         return Ok(());
     };
     if !operational::reports_delivery(&product) {
@@ -91,10 +91,10 @@ pub(super) fn report_delivery_end(
         None => tx
             .conn
             .prepare_cached(&format!(
-                "SELECT {LAST_ERROR_SQL} FROM attempts a WHERE a.hooks_id = ?1 \
+                "SELECT {LAST_ERROR_SQL} FROM attempts a WHERE a.delivery_seq = ?1 \
                  ORDER BY a.number DESC LIMIT 1"
             ))?
-            .query_row(params![hooks_id], |r| r.get::<_, Option<String>>(0))
+            .query_row(params![seq], |r| r.get::<_, Option<String>>(0))
             .optional()?
             .flatten(),
     };
@@ -102,9 +102,9 @@ pub(super) fn report_delivery_end(
         .conn
         .prepare_cached(
             "SELECT h.hook_id FROM delivery_hooks dh JOIN hooks h ON h.seq = dh.hook_seq \
-             WHERE dh.hooks_id = ?1 ORDER BY dh.position",
+             WHERE dh.delivery_seq = ?1 ORDER BY dh.position",
         )?
-        .query_map(params![hooks_id], |r| r.get::<_, String>(0))?
+        .query_map(params![seq], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let attempts = attempts.unwrap_or(attempt_count);
     let mut hook = operational::delivery_facts(status, attempts, last_error.as_deref(), tx.now);

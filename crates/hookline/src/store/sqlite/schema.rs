@@ -43,11 +43,20 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_queue_by_config_seq_with_key.sql"),
     // 17: no index of the queue by hook: ingests and claims write one b-tree less per queued hook.
     include_str!("migrations/0017_queue_without_hook_index.sql"),
+    // 18: deliveries keyed by a seq, their hooks and attempts by it: new rows append.
+    include_str!("migrations/0018_deliveries_by_seq.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations not yet applied up to the `version`-th (a test builds a database as an
+/// earlier release left it).
+pub(super) fn migrate_to(conn: &mut Connection, version: usize) -> StoreResult<()> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    let pending = MIGRATIONS.iter().take(version).enumerate();
+    for (i, sql) in pending.skip(applied as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;

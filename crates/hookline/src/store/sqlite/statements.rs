@@ -11,6 +11,8 @@ use rusqlite::{Connection, PrepFlags, Statement};
 use super::{attempts, claims, deliveries, ingest};
 
 pub(super) struct Hot<'c> {
+    /// The writer's connection (what a statement's changes and new rowids are read from).
+    pub(super) conn: &'c Connection,
     pub(super) begin: Statement<'c>,
     pub(super) commit: Statement<'c>,
     pub(super) insert_hook: Statement<'c>,
@@ -31,6 +33,7 @@ impl<'c> Hot<'c> {
         let prepare =
             |sql: &str| conn.prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT);
         Ok(Hot {
+            conn,
             begin: prepare("BEGIN IMMEDIATE")?,
             commit: prepare("COMMIT")?,
             insert_hook: prepare(ingest::INSERT_HOOK)?,
