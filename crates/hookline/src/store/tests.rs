@@ -3907,3 +3907,56 @@ async fn deliveries_logged_before_they_were_keyed_by_seq_read_resume_and_redeliv
     let listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
     assert_eq!(listed, vec!["aa-open"]);
 }
+
+/// A steady flood of writes keeps the WAL near the size at which the writer lets it start again
+/// (`writer::WalRestart`), where it used to grow for as long as the flood lasted: the
+/// checkpointer's copies never caught up with a writer that never paused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_flood_of_ingests_keeps_the_wal_small() {
+    const PRODUCERS: usize = 16;
+    const INGESTS: usize = 600;
+    const HOOKS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    // A checkpoint every 10 ms (the flood lasts a few tenths of a second), and a WAL started
+    // again past 256 frames (1 MiB).
+    let every = Duration::from_millis(10);
+    let store = Arc::new(SqliteStore::open_with_checkpoints(dir.path(), every, 256).unwrap());
+    let wal = dir.path().join("hookline.db-wal");
+    let padding = "x".repeat(1000);
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let (store, wal, padding) = (store.clone(), wal.clone(), padding.clone());
+        producers.push(tokio::spawn(async move {
+            let mut largest = 0;
+            for i in 0..INGESTS {
+                let hooks = (0..HOOKS)
+                    .map(|h| {
+                        let id = format!("p{p}-{i}-{h}");
+                        ValidatedHook {
+                            json: format!(r#"{{"hookId":"{id}","padding":"{padding}"}}"#),
+                            hook_id: id,
+                            id_generated: false,
+                        }
+                    })
+                    .collect();
+                store
+                    .ingest("ak", Product::Sms, Event::ConversionBlock, hooks)
+                    .await
+                    .unwrap();
+                largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            }
+            largest
+        }));
+    }
+    let mut largest = 0;
+    for producer in producers {
+        largest = largest.max(producer.await.unwrap());
+    }
+    let stored = (PRODUCERS * INGESTS * HOOKS * 1000) as u64;
+    // Every page written stays in a WAL that never starts again: at least the hooks' bytes.
+    assert!(
+        largest < stored / 2,
+        "the WAL reached {largest} bytes for {stored} bytes of hooks"
+    );
+    store.close().await;
+}

@@ -68,6 +68,10 @@ pub(super) fn open_connection(path: &Path, read_only: bool) -> StoreResult<Conne
         conn.pragma_update(None, "cache_size", "-8192")?;
         // Checkpoints run on their own thread (see `writer::checkpoint_loop`).
         conn.pragma_update(None, "wal_autocheckpoint", "0")?;
+        // When the WAL starts again from its beginning, a file left larger (a reader kept it
+        // from starting again for a while) is cut back to this: twice the size at which the
+        // writer lets it start again (`writer::WalRestart`), so the usual cycle never cuts it.
+        conn.pragma_update(None, "journal_size_limit", 128 * 1024 * 1024)?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

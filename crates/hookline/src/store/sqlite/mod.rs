@@ -45,7 +45,7 @@ use tokio::sync::mpsc;
 use self::attempts::Unrecorded;
 use self::connection::{ReaderPool, open_connection};
 use self::subscriptions::Published;
-use self::writer::{Job, checkpoint_loop, writer_loop};
+use self::writer::{Checkpoints, Job, WalRestart, checkpoint_loop, writer_loop};
 use super::{
     AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
     OpenDelivery, Store, StoreError, StoreResult, StoreSignal, StoreStats,
@@ -132,6 +132,25 @@ impl SqliteStore {
 
     /// Like [`SqliteStore::open`], choosing how hard commits are synced to disk.
     pub fn open_with(data_dir: &Path, fsync: Fsync) -> StoreResult<Self> {
+        SqliteStore::open_inner(data_dir, fsync, Checkpoints::default())
+    }
+
+    /// Like [`SqliteStore::open`], with checkpoints every `every` and the WAL started again past
+    /// `frames` frames (a test fills a small WAL quickly).
+    #[cfg(test)]
+    pub(super) fn open_with_checkpoints(
+        data_dir: &Path,
+        every: std::time::Duration,
+        frames: i64,
+    ) -> StoreResult<Self> {
+        let checkpoints = Checkpoints {
+            every,
+            restart_wal_frames: frames,
+        };
+        SqliteStore::open_inner(data_dir, Fsync::Normal, checkpoints)
+    }
+
+    fn open_inner(data_dir: &Path, fsync: Fsync, checkpoints: Checkpoints) -> StoreResult<Self> {
         let unavailable =
             |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", data_dir.display()));
         create_private_dir(data_dir).map_err(unavailable)?;
@@ -162,9 +181,11 @@ impl SqliteStore {
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
         let published = Published::default();
         let writer_published = published.clone();
+        let wal_restart = WalRestart::default();
+        let writer_wal_restart = wal_restart.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, job_rx, sig_tx, writer_published))
+            .spawn(move || writer_loop(conn, job_rx, sig_tx, writer_published, writer_wal_restart))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         let checkpointer_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
@@ -175,7 +196,9 @@ impl SqliteStore {
             let unrecorded = unrecorded.clone();
             std::thread::Builder::new()
                 .name("sqlite-checkpoint".into())
-                .spawn(move || checkpoint_loop(path, stop, jobs, unrecorded))
+                .spawn(move || {
+                    checkpoint_loop(path, stop, jobs, unrecorded, wal_restart, checkpoints)
+                })
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot start checkpoint thread: {e}"))
                 })?

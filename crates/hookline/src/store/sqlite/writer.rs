@@ -62,8 +62,38 @@ const HEAVY_JOBS: usize = 64;
 /// waits for even when the engine's claims and records, which are not weighed, are many: a
 /// tenant with 100 configs makes about 200 of them per group.
 const GROUP_TIME_BUDGET: Duration = Duration::from_millis(15);
-/// How often the background checkpointer copies the WAL into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// When the background checkpointer works.
+pub(super) struct Checkpoints {
+    /// How often it copies the WAL into the database.
+    pub(super) every: Duration,
+    /// WAL frames (pages of 4 KiB) beyond which it asks the writer to let the WAL start again
+    /// from its beginning (see [`WalRestart`]).
+    pub(super) restart_wal_frames: i64,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints {
+            every: Duration::from_millis(250),
+            // 64 MiB.
+            restart_wal_frames: 16_384,
+        }
+    }
+}
+
+/// Set by the checkpointer when the WAL has grown past [`Checkpoints::restart_wal_frames`]; the writer then
+/// checkpoints the last frames itself between two transactions.
+///
+/// Why the writer: SQLite writes the WAL from its beginning again only when a write transaction
+/// starts with every frame already copied into the database. The checkpointer's copies run beside
+/// the writer, which appends frames meanwhile, so under steady load that moment never came: the
+/// WAL grew for as long as the load lasted (600 MB after 60,000 one-hook ingests, gigabytes a
+/// minute at that rate, until the disk filled), and each new frame extended the file (a page
+/// allocated and zeroed by the kernel: a tenth of the writer's time). Between two of the
+/// writer's transactions nothing appends, so its checkpoint copies what the checkpointer has not
+/// (a fraction of a second's frames) and the next transaction starts the WAL again, unless a
+/// reader still reads from it; the WAL then stays about this size, its pages reused in place.
+pub(super) type WalRestart = Arc<std::sync::atomic::AtomicBool>;
 
 /// What a write job sees: the open transaction, the writer's prepared statements and its copy of
 /// the subscriptions, the signals to emit if the group commits, and the group's clock.
@@ -292,6 +322,7 @@ pub(super) fn writer_loop(
     jobs: std::sync::mpsc::Receiver<Job>,
     signals_out: mpsc::UnboundedSender<StoreSignal>,
     published: Published,
+    wal_restart: WalRestart,
 ) {
     let mut hot = match Hot::prepare(&conn) {
         Ok(hot) => hot,
@@ -313,6 +344,11 @@ pub(super) fn writer_loop(
     // failed or its time was up (put back first).
     let mut queue: FairQueue<Job> = FairQueue::default();
     loop {
+        if wal_restart.swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "the writer's checkpoint failed");
+        }
         if queue.is_empty() {
             match jobs.recv() {
                 Ok(first) => queue.push(first, Job::tenant),
@@ -458,6 +494,8 @@ pub(super) fn checkpoint_loop(
     stop: Arc<std::sync::atomic::AtomicBool>,
     jobs: std::sync::mpsc::Sender<Job>,
     unrecorded: Unrecorded,
+    wal_restart: WalRestart,
+    checkpoints: Checkpoints,
 ) {
     let conn = match Connection::open(&path) {
         Ok(conn) => conn,
@@ -468,9 +506,14 @@ pub(super) fn checkpoint_loop(
     };
     let _ = conn.busy_timeout(Duration::from_secs(5));
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        std::thread::park_timeout(CHECKPOINT_EVERY);
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "background checkpoint failed");
+        std::thread::park_timeout(checkpoints.every);
+        // (busy, frames in the WAL, frames copied into the database)
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames >= checkpoints.restart_wal_frames => {
+                wal_restart.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
         }
         resubmit_unrecorded(&jobs, &unrecorded);
     }
