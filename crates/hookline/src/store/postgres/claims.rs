@@ -49,8 +49,10 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
 /// - The config's rows are read through `queue_by_config_seq` `(config_id, hook_seq)`, never by
-///   walking `queue_by_hook` (every config's rows in hook order) until the config's turn comes:
-///   with `config_id = $1` the planner may take either, and the walk costs every row queued for
+///   walking an index of every config's rows in hook order until the config's turn comes
+///   (`queue_by_hook`, until migration 15 dropped it; the primary key's `(config_id, event,
+///   hook_seq)` would do the same across events): with `config_id = $1` the planner may take
+///   such an index, and the walk costs every row queued for
 ///   other configs before this one's oldest (a config far ahead of the others read tens of
 ///   thousands per claim). As a range (`>= $1 AND <= $1`) `config_id` is not a constant to the
 ///   planner, so only that index gives the order `config_id, hook_seq`.

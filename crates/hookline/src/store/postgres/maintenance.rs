@@ -91,9 +91,8 @@ impl PostgresStore {
                     return Ok((purge, Vec::new()));
                 }
                 // A hook is queued only for configs of its own app key: one probe of
-                // `queue_by_config_seq` per config of the app key. `queue_by_hook` stays for
-                // now, unread by this version: nodes of earlier versions read it here during a
-                // rolling upgrade; a later migration drops it.
+                // `queue_by_config_seq` per config of the app key (the queue has no index by
+                // hook: migration 15).
                 let n = execute(
                     &c,
                     "DELETE FROM hooks h WHERE h.seq = $1 \
