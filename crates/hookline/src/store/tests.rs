@@ -3843,30 +3843,73 @@ async fn deliveries_logged_before_they_were_keyed_by_seq_read_resume_and_redeliv
                 (2, 'ak', 'h-1', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-1","countryCode":"1"}', 10),
                 (3, 'ak', 'h-2', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-2","countryCode":"1"}', 11);
             INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status,
-                attempt_count, next_attempt_at, created_at, updated_at) VALUES
-                ('zz-old', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 2, NULL, 20, 30),
-                ('aa-open', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 21, 21, 21);
-            INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES
-                ('zz-old', 1, 2), ('zz-old', 0, 1), ('aa-open', 0, 3);
-            INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code) VALUES
-                ('zz-old', 2, 25, 3, 200), ('zz-old', 1, 20, 4, 500);"#,
+                attempt_count, next_attempt_at, created_at, updated_at, test) VALUES
+                ('zz-old', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 2, NULL, 20, 30, 0),
+                ('aa-open', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 21, 21, 21, 0),
+                ('mm-test', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 1, NULL, 22, 22, 1);
+            INSERT INTO delivery_hooks (hooks_id, position, hook_seq, ordering_key) VALUES
+                ('zz-old', 1, 2, NULL), ('zz-old', 0, 1, NULL), ('aa-open', 0, 3, 'k-3'),
+                ('mm-test', 0, 1, NULL);
+            INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code,
+                error_kind, error_message, request_headers) VALUES
+                ('zz-old', 2, 25, 3, 200, NULL, NULL, '[["x-tenant","t-1"]]'),
+                ('zz-old', 1, 20, 4, NULL, 'TIMEOUT', 'timed out', NULL),
+                ('gone', 1, 20, 4, 200, NULL, NULL, NULL);"#,
         )
         .unwrap();
     }
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    store
-        .insert_config(config("c1", "ak", vec![Event::ConversionBlock]))
-        .await
-        .unwrap();
+    let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    cfg.max_hooks_per_request = 1;
+    store.insert_config(cfg.clone()).await.unwrap();
 
+    // What no read of the API shows: the ordering key a delivery's hook holds, and an attempt
+    // of no delivery left behind.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("hookline.db")).unwrap();
+        let key: Option<String> = conn
+            .query_row(
+                "SELECT dh.ordering_key FROM delivery_hooks dh \
+                 JOIN deliveries d ON d.seq = dh.delivery_seq WHERE d.hooks_id = 'aa-open'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(key.as_deref(), Some("k-3"));
+        let attempts: i64 = conn
+            .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(attempts, 2);
+    }
     let old = store.get_delivery("ak", "zz-old").await.unwrap().unwrap();
     assert_eq!(old.summary.hook_ids, vec!["h-0", "h-1"]);
-    let codes: Vec<_> = old
+    let attempts: Vec<_> = old
         .attempts
         .iter()
-        .map(|a| (a.number, a.result.status_code))
+        .map(|a| {
+            let r = &a.result;
+            (
+                a.number,
+                r.status_code,
+                r.error_message.clone(),
+                r.request_headers.len(),
+            )
+        })
         .collect();
-    assert_eq!(codes, vec![(1, Some(500)), (2, Some(200))]);
+    assert_eq!(
+        attempts,
+        vec![
+            (1, None, Some("timed out".into()), 0),
+            (2, Some(200), None, 1)
+        ]
+    );
+    // A test send stays one: never redelivered.
+    assert!(
+        store
+            .redeliver("ak", "mm-test", "again".into())
+            .await
+            .is_err()
+    );
 
     // The open one resumes with its hook, and its attempt is recorded on it.
     let open = store.load_delivery("aa-open").await.unwrap().unwrap();
@@ -3906,6 +3949,40 @@ async fn deliveries_logged_before_they_were_keyed_by_seq_read_resume_and_redeliv
         .unwrap();
     let listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
     assert_eq!(listed, vec!["aa-open"]);
+
+    // A claim after the migration writes several deliveries at once, each with its own hook.
+    store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("n", 3))
+        .await
+        .unwrap();
+    let claim = store.claim_batches(&cfg, 1, 3).await.unwrap();
+    assert_eq!(claim.batches.len(), 3);
+    store.flush().await.unwrap();
+    for batch in &claim.batches {
+        let stored = store
+            .get_delivery("ak", &batch.delivery.hooks_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let claimed: Vec<_> = batch.delivery.hooks.iter().map(|h| &h.hook_id).collect();
+        assert_eq!(stored.summary.hook_ids.iter().collect::<Vec<_>>(), claimed);
+    }
+}
+
+/// A database migrated by a newer version is refused at open, naming both schema versions,
+/// instead of failing every write on tables that version changed.
+#[tokio::test]
+async fn a_database_of_a_newer_schema_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = super::sqlite::create_at_schema_version(dir.path(), usize::MAX).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let Err(e) = SqliteStore::open(dir.path()) else {
+        panic!("a database of schema 999 was opened");
+    };
+    let e = e.to_string();
+    assert!(e.contains("newer hookline (schema 999"), "{e}");
 }
 
 /// A steady flood of writes keeps the WAL near the size at which the writer lets it start again
@@ -3953,9 +4030,10 @@ async fn a_steady_flood_of_ingests_keeps_the_wal_small() {
         largest = largest.max(producer.await.unwrap());
     }
     let stored = (PRODUCERS * INGESTS * HOOKS * 1000) as u64;
-    // Every page written stays in a WAL that never starts again: at least the hooks' bytes.
+    // Every page written stays in a WAL that never starts again: at least the hooks' bytes (131 MB
+    // here with the restart disabled; 5.5 MB with it, on a fast machine).
     assert!(
-        largest < stored / 2,
+        largest < stored,
         "the WAL reached {largest} bytes for {stored} bytes of hooks"
     );
     store.close().await;

@@ -123,6 +123,8 @@ pub(super) struct NewDeliveries<'a> {
 pub(super) const INSERT_DELIVERIES: &str = "INSERT OR IGNORE INTO deliveries (hooks_id, app_key, \
      config_id, product, event, status, attempt_count, next_attempt_at, created_at, updated_at) \
      SELECT value, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8 FROM json_each(?1)";
+/// The hooksId of the delivery of seq `?1` (see [`insert_delivery_rows`]).
+pub(super) const HOOKS_ID_AT_SEQ: &str = "SELECT hooks_id FROM deliveries WHERE seq = ?1";
 /// `?2` holds one array of seqs per delivery of `?1`, in the same order; `?3` is the first
 /// delivery's seq (see [`insert_delivery_rows`]).
 pub(super) const INSERT_DELIVERY_HOOKS: &str = "INSERT OR IGNORE INTO delivery_hooks \
@@ -175,7 +177,9 @@ pub(super) fn insert_deliveries(
 /// Writes the rows of the deliveries `hooks_ids` (not their hooks) in one statement, and gives
 /// back the ids as the JSON array it bound and the first delivery's seq: the i-th has the seq
 /// `first + i`. (A new row's seq is one more than the table's highest, and the statement writes
-/// every row, in order, or fails.)
+/// every row, in order, or fails. SQLite picks random rowids once the highest is `i64::MAX`,
+/// which no table reaches by counting: the first and last rows are checked, two probes of
+/// pages the insert just wrote, and a mismatch fails the job.)
 pub(super) fn insert_delivery_rows(
     hot: &mut Hot<'_>,
     new: &NewDeliveries<'_>,
@@ -200,7 +204,22 @@ pub(super) fn insert_delivery_rows(
             hooks_ids.len()
         )));
     }
-    let first = hot.conn.last_insert_rowid() - deliveries as i64 + 1;
+    if deliveries == 0 {
+        return Ok((ids, 0));
+    }
+    let last = hot.conn.last_insert_rowid();
+    let first = last - deliveries as i64 + 1;
+    for (seq, expected) in [(first, hooks_ids.first()), (last, hooks_ids.last())] {
+        let found: Option<String> = hot
+            .hooks_id_at_seq
+            .query_row(params![seq], |r| r.get(0))
+            .optional()?;
+        if found.as_ref() != expected {
+            return Err(StoreError::Corrupt(format!(
+                "new deliveries are not at consecutive seqs ending at {last}"
+            )));
+        }
+    }
     Ok((ids, first))
 }
 

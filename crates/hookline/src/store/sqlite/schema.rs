@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-use crate::store::StoreResult;
+use crate::store::{StoreError, StoreResult};
 
 /// Schema migrations, applied in order at open.
 const MIGRATIONS: &[&str] = &[
@@ -55,6 +55,14 @@ pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
 /// earlier release left it).
 pub(super) fn migrate_to(conn: &mut Connection, version: usize) -> StoreResult<()> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if applied as usize > MIGRATIONS.len() {
+        // Its statements would fail on tables a newer version changed: say so at start instead.
+        return Err(StoreError::Unavailable(format!(
+            "the database was migrated by a newer hookline (schema {applied}; this build knows \
+             {}): run that version, or restore the backup taken before the upgrade",
+            MIGRATIONS.len()
+        )));
+    }
     let pending = MIGRATIONS.iter().take(version).enumerate();
     for (i, sql) in pending.skip(applied as usize) {
         let tx = conn.transaction()?;

@@ -22,6 +22,7 @@ pub(super) struct Hot<'c> {
     pub(super) delete_queued: Statement<'c>,
     pub(super) insert_deliveries: Statement<'c>,
     pub(super) insert_delivery_hooks: Statement<'c>,
+    pub(super) hooks_id_at_seq: Statement<'c>,
     pub(super) insert_attempt: Statement<'c>,
     pub(super) advance_delivery: Statement<'c>,
 }
@@ -43,6 +44,7 @@ impl<'c> Hot<'c> {
             delete_queued: prepare(claims::DELETE_QUEUED)?,
             insert_deliveries: prepare(deliveries::INSERT_DELIVERIES)?,
             insert_delivery_hooks: prepare(deliveries::INSERT_DELIVERY_HOOKS)?,
+            hooks_id_at_seq: prepare(deliveries::HOOKS_ID_AT_SEQ)?,
             insert_attempt: prepare(attempts::INSERT_ATTEMPT)?,
             advance_delivery: prepare(attempts::ADVANCE_DELIVERY)?,
         })

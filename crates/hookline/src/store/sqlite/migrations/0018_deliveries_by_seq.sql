@@ -4,6 +4,9 @@
 -- at a random page among the current second's: at thousands of one-hook deliveries a second,
 -- nearly one page per b-tree per delivery in every commit (about five 4 KiB WAL frames per
 -- hook). Keyed by a seq, they append; the hooksId keeps one index of small entries.
+-- Existing deliveries get seqs in hooksId order (the primary key's: no sort, and a hooksId
+-- starts with its second). Attempts and hooks of deliveries that no longer exist (an attempt
+-- record written after retention removed its delivery) are not copied.
 CREATE TABLE deliveries_by_seq (
     seq             INTEGER PRIMARY KEY,
     hooks_id        TEXT NOT NULL,
@@ -22,7 +25,7 @@ INSERT INTO deliveries_by_seq (hooks_id, app_key, config_id, product, event, sta
     attempt_count, next_attempt_at, created_at, updated_at, test)
     SELECT hooks_id, app_key, config_id, product, event, status, attempt_count, next_attempt_at,
         created_at, updated_at, test
-    FROM deliveries ORDER BY created_at, hooks_id;
+    FROM deliveries ORDER BY hooks_id;
 CREATE TABLE delivery_hooks_by_seq (
     delivery_seq INTEGER NOT NULL,
     position     INTEGER NOT NULL,
