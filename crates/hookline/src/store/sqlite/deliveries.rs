@@ -223,6 +223,70 @@ pub(super) fn insert_delivery_rows(
     Ok((ids, first))
 }
 
+/// The delivery log's query for one page: `size + 1` rows of the app key's deliveries that
+/// match `filter`, newest first, after the `cursor`'s row.
+///
+/// With a hookId the hook's deliveries (a few, found through `delivery_hooks_by_hook`) are read
+/// by their seq and then filtered and sorted; the other equality tests are kept off the indexes
+/// (`+column`). Without statistics (the store runs no ANALYZE) SQLite preferred to walk the app
+/// key's whole log (`deliveries_log`, for its order) or every delivery of the filtered status
+/// and test each against the hook's few: a search by hookId read the app key's entire history.
+fn list_sql(
+    app_key: &str,
+    filter: &DeliveryFilter,
+    cursor: Option<&str>,
+    size: u32,
+) -> StoreResult<(String, Vec<rusqlite::types::Value>)> {
+    let plus = if filter.hook_id.is_some() { "+" } else { "" };
+    let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {plus}app_key = ?1");
+    let mut args: Vec<rusqlite::types::Value> = vec![app_key.to_owned().into()];
+    if let Some(c) = cursor {
+        let parts = cursor::decode(c, 2).ok_or(StoreError::BadCursor)?;
+        let created: i64 = parts[0].parse().map_err(|_| StoreError::BadCursor)?;
+        args.push(created.into());
+        args.push(parts[1].clone().into());
+        sql += &format!(
+            " AND (created_at < ?{a} OR (created_at = ?{a} AND hooks_id < ?{b}))",
+            a = args.len() - 1,
+            b = args.len()
+        );
+    }
+    if let Some(config_id) = &filter.config_id {
+        args.push(config_id.clone().into());
+        sql += &format!(" AND {plus}config_id = ?{}", args.len());
+    }
+    if let Some(event) = filter.event {
+        args.push(event.as_str().to_owned().into());
+        sql += &format!(" AND event = ?{}", args.len());
+    }
+    if let Some(status) = filter.status {
+        args.push(status.as_str().to_owned().into());
+        sql += &format!(" AND {plus}status = ?{}", args.len());
+    }
+    if let Some(since) = filter.since {
+        args.push(since.into());
+        sql += &format!(" AND created_at >= ?{}", args.len());
+    }
+    if let Some(until) = filter.until {
+        args.push(until.into());
+        sql += &format!(" AND created_at < ?{}", args.len());
+    }
+    if let Some(hook_id) = &filter.hook_id {
+        args.push(hook_id.clone().into());
+        sql += &format!(
+            " AND seq IN (SELECT d.delivery_seq FROM delivery_hooks d \
+             JOIN hooks h ON h.seq = d.hook_seq WHERE h.app_key = ?1 AND h.hook_id = ?{})",
+            args.len()
+        );
+    }
+    args.push(i64::from(size + 1).into());
+    sql += &format!(
+        " ORDER BY created_at DESC, hooks_id DESC LIMIT ?{}",
+        args.len()
+    );
+    Ok((sql, args))
+}
+
 impl SqliteStore {
     pub(super) async fn list_deliveries(
         &self,
@@ -233,52 +297,7 @@ impl SqliteStore {
         let app_key = app_key.to_owned();
         self.read(move |conn| {
             let size = page_size(&page);
-            let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE app_key = ?1");
-            let mut args: Vec<rusqlite::types::Value> = vec![app_key.clone().into()];
-            if let Some(c) = &page.cursor {
-                let parts = cursor::decode(c, 2).ok_or(StoreError::BadCursor)?;
-                let created: i64 = parts[0].parse().map_err(|_| StoreError::BadCursor)?;
-                args.push(created.into());
-                args.push(parts[1].clone().into());
-                sql += &format!(
-                    " AND (created_at < ?{a} OR (created_at = ?{a} AND hooks_id < ?{b}))",
-                    a = args.len() - 1,
-                    b = args.len()
-                );
-            }
-            if let Some(config_id) = &filter.config_id {
-                args.push(config_id.clone().into());
-                sql += &format!(" AND config_id = ?{}", args.len());
-            }
-            if let Some(event) = filter.event {
-                args.push(event.as_str().to_owned().into());
-                sql += &format!(" AND event = ?{}", args.len());
-            }
-            if let Some(status) = filter.status {
-                args.push(status.as_str().to_owned().into());
-                sql += &format!(" AND status = ?{}", args.len());
-            }
-            if let Some(since) = filter.since {
-                args.push(since.into());
-                sql += &format!(" AND created_at >= ?{}", args.len());
-            }
-            if let Some(until) = filter.until {
-                args.push(until.into());
-                sql += &format!(" AND created_at < ?{}", args.len());
-            }
-            if let Some(hook_id) = &filter.hook_id {
-                args.push(hook_id.clone().into());
-                sql += &format!(
-                    " AND seq IN (SELECT d.delivery_seq FROM delivery_hooks d \
-                     JOIN hooks h ON h.seq = d.hook_seq WHERE h.app_key = ?1 AND h.hook_id = ?{})",
-                    args.len()
-                );
-            }
-            args.push(i64::from(size + 1).into());
-            sql += &format!(
-                " ORDER BY created_at DESC, hooks_id DESC LIMIT ?{}",
-                args.len()
-            );
+            let (sql, args) = list_sql(&app_key, &filter, page.cursor.as_deref(), size)?;
             let rows = conn
                 .prepare(&sql)?
                 .query_map(params_from_iter(args), delivery_row)?
@@ -552,4 +571,50 @@ fn replay_conditions(
         sql += &format!(" AND d.status IN ({})", marks.join(", "));
     }
     (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use hookline_wire::Event;
+
+    use super::list_sql;
+    use crate::model::{DeliveryFilter, DeliveryStatus};
+    use crate::store::page::cursor;
+
+    /// The plan of the log's page for `filter`, on an empty database of the current schema.
+    fn plan(filter: &DeliveryFilter) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::create_at_schema_version(dir.path(), usize::MAX).unwrap();
+        let at = cursor::encode(&["5", "h"]);
+        let (sql, args) = list_sql("ak", filter, Some(&at), 50).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_search_by_hook_id_reads_the_hooks_deliveries_not_the_app_keys_log() {
+        let by_hook = DeliveryFilter {
+            hook_id: Some("h-1".into()),
+            config_id: Some("c1".into()),
+            event: Some(Event::ConversionBlock),
+            status: Some(DeliveryStatus::Succeeded),
+            since: Some(1),
+            until: Some(10),
+        };
+        let steps = plan(&by_hook);
+        assert!(
+            steps[0].starts_with("SEARCH deliveries USING INTEGER PRIMARY KEY"),
+            "{steps:?}"
+        );
+        assert!(
+            steps.iter().any(|s| s.contains("delivery_hooks_by_hook")),
+            "{steps:?}"
+        );
+        // Without a hookId the log's own index gives the order.
+        let steps = plan(&DeliveryFilter::default());
+        assert!(steps[0].contains("deliveries_log"), "{steps:?}");
+    }
 }
