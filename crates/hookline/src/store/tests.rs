@@ -2331,16 +2331,22 @@ async fn a_trace_reads_the_hook_its_queues_and_its_deliveries(backend: Backend) 
 
 // ---------- PostgreSQL: lock and statement timeouts, config locks, the connection budget ----------
 
-/// A fresh PostgreSQL database and a store on it with `options`, and the database's config for
-/// connections of the test's own.
-async fn postgres_with(options: NodeOptions) -> (Arc<dyn Store>, super::postgres::DbConfig) {
+/// A fresh PostgreSQL database and a node's store on it with `options` (the store itself, for
+/// what only PostgreSQL has), and the database's config for connections of the test's own.
+async fn postgres_node(options: NodeOptions) -> (PostgresStore, super::postgres::DbConfig) {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
         unreachable!("a PostgreSQL place")
     };
     let store = PostgresStore::open_config((*config).clone(), options)
         .await
         .unwrap();
-    (Arc::new(store), *config)
+    (store, *config)
+}
+
+/// Like [`postgres_node`], the store as any store.
+async fn postgres_with(options: NodeOptions) -> (Arc<dyn Store>, super::postgres::DbConfig) {
+    let (store, config) = postgres_node(options).await;
+    (Arc::new(store), config)
 }
 
 /// Fails the test instead of hanging it: what these tests check is that nothing hangs.
@@ -2610,15 +2616,8 @@ async fn fill_the_queue(store: &Arc<dyn Store>, other: &tokio_postgres::Client) 
 
 /// A store on a fresh PostgreSQL database, and where that database is.
 async fn postgres_store() -> (Box<super::postgres::DbConfig>, Arc<dyn Store>) {
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open_config((*db).clone(), NodeOptions::default())
-            .await
-            .unwrap(),
-    );
-    (db, store)
+    let (store, db) = postgres_with(NodeOptions::default()).await;
+    (Box::new(db), store)
 }
 
 /// A fresh PostgreSQL store with the configs of [`fill_the_queue`] (20 busy ones and `quiet`),
@@ -2802,12 +2801,7 @@ async fn recording_reads_each_delivery_by_its_key_whatever_the_plan_saw() {
 /// another tenant's claim goes past a tenant whose place is taken.
 #[tokio::test]
 async fn a_tenants_claims_take_turns_and_another_tenants_claim_goes_past_them() {
-    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store = PostgresStore::open_config(*db, NodeOptions::default())
-        .await
-        .unwrap();
+    let (store, _) = postgres_node(NodeOptions::default()).await;
     let shared: &dyn Store = &store;
     let (a, b) = (config_with_app("a1", "ak"), config_with_app("b1", "bk"));
     for (cfg, prefix) in [(&a, "a"), (&b, "b")] {
@@ -2849,12 +2843,7 @@ async fn a_tenants_claims_take_turns_and_another_tenants_claim_goes_past_them() 
 
 #[tokio::test]
 async fn the_store_s_sessions_never_compile_statements_with_jit() {
-    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store = PostgresStore::open_config(*config, NodeOptions::default())
-        .await
-        .unwrap();
+    let (store, _) = postgres_node(NodeOptions::default()).await;
     // The server's default is on: the store turns it off for its sessions (see
     // `connection::Limits::session_options` for what it cost).
     store
@@ -2868,18 +2857,11 @@ async fn the_store_s_sessions_never_compile_statements_with_jit() {
 
 #[tokio::test]
 async fn every_session_of_a_node_is_named_after_the_node_and_its_part() {
-    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
-        unreachable!("a PostgreSQL place")
-    };
-    let store = PostgresStore::open_config(
-        (*config).clone(),
-        NodeOptions {
-            node_id: "node-7".into(),
-            ..NodeOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (store, config) = postgres_node(NodeOptions {
+        node_id: "node-7".into(),
+        ..NodeOptions::default()
+    })
+    .await;
     // A read opens a pooled connection; the writers and the listener are open from the start.
     store.list_app_keys(PageRequest::default()).await.unwrap();
     let other = config.connect().await.unwrap();
