@@ -2646,9 +2646,10 @@ async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_take
     assert!(claim_buffers(&other, "quiet", 20, 1).await > 0);
     fill_the_queue(&store, &other).await;
     // About 550 for busy19 (its 1,000 claimed rows are dead in the index until a vacuum) and 200
-    // for quiet. A queue keyed by (config_id, hook_seq) alone made this plan a bitmap scan and a
-    // sort of every row of the config: 1,766 here, and tens of seconds per claim with a queue of
-    // 400,000 (BENCHMARKS.md).
+    // for quiet. When the claim filtered the event in its scan of a queue keyed by
+    // (config_id, hook_seq), this plan was a bitmap scan and a sort of every row of the config:
+    // 1,766 here, and tens of seconds per claim with a queue of 400,000 (BENCHMARKS.md). The
+    // claim now walks the key in order and filters the rows it read.
     for (who, took) in [("busy19", 20), ("quiet", 20)] {
         let reads = claim_buffers(&other, who, 20, took).await;
         assert!(
@@ -2657,6 +2658,44 @@ async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_take
              with 10,020 hooks stored"
         );
     }
+}
+
+/// A claim keeps the rows of its oldest row's event among the first four times its limit of the
+/// config's queue: one hook of an event queued ahead of thousands of another event's is taken
+/// alone, and the claim does not walk the config's queue to find more of its event.
+#[tokio::test]
+async fn a_claim_of_an_event_reads_a_window_of_the_config_s_queue_not_all_of_it() {
+    let (db, _store) = postgres_store().await;
+    let other = db.connect().await.unwrap();
+    other
+        .batch_execute(
+            "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+                 SELECT 'ak', 'h' || i, 'SMS', 'CONVERSION_BLOCK', '{}', 0 \
+                 FROM generate_series(1, 10000) i; \
+             INSERT INTO queue (config_id, event, hook_seq) \
+                 SELECT 'c', CASE WHEN i = 1 OR i > 5000 THEN 'UNSUBSCRIBE' \
+                                  ELSE 'CONVERSION_BLOCK' END, h.seq \
+                 FROM hooks h JOIN generate_series(1, 10000) i ON h.hook_id = 'h' || i",
+        )
+        .await
+        .unwrap();
+    // VACUUM runs outside a transaction: on its own.
+    other.batch_execute("VACUUM ANALYZE queue").await.unwrap();
+    prepare_claim(&other).await;
+    // The oldest hook is the one UNSUBSCRIBE before 4,999 CONVERSION_BLOCKs: taken alone.
+    let reads = claim_buffers(&other, "c", 20, 1).await;
+    // About 20: the key's first page and the window's 80 rows. Walking the config's rows until
+    // 20 UNSUBSCRIBEs read 5,020 rows.
+    assert!(
+        reads < 200,
+        "a claim of 20 hooks read {reads} buffers to take one hook"
+    );
+    // A claim of the other event, alone ahead: 20 taken from the window.
+    other
+        .batch_execute("DELETE FROM queue WHERE hook_seq = (SELECT min(hook_seq) FROM queue)")
+        .await
+        .unwrap();
+    claim_buffers(&other, "c", 20, 20).await;
 }
 
 #[tokio::test]

@@ -35,7 +35,8 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 }
 
 /// One claim, in one statement: picks the event of the config's oldest queued hook (FIFO across
-/// events), takes up to `$2` of its queued hooks, cuts them into batches of `$4` in queue order
+/// events), takes up to `$2` of its queued hooks among the config's first `4 x $2` (the
+/// `window`), cuts them into batches of `$4` in queue order
 /// (batch k is the delivery `$3[k]`, ids made by the caller), writes those PENDING deliveries
 /// leased to this node and their hooks, and answers the hooks with their delivery, plus whether
 /// the queue held more than was taken. Rows another transaction has locked (another node's claim)
@@ -48,14 +49,19 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
-/// - The config's rows are read through `queue_by_config_seq` `(config_id, hook_seq)`, never by
-///   walking an index of every config's rows in hook order until the config's turn comes
-///   (`queue_by_hook`, until migration 15 dropped it; the primary key's `(config_id, event,
-///   hook_seq)` would do the same across events): with `config_id = $1` the planner may take
-///   such an index, and the walk costs every row queued for
-///   other configs before this one's oldest (a config far ahead of the others read tens of
-///   thousands per claim). As a range (`>= $1 AND <= $1`) `config_id` is not a constant to the
-///   planner, so only that index gives the order `config_id, hook_seq`.
+/// - The config's rows are read through the queue's key `(config_id, hook_seq)` (migration 16),
+///   never by walking an index of every config's rows in hook order until the config's turn
+///   comes (`queue_by_hook`, until migration 15 dropped it): with `config_id = $1` the planner
+///   may take such an index, and the walk costs every row queued for other configs before this
+///   one's oldest (a config far ahead of the others read tens of thousands per claim). As a
+///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only the key
+///   gives the order `config_id, hook_seq`.
+/// - The event is filtered among the rows read (`w`, the window: the key in order, locked as
+///   read, `LIMIT 4 x $2`), never in the scan: with `event = ...` beside the range, the generic
+///   plan made on an empty queue was a bitmap scan and a sort of every row the config had
+///   queued (BENCHMARKS.md, "One index fewer on the queue, withdrawn"). The outer `LIMIT $2`
+///   stops the read once it has its hooks: a config of one event reads `$2` rows. Hooks of
+///   the event beyond the window stay for a later claim, behind the other events' older ones.
 /// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
 ///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
 ///   made while the queue's statistics said "empty" (a new database, or before autovacuum's
@@ -74,9 +80,11 @@ pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
          ORDER BY config_id, hook_seq LIMIT 1 \
          FOR UPDATE SKIP LOCKED), \
      picked AS MATERIALIZED ( \
-         SELECT ctid AS row_id FROM queue \
-         WHERE config_id >= $1 AND config_id <= $1 AND event = (SELECT event FROM ev) \
-         ORDER BY config_id, hook_seq LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         SELECT row_id FROM ( \
+             SELECT ctid AS row_id, event FROM queue \
+             WHERE config_id >= $1 AND config_id <= $1 \
+             ORDER BY config_id, hook_seq LIMIT $2::BIGINT * 4 FOR UPDATE SKIP LOCKED) w \
+         WHERE event = (SELECT event FROM ev) LIMIT $2), \
      taken AS ( \
          DELETE FROM queue WHERE ctid = ANY (ARRAY(SELECT row_id FROM picked)) \
          RETURNING hook_seq), \
@@ -136,7 +144,7 @@ const HELD_KEYS: &str = concat!(
     "current_setting('hookline.ordered_claim', TRUE) = 'true'"
 );
 /// One page of the config's queue in acceptance order, after the hook `$2` (keyset paging
-/// through `queue_by_config_seq`: the row comparison positions the index scan). Held keys are
+/// through the queue's key `(config_id, hook_seq)`: the row comparison positions the index scan). Held keys are
 /// dropped by the caller with a hash set: in SQL, `NOT (ordering_key = ANY($held))` under a
 /// generic plan compares every row with every held key (10,000 rows x 1,000 keys per claim).
 /// Reads nothing without the lock, as [`HELD_KEYS`].

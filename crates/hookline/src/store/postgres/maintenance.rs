@@ -90,9 +90,9 @@ impl PostgresStore {
                     // Hooks are numbered in arrival order: the rest are younger still.
                     return Ok((purge, Vec::new()));
                 }
-                // A hook is queued only for configs of its own app key: one probe of
-                // `queue_by_config_seq` per config of the app key (the queue has no index by
-                // hook: migration 15).
+                // A hook is queued only for configs of its own app key: one probe of the
+                // queue's key `(config_id, hook_seq)` per config of the app key (the queue has no
+                // index by hook: migration 15).
                 let n = execute(
                     &c,
                     "DELETE FROM hooks h WHERE h.seq = $1 \

@@ -43,6 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0014_ordering_key.sql"),
     // 15: no index of the queue by hook: one index fewer to write per queued hook.
     include_str!("migrations/0015_queue_without_hook_index.sql"),
+    // 16: the queue keyed by (config, hook): one index where there were two.
+    include_str!("migrations/0016_queue_keyed_by_config_and_hook.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

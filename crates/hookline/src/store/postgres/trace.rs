@@ -1,7 +1,8 @@
 //! The trace of a hook: one read, in one REPEATABLE READ snapshot, of the hook, its app key's
 //! configs for its product, the queues that hold it and the deliveries that carry it, every
 //! lookup by an index (`hooks`' UNIQUE (app_key, hook_id), `webhook_configs_by_app_key`,
-//! `queue_by_config_seq` once per config of the app key, `delivery_hooks_by_hook`). Nothing here
+//! the queue's key `(config_id, hook_seq)` once per config of the app key,
+//! `delivery_hooks_by_hook`). Nothing here
 //! touches the ingest path.
 
 use deadpool_postgres::Transaction;
