@@ -117,7 +117,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_LEASE_TTL", default_value = "30s", value_parser = crate::duration::parse_flag)]
     pub lease_ttl: Duration,
     /// With PostgreSQL: connections this node keeps for reads and claims. The node also holds
-    /// one for each of its two writers and one for notifications, so it uses up to this + 3;
+    /// one for each of its three writers (jobs, two for ingests) and one for notifications, so it
+    /// uses up to this + 4;
     /// it refuses to start when the server's `max_connections` cannot take them.
     #[arg(long, env = "HOOKLINE_PG_POOL_SIZE", default_value_t = crate::store::postgres::DEFAULT_POOL_SIZE)]
     pub pg_pool_size: usize,

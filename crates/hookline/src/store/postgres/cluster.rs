@@ -99,9 +99,9 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// `--pg-statement-timeout`'s default: far above the slowest statement the store runs on a busy
 /// database (a retention batch, a log page), so it only ever ends a statement that is stuck.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections a node holds besides its pool: its two writers' (jobs, ingests) and the
-/// listener's.
-pub const CONNECTIONS_BESIDES_POOL: usize = 3;
+/// Connections a node holds besides its pool: its writers' (jobs, and `writer::INGEST_WRITERS`
+/// for ingests) and the listener's.
+pub const CONNECTIONS_BESIDES_POOL: usize = 2 + super::writer::INGEST_WRITERS;
 
 /// `<host>-<pid>-<random>`: readable in the database, unique across restarts.
 pub fn generated_node_id() -> String {

@@ -467,7 +467,7 @@ pub(super) fn writer_pool(config: DbConfig, limits: &Limits) -> StoreResult<Pool
 /// the slots reserved for superusers (and, from PostgreSQL 16, `reserved_connections`) unless
 /// this role is a superuser, less the client connections open now (other nodes', other
 /// clients', this node's jobs writer), must leave room for the rest of this node's: its pool,
-/// its ingest writer and its listener. Found at start, with the numbers, rather than as "too many clients" on some
+/// its ingest writers and its listener. Found at start, with the numbers, rather than as "too many clients" on some
 /// request under load. Other nodes' pools open lazily, so connections they have not opened yet
 /// are not counted: size `max_connections` for every node's full share (README, "Several
 /// nodes").

@@ -184,6 +184,11 @@ impl IngestJob {
     pub(super) fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Answers its caller `e`: it never ran.
+    pub(super) fn fail(self, e: StoreError) {
+        let _ = self.reply.send(Err(e));
+    }
 }
 
 /// Most (app key, product, event) fan-outs remembered; beyond it they are forgotten and learnt

@@ -1,10 +1,11 @@
 //! The shared store: one PostgreSQL database that several `hookline serve` processes can use.
 //!
-//! Same semantics as the embedded store, which stays the reference. Writes go through two
-//! **writer tasks** that group-commit (`writer`), each on its own connection: one for ingests,
-//! one for everything else (attempt records, leases, config changes). Each takes every job
-//! queued for it since its last commit and runs them, one after the other, in a single
-//! transaction, so one commit (one WAL flush) serves many callers.
+//! Same semantics as the embedded store, which stays the reference. Writes go through
+//! **writer tasks** that group-commit (`writer`), each on its own connection: two for ingests
+//! (taking groups in turn, so one's group runs while the other's commit is flushed), one for
+//! everything else (attempt records, leases, config changes). A writer takes every job queued
+//! for it since its last group and runs them, one after the other, in a single transaction, so
+//! one commit (one WAL flush) serves many callers.
 //! Jobs run without savepoints (see [`JobStatus`]). Reads use a `deadpool-postgres` pool
 //! (`connection`), and so do claims, each its own short transaction (`claims`).
 //!
@@ -73,7 +74,10 @@ use self::cluster::{DbClock, HeldLeases, Node, renew_leases};
 use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
 use self::ingest::FanOut;
 use self::notify::listen;
-use self::writer::{Inbox, Job, WriterConn, WriterContext, Writers, writer_loop};
+use self::writer::{
+    INGEST_WRITERS, Inbox, IngestLane, Job, WriterConn, WriterContext, Writers, ingest_writer_loop,
+    writer_loop,
+};
 use super::{
     AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
     OpenDelivery, Store, StoreResult, StoreSignal, StoreStats,
@@ -138,9 +142,14 @@ impl PostgresStore {
         let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
         check_connection_budget(&writer_client, &limits).await?;
-        // Before joining: a node that cannot open both writers leaves no heartbeat behind.
-        let ingest_pool = writer_pool(config.clone().named(&node.id, "ingest-writer"), &limits)?;
-        let ingest_client = ingest_pool.get().await.map_err(pool_err)?;
+        // Before joining: a node that cannot open its writers leaves no heartbeat behind.
+        let mut ingest_conns = Vec::with_capacity(INGEST_WRITERS);
+        for n in 1..=INGEST_WRITERS {
+            let name = format!("ingest-writer-{n}");
+            let ingest_pool = writer_pool(config.clone().named(&node.id, &name), &limits)?;
+            let ingest_client = ingest_pool.get().await.map_err(pool_err)?;
+            ingest_conns.push((ingest_pool, ingest_client));
+        }
         schema::migrate(&mut writer_client).await?;
         cluster::join(&writer_client, &node).await?;
         let pool = reader_pool(config.clone().named(&node.id, "pool"), &limits)?;
@@ -148,7 +157,10 @@ impl PostgresStore {
         let (job_tx, job_rx) = mpsc::unbounded_channel::<Job>();
         let (ingest_tx, ingest_rx) = mpsc::unbounded_channel::<Job>();
         let (sig_tx, sig_rx) = mpsc::unbounded_channel();
-        let writer_pids = vec![Arc::new(AtomicI32::new(0)), Arc::new(AtomicI32::new(0))];
+        // The jobs writer's, then the ingest writers'.
+        let writer_pids: Vec<Arc<AtomicI32>> = (0..=INGEST_WRITERS)
+            .map(|_| Arc::new(AtomicI32::new(0)))
+            .collect();
         let listener = tokio::spawn(listen(
             config.named(&node.id, "listener"),
             sig_tx.clone(),
@@ -162,12 +174,20 @@ impl PostgresStore {
         let fan_out = cx.fan_out.clone();
         let jobs_writer =
             WriterConn::new("jobs", jobs_pool, writer_client, writer_pids[0].clone()).await;
-        let ingest_writer =
-            WriterConn::new("ingest", ingest_pool, ingest_client, writer_pids[1].clone()).await;
-        let tasks = vec![
-            tokio::spawn(writer_loop(jobs_writer, Inbox::new(job_rx), cx.clone())),
-            tokio::spawn(writer_loop(ingest_writer, Inbox::new(ingest_rx), cx)),
-        ];
+        let mut tasks = vec![tokio::spawn(writer_loop(
+            jobs_writer,
+            Inbox::new(job_rx),
+            cx.clone(),
+        ))];
+        let ingest_lane = IngestLane::new(ingest_rx);
+        for ((ingest_pool, ingest_client), pid) in ingest_conns.into_iter().zip(&writer_pids[1..]) {
+            let writer = WriterConn::new("ingest", ingest_pool, ingest_client, pid.clone()).await;
+            tasks.push(tokio::spawn(ingest_writer_loop(
+                writer,
+                ingest_lane.clone(),
+                cx.clone(),
+            )));
+        }
         let unrecorded: Unrecorded = Arc::new(Mutex::new(Vec::new()));
         tokio::spawn(retry_unrecorded(
             job_tx.downgrade(),

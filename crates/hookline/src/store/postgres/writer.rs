@@ -19,6 +19,20 @@
 //! which wait for nothing of the jobs lane). `Store::flush` waits for the jobs lane only: an
 //! ingest is always awaited by its caller.
 //!
+//! **Two ingest writers, taking groups in turn** ([`IngestLane`]). A writer's connection is idle
+//! while its group's `COMMIT` waits for the WAL flush, and the next group waited for it: at 100
+//! hooks per request the one ingest connection ran about two thirds of the time. The ingest
+//! lane has [`INGEST_WRITERS`] writers on one inbox: a writer holds the inbox from taking its
+//! group until the group's statements have run and its `COMMIT` is sent, so the next writer's
+//! group runs while that commit is flushed. Only a group worth it starts beside a commit in
+//! flight ([`starts_beside_a_commit`]): a small one waits for that commit and takes what came
+//! meanwhile, as with one writer. Split into halves, the one-hook-per-request flood's groups cost
+//! the database more in fixed costs than the overlap saved (9 % fewer hooks a second, 8 % with
+//! two nodes); groups of 100-hook requests lost nothing by it and gained 8 % (BENCHMARKS.md).
+//! Commit order between the two writers is not queue order: no ingest depends on another one
+//! queued beside it (a caller is answered after its own commit; a hookId two groups both carry
+//! waits, in the database, for the first's commit).
+//!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
 //!
@@ -86,11 +100,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::PostgresStore;
 use super::attempts::{RecordJob, record_steps};
@@ -108,6 +122,22 @@ const MAX_JOBS_PER_COMMIT: usize = 1024;
 /// Most jobs moved from the channel into the fair queue at a time (its share is decided among
 /// these): a few groups' worth.
 const MAX_QUEUED: usize = 4 * MAX_JOBS_PER_COMMIT;
+
+/// Writers of the ingest lane (see the module doc, "Two ingest writers").
+pub(super) const INGEST_WRITERS: usize = 2;
+
+/// Rows (hooks and queue rows, as `FanOut` estimates them) a group needs to start while another
+/// ingest writer's commit is in flight. A statement costs the database a fixed 0.2-0.5 ms besides
+/// its ~10 µs a hook (BENCHMARKS.md, "Two nodes"): from 200 rows (two requests of 100 hooks to one
+/// config) the fixed part is a small share, below it the group waits for that commit and grows.
+const ROWS_BESIDE_A_COMMIT: usize = 200;
+
+/// Whether an ingest writer takes its group now, with `commits_in_flight` other groups' commits
+/// on their way and `queued_rows` waiting: at once when no commit is in flight (nothing to
+/// overlap), beside one only when the group is large enough to pay for its own statement.
+fn starts_beside_a_commit(commits_in_flight: usize, queued_rows: usize) -> bool {
+    commits_in_flight == 0 || queued_rows >= ROWS_BESIDE_A_COMMIT
+}
 
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(super) type Finisher = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -437,10 +467,16 @@ async fn run_group(
         match prepared(c, INGEST).await {
             Ok(statement) => Some(statement),
             Err(e) => {
+                // Nothing ran. An ingest's caller hears why (the statement is prepared on each
+                // ingest writer's connection at its first group: behind a lock on a table it
+                // names, that fails with the lock timeout); the other jobs are dropped, their
+                // callers answered `Unavailable` (attempt records go back to the unrecorded ones).
+                for job in batch.drain(..) {
+                    if let Job::Ingest(ingest) = job {
+                        ingest.fail(e.clone());
+                    }
+                }
                 out.failure = Some(e);
-                // Nothing ran: the jobs are dropped, their callers answered `Unavailable`
-                // (attempt records go back to the unrecorded ones).
-                batch.clear();
                 return None;
             }
         }
@@ -614,6 +650,16 @@ async fn finish(
 pub(super) struct Inbox {
     jobs: mpsc::UnboundedReceiver<Job>,
     queue: FairQueue<Job>,
+    /// The rows of the ingests in `queue`.
+    rows: usize,
+}
+
+/// A job's rows as the fair share weighs it: an ingest's estimate, nothing for the others.
+fn job_rows(job: &Job) -> usize {
+    match job {
+        Job::Ingest(ingest) => ingest.rows(),
+        _ => 0,
+    }
 }
 
 impl Inbox {
@@ -621,33 +667,158 @@ impl Inbox {
         Inbox {
             jobs,
             queue: FairQueue::default(),
+            rows: 0,
         }
+    }
+
+    fn push(&mut self, job: Job) {
+        self.rows += job_rows(&job);
+        self.queue.push(job, Job::tenant);
+    }
+
+    /// Waits until a job is queued; `false` once every sender is gone and nothing is left.
+    async fn wait_for_work(&mut self) -> bool {
+        if self.queue.is_empty() {
+            match self.jobs.recv().await {
+                Some(job) => self.push(job),
+                None => return false,
+            }
+        }
+        self.take_arrived();
+        true
+    }
+
+    /// Moves the jobs already sent into the fair queue (up to [`MAX_QUEUED`]).
+    fn take_arrived(&mut self) {
+        while self.queue.len() < MAX_QUEUED {
+            match self.jobs.try_recv() {
+                Ok(job) => self.push(job),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Waits for one more job; `false` once every sender is gone.
+    async fn wait_for_more(&mut self) -> bool {
+        match self.jobs.recv().await {
+            Some(job) => {
+                self.push(job);
+                self.take_arrived();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The next group's jobs, from what is queued (see [`Inbox::wait_for_work`]).
+    fn take_group(&mut self) -> Vec<Job> {
+        let group = self
+            .queue
+            .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, job_rows);
+        let taken: usize = group.iter().map(job_rows).sum();
+        self.rows = self.rows.saturating_sub(taken);
+        group
     }
 
     /// The next group's jobs, waiting for the first; `None` once every sender is gone and
     /// nothing is left.
     async fn next_group(&mut self) -> Option<Vec<Job>> {
-        if self.queue.is_empty() {
-            let first = self.jobs.recv().await?;
-            self.queue.push(first, Job::tenant);
+        if !self.wait_for_work().await {
+            return None;
         }
-        while self.queue.len() < MAX_QUEUED {
-            match self.jobs.try_recv() {
-                Ok(job) => self.queue.push(job, Job::tenant),
-                Err(_) => break,
-            }
-        }
-        Some(
-            self.queue
-                .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, |job| match job {
-                    Job::Ingest(ingest) => ingest.rows(),
-                    _ => 0,
-                }),
-        )
+        Some(self.take_group())
     }
 
     fn put_back(&mut self, jobs: Vec<Job>) {
+        self.rows += jobs.iter().map(job_rows).sum::<usize>();
         self.queue.put_back(jobs, Job::tenant);
+    }
+}
+
+/// The ingest lane's inbox, shared by its writers (see the module doc, "Two ingest writers"):
+/// the writer holding it takes the next group; how many groups' commits are in flight; and a
+/// wake-up when one of them is done.
+pub(super) struct IngestLane {
+    inbox: tokio::sync::Mutex<Inbox>,
+    commits_in_flight: AtomicUsize,
+    committed: Notify,
+}
+
+impl IngestLane {
+    pub(super) fn new(jobs: mpsc::UnboundedReceiver<Job>) -> Arc<IngestLane> {
+        Arc::new(IngestLane {
+            inbox: tokio::sync::Mutex::new(Inbox::new(jobs)),
+            commits_in_flight: AtomicUsize::new(0),
+            committed: Notify::new(),
+        })
+    }
+}
+
+/// Counts a group's commit in flight until dropped (also when the writer's task is cancelled).
+struct CommitInFlight<'a>(&'a IngestLane);
+
+impl<'a> CommitInFlight<'a> {
+    fn new(lane: &'a IngestLane) -> Self {
+        lane.commits_in_flight.fetch_add(1, Ordering::SeqCst);
+        CommitInFlight(lane)
+    }
+}
+
+impl Drop for CommitInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.commits_in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.committed.notify_waiters();
+    }
+}
+
+/// One of the ingest lane's writers: holds the inbox while it waits for work (and, beside another
+/// writer's commit in flight, for enough of it: [`starts_beside_a_commit`]), takes a group and
+/// runs it up to its `COMMIT`, then lets the next writer take the inbox while it waits for that
+/// commit and answers its callers.
+pub(super) async fn ingest_writer_loop(
+    mut conn: WriterConn,
+    lane: Arc<IngestLane>,
+    cx: WriterContext,
+) {
+    loop {
+        let mut inbox = lane.inbox.lock().await;
+        if !inbox.wait_for_work().await {
+            return;
+        }
+        loop {
+            // Registered before the test, so a commit that ends in between still wakes it.
+            let committed = lane.committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            let in_flight = lane.commits_in_flight.load(Ordering::SeqCst);
+            if starts_beside_a_commit(in_flight, inbox.rows) {
+                break;
+            }
+            tokio::select! {
+                () = &mut committed => {}
+                more = inbox.wait_for_more() => if !more { break },
+            }
+        }
+        let mut batch = inbox.take_group();
+        let Some(client) = conn.ready(&mut batch).await else {
+            continue;
+        };
+        let mut out = Outcome::default();
+        let mut carried = Vec::new();
+        let commit = run_group(
+            &client,
+            &cx.node,
+            &cx.fan_out,
+            &mut batch,
+            &mut carried,
+            &mut out,
+        )
+        .await;
+        let in_flight = CommitInFlight::new(&lane);
+        inbox.put_back(carried);
+        drop(inbox);
+        finish(&client, conn.name, commit, out, &cx.signals_out).await;
+        drop(in_flight);
     }
 }
 
@@ -736,5 +907,23 @@ pub(super) async fn writer_loop(mut conn: WriterConn, mut inbox: Inbox, cx: Writ
         .await;
         finish(&client, conn.name, commit, out, &cx.signals_out).await;
         inbox.put_back(carried);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_starts_beside_a_commit_in_flight_only_when_it_is_large_enough() {
+        // No commit in flight: nothing to wait for, whatever the group holds.
+        assert!(starts_beside_a_commit(0, 1));
+        assert!(starts_beside_a_commit(0, 0));
+        // Beside one: a few one-hook requests wait for it and grow; two 100-hook requests to a
+        // config (200 rows) go.
+        assert!(!starts_beside_a_commit(1, 54));
+        assert!(!starts_beside_a_commit(1, ROWS_BESIDE_A_COMMIT - 1));
+        assert!(starts_beside_a_commit(1, ROWS_BESIDE_A_COMMIT));
+        assert!(starts_beside_a_commit(2, 10_000));
     }
 }
