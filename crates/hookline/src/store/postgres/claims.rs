@@ -56,12 +56,17 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///   one's oldest (a config far ahead of the others read tens of thousands per claim). As a
 ///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only the key
 ///   gives the order `config_id, hook_seq`.
-/// - The event is filtered among the rows read (`w`, the window: the key in order, locked as
-///   read, `LIMIT 4 x $2`), never in the scan: with `event = ...` beside the range, the generic
+/// - The event is filtered among the rows read (`w`, the window: the key in order, each row
+///   locked as it is read, rows another claim holds skipped, `LIMIT 4 x $2`), never in the scan: with `event = ...` beside the range, the generic
 ///   plan made on an empty queue was a bitmap scan and a sort of every row the config had
 ///   queued (BENCHMARKS.md, "One index fewer on the queue, withdrawn"). The outer `LIMIT $2`
 ///   stops the read once it has its hooks: a config of one event reads `$2` rows. Hooks of
 ///   the event beyond the window stay for a later claim, behind the other events' older ones.
+///   Rows of other events read into the window stay locked (and queued) until this claim
+///   commits: another node's claim of the config skips them meanwhile and may take younger
+///   hooks of their event first (FIFO across nodes is not promised; an `orderingKey` is, and
+///   ordered claims do not come here). Locking only the rows taken would let a claim beside
+///   another node's pick rows that node holds and take nothing.
 /// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
 ///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
 ///   made while the queue's statistics said "empty" (a new database, or before autovacuum's

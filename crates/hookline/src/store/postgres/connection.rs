@@ -492,7 +492,7 @@ pub(super) async fn check_connection_budget(writer: &Conn, limits: &Limits) -> S
         .flatten()
         .unwrap_or(false);
     let allowed = if superuser { max } else { max - reserved };
-    // The jobs writer's connection is open (counted in `in_use`); the pool, the ingest writer's
+    // The jobs writer's connection is open (counted in `in_use`); the pool, the ingest writers'
     // and the listener's are not.
     let wanted = (limits.pool_size + super::cluster::CONNECTIONS_BESIDES_POOL) as i64 - 1;
     if in_use + wanted > allowed {

@@ -4,8 +4,8 @@
 //! commit and runs them in a single transaction, so one commit (one WAL flush) serves many
 //! callers. Every statement is prepared once per connection (`connection`).
 //!
-//! **Two lanes.** Jobs go to one of two inboxes ([`Lane`]): ingests to the ingest lane, with a
-//! writer of its own; everything else (attempt records, leases, config and API writes,
+//! **Two lanes.** Jobs go to one of two inboxes ([`Lane`]): ingests to the ingest lane, with
+//! writers of its own (two, see below); everything else (attempt records, leases, config and API writes,
 //! maintenance) to the jobs lane, served by another. Why: a producer's ingest is
 //! answered after its group's commit, and a group waits for the one before it on its connection.
 //! With one writer for everything, an ingest waited behind groups of attempt records (a flooding
@@ -255,8 +255,8 @@ pub(super) struct Group {
 pub(super) enum Lane {
     /// Everything but ingests: API writes, attempt records, leases, maintenance.
     Jobs,
-    /// Ingests (the ones not wide enough to run beside the writers), with a writer of their
-    /// own (see the module doc, "Two lanes").
+    /// Ingests (the ones not wide enough to run beside the writers), with writers of their
+    /// own (see the module doc, "Two lanes" and "Two ingest writers").
     Ingests,
 }
 
