@@ -99,6 +99,7 @@ macro_rules! store_tests {
 
 store_tests!(
     concurrent_ingests_are_all_committed_and_fanned_out,
+    concurrent_ingests_of_the_same_hooks_store_and_queue_each_once,
     ingest_is_idempotent_per_app_key_and_hook_id,
     deleting_a_config_cancels_open_and_queued_work,
     open_work_survives_reopening,
@@ -583,6 +584,48 @@ async fn concurrent_ingests_are_all_committed_and_fanned_out(backend: Backend) {
             .batches
             .is_empty()
     );
+}
+
+/// Producers retrying at once: 20 requests carrying the same 50 hookIds, side by side, land in
+/// the same groups (one statement holding a hookId several times, and a key several times) and
+/// in groups of both of PostgreSQL's ingest writers (one waiting for the other's insert of a
+/// hookId). Each hook is stored once and queued once per config (PostgreSQL inserts queue rows
+/// without `ON CONFLICT`: a repeated row would fail the whole group).
+async fn concurrent_ingests_of_the_same_hooks_store_and_queue_each_once(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    for id in ["c1", "c2"] {
+        store
+            .insert_config(config(id, "ak", vec![Event::ConversionBlock]))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 50))
+                .await
+        }));
+    }
+    let mut new_hooks = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert_eq!(outcome.queued, outcome.new_hooks * 2);
+        new_hooks += outcome.new_hooks;
+    }
+    assert_eq!(new_hooks, 50);
+    for config_id in ["c1", "c2"] {
+        let cfg = config(config_id, "ak", vec![Event::ConversionBlock]);
+        let claimed = store.claim_batches(&cfg, 100, 10).await.unwrap();
+        let ids: Vec<String> = claimed
+            .batches
+            .into_iter()
+            .flat_map(|b| b.delivery.hooks.into_iter().map(|h| h.hook_id))
+            .collect();
+        let want: Vec<String> = (0..50).map(|i| format!("h-{i}")).collect();
+        assert_eq!(ids, want, "{config_id}'s queue");
+    }
 }
 
 async fn ingest_is_idempotent_per_app_key_and_hook_id(backend: Backend) {
@@ -2509,6 +2552,78 @@ async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refus
     );
     let replayed = within_a_minute("replay", replay).await.unwrap().unwrap();
     assert_eq!(replayed, 0, "hooks were queued for a deleted config");
+}
+
+/// Migration 16 rekeys a queue that holds rows: hooks of two events queued for a config,
+/// interleaved, in a database an earlier release left (schema 15, the queue keyed by
+/// `(config_id, event, hook_seq)`), are claimed by this version each once, the oldest event's
+/// first, in acceptance order.
+#[tokio::test]
+async fn a_queue_holding_hooks_when_it_is_rekeyed_is_claimed_whole_and_in_order() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let old = super::postgres::create_at_schema_version(&db, 15)
+        .await
+        .unwrap();
+    // u-0, c-0, c-1, u-1, c-2, u-2, ...: UNSUBSCRIBE first, the events alternating in pairs.
+    old.batch_execute(&format!(
+        "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+             SELECT 'ak', CASE WHEN i % 3 = 0 THEN 'u-' ELSE 'c-' END || \
+                 CASE WHEN i % 3 = 0 THEN i / 3 ELSE i - i / 3 - 1 END, '{sms}', \
+                 CASE WHEN i % 3 = 0 THEN '{un}' ELSE '{cb}' END, '{{}}', 0 \
+             FROM generate_series(0, 29) i ORDER BY i; \
+         INSERT INTO queue (config_id, event, hook_seq) \
+             SELECT 'c1', event, seq FROM hooks",
+        sms = Product::Sms.as_str(),
+        un = Event::Unsubscribe.as_str(),
+        cb = Event::ConversionBlock.as_str(),
+    ))
+    .await
+    .unwrap();
+    drop(old);
+    let store = PostgresStore::open_config((*db).clone(), NodeOptions::default())
+        .await
+        .unwrap();
+    let check = db.connect().await.unwrap();
+    let key: Vec<String> = check
+        .query(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a \
+             ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = 'queue'::regclass AND i.indisprimary \
+             ORDER BY array_position(i.indkey::INT2[], a.attnum)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(key, ["config_id", "hook_seq"]);
+    let cfg = config("c1", "ak", vec![Event::Unsubscribe, Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    let mut taken: Vec<(Event, Vec<String>)> = Vec::new();
+    loop {
+        let claim = store.claim_batches(&cfg, 100, 1).await.unwrap();
+        let Some(batch) = claim.batches.into_iter().next() else {
+            break;
+        };
+        let ids = batch
+            .delivery
+            .hooks
+            .into_iter()
+            .map(|h| h.hook_id)
+            .collect();
+        taken.push((batch.delivery.event, ids));
+    }
+    let ids = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    assert_eq!(
+        taken,
+        vec![
+            (Event::Unsubscribe, ids("u", 10)),
+            (Event::ConversionBlock, ids("c", 20)),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -119,6 +119,18 @@ impl Drop for PostgresStore {
     }
 }
 
+/// A database at the schema of the first `version` migrations, as an earlier release left it,
+/// for tests of the migrations after: a connection to it.
+#[cfg(test)]
+pub(super) async fn create_at_schema_version(
+    config: &DbConfig,
+    version: usize,
+) -> StoreResult<tokio_postgres::Client> {
+    let mut client = config.connect().await?;
+    schema::migrate_to(&mut client, version).await?;
+    Ok(client)
+}
+
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:port/db`), runs migrations and starts the writer.
     pub async fn open(url: &str, node: NodeOptions) -> StoreResult<Self> {

@@ -48,6 +48,11 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {
+    migrate_to(client, MIGRATIONS.len()).await
+}
+
+/// Applies the first `version` migrations (those not applied yet).
+pub(super) async fn migrate_to(client: &mut Client, version: usize) -> StoreResult<()> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -57,7 +62,7 @@ pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {
         )
         .await
         .map_err(pg_err)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(version) {
         let version = (i + 1) as i64;
         let tx = client.transaction().await.map_err(pg_err)?;
         // Nodes starting together: one migrates, the others wait here and then see it done.

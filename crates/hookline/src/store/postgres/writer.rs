@@ -5,8 +5,8 @@
 //! callers. Every statement is prepared once per connection (`connection`).
 //!
 //! **Two lanes.** Jobs go to one of two inboxes ([`Lane`]): ingests to the ingest lane, with
-//! writers of its own (two, see below); everything else (attempt records, leases, config and API writes,
-//! maintenance) to the jobs lane, served by another. Why: a producer's ingest is
+//! writers of its own (two, see below); everything else (attempt records, leases, config and
+//! API writes, maintenance) to the jobs lane, served by another. Why: a producer's ingest is
 //! answered after its group's commit, and a group waits for the one before it on its connection.
 //! With one writer for everything, an ingest waited behind groups of attempt records (a flooding
 //! tenant's hundred configs gave groups of 20-60 records taking 20-40 ms on a busy server) and
@@ -28,7 +28,7 @@
 //! flight ([`starts_beside_a_commit`]): a small one waits for that commit and takes what came
 //! meanwhile, as with one writer. Split into halves, the one-hook-per-request flood's groups cost
 //! the database more in fixed costs than the overlap saved (9 % fewer hooks a second, 8 % with
-//! two nodes); groups of 100-hook requests lost nothing by it and gained 8 % (BENCHMARKS.md).
+//! two nodes); groups of 100-hook requests gain from it (+12 %, BENCHMARKS.md).
 //! Commit order between the two writers is not queue order: no ingest depends on another one
 //! queued beside it (a caller is answered after its own commit; a hookId two groups both carry
 //! waits, in the database, for the first's commit).
