@@ -799,25 +799,14 @@ pub(super) async fn ingest_writer_loop(
                 more = inbox.wait_for_more() => if !more { break },
             }
         }
-        let mut batch = inbox.take_group();
-        let Some(client) = conn.ready(&mut batch).await else {
+        let Some(group) = start_group(&mut conn, &cx, inbox.take_group()).await else {
             continue;
         };
-        let mut out = Outcome::default();
-        let mut carried = Vec::new();
-        let commit = run_group(
-            &client,
-            &cx.node,
-            &cx.fan_out,
-            &mut batch,
-            &mut carried,
-            &mut out,
-        )
-        .await;
         let in_flight = CommitInFlight::new(&lane);
-        inbox.put_back(carried);
+        inbox.put_back(group.carried);
         drop(inbox);
-        finish(&client, conn.name, commit, out, &cx.signals_out).await;
+        let client = group.client;
+        finish(&client, conn.name, group.commit, group.out, &cx.signals_out).await;
         drop(in_flight);
     }
 }
@@ -890,24 +879,51 @@ pub(super) struct WriterContext {
 /// A lane's writer: takes a group from its inbox, runs it on its connection, commits it, answers
 /// its callers, and takes the next.
 pub(super) async fn writer_loop(mut conn: WriterConn, mut inbox: Inbox, cx: WriterContext) {
-    while let Some(mut batch) = inbox.next_group().await {
-        let Some(client) = conn.ready(&mut batch).await else {
+    while let Some(batch) = inbox.next_group().await {
+        let Some(group) = start_group(&mut conn, &cx, batch).await else {
             continue;
         };
-        let mut out = Outcome::default();
-        let mut carried = Vec::new();
-        let commit = run_group(
-            &client,
-            &cx.node,
-            &cx.fan_out,
-            &mut batch,
-            &mut carried,
-            &mut out,
-        )
-        .await;
-        finish(&client, conn.name, commit, out, &cx.signals_out).await;
-        inbox.put_back(carried);
+        let client = group.client;
+        finish(&client, conn.name, group.commit, group.out, &cx.signals_out).await;
+        inbox.put_back(group.carried);
     }
+}
+
+/// A group run up to its commit (see [`run_group`]).
+struct StartedGroup {
+    client: Arc<Conn>,
+    /// Its `COMMIT`, on its way; `None` when the group failed first (it is rolled back).
+    commit: Option<Step<'static, StoreResult<()>>>,
+    out: Outcome,
+    /// Jobs it did not reach: they go back to the inbox, first into the next group.
+    carried: Vec<Job>,
+}
+
+/// Runs `batch` on the writer's connection up to its `COMMIT`; `None` when no connection can be
+/// had (the jobs are dropped, their callers answered `Unavailable`).
+async fn start_group(
+    conn: &mut WriterConn,
+    cx: &WriterContext,
+    mut batch: Vec<Job>,
+) -> Option<StartedGroup> {
+    let client = conn.ready(&mut batch).await?;
+    let mut out = Outcome::default();
+    let mut carried = Vec::new();
+    let commit = run_group(
+        &client,
+        &cx.node,
+        &cx.fan_out,
+        &mut batch,
+        &mut carried,
+        &mut out,
+    )
+    .await;
+    Some(StartedGroup {
+        client,
+        commit,
+        out,
+        carried,
+    })
 }
 
 #[cfg(test)]
