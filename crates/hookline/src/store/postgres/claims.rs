@@ -57,9 +57,10 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only the key
 ///   gives the order `config_id, hook_seq`.
 /// - The event is filtered among the rows read (`w`, the window: the key in order, each row
-///   locked as it is read, rows another claim holds skipped, `LIMIT 4 x $2`), never in the scan: with `event = ...` beside the range, the generic
-///   plan made on an empty queue was a bitmap scan and a sort of every row the config had
-///   queued (BENCHMARKS.md, "One index fewer on the queue, withdrawn"). The outer `LIMIT $2`
+///   locked as it is read, rows another claim holds skipped, `LIMIT 4 x $2`), never in the
+///   scan: with `event = ...` beside the range, the generic plan made on an empty queue was a
+///   bitmap scan and a sort of every row the config had queued (BENCHMARKS.md, "One index
+///   fewer on the queue, withdrawn"). The outer `LIMIT $2`
 ///   stops the read once it has its hooks: a config of one event reads `$2` rows. Hooks of
 ///   the event beyond the window stay for a later claim, behind the other events' older ones.
 ///   Rows of other events read into the window stay locked (and queued) until this claim
@@ -149,8 +150,8 @@ const HELD_KEYS: &str = concat!(
     "current_setting('hookline.ordered_claim', TRUE) = 'true'"
 );
 /// One page of the config's queue in acceptance order, after the hook `$2` (keyset paging
-/// through the queue's key `(config_id, hook_seq)`: the row comparison positions the index scan). Held keys are
-/// dropped by the caller with a hash set: in SQL, `NOT (ordering_key = ANY($held))` under a
+/// through the queue's key `(config_id, hook_seq)`: the row comparison positions the index
+/// scan). Held keys are dropped by the caller with a hash set: in SQL, `NOT (ordering_key = ANY($held))` under a
 /// generic plan compares every row with every held key (10,000 rows x 1,000 keys per claim).
 /// Reads nothing without the lock, as [`HELD_KEYS`].
 const QUEUED_IN_ORDER: &str = concat!(
