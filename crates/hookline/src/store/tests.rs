@@ -2392,6 +2392,17 @@ async fn postgres_with(options: NodeOptions) -> (Arc<dyn Store>, super::postgres
     (Arc::new(store), config)
 }
 
+/// The first column of what `sql` answers, as text.
+async fn text_column(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// Fails the test instead of hanging it: what these tests check is that nothing hangs.
 async fn within_a_minute<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), f)
@@ -2586,19 +2597,14 @@ async fn a_queue_holding_hooks_when_it_is_rekeyed_is_claimed_whole_and_in_order(
         .await
         .unwrap();
     let check = db.connect().await.unwrap();
-    let key: Vec<String> = check
-        .query(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a \
-             ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-             WHERE i.indrelid = 'queue'::regclass AND i.indisprimary \
-             ORDER BY array_position(i.indkey::INT2[], a.attnum)",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let key = text_column(
+        &check,
+        "SELECT a.attname::TEXT FROM pg_index i JOIN pg_attribute a \
+         ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+         WHERE i.indrelid = 'queue'::regclass AND i.indisprimary \
+         ORDER BY array_position(i.indkey::INT2[], a.attnum)",
+    )
+    .await;
     assert_eq!(key, ["config_id", "hook_seq"]);
     let cfg = config("c1", "ak", vec![Event::Unsubscribe, Event::ConversionBlock]);
     store.insert_config(cfg.clone()).await.unwrap();
@@ -3028,18 +3034,13 @@ async fn every_session_of_a_node_is_named_after_the_node_and_its_part() {
     ];
     let names = within_a_minute("the listener's session", async {
         loop {
-            let names: Vec<String> = other
-                .query(
-                    "SELECT DISTINCT application_name FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                     ORDER BY 1",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let names = text_column(
+                &other,
+                "SELECT DISTINCT application_name FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 ORDER BY 1",
+            )
+            .await;
             if names.len() >= want.len() {
                 return names;
             }
