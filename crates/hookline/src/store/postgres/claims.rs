@@ -42,6 +42,16 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// the queue held more than was taken. Rows another transaction has locked (another node's claim)
 /// are skipped, never taken twice, never waited for.
 ///
+/// Claims of one config take turns across nodes (`turn`: an advisory transaction lock on the
+/// config, tried, never waited for). A claim that finds another claim of the config under way
+/// reads no queue row and answers `more` (so `contended`: the engine looks again in a moment).
+/// Side by side, the second claim read past every row the first had locked, twice (the oldest
+/// row's event, then the window): two nodes' claims read 25-27 buffers per hook taken instead of
+/// 16-17, and two nodes delivered 0.77x what one did (BENCHMARKS.md, "Claims of one config take
+/// turns across nodes"). One node never claims a config twice at once (the engine), so its
+/// claims always get the turn. Rows stay locked too (`FOR UPDATE SKIP LOCKED`): the lock is what
+/// keeps a hook from being taken twice, and other statements (a config's deletion) skip them.
+///
 /// `more`: every statement of one query sees the same snapshot, so the queue as counted still
 /// holds the rows taken; it held more when it counts more than were taken (counting stops at one
 /// past the most a claim takes). Rows skipped because another claim holds them count: the queue
@@ -64,10 +74,8 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///   stops the read once it has its hooks: a config of one event reads `$2` rows. Hooks of
 ///   the event beyond the window stay for a later claim, behind the other events' older ones.
 ///   Rows of other events read into the window stay locked (and queued) until this claim
-///   commits: another node's claim of the config skips them meanwhile and may take younger
-///   hooks of their event first (FIFO across nodes is not promised; an `orderingKey` is, and
-///   ordered claims do not come here). Locking only the rows taken would let a claim beside
-///   another node's pick rows that node holds and take nothing.
+///   commits; no other claim of the config runs meanwhile (`turn`). The window is read only
+///   when `ev` found a row (without the turn, or with every row held, it is not).
 /// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
 ///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
 ///   made while the queue's statistics said "empty" (a new database, or before autovacuum's
@@ -81,14 +89,17 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// - Each hook's text is looked up by its key (`LATERAL ... LIMIT 1`, which the planner cannot
 ///   flatten into a join): as a join, the generic plan expects thousands of taken rows and
 ///   hashes the whole hooks table on every claim.
-pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
+pub(crate) const CLAIM: &str = "WITH turn AS MATERIALIZED ( \
+         SELECT pg_try_advisory_xact_lock(hashtextextended('hookline.claim:' || $1, 0)) AS ours), \
+     ev AS MATERIALIZED ( \
          SELECT event FROM queue WHERE config_id >= $1 AND config_id <= $1 \
+             AND (SELECT ours FROM turn) \
          ORDER BY config_id, hook_seq LIMIT 1 \
          FOR UPDATE SKIP LOCKED), \
      picked AS MATERIALIZED ( \
          SELECT row_id FROM ( \
              SELECT ctid AS row_id, event FROM queue \
-             WHERE config_id >= $1 AND config_id <= $1 \
+             WHERE config_id >= $1 AND config_id <= $1 AND EXISTS (SELECT 1 FROM ev) \
              ORDER BY config_id, hook_seq LIMIT $2::BIGINT * 4 FOR UPDATE SKIP LOCKED) w \
          WHERE event = (SELECT event FROM ev) LIMIT $2), \
      taken AS ( \
@@ -107,8 +118,10 @@ pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
          INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
          SELECT hooks_id, position, hook_seq FROM placed), \
      more AS ( \
-         SELECT (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
-                > (SELECT count(*) FROM taken) AS more) \
+         SELECT CASE WHEN (SELECT ours FROM turn) THEN \
+             (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
+                > (SELECT count(*) FROM taken) \
+             ELSE TRUE END AS more) \
      SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body, h.created_at \
      FROM more m LEFT JOIN ev ON TRUE \
      LEFT JOIN (placed p CROSS JOIN LATERAL ( \
