@@ -776,8 +776,8 @@ async fn a_bad_cursor_is_refused(backend: Backend) {
 }
 
 /// Two stores on one database (two nodes) claiming the same config at once: every hook is
-/// taken exactly once (on PostgreSQL a claim of the config under way makes the others
-/// `contended`, and its rows are locked `FOR UPDATE SKIP LOCKED`; one writer on SQLite).
+/// taken exactly once (on PostgreSQL claims of one config wait for each other's lock, and take
+/// their rows `FOR UPDATE SKIP LOCKED`; one writer on SQLite).
 async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
     let place = Place::new(backend).await;
     let first = place.open_racing().await;
@@ -805,7 +805,7 @@ async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
             loop {
                 let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
                 if claim.contended {
-                    // Another claim of the config is under way (PostgreSQL): it ends soon.
+                    // Rows another claim held (PostgreSQL): it ends soon.
                     tokio::task::yield_now().await;
                     continue;
                 }
@@ -2825,13 +2825,13 @@ async fn a_claim_of_an_event_reads_a_window_of_the_config_s_queue_not_all_of_it(
     claim_buffers(&other, "c", 20, 20).await;
 }
 
-/// Claims of one config take turns across nodes (`turn` in `CLAIM`): a claim that finds another
-/// node's claim of the config under way answers at once, having read none of the rows that claim
-/// holds, and takes nothing. Side by side, each read past every row the other had locked (two
-/// nodes' claims read half as much again per hook; BENCHMARKS.md, "Claims of one config take
-/// turns across nodes").
+/// Claims of one config run one at a time across nodes (`CONFIG_CLAIM_LOCK`): a claim beside
+/// another node's claim of the config waits for it, then takes the hooks after those it took.
+/// Side by side, it read past every row the other held (twice the reads per hook; BENCHMARKS.md,
+/// "Claims of one config take turns across nodes").
 #[tokio::test]
-async fn a_claim_beside_another_node_s_claim_of_its_config_reads_none_of_its_rows() {
+async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_takes_the_next_hooks()
+{
     let (db, store) = postgres_store().await;
     let cfg = config_with_app("busy00", "ak");
     store.insert_config(cfg.clone()).await.unwrap();
@@ -2843,50 +2843,57 @@ async fn a_claim_beside_another_node_s_claim_of_its_config_reads_none_of_its_row
                         '{\"hookId\":\"h' || i || '\"}', 0 \
                  FROM generate_series(1, 5000) i; \
              INSERT INTO queue (config_id, event, hook_seq) \
-                 SELECT 'busy00', 'CONVERSION_BLOCK', seq FROM hooks ORDER BY seq; \
-             ANALYZE queue",
+                 SELECT 'busy00', 'CONVERSION_BLOCK', seq FROM hooks ORDER BY seq",
         )
         .await
         .unwrap();
-    prepare_claim(&other).await;
-    // Another node's claim of busy00, under way: its turn taken, the config's first 4,000 rows
+    // Another node's claim of busy00, under way: the config's lock taken, its first 4,000 rows
     // locked, its transaction open.
     let node = db.connect().await.unwrap();
     node.batch_execute(
-        "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('hookline.claim:' || 'busy00', 0)); \
-         SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = 'busy00' \
-             ORDER BY config_id, hook_seq LIMIT 4000 FOR UPDATE) held",
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('hookline.claim:' || 'busy00', \
+         0)); SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = 'busy00' \
+         ORDER BY config_id, hook_seq LIMIT 4000 FOR UPDATE) held",
     )
     .await
     .unwrap();
-    // Without its turn, the claim read past the 4,000 held rows to the free ones, twice (the
-    // oldest row's event, then the window): 8,238 buffers.
-    let plan = explain_rolled_back(
-        &other,
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim_for_test('busy00', 20, \
-         ARRAY['d1', 'd2'], 10, 'ak', 'SMS', 0, 'n', 0)",
-    )
-    .await;
-    let top = &plan[0]["Plan"];
-    let reads =
-        top["Shared Hit Blocks"].as_i64().unwrap() + top["Shared Read Blocks"].as_i64().unwrap();
-    assert!(
-        reads < 10,
-        "a claim beside another of its config read {reads} buffers"
-    );
-    // Its answer: nothing taken, the queue not drained (the engine looks again in a moment).
-    let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
-    assert!(
-        claim.batches.is_empty() && claim.contended && !claim.drained,
-        "{claim:?}"
-    );
-    // The other claim ends, having taken its rows: the next claim takes the rows after them.
+    let claim = tokio::spawn({
+        let (store, cfg) = (store.clone(), cfg.clone());
+        async move { store.claim_batches(&cfg, 10, 2).await }
+    });
+    // The claim waits for the config's lock (without it, it took h4001.. at once).
+    let waiting = || async {
+        let n: i64 = other
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while waiting().await == 0 {
+        assert!(
+            !claim.is_finished() && tokio::time::Instant::now() < deadline,
+            "the claim did not wait for the other claim of its config"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The other claim ends, having taken its rows: this one takes the rows after them.
     node.batch_execute("DELETE FROM queue WHERE hook_seq <= 4000; COMMIT")
         .await
         .unwrap();
-    let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
-    let first = &claim.batches[0].delivery.hooks[0].hook_id;
-    assert_eq!(first, "h4001", "{claim:?}");
+    let claim = claim.await.unwrap().unwrap();
+    let taken: Vec<&str> = claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.as_str()))
+        .collect();
+    let expected: Vec<String> = (4001..=4020).map(|i| format!("h{i}")).collect();
+    assert_eq!(taken, expected, "{claim:?}");
+    assert!(!claim.contended && !claim.drained, "{claim:?}");
 }
 
 #[tokio::test]

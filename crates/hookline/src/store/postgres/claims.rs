@@ -39,18 +39,21 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// `window`), cuts them into batches of `$4` in queue order
 /// (batch k is the delivery `$3[k]`, ids made by the caller), writes those PENDING deliveries
 /// leased to this node and their hooks, and answers the hooks with their delivery, plus whether
-/// the queue held more than was taken. Rows another transaction has locked (another node's claim)
-/// are skipped, never taken twice, never waited for.
+/// the queue held more than was taken. Rows another transaction has locked (a config's deletion,
+/// a claim of a node of an older version) are skipped, never taken twice, never waited for.
 ///
-/// Claims of one config take turns across nodes (`turn`: an advisory transaction lock on the
-/// config, tried, never waited for). A claim that finds another claim of the config under way
-/// reads no queue row and answers `more` (so `contended`: the engine looks again in a moment).
-/// Side by side, the second claim read past every row the first had locked, twice (the oldest
-/// row's event, then the window): two nodes' claims read 25-27 buffers per hook taken instead of
-/// 16-17, and two nodes delivered 0.77x what one did (BENCHMARKS.md, "Claims of one config take
-/// turns across nodes"). One node never claims a config twice at once (the engine), so its
-/// claims always get the turn. Rows stay locked too (`FOR UPDATE SKIP LOCKED`): the lock is what
-/// keeps a hook from being taken twice, and other statements (a config's deletion) skip them.
+/// Claims of one config run one at a time across nodes: each waits first for the config's claim
+/// lock ([`CONFIG_CLAIM_LOCK`], an advisory transaction lock, its own statement before this one,
+/// so this statement's snapshot is taken after the claim before it committed). A claim beside another
+/// node's claim of the config used to read past every row that claim had locked, twice (the
+/// oldest row's event, then the window): two nodes' claims read 25-27 buffers per hook taken
+/// instead of 16-17. Waiting, it reads the rows the other claim took as gone, and takes those
+/// after them (BENCHMARKS.md, "Claims of one config take turns across nodes"). The wait is one
+/// claim at most: a claim is sent with its COMMIT, so it never stays open waiting for its node.
+/// One node never claims a config twice at once (the engine), so its claims never wait. Rows
+/// are still locked as they are read (`FOR UPDATE SKIP LOCKED`): that lock is what keeps a hook
+/// from being taken twice, whatever else (a config's deletion, a node of an older version) reads
+/// the queue.
 ///
 /// `more`: every statement of one query sees the same snapshot, so the queue as counted still
 /// holds the rows taken; it held more when it counts more than were taken (counting stops at one
@@ -74,8 +77,8 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///   stops the read once it has its hooks: a config of one event reads `$2` rows. Hooks of
 ///   the event beyond the window stay for a later claim, behind the other events' older ones.
 ///   Rows of other events read into the window stay locked (and queued) until this claim
-///   commits; no other claim of the config runs meanwhile (`turn`). The window is read only
-///   when `ev` found a row (without the turn, or with every row held, it is not).
+///   commits; no other claim of the config runs meanwhile (its claim lock). The window is read
+///   only when `ev` found a row (none queued, or every row held: it is not).
 /// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
 ///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
 ///   made while the queue's statistics said "empty" (a new database, or before autovacuum's
@@ -89,11 +92,8 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// - Each hook's text is looked up by its key (`LATERAL ... LIMIT 1`, which the planner cannot
 ///   flatten into a join): as a join, the generic plan expects thousands of taken rows and
 ///   hashes the whole hooks table on every claim.
-pub(crate) const CLAIM: &str = "WITH turn AS MATERIALIZED ( \
-         SELECT pg_try_advisory_xact_lock(hashtextextended('hookline.claim:' || $1, 0)) AS ours), \
-     ev AS MATERIALIZED ( \
+pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
          SELECT event FROM queue WHERE config_id >= $1 AND config_id <= $1 \
-             AND (SELECT ours FROM turn) \
          ORDER BY config_id, hook_seq LIMIT 1 \
          FOR UPDATE SKIP LOCKED), \
      picked AS MATERIALIZED ( \
@@ -118,15 +118,18 @@ pub(crate) const CLAIM: &str = "WITH turn AS MATERIALIZED ( \
          INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
          SELECT hooks_id, position, hook_seq FROM placed), \
      more AS ( \
-         SELECT CASE WHEN (SELECT ours FROM turn) THEN \
-             (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
-                > (SELECT count(*) FROM taken) \
-             ELSE TRUE END AS more) \
+         SELECT (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
+                > (SELECT count(*) FROM taken) AS more) \
      SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body, h.created_at \
      FROM more m LEFT JOIN ev ON TRUE \
      LEFT JOIN (placed p CROSS JOIN LATERAL ( \
          SELECT hook_id, body, created_at FROM hooks WHERE seq = p.hook_seq LIMIT 1) h) ON TRUE \
      ORDER BY p.hook_seq";
+
+/// The config's claim lock, waited for before the claim, in its transaction (see [`CLAIM`]);
+/// released at the commit. `--pg-lock-timeout` bounds the wait.
+pub(crate) const CONFIG_CLAIM_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('hookline.claim:' || $1, 0))";
 
 /// A claim's transaction: committed without waiting for the WAL flush (see `claim_batches`),
 /// planned once, without sequential scans (see `connection::NO_SEQSCAN` and `GENERIC_PLANS`).
@@ -210,9 +213,12 @@ async fn claim_event(
 ) -> StoreResult<Taken> {
     let limit = i64::from(max_hooks) * hooks_ids.len() as i64;
     let now = now_millis();
-    let statement = prepared(c, CLAIM).await?;
-    // BEGIN with its settings, the claim and COMMIT are sent together (one round trip):
-    // nothing depends on an answer. A claim that fails leaves the transaction aborted, and the
+    let (lock, statement) = (
+        prepared(c, CONFIG_CLAIM_LOCK).await?,
+        prepared(c, CLAIM).await?,
+    );
+    // BEGIN with its settings, the config's claim lock, the claim and COMMIT are sent together
+    // (one round trip): nothing depends on an answer. A claim that fails leaves the transaction aborted, and the
     // COMMIT behind it rolls back.
     let (max, product_name, owner, lease) = (
         i64::from(max_hooks),
@@ -231,13 +237,16 @@ async fn claim_event(
         &owner,
         &lease,
     ];
-    let (begin, rows, commit) = tokio::join!(
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&config_id];
+    let (begin, locked, rows, commit) = tokio::join!(
         biased;
         c.batch_execute(CLAIM_BEGIN),
+        c.query(&lock, &lock_params),
         c.query(&statement, &params),
         c.batch_execute("COMMIT"),
     );
     begin.map_err(pg_err)?;
+    locked.map_err(pg_err)?;
     let rows = rows.map_err(pg_err)?;
     commit.map_err(pg_err)?;
     let Some(first) = rows.first() else {
