@@ -4246,10 +4246,13 @@ async fn a_steady_flood_of_ingests_keeps_the_wal_small() {
         largest = largest.max(producer.await.unwrap());
     }
     let stored = (PRODUCERS * INGESTS * HOOKS * 1000) as u64;
-    // Every page written stays in a WAL that never starts again: at least the hooks' bytes (131 MB
-    // here with the restart disabled; 5.5 MB with it, on a fast machine).
+    // Every page written stays in a WAL that never starts again: 131 MB here with the restart
+    // disabled, 3.4 times the hooks' 38 MB (small groups write whole pages); 5.5 MB with it, on a
+    // fast machine. Twice the hooks' bytes: the WAL started again within the flood's first half
+    // or so, whatever else the machine was running (once in six runs of the whole suite on a
+    // loaded two-core machine it had not within the first third).
     assert!(
-        largest < stored,
+        largest < 2 * stored,
         "the WAL reached {largest} bytes for {stored} bytes of hooks"
     );
     store.close().await;
