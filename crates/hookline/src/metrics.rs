@@ -154,7 +154,12 @@ fn describe() {
     describe_counter!(
         "hookline_claims_total",
         "Claims of queued hooks by outcome: batches (it took work), empty (the queue was \
-         drained), contended (another node's claim held the rows)."
+         drained), contended (another statement or node held every row it could take)."
+    );
+    describe_counter!(
+        "hookline_claim_lock_missed_total",
+        "PostgreSQL: claims that waited for their config's claim lock in vain (another node's \
+         claim of the config slow or stuck) and claimed beside that claim instead."
     );
     describe_gauge!(
         "hookline_configs",
@@ -355,9 +360,16 @@ pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
     delivery_finished(status);
 }
 
+/// PostgreSQL: a claim did not get its config's claim lock within its wait and claimed beside
+/// the claim holding it (`store::postgres::claims`). Now and then under load; steadily, a claim
+/// is stuck on another node.
+pub fn claim_lock_missed() {
+    counter!("hookline_claim_lock_missed_total").increment(1);
+}
+
 /// What a claim found: `got` batches, or none because the queue was drained or (`contended`)
-/// another node's claim held its rows. Contended claims are the cost of several nodes claiming
-/// one config (BENCHMARKS.md, two nodes).
+/// another statement held every row it could take (an ordered claim of another node, a config
+/// being deleted).
 pub fn claim_finished(got: u32, contended: bool) {
     let (slot, label) = match (got, contended) {
         (1.., _) => (0, "batches"),

@@ -365,6 +365,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 claims_at_once: args.pg_claims_at_once.max(1),
                 lock_timeout: args.pg_lock_timeout,
                 statement_timeout: args.pg_statement_timeout,
+                claim_lock_wait: crate::store::postgres::DEFAULT_CLAIM_LOCK_WAIT,
                 // The process's clock is skewed instead (`test_clock_offset_ms` above).
                 test_clock_skew_ms: 0,
             };

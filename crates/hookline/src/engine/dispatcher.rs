@@ -25,7 +25,8 @@ use super::{Command, EngineSettings, TestSlotRefused, retry, verdict};
 
 /// How long to wait before trying again after the store refused a claim or a load.
 pub(super) const STORE_BACKOFF: Duration = Duration::from_secs(1);
-/// How long to wait before claiming again when another node's claim held every queued row.
+/// How long to wait before claiming again when another transaction (another node's claim, a
+/// config's deletion) held every queued row.
 const CONTENDED_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Messages to the dispatcher from the tasks it starts: attempts, reloads and sweeps, and the
@@ -445,7 +446,7 @@ impl Dispatcher {
                         // with `wakes_queue`, committed) or new work signals the queue again.
                         st.queued = false;
                     } else if got == 0 && contended {
-                        // Another node's claim holds the rows: look again in a moment.
+                        // Another transaction holds the rows: look again in a moment.
                         let at = Instant::now() + CONTENDED_BACKOFF;
                         st.claim_not_before = Some(at);
                         self.wake_at(&config_id, at);

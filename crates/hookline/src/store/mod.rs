@@ -123,7 +123,8 @@ pub struct Claim {
     /// The config's queue was empty when the claim committed. Stores that signal
     /// [`StoreSignal::QueueDrained`] instead leave it false.
     pub drained: bool,
-    /// Nothing was taken although the queue has hooks: another node's claim holds them.
+    /// Nothing was taken although the queue has hooks: another transaction holds them (another
+    /// node's claim, a config's deletion).
     pub contended: bool,
     /// Every hook left in the queue that the claim looked at waits for an earlier hook of its
     /// `orderingKey` value (one in an open delivery, or one left queued): claiming again is

@@ -776,8 +776,8 @@ async fn a_bad_cursor_is_refused(backend: Backend) {
 }
 
 /// Two stores on one database (two nodes) claiming the same config at once: every hook is
-/// taken exactly once (on PostgreSQL claims of one config wait for each other's lock, and take
-/// their rows `FOR UPDATE SKIP LOCKED`; one writer on SQLite).
+/// taken exactly once (on PostgreSQL claims of one config wait for each other's claim lock, and
+/// take their rows `FOR UPDATE SKIP LOCKED`; one writer on SQLite).
 async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
     let place = Place::new(backend).await;
     let first = place.open_racing().await;
@@ -802,11 +802,17 @@ async fn concurrent_claims_never_take_the_same_hooks(backend: Backend) {
         let cfg = cfg.clone();
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             loop {
                 let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
                 if claim.contended {
-                    // Rows another claim held (PostgreSQL): it ends soon.
-                    tokio::task::yield_now().await;
+                    // Every row it could take held by another claim (one that outwaited the
+                    // claim lock's wait and claimed beside it): that claim ends in a moment.
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "claims stayed contended"
+                    );
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
                 if claim.batches.is_empty() {
@@ -2825,14 +2831,18 @@ async fn a_claim_of_an_event_reads_a_window_of_the_config_s_queue_not_all_of_it(
     claim_buffers(&other, "c", 20, 20).await;
 }
 
-/// Claims of one config run one at a time across nodes (`CONFIG_CLAIM_LOCK`): a claim beside
-/// another node's claim of the config waits for it, then takes the hooks after those it took.
-/// Side by side, it read past every row the other held (twice the reads per hook; BENCHMARKS.md,
-/// "Claims of one config take turns across nodes").
-#[tokio::test]
-async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_takes_the_next_hooks()
-{
-    let (db, store) = postgres_store().await;
+/// A store on a fresh database whose config `busy00` has 5,000 hooks queued (h1..h5000), and
+/// a connection acting as another node: its transaction open, holding the config's claim lock
+/// and the config's first 4,000 queued rows, as that node's claim does while it runs.
+async fn a_claim_under_way_on_another_node(
+    options: NodeOptions,
+) -> (
+    Arc<dyn Store>,
+    WebhookConfig,
+    tokio_postgres::Client,
+    tokio_postgres::Client,
+) {
+    let (store, db) = postgres_with(options).await;
     let cfg = config_with_app("busy00", "ak");
     store.insert_config(cfg.clone()).await.unwrap();
     let other = db.connect().await.unwrap();
@@ -2841,22 +2851,44 @@ async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_tak
             "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
                  SELECT 'ak', 'h' || i, 'SMS', 'CONVERSION_BLOCK', \
                         '{\"hookId\":\"h' || i || '\"}', 0 \
-                 FROM generate_series(1, 5000) i; \
+                 FROM generate_series(1, 5000) i ORDER BY i; \
              INSERT INTO queue (config_id, event, hook_seq) \
                  SELECT 'busy00', 'CONVERSION_BLOCK', seq FROM hooks ORDER BY seq",
         )
         .await
         .unwrap();
-    // Another node's claim of busy00, under way: the config's lock taken, its first 4,000 rows
-    // locked, its transaction open.
     let node = db.connect().await.unwrap();
+    node.batch_execute("BEGIN").await.unwrap();
+    node.query(super::postgres::CONFIG_CLAIM_LOCK, &[&cfg.id])
+        .await
+        .unwrap();
     node.batch_execute(
-        "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('hookline.claim:' || 'busy00', \
-         0)); SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = 'busy00' \
+        "SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = 'busy00' \
          ORDER BY config_id, hook_seq LIMIT 4000 FOR UPDATE) held",
     )
     .await
     .unwrap();
+    (store, cfg, other, node)
+}
+
+/// The hookIds a claim took, in order.
+fn taken_ids(claim: &super::Claim) -> Vec<String> {
+    batch_ids(claim).concat()
+}
+
+/// Claims of one config run one at a time across nodes (`CONFIG_CLAIM_LOCK`): a claim beside
+/// another node's claim of the config waits for it, then takes the hooks after those it took.
+/// Side by side, it read past every row the other held (twice the reads per hook; BENCHMARKS.md,
+/// "PostgreSQL: claims of one config one at a time across nodes").
+#[tokio::test]
+async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_takes_the_next_hooks()
+{
+    let (store, cfg, other, node) = a_claim_under_way_on_another_node(NodeOptions {
+        claim_lock_wait: Duration::from_secs(60),
+        lock_timeout: Duration::from_secs(60),
+        ..NodeOptions::default()
+    })
+    .await;
     let claim = tokio::spawn({
         let (store, cfg) = (store.clone(), cfg.clone());
         async move { store.claim_batches(&cfg, 10, 2).await }
@@ -2865,7 +2897,8 @@ async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_tak
     let waiting = || async {
         let n: i64 = other
             .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                 &[],
             )
             .await
@@ -2873,7 +2906,7 @@ async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_tak
             .get(0);
         n
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while waiting().await == 0 {
         assert!(
             !claim.is_finished() && tokio::time::Instant::now() < deadline,
@@ -2882,18 +2915,37 @@ async fn a_claim_beside_another_node_s_claim_of_its_config_waits_for_it_then_tak
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // The other claim ends, having taken its rows: this one takes the rows after them.
-    node.batch_execute("DELETE FROM queue WHERE hook_seq <= 4000; COMMIT")
-        .await
-        .unwrap();
+    node.batch_execute(
+        "DELETE FROM queue WHERE hook_seq IN (SELECT q.hook_seq FROM queue q \
+         JOIN hooks h ON h.seq = q.hook_seq WHERE substr(h.hook_id, 2)::INT <= 4000); COMMIT",
+    )
+    .await
+    .unwrap();
     let claim = claim.await.unwrap().unwrap();
-    let taken: Vec<&str> = claim
-        .batches
-        .iter()
-        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.as_str()))
-        .collect();
     let expected: Vec<String> = (4001..=4020).map(|i| format!("h{i}")).collect();
-    assert_eq!(taken, expected, "{claim:?}");
+    assert_eq!(taken_ids(&claim), expected, "{claim:?}");
     assert!(!claim.contended && !claim.drained, "{claim:?}");
+}
+
+/// A claim that does not get its config's claim lock within `claim_lock_wait` (another node's
+/// claim stuck: its node frozen or cut off with the transaction open) claims beside it, passing
+/// over the rows it holds, so one stuck claim does not stop the config on every node. The held
+/// rows stay queued: they are taken once that transaction ends.
+#[tokio::test]
+async fn a_claim_beside_a_stuck_claim_of_its_config_takes_the_hooks_after_the_ones_it_holds() {
+    let (store, cfg, _other, node) = a_claim_under_way_on_another_node(NodeOptions {
+        claim_lock_wait: Duration::from_millis(100),
+        ..NodeOptions::default()
+    })
+    .await;
+    let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
+    let expected: Vec<String> = (4001..=4020).map(|i| format!("h{i}")).collect();
+    assert_eq!(taken_ids(&claim), expected, "{claim:?}");
+    // The stuck transaction ends without taking anything: its rows are claimed, first.
+    node.batch_execute("ROLLBACK").await.unwrap();
+    let claim = store.claim_batches(&cfg, 10, 2).await.unwrap();
+    let expected: Vec<String> = (1..=20).map(|i| format!("h{i}")).collect();
+    assert_eq!(taken_ids(&claim), expected, "{claim:?}");
 }
 
 #[tokio::test]

@@ -43,22 +43,24 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// a claim of a node of an older version) are skipped, never taken twice, never waited for.
 ///
 /// Claims of one config run one at a time across nodes: each waits first for the config's claim
-/// lock ([`CONFIG_CLAIM_LOCK`], an advisory transaction lock, its own statement before this one,
-/// so this statement's snapshot is taken after the claim before it committed). A claim beside another
-/// node's claim of the config used to read past every row that claim had locked, twice (the
-/// oldest row's event, then the window): two nodes' claims read 25-27 buffers per hook taken
-/// instead of 16-17. Waiting, it reads the rows the other claim took as gone, and takes those
-/// after them (BENCHMARKS.md, "Claims of one config take turns across nodes"). The wait is one
-/// claim at most: a claim is sent with its COMMIT, so it never stays open waiting for its node.
-/// One node never claims a config twice at once (the engine), so its claims never wait. Rows
-/// are still locked as they are read (`FOR UPDATE SKIP LOCKED`): that lock is what keeps a hook
-/// from being taken twice, whatever else (a config's deletion, a node of an older version) reads
-/// the queue.
+/// lock ([`CONFIG_CLAIM_LOCK`], an advisory transaction lock, its own statement before this
+/// one, so this statement's snapshot is taken after the claim before it committed). A claim
+/// beside another node's claim of the config used to read past every row that claim had locked,
+/// twice (the oldest row's event, then the window): two nodes' claims read 25-27 buffers per
+/// hook taken instead of 16-17. Waiting, it reads the rows the other claim took as gone, and
+/// takes those after them (BENCHMARKS.md, "PostgreSQL: claims of one config one at a time across
+/// nodes"). The wait is bounded (`NodeOptions::claim_lock_wait`): a claim whose node froze or
+/// lost the database with the claim's transaction open (the server blocked writing the answer,
+/// or the COMMIT never sent) holds the lock until the server drops that connection, and the
+/// claims of the other nodes then run beside it (see `claim_event`). One node never claims a
+/// config twice at once (the engine), so its claims never wait. Rows are still locked as they
+/// are read (`FOR UPDATE SKIP LOCKED`): that lock is what keeps a hook from being taken twice,
+/// whatever else reads the queue.
 ///
 /// `more`: every statement of one query sees the same snapshot, so the queue as counted still
 /// holds the rows taken; it held more when it counts more than were taken (counting stops at one
-/// past the most a claim takes). Rows skipped because another claim holds them count: the queue
-/// is not drained, the claim is `contended`.
+/// past the most a claim takes). Rows skipped because another transaction holds them count: the
+/// queue is not drained, the claim is `contended`.
 ///
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
@@ -200,7 +202,11 @@ struct Taken {
 
 /// Runs [`CLAIM`] once: up to `hooks_ids.len()` x `max_hooks` queued hooks of one event, as
 /// PENDING deliveries leased to `node`. Its own transaction, in one round trip, committed without
-/// waiting for the WAL flush (see `claim_batches`).
+/// waiting for the WAL flush (see `claim_batches`). The config's claim lock is waited for first,
+/// at most `node.claim_lock_wait`; a claim that does not get it in that time (another node's
+/// claim is slow, or stuck: its node frozen or cut off while the claim's transaction is open)
+/// runs again without it, beside that claim, passing over the rows it holds (`SKIP LOCKED`), so
+/// one stuck claim never stops a config on every node.
 #[allow(clippy::too_many_arguments)]
 async fn claim_event(
     c: &Conn,
@@ -211,15 +217,49 @@ async fn claim_event(
     max_hooks: u32,
     node: &Node,
 ) -> StoreResult<Taken> {
+    let claim = |locking| {
+        claim_event_once(
+            c, hooks_ids, config_id, app_key, product, max_hooks, node, locking,
+        )
+    };
+    match claim(true).await? {
+        Some(taken) => Ok(taken),
+        None => {
+            crate::metrics::claim_lock_missed();
+            tracing::debug!(
+                config_id,
+                "the config's claim lock is held: claiming beside it"
+            );
+            claim(false)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("a claim without the lock waited for it".into()))
+        }
+    }
+}
+
+/// One claim's transaction (see [`claim_event`]); with `locking`, after the config's claim lock.
+/// `None`: the lock was not had within `node.claim_lock_wait` (nothing was done).
+#[allow(clippy::too_many_arguments)]
+async fn claim_event_once(
+    c: &Conn,
+    hooks_ids: &[String],
+    config_id: &str,
+    app_key: &str,
+    product: Product,
+    max_hooks: u32,
+    node: &Node,
+    locking: bool,
+) -> StoreResult<Option<Taken>> {
     let limit = i64::from(max_hooks) * hooks_ids.len() as i64;
     let now = now_millis();
     let (lock, statement) = (
         prepared(c, CONFIG_CLAIM_LOCK).await?,
         prepared(c, CLAIM).await?,
     );
-    // BEGIN with its settings, the config's claim lock, the claim and COMMIT are sent together
-    // (one round trip): nothing depends on an answer. A claim that fails leaves the transaction aborted, and the
-    // COMMIT behind it rolls back.
+    // BEGIN with its settings, the config's claim lock (waited for at most `claim_lock_wait`,
+    // then the connection's own lock timeout again), the claim and COMMIT are sent together (one
+    // round trip): nothing depends on an answer. A statement that fails leaves the transaction
+    // aborted, and the COMMIT behind it rolls back.
     let (max, product_name, owner, lease) = (
         i64::from(max_hooks),
         product.as_str(),
@@ -238,15 +278,39 @@ async fn claim_event(
         &lease,
     ];
     let lock_params: [&(dyn ToSql + Sync); 1] = [&config_id];
+    let wait_for_lock = format!(
+        "SET LOCAL lock_timeout = {}",
+        node.claim_lock_wait.as_millis().max(1)
+    );
+    let locked = async {
+        if !locking {
+            return Ok(());
+        }
+        let (wait, locked, reset) = tokio::join!(
+            biased;
+            c.batch_execute(&wait_for_lock),
+            c.query(&lock, &lock_params),
+            c.batch_execute("SET LOCAL lock_timeout TO DEFAULT"),
+        );
+        wait?;
+        locked?;
+        reset
+    };
     let (begin, locked, rows, commit) = tokio::join!(
         biased;
         c.batch_execute(CLAIM_BEGIN),
-        c.query(&lock, &lock_params),
+        locked,
         c.query(&statement, &params),
         c.batch_execute("COMMIT"),
     );
     begin.map_err(pg_err)?;
-    locked.map_err(pg_err)?;
+    if let Err(e) = locked {
+        if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+            // The transaction was aborted at the lock and rolled back by the COMMIT: nothing done.
+            return Ok(None);
+        }
+        return Err(pg_err(e));
+    }
     let rows = rows.map_err(pg_err)?;
     commit.map_err(pg_err)?;
     let Some(first) = rows.first() else {
@@ -289,11 +353,11 @@ async fn claim_event(
             }
         }
     }
-    Ok(Taken {
+    Ok(Some(Taken {
         batches,
         hooks,
         more,
-    })
+    }))
 }
 
 /// What an ordered claim took, and what it left.
@@ -607,8 +671,10 @@ impl PostgresStore {
         // Not through the writer: a claim in the writer's group waits for the group's ingests
         // to commit, and a config's next batch waits for its claim, so delivery throughput would
         // be bounded by the ingest group's latency. A claim is its own short transaction on a
-        // pooled connection instead. It never waits for a lock (SKIP LOCKED; the rows it writes
-        // are new), so it cannot deadlock with the writer.
+        // pooled connection instead. It cannot deadlock with the writer: the one lock it waits
+        // for (its config's claim lock, briefly) it takes before any other, and after that it
+        // waits for none (SKIP LOCKED; the rows it writes are new). The wait holds this node's
+        // claim turn: a tenant's other configs wait behind it at most `claim_lock_wait`.
         //
         // Its commit does not wait for the WAL flush (`synchronous_commit = off`): a claim lost
         // in a database crash is harmless. Its hooks are still queued then and are claimed again

@@ -57,10 +57,11 @@ use tokio::sync::mpsc;
 pub(crate) use self::attempts::advance_deliveries_sql;
 pub use self::ceiling::commit_rate;
 #[cfg(test)]
-pub(crate) use self::claims::CLAIM;
+pub(crate) use self::claims::{CLAIM, CONFIG_CLAIM_LOCK};
 pub use self::cluster::{
-    CONNECTIONS_BESIDES_POOL, DEFAULT_CLAIMS_AT_ONCE, DEFAULT_LOCK_TIMEOUT, DEFAULT_POOL_SIZE,
-    DEFAULT_STATEMENT_TIMEOUT, NodeOptions, generated_node_id,
+    CONNECTIONS_BESIDES_POOL, DEFAULT_CLAIM_LOCK_WAIT, DEFAULT_CLAIMS_AT_ONCE,
+    DEFAULT_LOCK_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_STATEMENT_TIMEOUT, NodeOptions,
+    generated_node_id,
 };
 #[cfg(test)]
 pub(crate) use self::connection::create_test_database;
@@ -150,6 +151,7 @@ impl PostgresStore {
             ttl_ms: node.lease_ttl.as_millis().max(1) as i64,
             clock: DbClock::new(node.test_clock_skew_ms),
             held: HeldLeases::default(),
+            claim_lock_wait: node.claim_lock_wait,
         };
         let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
