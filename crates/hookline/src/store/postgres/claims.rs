@@ -3,7 +3,6 @@
 //! sweep for those whose lease is free, are the cluster's (`cluster`).
 
 use foldhash::{HashMapExt, HashSetExt};
-use hookline_wire::Product;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
@@ -52,7 +51,7 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// nodes"). The wait is bounded (`NodeOptions::claim_lock_wait`): a claim whose node froze or
 /// lost the database with the claim's transaction open (the server blocked writing the answer,
 /// or the COMMIT never sent) holds the lock until the server drops that connection, and the
-/// claims of the other nodes then run beside it (see `claim_event`). One node never claims a
+/// claims of the other nodes then run beside it (see `EventClaim::take`). One node never claims a
 /// config twice at once (the engine), so its claims never wait. Rows are still locked as they
 /// are read (`FOR UPDATE SKIP LOCKED`): that lock is what keeps a hook from being taken twice,
 /// whatever else reads the queue.
@@ -200,164 +199,159 @@ struct Taken {
     more: bool,
 }
 
-/// Runs [`CLAIM`] once: up to `hooks_ids.len()` x `max_hooks` queued hooks of one event, as
-/// PENDING deliveries leased to `node`. Its own transaction, in one round trip, committed without
-/// waiting for the WAL flush (see `claim_batches`). The config's claim lock is waited for first,
-/// at most `node.claim_lock_wait`; a claim that does not get it in that time (another node's
-/// claim is slow, or stuck: its node frozen or cut off while the claim's transaction is open)
-/// runs again without it, beside that claim, passing over the rows it holds (`SKIP LOCKED`), so
-/// one stuck claim never stops a config on every node.
-#[allow(clippy::too_many_arguments)]
-async fn claim_event(
-    c: &Conn,
-    hooks_ids: &[String],
-    config_id: &str,
-    app_key: &str,
-    product: Product,
+/// One claim of a config's next event (see [`EventClaim::take`]).
+struct EventClaim<'a> {
+    c: &'a Conn,
+    /// A delivery id for each batch it may make.
+    hooks_ids: &'a [String],
+    config: &'a WebhookConfig,
     max_hooks: u32,
-    node: &Node,
-) -> StoreResult<Taken> {
-    let claim = |locking| {
-        claim_event_once(
-            c, hooks_ids, config_id, app_key, product, max_hooks, node, locking,
-        )
-    };
-    match claim(true).await? {
-        Some(taken) => Ok(taken),
-        None => {
-            crate::metrics::claim_lock_missed();
-            tracing::debug!(
-                config_id,
-                "the config's claim lock is held: claiming beside it"
-            );
-            claim(false)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("a claim without the lock waited for it".into()))
-        }
-    }
+    node: &'a Node,
 }
 
-/// One claim's transaction (see [`claim_event`]); with `locking`, after the config's claim lock.
-/// `None`: the lock was not had within `node.claim_lock_wait` (nothing was done).
-#[allow(clippy::too_many_arguments)]
-async fn claim_event_once(
-    c: &Conn,
-    hooks_ids: &[String],
-    config_id: &str,
-    app_key: &str,
-    product: Product,
-    max_hooks: u32,
-    node: &Node,
-    locking: bool,
-) -> StoreResult<Option<Taken>> {
-    let limit = i64::from(max_hooks) * hooks_ids.len() as i64;
-    let now = now_millis();
-    let (lock, statement) = (
-        prepared(c, CONFIG_CLAIM_LOCK).await?,
-        prepared(c, CLAIM).await?,
-    );
-    // BEGIN with its settings, the config's claim lock (waited for at most `claim_lock_wait`,
-    // then the connection's own lock timeout again), the claim and COMMIT are sent together (one
-    // round trip): nothing depends on an answer. A statement that fails leaves the transaction
-    // aborted, and the COMMIT behind it rolls back.
-    let (max, product_name, owner, lease) = (
-        i64::from(max_hooks),
-        product.as_str(),
-        &*node.id,
-        node.lease_until(),
-    );
-    let params: [&(dyn ToSql + Sync); 9] = [
-        &config_id,
-        &limit,
-        &hooks_ids,
-        &max,
-        &app_key,
-        &product_name,
-        &now,
-        &owner,
-        &lease,
-    ];
-    let lock_params: [&(dyn ToSql + Sync); 1] = [&config_id];
-    let wait_for_lock = format!(
-        "SET LOCAL lock_timeout = {}",
-        node.claim_lock_wait.as_millis().max(1)
-    );
-    let locked = async {
-        if !locking {
-            return Ok(());
+impl EventClaim<'_> {
+    /// Runs [`CLAIM`] once: up to `hooks_ids.len()` x `max_hooks` queued hooks of one event, as
+    /// PENDING deliveries leased to `node`. Its own transaction, in one round trip, committed
+    /// without waiting for the WAL flush (see `claim_batches`). The config's claim lock is waited
+    /// for first, at most `node.claim_lock_wait`; a claim that does not get it in that time
+    /// (another node's claim is slow, or stuck: its node frozen or cut off while the claim's
+    /// transaction is open) runs again without it, beside that claim, passing over the rows it
+    /// holds (`SKIP LOCKED`), so one stuck claim never stops a config on every node.
+    async fn take(&self) -> StoreResult<Taken> {
+        if let Some(taken) = self.once(true).await? {
+            return Ok(taken);
         }
-        let (wait, locked, reset) = tokio::join!(
-            biased;
-            c.batch_execute(&wait_for_lock),
-            c.query(&lock, &lock_params),
-            c.batch_execute("SET LOCAL lock_timeout TO DEFAULT"),
+        crate::metrics::claim_lock_missed();
+        tracing::debug!(
+            config_id = self.config.id,
+            "the config's claim lock is held: claiming beside it"
         );
-        wait?;
-        locked?;
-        reset
-    };
-    let (begin, locked, rows, commit) = tokio::join!(
-        biased;
-        c.batch_execute(CLAIM_BEGIN),
-        locked,
-        c.query(&statement, &params),
-        c.batch_execute("COMMIT"),
-    );
-    begin.map_err(pg_err)?;
-    if let Err(e) = locked {
-        if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-            // The transaction was aborted at the lock and rolled back by the COMMIT: nothing done.
-            return Ok(None);
-        }
-        return Err(pg_err(e));
+        self.once(false)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a claim without the lock waited for it".into()))
     }
-    let rows = rows.map_err(pg_err)?;
-    commit.map_err(pg_err)?;
-    let Some(first) = rows.first() else {
-        return Err(crate::store::StoreError::Corrupt(
-            "a claim answered no row".into(),
-        ));
-    };
-    let more: bool = col(first, 0)?;
-    let event = col::<Option<String>>(first, 1)?;
-    let mut batches: Vec<ClaimedBatch> = Vec::new();
-    let mut hooks = 0;
-    if let Some(event) = event {
-        let event = parse_event(&event)?;
-        for r in &rows {
-            let Some(hooks_id) = col::<Option<String>>(r, 2)? else {
-                continue;
-            };
-            let hook = StoredHook {
-                hook_id: col(r, 3)?,
-                json: col(r, 4)?,
-                accepted_at: col(r, 5)?,
-            };
-            hooks += 1;
-            // Rows come in queue order, so a batch's hooks are next to each other.
-            match batches.last_mut() {
-                Some(batch) if batch.delivery.hooks_id == hooks_id => {
-                    batch.delivery.hooks.push(hook)
+
+    /// One claim's transaction; with `locking`, after the config's claim lock. `None`: the lock
+    /// was not had within `node.claim_lock_wait` (nothing was done).
+    async fn once(&self, locking: bool) -> StoreResult<Option<Taken>> {
+        let EventClaim {
+            c,
+            hooks_ids,
+            config,
+            max_hooks,
+            node,
+        } = *self;
+        let (config_id, app_key, product) = (&config.id, &config.app_key, config.product);
+        let limit = i64::from(max_hooks) * hooks_ids.len() as i64;
+        let now = now_millis();
+        let (lock, statement) = (
+            prepared(c, CONFIG_CLAIM_LOCK).await?,
+            prepared(c, CLAIM).await?,
+        );
+        // BEGIN with its settings, the config's claim lock (waited for at most
+        // `claim_lock_wait`, then the connection's own lock timeout again), the claim and COMMIT
+        // are sent together (one round trip): nothing depends on an answer. A statement that
+        // fails leaves the transaction aborted, and the COMMIT behind it rolls back.
+        let (max, product_name, owner, lease) = (
+            i64::from(max_hooks),
+            product.as_str(),
+            &*node.id,
+            node.lease_until(),
+        );
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &config_id,
+            &limit,
+            &hooks_ids,
+            &max,
+            &app_key,
+            &product_name,
+            &now,
+            &owner,
+            &lease,
+        ];
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&config_id];
+        let wait_for_lock = format!(
+            "SET LOCAL lock_timeout = {}",
+            node.claim_lock_wait.as_millis().max(1)
+        );
+        let locked = async {
+            if !locking {
+                return Ok(());
+            }
+            let (wait, locked, reset) = tokio::join!(
+                biased;
+                c.batch_execute(&wait_for_lock),
+                c.query(&lock, &lock_params),
+                c.batch_execute("SET LOCAL lock_timeout TO DEFAULT"),
+            );
+            wait?;
+            locked?;
+            reset
+        };
+        let (begin, locked, rows, commit) = tokio::join!(
+            biased;
+            c.batch_execute(CLAIM_BEGIN),
+            locked,
+            c.query(&statement, &params),
+            c.batch_execute("COMMIT"),
+        );
+        begin.map_err(pg_err)?;
+        if let Err(e) = locked {
+            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                // The transaction was aborted at the lock and rolled back by the COMMIT:
+                // nothing was done.
+                return Ok(None);
+            }
+            return Err(pg_err(e));
+        }
+        let rows = rows.map_err(pg_err)?;
+        commit.map_err(pg_err)?;
+        let Some(first) = rows.first() else {
+            return Err(crate::store::StoreError::Corrupt(
+                "a claim answered no row".into(),
+            ));
+        };
+        let more: bool = col(first, 0)?;
+        let event = col::<Option<String>>(first, 1)?;
+        let mut batches: Vec<ClaimedBatch> = Vec::new();
+        let mut hooks = 0;
+        if let Some(event) = event {
+            let event = parse_event(&event)?;
+            for r in &rows {
+                let Some(hooks_id) = col::<Option<String>>(r, 2)? else {
+                    continue;
+                };
+                let hook = StoredHook {
+                    hook_id: col(r, 3)?,
+                    json: col(r, 4)?,
+                    accepted_at: col(r, 5)?,
+                };
+                hooks += 1;
+                // Rows come in queue order, so a batch's hooks are next to each other.
+                match batches.last_mut() {
+                    Some(batch) if batch.delivery.hooks_id == hooks_id => {
+                        batch.delivery.hooks.push(hook)
+                    }
+                    _ => batches.push(ClaimedBatch {
+                        delivery: SendableDelivery {
+                            hooks_id,
+                            config_id: config_id.to_owned(),
+                            app_key: app_key.to_owned(),
+                            product,
+                            event,
+                            attempt_count: 0,
+                            hooks: vec![hook],
+                        },
+                    }),
                 }
-                _ => batches.push(ClaimedBatch {
-                    delivery: SendableDelivery {
-                        hooks_id,
-                        config_id: config_id.to_owned(),
-                        app_key: app_key.to_owned(),
-                        product,
-                        event,
-                        attempt_count: 0,
-                        hooks: vec![hook],
-                    },
-                }),
             }
         }
+        Ok(Some(Taken {
+            batches,
+            hooks,
+            more,
+        }))
     }
-    Ok(Some(Taken {
-        batches,
-        hooks,
-        more,
-    }))
 }
 
 /// What an ordered claim took, and what it left.
@@ -687,17 +681,14 @@ impl PostgresStore {
         while batches.len() < wanted {
             let room = wanted - batches.len();
             let hooks_ids: Vec<String> = (0..room).map(|_| hookline_wire::generate_id()).collect();
-            let taken = match claim_event(
-                &c,
-                &hooks_ids,
-                &config.id,
-                &config.app_key,
-                config.product,
+            let claim = EventClaim {
+                c: &c,
+                hooks_ids: &hooks_ids,
+                config,
                 max_hooks,
-                &self.node,
-            )
-            .await
-            {
+                node: &self.node,
+            };
+            let taken = match claim.take().await {
                 Ok(taken) => taken,
                 Err(e) => {
                     self.free_unclaimed(hooks_ids);

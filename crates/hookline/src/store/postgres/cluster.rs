@@ -67,7 +67,7 @@ pub struct NodeOptions {
     /// How long any one statement of those connections may run (`--pg-statement-timeout`).
     pub statement_timeout: Duration,
     /// How long a claim waits for its config's claim lock, held by another node's claim of the
-    /// config, before it claims beside that claim instead (see `claims::claim_event`).
+    /// config, before it claims beside that claim instead (see `claims::EventClaim::take`).
     pub claim_lock_wait: Duration,
     /// Tests only: this node's clock pretends to be off by this many milliseconds, to show that
     /// leases, heartbeats and retry times do not depend on the nodes' clocks agreeing. The
