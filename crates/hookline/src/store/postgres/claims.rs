@@ -128,7 +128,7 @@ pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
      ORDER BY p.hook_seq";
 
 /// The config's claim lock, waited for before the claim, in its transaction (see [`CLAIM`]);
-/// released at the commit. `--pg-lock-timeout` bounds the wait.
+/// released at the commit. `NodeOptions::claim_lock_wait` bounds the wait (`EventClaim::take`).
 pub(crate) const CONFIG_CLAIM_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('hookline.claim:' || $1, 0))";
 
