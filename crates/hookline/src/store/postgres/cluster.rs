@@ -98,7 +98,7 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 /// `--pg-claims-at-once`'s default (see `claims::claim_turns`).
 pub const DEFAULT_CLAIMS_AT_ONCE: usize = 4;
 /// How long a claim waits for its config's claim lock: a claim holds it for milliseconds (the
-/// longest wait seen flat out on two nodes on two cores: 82 ms), and a stuck one costs each
+/// longest wait seen flat out on two nodes on two cores: 84 ms), and a stuck one costs each
 /// claim of the config on the other nodes this long, not a failure.
 pub const DEFAULT_CLAIM_LOCK_WAIT: Duration = Duration::from_millis(200);
 /// `--pg-lock-timeout`'s default: well above any lock the store itself holds (a group commits in
