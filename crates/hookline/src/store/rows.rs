@@ -305,19 +305,19 @@ impl AttemptRow {
 pub(super) const TRACE_HOOK_COLUMNS: &str =
     "h.seq, h.app_key, h.hook_id, h.product, h.event, h.body, h.created_at";
 
-/// The deliveries that carry the hook of sequence `$1`/`?1`, with their last attempt (the
-/// attempts' primary key finds it), oldest first: index `delivery_hooks_by_hook`, then the
-/// deliveries' primary key. `placeholder` is the backend's for the one parameter; `key` the
-/// deliveries' column that `delivery_hooks` and `attempts` name in `reference` (SQLite: `seq`
-/// in `delivery_seq`; PostgreSQL: `hooks_id` in `hooks_id`).
-pub(super) fn trace_deliveries_sql(placeholder: &str, key: &str, reference: &str) -> String {
+/// The deliveries that carry a hook, with their last attempt (the attempts' primary key finds
+/// it), oldest first. `carrying` is the backend's subquery of those deliveries' rows, named `d`
+/// (SQLite: through `delivery_hooks_by_hook`; PostgreSQL: through `deliveries_by_hook`, the
+/// ranges of seqs that hold it); `key` the deliveries' column that `attempts` names in
+/// `reference` (SQLite: `seq` in `delivery_seq`; PostgreSQL: `hooks_id` in `hooks_id`).
+pub(super) fn trace_deliveries_sql(carrying: &str, key: &str, reference: &str) -> String {
     format!(
         "SELECT d.hooks_id, d.config_id, d.status, d.attempt_count, d.created_at, d.updated_at, \
          d.test, a.started_at, a.status_code \
-         FROM delivery_hooks dh JOIN deliveries d ON d.{key} = dh.{reference} \
+         FROM ({carrying}) d \
          LEFT JOIN attempts a ON a.{reference} = d.{key} AND a.number = \
          (SELECT max(l.number) FROM attempts l WHERE l.{reference} = d.{key}) \
-         WHERE dh.hook_seq = {placeholder} ORDER BY d.created_at, d.hooks_id"
+         ORDER BY d.created_at, d.hooks_id"
     )
 }
 

@@ -2577,6 +2577,166 @@ async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refus
     assert_eq!(replayed, 0, "hooks were queued for a deleted config");
 }
 
+/// Migration 17 moves each delivery's hooks from `delivery_hooks` (a row per hook) to
+/// `delivery_hook_lists` (a row per delivery: arrays in the delivery's order, the orderingKey
+/// values, the range of seqs): what an earlier release
+/// logged reads the same after it (hooks in order, the trace, the log's hookId filter), an open
+/// delivery resumes with its hook and still holds its key, a failed ordered delivery gives its
+/// other keys' hooks back, and deliveries written after it carry their hooks.
+#[tokio::test]
+async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_migration_17() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let old = super::postgres::create_at_schema_version(&db, 16)
+        .await
+        .unwrap();
+    old.batch_execute(
+        r#"INSERT INTO hooks (seq, app_key, hook_id, product, event, body, created_at) VALUES
+            (1, 'ak', 'h-0', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-0","k":"a"}', 10),
+            (2, 'ak', 'h-1', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-1","k":"b"}', 10),
+            (3, 'ak', 'h-2', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-2","k":"c"}', 11),
+            (4, 'ak', 'h-3', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-3","k":"a"}', 12),
+            (5, 'ak', 'h-4', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-4","k":"d"}', 12);
+        SELECT setval('hooks_seq_seq', 5);
+        INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status,
+            attempt_count, next_attempt_at, created_at, updated_at, test) VALUES
+            ('zz-old', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 1, NULL, 20, 30, FALSE),
+            ('aa-open', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 21, 21, 21, FALSE),
+            ('mm-test', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 1, NULL, 22, 22, TRUE),
+            ('bb-keys', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 23, 23, 23, FALSE);
+        INSERT INTO delivery_hooks (hooks_id, position, hook_seq, ordering_key) VALUES
+            ('zz-old', 1, 2, NULL), ('zz-old', 0, 1, NULL), ('aa-open', 0, 3, 'c'),
+            ('mm-test', 0, 1, NULL), ('bb-keys', 0, 4, 'a'), ('bb-keys', 1, 5, 'd');
+        INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code)
+            VALUES ('zz-old', 1, 25, 3, 200);"#,
+    )
+    .await
+    .unwrap();
+    drop(old);
+    let store = PostgresStore::open_config((*db).clone(), NodeOptions::default())
+        .await
+        .unwrap();
+    let check = db.connect().await.unwrap();
+    let gone = text_column(
+        &check,
+        "SELECT COALESCE(to_regclass('delivery_hooks')::TEXT, 'dropped')",
+    )
+    .await;
+    assert_eq!(gone, ["dropped"]);
+    let arrays = text_column(
+        &check,
+        "SELECT hooks_id || ' ' || hook_seqs::TEXT || ' ' || COALESCE(hook_keys::TEXT, '-') \
+             || ' ' || hook_range::TEXT FROM delivery_hook_lists ORDER BY hooks_id",
+    )
+    .await;
+    assert_eq!(
+        arrays,
+        [
+            "aa-open {3} {c} [3,4)",
+            "bb-keys {4,5} {a,d} [4,6)",
+            "mm-test {1} - [1,2)",
+            "zz-old {1,2} - [1,3)"
+        ]
+    );
+    let mut cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    cfg.ordering_key = Some("k".into());
+    store.insert_config(cfg.clone()).await.unwrap();
+
+    let old = store.get_delivery("ak", "zz-old").await.unwrap().unwrap();
+    assert_eq!(old.summary.hook_ids, vec!["h-0", "h-1"]);
+    assert_eq!(old.attempts.len(), 1);
+    let open = store.load_delivery("aa-open").await.unwrap().unwrap();
+    let resumed: Vec<_> = open.hooks.iter().map(|h| h.hook_id.as_str()).collect();
+    assert_eq!(resumed, vec!["h-2"]);
+
+    // The open deliveries hold their keys: of hooks queued with keys c, a and e, only e's goes.
+    store
+        .ingest(
+            "ak",
+            Product::Sms,
+            Event::ConversionBlock,
+            ["c", "a", "e"]
+                .iter()
+                .map(|key| ValidatedHook {
+                    json: format!(r#"{{"hookId":"n-{key}","k":"{key}"}}"#),
+                    hook_id: format!("n-{key}"),
+                    id_generated: false,
+                })
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let claim = store.claim_batches(&cfg, 10, 1).await.unwrap();
+    let claimed: Vec<_> = claim
+        .batches
+        .iter()
+        .flat_map(|b| b.delivery.hooks.iter().map(|h| h.hook_id.as_str()))
+        .collect();
+    assert_eq!(claimed, vec!["n-e"]);
+
+    // A failed ordered delivery keeps its first key's hooks; the others go back to the queue.
+    store.record_attempt(AttemptOutcome {
+        next_attempt_at: Some(now_millis() + 60_000),
+        split_by_key: true,
+        ..attempt("bb-keys", 1, 500, DeliveryStatus::Retrying)
+    });
+    store.flush().await.unwrap();
+    let kept = store.get_delivery("ak", "bb-keys").await.unwrap().unwrap();
+    assert_eq!(kept.summary.hook_ids, vec!["h-3"]);
+    let requeued = text_column(
+        &check,
+        "SELECT q.ordering_key FROM queue q JOIN hooks h ON h.seq = q.hook_seq \
+         WHERE h.hook_id = 'h-4'",
+    )
+    .await;
+    assert_eq!(requeued, ["d"]);
+    let range = text_column(
+        &check,
+        "SELECT hook_range::TEXT FROM delivery_hook_lists WHERE hooks_id = 'bb-keys'",
+    )
+    .await;
+    assert_eq!(range, ["[4,5)"]);
+
+    // Redelivered, traced, listed by hookId: old deliveries and new ones alike.
+    assert!(
+        store
+            .redeliver("ak", "mm-test", "again".into())
+            .await
+            .is_err()
+    );
+    store
+        .redeliver("ak", "zz-old", "new-id".into())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = store.get_delivery("ak", "new-id").await.unwrap().unwrap();
+    assert_eq!(again.summary.hook_ids, vec!["h-0", "h-1"]);
+    let traced: Vec<String> = store.trace_hook(Some("ak"), "h-1").await.unwrap()[0]
+        .deliveries
+        .iter()
+        .map(|d| d.hooks_id.clone())
+        .collect();
+    assert_eq!(traced, vec!["zz-old", "new-id"]);
+    let by_hook = store
+        .list_deliveries(
+            "ak",
+            DeliveryFilter {
+                hook_id: Some("h-0".into()),
+                ..DeliveryFilter::default()
+            },
+            PageRequest {
+                size: 10,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, vec!["mm-test", "new-id", "zz-old"]);
+}
+
 /// Migration 16 rekeys a queue that holds rows: hooks of two events queued for a config,
 /// interleaved, in a database an earlier release left (schema 15, the queue keyed by
 /// `(config_id, event, hook_seq)`), are claimed by this version each once, the oldest event's

@@ -381,22 +381,30 @@ async fn advance_deliveries(
 /// [`ADVANCE_DELIVERIES`]; checked with `EXPLAIN` on an empty table, where the bare test took
 /// `deliveries_by_status`). Answers the configs that got hooks back.
 const REQUEUE_OTHER_KEYS: &str = "WITH r AS ( \
-         SELECT d.hooks_id, d.config_id, d.event FROM deliveries d \
+         SELECT d.hooks_id, d.config_id, d.event, l.hook_seqs, l.hook_keys FROM deliveries d \
          JOIN unnest($1::TEXT[], $2::BIGINT[]) AS a(hooks_id, number) \
              ON a.hooks_id = d.hooks_id \
-         WHERE (d.status = 'RETRYING') IS TRUE AND d.attempt_count = a.number), \
-     first AS ( \
-         SELECT DISTINCT ON (dh.hooks_id) dh.hooks_id, dh.ordering_key \
-         FROM delivery_hooks dh JOIN r ON r.hooks_id = dh.hooks_id \
-         ORDER BY dh.hooks_id, dh.position), \
-     moved AS ( \
-         DELETE FROM delivery_hooks dh USING first f \
-         WHERE dh.hooks_id = f.hooks_id AND dh.ordering_key IS DISTINCT FROM f.ordering_key \
-         RETURNING dh.hooks_id, dh.hook_seq, dh.ordering_key), \
+         JOIN delivery_hook_lists l ON l.hooks_id = d.hooks_id \
+         WHERE (d.status = 'RETRYING') IS TRUE AND d.attempt_count = a.number \
+         AND l.hook_keys IS NOT NULL), \
+     placed AS ( \
+         SELECT r.hooks_id, u.hook_seq, u.ordering_key, u.position, \
+             u.ordering_key IS NOT DISTINCT FROM r.hook_keys[1] AS kept \
+         FROM r CROSS JOIN LATERAL unnest(r.hook_seqs, r.hook_keys) WITH ORDINALITY \
+             AS u(hook_seq, ordering_key, position)), \
+     trimmed AS ( \
+         UPDATE delivery_hook_lists l SET hook_seqs = k.seqs, hook_keys = k.keys, \
+             hook_range = int8range(k.first, k.last, '[]') \
+         FROM (SELECT hooks_id, array_agg(hook_seq ORDER BY position) AS seqs, \
+                   array_agg(ordering_key ORDER BY position) AS keys, \
+                   min(hook_seq) AS first, max(hook_seq) AS last \
+               FROM placed WHERE kept GROUP BY hooks_id \
+               HAVING count(*) < (SELECT count(*) FROM placed p WHERE p.hooks_id = placed.hooks_id)) k \
+         WHERE l.hooks_id = k.hooks_id), \
      queued AS ( \
          INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
          SELECT r.config_id, r.event, m.hook_seq, m.ordering_key \
-         FROM moved m JOIN r ON r.hooks_id = m.hooks_id \
+         FROM placed m JOIN r ON r.hooks_id = m.hooks_id WHERE NOT m.kept \
          ON CONFLICT DO NOTHING RETURNING config_id) \
      SELECT DISTINCT config_id FROM queued";
 
@@ -475,8 +483,10 @@ async fn expire(group: &Group, hooks_id: &str) -> StoreResult<Vec<StoreSignal>> 
                         'hookIds', {hook_ids}))::TEXT, $2 \
                  FROM expired e WHERE e.product <> 'hookline' RETURNING 1) \
              SELECT (SELECT count(*) FROM reported), \
-                 (SELECT e.config_id FROM expired e WHERE EXISTS (SELECT 1 FROM delivery_hooks dh \
-                      WHERE dh.hooks_id = e.hooks_id AND dh.ordering_key IS NOT NULL)) \
+                 (SELECT e.config_id FROM expired e \
+                      WHERE EXISTS (SELECT 1 FROM delivery_hook_lists l \
+                          CROSS JOIN LATERAL unnest(l.hook_keys) k \
+                          WHERE l.hooks_id = e.hooks_id AND k IS NOT NULL)) \
              ",
             hook_ids = hook_ids_sql("e"),
         ),

@@ -37,7 +37,8 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// events), takes up to `$2` of its queued hooks among the config's first `4 x $2` (the
 /// `window`), cuts them into batches of `$4` in queue order
 /// (batch k is the delivery `$3[k]`, ids made by the caller), writes those PENDING deliveries
-/// leased to this node and their hooks, and answers the hooks with their delivery, plus whether
+/// leased to this node and their hook lists (`delivery_hook_lists`, a row per delivery), and
+/// answers the hooks with their delivery, plus whether
 /// the queue held more than was taken. Rows another transaction has locked (a config's deletion,
 /// a claim of a node of an older version) are skipped, never taken twice, never waited for.
 ///
@@ -56,10 +57,15 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// are read (`FOR UPDATE SKIP LOCKED`): that lock is what keeps a hook from being taken twice,
 /// whatever else reads the queue.
 ///
-/// `more`: every statement of one query sees the same snapshot, so the queue as counted still
+/// `more`: a claim that took all it could (`$2`) says so without counting (the engine claims
+/// again; the next claim finds what is left, or finds the queue drained). Otherwise the queue is
+/// counted: every statement of one query sees the same snapshot, so the queue as counted still
 /// holds the rows taken; it held more when it counts more than were taken (counting stops at one
 /// past the most a claim takes). Rows skipped because another transaction holds them count: the
-/// queue is not drained, the claim is `contended`.
+/// queue is not drained, the claim is `contended`. The count walks the index from the config's
+/// first entry, past the entries of rows earlier claims deleted that no vacuum has removed yet
+/// (thousands, late in a busy minute): skipping it when the claim is full saves that walk on
+/// every claim of a busy config.
 ///
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
@@ -70,6 +76,11 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///   one's oldest (a config far ahead of the others read tens of thousands per claim). As a
 ///   range (`>= $1 AND <= $1`) `config_id` is not a constant to the planner, so only the key
 ///   gives the order `config_id, hook_seq`.
+/// - The event is the first row's of the window (`first_value`, over the rows in the order they
+///   are read: an `ORDER BY` in the window function would sort the whole window, the planner not
+///   knowing that the locking subquery's rows come ordered), so the config's rows are read once:
+///   as a separate read of the oldest row (`ev`, until 2026-12), each claim walked the index
+///   entries of rows deleted by earlier claims twice.
 /// - The event is filtered among the rows read (`w`, the window: the key in order, each row
 ///   locked as it is read, rows another claim holds skipped, `LIMIT 4 x $2`), never in the
 ///   scan: with `event = ...` beside the range, the generic plan made on an empty queue was a
@@ -78,8 +89,7 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 ///   stops the read once it has its hooks: a config of one event reads `$2` rows. Hooks of
 ///   the event beyond the window stay for a later claim, behind the other events' older ones.
 ///   Rows of other events read into the window stay locked (and queued) until this claim
-///   commits; no other claim of the config runs meanwhile (its claim lock). The window is read
-///   only when `ev` found a row (none queued, or every row held: it is not).
+///   commits; no other claim of the config runs meanwhile (its claim lock).
 /// - The rows to take are picked once (`picked`, materialized) and deleted by key. As
 ///   `DELETE ... WHERE (key) IN (SELECT ... LIMIT $2 FOR UPDATE SKIP LOCKED)` the generic plan
 ///   made while the queue's statistics said "empty" (a new database, or before autovacuum's
@@ -93,16 +103,18 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// - Each hook's text is looked up by its key (`LATERAL ... LIMIT 1`, which the planner cannot
 ///   flatten into a join): as a join, the generic plan expects thousands of taken rows and
 ///   hashes the whole hooks table on every claim.
-pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
-         SELECT event FROM queue WHERE config_id >= $1 AND config_id <= $1 \
-         ORDER BY config_id, hook_seq LIMIT 1 \
-         FOR UPDATE SKIP LOCKED), \
-     picked AS MATERIALIZED ( \
-         SELECT row_id FROM ( \
-             SELECT ctid AS row_id, event FROM queue \
-             WHERE config_id >= $1 AND config_id <= $1 AND EXISTS (SELECT 1 FROM ev) \
-             ORDER BY config_id, hook_seq LIMIT $2::BIGINT * 4 FOR UPDATE SKIP LOCKED) w \
-         WHERE event = (SELECT event FROM ev) LIMIT $2), \
+pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
+         SELECT row_id, event FROM ( \
+             SELECT row_id, event, \
+                 first_value(event) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) \
+                     AS oldest \
+             FROM ( \
+                 SELECT ctid AS row_id, event FROM queue \
+                 WHERE config_id >= $1 AND config_id <= $1 \
+                 ORDER BY config_id, hook_seq LIMIT $2::BIGINT * 4 FOR UPDATE SKIP LOCKED) w \
+             ) o \
+         WHERE event = oldest LIMIT $2), \
+     ev AS (SELECT event FROM picked LIMIT 1), \
      taken AS ( \
          DELETE FROM queue WHERE ctid = ANY (ARRAY(SELECT row_id FROM picked)) \
          RETURNING hook_seq), \
@@ -115,12 +127,15 @@ pub(crate) const CLAIM: &str = "WITH ev AS MATERIALIZED ( \
              lease_expires_at) \
          SELECT b.hooks_id, $5, $1, $6, ev.event, 'PENDING', 0, NULL, $7, $7, $8, $9 \
          FROM (SELECT DISTINCT hooks_id FROM placed) b CROSS JOIN ev), \
-     linked AS ( \
-         INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
-         SELECT hooks_id, position, hook_seq FROM placed), \
+     listed AS ( \
+         INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_range) \
+         SELECT hooks_id, array_agg(hook_seq ORDER BY position), \
+             int8range(min(hook_seq), max(hook_seq), '[]') \
+         FROM placed GROUP BY hooks_id), \
      more AS ( \
-         SELECT (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
-                > (SELECT count(*) FROM taken) AS more) \
+         SELECT CASE WHEN (SELECT count(*) FROM taken) >= $2 THEN TRUE \
+             ELSE (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
+                 > (SELECT count(*) FROM taken) END AS more) \
      SELECT m.more, ev.event, p.hooks_id, h.hook_id, h.body, h.created_at \
      FROM more m LEFT JOIN ev ON TRUE \
      LEFT JOIN (placed p CROSS JOIN LATERAL ( \
@@ -160,10 +175,11 @@ const ORDER_LOCK: &str = "SELECT set_config('hookline.ordered_claim', \
 /// generic plan no index. Reads nothing without the lock ([`ORDER_LOCK`]; the setting's check is
 /// a one-time filter, not a per-row one).
 const HELD_KEYS: &str = concat!(
-    "SELECT DISTINCT dh.ordering_key FROM deliveries d \
-     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+    "SELECT DISTINCT k.ordering_key FROM deliveries d \
+     JOIN delivery_hook_lists l ON l.hooks_id = d.hooks_id \
+     CROSS JOIN LATERAL unnest(l.hook_keys) AS k(ordering_key) \
      WHERE d.status IN ('PENDING', 'RETRYING') AND (d.config_id || '') = $1 \
-     AND dh.ordering_key IS NOT NULL AND ",
+     AND k.ordering_key IS NOT NULL AND ",
     "current_setting('hookline.ordered_claim', TRUE) = 'true'"
 );
 /// One page of the config's queue in acceptance order, after the hook `$2` (keyset paging
@@ -180,13 +196,22 @@ const QUEUED_IN_ORDER: &str = concat!(
 /// A row per queue row deleted (the claim compares their number with the plan's).
 const DELETE_PLANNED: &str = "DELETE FROM queue WHERE config_id = $1 \
      AND (event, hook_seq) IN (SELECT * FROM unnest($2::TEXT[], $3::BIGINT[])) RETURNING 1";
-const INSERT_PLANNED: &str = "INSERT INTO deliveries (hooks_id, app_key, config_id, product, \
-     event, status, attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
-     lease_expires_at) \
-     SELECT t.hooks_id, $3, $4, $5, t.event, 'PENDING', 0, NULL, $6, $6, $7, $8 \
-     FROM unnest($1::TEXT[], $2::TEXT[]) AS t(hooks_id, event)";
-const INSERT_PLANNED_HOOKS: &str = "INSERT INTO delivery_hooks (hooks_id, position, hook_seq, \
-     ordering_key) SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[])";
+/// The planned deliveries (`$1`, `$2`: one per batch) and their hooks (`$9`..`$12`: one per
+/// hook, the delivery it goes to, its place there, its seq and its key value).
+const INSERT_PLANNED: &str = "WITH made AS ( \
+         INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+             attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
+             lease_expires_at) \
+         SELECT t.hooks_id, $3, $4, $5, t.event, 'PENDING', 0, NULL, $6, $6, $7, $8 \
+         FROM unnest($1::TEXT[], $2::TEXT[]) AS t(hooks_id, event)), \
+     listed AS ( \
+         INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_keys, hook_range) \
+         SELECT hooks_id, array_agg(seq ORDER BY position), \
+             array_agg(ordering_key ORDER BY position), int8range(min(seq), max(seq), '[]') \
+         FROM unnest($9::TEXT[], $10::BIGINT[], $11::BIGINT[], $12::TEXT[]) \
+             AS u(hooks_id, position, seq, ordering_key) \
+         GROUP BY hooks_id) \
+     SELECT 1";
 const HOOKS_BY_SEQ: &str =
     "SELECT seq, hook_id, body, created_at FROM hooks WHERE seq = ANY($1::BIGINT[])";
 const QUEUE_LEFT: &str =
@@ -494,10 +519,9 @@ async fn take_ordered(
     let (product, lease_until) = (config.product.as_str(), node.lease_until());
     // The writes, the bodies and whether the queue holds more: one round trip. A delete that
     // finds fewer rows than planned makes the caller roll all of it back.
-    let (delete, insert, insert_hooks, bodies_by_seq, queue_left) = (
+    let (delete, insert, bodies_by_seq, queue_left) = (
         prepared(c, DELETE_PLANNED).await?,
         prepared(c, INSERT_PLANNED).await?,
-        prepared(c, INSERT_PLANNED_HOOKS).await?,
         prepared(c, HOOKS_BY_SEQ).await?,
         prepared(c, QUEUE_LEFT).await?,
     );
@@ -516,9 +540,12 @@ async fn take_ordered(
                     &now,
                     &&*node.id,
                     &lease_until,
+                    &link_ids,
+                    &positions,
+                    &seqs,
+                    &keys,
                 ],
             ),
-            rows(c, &insert_hooks, vec![&link_ids, &positions, &seqs, &keys]),
             rows(c, &bodies_by_seq, vec![&seqs]),
             rows(c, &queue_left, vec![&config.id]),
         ])
@@ -531,7 +558,7 @@ async fn take_ordered(
         // kind, took rows meanwhile. Rolled back; the engine looks again.
         return Ok(None);
     }
-    let (_, _, body_rows, left_rows) = (next()?, next()?, next()?, next()?);
+    let (_, body_rows, left_rows) = (next()?, next()?, next()?);
     let mut bodies: foldhash::HashMap<i64, StoredHook> =
         foldhash::HashMap::with_capacity(seqs.len());
     for r in body_rows {
@@ -583,7 +610,7 @@ impl PostgresStore {
     /// The claim of a config with an `orderingKey` (see `store::ordered`): under the config's
     /// lock ([`ORDER_LOCK`]), reads the keys its open deliveries hold and its queue without
     /// them, lets [`ordered::Planner`] choose, and writes the batches with each hook's key on
-    /// `delivery_hooks` (the keys stay held, by stored rows alone, until the delivery ends).
+    /// `delivery_hook_lists` (the keys stay held, by stored rows alone, until the delivery ends).
     /// Several statements in one transaction: only ordered configs pay the round trips. Committed
     /// without waiting for the WAL flush, as every claim (see `claim_batches`).
     async fn claim_ordered(

@@ -27,9 +27,15 @@ pub(super) async fn insert_delivery(
 ) -> StoreResult<()> {
     execute(
         c,
-        "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
-         attempt_count, next_attempt_at, created_at, updated_at, lease_owner, lease_expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "WITH made AS ( \
+             INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
+             attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
+             lease_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) \
+         INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_range) \
+         SELECT $1, $13::BIGINT[], CASE WHEN count(s) = 0 THEN 'empty'::INT8RANGE \
+             ELSE int8range(min(s), max(s), '[]') END \
+         FROM unnest($13::BIGINT[]) s",
         &[
             &summary.hooks_id,
             &summary.app_key,
@@ -43,15 +49,8 @@ pub(super) async fn insert_delivery(
             &summary.updated_at,
             &lease.map(|(owner, _)| owner),
             &lease.map(|(_, until)| until),
+            &hook_seqs,
         ],
-    )
-    .await?;
-    // One statement for all the positions: the array is expanded server-side.
-    execute(
-        c,
-        "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) \
-         SELECT $1, t.ord - 1, t.seq FROM unnest($2::BIGINT[]) WITH ORDINALITY AS t(seq, ord)",
-        &[&summary.hooks_id, &hook_seqs],
     )
     .await?;
     Ok(())
@@ -74,8 +73,9 @@ pub(super) async fn load_delivery_row(
 pub(super) async fn delivery_hooks(c: &Conn, hooks_id: &str) -> StoreResult<Vec<StoredHook>> {
     let rows = query(
         c,
-        "SELECT h.hook_id, h.body, h.created_at FROM delivery_hooks d \
-             JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = $1 ORDER BY d.position",
+        "SELECT h.hook_id, h.body, h.created_at FROM delivery_hook_lists l \
+             CROSS JOIN LATERAL unnest(l.hook_seqs) WITH ORDINALITY AS u(seq, position) \
+             JOIN hooks h ON h.seq = u.seq WHERE l.hooks_id = $1 ORDER BY u.position",
         &[&hooks_id],
     )
     .await?;
@@ -101,8 +101,10 @@ async fn page_hook_ids(
     }
     let rows = query(
         c,
-        "SELECT d.hooks_id, h.hook_id FROM delivery_hooks d JOIN hooks h ON h.seq = d.hook_seq \
-             WHERE d.hooks_id = ANY($1::TEXT[]) ORDER BY d.hooks_id, d.position",
+        "SELECT l.hooks_id, h.hook_id FROM delivery_hook_lists l \
+             CROSS JOIN LATERAL unnest(l.hook_seqs) WITH ORDINALITY AS u(seq, position) \
+             JOIN hooks h ON h.seq = u.seq \
+             WHERE l.hooks_id = ANY($1::TEXT[]) ORDER BY l.hooks_id, u.position",
         &[&hooks_ids],
     )
     .await?;
@@ -143,8 +145,9 @@ impl PostgresStore {
                      AND ($6::TEXT IS NULL OR status = $6) \
                      AND ($7::BIGINT IS NULL OR created_at >= $7) \
                      AND ($8::BIGINT IS NULL OR created_at < $8) \
-                     AND ($9::TEXT IS NULL OR hooks_id IN (SELECT d.hooks_id FROM delivery_hooks d \
-                          JOIN hooks h ON h.seq = d.hook_seq \
+                     AND ($9::TEXT IS NULL OR hooks_id IN (SELECT l.hooks_id FROM hooks h \
+                          JOIN delivery_hook_lists l \
+                              ON l.hook_range @> h.seq AND h.seq = ANY(l.hook_seqs) \
                           WHERE h.app_key = $1 AND h.hook_id = $9)) \
                      ORDER BY created_at DESC, hooks_id DESC LIMIT $10",
                 DELIVERY_COLUMNS
@@ -265,9 +268,10 @@ impl PostgresStore {
             }
             let rows = query(
                 &c,
-                "SELECT d.hook_seq, h.hook_id FROM delivery_hooks d \
-                     JOIN hooks h ON h.seq = d.hook_seq WHERE d.hooks_id = $1 \
-                     ORDER BY d.position",
+                "SELECT u.seq, h.hook_id FROM delivery_hook_lists l \
+                     CROSS JOIN LATERAL unnest(l.hook_seqs) WITH ORDINALITY AS u(seq, position) \
+                     JOIN hooks h ON h.seq = u.seq WHERE l.hooks_id = $1 \
+                     ORDER BY u.position",
                 &[&hooks_id],
             )
             .await?;
@@ -309,7 +313,8 @@ impl PostgresStore {
             let row = query_one(
                 &c,
                 "SELECT COUNT(*) FROM (SELECT DISTINCT d.event, dh.hook_seq FROM deliveries d \
-                     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                     JOIN delivery_hook_lists l ON l.hooks_id = d.hooks_id \
+                     CROSS JOIN LATERAL unnest(l.hook_seqs) AS dh(hook_seq) \
                      WHERE d.app_key = $1 AND d.config_id = $2 AND NOT d.test \
                      AND ($3::BIGINT IS NULL OR d.created_at >= $3) \
                      AND ($4::BIGINT IS NULL OR d.created_at < $4) \
@@ -337,9 +342,11 @@ impl PostgresStore {
                 "WITH cfg AS (SELECT id FROM webhook_configs WHERE id = $2 AND app_key = $1 \
                          FOR KEY SHARE) \
                  INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
-                     SELECT d.config_id, d.event, dh.hook_seq, dh.ordering_key FROM deliveries d \
-                     JOIN cfg ON cfg.id = d.config_id \
-                     JOIN delivery_hooks dh ON dh.hooks_id = d.hooks_id \
+                     SELECT d.config_id, d.event, dh.hook_seq, l.hook_keys[dh.position] \
+                     FROM deliveries d JOIN cfg ON cfg.id = d.config_id \
+                     JOIN delivery_hook_lists l ON l.hooks_id = d.hooks_id \
+                     CROSS JOIN LATERAL unnest(l.hook_seqs) WITH ORDINALITY \
+                         AS dh(hook_seq, position) \
                      WHERE d.app_key = $1 AND d.config_id = $2 AND NOT d.test \
                      AND ($3::BIGINT IS NULL OR d.created_at >= $3) \
                      AND ($4::BIGINT IS NULL OR d.created_at < $4) \
@@ -397,9 +404,12 @@ impl PostgresStore {
             let seq: i64 = col(&stored, 0)?;
             execute(
                 &c,
-                "INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
-                 attempt_count, next_attempt_at, created_at, updated_at, test) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 1, NULL, $7, $8, TRUE)",
+                "WITH made AS ( \
+                     INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, \
+                     status, attempt_count, next_attempt_at, created_at, updated_at, test) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 1, NULL, $7, $8, TRUE)) \
+                 INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_range) \
+                 VALUES ($1, ARRAY[$9::BIGINT], int8range($9, $9, '[]'))",
                 &[
                     &record.hooks_id,
                     &record.app_key,
@@ -409,13 +419,8 @@ impl PostgresStore {
                     &record.status().as_str(),
                     &r.started_at,
                     &now,
+                    &seq,
                 ],
-            )
-            .await?;
-            execute(
-                &c,
-                "INSERT INTO delivery_hooks (hooks_id, position, hook_seq) VALUES ($1, 0, $2)",
-                &[&record.hooks_id, &seq],
             )
             .await?;
             execute(

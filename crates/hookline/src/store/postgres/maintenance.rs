@@ -26,8 +26,8 @@ impl PostgresStore {
                          RETURNING hooks_id), \
                      gone_attempts AS ( \
                          DELETE FROM attempts WHERE hooks_id IN (SELECT hooks_id FROM expired)), \
-                     gone_links AS ( \
-                         DELETE FROM delivery_hooks \
+                     gone_lists AS ( \
+                         DELETE FROM delivery_hook_lists \
                          WHERE hooks_id IN (SELECT hooks_id FROM expired)) \
                      SELECT hooks_id FROM expired",
                 &[&cutoff, &i64::from(batch)],
@@ -96,7 +96,8 @@ impl PostgresStore {
                 let n = execute(
                     &c,
                     "DELETE FROM hooks h WHERE h.seq = $1 \
-                         AND NOT EXISTS (SELECT 1 FROM delivery_hooks WHERE hook_seq = $1) \
+                         AND NOT EXISTS (SELECT 1 FROM delivery_hook_lists l \
+                             WHERE l.hook_range @> $1 AND $1 = ANY(l.hook_seqs)) \
                          AND NOT EXISTS (SELECT 1 FROM webhook_configs c JOIN queue q \
                              ON q.config_id = c.id AND q.hook_seq = $1 \
                              WHERE c.app_key = h.app_key)",

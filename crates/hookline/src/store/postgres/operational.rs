@@ -19,8 +19,10 @@ use crate::store::{StoreError, StoreResult, StoreSignal};
 /// The hookIds of the delivery `alias.hooks_id`, in its order, as a JSON array.
 pub(super) fn hook_ids_sql(alias: &str) -> String {
     format!(
-        "COALESCE((SELECT jsonb_agg(h.hook_id ORDER BY dh.position) FROM delivery_hooks dh \
-         JOIN hooks h ON h.seq = dh.hook_seq WHERE dh.hooks_id = {alias}.hooks_id), '[]'::jsonb)"
+        "COALESCE((SELECT jsonb_agg(h.hook_id ORDER BY u.position) \
+         FROM delivery_hook_lists l \
+         CROSS JOIN LATERAL unnest(l.hook_seqs) WITH ORDINALITY AS u(seq, position) \
+         JOIN hooks h ON h.seq = u.seq WHERE l.hooks_id = {alias}.hooks_id), '[]'::jsonb)"
     )
 }
 

@@ -45,6 +45,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0015_queue_without_hook_index.sql"),
     // 16: the queue keyed by (config, hook): one index where there were two.
     include_str!("migrations/0016_queue_keyed_by_config_and_hook.sql"),
+    // 17: a row per delivery for its hooks (`delivery_hook_lists`) instead of a row per hook.
+    include_str!("migrations/0017_delivery_hook_lists.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {

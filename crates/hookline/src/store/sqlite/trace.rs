@@ -41,7 +41,12 @@ fn trace_one(conn: &Connection, hook: TraceHookRow) -> StoreResult<HookTrace> {
         .query_map(params![hook.seq, hook.app_key], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     let deliveries = conn
-        .prepare_cached(&trace_deliveries_sql("?1", "seq", "delivery_seq"))?
+        .prepare_cached(&trace_deliveries_sql(
+            "SELECT d.* FROM delivery_hooks dh JOIN deliveries d ON d.seq = dh.delivery_seq \
+             WHERE dh.hook_seq = ?1",
+            "seq",
+            "delivery_seq",
+        ))?
         .query_map(params![hook.seq], |r| {
             Ok(TraceDeliveryRow {
                 hooks_id: r.get(0)?,
