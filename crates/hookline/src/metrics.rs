@@ -161,6 +161,11 @@ fn describe() {
         "PostgreSQL: claims that waited for their config's claim lock in vain (another node's \
          claim of the config slow or stuck) and claimed beside that claim instead."
     );
+    describe_counter!(
+        "hookline_queue_vacuums_total",
+        "PostgreSQL: vacuums of the queue this node ran (once its claims took 10,000 rows), \
+         so claims do not walk the entries of rows taken since autovacuum's last visit."
+    );
     describe_gauge!(
         "hookline_configs",
         "Webhook configs by health state (PAUSED: enabled is false)."
@@ -365,6 +370,11 @@ pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
 /// is stuck on another node.
 pub fn claim_lock_missed() {
     counter!("hookline_claim_lock_missed_total").increment(1);
+}
+
+/// PostgreSQL: this node vacuumed the queue (`store::postgres::vacuum`).
+pub fn queue_vacuumed() {
+    counter!("hookline_queue_vacuums_total").increment(1);
 }
 
 /// What a claim found: `got` batches, or none because the queue was drained or (`contended`)

@@ -3158,6 +3158,65 @@ async fn a_claim_reads_what_it_takes_not_the_other_configs_queues_nor_the_hooks_
     }
 }
 
+/// Claims that took 10,000 queue rows have the node vacuum the queue itself (autovacuum comes by
+/// once a minute at best, and until a vacuum every claim of a config walks the index entries of
+/// the rows taken before it): counted in `pg_stat_user_tables.vacuum_count`, which autovacuum's
+/// runs do not count, and the entries of the rows taken are gone from the index.
+#[tokio::test]
+async fn claims_that_took_ten_thousand_rows_have_the_node_vacuum_the_queue() {
+    let (db, store) = postgres_store().await;
+    let other = db.connect().await.unwrap();
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    other
+        .batch_execute(
+            "ALTER TABLE queue SET (autovacuum_enabled = off); \
+             INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+                 SELECT 'ak', 'h' || i, 'SMS', 'CONVERSION_BLOCK', \
+                        '{\"hookId\":\"h' || i || '\",\"countryCode\":\"1\"}', 0 \
+                 FROM generate_series(1, 10050) i; \
+             INSERT INTO queue (config_id, event, hook_seq) \
+                 SELECT 'c1', 'CONVERSION_BLOCK', seq FROM hooks ORDER BY seq",
+        )
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let other = &other;
+        async move { other.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let vacuums = "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'queue'";
+    assert_eq!(count(vacuums).await, 0, "a vacuum before any claim");
+    let mut taken = 0;
+    while taken < 10_000 {
+        let claim = store.claim_batches(&cfg, 100, 10).await.unwrap();
+        assert!(!claim.batches.is_empty(), "the queue ran dry at {taken}");
+        taken += claim
+            .batches
+            .iter()
+            .map(|b| b.delivery.hooks.len())
+            .sum::<usize>();
+    }
+    let vacuumed = tokio::time::timeout(Duration::from_secs(30), async {
+        while count(vacuums).await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        vacuumed.is_ok(),
+        "no vacuum of the queue after 10,000 rows taken"
+    );
+    // The taken rows are gone: no dead row left for a claim to walk past, the rest still queued.
+    assert_eq!(
+        count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'queue'").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM queue").await,
+        10_050 - taken as i64
+    );
+}
+
 /// The records' statement (`ADVANCE_DELIVERIES`), prepared and planned as the writer plans it
 /// (once, generic, without sequential scans) while `deliveries` is empty, then run for 20
 /// records once 10,000 deliveries are open: the rows of `deliveries` it reads, in a transaction

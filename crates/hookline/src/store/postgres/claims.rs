@@ -659,6 +659,9 @@ impl PostgresStore {
         self.node
             .held
             .hold(batches.iter().map(|b| b.delivery.hooks_id.as_str()));
+        self.node
+            .churn
+            .taken(batches.iter().map(|b| b.delivery.hooks.len()).sum());
         Ok(Claim {
             drained,
             contended: false,
@@ -739,6 +742,9 @@ impl PostgresStore {
         self.node
             .held
             .hold(batches.iter().map(|b| b.delivery.hooks_id.as_str()));
+        self.node
+            .churn
+            .taken(batches.iter().map(|b| b.delivery.hooks.len()).sum());
         // No QueueDrained signal: another node's NewWork reaches the engine on another
         // connection, in no order with this one. `drained` lets the engine decide.
         Ok(Claim {

@@ -137,6 +137,8 @@ pub(super) struct Node {
     pub(super) held: HeldLeases,
     /// See [`NodeOptions::claim_lock_wait`].
     pub(super) claim_lock_wait: Duration,
+    /// The queue rows this node's claims took since its last vacuum of the queue (`vacuum`).
+    pub(super) churn: super::vacuum::QueueChurn,
 }
 
 /// See [`Node::held`].

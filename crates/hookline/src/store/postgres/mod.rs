@@ -43,6 +43,7 @@ mod sessions;
 mod tls;
 mod trace;
 mod turns;
+mod vacuum;
 mod writer;
 
 use std::sync::atomic::AtomicI32;
@@ -152,6 +153,7 @@ impl PostgresStore {
             clock: DbClock::new(node.test_clock_skew_ms),
             held: HeldLeases::default(),
             claim_lock_wait: node.claim_lock_wait,
+            churn: vacuum::QueueChurn::default(),
         };
         let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
@@ -209,9 +211,10 @@ impl PostgresStore {
             node.held.clone(),
         ));
         let renewer = tokio::spawn(renew_leases(job_tx.downgrade(), node.clone()));
+        let vacuum = tokio::spawn(vacuum::vacuum_queue(pool.clone(), node.churn.clone()));
         Ok(PostgresStore {
             node,
-            background: Mutex::new(vec![listener, renewer]),
+            background: Mutex::new(vec![listener, renewer, vacuum]),
             unrecorded,
             writers: Mutex::new(Some(Writers {
                 jobs: job_tx,
