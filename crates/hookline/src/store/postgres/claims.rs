@@ -64,8 +64,8 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// past the most a claim takes). Rows skipped because another transaction holds them count: the
 /// queue is not drained, the claim is `contended`. The count walks the index from the config's
 /// first entry, past the entries of rows earlier claims deleted that no vacuum has removed yet
-/// (thousands, late in a busy minute): skipping it when the claim is full saves that walk on
-/// every claim of a busy config.
+/// (up to some 10,000 between the node's vacuums of the queue, see `vacuum`): skipping it when
+/// the claim is full saves that walk on every claim of a busy config.
 ///
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
