@@ -163,8 +163,9 @@ fn describe() {
     );
     describe_counter!(
         "hookline_queue_vacuums_total",
-        "PostgreSQL: vacuums of the queue this node ran (once its claims took 10,000 rows), \
-         so claims do not walk the entries of rows taken since autovacuum's last visit."
+        "PostgreSQL: VACUUM statements this node ran on the queue (at most one a second, once \
+         its claims took 10,000 rows), so claims do not walk the entries of rows taken since \
+         autovacuum's last visit."
     );
     describe_gauge!(
         "hookline_configs",

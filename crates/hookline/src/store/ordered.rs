@@ -10,7 +10,8 @@
 //! once. Hooks without a key value are taken as in an unordered claim. Each batch holds hooks of
 //! one event, like every delivery.
 //!
-//! What holds a key is read from stored rows (`delivery_hooks.ordering_key` of open deliveries),
+//! What holds a key is read from stored rows (the key values of open deliveries' hooks: SQLite's
+//! `delivery_hooks.ordering_key`, PostgreSQL's `delivery_hook_lists.hook_keys`),
 //! never kept in memory, so a restart (even a `kill -9`) neither releases nor loses an order.
 
 use hookline_wire::Event;

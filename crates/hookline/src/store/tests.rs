@@ -2597,17 +2597,20 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
             (2, 'ak', 'h-1', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-1","k":"b"}', 10),
             (3, 'ak', 'h-2', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-2","k":"c"}', 11),
             (4, 'ak', 'h-3', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-3","k":"a"}', 12),
-            (5, 'ak', 'h-4', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-4","k":"d"}', 12);
-        SELECT setval('hooks_seq_seq', 5);
+            (5, 'ak', 'h-4', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-4","k":"d"}', 12),
+            (6, 'ak', 'h-5', 'SMS', 'CONVERSION_BLOCK', '{"hookId":"h-5"}', 13);
+        SELECT setval('hooks_seq_seq', 6);
         INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status,
             attempt_count, next_attempt_at, created_at, updated_at, test) VALUES
             ('zz-old', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 1, NULL, 20, 30, FALSE),
             ('aa-open', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 21, 21, 21, FALSE),
             ('mm-test', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 1, NULL, 22, 22, TRUE),
-            ('bb-keys', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 23, 23, 23, FALSE);
+            ('bb-keys', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'PENDING', 0, 23, 23, 23, FALSE),
+            ('cc-mixed', 'ak', 'c1', 'SMS', 'CONVERSION_BLOCK', 'SUCCEEDED', 1, NULL, 24, 24, FALSE);
         INSERT INTO delivery_hooks (hooks_id, position, hook_seq, ordering_key) VALUES
             ('zz-old', 1, 2, NULL), ('zz-old', 0, 1, NULL), ('aa-open', 0, 3, 'c'),
-            ('mm-test', 0, 1, NULL), ('bb-keys', 0, 4, 'a'), ('bb-keys', 1, 5, 'd');
+            ('mm-test', 0, 1, NULL), ('bb-keys', 0, 4, 'a'), ('bb-keys', 1, 5, 'd'),
+            ('cc-mixed', 1, 1, 'x'), ('cc-mixed', 0, 6, NULL);
         INSERT INTO attempts (hooks_id, number, started_at, duration_ms, status_code)
             VALUES ('zz-old', 1, 25, 3, 200);"#,
     )
@@ -2635,6 +2638,7 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
         [
             "aa-open {3} {c} [3,4)",
             "bb-keys {4,5} {a,d} [4,6)",
+            "cc-mixed {6,1} {NULL,x} [1,7)",
             "mm-test {1} - [1,2)",
             "zz-old {1,2} - [1,3)"
         ]
@@ -2717,6 +2721,7 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
         .iter()
         .map(|d| d.hooks_id.clone())
         .collect();
+    // Not cc-mixed: its range of seqs, [1, 6], holds h-1's seq 2, its hooks do not.
     assert_eq!(traced, vec!["zz-old", "new-id"]);
     let by_hook = store
         .list_deliveries(
@@ -2734,7 +2739,7 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
         .unwrap();
     let mut listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
     listed.sort_unstable();
-    assert_eq!(listed, vec!["mm-test", "new-id", "zz-old"]);
+    assert_eq!(listed, vec!["cc-mixed", "mm-test", "new-id", "zz-old"]);
 }
 
 /// Migration 16 rekeys a queue that holds rows: hooks of two events queued for a config,
@@ -2951,6 +2956,42 @@ async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_take
              with 10,020 hooks stored"
         );
     }
+    // The claim's event is its window's first row's (`first_value` without an ORDER BY): that is
+    // the oldest row only while the rows reach the window function in the key's order, straight
+    // from the locking scan. A Sort between them would also read and lock the whole window.
+    let plan = explain_rolled_back(
+        &other,
+        "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim_for_test('busy19', 20, \
+         ARRAY['d1', 'd2', 'd3'], 10, 'ak', 'SMS', 0, 'n', 0)",
+    )
+    .await;
+    fn nodes<'a>(node: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+        out.push(node);
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            nodes(child, out);
+        }
+    }
+    let mut all = Vec::new();
+    nodes(&plan[0]["Plan"], &mut all);
+    let windows_over_the_scan: Vec<_> = all
+        .iter()
+        .filter(|n| n["Node Type"] == "WindowAgg")
+        .filter_map(|w| {
+            let mut below = Vec::new();
+            nodes(w, &mut below);
+            below
+                .iter()
+                .any(|n| n["Node Type"] == "LockRows")
+                .then_some(below)
+        })
+        .collect();
+    assert_eq!(windows_over_the_scan.len(), 1, "{plan:#}");
+    assert!(
+        !windows_over_the_scan[0]
+            .iter()
+            .any(|n| n["Node Type"] == "Sort"),
+        "the claim's window is sorted: {plan:#}"
+    );
 }
 
 /// A claim keeps the rows of its oldest row's event among the first four times its limit of the
@@ -3206,14 +3247,30 @@ async fn claims_that_took_ten_thousand_rows_have_the_node_vacuum_the_queue() {
         vacuumed.is_ok(),
         "no vacuum of the queue after 10,000 rows taken"
     );
-    // The taken rows are gone: no dead row left for a claim to walk past, the rest still queued.
+    // The taken rows' entries are gone from the queue's key: a read of the config's rows through
+    // it, as a claim reads them, passes the 50 left and little else (before the vacuum, the
+    // 10,000 dead entries were some 60 index pages).
+    other
+        .batch_execute("SET enable_seqscan = off")
+        .await
+        .unwrap();
+    let plan = explain_rolled_back(
+        &other,
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT hook_seq FROM queue \
+         WHERE config_id >= 'c1' AND config_id <= 'c1' ORDER BY config_id, hook_seq",
+    )
+    .await;
+    let top = &plan[0]["Plan"];
+    let read =
+        top["Shared Hit Blocks"].as_i64().unwrap() + top["Shared Read Blocks"].as_i64().unwrap();
     assert_eq!(
-        count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'queue'").await,
-        0
+        top["Actual Rows"].as_i64().unwrap(),
+        10_050 - taken as i64,
+        "{plan:#}"
     );
-    assert_eq!(
-        count("SELECT count(*) FROM queue").await,
-        10_050 - taken as i64
+    assert!(
+        read < 20,
+        "reading the rows left read {read} buffers: {plan:#}"
     );
 }
 

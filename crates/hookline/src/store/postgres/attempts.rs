@@ -377,11 +377,16 @@ async fn advance_deliveries(
 /// see `AttemptOutcome::split_by_key`. Only for a delivery RETRYING at that very attempt (the
 /// one this record moved it to, or another node's record of the same number after a lease
 /// take-over): the split is safe to run twice, a second run finds one key and moves nothing.
+/// Two runs at once (two nodes' records): the list is rewritten only if it still holds the
+/// hooks this run read (`l.hook_seqs = k.read`, checked again on the row the other run
+/// committed), and only a run that rewrote it queues the other keys' hooks: never both, so a
+/// hook a claim took in between is not queued again.
 /// Each delivery is found by its key, never through an index of statuses (`IS TRUE`: see
 /// [`ADVANCE_DELIVERIES`]; checked with `EXPLAIN` on an empty table, where the bare test took
 /// `deliveries_by_status`). Answers the configs that got hooks back.
 const REQUEUE_OTHER_KEYS: &str = "WITH r AS ( \
-         SELECT d.hooks_id, d.config_id, d.event, l.hook_seqs, l.hook_keys FROM deliveries d \
+         SELECT DISTINCT d.hooks_id, d.config_id, d.event, l.hook_seqs, l.hook_keys \
+         FROM deliveries d \
          JOIN unnest($1::TEXT[], $2::BIGINT[]) AS a(hooks_id, number) \
              ON a.hooks_id = d.hooks_id \
          JOIN delivery_hook_lists l ON l.hooks_id = d.hooks_id \
@@ -395,16 +400,20 @@ const REQUEUE_OTHER_KEYS: &str = "WITH r AS ( \
      trimmed AS ( \
          UPDATE delivery_hook_lists l SET hook_seqs = k.seqs, hook_keys = k.keys, \
              hook_range = int8range(k.first, k.last, '[]') \
-         FROM (SELECT hooks_id, array_agg(hook_seq ORDER BY position) AS seqs, \
-                   array_agg(ordering_key ORDER BY position) AS keys, \
-                   min(hook_seq) AS first, max(hook_seq) AS last \
-               FROM placed WHERE kept GROUP BY hooks_id \
-               HAVING count(*) < (SELECT count(*) FROM placed p WHERE p.hooks_id = placed.hooks_id)) k \
-         WHERE l.hooks_id = k.hooks_id), \
+         FROM (SELECT p.hooks_id, r.hook_seqs AS read, \
+                   array_agg(p.hook_seq ORDER BY p.position) AS seqs, \
+                   array_agg(p.ordering_key ORDER BY p.position) AS keys, \
+                   min(p.hook_seq) AS first, max(p.hook_seq) AS last \
+               FROM placed p JOIN r ON r.hooks_id = p.hooks_id WHERE p.kept \
+               GROUP BY p.hooks_id, r.hook_seqs \
+               HAVING count(*) < cardinality(r.hook_seqs)) k \
+         WHERE l.hooks_id = k.hooks_id AND l.hook_seqs = k.read \
+         RETURNING l.hooks_id), \
      queued AS ( \
          INSERT INTO queue (config_id, event, hook_seq, ordering_key) \
          SELECT r.config_id, r.event, m.hook_seq, m.ordering_key \
-         FROM placed m JOIN r ON r.hooks_id = m.hooks_id WHERE NOT m.kept \
+         FROM placed m JOIN r ON r.hooks_id = m.hooks_id \
+         WHERE NOT m.kept AND m.hooks_id IN (SELECT hooks_id FROM trimmed) \
          ON CONFLICT DO NOTHING RETURNING config_id) \
      SELECT DISTINCT config_id FROM queued";
 

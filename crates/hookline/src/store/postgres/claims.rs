@@ -57,15 +57,17 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// are read (`FOR UPDATE SKIP LOCKED`): that lock is what keeps a hook from being taken twice,
 /// whatever else reads the queue.
 ///
-/// `more`: a claim that took all it could (`$2`) says so without counting (the engine claims
-/// again; the next claim finds what is left, or finds the queue drained). Otherwise the queue is
-/// counted: every statement of one query sees the same snapshot, so the queue as counted still
-/// holds the rows taken; it held more when it counts more than were taken (counting stops at one
-/// past the most a claim takes). Rows skipped because another transaction holds them count: the
-/// queue is not drained, the claim is `contended`. The count walks the index from the config's
-/// first entry, past the entries of rows earlier claims deleted that no vacuum has removed yet
-/// (up to some 10,000 between the node's vacuums of the queue, see `vacuum`): skipping it when
-/// the claim is full saves that walk on every claim of a busy config.
+/// `more`: a claim that took all it could (`$2`) says so without counting: the engine claims
+/// again, and the next claim finds what is left or finds the queue drained (when the queue held
+/// exactly `$2`, that is one claim more, and the config's concurrency counts this one as
+/// saturated: every slot got a full batch). Otherwise the queue is counted: every statement of
+/// one query sees the same snapshot, so the queue as counted still holds the rows taken; it held
+/// more when it counts more than were taken (counting stops at one past the most a claim takes).
+/// Rows skipped because another transaction holds them count: the queue is not drained, the
+/// claim is `contended`. The count walks the index from the config's first entry, past the
+/// entries of rows earlier claims deleted that no vacuum has removed yet (about a second's worth,
+/// at least 10,000, between the node's vacuums of the queue, see `vacuum`): skipping it when the
+/// claim is full saves that walk on every claim of a busy config.
 ///
 /// Its plan is generic (made once, without the values), so it is written to leave the planner
 /// one good plan whatever the queue and the hooks table hold:
