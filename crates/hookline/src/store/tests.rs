@@ -2579,10 +2579,10 @@ async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refus
 
 /// Migration 17 moves each delivery's hooks from `delivery_hooks` (a row per hook) to
 /// `delivery_hook_lists` (a row per delivery: arrays in the delivery's order, the orderingKey
-/// values, the range of seqs): what an earlier release
-/// logged reads the same after it (hooks in order, the trace, the log's hookId filter), an open
-/// delivery resumes with its hook and still holds its key, a failed ordered delivery gives its
-/// other keys' hooks back, and deliveries written after it carry their hooks.
+/// values, the range of seqs): what an earlier release logged reads the same after it (hooks in
+/// order, the trace, the log's hookId filter), an open delivery resumes with its hook and still
+/// holds its key, a failed ordered delivery gives its other keys' hooks back, and deliveries
+/// written after it carry their hooks.
 #[tokio::test]
 async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_migration_17() {
     let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
@@ -2617,10 +2617,7 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
     .await
     .unwrap();
     drop(old);
-    let store = PostgresStore::open_config((*db).clone(), NodeOptions::default())
-        .await
-        .unwrap();
-    let check = db.connect().await.unwrap();
+    let (store, check) = opened_after_the_migrations(&db).await;
     let gone = text_column(
         &check,
         "SELECT COALESCE(to_regclass('delivery_hooks')::TEXT, 'dropped')",
@@ -2709,6 +2706,20 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
             .await
             .is_err()
     );
+    let (traced, listed) = redelivered_traced_and_listed(&store, "h-0").await;
+    // Not cc-mixed: its range of seqs, [1, 6], holds h-1's seq 2, its hooks do not.
+    assert_eq!(traced, vec!["zz-old", "new-id"]);
+    assert_eq!(listed, vec!["cc-mixed", "mm-test", "new-id", "zz-old"]);
+}
+
+/// What the migration tests of both stores check of a log written before the migration: `zz-old`
+/// (hooks h-0 and h-1) redelivered as `new-id` with the same hooks, in order and without
+/// attempts. Answers the deliveries that the trace of h-1 shows, in its order, and those listed
+/// by the hookId `listed_by` (sorted).
+async fn redelivered_traced_and_listed(
+    store: &dyn Store,
+    listed_by: &str,
+) -> (Vec<String>, Vec<String>) {
     store
         .redeliver("ak", "zz-old", "new-id".into())
         .await
@@ -2716,18 +2727,17 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
         .unwrap();
     let again = store.get_delivery("ak", "new-id").await.unwrap().unwrap();
     assert_eq!(again.summary.hook_ids, vec!["h-0", "h-1"]);
-    let traced: Vec<String> = store.trace_hook(Some("ak"), "h-1").await.unwrap()[0]
+    assert!(again.attempts.is_empty());
+    let traced = store.trace_hook(Some("ak"), "h-1").await.unwrap()[0]
         .deliveries
         .iter()
         .map(|d| d.hooks_id.clone())
         .collect();
-    // Not cc-mixed: its range of seqs, [1, 6], holds h-1's seq 2, its hooks do not.
-    assert_eq!(traced, vec!["zz-old", "new-id"]);
     let by_hook = store
         .list_deliveries(
             "ak",
             DeliveryFilter {
-                hook_id: Some("h-0".into()),
+                hook_id: Some(listed_by.into()),
                 ..DeliveryFilter::default()
             },
             PageRequest {
@@ -2737,9 +2747,20 @@ async fn deliveries_logged_with_a_row_per_hook_read_resume_and_redeliver_after_m
         )
         .await
         .unwrap();
-    let mut listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
+    let mut listed: Vec<String> = by_hook.items.into_iter().map(|d| d.hooks_id).collect();
     listed.sort_unstable();
-    assert_eq!(listed, vec!["cc-mixed", "mm-test", "new-id", "zz-old"]);
+    (traced, listed)
+}
+
+/// A store opened on `db` (which runs the migrations not applied yet), and a connection of the
+/// test's own to it.
+async fn opened_after_the_migrations(
+    db: &super::postgres::DbConfig,
+) -> (PostgresStore, tokio_postgres::Client) {
+    let store = PostgresStore::open_config(db.clone(), NodeOptions::default())
+        .await
+        .unwrap();
+    (store, db.connect().await.unwrap())
 }
 
 /// Migration 16 rekeys a queue that holds rows: hooks of two events queued for a config,
@@ -2770,10 +2791,7 @@ async fn a_queue_holding_hooks_when_it_is_rekeyed_is_claimed_whole_and_in_order(
     .await
     .unwrap();
     drop(old);
-    let store = PostgresStore::open_config((*db).clone(), NodeOptions::default())
-        .await
-        .unwrap();
-    let check = db.connect().await.unwrap();
+    let (store, check) = opened_after_the_migrations(&db).await;
     let key = text_column(
         &check,
         "SELECT a.attname::TEXT FROM pg_index i JOIN pg_attribute a \
@@ -4466,32 +4484,8 @@ async fn deliveries_logged_before_they_were_keyed_by_seq_read_resume_and_redeliv
     assert_eq!(done.attempts.len(), 1);
 
     // A new delivery after the old ones, of the old one's hooks.
-    store
-        .redeliver("ak", "zz-old", "new-id".into())
-        .await
-        .unwrap()
-        .unwrap();
-    let again = store.get_delivery("ak", "new-id").await.unwrap().unwrap();
-    assert_eq!(again.summary.hook_ids, vec!["h-0", "h-1"]);
-    assert!(again.attempts.is_empty());
-    let traced: Vec<String> = store.trace_hook(Some("ak"), "h-1").await.unwrap()[0]
-        .deliveries
-        .iter()
-        .map(|d| d.hooks_id.clone())
-        .collect();
+    let (traced, listed) = redelivered_traced_and_listed(&*store, "h-2").await;
     assert_eq!(traced, vec!["zz-old", "new-id"]);
-    let by_hook = store
-        .list_deliveries(
-            "ak",
-            DeliveryFilter {
-                hook_id: Some("h-2".into()),
-                ..DeliveryFilter::default()
-            },
-            PageRequest::default(),
-        )
-        .await
-        .unwrap();
-    let listed: Vec<_> = by_hook.items.iter().map(|d| d.hooks_id.as_str()).collect();
     assert_eq!(listed, vec!["aa-open"]);
 
     // A claim after the migration writes several deliveries at once, each with its own hook.
