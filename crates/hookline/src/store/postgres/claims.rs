@@ -123,17 +123,19 @@ pub(crate) const CLAIM: &str = "WITH picked AS MATERIALIZED ( \
      placed AS MATERIALIZED ( \
          SELECT hook_seq, ($3::TEXT[])[(n - 1) / $4 + 1] AS hooks_id, (n - 1) % $4 AS position \
          FROM (SELECT hook_seq, row_number() OVER (ORDER BY hook_seq) AS n FROM taken) t), \
+     batches AS MATERIALIZED ( \
+         SELECT hooks_id, array_agg(hook_seq ORDER BY position) AS seqs, \
+             int8range(min(hook_seq), max(hook_seq), '[]') AS seq_range \
+         FROM placed GROUP BY hooks_id), \
      made AS ( \
          INSERT INTO deliveries (hooks_id, app_key, config_id, product, event, status, \
              attempt_count, next_attempt_at, created_at, updated_at, lease_owner, \
              lease_expires_at) \
          SELECT b.hooks_id, $5, $1, $6, ev.event, 'PENDING', 0, NULL, $7, $7, $8, $9 \
-         FROM (SELECT DISTINCT hooks_id FROM placed) b CROSS JOIN ev), \
+         FROM batches b CROSS JOIN ev), \
      listed AS ( \
          INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_range) \
-         SELECT hooks_id, array_agg(hook_seq ORDER BY position), \
-             int8range(min(hook_seq), max(hook_seq), '[]') \
-         FROM placed GROUP BY hooks_id), \
+         SELECT hooks_id, seqs, seq_range FROM batches), \
      more AS ( \
          SELECT CASE WHEN (SELECT count(*) FROM taken) >= $2 THEN TRUE \
              ELSE (SELECT count(*) FROM (SELECT 1 FROM queue WHERE config_id = $1 LIMIT $2 + 1) q) \
