@@ -162,6 +162,11 @@ fn describe() {
          claim of the config slow or stuck) and claimed beside that claim instead."
     );
     describe_counter!(
+        "hookline_store_not_answering_total",
+        "PostgreSQL: calls to the database given up because it did not answer in time \
+         (statement timeout + lock timeout + 5 s; 5 s for /readyz): the request answered 503."
+    );
+    describe_counter!(
         "hookline_queue_vacuums_total",
         "PostgreSQL: VACUUM statements this node ran on the queue (at most one a second, once \
          its claims took 10,000 rows), so claims do not walk the entries of rows taken since \
@@ -371,6 +376,13 @@ pub fn attempt_finished(result: &AttemptResult, status: DeliveryStatus) {
 /// is stuck on another node.
 pub fn claim_lock_missed() {
     counter!("hookline_claim_lock_missed_total").increment(1);
+}
+
+/// PostgreSQL: a caller of the store gave up waiting for the database's answer
+/// (`--pg-statement-timeout` + `--pg-lock-timeout` + 5 s; 5 s for `/readyz`): the database
+/// stopped answering (its host frozen or cut off, its processes stopped).
+pub fn store_not_answering() {
+    counter!("hookline_store_not_answering_total").increment(1);
 }
 
 /// PostgreSQL: this node vacuumed the queue (`store::postgres::vacuum`).

@@ -411,3 +411,51 @@ fn postgresql_statements_never_lock_rows_inside_an_in_subquery() {
         offending.join("\n")
     );
 }
+
+/// Every call of the `Store` trait on PostgreSQL is bounded (`answered`): a database that stops
+/// answering without closing anything (a frozen host, a cut-off network) makes a call fail
+/// after `--pg-statement-timeout` + `--pg-lock-timeout` + 5 s instead of waiting as long as it
+/// does (`cluster::faults::a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing`).
+/// The methods that return at once (a record or an expiry queued for the writer, the signals)
+/// have nothing to bound.
+#[test]
+fn every_postgresql_store_call_is_bounded_by_the_answer_deadline() {
+    let path = crate_src().join("store/postgres/mod.rs");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let start = text
+        .find("impl Store for PostgresStore {")
+        .expect("the Store impl of PostgresStore");
+    let block = &text[start..];
+    let block = &block[..block.find("\n}\n").expect("the impl's end")];
+    let mut unbounded = Vec::new();
+    let mut methods = 0;
+    // Each `async fn`'s text runs to the next method (or the impl's end).
+    let mut rest = block;
+    while let Some(at) = rest.find("    async fn ") {
+        let body = &rest[at + 4..];
+        let end = body
+            .find("\n    fn ")
+            .into_iter()
+            .chain(body.find("\n    async fn "))
+            .min();
+        let method = &body[..end.unwrap_or(body.len())];
+        let name: String = method["async fn ".len()..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        methods += 1;
+        if !method.contains("answered(") {
+            unbounded.push(name);
+        }
+        rest = &body[method.len()..];
+    }
+    assert!(
+        methods > 30,
+        "found only {methods} async methods: is the impl still there?"
+    );
+    assert!(
+        unbounded.is_empty(),
+        "PostgresStore's Store methods that wait for the database unbounded (wrap them in \
+         `self.answered(...)`): {unbounded:?}"
+    );
+}

@@ -416,6 +416,49 @@ impl Limits {
             .saturating_add(self.lock_timeout)
             .max(std::time::Duration::from_secs(1))
     }
+
+    /// The longest any caller of the store waits for the database to answer (`answered`):
+    /// longer than any statement may wait for a lock and run, by [`ANSWER_MARGIN`].
+    ///
+    /// The server's timeouts end statements that wait or run too long, but a database that stops
+    /// answering altogether (its host frozen or cut off without a reset, the server's processes
+    /// stopped) ends nothing: the kernel still acknowledges what is sent, or nothing comes back
+    /// at all, and a caller waited for its answer as long as that lasted (an ingest 100 s and
+    /// more, measured with the server's processes stopped). Past this bound the caller gets
+    /// "unavailable" (an ingest `503`) while the statement may still run once the database is
+    /// back: an ingest's hooks may then be stored, which is why a producer sends the same
+    /// request again (same `hookId`s: acknowledged, not stored twice).
+    pub(super) fn answer_within(&self) -> std::time::Duration {
+        self.pool_wait().saturating_add(ANSWER_MARGIN)
+    }
+}
+
+/// How much longer than a statement may take (its lock wait and its run) a caller waits for the
+/// database's answer: the round trips and the commit around the statement.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a readiness check (`ping`) waits: a database that takes longer to answer `SELECT 1`
+/// is not ready to serve, and a load balancer's check should learn it before its own timeout.
+pub(super) const PING_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `op`, or "unavailable" once `limit` has passed without its answer (see
+/// [`Limits::answer_within`]). Dropping `op` there is safe: a pooled connection goes back to the
+/// pool only outside a transaction ([`InTransaction`]), and the writers' callers only stop
+/// waiting (the writer goes on with the job).
+pub(super) async fn answered<T>(
+    limit: std::time::Duration,
+    op: impl Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(result) => result,
+        Err(_) => {
+            crate::metrics::store_not_answering();
+            Err(StoreError::Unavailable(format!(
+                "postgres: no answer within {} ms: the database is not answering",
+                limit.as_millis()
+            )))
+        }
+    }
 }
 
 fn with_options(mut config: DbConfig, ours: &str) -> DbConfig {

@@ -73,7 +73,9 @@ pub use self::tls::{SslMode, TlsOptions};
 
 use self::attempts::{Unrecorded, retry_unrecorded};
 use self::cluster::{DbClock, HeldLeases, Node, renew_leases};
-use self::connection::{Limits, check_connection_budget, pool_err, reader_pool, writer_pool};
+use self::connection::{
+    Limits, PING_WITHIN, answered, check_connection_budget, pool_err, reader_pool, writer_pool,
+};
 use self::ingest::FanOut;
 use self::notify::listen;
 use self::writer::{
@@ -108,6 +110,9 @@ pub struct PostgresStore {
     wide_ingests: turns::Turns,
     /// Claims take turns too, a few at a time (`claims.rs`).
     claims: turns::Turns,
+    /// The longest a caller waits for the database's answer (`Limits::answer_within`): every
+    /// call of the `Store` trait is bounded by it (`answered`).
+    answer_within: std::time::Duration,
 }
 
 impl Drop for PostgresStore {
@@ -226,7 +231,16 @@ impl PostgresStore {
             fan_out,
             wide_ingests: turns::Turns::new(1, 1, limits.pool_wait()),
             claims: claims::claim_turns(claims_at_once, limits.pool_wait()),
+            answer_within: limits.answer_within(),
         })
+    }
+
+    /// `op`, bounded by `answer_within` (see `Limits::answer_within`).
+    async fn answered<T>(
+        &self,
+        op: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        answered(self.answer_within, op).await
     }
 
     /// Stops the background tasks, hands this node's leases back and leaves, then stops the
@@ -263,19 +277,20 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.ping().await
+        answered(PING_WITHIN.min(self.answer_within), self.ping()).await
     }
 
     async fn create_app_key(&self, record: AppKeyRecord, secret_hash: String) -> StoreResult<()> {
-        self.create_app_key(record, secret_hash).await
+        self.answered(self.create_app_key(record, secret_hash))
+            .await
     }
 
     async fn list_app_keys(&self, page: PageRequest) -> StoreResult<Page<AppKeyRecord>> {
-        self.list_app_keys(page).await
+        self.answered(self.list_app_keys(page)).await
     }
 
     async fn get_app_key(&self, app_key: &str) -> StoreResult<Option<AppKeyRecord>> {
-        self.get_app_key(app_key).await
+        self.answered(self.get_app_key(app_key)).await
     }
 
     async fn app_key_by_secret_hash(
@@ -283,7 +298,8 @@ impl Store for PostgresStore {
         secret_hash: &str,
         now: Millis,
     ) -> StoreResult<Option<String>> {
-        self.app_key_by_secret_hash(secret_hash, now).await
+        self.answered(self.app_key_by_secret_hash(secret_hash, now))
+            .await
     }
 
     async fn set_secret_hash(
@@ -292,7 +308,7 @@ impl Store for PostgresStore {
         secret_hash: String,
         previous_until: Option<Millis>,
     ) -> StoreResult<bool> {
-        self.set_secret_hash(app_key, secret_hash, previous_until)
+        self.answered(self.set_secret_hash(app_key, secret_hash, previous_until))
             .await
     }
 
@@ -301,15 +317,16 @@ impl Store for PostgresStore {
         session: SessionRecord,
         keep_per_app_key: usize,
     ) -> StoreResult<()> {
-        self.create_session(session, keep_per_app_key).await
+        self.answered(self.create_session(session, keep_per_app_key))
+            .await
     }
 
     async fn find_session(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionRecord>> {
-        self.find_session(id_hash, now).await
+        self.answered(self.find_session(id_hash, now)).await
     }
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
-        self.delete_session(id_hash).await
+        self.answered(self.delete_session(id_hash)).await
     }
 
     async fn create_portal_link(
@@ -317,7 +334,8 @@ impl Store for PostgresStore {
         link: PortalLinkRecord,
         keep_per_app_key: usize,
     ) -> StoreResult<bool> {
-        self.create_portal_link(link, keep_per_app_key).await
+        self.answered(self.create_portal_link(link, keep_per_app_key))
+            .await
     }
 
     async fn redeem_portal_link(
@@ -326,20 +344,20 @@ impl Store for PostgresStore {
         start: SessionStart,
         keep_sessions_per_app_key: usize,
     ) -> StoreResult<PortalRedemption> {
-        self.redeem_portal_link(token_hash, start, keep_sessions_per_app_key)
+        self.answered(self.redeem_portal_link(token_hash, start, keep_sessions_per_app_key))
             .await
     }
 
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()> {
-        self.insert_config(config).await
+        self.answered(self.insert_config(config)).await
     }
 
     async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
-        self.update_config(config).await
+        self.answered(self.update_config(config)).await
     }
 
     async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool> {
-        self.delete_config(app_key, config_id).await
+        self.answered(self.delete_config(app_key, config_id)).await
     }
 
     async fn get_config(
@@ -347,7 +365,7 @@ impl Store for PostgresStore {
         app_key: &str,
         config_id: &str,
     ) -> StoreResult<Option<WebhookConfig>> {
-        self.get_config(app_key, config_id).await
+        self.answered(self.get_config(app_key, config_id)).await
     }
 
     async fn list_configs(
@@ -356,23 +374,24 @@ impl Store for PostgresStore {
         filter: ConfigFilter,
         page: PageRequest,
     ) -> StoreResult<Page<WebhookConfig>> {
-        self.list_configs(app_key, filter, page).await
+        self.answered(self.list_configs(app_key, filter, page))
+            .await
     }
 
     async fn all_configs(&self) -> StoreResult<Vec<WebhookConfig>> {
-        self.all_configs().await
+        self.answered(self.all_configs()).await
     }
 
     async fn set_health(&self, config_id: &str, health: Health) -> StoreResult<()> {
-        self.set_health(config_id, health).await
+        self.answered(self.set_health(config_id, health)).await
     }
 
     async fn operational_events(&self, limit: u32) -> StoreResult<Vec<OperationalEvent>> {
-        self.operational_events(limit).await
+        self.answered(self.operational_events(limit)).await
     }
 
     async fn forget_operational_events(&self, ids: Vec<i64>) -> StoreResult<()> {
-        self.forget_operational_events(ids).await
+        self.answered(self.forget_operational_events(ids)).await
     }
 
     async fn ingest(
@@ -382,7 +401,8 @@ impl Store for PostgresStore {
         event: Event,
         hooks: Vec<ValidatedHook>,
     ) -> StoreResult<IngestOutcome> {
-        self.ingest(app_key, product, event, hooks).await
+        self.answered(self.ingest(app_key, product, event, hooks))
+            .await
     }
 
     async fn claim_batches(
@@ -391,27 +411,28 @@ impl Store for PostgresStore {
         max_hooks: u32,
         max_batches: u32,
     ) -> StoreResult<Claim> {
-        self.claim_batches(config, max_hooks, max_batches).await
+        self.answered(self.claim_batches(config, max_hooks, max_batches))
+            .await
     }
 
     async fn load_delivery(&self, hooks_id: &str) -> StoreResult<Option<SendableDelivery>> {
-        self.load_delivery(hooks_id).await
+        self.answered(self.load_delivery(hooks_id)).await
     }
 
     async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
-        self.lease_delivery(hooks_id).await
+        self.answered(self.lease_delivery(hooks_id)).await
     }
 
     async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
-        self.due_deliveries(until, limit).await
+        self.answered(self.due_deliveries(until, limit)).await
     }
 
     async fn membership(&self) -> StoreResult<Membership> {
-        self.membership().await
+        self.answered(self.membership()).await
     }
 
     async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>> {
-        self.find_config(config_id).await
+        self.answered(self.find_config(config_id)).await
     }
 
     fn record_attempt(&self, outcome: AttemptOutcome) {
@@ -423,15 +444,15 @@ impl Store for PostgresStore {
     }
 
     async fn flush(&self) -> StoreResult<()> {
-        self.flush().await
+        self.answered(self.flush()).await
     }
 
     async fn open_deliveries(&self) -> StoreResult<Vec<OpenDelivery>> {
-        self.open_deliveries().await
+        self.answered(self.open_deliveries()).await
     }
 
     async fn configs_with_queued_hooks(&self) -> StoreResult<Vec<String>> {
-        self.configs_with_queued_hooks().await
+        self.answered(self.configs_with_queued_hooks()).await
     }
 
     async fn list_deliveries(
@@ -440,7 +461,8 @@ impl Store for PostgresStore {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> StoreResult<Page<DeliverySummary>> {
-        self.list_deliveries(app_key, filter, page).await
+        self.answered(self.list_deliveries(app_key, filter, page))
+            .await
     }
 
     async fn get_delivery(
@@ -448,7 +470,7 @@ impl Store for PostgresStore {
         app_key: &str,
         hooks_id: &str,
     ) -> StoreResult<Option<DeliveryDetail>> {
-        self.get_delivery(app_key, hooks_id).await
+        self.answered(self.get_delivery(app_key, hooks_id)).await
     }
 
     async fn redeliver(
@@ -457,7 +479,8 @@ impl Store for PostgresStore {
         hooks_id: &str,
         new_hooks_id: String,
     ) -> StoreResult<Option<DeliverySummary>> {
-        self.redeliver(app_key, hooks_id, new_hooks_id).await
+        self.answered(self.redeliver(app_key, hooks_id, new_hooks_id))
+            .await
     }
 
     async fn replay(
@@ -466,35 +489,44 @@ impl Store for PostgresStore {
         config_id: &str,
         filter: ReplayFilter,
     ) -> StoreResult<u64> {
-        self.replay(app_key, config_id, filter).await
+        self.answered(self.replay(app_key, config_id, filter)).await
     }
 
     async fn record_test_send(&self, record: TestSendRecord) -> StoreResult<()> {
-        self.record_test_send(record).await
+        self.answered(self.record_test_send(record)).await
     }
 
     async fn purge_deliveries(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
-        self.purge_deliveries(cutoff, batch).await
+        self.answered(self.purge_deliveries(cutoff, batch)).await
     }
 
     async fn purge_hooks(&self, cutoff: Millis, after: i64, batch: u32) -> StoreResult<HookPurge> {
-        self.purge_hooks(cutoff, after, batch).await
+        self.answered(self.purge_hooks(cutoff, after, batch)).await
     }
 
     async fn purge_held(&self, cutoff: Millis, batch: u32) -> StoreResult<usize> {
-        self.purge_held(cutoff, batch).await
+        self.answered(self.purge_held(cutoff, batch)).await
     }
 
     async fn close(&self) {
-        self.close().await
+        // A database that stopped answering must not hold the process at its exit: what is
+        // not written then is what a crash would lose (leases expire, and unrecorded attempts
+        // are sent again after the restart).
+        let closed = answered(self.answer_within, async {
+            self.close().await;
+            Ok(())
+        });
+        if let Err(e) = closed.await {
+            tracing::warn!(error = %e, "closing the store: leases not handed back, records queued not written");
+        }
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {
-        self.stats().await
+        self.answered(self.stats()).await
     }
 
     async fn queue_by_app_key(&self) -> StoreResult<Vec<crate::store::AppKeyQueue>> {
-        self.queue_by_app_key().await
+        self.answered(self.queue_by_app_key()).await
     }
 
     async fn attempt_buckets(
@@ -505,7 +537,7 @@ impl Store for PostgresStore {
         bucket_ms: i64,
         buckets: u32,
     ) -> StoreResult<Vec<AttemptBucket>> {
-        self.attempt_buckets(app_key, config_id, since, bucket_ms, buckets)
+        self.answered(self.attempt_buckets(app_key, config_id, since, bucket_ms, buckets))
             .await
     }
 
@@ -514,6 +546,6 @@ impl Store for PostgresStore {
         app_key: Option<&str>,
         hook_id: &str,
     ) -> StoreResult<Vec<HookTrace>> {
-        self.trace_hook(app_key, hook_id).await
+        self.answered(self.trace_hook(app_key, hook_id)).await
     }
 }

@@ -103,6 +103,60 @@ impl OwnCluster {
     }
 }
 
+impl OwnCluster {
+    /// The server's processes: the postmaster (the first line of `postmaster.pid`) and its
+    /// children (backends, WAL writer, checkpointer...).
+    fn processes(&self) -> Vec<libc::pid_t> {
+        let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .expect("postmaster.pid");
+        let postmaster: libc::pid_t = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("the postmaster's pid");
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`: the name may hold spaces, so read after its `)`.
+            let parent = std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let (_, rest) = stat.rsplit_once(')')?;
+                    rest.split_whitespace().nth(1)?.parse::<libc::pid_t>().ok()
+                });
+            if parent == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+/// Processes stopped (SIGSTOP) until this is dropped (SIGCONT): a test that fails meanwhile does
+/// not leave the database stopped (stopping the cluster at its end would wait for it).
+struct Stopped(Vec<libc::pid_t>);
+
+impl Stopped {
+    fn stop(pids: Vec<libc::pid_t>) -> Stopped {
+        for &pid in &pids {
+            // SAFETY: kill(2) only sends a signal.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        }
+        Stopped(pids)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: kill(2) only sends a signal.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+    }
+}
+
 impl Drop for OwnCluster {
     fn drop(&mut self) {
         let _ = process::run_sync(
@@ -472,4 +526,126 @@ async fn a_node_cut_off_for_longer_than_its_lease_has_its_delivery_sent_by_anoth
     for n in &mut nodes {
         n.stop_sigterm(PROMPT).await;
     }
+}
+
+/// PostgreSQL stops answering without closing anything (its processes stopped with SIGSTOP, as
+/// a frozen host or a cut-off network leaves them: the connections stay open and nothing comes
+/// back). An ingest answers 503 once `--pg-statement-timeout` + `--pg-lock-timeout` + 5 s have
+/// passed (here 2 + 1 + 5 s) instead of waiting as long as the database does, `/readyz` answers
+/// 503, and once the database answers again the producer's retry of the same request is
+/// acknowledged and its hook delivered once, whether or not the first request's group committed
+/// on the way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing() {
+    let pg = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .expect("start a cluster");
+    let rx = Receiver::start().await;
+    let options = Options {
+        database_url: Some(pg.url()),
+        ..Options::default()
+    };
+    let srv = Server::start_with_options(
+        &["--pg-statement-timeout", "2s", "--pg-lock-timeout", "1s"],
+        options,
+    )
+    .await;
+    let app = srv.create_app_key("pg-stopped").await;
+    let cfg = srv
+        .create_config(
+            &app,
+            config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/stopped")),
+        )
+        .await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let before = srv
+        .ingest(
+            &app,
+            SMS,
+            "UNSUBSCRIBE",
+            vec![samples::with_id(
+                samples::hook(SMS, "UNSUBSCRIBE", 0),
+                "before-stop",
+            )],
+        )
+        .await;
+    srv.wait_for_hook_delivery(&app, &cfg_id, &before[0], "SUCCEEDED", PROMPT)
+        .await;
+
+    // A client of its own, whose timeout (60 s) is far past the bound: a hang shows as its error.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 1), "while-stopped");
+    let body = json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]});
+    let events_url = srv.url(&app.path("/events"));
+    let ingest = || {
+        client
+            .post(&events_url)
+            .header("X-Secret-Key", &app.secret)
+            .json(&body)
+            .send()
+    };
+
+    let stopped = Stopped::stop(pg.processes());
+    let started = Instant::now();
+    let answer = ingest().await;
+    let waited = started.elapsed();
+    let status = match answer {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => srv.fail(format!("the ingest got no answer after {waited:?}: {e}")),
+    };
+    assert_eq!(
+        status, 503,
+        "an ingest the database does not answer is refused"
+    );
+    assert!(
+        waited >= Duration::from_secs(7),
+        "refused after waiting for the database (2 s + 1 s + 5 s), not at once: {waited:?}"
+    );
+    let ready = client.get(srv.url("/readyz")).send().await;
+    match ready {
+        Ok(r) => assert_eq!(
+            r.status().as_u16(),
+            503,
+            "/readyz while the database is stopped"
+        ),
+        Err(e) => srv.fail(format!("/readyz got no answer: {e}")),
+    }
+    assert!(
+        srv.stderr_all().contains("the database is not answering"),
+        "the log says why: {}",
+        srv.stderr_tail()
+    );
+
+    drop(stopped);
+    // The producer sends the same request again until it is acknowledged.
+    let end = Instant::now() + PROMPT;
+    loop {
+        match ingest().await {
+            Ok(r) if r.status().as_u16() == 202 => break,
+            Ok(r) if r.status().as_u16() == 503 && Instant::now() < end => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(r) => srv.fail(format!("the retry answered {}", r.status())),
+            Err(e) => srv.fail(format!("the retry got no answer: {e}")),
+        }
+    }
+    let (status, _) = srv.get(&Auth::None, "/readyz").await;
+    assert_eq!(status.as_u16(), 200, "ready again");
+    srv.wait_for_hook_delivery(&app, &cfg_id, "while-stopped", "SUCCEEDED", PROMPT)
+        .await;
+    let carrying = srv.list_deliveries(&app, "hookId=while-stopped").await;
+    assert_eq!(
+        carrying.len(),
+        1,
+        "one delivery holds the hook: {carrying:#?}"
+    );
+    assert_eq!(
+        rx.hook_counts(None).get("while-stopped"),
+        Some(&1),
+        "delivered once"
+    );
 }
