@@ -534,7 +534,8 @@ async fn a_node_cut_off_for_longer_than_its_lease_has_its_delivery_sent_by_anoth
 /// passed (here 2 + 1 + 5 s) instead of waiting as long as the database does, `/readyz` answers
 /// 503, and once the database answers again the producer's retry of the same request is
 /// acknowledged and its hook delivered once, whether or not the first request's group committed
-/// on the way back.
+/// on the way back. Stopped again, the node still stops on SIGTERM (it used to wait for the
+/// database as long as it was stopped).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing() {
     let pg = tokio::task::spawn_blocking(OwnCluster::start)
@@ -545,7 +546,7 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
         database_url: Some(pg.url()),
         ..Options::default()
     };
-    let srv = Server::start_with_options(
+    let mut srv = Server::start_with_options(
         &["--pg-statement-timeout", "2s", "--pg-lock-timeout", "1s"],
         options,
     )
@@ -647,5 +648,17 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
         rx.hook_counts(None).get("while-stopped"),
         Some(&1),
         "delivered once"
+    );
+
+    // Stopped again, the node is asked to stop: closing the store (handing its leases back,
+    // writing what is queued) gives up after the same bound, and the process exits.
+    let stopped = Stopped::stop(pg.processes());
+    let status = srv.stop_sigterm(Duration::from_secs(40)).await;
+    drop(stopped);
+    assert!(status.success(), "a clean exit: {status:?}");
+    assert!(
+        srv.stderr_all().contains("closing the store: leases not handed back"),
+        "the log says what was left: {}",
+        srv.stderr_tail()
     );
 }
