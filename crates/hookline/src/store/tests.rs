@@ -1865,6 +1865,80 @@ async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded(
     }
 }
 
+/// A lease whose caller stopped waiting (the database did not answer it in time, so `answered`
+/// gave up) is granted by the writer later, when the database answers: this node never sends
+/// that delivery, so it must not keep the lease alive. Unrenewed, it expires and another node
+/// leases the delivery; renewed (the writer's job held it), nobody would send it again.
+#[tokio::test]
+async fn a_lease_granted_after_its_caller_stopped_waiting_is_not_renewed() {
+    let (a, b, db) = two_nodes(Duration::from_secs(1)).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
+        .await
+        .unwrap();
+    let hooks_id = claim_one(&a, &cfg, 100).await;
+    a.record_attempt(retry_now(&hooks_id, 1));
+    a.flush().await.unwrap();
+
+    // A's jobs writer waits behind a lock on the config's row (a config write, alone in its
+    // group), so the lease queued behind it gets no answer.
+    let locker = db.connect().await.unwrap();
+    locker
+        .batch_execute("BEGIN; SELECT 1 FROM webhook_configs WHERE id = 'c1' FOR UPDATE")
+        .await
+        .unwrap();
+    let update = {
+        let (a, cfg) = (a.clone(), cfg.clone());
+        tokio::spawn(async move { a.update_config(cfg).await })
+    };
+    let watcher = db.connect().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the config write never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gave_up = tokio::time::timeout(Duration::from_millis(200), a.lease_delivery(&hooks_id));
+    assert!(
+        gave_up.await.is_err(),
+        "the lease waits behind the config write"
+    );
+
+    // The lock goes: the writer grants the lease nobody waits for any more.
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    update.await.unwrap().unwrap();
+    a.flush().await.unwrap();
+    assert!(
+        lease_expiry(&watcher, &hooks_id).await.is_some(),
+        "the lease was granted to A after all"
+    );
+
+    // Not renewed: it expires (1 s) and B leases the delivery.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while lease(&b, &hooks_id).await.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A kept renewing a lease for a delivery it will never send"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The lease expiry the database holds for `hooks_id` (`None`: not leased).
 async fn lease_expiry(db: &tokio_postgres::Client, hooks_id: &str) -> Option<i64> {
     db.query_one(

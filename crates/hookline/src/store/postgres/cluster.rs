@@ -356,54 +356,62 @@ impl PostgresStore {
         // retry never leases a delivery whose previous attempt is still unrecorded. The hooks
         // are read in the same job: a lease is only ever granted together with what to send
         // (a lease left held by a failed read would be renewed, and stranded, forever).
-        self.write_in_group(Durability::Relaxed, move |group| async move {
-            // This node's records queued before this lease are applied first.
-            flush_records(&group).await?;
-            let c = group.client;
-            // Due and expired by the database's time, the clock retry times are stored in
-            // (whichever node scheduled them).
-            let db_now = node.clock.now();
-            // SKIP LOCKED: a row another transaction is changing (another node's lease or
-            // record) is not waited for; its lease decides, and it is someone else's now.
-            let row = query_opt(
-                &c,
-                &format!(
-                    "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
+        let lease = self
+            .write_in_group(Durability::Relaxed, move |group| async move {
+                // This node's records queued before this lease are applied first.
+                flush_records(&group).await?;
+                let c = group.client;
+                // Due and expired by the database's time, the clock retry times are stored in
+                // (whichever node scheduled them).
+                let db_now = node.clock.now();
+                // SKIP LOCKED: a row another transaction is changing (another node's lease or
+                // record) is not waited for; its lease decides, and it is someone else's now.
+                let row = query_opt(
+                    &c,
+                    &format!(
+                        "UPDATE deliveries SET lease_owner = $2, lease_expires_at = $3 \
                          WHERE hooks_id = (SELECT hooks_id FROM deliveries \
                              WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
                              AND COALESCE(next_attempt_at, 0) <= $4 \
                              AND (lease_owner IS NULL OR lease_expires_at < $5) \
                              FOR UPDATE SKIP LOCKED) \
                          RETURNING {DELIVERY_COLUMNS}"
-                ),
-                &[&hooks_id, &&*node.id, &node.lease_until(), &db_now, &db_now],
-            )
-            .await?;
-            let Some(row) = row else {
-                // Why not: a retry not yet due gets its time; anything else is not ours (a lease
-                // this node holds is not taken again: its attempt is in flight here).
-                let due = query_opt(
-                    &c,
-                    "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
-                         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
-                         AND (lease_owner IS NULL OR lease_expires_at < $2)",
-                    &[&hooks_id, &db_now],
+                    ),
+                    &[&hooks_id, &&*node.id, &node.lease_until(), &db_now, &db_now],
                 )
                 .await?;
-                // Handed back in this node's clock: the engine arms its timer with it.
-                let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
-                    Some(at) if at > db_now => Lease::NotDue(node.clock.to_node(at)),
-                    _ => Lease::Unavailable,
+                let Some(row) = row else {
+                    // Why not: a retry not yet due gets its time; anything else is not ours (a lease
+                    // this node holds is not taken again: its attempt is in flight here).
+                    let due = query_opt(
+                        &c,
+                        "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \
+                         WHERE hooks_id = $1 AND status IN ('PENDING', 'RETRYING') \
+                         AND (lease_owner IS NULL OR lease_expires_at < $2)",
+                        &[&hooks_id, &db_now],
+                    )
+                    .await?;
+                    // Handed back in this node's clock: the engine arms its timer with it.
+                    let lease = match due.map(|r| col::<i64>(&r, 0)).transpose()? {
+                        Some(at) if at > db_now => Lease::NotDue(node.clock.to_node(at)),
+                        _ => Lease::Unavailable,
+                    };
+                    return Ok((lease, Vec::new()));
                 };
-                return Ok((lease, Vec::new()));
-            };
-            let row = delivery_row(&row, &node.clock)?;
-            let hooks = delivery_hooks(&c, &row.hooks_id).await?;
-            let delivery = row.into_sendable(hooks)?;
-            node.held.hold([delivery.hooks_id.as_str()]);
-            Ok((Lease::Granted(delivery), Vec::new()))
-        })
-        .await
+                let row = delivery_row(&row, &node.clock)?;
+                let hooks = delivery_hooks(&c, &row.hooks_id).await?;
+                let delivery = row.into_sendable(hooks)?;
+                Ok((Lease::Granted(delivery), Vec::new()))
+            })
+            .await?;
+        // Held (renewed) only once the engine has it, here and not in the writer's job: a
+        // caller that stopped waiting (the database did not answer in time, `answered`) never
+        // sends the delivery, and a lease renewed for it would strand it for good; unrenewed,
+        // the lease expires and the sweep finds the delivery.
+        if let Lease::Granted(delivery) = &lease {
+            self.node.held.hold([delivery.hooks_id.as_str()]);
+        }
+        Ok(lease)
     }
 
     pub(super) async fn due_deliveries(

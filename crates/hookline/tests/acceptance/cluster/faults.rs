@@ -657,7 +657,8 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
     drop(stopped);
     assert!(status.success(), "a clean exit: {status:?}");
     assert!(
-        srv.stderr_all().contains("closing the store: leases not handed back"),
+        srv.stderr_all()
+            .contains("closing the store: leases not handed back"),
         "the log says what was left: {}",
         srv.stderr_tail()
     );
