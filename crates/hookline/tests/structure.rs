@@ -444,7 +444,11 @@ fn every_postgresql_store_call_is_bounded_by_the_answer_deadline() {
             .take_while(|c| c.is_alphanumeric() || *c == '_')
             .collect();
         methods += 1;
-        if !method.contains("answered(") {
+        // The call itself wrapped (`self.answered(self.ingest(..))`), or, for the two with a
+        // bound of their own (`ping`, `close`), `answered(..)` around it.
+        let wrapped = method.contains(&format!("self.answered(self.{name}("))
+            || (["ping", "close"].contains(&name.as_str()) && method.contains("answered("));
+        if !wrapped {
             unbounded.push(name);
         }
         rest = &body[method.len()..];

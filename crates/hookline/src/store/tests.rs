@@ -1865,34 +1865,67 @@ async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded(
     }
 }
 
-/// A lease whose caller stopped waiting (the database did not answer it in time, so `answered`
-/// gave up) is granted by the writer later, when the database answers: this node never sends
-/// that delivery, so it must not keep the lease alive. Unrenewed, it expires and another node
-/// leases the delivery; renewed (the writer's job held it), nobody would send it again.
+/// Writes queued behind a stuck one, whose callers stopped waiting (the database did not answer
+/// in time, so `answered` gave up and the request answered 503), are not applied once the
+/// database answers: a caller told its ingest, its new config or its replay failed sends it
+/// again, and it must not then be applied twice. The write already sent to the server when its
+/// caller gave up is applied (nothing can take it back): its ingest is the idempotent kind.
 #[tokio::test]
-async fn a_lease_granted_after_its_caller_stopped_waiting_is_not_renewed() {
-    let (a, b, db) = two_nodes(Duration::from_secs(1)).await;
+async fn writes_whose_callers_stopped_waiting_are_not_applied_later() {
+    let (db, store) = postgres_store().await;
     let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-    a.insert_config(cfg.clone()).await.unwrap();
-    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 2))
-        .await
-        .unwrap();
-    let hooks_id = claim_one(&a, &cfg, 100).await;
-    a.record_attempt(retry_now(&hooks_id, 1));
-    a.flush().await.unwrap();
-
-    // A's jobs writer waits behind a lock on the config's row (a config write, alone in its
-    // group), so the lease queued behind it gets no answer.
+    store.insert_config(cfg.clone()).await.unwrap();
+    // Both writers wait behind a lock on the config's row: an ingest's `FOR KEY SHARE` of it,
+    // and a config write.
     let locker = db.connect().await.unwrap();
     locker
         .batch_execute("BEGIN; SELECT 1 FROM webhook_configs WHERE id = 'c1' FOR UPDATE")
         .await
         .unwrap();
-    let update = {
-        let (a, cfg) = (a.clone(), cfg.clone());
-        tokio::spawn(async move { a.update_config(cfg).await })
+    let stuck_ingest = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("sent", 1))
+                .await
+        })
+    };
+    let stuck_update = {
+        let (store, cfg) = (store.clone(), cfg.clone());
+        tokio::spawn(async move { store.update_config(cfg).await })
     };
     let watcher = db.connect().await.unwrap();
+    lock_waits(&watcher, 2, "the ingest and the config write").await;
+    let given_up = Duration::from_millis(200);
+    let late_ingest = store.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("late", 1));
+    assert!(tokio::time::timeout(given_up, late_ingest).await.is_err());
+    let late_config = store.insert_config(config("c2", "ak", vec![Event::ConversionBlock]));
+    assert!(tokio::time::timeout(given_up, late_config).await.is_err());
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let sent = stuck_ingest.await.unwrap().unwrap();
+    assert_eq!(
+        sent.new_hooks, 1,
+        "the ingest under way when the lock went is stored"
+    );
+    stuck_update.await.unwrap().unwrap();
+    store.flush().await.unwrap();
+    assert!(
+        store.get_config("ak", "c2").await.unwrap().is_none(),
+        "the config whose caller gave up was not created"
+    );
+    let again = store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, hooks("late", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.new_hooks, 1,
+        "the ingest whose caller gave up was not stored"
+    );
+}
+
+/// Waits until `n` sessions of the test's database wait for a lock.
+async fn lock_waits(watcher: &tokio_postgres::Client, n: i64, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let waiting: i64 = watcher
@@ -1904,33 +1937,82 @@ async fn a_lease_granted_after_its_caller_stopped_waiting_is_not_renewed() {
             .await
             .unwrap()
             .get(0);
-        if waiting > 0 {
-            break;
+        if waiting >= n {
+            return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the config write never waited for the lock"
+            "never waited: {what}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let gave_up = tokio::time::timeout(Duration::from_millis(200), a.lease_delivery(&hooks_id));
-    assert!(
-        gave_up.await.is_err(),
-        "the lease waits behind the config write"
-    );
+}
 
-    // The lock goes: the writer grants the lease nobody waits for any more.
-    locker.batch_execute("ROLLBACK").await.unwrap();
+/// A lease whose caller stopped waiting after the writer had started it (the database stopped
+/// answering mid-job, so `answered` gave up) is granted anyway once the database answers: this
+/// node never sends that delivery, so it must not keep the lease alive. Unrenewed, it expires
+/// and another node leases the delivery; renewed (held by the writer's job), nobody would ever
+/// send it again. (A lease whose caller gave up before it started is not started at all:
+/// `writes_whose_callers_stopped_waiting_are_not_applied_later`.)
+#[tokio::test]
+async fn a_lease_whose_caller_stopped_waiting_mid_job_is_not_renewed() {
+    use std::future::Future;
+    use std::task::Poll;
+
+    let (a, b, db) = two_nodes(Duration::from_secs(1)).await;
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("x", 1))
+        .await
+        .unwrap();
+    let x = claim_one(&a, &cfg, 1).await;
+    a.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("y", 1))
+        .await
+        .unwrap();
+    let y = claim_one(&a, &cfg, 1).await;
+    a.record_attempt(retry_now(&y, 1));
+    a.flush().await.unwrap();
+
+    // A's jobs writer waits behind a lock on the config's row (a config write, alone in its
+    // group), while X's record and Y's lease queue behind it: the next group holds both, and
+    // the lease starts by writing the record, which waits for a lock on X's row.
+    let (config_lock, row_lock) = (db.connect().await.unwrap(), db.connect().await.unwrap());
+    config_lock
+        .batch_execute("BEGIN; SELECT 1 FROM webhook_configs WHERE id = 'c1' FOR UPDATE")
+        .await
+        .unwrap();
+    row_lock
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM deliveries WHERE hooks_id = '{x}' FOR UPDATE"
+        ))
+        .await
+        .unwrap();
+    let update = {
+        let (a, cfg) = (a.clone(), cfg.clone());
+        tokio::spawn(async move { a.update_config(cfg).await })
+    };
+    let watcher = db.connect().await.unwrap();
+    lock_waits(&watcher, 1, "the config write").await;
+    a.record_attempt(retry_now(&x, 1));
+    let mut leasing = Box::pin(a.lease_delivery(&y));
+    let polled = std::future::poll_fn(|cx| Poll::Ready(leasing.as_mut().poll(cx))).await;
+    assert!(polled.is_pending(), "the lease is queued");
+    config_lock.batch_execute("ROLLBACK").await.unwrap();
     update.await.unwrap().unwrap();
+    lock_waits(&watcher, 1, "the lease's group writing X's record").await;
+
+    // Its caller gives up mid-job; then the database answers and the job grants the lease.
+    drop(leasing);
+    row_lock.batch_execute("ROLLBACK").await.unwrap();
     a.flush().await.unwrap();
     assert!(
-        lease_expiry(&watcher, &hooks_id).await.is_some(),
+        lease_expiry(&watcher, &y).await.is_some(),
         "the lease was granted to A after all"
     );
 
     // Not renewed: it expires (1 s) and B leases the delivery.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while lease(&b, &hooks_id).await.is_none() {
+    while lease(&b, &y).await.is_none() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "A kept renewing a lease for a delivery it will never send"

@@ -279,7 +279,9 @@ impl EventClaim<'_> {
         );
         // BEGIN with its settings, the config's claim lock (waited for at most
         // `claim_lock_wait`, then the connection's own lock timeout again), the claim and COMMIT
-        // are sent together (one round trip): nothing depends on an answer. A statement that
+        // are sent together (one round trip): nothing depends on an answer. Keep it so: this
+        // transaction is not an `InTransaction`, and a caller that stops waiting (`answered`)
+        // drops it after its first poll, which must have sent everything up to the COMMIT. A statement that
         // fails leaves the transaction aborted, and the COMMIT behind it rolls back.
         let (max, product_name, owner, lease) = (
             i64::from(max_hooks),

@@ -442,9 +442,15 @@ const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
 pub(super) const PING_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `op`, or "unavailable" once `limit` has passed without its answer (see
-/// [`Limits::answer_within`]). Dropping `op` there is safe: a pooled connection goes back to the
-/// pool only outside a transaction ([`InTransaction`]), and the writers' callers only stop
-/// waiting (the writer goes on with the job).
+/// [`Limits::answer_within`]). Dropping `op` there leaves no pooled connection inside a
+/// transaction: a transaction on a pooled connection is either an [`InTransaction`] (the
+/// connection leaves the pool when it is dropped before its end), or sent whole on its first
+/// poll (`BEGIN` to `COMMIT`, the plain claim: the server runs it to its end whatever the
+/// caller does), or the driver's own `Transaction` (rolled back when dropped). A writer's caller
+/// only stops waiting: the writer skips a job whose caller is gone before it starts
+/// (`writer::run_job`, `IngestJob::abandoned`), and finishes one already sent. What a job left
+/// for its caller to do is not done: a claim's deliveries, or a lease, are not held (renewed),
+/// so they are sent once their lease expires.
 pub(super) async fn answered<T>(
     limit: std::time::Duration,
     op: impl Future<Output = StoreResult<T>>,
@@ -569,7 +575,11 @@ impl PostgresStore {
         c.batch_execute(sql).await.map_err(pg_err)
     }
 
+    /// Readiness: a read answers, and neither writer lane is stuck (a node whose writers get no
+    /// answer refuses every write, see `writer::LaneProgress`, while its reads may still work).
     pub(super) async fn ping(&self) -> StoreResult<()> {
+        self.refuse_if_stuck(super::writer::Lane::Ingests)?;
+        self.refuse_if_stuck(super::writer::Lane::Jobs)?;
         let c = self.reader().await?;
         query_one(&c, "SELECT 1", &[]).await?;
         Ok(())

@@ -185,6 +185,12 @@ impl IngestJob {
         self.rows
     }
 
+    /// Its caller stopped waiting (the database did not answer in time, `answered`, or the
+    /// request went away): a caller told its ingest failed must not find it stored.
+    pub(super) fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
     /// Answers its caller `e`: it never ran.
     pub(super) fn fail(self, e: StoreError) {
         let _ = self.reply.send(Err(e));
@@ -640,6 +646,7 @@ impl PostgresStore {
             return self.ingest_beside_the_writer(request, learnt).await;
         }
         let (reply, answer) = oneshot::channel();
+        self.refuse_if_stuck(super::writer::Lane::Ingests)?;
         self.submit(Job::Ingest(IngestJob {
             request,
             rows,

@@ -79,8 +79,8 @@ use self::connection::{
 use self::ingest::FanOut;
 use self::notify::listen;
 use self::writer::{
-    INGEST_WRITERS, Inbox, IngestLane, Job, WriterConn, WriterContext, Writers, ingest_writer_loop,
-    writer_loop,
+    INGEST_WRITERS, Inbox, IngestLane, Job, LaneProgress, WriterConn, WriterContext, Writers,
+    ingest_writer_loop, writer_loop,
 };
 use super::{
     AttemptBucket, Claim, DeliveryDetail, HookPurge, IngestOutcome, Lease, Membership,
@@ -113,6 +113,9 @@ pub struct PostgresStore {
     /// The longest a caller waits for the database's answer (`Limits::answer_within`): every
     /// call of the `Store` trait is bounded by it (`answered`).
     answer_within: std::time::Duration,
+    /// How each writer lane is getting on: a stuck one refuses jobs at once (`LaneProgress`).
+    jobs_progress: Arc<LaneProgress>,
+    ingests_progress: Arc<LaneProgress>,
 }
 
 impl Drop for PostgresStore {
@@ -195,9 +198,11 @@ impl PostgresStore {
         let fan_out = cx.fan_out.clone();
         let jobs_writer =
             WriterConn::new("jobs", jobs_pool, writer_client, writer_pids[0].clone()).await;
+        let (jobs_progress, ingests_progress) = (LaneProgress::new(), LaneProgress::new());
         let mut tasks = vec![tokio::spawn(writer_loop(
             jobs_writer,
             Inbox::new(job_rx),
+            jobs_progress.clone(),
             cx.clone(),
         ))];
         let ingest_lane = IngestLane::new(ingest_rx);
@@ -206,6 +211,7 @@ impl PostgresStore {
             tasks.push(tokio::spawn(ingest_writer_loop(
                 writer,
                 ingest_lane.clone(),
+                ingests_progress.clone(),
                 cx.clone(),
             )));
         }
@@ -232,6 +238,8 @@ impl PostgresStore {
             wide_ingests: turns::Turns::new(1, 1, limits.pool_wait()),
             claims: claims::claim_turns(claims_at_once, limits.pool_wait()),
             answer_within: limits.answer_within(),
+            jobs_progress,
+            ingests_progress,
         })
     }
 
@@ -517,7 +525,11 @@ impl Store for PostgresStore {
             Ok(())
         });
         if let Err(e) = closed.await {
-            tracing::warn!(error = %e, "closing the store: leases not handed back, records queued not written");
+            tracing::warn!(
+                error = %e,
+                "closing the store: leases perhaps not handed back (they expire), attempt records \
+                 still queued not written (their attempts are sent again)"
+            );
         }
     }
 

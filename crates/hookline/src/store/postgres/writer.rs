@@ -87,6 +87,13 @@
 //! - **A refusing job decides before writing** (see [`JobStatus`]): only `Run` jobs refuse, and
 //!   they read their answer before they write.
 //!
+//! **A caller that stopped waiting.** Every call of the store is bounded (`answered`): a caller
+//! whose database stopped answering is answered `Unavailable` (503) and stops waiting. Its job
+//! is then not started if it has not been (a write its caller was told failed must not be
+//! applied behind its back: a retried replay would be applied twice); one already sent runs to
+//! its end. A lane whose groups have had no answer for the bound counts as stuck
+//! ([`LaneProgress`]): jobs whose callers wait are refused at once rather than queued behind it.
+//!
 //! **Durability per group.** A group holding an ingest or an API write (config, app key,
 //! redeliver, replay) commits with the server's `synchronous_commit` (on): its callers are
 //! answered after the WAL flush. A group holding nothing but attempt records, leases and their
@@ -100,8 +107,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -276,6 +284,22 @@ pub(super) struct Writers {
 }
 
 impl PostgresStore {
+    /// Refuses a job whose caller would wait behind a stuck lane (see [`LaneProgress`]).
+    pub(super) fn refuse_if_stuck(&self, lane: Lane) -> StoreResult<()> {
+        let progress = match lane {
+            Lane::Jobs => &self.jobs_progress,
+            Lane::Ingests => &self.ingests_progress,
+        };
+        if progress.stuck(self.answer_within) {
+            crate::metrics::store_not_answering();
+            return Err(StoreError::Unavailable(format!(
+                "postgres: the writer has had no answer for {} ms: the database is not answering",
+                self.answer_within.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
     pub(super) fn submit(&self, job: Job) -> StoreResult<()> {
         let writers = self.writers.lock().map_err(poisoned)?;
         let writers = writers
@@ -343,6 +367,17 @@ impl PostgresStore {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let run: RunJob = Box::new(move |group: Group| {
             Box::pin(async move {
+                if tx.is_closed() {
+                    // Its caller stopped waiting before it started (the database did not answer
+                    // in time, `answered`; or the request went away): told it failed, the write
+                    // must not be applied behind its back (a retried replay would be applied
+                    // twice).
+                    return JobRun {
+                        status: JobStatus::Done,
+                        signals: Vec::new(),
+                        finish: Box::new(|_| {}),
+                    };
+                }
                 let result = f(group).await;
                 let status = job_status(&result);
                 let (result, signals) = match result {
@@ -359,6 +394,7 @@ impl PostgresStore {
                 }
             })
         });
+        self.refuse_if_stuck(Lane::Jobs)?;
         self.submit(Job::Run {
             durability,
             grouping,
@@ -509,6 +545,8 @@ async fn run_group(
         }
         first = false;
         match job {
+            // Its caller stopped waiting (see `run_job`): not written.
+            Job::Ingest(ingest_job) if ingest_job.abandoned() => {}
             Job::Ingest(ingest_job) => {
                 if !fold.fits(&ingest_job)
                     && let Some(statement) = &ingest
@@ -778,6 +816,7 @@ impl Drop for CommitInFlight<'_> {
 pub(super) async fn ingest_writer_loop(
     mut conn: WriterConn,
     lane: Arc<IngestLane>,
+    progress: Arc<LaneProgress>,
     cx: WriterContext,
 ) {
     loop {
@@ -799,6 +838,7 @@ pub(super) async fn ingest_writer_loop(
                 more = inbox.wait_for_more() => if !more { break },
             }
         }
+        let under_way = progress.begin();
         let Some(group) = start_group(&mut conn, &cx, inbox.take_group()).await else {
             continue;
         };
@@ -808,6 +848,7 @@ pub(super) async fn ingest_writer_loop(
         let client = group.client;
         finish(&client, conn.name, group.commit, group.out, &cx.signals_out).await;
         drop(in_flight);
+        drop(under_way);
     }
 }
 
@@ -868,6 +909,62 @@ impl WriterConn {
     }
 }
 
+/// How a lane's writers are getting on: the groups under way, and when the lane last made
+/// progress (a group ended, or one began on an idle lane). A lane with a group under way and no
+/// progress for the store's answer bound is stuck: the database is not answering it. A job
+/// whose caller waits is then refused at once ([`PostgresStore::refuse_if_stuck`]) instead of
+/// being queued behind: its caller would be answered 503 at the bound anyway, and each retry of
+/// such a caller would queue another copy of its request, in memory, for as long as the
+/// database stays silent. Attempt records and background jobs are still queued (nobody waits
+/// for them, and a record refused would be lost).
+pub(super) struct LaneProgress {
+    epoch: std::time::Instant,
+    under_way: AtomicUsize,
+    /// Milliseconds from `epoch`.
+    progress_at: AtomicU64,
+}
+
+impl LaneProgress {
+    pub(super) fn new() -> Arc<LaneProgress> {
+        Arc::new(LaneProgress {
+            epoch: std::time::Instant::now(),
+            under_way: AtomicUsize::new(0),
+            progress_at: AtomicU64::new(0),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A group begins; it ends (progress) when the guard is dropped.
+    fn begin(self: &Arc<Self>) -> GroupUnderWay {
+        if self.under_way.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.progress_at.store(self.now_ms(), Ordering::SeqCst);
+        }
+        GroupUnderWay(self.clone())
+    }
+
+    /// Whether a group is under way and the lane made no progress for `after`.
+    pub(super) fn stuck(&self, after: Duration) -> bool {
+        self.under_way.load(Ordering::SeqCst) > 0
+            && self
+                .now_ms()
+                .saturating_sub(self.progress_at.load(Ordering::SeqCst))
+                > after.as_millis() as u64
+    }
+}
+
+/// A group under way on a lane (see [`LaneProgress::begin`]).
+struct GroupUnderWay(Arc<LaneProgress>);
+
+impl Drop for GroupUnderWay {
+    fn drop(&mut self) {
+        self.0.progress_at.store(self.0.now_ms(), Ordering::SeqCst);
+        self.0.under_way.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// What a writer needs besides its connection and its jobs.
 #[derive(Clone)]
 pub(super) struct WriterContext {
@@ -878,13 +975,20 @@ pub(super) struct WriterContext {
 
 /// A lane's writer: takes a group from its inbox, runs it on its connection, commits it, answers
 /// its callers, and takes the next.
-pub(super) async fn writer_loop(mut conn: WriterConn, mut inbox: Inbox, cx: WriterContext) {
+pub(super) async fn writer_loop(
+    mut conn: WriterConn,
+    mut inbox: Inbox,
+    progress: Arc<LaneProgress>,
+    cx: WriterContext,
+) {
     while let Some(batch) = inbox.next_group().await {
+        let under_way = progress.begin();
         let Some(group) = start_group(&mut conn, &cx, batch).await else {
             continue;
         };
         let client = group.client;
         finish(&client, conn.name, group.commit, group.out, &cx.signals_out).await;
+        drop(under_way);
         inbox.put_back(group.carried);
     }
 }

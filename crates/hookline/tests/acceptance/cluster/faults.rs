@@ -104,17 +104,20 @@ impl OwnCluster {
 }
 
 impl OwnCluster {
-    /// The server's processes: the postmaster (the first line of `postmaster.pid`) and its
-    /// children (backends, WAL writer, checkpointer...).
-    fn processes(&self) -> Vec<libc::pid_t> {
+    /// The postmaster's pid (the first line of `postmaster.pid`).
+    fn postmaster(&self) -> libc::pid_t {
         let pid_file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
             .expect("postmaster.pid");
-        let postmaster: libc::pid_t = pid_file
+        pid_file
             .lines()
             .next()
             .and_then(|l| l.trim().parse().ok())
-            .expect("the postmaster's pid");
-        let mut pids = vec![postmaster];
+            .expect("the postmaster's pid")
+    }
+
+    /// The postmaster's children (backends, WAL writer, checkpointer...).
+    fn children(&self, postmaster: libc::pid_t) -> Vec<libc::pid_t> {
+        let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<libc::pid_t>() else {
                 continue;
@@ -142,9 +145,29 @@ impl Stopped {
     fn stop(pids: Vec<libc::pid_t>) -> Stopped {
         for &pid in &pids {
             // SAFETY: kill(2) only sends a signal.
-            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            let sent = unsafe { libc::kill(pid, libc::SIGSTOP) };
+            assert_eq!(
+                sent,
+                0,
+                "SIGSTOP to {pid}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Stopped(pids)
+    }
+
+    /// The whole server: the postmaster first (stopped, it forks no new backend), then its
+    /// children as they are then.
+    fn cluster(pg: &OwnCluster) -> Stopped {
+        let postmaster = pg.postmaster();
+        let mut stopped = Stopped::stop(vec![postmaster]);
+        for pid in pg.children(postmaster) {
+            // SAFETY: kill(2) only sends a signal. A child that ended meanwhile is not stopped.
+            if unsafe { libc::kill(pid, libc::SIGSTOP) } == 0 {
+                stopped.0.push(pid);
+            }
+        }
+        stopped
     }
 }
 
@@ -590,7 +613,7 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
             .send()
     };
 
-    let stopped = Stopped::stop(pg.processes());
+    let stopped = Stopped::cluster(&pg);
     let started = Instant::now();
     let answer = ingest().await;
     let waited = started.elapsed();
@@ -652,14 +675,130 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
 
     // Stopped again, the node is asked to stop: closing the store (handing its leases back,
     // writing what is queued) gives up after the same bound, and the process exits.
-    let stopped = Stopped::stop(pg.processes());
+    let stopped = Stopped::cluster(&pg);
     let status = srv.stop_sigterm(Duration::from_secs(40)).await;
     drop(stopped);
     assert!(status.success(), "a clean exit: {status:?}");
     assert!(
         srv.stderr_all()
-            .contains("closing the store: leases not handed back"),
+            .contains("closing the store: leases perhaps not handed back"),
         "the log says what was left: {}",
         srv.stderr_tail()
+    );
+}
+
+/// Only the ingest writers' connections stop answering (their server processes stopped), the
+/// rest of the database answering: an ingest waits for the bound (2 + 1 + 5 s) and answers 503;
+/// from then on the node's ingest writers count as stuck, so a request is refused at once
+/// instead of queueing behind them (each retry would otherwise leave another copy of its hooks
+/// in memory until the database answers), and `/readyz` answers 503 although reads work. Once
+/// they answer again, so does the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
+    let pg = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .expect("start a cluster");
+    let rx = Receiver::start().await;
+    let options = Options {
+        database_url: Some(pg.url()),
+        ..Options::default()
+    };
+    let srv = Server::start_with_options(
+        &["--pg-statement-timeout", "2s", "--pg-lock-timeout", "1s"],
+        options,
+    )
+    .await;
+    let app = srv.create_app_key("writers-stopped").await;
+    let cfg = srv
+        .create_config(
+            &app,
+            config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/writers")),
+        )
+        .await;
+    let cfg_id = s(&cfg, "webhookConfigId");
+    let writers: Vec<libc::pid_t> = srv
+        .store_query_strings(
+            "SELECT pid::TEXT FROM pg_stat_activity WHERE application_name LIKE '% ingest-writer-%'",
+            &[],
+        )
+        .await
+        .into_iter()
+        .filter_map(|row| row.first().cloned().flatten()?.parse().ok())
+        .collect();
+    assert_eq!(
+        writers.len(),
+        2,
+        "the node's two ingest writers: {writers:?}"
+    );
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let body = |id: &str| {
+        let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
+        json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]})
+    };
+    let events_url = srv.url(&app.path("/events"));
+    let ingest = |id: &str| {
+        client
+            .post(&events_url)
+            .header("X-Secret-Key", &app.secret)
+            .json(&body(id))
+            .send()
+    };
+    let status_after = |answer: Result<reqwest::Response, reqwest::Error>, what: &str| match answer
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => srv.fail(format!("{what} got no answer: {e}")),
+    };
+
+    let stopped = Stopped::stop(writers);
+    let started = Instant::now();
+    let first = status_after(ingest("first").await, "the first ingest");
+    let first_waited = started.elapsed();
+    assert_eq!(first, 503, "an ingest its writer gets no answer for");
+    assert!(
+        first_waited >= Duration::from_secs(7),
+        "refused after the bound (8 s), not at once: {first_waited:?}"
+    );
+    // Counted from the group's start, a moment after the request's: the node declares itself
+    // not ready once its writers have had no answer for the whole bound.
+    let end = Instant::now() + PROMPT;
+    while srv.get(&Auth::None, "/readyz").await.0.as_u16() != 503 {
+        if Instant::now() > end {
+            srv.fail("/readyz still answers 200 while the node's writers get no answer");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let second = status_after(ingest("second").await, "the second ingest");
+    let second_waited = started.elapsed();
+    assert_eq!(second, 503, "the next ingest, while the writers are stuck");
+    assert!(
+        second_waited < Duration::from_secs(4),
+        "refused at once, not after another 8 s: {second_waited:?}"
+    );
+    let (configs, _) = srv.get(&app.auth(), &app.path("/webhook-configs")).await;
+    assert_eq!(configs.as_u16(), 200, "reads still work");
+
+    drop(stopped);
+    let end = Instant::now() + PROMPT;
+    loop {
+        match status_after(ingest("second").await, "the retry") {
+            202 => break,
+            503 if Instant::now() < end => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => srv.fail(format!("the retry answered {other}")),
+        }
+    }
+    srv.wait_for_hook_delivery(&app, &cfg_id, "second", "SUCCEEDED", PROMPT)
+        .await;
+    let (ready, _) = srv.get(&Auth::None, "/readyz").await;
+    assert_eq!(ready.as_u16(), 200, "ready again");
+    assert_eq!(
+        srv.list_deliveries(&app, "hookId=second").await.len(),
+        1,
+        "the refused request was not queued: its retry is the one delivery"
     );
 }
