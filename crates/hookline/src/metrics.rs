@@ -164,7 +164,8 @@ fn describe() {
     describe_counter!(
         "hookline_store_not_answering_total",
         "PostgreSQL: calls to the database given up because it did not answer in time \
-         (statement timeout + lock timeout + 5 s; 5 s for /readyz): the request answered 503."
+         (statement timeout + lock timeout + 5 s; 5 s for /readyz), or refused at once because a \
+         writer had had no answer that long: the request answered 503."
     );
     describe_counter!(
         "hookline_queue_vacuums_total",
@@ -379,8 +380,9 @@ pub fn claim_lock_missed() {
 }
 
 /// PostgreSQL: a caller of the store gave up waiting for the database's answer
-/// (`--pg-statement-timeout` + `--pg-lock-timeout` + 5 s; 5 s for `/readyz`): the database
-/// stopped answering (its host frozen or cut off, its processes stopped).
+/// (`--pg-statement-timeout` + `--pg-lock-timeout` + 5 s; 5 s for `/readyz`), or was refused at
+/// once because a writer lane had had no answer that long: the database stopped answering (its
+/// host frozen or cut off, its processes stopped).
 pub fn store_not_answering() {
     counter!("hookline_store_not_answering_total").increment(1);
 }

@@ -1895,7 +1895,7 @@ async fn writes_whose_callers_stopped_waiting_are_not_applied_later() {
         tokio::spawn(async move { store.update_config(cfg).await })
     };
     let watcher = db.connect().await.unwrap();
-    lock_waits(&watcher, 2, "the ingest and the config write").await;
+    lock_waits(&watcher, "hookline %", 2, "the ingest and the config write").await;
     let given_up = Duration::from_millis(200);
     let late_ingest = store.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("late", 1));
     assert!(tokio::time::timeout(given_up, late_ingest).await.is_err());
@@ -1924,15 +1924,16 @@ async fn writes_whose_callers_stopped_waiting_are_not_applied_later() {
     );
 }
 
-/// Waits until `n` sessions of the test's database wait for a lock.
-async fn lock_waits(watcher: &tokio_postgres::Client, n: i64, what: &str) {
+/// Waits until `n` sessions of the test's database whose `application_name` is `LIKE` `who`
+/// wait for a lock.
+async fn lock_waits(watcher: &tokio_postgres::Client, who: &str, n: i64, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let waiting: i64 = watcher
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock'",
-                &[],
+                 AND wait_event_type = 'Lock' AND application_name LIKE $1",
+                &[&who],
             )
             .await
             .unwrap()
@@ -1975,7 +1976,8 @@ async fn a_lease_whose_caller_stopped_waiting_mid_job_is_not_renewed() {
 
     // A's jobs writer waits behind a lock on the config's row (a config write, alone in its
     // group), while X's record and Y's lease queue behind it: the next group holds both, and
-    // the lease starts by writing the record, which waits for a lock on X's row.
+    // the lease starts by writing the record, whose attempt waits for another transaction's
+    // insert of the same attempt (nothing else of A's, its lease renewals, touches attempts).
     let (config_lock, row_lock) = (db.connect().await.unwrap(), db.connect().await.unwrap());
     config_lock
         .batch_execute("BEGIN; SELECT 1 FROM webhook_configs WHERE id = 'c1' FOR UPDATE")
@@ -1983,7 +1985,8 @@ async fn a_lease_whose_caller_stopped_waiting_mid_job_is_not_renewed() {
         .unwrap();
     row_lock
         .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM deliveries WHERE hooks_id = '{x}' FOR UPDATE"
+            "BEGIN; INSERT INTO attempts (hooks_id, number, started_at, duration_ms) \
+             VALUES ('{x}', 1, 0, 0)"
         ))
         .await
         .unwrap();
@@ -1992,14 +1995,21 @@ async fn a_lease_whose_caller_stopped_waiting_mid_job_is_not_renewed() {
         tokio::spawn(async move { a.update_config(cfg).await })
     };
     let watcher = db.connect().await.unwrap();
-    lock_waits(&watcher, 1, "the config write").await;
+    // The jobs writer's application name ends with ` writer` (the ingest writers' with a number).
+    lock_waits(&watcher, "hookline a writer", 1, "the config write").await;
     a.record_attempt(retry_now(&x, 1));
     let mut leasing = Box::pin(a.lease_delivery(&y));
     let polled = std::future::poll_fn(|cx| Poll::Ready(leasing.as_mut().poll(cx))).await;
     assert!(polled.is_pending(), "the lease is queued");
     config_lock.batch_execute("ROLLBACK").await.unwrap();
     update.await.unwrap().unwrap();
-    lock_waits(&watcher, 1, "the lease's group writing X's record").await;
+    lock_waits(
+        &watcher,
+        "hookline a writer",
+        1,
+        "the lease's group writing X's record",
+    )
+    .await;
 
     // Its caller gives up mid-job; then the database answers and the job grants the lease.
     drop(leasing);

@@ -693,6 +693,10 @@ impl PostgresStore {
     ) -> StoreResult<Claim> {
         let max_hooks = max_hooks.max(1);
         let wanted = max_batches.max(1) as usize;
+        // The deliveries a claim makes need the jobs lane (their records, their leases'
+        // renewals): with that lane stuck, they would be sent and never recorded, and sent again
+        // by another node once their leases expire.
+        self.refuse_if_stuck(super::writer::Lane::Jobs)?;
         // Taken before a pooled connection: a claim waiting for its turn holds nothing.
         let _turn = self.claims.take(&config.app_key).await?;
         if config.ordering_key.is_some() {

@@ -375,7 +375,8 @@ impl PostgresStore {
     }
 
     pub(super) async fn record_test_send(&self, record: TestSendRecord) -> StoreResult<()> {
-        self.write(Durability::Durable, move |c| async move {
+        // Made even if its caller goes away: the test send went out, so it is in the log.
+        self.write_regardless(Durability::Durable, move |c| async move {
             let now = now_millis();
             let r = &record.result;
             // The sample hook is stored like an ingested one (the log rebuilds envelopes from

@@ -198,7 +198,8 @@ impl PostgresStore {
         let fan_out = cx.fan_out.clone();
         let jobs_writer =
             WriterConn::new("jobs", jobs_pool, writer_client, writer_pids[0].clone()).await;
-        let (jobs_progress, ingests_progress) = (LaneProgress::new(), LaneProgress::new());
+        let (jobs_progress, ingests_progress) =
+            (LaneProgress::new(1), LaneProgress::new(INGEST_WRITERS));
         let mut tasks = vec![tokio::spawn(writer_loop(
             jobs_writer,
             Inbox::new(job_rx),

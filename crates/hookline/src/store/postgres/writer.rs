@@ -185,6 +185,16 @@ pub(super) enum Job {
     },
 }
 
+/// What becomes of a job whose caller stopped waiting before it started (see the module doc,
+/// "A caller that stopped waiting").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Abandoned {
+    /// Not started: its caller was told it failed.
+    Skip,
+    /// Made anyway: it records what already happened.
+    Run,
+}
+
 /// Whether a `Run` job may share its group's transaction with the group's other jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Grouping {
@@ -336,7 +346,8 @@ impl PostgresStore {
         F: FnOnce(Group) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
-        self.run_job(durability, Grouping::Shared, f).await
+        self.run_job(durability, Grouping::Shared, Abandoned::Skip, f)
+            .await
     }
 
     /// Runs `f` in a transaction of its own (a config write, see [`Grouping::Alone`]), durably,
@@ -347,7 +358,29 @@ impl PostgresStore {
         F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
-        self.run_job(Durability::Durable, Grouping::Alone, move |group| {
+        self.run_job(
+            Durability::Durable,
+            Grouping::Alone,
+            Abandoned::Skip,
+            move |group| f(group.client),
+        )
+        .await
+    }
+
+    /// Like [`PostgresStore::write`], for a write that must be made even when its caller stops
+    /// waiting: the record of something already done outside the database (a test send that
+    /// went out). Never refused for a stuck lane either: it waits for its turn.
+    pub(super) async fn write_regardless<R, F, Fut>(
+        &self,
+        durability: Durability,
+        f: F,
+    ) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
+    {
+        self.run_job(durability, Grouping::Shared, Abandoned::Run, move |group| {
             f(group.client)
         })
         .await
@@ -357,6 +390,7 @@ impl PostgresStore {
         &self,
         durability: Durability,
         grouping: Grouping,
+        abandoned: Abandoned,
         f: F,
     ) -> StoreResult<R>
     where
@@ -367,7 +401,7 @@ impl PostgresStore {
         let (tx, rx) = oneshot::channel::<StoreResult<R>>();
         let run: RunJob = Box::new(move |group: Group| {
             Box::pin(async move {
-                if tx.is_closed() {
+                if abandoned == Abandoned::Skip && tx.is_closed() {
                     // Its caller stopped waiting before it started (the database did not answer
                     // in time, `answered`; or the request went away): told it failed, the write
                     // must not be applied behind its back (a retried replay would be applied
@@ -394,7 +428,9 @@ impl PostgresStore {
                 }
             })
         });
-        self.refuse_if_stuck(Lane::Jobs)?;
+        if abandoned == Abandoned::Skip {
+            self.refuse_if_stuck(Lane::Jobs)?;
+        }
         self.submit(Job::Run {
             durability,
             grouping,
@@ -493,6 +529,7 @@ async fn run_group(
     c: &Arc<Conn>,
     node: &Arc<str>,
     fan_out: &FanOut,
+    progress: &LaneProgress,
     batch: &mut Vec<Job>,
     carried: &mut Vec<Job>,
     out: &mut Outcome,
@@ -581,6 +618,7 @@ async fn run_group(
                     ));
                 }
                 out.settle(pipeline(std::mem::take(&mut steps)).await);
+                progress.answered();
                 if out.failure.is_some() {
                     carried.push(Job::Run {
                         durability,
@@ -590,6 +628,7 @@ async fn run_group(
                     break;
                 }
                 let run = run(group.clone()).await;
+                progress.answered();
                 out.finishers.push(run.finish);
                 match run.status {
                     JobStatus::Failed(e) => {
@@ -838,10 +877,11 @@ pub(super) async fn ingest_writer_loop(
                 more = inbox.wait_for_more() => if !more { break },
             }
         }
-        let under_way = progress.begin();
-        let Some(group) = start_group(&mut conn, &cx, inbox.take_group()).await else {
+        let mut under_way = progress.begin();
+        let Some(group) = start_group(&mut conn, &cx, &progress, inbox.take_group()).await else {
             continue;
         };
+        under_way.committing();
         let in_flight = CommitInFlight::new(&lane);
         inbox.put_back(group.carried);
         drop(inbox);
@@ -909,27 +949,37 @@ impl WriterConn {
     }
 }
 
-/// How a lane's writers are getting on: the groups under way, and when the lane last made
-/// progress (a group ended, or one began on an idle lane). A lane with a group under way and no
-/// progress for the store's answer bound is stuck: the database is not answering it. A job
-/// whose caller waits is then refused at once ([`PostgresStore::refuse_if_stuck`]) instead of
-/// being queued behind: its caller would be answered 503 at the bound anyway, and each retry of
-/// such a caller would queue another copy of its request, in memory, for as long as the
-/// database stays silent. Attempt records and background jobs are still queued (nobody waits
-/// for them, and a record refused would be lost).
+/// How a lane's writers are getting on: their groups running their statements, those waiting
+/// for their `COMMIT`'s answer, and when the lane last had an answer from the database (a
+/// statement of a group, a commit; or a group began on an idle lane). A lane is stuck when it
+/// has had no answer for the store's answer bound while a group waits for its statements (the
+/// writer running it holds the inbox: nothing else can start) or every writer waits for its
+/// commit: the database is not answering it. A job whose caller waits is then refused at once
+/// ([`PostgresStore::refuse_if_stuck`]) instead of being queued behind: its caller would be
+/// answered 503 at the bound anyway, and each retry of such a caller would queue another copy of
+/// its request, in memory, for as long as the database stays silent. Attempt records, lease
+/// renewals and expiries are still queued (nobody waits for them, and a record refused would be
+/// lost); the other background jobs (retention, the outbox of operational events) are refused
+/// like any caller and try again later. On a live server every statement answers within its timeouts, so a busy lane (a long
+/// replay, a group of many leases) is never judged stuck.
 pub(super) struct LaneProgress {
     epoch: std::time::Instant,
-    under_way: AtomicUsize,
+    /// The lane's writers (the jobs lane one, the ingest lane `INGEST_WRITERS`).
+    writers: usize,
+    running: AtomicUsize,
+    committing: AtomicUsize,
     /// Milliseconds from `epoch`.
-    progress_at: AtomicU64,
+    answered_at: AtomicU64,
 }
 
 impl LaneProgress {
-    pub(super) fn new() -> Arc<LaneProgress> {
+    pub(super) fn new(writers: usize) -> Arc<LaneProgress> {
         Arc::new(LaneProgress {
             epoch: std::time::Instant::now(),
-            under_way: AtomicUsize::new(0),
-            progress_at: AtomicU64::new(0),
+            writers: writers.max(1),
+            running: AtomicUsize::new(0),
+            committing: AtomicUsize::new(0),
+            answered_at: AtomicU64::new(0),
         })
     }
 
@@ -937,31 +987,69 @@ impl LaneProgress {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// A group begins; it ends (progress) when the guard is dropped.
-    fn begin(self: &Arc<Self>) -> GroupUnderWay {
-        if self.under_way.fetch_add(1, Ordering::SeqCst) == 0 {
-            self.progress_at.store(self.now_ms(), Ordering::SeqCst);
-        }
-        GroupUnderWay(self.clone())
+    /// The database answered one of the lane's statements.
+    fn answered(&self) {
+        self.answered_at.store(self.now_ms(), Ordering::SeqCst);
     }
 
-    /// Whether a group is under way and the lane made no progress for `after`.
+    /// A group begins running its statements; see [`GroupUnderWay`].
+    fn begin(self: &Arc<Self>) -> GroupUnderWay {
+        let idle =
+            self.running.load(Ordering::SeqCst) + self.committing.load(Ordering::SeqCst) == 0;
+        if idle {
+            // Before the count: a lane idle for long must not look stuck for an instant.
+            self.answered();
+        }
+        self.running.fetch_add(1, Ordering::SeqCst);
+        GroupUnderWay {
+            lane: self.clone(),
+            committing: false,
+        }
+    }
+
+    /// Whether the lane is stuck (see the type's doc) for `after`.
     pub(super) fn stuck(&self, after: Duration) -> bool {
-        self.under_way.load(Ordering::SeqCst) > 0
-            && self
-                .now_ms()
-                .saturating_sub(self.progress_at.load(Ordering::SeqCst))
+        self.stuck_at(after, self.now_ms())
+    }
+
+    /// [`LaneProgress::stuck`] at `now_ms` (milliseconds from `epoch`).
+    fn stuck_at(&self, after: Duration, now_ms: u64) -> bool {
+        let blocked = self.running.load(Ordering::SeqCst) > 0
+            || self.committing.load(Ordering::SeqCst) >= self.writers;
+        blocked
+            && now_ms.saturating_sub(self.answered_at.load(Ordering::SeqCst))
                 > after.as_millis() as u64
     }
 }
 
-/// A group under way on a lane (see [`LaneProgress::begin`]).
-struct GroupUnderWay(Arc<LaneProgress>);
+/// A group on a lane: running its statements, then (`committing`) waiting for its `COMMIT`'s
+/// answer; its end is an answer too.
+struct GroupUnderWay {
+    lane: Arc<LaneProgress>,
+    committing: bool,
+}
+
+impl GroupUnderWay {
+    /// Its statements have answered and its `COMMIT` is on its way.
+    fn committing(&mut self) {
+        if !self.committing {
+            self.committing = true;
+            self.lane.answered();
+            self.lane.committing.fetch_add(1, Ordering::SeqCst);
+            self.lane.running.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
 
 impl Drop for GroupUnderWay {
     fn drop(&mut self) {
-        self.0.progress_at.store(self.0.now_ms(), Ordering::SeqCst);
-        self.0.under_way.fetch_sub(1, Ordering::SeqCst);
+        self.lane.answered();
+        let count = if self.committing {
+            &self.lane.committing
+        } else {
+            &self.lane.running
+        };
+        count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -982,10 +1070,11 @@ pub(super) async fn writer_loop(
     cx: WriterContext,
 ) {
     while let Some(batch) = inbox.next_group().await {
-        let under_way = progress.begin();
-        let Some(group) = start_group(&mut conn, &cx, batch).await else {
+        let mut under_way = progress.begin();
+        let Some(group) = start_group(&mut conn, &cx, &progress, batch).await else {
             continue;
         };
+        under_way.committing();
         let client = group.client;
         finish(&client, conn.name, group.commit, group.out, &cx.signals_out).await;
         drop(under_way);
@@ -1008,6 +1097,7 @@ struct StartedGroup {
 async fn start_group(
     conn: &mut WriterConn,
     cx: &WriterContext,
+    progress: &LaneProgress,
     mut batch: Vec<Job>,
 ) -> Option<StartedGroup> {
     let client = conn.ready(&mut batch).await?;
@@ -1017,6 +1107,7 @@ async fn start_group(
         &client,
         &cx.node,
         &cx.fan_out,
+        progress,
         &mut batch,
         &mut carried,
         &mut out,
@@ -1033,6 +1124,46 @@ async fn start_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lane_is_stuck_only_when_what_blocks_it_has_had_no_answer_for_the_bound() {
+        let bound = Duration::from_secs(8);
+        let later = |lane: &LaneProgress| lane.now_ms() + 9_000;
+        // The ingest lane's two writers.
+        let lane = LaneProgress::new(2);
+        assert!(!lane.stuck_at(bound, later(&lane)), "idle: never stuck");
+        // A group waiting for its statements holds the inbox: nothing else can start.
+        let mut first = lane.begin();
+        assert!(!lane.stuck_at(bound, lane.now_ms()), "just begun");
+        assert!(
+            lane.stuck_at(bound, later(&lane)),
+            "no answer for the bound"
+        );
+        // Waiting for its commit, it lets the other writer take the next group.
+        first.committing();
+        assert!(
+            !lane.stuck_at(bound, later(&lane)),
+            "the other writer is free"
+        );
+        let mut second = lane.begin();
+        second.committing();
+        assert!(
+            lane.stuck_at(bound, later(&lane)),
+            "both writers wait for commits"
+        );
+        drop(second);
+        assert!(!lane.stuck_at(bound, later(&lane)), "one commit answered");
+        drop(first);
+        // The jobs lane's one writer: a group of many jobs, each answered in turn, is not stuck.
+        let jobs = LaneProgress::new(1);
+        let _group = jobs.begin();
+        assert!(jobs.stuck_at(bound, later(&jobs)));
+        jobs.answered();
+        assert!(
+            !jobs.stuck_at(bound, jobs.now_ms() + 7_000),
+            "answered a moment ago"
+        );
+    }
 
     #[test]
     fn a_group_starts_beside_a_commit_in_flight_only_when_it_is_large_enough() {
