@@ -381,8 +381,8 @@ impl PostgresStore {
                 )
                 .await?;
                 let Some(row) = row else {
-                    // Why not: a retry not yet due gets its time; anything else is not ours (a lease
-                    // this node holds is not taken again: its attempt is in flight here).
+                    // Why not: a retry not yet due gets its time; anything else is not ours (a
+                    // lease this node holds is not taken again: its attempt is in flight here).
                     let due = query_opt(
                         &c,
                         "SELECT COALESCE(next_attempt_at, 0) FROM deliveries \

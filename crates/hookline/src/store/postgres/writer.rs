@@ -960,8 +960,8 @@ impl WriterConn {
 /// its request, in memory, for as long as the database stays silent. Attempt records, lease
 /// renewals and expiries are still queued (nobody waits for them, and a record refused would be
 /// lost); the other background jobs (retention, the outbox of operational events) are refused
-/// like any caller and try again later. On a live server every statement answers within its timeouts, so a busy lane (a long
-/// replay, a group of many leases) is never judged stuck.
+/// like any caller and try again later. On a live server every statement answers within its
+/// timeouts, so a busy lane (a long replay, a group of many leases) is never judged stuck.
 pub(super) struct LaneProgress {
     epoch: std::time::Instant,
     /// The lane's writers (the jobs lane one, the ingest lane `INGEST_WRITERS`).
