@@ -551,6 +551,58 @@ async fn a_node_cut_off_for_longer_than_its_lease_has_its_delivery_sent_by_anoth
     }
 }
 
+/// A node on a cluster of the test's own, with `--pg-statement-timeout 2s --pg-lock-timeout 1s`
+/// (so it waits at most 2 + 1 + 5 = 8 s for an answer), an app key and a config of `SMS
+/// UNSUBSCRIBE` to a receiver; and an HTTP client of the test's own, whose timeout (60 s) is far
+/// past that bound: a hang shows as its error. For the tests of a database that stops answering.
+struct Unanswered {
+    pg: OwnCluster,
+    rx: Receiver,
+    srv: Server,
+    app: App,
+    cfg_id: String,
+    client: reqwest::Client,
+}
+
+impl Unanswered {
+    async fn start(name: &str) -> Unanswered {
+        let pg = tokio::task::spawn_blocking(OwnCluster::start)
+            .await
+            .expect("start a cluster");
+        let rx = Receiver::start().await;
+        let options = Options {
+            database_url: Some(pg.url()),
+            ..Options::default()
+        };
+        let srv = Server::start_with_options(
+            &["--pg-statement-timeout", "2s", "--pg-lock-timeout", "1s"],
+            options,
+        )
+        .await;
+        let app = srv.create_app_key(name).await;
+        let cfg = srv
+            .create_config(
+                &app,
+                config_body(SMS, &["UNSUBSCRIBE"], &rx.url(&format!("/{name}"))),
+            )
+            .await;
+        let cfg_id = s(&cfg, "webhookConfigId");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        Unanswered {
+            pg,
+            rx,
+            srv,
+            app,
+            cfg_id,
+            client,
+        }
+    }
+}
+
 /// PostgreSQL stops answering without closing anything (its processes stopped with SIGSTOP, as
 /// a frozen host or a cut-off network leaves them: the connections stay open and nothing comes
 /// back). An ingest answers 503 once `--pg-statement-timeout` + `--pg-lock-timeout` + 5 s have
@@ -561,27 +613,14 @@ async fn a_node_cut_off_for_longer_than_its_lease_has_its_delivery_sent_by_anoth
 /// database as long as it was stopped).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing() {
-    let pg = tokio::task::spawn_blocking(OwnCluster::start)
-        .await
-        .expect("start a cluster");
-    let rx = Receiver::start().await;
-    let options = Options {
-        database_url: Some(pg.url()),
-        ..Options::default()
-    };
-    let mut srv = Server::start_with_options(
-        &["--pg-statement-timeout", "2s", "--pg-lock-timeout", "1s"],
-        options,
-    )
-    .await;
-    let app = srv.create_app_key("pg-stopped").await;
-    let cfg = srv
-        .create_config(
-            &app,
-            config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/stopped")),
-        )
-        .await;
-    let cfg_id = s(&cfg, "webhookConfigId");
+    let Unanswered {
+        pg,
+        rx,
+        mut srv,
+        app,
+        cfg_id,
+        client,
+    } = Unanswered::start("pg-stopped").await;
     let before = srv
         .ingest(
             &app,
@@ -596,12 +635,6 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
     srv.wait_for_hook_delivery(&app, &cfg_id, &before[0], "SUCCEEDED", PROMPT)
         .await;
 
-    // A client of its own, whose timeout (60 s) is far past the bound: a hang shows as its error.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
     let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 1), "while-stopped");
     let body = json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]});
     let events_url = srv.url(&app.path("/events"));
@@ -695,27 +728,14 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
 /// they answer again, so does the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
-    let pg = tokio::task::spawn_blocking(OwnCluster::start)
-        .await
-        .expect("start a cluster");
-    let rx = Receiver::start().await;
-    let options = Options {
-        database_url: Some(pg.url()),
-        ..Options::default()
-    };
-    let srv = Server::start_with_options(
-        &["--pg-statement-timeout", "2s", "--pg-lock-timeout", "1s"],
-        options,
-    )
-    .await;
-    let app = srv.create_app_key("writers-stopped").await;
-    let cfg = srv
-        .create_config(
-            &app,
-            config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/writers")),
-        )
-        .await;
-    let cfg_id = s(&cfg, "webhookConfigId");
+    let Unanswered {
+        pg: _pg,
+        rx: _rx,
+        srv,
+        app,
+        cfg_id,
+        client,
+    } = Unanswered::start("writers-stopped").await;
     let writers: Vec<libc::pid_t> = srv
         .store_query_strings(
             "SELECT pid::TEXT FROM pg_stat_activity WHERE application_name LIKE '% ingest-writer-%'",
@@ -731,11 +751,6 @@ async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
         "the node's two ingest writers: {writers:?}"
     );
 
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
     let body = |id: &str| {
         let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
         json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]})
