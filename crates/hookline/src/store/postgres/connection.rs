@@ -448,7 +448,8 @@ pub(super) const PING_WITHIN: std::time::Duration = std::time::Duration::from_se
 /// poll (`BEGIN` to `COMMIT`, the plain claim: the server runs it to its end whatever the
 /// caller does), or the driver's own `Transaction` (rolled back when dropped). A writer's caller
 /// only stops waiting: the writer skips a job whose caller is gone before it starts
-/// (`writer::run_job`, `IngestJob::abandoned`), and finishes one already sent. What a job left
+/// (`writer::run_job`, `IngestJob::abandoned`; but for a test send's record, made regardless),
+/// and finishes one already sent. What a job left
 /// for its caller to do is not done: a claim's deliveries, or a lease, are not held (renewed),
 /// so they are sent once their lease expires.
 pub(super) async fn answered<T>(
@@ -576,7 +577,8 @@ impl PostgresStore {
     }
 
     /// Readiness: a read answers, and neither writer lane is stuck (a node whose writers get no
-    /// answer refuses every write, see `writer::LaneProgress`, while its reads may still work).
+    /// answer refuses the writes that wait for them, see `writer::LaneProgress`, while its reads
+    /// may still work).
     pub(super) async fn ping(&self) -> StoreResult<()> {
         self.refuse_if_stuck(super::writer::Lane::Ingests)?;
         self.refuse_if_stuck(super::writer::Lane::Jobs)?;

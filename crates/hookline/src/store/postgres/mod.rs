@@ -192,6 +192,7 @@ impl PostgresStore {
         ));
         let cx = WriterContext {
             node: node.id.clone(),
+            answer_within: limits.answer_within(),
             signals_out: sig_tx,
             fan_out: FanOut::default(),
         };

@@ -91,8 +91,10 @@
 //! whose database stopped answering is answered `Unavailable` (503) and stops waiting. Its job
 //! is then not started if it has not been (a write its caller was told failed must not be
 //! applied behind its back: a retried replay would be applied twice); one already sent runs to
-//! its end. A lane whose groups have had no answer for the bound counts as stuck
-//! ([`LaneProgress`]): jobs whose callers wait are refused at once rather than queued behind it.
+//! its end; the one exception is a record of what already happened outside the database (a test
+//! send that went out: [`PostgresStore::write_regardless`]). A lane that has had no answer for
+//! the bound counts as stuck ([`LaneProgress`]): jobs whose callers wait (and claims, whose
+//! deliveries need the jobs lane) are refused at once rather than queued behind it.
 //!
 //! **Durability per group.** A group holding an ingest or an API write (config, app key,
 //! redeliver, replay) commits with the server's `synchronous_commit` (on): its callers are
@@ -369,7 +371,8 @@ impl PostgresStore {
 
     /// Like [`PostgresStore::write`], for a write that must be made even when its caller stops
     /// waiting: the record of something already done outside the database (a test send that
-    /// went out). Never refused for a stuck lane either: it waits for its turn.
+    /// went out). In a transaction of its own, and never refused for a stuck lane: it waits for
+    /// its turn.
     pub(super) async fn write_regardless<R, F, Fut>(
         &self,
         durability: Durability,
@@ -380,7 +383,8 @@ impl PostgresStore {
         F: FnOnce(Arc<Conn>) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<(R, Vec<StoreSignal>)>> + Send + 'static,
     {
-        self.run_job(durability, Grouping::Shared, Abandoned::Run, move |group| {
+        // Alone: another job failing the group must not roll it back with its own.
+        self.run_job(durability, Grouping::Alone, Abandoned::Run, move |group| {
             f(group.client)
         })
         .await
@@ -869,12 +873,18 @@ pub(super) async fn ingest_writer_loop(
             tokio::pin!(committed);
             committed.as_mut().enable();
             let in_flight = lane.commits_in_flight.load(Ordering::SeqCst);
-            if starts_beside_a_commit(in_flight, inbox.rows) {
+            // A commit that has had no answer for the bound is not waited for any longer: this
+            // writer may still get answers (only that connection may be cut off).
+            let silent_in = progress.commit_silent_in(cx.answer_within);
+            if starts_beside_a_commit(in_flight, inbox.rows) || silent_in == Some(Duration::ZERO) {
                 break;
             }
+            // Waiting here with work queued blocks the lane as much as a group does.
+            let _gated = progress.gate();
             tokio::select! {
                 () = &mut committed => {}
                 more = inbox.wait_for_more() => if !more { break },
+                () = tokio::time::sleep(silent_in.unwrap_or_default()), if silent_in.is_some() => {}
             }
         }
         let mut under_way = progress.begin();
@@ -950,24 +960,33 @@ impl WriterConn {
 }
 
 /// How a lane's writers are getting on: their groups running their statements, those waiting
-/// for their `COMMIT`'s answer, and when the lane last had an answer from the database (a
-/// statement of a group, a commit; or a group began on an idle lane). A lane is stuck when it
-/// has had no answer for the store's answer bound while a group waits for its statements (the
-/// writer running it holds the inbox: nothing else can start) or every writer waits for its
-/// commit: the database is not answering it. A job whose caller waits is then refused at once
+/// for their `COMMIT`'s answer, the writers waiting at the ingest lane's gate for another's
+/// commit, and when the lane last had an answer from the database (a round trip of a group: a
+/// batch of pipelined statements, a whole `Run` job, the statements before the `COMMIT`, the
+/// commit; or a group began on an idle lane). A lane is stuck when it has had no answer for the
+/// store's answer bound while a group waits for its statements (the writer running it holds
+/// the inbox: nothing else can start), or every writer waits for its commit, or one does and
+/// the other waits for it at the gate: the database is not answering it. A job whose caller waits is then refused at once
 /// ([`PostgresStore::refuse_if_stuck`]) instead of being queued behind: its caller would be
 /// answered 503 at the bound anyway, and each retry of such a caller would queue another copy of
 /// its request, in memory, for as long as the database stays silent. Attempt records, lease
 /// renewals and expiries are still queued (nobody waits for them, and a record refused would be
 /// lost); the other background jobs (retention, the outbox of operational events) are refused
-/// like any caller and try again later. On a live server every statement answers within its
-/// timeouts, so a busy lane (a long replay, a group of many leases) is never judged stuck.
+/// like any caller and try again later. On a live server each statement answers within its
+/// timeouts, so a busy lane is judged stuck only when one round trip takes longer than the bound
+/// (a `Run` job of many statements on a very slow database: retention's purge of up to 500
+/// hooks, one statement each). A writer at the gate waits for a commit only until the lane has
+/// had no answer for the bound, then starts beside it: its own connection may still get
+/// answers.
 pub(super) struct LaneProgress {
     epoch: std::time::Instant,
     /// The lane's writers (the jobs lane one, the ingest lane `INGEST_WRITERS`).
     writers: usize,
     running: AtomicUsize,
     committing: AtomicUsize,
+    /// Writers waiting, with work queued, for another's commit (the ingest lane's gate,
+    /// [`starts_beside_a_commit`]).
+    gated: AtomicUsize,
     /// Milliseconds from `epoch`.
     answered_at: AtomicU64,
 }
@@ -979,6 +998,7 @@ impl LaneProgress {
             writers: writers.max(1),
             running: AtomicUsize::new(0),
             committing: AtomicUsize::new(0),
+            gated: AtomicUsize::new(0),
             answered_at: AtomicU64::new(0),
         })
     }
@@ -1014,23 +1034,56 @@ impl LaneProgress {
 
     /// [`LaneProgress::stuck`] at `now_ms` (milliseconds from `epoch`).
     fn stuck_at(&self, after: Duration, now_ms: u64) -> bool {
+        let committing = self.committing.load(Ordering::SeqCst);
         let blocked = self.running.load(Ordering::SeqCst) > 0
-            || self.committing.load(Ordering::SeqCst) >= self.writers;
+            || committing >= self.writers
+            || (committing > 0 && self.gated.load(Ordering::SeqCst) > 0);
         blocked
             && now_ms.saturating_sub(self.answered_at.load(Ordering::SeqCst))
                 > after.as_millis() as u64
     }
 }
 
-/// A group on a lane: running its statements, then (`committing`) waiting for its `COMMIT`'s
-/// answer; its end is an answer too.
+impl LaneProgress {
+    /// With a commit in flight: how long until the lane has had no answer for `after` (zero once
+    /// it has); `None` without one.
+    fn commit_silent_in(&self, after: Duration) -> Option<Duration> {
+        if self.committing.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        let silent = self
+            .now_ms()
+            .saturating_sub(self.answered_at.load(Ordering::SeqCst));
+        Some(Duration::from_millis(
+            (after.as_millis() as u64).saturating_sub(silent),
+        ))
+    }
+
+    /// A writer waits, with work queued, for another's commit, until the guard is dropped.
+    fn gate(self: &Arc<Self>) -> Gated {
+        self.gated.fetch_add(1, Ordering::SeqCst);
+        Gated(self.clone())
+    }
+}
+
+/// A writer waiting at the ingest lane's gate (see [`LaneProgress::gate`]).
+struct Gated(Arc<LaneProgress>);
+
+impl Drop for Gated {
+    fn drop(&mut self) {
+        self.0.gated.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A group on a lane: running its statements, then (`committing`) waiting for the answer to its
+/// `COMMIT` (or `ROLLBACK`, when it failed); its end is an answer too.
 struct GroupUnderWay {
     lane: Arc<LaneProgress>,
     committing: bool,
 }
 
 impl GroupUnderWay {
-    /// Its statements have answered and its `COMMIT` is on its way.
+    /// Its statements have answered and its `COMMIT` (or `ROLLBACK`) is on its way.
     fn committing(&mut self) {
         if !self.committing {
             self.committing = true;
@@ -1057,6 +1110,8 @@ impl Drop for GroupUnderWay {
 #[derive(Clone)]
 pub(super) struct WriterContext {
     pub(super) node: Arc<str>,
+    /// The store's answer bound (`Limits::answer_within`, see [`LaneProgress`]).
+    pub(super) answer_within: Duration,
     pub(super) signals_out: mpsc::UnboundedSender<StoreSignal>,
     pub(super) fan_out: FanOut,
 }
@@ -1128,41 +1183,64 @@ mod tests {
     #[test]
     fn a_lane_is_stuck_only_when_what_blocks_it_has_had_no_answer_for_the_bound() {
         let bound = Duration::from_secs(8);
-        let later = |lane: &LaneProgress| lane.now_ms() + 9_000;
+        // Times counted from the lane's last answer, whenever the test gets to run.
+        let after = |lane: &LaneProgress, ms: u64| lane.answered_at.load(Ordering::SeqCst) + ms;
         // The ingest lane's two writers.
         let lane = LaneProgress::new(2);
-        assert!(!lane.stuck_at(bound, later(&lane)), "idle: never stuck");
+        assert!(!lane.stuck_at(bound, u64::MAX / 2), "idle: never stuck");
         // A group waiting for its statements holds the inbox: nothing else can start.
         let mut first = lane.begin();
-        assert!(!lane.stuck_at(bound, lane.now_ms()), "just begun");
         assert!(
-            lane.stuck_at(bound, later(&lane)),
+            !lane.stuck_at(bound, after(&lane, 7_000)),
+            "answered within the bound"
+        );
+        assert!(
+            lane.stuck_at(bound, after(&lane, 9_000)),
             "no answer for the bound"
         );
-        // Waiting for its commit, it lets the other writer take the next group.
+        // Waiting for its commit, it lets the other writer take the next group...
         first.committing();
         assert!(
-            !lane.stuck_at(bound, later(&lane)),
+            !lane.stuck_at(bound, after(&lane, 9_000)),
             "the other writer is free"
         );
+        // ... unless that one waits for it at the gate (a group too small to start beside it).
+        let gated = lane.gate();
+        assert!(
+            lane.stuck_at(bound, after(&lane, 9_000)),
+            "the other waits for it"
+        );
+        drop(gated);
         let mut second = lane.begin();
         second.committing();
         assert!(
-            lane.stuck_at(bound, later(&lane)),
-            "both writers wait for commits"
+            lane.stuck_at(bound, after(&lane, 9_000)),
+            "both wait for commits"
         );
         drop(second);
-        assert!(!lane.stuck_at(bound, later(&lane)), "one commit answered");
+        assert!(
+            !lane.stuck_at(bound, after(&lane, 9_000)),
+            "one commit answered"
+        );
         drop(first);
         // The jobs lane's one writer: a group of many jobs, each answered in turn, is not stuck.
         let jobs = LaneProgress::new(1);
         let _group = jobs.begin();
-        assert!(jobs.stuck_at(bound, later(&jobs)));
+        assert!(jobs.stuck_at(bound, after(&jobs, 9_000)));
         jobs.answered();
-        assert!(
-            !jobs.stuck_at(bound, jobs.now_ms() + 7_000),
-            "answered a moment ago"
-        );
+        assert!(!jobs.stuck_at(bound, after(&jobs, 7_000)), "answered since");
+    }
+
+    #[test]
+    fn a_writer_at_the_gate_waits_for_a_commit_only_until_it_has_been_silent_for_the_bound() {
+        let bound = Duration::from_secs(8);
+        let lane = LaneProgress::new(2);
+        assert_eq!(lane.commit_silent_in(bound), None, "no commit in flight");
+        let mut group = lane.begin();
+        group.committing();
+        let left = lane.commit_silent_in(bound).expect("a commit in flight");
+        assert!(left > Duration::from_secs(7) && left <= bound, "{left:?}");
+        assert_eq!(lane.commit_silent_in(Duration::ZERO), Some(Duration::ZERO));
     }
 
     #[test]
