@@ -281,8 +281,9 @@ impl EventClaim<'_> {
         // `claim_lock_wait`, then the connection's own lock timeout again), the claim and COMMIT
         // are sent together (one round trip): nothing depends on an answer. Keep it so: this
         // transaction is not an `InTransaction`, and a caller that stops waiting (`answered`)
-        // drops it after its first poll, which must have sent everything up to the COMMIT. A statement that
-        // fails leaves the transaction aborted, and the COMMIT behind it rolls back.
+        // drops it after its first poll, which must have sent everything up to the COMMIT. A
+        // statement that fails leaves the transaction aborted, and the COMMIT behind it rolls
+        // back.
         let (max, product_name, owner, lease) = (
             i64::from(max_hooks),
             product.as_str(),

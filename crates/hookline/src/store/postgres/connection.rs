@@ -449,9 +449,8 @@ pub(super) const PING_WITHIN: std::time::Duration = std::time::Duration::from_se
 /// caller does), or the driver's own `Transaction` (rolled back when dropped). A writer's caller
 /// only stops waiting: the writer skips a job whose caller is gone before it starts
 /// (`writer::run_job`, `IngestJob::abandoned`; but for a test send's record, made regardless),
-/// and finishes one already sent. What a job left
-/// for its caller to do is not done: a claim's deliveries, or a lease, are not held (renewed),
-/// so they are sent once their lease expires.
+/// and finishes one already sent. What a job left for its caller to do is not done: a claim's
+/// deliveries, or a lease, are not held (renewed), so they are sent once their lease expires.
 pub(super) async fn answered<T>(
     limit: std::time::Duration,
     op: impl Future<Output = StoreResult<T>>,
