@@ -2,10 +2,10 @@
 //!
 //! Same semantics as the embedded store, which stays the reference. Writes go through
 //! **writer tasks** that group-commit (`writer`), each on its own connection: two for ingests
-//! (taking groups in turn, so one's group runs while the other's commit is flushed), one for
-//! everything else (attempt records, leases, config changes). A writer takes every job queued
-//! for it since its last group and runs them, one after the other, in a single transaction, so
-//! one commit (one WAL flush) serves many callers.
+//! (side by side, so one's group runs while the other's statements run or its commit is
+//! flushed), one for everything else (attempt records, leases, config changes). A writer takes
+//! every job queued for it since its last group and runs them, one after the other, in a single
+//! transaction, so one commit (one WAL flush) serves many callers.
 //! Jobs run without savepoints (see [`JobStatus`]). Reads use a `deadpool-postgres` pool
 //! (`connection`), and so do claims, each its own short transaction (`claims`).
 //!

@@ -19,19 +19,24 @@
 //! which wait for nothing of the jobs lane). `Store::flush` waits for the jobs lane only: an
 //! ingest is always awaited by its caller.
 //!
-//! **Two ingest writers, taking groups in turn** ([`IngestLane`]). A writer's connection is idle
-//! while its group's `COMMIT` waits for the WAL flush, and the next group waited for it: at 100
-//! hooks per request the one ingest connection ran about two thirds of the time. The ingest
-//! lane has [`INGEST_WRITERS`] writers on one inbox: a writer holds the inbox from taking its
-//! group until the group's statements have run and its `COMMIT` is sent, so the next writer's
-//! group runs while that commit is flushed. Only a group worth it starts beside a commit in
-//! flight ([`starts_beside_a_commit`]): a small one waits for that commit and takes what came
-//! meanwhile, as with one writer. Split into halves, the one-hook-per-request flood's groups cost
-//! the database more in fixed costs than the overlap saved (9 % fewer hooks a second, 8 % with
-//! two nodes); groups of 100-hook requests gain from it (+12 %, BENCHMARKS.md).
-//! Commit order between the two writers is not queue order: no ingest depends on another one
-//! queued beside it (a caller is answered after its own commit; a hookId two groups both carry
-//! waits, in the database, for the first's commit).
+//! **Two ingest writers, side by side** ([`IngestLane`]). A writer's connection is idle while its
+//! group's `COMMIT` waits for the WAL flush, and the next group waited for it: at 100 hooks per
+//! request the one ingest connection ran about two thirds of the time. The ingest lane has
+//! [`INGEST_WRITERS`] writers on one inbox: a writer holds the inbox only to take its group, so
+//! the other writer's next group runs while the first's statements run or its commit is
+//! flushed (on two database processes: with eight 100-hook producers, a fifth of the machine was
+//! idle while the groups' statements ran one after the other). Only a group worth it starts
+//! beside another in flight ([`starts_beside_another_group`]): a small one waits for that group
+//! to end and takes what came meanwhile, as with one writer. Split into halves, the
+//! one-hook-per-request flood's groups cost the database more in fixed costs than the overlap
+//! saved (9 % fewer hooks a second, 8 % with two nodes); groups of 100-hook requests gain from it
+//! (BENCHMARKS.md). Neither statement order nor commit order between the two writers is queue
+//! order: no ingest depends on another one queued beside it (a caller is answered after its own
+//! commit, and two requests in flight together have no order of acceptance). A hookId two groups
+//! both carry waits, in the database, for the first's commit (the later is the duplicate); two
+//! groups carrying two same hookIds in opposite orders wait for each other, and PostgreSQL ends
+//! that deadlock (after `deadlock_timeout`) by failing one group: its callers get 503 and send
+//! again (a producer's retry carries its hooks in the same order, and never deadlocks).
 //!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
@@ -137,16 +142,17 @@ const MAX_QUEUED: usize = 4 * MAX_JOBS_PER_COMMIT;
 pub(super) const INGEST_WRITERS: usize = 2;
 
 /// Rows (hooks and queue rows, as `FanOut` estimates them) a group needs to start while another
-/// ingest writer's commit is in flight. A statement costs the database a fixed 0.2-0.5 ms besides
+/// ingest writer's group is in flight. A statement costs the database a fixed 0.2-0.5 ms besides
 /// its ~10 µs a hook (BENCHMARKS.md, "Two nodes"): from 200 rows (two requests of 100 hooks to one
-/// config) the fixed part is a small share, below it the group waits for that commit and grows.
-const ROWS_BESIDE_A_COMMIT: usize = 200;
+/// config) the fixed part is a small share, below it the group waits for the other and grows.
+const ROWS_BESIDE_A_GROUP: usize = 200;
 
-/// Whether an ingest writer takes its group now, with `commits_in_flight` other groups' commits
-/// on their way and `queued_rows` waiting: at once when no commit is in flight (nothing to
-/// overlap), beside one only when the group is large enough to pay for its own statement.
-fn starts_beside_a_commit(commits_in_flight: usize, queued_rows: usize) -> bool {
-    commits_in_flight == 0 || queued_rows >= ROWS_BESIDE_A_COMMIT
+/// Whether an ingest writer takes its group now, with `groups_in_flight` other groups running
+/// their statements or waiting for their commits and `queued_rows` waiting: at once when none is
+/// (nothing to overlap), beside one only when the group is large enough to pay for its own
+/// statement.
+fn starts_beside_another_group(groups_in_flight: usize, queued_rows: usize) -> bool {
+    groups_in_flight == 0 || queued_rows >= ROWS_BESIDE_A_GROUP
 }
 
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -817,45 +823,45 @@ impl Inbox {
 }
 
 /// The ingest lane's inbox, shared by its writers (see the module doc, "Two ingest writers"):
-/// the writer holding it takes the next group; how many groups' commits are in flight; and a
-/// wake-up when one of them is done.
+/// the writer holding it takes the next group; how many groups are in flight (taken, not yet
+/// committed); and a wake-up when one of them is done.
 pub(super) struct IngestLane {
     inbox: tokio::sync::Mutex<Inbox>,
-    commits_in_flight: AtomicUsize,
-    committed: Notify,
+    groups_in_flight: AtomicUsize,
+    group_done: Notify,
 }
 
 impl IngestLane {
     pub(super) fn new(jobs: mpsc::UnboundedReceiver<Job>) -> Arc<IngestLane> {
         Arc::new(IngestLane {
             inbox: tokio::sync::Mutex::new(Inbox::new(jobs)),
-            commits_in_flight: AtomicUsize::new(0),
-            committed: Notify::new(),
+            groups_in_flight: AtomicUsize::new(0),
+            group_done: Notify::new(),
         })
     }
 }
 
-/// Counts a group's commit in flight until dropped (also when the writer's task is cancelled).
-struct CommitInFlight<'a>(&'a IngestLane);
+/// Counts a group in flight until dropped (also when the writer's task is cancelled).
+struct GroupInFlight<'a>(&'a IngestLane);
 
-impl<'a> CommitInFlight<'a> {
+impl<'a> GroupInFlight<'a> {
     fn new(lane: &'a IngestLane) -> Self {
-        lane.commits_in_flight.fetch_add(1, Ordering::SeqCst);
-        CommitInFlight(lane)
+        lane.groups_in_flight.fetch_add(1, Ordering::SeqCst);
+        GroupInFlight(lane)
     }
 }
 
-impl Drop for CommitInFlight<'_> {
+impl Drop for GroupInFlight<'_> {
     fn drop(&mut self) {
-        self.0.commits_in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.committed.notify_waiters();
+        self.0.groups_in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.group_done.notify_waiters();
     }
 }
 
 /// One of the ingest lane's writers: holds the inbox while it waits for work (and, beside another
-/// writer's commit in flight, for enough of it: [`starts_beside_a_commit`]), takes a group and
-/// runs it up to its `COMMIT`, then lets the next writer take the inbox while it waits for that
-/// commit and answers its callers.
+/// writer's group in flight, for enough of it: [`starts_beside_another_group`]), takes a group
+/// and lets the other writer take the inbox, runs the group's statements and its `COMMIT`, and
+/// answers its callers.
 pub(super) async fn ingest_writer_loop(
     mut conn: WriterConn,
     lane: Arc<IngestLane>,
@@ -868,33 +874,40 @@ pub(super) async fn ingest_writer_loop(
             return;
         }
         loop {
-            // Registered before the test, so a commit that ends in between still wakes it.
-            let committed = lane.committed.notified();
-            tokio::pin!(committed);
-            committed.as_mut().enable();
-            let in_flight = lane.commits_in_flight.load(Ordering::SeqCst);
-            // A commit that has had no answer for the bound is not waited for any longer: this
+            // Registered before the test, so a group that ends in between still wakes it.
+            let done = lane.group_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            let in_flight = lane.groups_in_flight.load(Ordering::SeqCst);
+            // A group that has had no answer for the bound is not waited for any longer: this
             // writer may still get answers (only that connection may be cut off).
-            let silent_in = progress.commit_silent_in(cx.answer_within);
-            if starts_beside_a_commit(in_flight, inbox.rows) || silent_in == Some(Duration::ZERO) {
+            let silent_in = progress.under_way_silent_in(cx.answer_within);
+            if starts_beside_another_group(in_flight, inbox.rows)
+                || silent_in == Some(Duration::ZERO)
+            {
                 break;
             }
             // Waiting here with work queued blocks the lane as much as a group does.
             let _gated = progress.gate();
             tokio::select! {
-                () = &mut committed => {}
+                () = &mut done => {}
                 more = inbox.wait_for_more() => if !more { break },
                 () = tokio::time::sleep(silent_in.unwrap_or_default()), if silent_in.is_some() => {}
             }
         }
         let mut under_way = progress.begin();
-        let Some(group) = start_group(&mut conn, &cx, &progress, inbox.take_group()).await else {
+        let taken = inbox.take_group();
+        let in_flight = GroupInFlight::new(&lane);
+        drop(inbox);
+        let Some(group) = start_group(&mut conn, &cx, &progress, taken).await else {
             continue;
         };
         under_way.committing();
-        let in_flight = CommitInFlight::new(&lane);
-        inbox.put_back(group.carried);
-        drop(inbox);
+        // An ingest group holds ingests only, and `run_group` reaches every one of them: it
+        // carries nothing to the next group. Were it to, dropping a job answers its caller
+        // `Unavailable` (its reply channel closes) with nothing of it written.
+        debug_assert!(group.carried.is_empty(), "an ingest group carried jobs");
+        drop(group.carried);
         let client = group.client;
         finish(&client, conn.name, group.commit, group.out, &cx.signals_out).await;
         drop(in_flight);
@@ -964,9 +977,9 @@ impl WriterConn {
 /// commit, and when the lane last had an answer from the database (a round trip of a group: a
 /// batch of pipelined statements, a whole `Run` job, the statements before the `COMMIT`, the
 /// commit; or a group began on an idle lane). A lane is stuck when it has had no answer for the
-/// store's answer bound while a group waits for its statements (the writer running it holds
-/// the inbox: nothing else can start), or every writer waits for its commit, or one does and
-/// the other waits for it at the gate: the database is not answering it. A job whose caller waits is then refused at once
+/// store's answer bound while every writer of the lane has a group under way (running its
+/// statements or waiting for its commit: the jobs lane's one writer blocks it with any group), or
+/// one has and the other waits for it at the gate: the database is not answering it. A job whose caller waits is then refused at once
 /// ([`PostgresStore::refuse_if_stuck`]) instead of being queued behind: its caller would be
 /// answered 503 at the bound anyway, and each retry of such a caller would queue another copy of
 /// its request, in memory, for as long as the database stays silent. Attempt records, lease
@@ -975,8 +988,8 @@ impl WriterConn {
 /// like any caller and try again later. On a live server each statement answers within its
 /// timeouts, so a busy lane is judged stuck only when one round trip takes longer than the bound
 /// (a `Run` job of many statements on a very slow database: retention's purge of up to 500
-/// hooks, one statement each). A writer at the gate waits for a commit only until the lane has
-/// had no answer for the bound, then starts beside it: its own connection may still get
+/// hooks, one statement each). A writer at the gate waits for another's group only until the
+/// lane has had no answer for the bound, then starts beside it: its own connection may still get
 /// answers.
 pub(super) struct LaneProgress {
     epoch: std::time::Instant,
@@ -984,8 +997,8 @@ pub(super) struct LaneProgress {
     writers: usize,
     running: AtomicUsize,
     committing: AtomicUsize,
-    /// Writers waiting, with work queued, for another's commit (the ingest lane's gate,
-    /// [`starts_beside_a_commit`]).
+    /// Writers waiting, with work queued, for another's group to end (the ingest lane's gate,
+    /// [`starts_beside_another_group`]).
     gated: AtomicUsize,
     /// Milliseconds from `epoch`.
     answered_at: AtomicU64,
@@ -1014,9 +1027,7 @@ impl LaneProgress {
 
     /// A group begins running its statements; see [`GroupUnderWay`].
     fn begin(self: &Arc<Self>) -> GroupUnderWay {
-        let idle =
-            self.running.load(Ordering::SeqCst) + self.committing.load(Ordering::SeqCst) == 0;
-        if idle {
+        if self.under_way() == 0 {
             // Before the count: a lane idle for long must not look stuck for an instant.
             self.answered();
         }
@@ -1034,10 +1045,9 @@ impl LaneProgress {
 
     /// [`LaneProgress::stuck`] at `now_ms` (milliseconds from `epoch`).
     fn stuck_at(&self, after: Duration, now_ms: u64) -> bool {
-        let committing = self.committing.load(Ordering::SeqCst);
-        let blocked = self.running.load(Ordering::SeqCst) > 0
-            || committing >= self.writers
-            || (committing > 0 && self.gated.load(Ordering::SeqCst) > 0);
+        let under_way = self.under_way();
+        let blocked =
+            under_way >= self.writers || (under_way > 0 && self.gated.load(Ordering::SeqCst) > 0);
         blocked
             && now_ms.saturating_sub(self.answered_at.load(Ordering::SeqCst))
                 > after.as_millis() as u64
@@ -1045,10 +1055,15 @@ impl LaneProgress {
 }
 
 impl LaneProgress {
-    /// With a commit in flight: how long until the lane has had no answer for `after` (zero once
+    /// Groups running their statements or waiting for their commits.
+    fn under_way(&self) -> usize {
+        self.running.load(Ordering::SeqCst) + self.committing.load(Ordering::SeqCst)
+    }
+
+    /// With a group under way: how long until the lane has had no answer for `after` (zero once
     /// it has); `None` without one.
-    fn commit_silent_in(&self, after: Duration) -> Option<Duration> {
-        if self.committing.load(Ordering::SeqCst) == 0 {
+    fn under_way_silent_in(&self, after: Duration) -> Option<Duration> {
+        if self.under_way() == 0 {
             return None;
         }
         let silent = self
@@ -1059,7 +1074,7 @@ impl LaneProgress {
         ))
     }
 
-    /// A writer waits, with work queued, for another's commit, until the guard is dropped.
+    /// A writer waits, with work queued, for another's group to end, until the guard is dropped.
     fn gate(self: &Arc<Self>) -> Gated {
         self.gated.fetch_add(1, Ordering::SeqCst);
         Gated(self.clone())
@@ -1188,29 +1203,36 @@ mod tests {
         // The ingest lane's two writers.
         let lane = LaneProgress::new(2);
         assert!(!lane.stuck_at(bound, u64::MAX / 2), "idle: never stuck");
-        // A group waiting for its statements holds the inbox: nothing else can start.
+        // One group under way, running its statements or waiting for its commit: the other
+        // writer is free to take the next group...
         let mut first = lane.begin();
+        assert!(
+            !lane.stuck_at(bound, after(&lane, 9_000)),
+            "the other writer is free while the first runs its statements"
+        );
+        first.committing();
+        assert!(
+            !lane.stuck_at(bound, after(&lane, 9_000)),
+            "the other writer is free while the first commits"
+        );
+        // ... unless that one waits for it at the gate (a group too small to start beside it).
+        let gated = lane.gate();
         assert!(
             !lane.stuck_at(bound, after(&lane, 7_000)),
             "answered within the bound"
         );
         assert!(
             lane.stuck_at(bound, after(&lane, 9_000)),
-            "no answer for the bound"
-        );
-        // Waiting for its commit, it lets the other writer take the next group...
-        first.committing();
-        assert!(
-            !lane.stuck_at(bound, after(&lane, 9_000)),
-            "the other writer is free"
-        );
-        // ... unless that one waits for it at the gate (a group too small to start beside it).
-        let gated = lane.gate();
-        assert!(
-            lane.stuck_at(bound, after(&lane, 9_000)),
             "the other waits for it"
         );
         drop(gated);
+        // Both writers with a group under way, whatever its step.
+        let second = lane.begin();
+        assert!(
+            lane.stuck_at(bound, after(&lane, 9_000)),
+            "one commits, the other runs its statements"
+        );
+        drop(second);
         let mut second = lane.begin();
         second.committing();
         assert!(
@@ -1232,27 +1254,34 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_at_the_gate_waits_for_a_commit_only_until_it_has_been_silent_for_the_bound() {
+    fn a_writer_at_the_gate_waits_for_another_group_only_until_it_has_been_silent_for_the_bound() {
         let bound = Duration::from_secs(8);
         let lane = LaneProgress::new(2);
-        assert_eq!(lane.commit_silent_in(bound), None, "no commit in flight");
+        assert_eq!(lane.under_way_silent_in(bound), None, "no group under way");
         let mut group = lane.begin();
-        group.committing();
-        let left = lane.commit_silent_in(bound).expect("a commit in flight");
+        let left = lane
+            .under_way_silent_in(bound)
+            .expect("a group running its statements");
         assert!(left > Duration::from_secs(7) && left <= bound, "{left:?}");
-        assert_eq!(lane.commit_silent_in(Duration::ZERO), Some(Duration::ZERO));
+        group.committing();
+        let left = lane.under_way_silent_in(bound).expect("a commit in flight");
+        assert!(left > Duration::from_secs(7) && left <= bound, "{left:?}");
+        assert_eq!(
+            lane.under_way_silent_in(Duration::ZERO),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]
-    fn a_group_starts_beside_a_commit_in_flight_only_when_it_is_large_enough() {
-        // No commit in flight: nothing to wait for, whatever the group holds.
-        assert!(starts_beside_a_commit(0, 1));
-        assert!(starts_beside_a_commit(0, 0));
+    fn a_group_starts_beside_another_in_flight_only_when_it_is_large_enough() {
+        // No group in flight: nothing to wait for, whatever the group holds.
+        assert!(starts_beside_another_group(0, 1));
+        assert!(starts_beside_another_group(0, 0));
         // Beside one: a few one-hook requests wait for it and grow; two 100-hook requests to a
         // config (200 rows) go.
-        assert!(!starts_beside_a_commit(1, 54));
-        assert!(!starts_beside_a_commit(1, ROWS_BESIDE_A_COMMIT - 1));
-        assert!(starts_beside_a_commit(1, ROWS_BESIDE_A_COMMIT));
-        assert!(starts_beside_a_commit(2, 10_000));
+        assert!(!starts_beside_another_group(1, 54));
+        assert!(!starts_beside_another_group(1, ROWS_BESIDE_A_GROUP - 1));
+        assert!(starts_beside_another_group(1, ROWS_BESIDE_A_GROUP));
+        assert!(starts_beside_another_group(2, 10_000));
     }
 }
