@@ -10,6 +10,14 @@ pg_env=$(./scripts/pg.sh start)
 eval "$pg_env"
 trap './scripts/pg.sh stop' EXIT
 
+# The cluster fault tests hold a database port's packets back with `tc` (iproute2).
+if ! command -v tc >/dev/null 2>&1; then
+    echo "test.sh: no tc found; installing iproute2 with apt-get" >&2
+    [ "$(id -u)" = 0 ] || { echo "test.sh: tc is not installed and we are not root to install it" >&2; exit 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >&2
+fi
+
 # Tests that start the real server look for the binary cargo builds beside them.
 cargo build --workspace --locked --bins
 # The fuzz targets (their own workspace, see RELIABILITY.md "Fuzzing") must keep compiling on

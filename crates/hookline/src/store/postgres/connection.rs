@@ -211,6 +211,7 @@ pub fn parse_url(url: &str) -> StoreResult<DbConfig> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
+    dead_network_detection(&mut config);
     Ok(DbConfig {
         pg: config,
         tls: MakeRustls::new(&tls_options)?,
@@ -219,6 +220,45 @@ pub fn parse_url(url: &str) -> StoreResult<DbConfig> {
 
 /// How long opening a connection may take unless the URL says otherwise.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long data sent on a connection may go unacknowledged before the kernel closes it
+/// (`TCP_USER_TIMEOUT`), unless the URL says otherwise (`tcp_user_timeout`).
+const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// An idle connection's keepalive probes: the first after this much silence, then one every
+/// [`KEEPALIVE_INTERVAL`], [`KEEPALIVE_RETRIES`] of them unanswered and the kernel closes it
+/// (the URL's `keepalives_idle`, `keepalives_interval`, `keepalives_retries` override them).
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// The driver's keepalive idle time when the URL gives none (libpq's default, the kernel's).
+const DRIVER_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
+
+/// Lets the kernel close a connection the network stopped carrying. A database failed over
+/// behind the same address, a route or a firewall's state table lost: packets vanish and nothing
+/// closes the connection, which stays open (and in its pool, or as a writer's) for as long as the
+/// kernel retransmits (about 15 minutes) or, idle, for two hours before the first keepalive
+/// probe; every call that gets it waits for the answer bound and fails (503). With these, the
+/// kernel gives up on it within about a minute (data unacknowledged for [`TCP_USER_TIMEOUT`], or
+/// an idle connection's probes unanswered), its driver task ends, and the pool (or the writer)
+/// opens a new one. A database whose processes are stopped is not such a connection (its kernel
+/// still acknowledges): the answer bound covers that. A statement that runs long is not one
+/// either: waiting for an answer sends nothing unacknowledged.
+fn dead_network_detection(config: &mut tokio_postgres::Config) {
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    if config.get_keepalives() {
+        if config.get_keepalives_idle() == DRIVER_KEEPALIVE_IDLE {
+            config.keepalives_idle(KEEPALIVE_IDLE);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(KEEPALIVE_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(KEEPALIVE_RETRIES);
+        }
+    }
+}
 
 /// The statement `sql`, prepared on this connection the first time it is asked for and taken
 /// from the connection's cache after that (no round trip).
@@ -584,5 +624,49 @@ impl PostgresStore {
         let c = self.reader().await?;
         query_one(&c, "SELECT 1", &[]).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_closes_a_connection_the_network_stopped_carrying_unless_the_url_says_otherwise() {
+        let plain = parse_url("postgres://u@db.example/hl?sslmode=disable").unwrap();
+        assert_eq!(plain.pg.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert!(plain.pg.get_keepalives(), "keepalives stay on");
+        assert_eq!(plain.pg.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(plain.pg.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(plain.pg.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        // An idle connection is given up on within a minute, a busy one sooner.
+        let idle = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES;
+        assert!(idle <= std::time::Duration::from_secs(60), "{idle:?}");
+        assert!(TCP_USER_TIMEOUT < idle);
+
+        // The URL's own values win (tokio-postgres reads these in seconds).
+        let own = parse_url(
+            "postgres://u@db.example/hl?sslmode=disable&tcp_user_timeout=90\
+             &keepalives_idle=600&keepalives_interval=30&keepalives_retries=9",
+        )
+        .unwrap();
+        assert_eq!(
+            own.pg.get_tcp_user_timeout(),
+            Some(&std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            own.pg.get_keepalives_idle(),
+            std::time::Duration::from_secs(600)
+        );
+        assert_eq!(
+            own.pg.get_keepalives_interval(),
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(own.pg.get_keepalives_retries(), Some(9));
+
+        // Keepalives turned off stay off.
+        let off = parse_url("postgres://u@db.example/hl?sslmode=disable&keepalives=0").unwrap();
+        assert!(!off.pg.get_keepalives());
+        assert_eq!(off.pg.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
     }
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL's own faults, with real processes: the database restarting under load (a cluster
-//! of the test's own, so that the restart cannot touch the other tests' databases), and a node
-//! cut off from the database (stopped with SIGSTOP) for longer than its lease.
+//! of the test's own, so that the restart cannot touch the other tests' databases), a node cut
+//! off from the database (stopped with SIGSTOP) for longer than its lease, a database that stops
+//! answering, and a network that stops carrying the node's connections (`tc`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -833,4 +834,133 @@ async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
         srv.list_deliveries(&app, "hookId=refused").await.is_empty(),
         "the refused request was not stored"
     );
+}
+
+/// Packets to a port on this host's loopback held back until dropped: a class of 8 bits a second
+/// for them (`tc`, htb; nothing gets through within a test), the rest of the loopback's traffic
+/// untouched. To its client's kernel, a connection to that port then looks like one the network
+/// stopped carrying (a database failed over behind the same address, a lost route): nothing it
+/// sends is acknowledged, nothing answers, and nothing closes it.
+struct Blackhole;
+
+impl Blackhole {
+    fn port(port: u16) -> Blackhole {
+        tc("qdisc add dev lo root handle 1: htb default 1");
+        // From here on, dropping it takes the qdisc away again.
+        let hole = Blackhole;
+        tc("class add dev lo parent 1: classid 1:1 htb rate 100gbit");
+        tc("class add dev lo parent 1: classid 1:2 htb rate 8bit ceil 8bit");
+        tc(&format!(
+            "filter add dev lo parent 1: protocol ip prio 1 u32 match ip dport {port} 0xffff flowid 1:2"
+        ));
+        hole
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        let _ = Command::new("tc")
+            .args(["qdisc", "del", "dev", "lo", "root"])
+            .output();
+    }
+}
+
+fn tc(args: &str) {
+    let out = Command::new("tc")
+        .args(args.split_whitespace())
+        .output()
+        .expect("run tc");
+    assert!(
+        out.status.success(),
+        "tc {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Established TCP connections (IPv4, any process of this host) to `port`, from `/proc/net/tcp`.
+fn established_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = columns
+                .get(2)
+                .and_then(|remote| remote.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            columns.get(3) == Some(&"01") && remote_port == Some(port)
+        })
+        .count()
+}
+
+/// The network stops carrying the node's connections to the database (packets to its port held
+/// back, nothing closed). An ingest answers 503 at the bound, as when the database stops
+/// answering; then the kernel closes the connection that carried it (its data unacknowledged for
+/// the node's `TCP_USER_TIMEOUT`, 20 s), where it used to keep it open for as long as it
+/// retransmits (about 15 minutes: every call that got it waited for the bound). Once packets
+/// flow again, the node ingests and delivers on new connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
+    let Unanswered {
+        pg,
+        rx: _rx,
+        srv,
+        app,
+        cfg_id,
+        client,
+    } = Unanswered::start("blackholed").await;
+    let body = |id: &str| {
+        let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
+        json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]})
+    };
+    let events_url = srv.url(&app.path("/events"));
+    let ingest = |id: &str| {
+        client
+            .post(&events_url)
+            .header("X-Secret-Key", &app.secret)
+            .json(&body(id))
+            .send()
+    };
+    let status_of = |answer: Result<reqwest::Response, reqwest::Error>, what: &str| match answer {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => srv.fail(format!("{what} got no answer: {e}")),
+    };
+    assert_eq!(status_of(ingest("before").await, "the first ingest"), 202);
+    srv.wait_for_hook_delivery(&app, &cfg_id, "before", "SUCCEEDED", PROMPT)
+        .await;
+    let open = established_to(pg.port);
+    assert!(open > 0, "the node's connections to the database");
+
+    let hole = Blackhole::port(pg.port);
+    let started = Instant::now();
+    assert_eq!(
+        status_of(ingest("unheard").await, "the ingest the network lost"),
+        503,
+        "an ingest whose statement nothing acknowledges"
+    );
+    // The writer sent its statement as the ingest came: 20 s after that, its kernel gives up.
+    let end = started + Duration::from_secs(40);
+    while established_to(pg.port) >= open {
+        if Instant::now() > end {
+            srv.fail(format!(
+                "no connection to the database closed {:?} after its data went unacknowledged \
+                 ({open} open before)",
+                started.elapsed()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(hole);
+
+    let end = Instant::now() + PROMPT;
+    loop {
+        match status_of(ingest("after").await, "the ingest after") {
+            202 => break,
+            503 if Instant::now() < end => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => srv.fail(format!("the ingest after answered {other}")),
+        }
+    }
+    srv.wait_for_hook_delivery(&app, &cfg_id, "after", "SUCCEEDED", PROMPT)
+        .await;
 }
