@@ -2,6 +2,8 @@
 //! it, and reports the result to the dispatcher (which judges it and queues the record).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
@@ -40,6 +42,60 @@ pub(super) struct AttemptTask {
     /// so a change answered before then (URL, headers, a rotated signing secret) is in force for
     /// it even if the claim or lease was asked for before the change.
     pub(super) current: watch::Receiver<Arc<WebhookConfig>>,
+}
+
+/// Deliveries the store failed to lease, logged at most once per [`FailureLog::EVERY`] (see
+/// there).
+static LEASE_FAILURES: FailureLog = FailureLog::new();
+
+/// A failure that may come once per delivery per second while the store is away, logged at most
+/// once per [`FailureLog::EVERY`] with the number left out since the last line: with the records'
+/// writer stuck (PostgreSQL), every due retry's lease is refused and tried again each second:
+/// ten thousand due retries would log ten thousand lines a second. What is left out is counted,
+/// not lost (`hookline_store_not_answering_total` counts the refusals themselves).
+struct FailureLog {
+    /// Milliseconds since the process's clock epoch of the last line; 0 before the first.
+    logged_at_ms: AtomicU64,
+    /// Failures since the last line that were not logged.
+    left_out: AtomicU64,
+}
+
+impl FailureLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    const fn new() -> FailureLog {
+        FailureLog {
+            logged_at_ms: AtomicU64::new(0),
+            left_out: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a failure at `now_ms` (milliseconds from any fixed epoch, never 0) is logged: then
+    /// how many were left out before it.
+    fn admit(&self, now_ms: u64) -> Option<u64> {
+        let last = self.logged_at_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now_ms.saturating_sub(last) >= Self::EVERY.as_millis() as u64;
+        if due
+            && self
+                .logged_at_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.left_out.swap(0, Ordering::Relaxed));
+        }
+        self.left_out.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// Milliseconds since the first call: a clock for [`FailureLog`] that is never 0.
+fn process_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 /// The slots an attempt task holds, given back if the task ends without reporting on them (a
@@ -154,7 +210,14 @@ impl AttemptTask {
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(hooks_id, error = %e, "loading a delivery failed");
+                    if let Some(left_out) = LEASE_FAILURES.admit(process_ms()) {
+                        tracing::error!(
+                            hooks_id,
+                            error = %e,
+                            left_out,
+                            "loading a delivery failed (logged at most every 10 s; left_out: the failures since the last line)"
+                        );
+                    }
                     held.reported();
                     self.tell(TaskEvent::StoreFailed {
                         config_id,
@@ -242,5 +305,26 @@ impl AttemptTask {
 
     fn tell(&self, event: TaskEvent) {
         let _ = self.events.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_log_logs_the_first_then_one_line_per_period_with_what_it_left_out() {
+        let log = FailureLog::new();
+        let every = FailureLog::EVERY.as_millis() as u64;
+        assert_eq!(log.admit(5), Some(0), "the first is logged");
+        assert_eq!(log.admit(6), None);
+        assert_eq!(log.admit(5 + every - 1), None);
+        assert_eq!(
+            log.admit(5 + every),
+            Some(2),
+            "a period later, with the two left out"
+        );
+        assert_eq!(log.admit(5 + every + 1), None);
+        assert_eq!(log.admit(5 + 3 * every), Some(1));
     }
 }
