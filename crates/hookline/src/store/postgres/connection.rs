@@ -211,7 +211,7 @@ pub fn parse_url(url: &str) -> StoreResult<DbConfig> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
-    dead_network_detection(&mut config);
+    idle_connection_probes(&mut config);
     Ok(DbConfig {
         pg: config,
         tls: MakeRustls::new(&tls_options)?,
@@ -221,32 +221,26 @@ pub fn parse_url(url: &str) -> StoreResult<DbConfig> {
 /// How long opening a connection may take unless the URL says otherwise.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How long data sent on a connection may go unacknowledged before the kernel closes it
-/// (`TCP_USER_TIMEOUT`), unless the URL says otherwise (`tcp_user_timeout`).
-const TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// An idle connection's keepalive probes: the first after this much silence, then one every
 /// [`KEEPALIVE_INTERVAL`], [`KEEPALIVE_RETRIES`] of them unanswered and the kernel closes it
 /// (the URL's `keepalives_idle`, `keepalives_interval`, `keepalives_retries` override them).
 const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 const KEEPALIVE_RETRIES: u32 = 3;
-/// The driver's keepalive idle time when the URL gives none (libpq's default, the kernel's).
+/// The driver's keepalive idle time when the URL gives none (libpq's default, the kernel's): a
+/// URL that asks for exactly this gets [`KEEPALIVE_IDLE`] too (the two cannot be told apart).
 const DRIVER_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(2 * 60 * 60);
 
 /// Lets the kernel close a connection the network stopped carrying. A database failed over
 /// behind the same address, a route or a firewall's state table lost: packets vanish and nothing
-/// closes the connection, which stays open (and in its pool, or as a writer's) for as long as the
-/// kernel retransmits (about 15 minutes) or, idle, for two hours before the first keepalive
-/// probe; every call that gets it waits for the answer bound and fails (503). With these, the
-/// kernel gives up on it within about a minute (data unacknowledged for [`TCP_USER_TIMEOUT`], or
-/// an idle connection's probes unanswered), its driver task ends, and the pool (or the writer)
-/// opens a new one. A database whose processes are stopped is not such a connection (its kernel
-/// still acknowledges): the answer bound covers that. A statement that runs long is not one
-/// either: waiting for an answer sends nothing unacknowledged.
-fn dead_network_detection(config: &mut tokio_postgres::Config) {
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    }
+/// closes the connection, which stays open (and in its pool, or as a writer's) for as long as
+/// the kernel retransmits (about 15 minutes) or, idle, for two hours before its first keepalive
+/// probe; every call that gets it waits for the answer bound and fails (503). Idle, it is given
+/// up on after [`KEEPALIVE_IDLE`] and its probes (about a minute; sooner with the pools' user
+/// timeout, see [`unacknowledged_for`]), and its pool, writer or listener opens a new one. A
+/// database whose processes are stopped is not such a connection (its kernel still answers the
+/// probes): the answer bound covers that.
+fn idle_connection_probes(config: &mut tokio_postgres::Config) {
     if config.get_keepalives() {
         if config.get_keepalives_idle() == DRIVER_KEEPALIVE_IDLE {
             config.keepalives_idle(KEEPALIVE_IDLE);
@@ -257,6 +251,20 @@ fn dead_network_detection(config: &mut tokio_postgres::Config) {
         if config.get_keepalives_retries().is_none() {
             config.keepalives_retries(KEEPALIVE_RETRIES);
         }
+    }
+}
+
+/// The pools' connections (reads, claims, the writers') are also closed by the kernel once what
+/// they sent has gone unacknowledged for the answer bound (`TCP_USER_TIMEOUT`; the URL's
+/// `tcp_user_timeout` overrides it): by then their callers have given up (`answered`), and a
+/// statement that may still legitimately run (within `statement_timeout` + `lock_timeout`)
+/// ends before it, even one whose server, busy with it, stopped reading what was pipelined
+/// behind it (a zero window counts as unacknowledged). Without it, such a connection stayed in
+/// its pool for as long as the kernel retransmits, and every call that got it failed at the
+/// bound.
+fn unacknowledged_for(config: &mut tokio_postgres::Config, limits: &Limits) {
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(limits.answer_within());
     }
 }
 
@@ -517,7 +525,8 @@ fn with_options(mut config: DbConfig, ours: &str) -> DbConfig {
 }
 
 fn pool(config: DbConfig, size: usize, limits: &Limits) -> StoreResult<Pool> {
-    let config = with_options(config, &limits.session_options());
+    let mut config = with_options(config, &limits.session_options());
+    unacknowledged_for(&mut config.pg, limits);
     let manager = Manager::from_config(
         config.pg,
         config.tls,
@@ -633,23 +642,40 @@ mod tests {
 
     #[test]
     fn the_kernel_closes_a_connection_the_network_stopped_carrying_unless_the_url_says_otherwise() {
-        let plain = parse_url("postgres://u@db.example/hl?sslmode=disable").unwrap();
-        assert_eq!(plain.pg.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        let limits = Limits {
+            pool_size: 4,
+            lock_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(30),
+        };
+        let mut plain = parse_url("postgres://u@db.example/hl?sslmode=disable").unwrap();
         assert!(plain.pg.get_keepalives(), "keepalives stay on");
         assert_eq!(plain.pg.get_keepalives_idle(), KEEPALIVE_IDLE);
         assert_eq!(plain.pg.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
         assert_eq!(plain.pg.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
-        // An idle connection is given up on within a minute, a busy one sooner.
+        // An idle connection is given up on within about a minute.
         let idle = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES;
         assert!(idle <= std::time::Duration::from_secs(60), "{idle:?}");
-        assert!(TCP_USER_TIMEOUT < idle);
+        // A pooled one whose data goes unacknowledged, at the answer bound: after any statement
+        // its timeouts allow.
+        assert_eq!(
+            plain.pg.get_tcp_user_timeout(),
+            None,
+            "the listener's: none"
+        );
+        unacknowledged_for(&mut plain.pg, &limits);
+        assert_eq!(
+            plain.pg.get_tcp_user_timeout(),
+            Some(&limits.answer_within())
+        );
+        assert!(limits.answer_within() > limits.statement_timeout + limits.lock_timeout);
 
         // The URL's own values win (tokio-postgres reads these in seconds).
-        let own = parse_url(
+        let mut own = parse_url(
             "postgres://u@db.example/hl?sslmode=disable&tcp_user_timeout=90\
              &keepalives_idle=600&keepalives_interval=30&keepalives_retries=9",
         )
         .unwrap();
+        unacknowledged_for(&mut own.pg, &limits);
         assert_eq!(
             own.pg.get_tcp_user_timeout(),
             Some(&std::time::Duration::from_secs(90))
@@ -667,6 +693,5 @@ mod tests {
         // Keepalives turned off stay off.
         let off = parse_url("postgres://u@db.example/hl?sslmode=disable&keepalives=0").unwrap();
         assert!(!off.pg.get_keepalives());
-        assert_eq!(off.pg.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
     }
 }

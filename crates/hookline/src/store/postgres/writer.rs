@@ -33,10 +33,13 @@
 //! (BENCHMARKS.md). Neither statement order nor commit order between the two writers is queue
 //! order: no ingest depends on another one queued beside it (a caller is answered after its own
 //! commit, and two requests in flight together have no order of acceptance). A hookId two groups
-//! both carry waits, in the database, for the first's commit (the later is the duplicate); two
-//! groups carrying two same hookIds in opposite orders wait for each other, and PostgreSQL ends
-//! that deadlock (after `deadlock_timeout`) by failing one group: its callers get 503 and send
-//! again (a producer's retry carries its hooks in the same order, and never deadlocks).
+//! both carry waits, in the database, for the first's statements and commit (the later is the
+//! duplicate; a wait longer than `lock_timeout` fails the later group). Two groups carrying two
+//! same hookIds in opposite orders (two requests folded one way in the first group, their
+//! retries the other way in the second, while the first still runs) wait for each other, and
+//! PostgreSQL ends that deadlock after `deadlock_timeout` by failing one group: all its callers
+//! get 503 and send again. It takes two requests sharing hooks, both retried before the first
+//! group ends; with statements one at a time, the later group only ever waited for a commit.
 //!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
@@ -823,11 +826,11 @@ impl Inbox {
 }
 
 /// The ingest lane's inbox, shared by its writers (see the module doc, "Two ingest writers"):
-/// the writer holding it takes the next group; how many groups are in flight (taken, not yet
-/// committed); and a wake-up when one of them is done.
+/// the writer holding it takes the next group; when each group in flight (taken, not yet
+/// committed) was taken; and a wake-up when one of them is done.
 pub(super) struct IngestLane {
     inbox: tokio::sync::Mutex<Inbox>,
-    groups_in_flight: AtomicUsize,
+    taken_at: std::sync::Mutex<Vec<std::time::Instant>>,
     group_done: Notify,
 }
 
@@ -835,26 +838,55 @@ impl IngestLane {
     pub(super) fn new(jobs: mpsc::UnboundedReceiver<Job>) -> Arc<IngestLane> {
         Arc::new(IngestLane {
             inbox: tokio::sync::Mutex::new(Inbox::new(jobs)),
-            groups_in_flight: AtomicUsize::new(0),
+            taken_at: std::sync::Mutex::new(Vec::with_capacity(INGEST_WRITERS)),
             group_done: Notify::new(),
         })
+    }
+
+    fn taken_at(&self) -> std::sync::MutexGuard<'_, Vec<std::time::Instant>> {
+        // A list of instants is whole whatever a panicking holder did.
+        self.taken_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The groups in flight, and how much longer a writer at the gate waits for them: until the
+    /// oldest has been under way for `bound` (zero once it has; `None` without one). Its own
+    /// age, not the lane's last answer: the other writer's answers must not keep small groups
+    /// waiting behind a group that gets none (a connection the network stopped carrying).
+    fn in_flight(&self, bound: Duration) -> (usize, Option<Duration>) {
+        let taken_at = self.taken_at();
+        let oldest = taken_at.iter().min();
+        (
+            taken_at.len(),
+            oldest.map(|at| bound.saturating_sub(at.elapsed())),
+        )
     }
 }
 
 /// Counts a group in flight until dropped (also when the writer's task is cancelled).
-struct GroupInFlight<'a>(&'a IngestLane);
+struct GroupInFlight<'a> {
+    lane: &'a IngestLane,
+    taken_at: std::time::Instant,
+}
 
 impl<'a> GroupInFlight<'a> {
     fn new(lane: &'a IngestLane) -> Self {
-        lane.groups_in_flight.fetch_add(1, Ordering::SeqCst);
-        GroupInFlight(lane)
+        let taken_at = std::time::Instant::now();
+        lane.taken_at().push(taken_at);
+        GroupInFlight { lane, taken_at }
     }
 }
 
 impl Drop for GroupInFlight<'_> {
     fn drop(&mut self) {
-        self.0.groups_in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.0.group_done.notify_waiters();
+        {
+            let mut taken_at = self.lane.taken_at();
+            if let Some(i) = taken_at.iter().position(|at| *at == self.taken_at) {
+                taken_at.swap_remove(i);
+            }
+        }
+        self.lane.group_done.notify_waiters();
     }
 }
 
@@ -878,12 +910,11 @@ pub(super) async fn ingest_writer_loop(
             let done = lane.group_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let in_flight = lane.groups_in_flight.load(Ordering::SeqCst);
-            // A group that has had no answer for the bound is not waited for any longer: this
-            // writer may still get answers (only that connection may be cut off).
-            let silent_in = progress.under_way_silent_in(cx.answer_within);
+            // A group under way for the bound is not waited for any longer: this writer may
+            // still get answers (only that connection may be cut off).
+            let (in_flight, wait_left) = lane.in_flight(cx.answer_within);
             if starts_beside_another_group(in_flight, inbox.rows)
-                || silent_in == Some(Duration::ZERO)
+                || wait_left == Some(Duration::ZERO)
             {
                 break;
             }
@@ -892,7 +923,7 @@ pub(super) async fn ingest_writer_loop(
             tokio::select! {
                 () = &mut done => {}
                 more = inbox.wait_for_more() => if !more { break },
-                () = tokio::time::sleep(silent_in.unwrap_or_default()), if silent_in.is_some() => {}
+                () = tokio::time::sleep(wait_left.unwrap_or_default()), if wait_left.is_some() => {}
             }
         }
         let mut under_way = progress.begin();
@@ -974,13 +1005,13 @@ impl WriterConn {
 
 /// How a lane's writers are getting on: their groups running their statements, those waiting
 /// for their `COMMIT`'s answer, the writers waiting at the ingest lane's gate for another's
-/// commit, and when the lane last had an answer from the database (a round trip of a group: a
+/// group, and when the lane last had an answer from the database (a round trip of a group: a
 /// batch of pipelined statements, a whole `Run` job, the statements before the `COMMIT`, the
 /// commit; or a group began on an idle lane). A lane is stuck when it has had no answer for the
 /// store's answer bound while every writer of the lane has a group under way (running its
 /// statements or waiting for its commit: the jobs lane's one writer blocks it with any group), or
-/// one has and the other waits for it at the gate: the database is not answering it. A job whose caller waits is then refused at once
-/// ([`PostgresStore::refuse_if_stuck`]) instead of being queued behind: its caller would be
+/// one has and the other waits for it at the gate: the database is not answering it. A job whose
+/// caller waits is then refused at once ([`PostgresStore::refuse_if_stuck`]) instead of being queued behind: its caller would be
 /// answered 503 at the bound anyway, and each retry of such a caller would queue another copy of
 /// its request, in memory, for as long as the database stays silent. Attempt records, lease
 /// renewals and expiries are still queued (nobody waits for them, and a record refused would be
@@ -988,9 +1019,9 @@ impl WriterConn {
 /// like any caller and try again later. On a live server each statement answers within its
 /// timeouts, so a busy lane is judged stuck only when one round trip takes longer than the bound
 /// (a `Run` job of many statements on a very slow database: retention's purge of up to 500
-/// hooks, one statement each). A writer at the gate waits for another's group only until the
-/// lane has had no answer for the bound, then starts beside it: its own connection may still get
-/// answers.
+/// hooks, one statement each). A writer at the gate waits for another's group only until that
+/// group has been under way for the bound (`IngestLane::in_flight`), then starts beside it: its
+/// own connection may still get answers.
 pub(super) struct LaneProgress {
     epoch: std::time::Instant,
     /// The lane's writers (the jobs lane one, the ingest lane `INGEST_WRITERS`).
@@ -1058,20 +1089,6 @@ impl LaneProgress {
     /// Groups running their statements or waiting for their commits.
     fn under_way(&self) -> usize {
         self.running.load(Ordering::SeqCst) + self.committing.load(Ordering::SeqCst)
-    }
-
-    /// With a group under way: how long until the lane has had no answer for `after` (zero once
-    /// it has); `None` without one.
-    fn under_way_silent_in(&self, after: Duration) -> Option<Duration> {
-        if self.under_way() == 0 {
-            return None;
-        }
-        let silent = self
-            .now_ms()
-            .saturating_sub(self.answered_at.load(Ordering::SeqCst));
-        Some(Duration::from_millis(
-            (after.as_millis() as u64).saturating_sub(silent),
-        ))
     }
 
     /// A writer waits, with work queued, for another's group to end, until the guard is dropped.
@@ -1254,22 +1271,28 @@ mod tests {
     }
 
     #[test]
-    fn a_writer_at_the_gate_waits_for_another_group_only_until_it_has_been_silent_for_the_bound() {
+    fn a_writer_at_the_gate_waits_for_another_group_only_until_it_has_been_under_way_for_the_bound()
+    {
         let bound = Duration::from_secs(8);
-        let lane = LaneProgress::new(2);
-        assert_eq!(lane.under_way_silent_in(bound), None, "no group under way");
-        let mut group = lane.begin();
-        let left = lane
-            .under_way_silent_in(bound)
-            .expect("a group running its statements");
-        assert!(left > Duration::from_secs(7) && left <= bound, "{left:?}");
-        group.committing();
-        let left = lane.under_way_silent_in(bound).expect("a commit in flight");
+        let (_jobs, inbox) = mpsc::unbounded_channel();
+        let lane = IngestLane::new(inbox);
+        assert_eq!(lane.in_flight(bound), (0, None), "no group in flight");
+        let first = GroupInFlight::new(&lane);
+        let (count, left) = lane.in_flight(bound);
+        assert_eq!(count, 1);
+        let left = left.expect("a group in flight");
         assert!(left > Duration::from_secs(7) && left <= bound, "{left:?}");
         assert_eq!(
-            lane.under_way_silent_in(Duration::ZERO),
-            Some(Duration::ZERO)
+            lane.in_flight(Duration::ZERO),
+            (1, Some(Duration::ZERO)),
+            "under way for the bound"
         );
+        let second = GroupInFlight::new(&lane);
+        assert_eq!(lane.in_flight(bound).0, 2);
+        drop(first);
+        assert_eq!(lane.in_flight(bound).0, 1, "the first one done");
+        drop(second);
+        assert_eq!(lane.in_flight(bound), (0, None));
     }
 
     #[test]
