@@ -604,6 +604,63 @@ impl Unanswered {
     }
 }
 
+impl Unanswered {
+    /// Sends an ingest of one hook with this `hookId` (`what` names it in a failure) and answers
+    /// its status; no answer at all (the client's limit, 60 s) fails the test.
+    async fn ingest(&self, id: &str, what: &str) -> u16 {
+        let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
+        let answer = self
+            .client
+            .post(self.srv.url(&self.app.path("/events")))
+            .header("X-Secret-Key", &self.app.secret)
+            .json(&json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]}))
+            .send()
+            .await;
+        match answer {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => self.srv.fail(format!("{what} got no answer: {e}")),
+        }
+    }
+
+    /// A column of `pg_stat_activity` (`pid`, `client_port`) for each of the node's two ingest
+    /// writers' connections.
+    async fn ingest_writers<T: std::str::FromStr>(&self, column: &str) -> Vec<T> {
+        let writers: Vec<T> = self
+            .srv
+            .store_query_strings(
+                &format!(
+                    "SELECT {column}::TEXT FROM pg_stat_activity \
+                     WHERE application_name LIKE '% ingest-writer-%'"
+                ),
+                &[],
+            )
+            .await
+            .into_iter()
+            .filter_map(|row| row.first().cloned().flatten()?.parse().ok())
+            .collect();
+        assert_eq!(writers.len(), 2, "the node's two ingest writers' {column}");
+        writers
+    }
+
+    /// Sends the ingest of `id` again until it is accepted (503 while the node recovers, for
+    /// `PROMPT` at most), then waits for its hook's delivery.
+    async fn ingest_until_delivered(&self, id: &str) {
+        let end = Instant::now() + PROMPT;
+        loop {
+            match self.ingest(id, id).await {
+                202 => break,
+                503 if Instant::now() < end => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => self
+                    .srv
+                    .fail(format!("the ingest of {id} answered {other}")),
+            }
+        }
+        self.srv
+            .wait_for_hook_delivery(&self.app, &self.cfg_id, id, "SUCCEEDED", PROMPT)
+            .await;
+    }
+}
+
 /// PostgreSQL stops answering without closing anything (its processes stopped with SIGSTOP, as
 /// a frozen host or a cut-off network leaves them: the connections stay open and nothing comes
 /// back). An ingest answers 503 once `--pg-statement-timeout` + `--pg-lock-timeout` + 5 s have
@@ -731,46 +788,9 @@ async fn a_database_that_stops_answering_gets_503s_not_hangs_and_loses_nothing()
 /// reads work. Once they answer again, so does the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
-    let Unanswered {
-        pg: _pg,
-        rx: _rx,
-        srv,
-        app,
-        cfg_id,
-        client,
-    } = Unanswered::start("writers-stopped").await;
-    let writers: Vec<libc::pid_t> = srv
-        .store_query_strings(
-            "SELECT pid::TEXT FROM pg_stat_activity WHERE application_name LIKE '% ingest-writer-%'",
-            &[],
-        )
-        .await
-        .into_iter()
-        .filter_map(|row| row.first().cloned().flatten()?.parse().ok())
-        .collect();
-    assert_eq!(
-        writers.len(),
-        2,
-        "the node's two ingest writers: {writers:?}"
-    );
-
-    let body = |id: &str| {
-        let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
-        json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]})
-    };
-    let events_url = srv.url(&app.path("/events"));
-    let ingest = |id: &str| {
-        client
-            .post(&events_url)
-            .header("X-Secret-Key", &app.secret)
-            .json(&body(id))
-            .send()
-    };
-    let status_after = |answer: Result<reqwest::Response, reqwest::Error>, what: &str| match answer
-    {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => srv.fail(format!("{what} got no answer: {e}")),
-    };
+    let node = Unanswered::start("writers-stopped").await;
+    let (srv, app) = (&node.srv, &node.app);
+    let writers: Vec<libc::pid_t> = node.ingest_writers("pid").await;
 
     let stopped = Stopped::stop(writers);
     for (id, what) in [
@@ -778,7 +798,7 @@ async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
         ("beside", "the ingest after it"),
     ] {
         let started = Instant::now();
-        let status = status_after(ingest(id).await, what);
+        let status = node.ingest(id, what).await;
         let waited = started.elapsed();
         assert_eq!(status, 503, "{what}: its writer gets no answer");
         assert!(
@@ -800,7 +820,7 @@ async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
-    let second = status_after(ingest("refused").await, "the second ingest");
+    let second = node.ingest("refused", "the second ingest").await;
     let second_waited = started.elapsed();
     assert_eq!(second, 503, "the next ingest, while the writers are stuck");
     assert!(
@@ -811,27 +831,18 @@ async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
     assert_eq!(configs.as_u16(), 200, "reads still work");
 
     drop(stopped);
-    let end = Instant::now() + PROMPT;
-    loop {
-        match status_after(ingest("second").await, "the retry") {
-            202 => break,
-            503 if Instant::now() < end => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => srv.fail(format!("the retry answered {other}")),
-        }
-    }
-    srv.wait_for_hook_delivery(&app, &cfg_id, "second", "SUCCEEDED", PROMPT)
-        .await;
+    node.ingest_until_delivered("second").await;
     let (ready, _) = srv.get(&Auth::None, "/readyz").await;
     assert_eq!(ready.as_u16(), 200, "ready again");
     assert_eq!(
-        srv.list_deliveries(&app, "hookId=second").await.len(),
+        srv.list_deliveries(app, "hookId=second").await.len(),
         1,
         "the request after them is delivered once"
     );
     // The refused request was not stored (it would have been written before the retry after
     // it, which is delivered).
     assert!(
-        srv.list_deliveries(&app, "hookId=refused").await.is_empty(),
+        srv.list_deliveries(app, "hookId=refused").await.is_empty(),
         "the refused request was not stored"
     );
 }
@@ -914,49 +925,11 @@ fn established(from: u16, to: u16) -> bool {
 /// bound). Once packets flow again, the node ingests and delivers on new connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
-    let Unanswered {
-        pg,
-        rx: _rx,
-        srv,
-        app,
-        cfg_id,
-        client,
-    } = Unanswered::start("blackholed").await;
-    let body = |id: &str| {
-        let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
-        json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]})
-    };
-    let events_url = srv.url(&app.path("/events"));
-    let ingest = |id: &str| {
-        client
-            .post(&events_url)
-            .header("X-Secret-Key", &app.secret)
-            .json(&body(id))
-            .send()
-    };
-    let status_of = |answer: Result<reqwest::Response, reqwest::Error>, what: &str| match answer {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => srv.fail(format!("{what} got no answer: {e}")),
-    };
-    assert_eq!(status_of(ingest("before").await, "the first ingest"), 202);
-    srv.wait_for_hook_delivery(&app, &cfg_id, "before", "SUCCEEDED", PROMPT)
-        .await;
+    let node = Unanswered::start("blackholed").await;
+    let (srv, pg) = (&node.srv, &node.pg);
+    node.ingest_until_delivered("before").await;
     // The ingest writers' connections, by their local ports.
-    let writers: Vec<u16> = srv
-        .store_query_strings(
-            "SELECT client_port::TEXT FROM pg_stat_activity \
-             WHERE application_name LIKE '% ingest-writer-%'",
-            &[],
-        )
-        .await
-        .into_iter()
-        .filter_map(|row| row.first().cloned().flatten()?.parse().ok())
-        .collect();
-    assert_eq!(
-        writers.len(),
-        2,
-        "the node's two ingest writers: {writers:?}"
-    );
+    let writers: Vec<u16> = node.ingest_writers("client_port").await;
     assert!(
         writers.iter().all(|&from| established(from, pg.port)),
         "both open: {writers:?}"
@@ -965,7 +938,7 @@ async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
     let hole = Blackhole::port(pg.port);
     let started = Instant::now();
     assert_eq!(
-        status_of(ingest("unheard").await, "the ingest the network lost"),
+        node.ingest("unheard", "the ingest the network lost").await,
         503,
         "an ingest whose statement nothing acknowledges"
     );
@@ -982,15 +955,5 @@ async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(hole);
-
-    let end = Instant::now() + PROMPT;
-    loop {
-        match status_of(ingest("after").await, "the ingest after") {
-            202 => break,
-            503 if Instant::now() < end => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => srv.fail(format!("the ingest after answered {other}")),
-        }
-    }
-    srv.wait_for_hook_delivery(&app, &cfg_id, "after", "SUCCEEDED", PROMPT)
-        .await;
+    node.ingest_until_delivered("after").await;
 }
