@@ -235,11 +235,13 @@ const DRIVER_KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_sec
 /// behind the same address, a route or a firewall's state table lost: packets vanish and nothing
 /// closes the connection, which stays open (and in its pool, or as a writer's) for as long as
 /// the kernel retransmits (about 15 minutes) or, idle, for two hours before its first keepalive
-/// probe; every call that gets it waits for the answer bound and fails (503). Idle, it is given
-/// up on after [`KEEPALIVE_IDLE`] and its probes (about a minute; sooner with the pools' user
-/// timeout, see [`unacknowledged_for`]), and its pool, writer or listener opens a new one. A
-/// database whose processes are stopped is not such a connection (its kernel still answers the
-/// probes): the answer bound covers that.
+/// probe; every call that gets it waits for the answer bound and fails (503). Idle, it is probed
+/// from [`KEEPALIVE_IDLE`] of silence on; the store's connections also have a user timeout
+/// ([`unacknowledged_for`]), with which the kernel counts silence, not probes: it closes the
+/// connection at the first probe once the silence has lasted that timeout (about 40 s with the
+/// default timeouts), and its pool, writer or listener opens a new one. A database whose
+/// processes are stopped is not such a connection (its kernel still answers the probes): the
+/// answer bound covers that.
 fn idle_connection_probes(config: &mut tokio_postgres::Config) {
     if config.get_keepalives() {
         if config.get_keepalives_idle() == DRIVER_KEEPALIVE_IDLE {
@@ -254,15 +256,15 @@ fn idle_connection_probes(config: &mut tokio_postgres::Config) {
     }
 }
 
-/// The pools' connections (reads, claims, the writers') are also closed by the kernel once what
-/// they sent has gone unacknowledged for the answer bound (`TCP_USER_TIMEOUT`; the URL's
+/// The store's connections (reads, claims, the writers', the listener) are also closed by the
+/// kernel once what they sent has gone unacknowledged for the answer bound (`TCP_USER_TIMEOUT`; the URL's
 /// `tcp_user_timeout` overrides it): by then their callers have given up (`answered`), and a
 /// statement that may still legitimately run (within `statement_timeout` + `lock_timeout`)
 /// ends before it, even one whose server, busy with it, stopped reading what was pipelined
 /// behind it (a zero window counts as unacknowledged). Without it, such a connection stayed in
 /// its pool for as long as the kernel retransmits, and every call that got it failed at the
 /// bound.
-fn unacknowledged_for(config: &mut tokio_postgres::Config, limits: &Limits) {
+pub(super) fn unacknowledged_for(config: &mut tokio_postgres::Config, limits: &Limits) {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(limits.answer_within());
     }
@@ -652,16 +654,13 @@ mod tests {
         assert_eq!(plain.pg.get_keepalives_idle(), KEEPALIVE_IDLE);
         assert_eq!(plain.pg.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
         assert_eq!(plain.pg.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
-        // An idle connection is given up on within about a minute.
-        let idle = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES;
-        assert!(idle <= std::time::Duration::from_secs(60), "{idle:?}");
-        // A pooled one whose data goes unacknowledged, at the answer bound: after any statement
-        // its timeouts allow.
-        assert_eq!(
-            plain.pg.get_tcp_user_timeout(),
-            None,
-            "the listener's: none"
-        );
+        // Probed from 30 s of silence on, every 10 s.
+        let probed = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES;
+        assert!(probed <= std::time::Duration::from_secs(60), "{probed:?}");
+        // The store's own (pools, writers, listener) also give up once what they sent, or the
+        // silence their probes met, has lasted the answer bound: after any statement their
+        // timeouts allow.
+        assert_eq!(plain.pg.get_tcp_user_timeout(), None, "set by the store");
         unacknowledged_for(&mut plain.pg, &limits);
         assert_eq!(
             plain.pg.get_tcp_user_timeout(),

@@ -186,11 +186,9 @@ impl PostgresStore {
         let writer_pids: Vec<Arc<AtomicI32>> = (0..=INGEST_WRITERS)
             .map(|_| Arc::new(AtomicI32::new(0)))
             .collect();
-        let listener = tokio::spawn(listen(
-            config.named(&node.id, "listener"),
-            sig_tx.clone(),
-            writer_pids.clone(),
-        ));
+        let mut listener_config = config.named(&node.id, "listener");
+        connection::unacknowledged_for(&mut listener_config.pg, &limits);
+        let listener = tokio::spawn(listen(listener_config, sig_tx.clone(), writer_pids.clone()));
         let cx = WriterContext {
             node: node.id.clone(),
             answer_within: limits.answer_within(),

@@ -848,17 +848,18 @@ async fn ingests_behind_writers_that_get_no_answer_are_refused_at_once() {
 }
 
 /// Packets to a port on this host's loopback held back until dropped: a class of 8 bits a second,
-/// with a bucket of 10 bytes, for them (`tc`, htb; nothing gets through within a test), the rest
-/// of the loopback's traffic in a class of its own at 100 Gbit/s. To its client's kernel, a
-/// connection to that port then looks like one the network stopped carrying (a database failed
-/// over behind the same address, a lost route): nothing it sends is acknowledged, nothing
-/// answers, and nothing closes it. Needs root (`CAP_NET_ADMIN`), as CI runs the tests; the qdisc
-/// replaces any left on `lo` by a run that was killed before its clean-up.
+/// with a bucket of 10 bytes, for them (`tc`, htb), the rest of the loopback's traffic in a class
+/// of its own at 100 Gbit/s. To its client's kernel, a connection to that port then looks like
+/// one the network stopped carrying (a database failed over behind the same address, a lost
+/// route): nothing it sends is acknowledged, nothing answers, and nothing closes it. (No
+/// `netem` or `action drop` in this VM's kernel.) Needs root (`CAP_NET_ADMIN`), as CI runs the
+/// tests. A qdisc left on `lo` by a run killed before its clean-up is taken away first.
 struct Blackhole;
 
 impl Blackhole {
     fn port(port: u16) -> Blackhole {
-        tc("qdisc replace dev lo root handle 1: htb default 1");
+        drop(Blackhole);
+        tc("qdisc add dev lo root handle 1: htb default 1");
         // From here on, dropping it takes the qdisc away again.
         let hole = Blackhole;
         tc("class add dev lo parent 1: classid 1:1 htb rate 100gbit");
@@ -866,6 +867,13 @@ impl Blackhole {
         tc(&format!(
             "filter add dev lo parent 1: protocol ip prio 1 u32 match ip dport {port} 0xffff flowid 1:2"
         ));
+        // A new class starts with its bucket full, and htb lets one packet of any size through
+        // while any token is left: spent here on a connection attempt of the test's own (its
+        // SYN), so that the next packet, the node's, waits about a minute.
+        let _ = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(1),
+        );
         hole
     }
 }
@@ -942,8 +950,11 @@ async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
         503,
         "an ingest whose statement nothing acknowledges"
     );
-    // Its writer sent the statement as the ingest came: the bound later, its kernel gives up.
-    let end = started + Duration::from_secs(30);
+    // Its writer sent the statement as the ingest came: the bound (8 s) later, its kernel gives
+    // up. The other writer's idle connection goes at its first keepalive probe, 30 s after the
+    // first ingest's answers at the earliest: only the one that carried the ingest can close
+    // within 20 s.
+    let end = started + Duration::from_secs(20);
     while writers.iter().all(|&from| established(from, pg.port)) {
         if Instant::now() > end {
             srv.fail(format!(
