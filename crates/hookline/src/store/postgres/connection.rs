@@ -257,13 +257,13 @@ fn idle_connection_probes(config: &mut tokio_postgres::Config) {
 }
 
 /// The store's connections (reads, claims, the writers', the listener) are also closed by the
-/// kernel once what they sent has gone unacknowledged for the answer bound (`TCP_USER_TIMEOUT`; the URL's
-/// `tcp_user_timeout` overrides it): by then their callers have given up (`answered`), and a
-/// statement that may still legitimately run (within `statement_timeout` + `lock_timeout`)
-/// ends before it, even one whose server, busy with it, stopped reading what was pipelined
-/// behind it (a zero window counts as unacknowledged). Without it, such a connection stayed in
-/// its pool for as long as the kernel retransmits, and every call that got it failed at the
-/// bound.
+/// kernel once what they sent has gone unacknowledged for the answer bound (`TCP_USER_TIMEOUT`;
+/// the URL's `tcp_user_timeout` overrides it): by then their callers have given up
+/// (`answered`), and a statement that may still legitimately run (within `statement_timeout` +
+/// `lock_timeout`) ends before it, even one whose server, busy with it, stopped reading what was
+/// pipelined behind it (a zero window counts as unacknowledged). Without it, such a connection
+/// stayed in its pool for as long as the kernel retransmits, and every call that got it failed
+/// at the bound.
 pub(super) fn unacknowledged_for(config: &mut tokio_postgres::Config, limits: &Limits) {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(limits.answer_within());

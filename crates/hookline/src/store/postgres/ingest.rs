@@ -22,9 +22,9 @@ use crate::store::{IngestOutcome, StoreError, StoreResult, StoreSignal};
 /// Rows (hooks and queue rows, as [`FanOut`] estimates them) above which an ingest does not go
 /// through the writer but runs beside it ([`PostgresStore::ingest_beside_the_writer`]). A
 /// writer runs its group's statements one after the other: a request of 100 hooks to 100
-/// configs (10,100 rows) held it, and every tenant's ingest queued behind it, for half a second. PostgreSQL takes
-/// concurrent writers, so such a request gets a connection of its own; its commit amortises
-/// itself, and group commit gains nothing from it.
+/// configs (10,100 rows) held it, and every tenant's ingest queued behind it, for half a
+/// second. PostgreSQL takes concurrent writers, so such a request gets a connection of its own;
+/// its commit amortises itself, and group commit gains nothing from it.
 pub(super) const ROWS_IN_THE_WRITER: usize = 2_000;
 
 /// The hook bytes one folded statement carries at most: a flood of large requests becomes

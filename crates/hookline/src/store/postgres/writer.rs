@@ -1011,9 +1011,10 @@ impl WriterConn {
 /// store's answer bound while every writer of the lane has a group under way (running its
 /// statements or waiting for its commit: the jobs lane's one writer blocks it with any group), or
 /// one has and the other waits for it at the gate: the database is not answering it. A job whose
-/// caller waits is then refused at once ([`PostgresStore::refuse_if_stuck`]) instead of being queued behind: its caller would be
-/// answered 503 at the bound anyway, and each retry of such a caller would queue another copy of
-/// its request, in memory, for as long as the database stays silent. Attempt records, lease
+/// caller waits is then refused at once ([`PostgresStore::refuse_if_stuck`]) instead of being
+/// queued behind: its caller would be answered 503 at the bound anyway, and each retry of such a
+/// caller would queue another copy of its request, in memory, for as long as the database stays
+/// silent. Attempt records, lease
 /// renewals and expiries are still queued (nobody waits for them, and a record refused would be
 /// lost); the other background jobs (retention, the outbox of operational events) are refused
 /// like any caller and try again later. On a live server each statement answers within its
