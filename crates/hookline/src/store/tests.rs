@@ -2672,6 +2672,56 @@ async fn a_statement_running_past_the_statement_timeout_is_ended_by_the_server()
     );
 }
 
+/// A transaction of the node's own left open (its next statement lost with the network, the node
+/// frozen mid-job) is ended by the server once it has waited for its next statement for the
+/// answer bound (here 0.2 + 0.2 + 5 s): the config row it held is writable again, where it
+/// stayed held until the server noticed the connection gone (two hours of keepalive by default).
+#[tokio::test]
+async fn a_transaction_the_node_left_open_is_ended_by_the_server_after_the_answer_bound() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let store = PostgresStore::open_config(
+        *config,
+        NodeOptions {
+            statement_timeout: Duration::from_millis(200),
+            lock_timeout: Duration::from_millis(200),
+            ..NodeOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let c1 = config_with_app("c1", "ak");
+    store.insert_config(c1.clone()).await.unwrap();
+    let left_open = store.pooled_for_test().await.unwrap();
+    left_open
+        .batch_execute("BEGIN; SELECT 1 FROM webhook_configs WHERE id = 'c1' FOR UPDATE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        store.update_config(c1.clone()).await.is_err(),
+        "the row is held: the update fails at the lock timeout"
+    );
+    let deadline = started + Duration::from_secs(30);
+    while !left_open.is_closed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session idle in its transaction was not ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "ended at the bound, not before: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        store.update_config(c1).await.unwrap(),
+        "writable once the server ended it"
+    );
+}
+
 #[tokio::test]
 async fn redeliver_and_replay_wait_for_a_concurrent_config_delete_and_then_refuse() {
     let (store, config) = postgres_with(NodeOptions {

@@ -38,7 +38,7 @@ pub(super) const NO_SEQSCAN: &str = "enable_seqscan=off";
 pub(super) const GENERIC_PLANS: &str = "plan_cache_mode=force_generic_plan";
 
 /// A pooled connection with its statement cache.
-pub(super) type Conn = deadpool_postgres::Object;
+pub(crate) type Conn = deadpool_postgres::Object;
 
 /// A pooled connection inside a transaction opened with several round trips (an ordered claim).
 /// The pool recycles connections without looking for an open transaction (`RecyclingMethod::Fast`:
@@ -451,11 +451,22 @@ impl Limits {
     /// few rows, a CTE's) at 10^10, far above `jit_above_cost`: the server then compiled such a
     /// statement with LLVM on every execution, 50 to 300 ms each for a statement that runs in
     /// well under one (the writer's heartbeat, measured with `auto_explain` in the cluster tests).
+    ///
+    /// And `idle_in_transaction_session_timeout` of the answer bound: a transaction of the
+    /// node's own that waits for its next statement longer than that has been given up on by
+    /// its caller (`answered`); its next statement was lost with the network, or the node froze
+    /// or died mid-job. The server then ends the session and its locks go with it (a config row
+    /// or a delivery's, a hook being inserted), where they were held until the server noticed
+    /// the connection gone (its `tcp_keepalives_*`: two hours by default). The store's own
+    /// transactions wait between statements only for the node's next step (microseconds to
+    /// milliseconds).
     fn session_options(&self) -> String {
         format!(
-            "-c jit=off -c lock_timeout={} -c statement_timeout={}",
+            "-c jit=off -c lock_timeout={} -c statement_timeout={} \
+             -c idle_in_transaction_session_timeout={}",
             self.lock_timeout.as_millis().max(1),
-            self.statement_timeout.as_millis().max(1)
+            self.statement_timeout.as_millis().max(1),
+            self.answer_within().as_millis().max(1)
         )
     }
 
@@ -617,6 +628,12 @@ impl PostgresStore {
     /// A pooled connection for reads.
     pub(super) async fn reader(&self) -> StoreResult<Conn> {
         self.pool.get().await.map_err(pool_err)
+    }
+
+    /// For tests: a pooled connection, held (not back in the pool) until dropped.
+    #[cfg(test)]
+    pub(crate) async fn pooled_for_test(&self) -> StoreResult<Conn> {
+        self.reader().await
     }
 
     /// For tests: runs `sql` on a pooled connection, with the pool's session settings.
