@@ -4830,3 +4830,33 @@ impl WalStarts {
             .map_or(0, |(first, largest)| largest - first)
     }
 }
+
+/// Two ingests that share hookIds, in opposite orders, run side by side (each wide enough to
+/// run beside the writer, on a connection of its own; two nodes' groups, or the two ingest
+/// writers' groups, meet the same way): both commit, each hook stored once. Each statement
+/// inserts its hooks in the order of their keys, so one waits for the other's commit at the
+/// first hook they share, holding nothing the other needs. Inserted in request order, each held
+/// a hook the other wanted next, and PostgreSQL failed one of them after `deadlock_timeout`.
+#[tokio::test]
+async fn ingests_sharing_hook_ids_in_opposite_orders_side_by_side_both_commit() {
+    let (_db, store) = postgres_store().await;
+    for c in 0..3 {
+        store
+            .insert_config(config(&format!("c{c}"), "ak", vec![Event::ConversionBlock]))
+            .await
+            .unwrap();
+    }
+    for round in 0..3 {
+        let prefix = format!("r{round}");
+        let forward = hooks(&prefix, 1000);
+        let mut backward = hooks(&prefix, 1000);
+        backward.reverse();
+        let (a, b) = tokio::join!(
+            store.ingest("ak", Product::Sms, Event::ConversionBlock, forward),
+            store.ingest("ak", Product::Sms, Event::ConversionBlock, backward),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.new_hooks + b.new_hooks, 1000, "round {round}");
+        assert_eq!(a.queued + b.queued, 3000, "round {round}");
+    }
+}

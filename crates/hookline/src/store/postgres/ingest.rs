@@ -47,6 +47,13 @@ macro_rules! body_as_jsonb {
 /// event) keys (`$1`..`$3`), and a NOTIFY per config that got rows. It answers which hooks were
 /// new (ordered by seq, so the two arrays line up), how many configs each key fans out to, and
 /// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
+/// Each hook's seq is taken in queue order (`numbered`, MATERIALIZED so its `nextval` calls run
+/// in that order, before the insert), and the hooks are inserted in the order of their keys (app
+/// key, hookId; a hookId sent twice, the earlier first, so the later is the duplicate): two
+/// statements that share hooks, running side by side, take their keys in the same order, and the
+/// second waits for the first's commit at the first key they share instead of each holding a key
+/// the other waits for (a deadlock, which PostgreSQL ended after `deadlock_timeout` by failing
+/// one of them: `ingests_sharing_hook_ids_in_opposite_orders_side_by_side_both_commit`).
 /// A config with a filter gets only the hooks its `filter_path` (the filter as a jsonpath
 /// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. A config with
 /// an `orderingKey` gets each hook's value of that field on its queue row (a string as it is,
@@ -79,12 +86,16 @@ pub(super) const INGEST: &str = concat!(
     "WITH keys AS ( \
          SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[]) WITH ORDINALITY \
              AS k(app_key, product, event, n)), \
-     new AS ( \
-         INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
-         SELECT t.app_key, t.id, t.product, t.event, t.body, $9 \
+     numbered AS MATERIALIZED ( \
+         SELECT nextval('hooks_seq_seq') AS seq, u.* \
          FROM unnest($4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[]) \
-             WITH ORDINALITY AS t(app_key, product, event, id, body, ord) \
-         ORDER BY t.ord \
+             WITH ORDINALITY AS u(app_key, product, event, id, body, ord) \
+         ORDER BY u.ord), \
+     new AS ( \
+         INSERT INTO hooks (seq, app_key, hook_id, product, event, body, created_at) \
+         SELECT t.seq, t.app_key, t.id, t.product, t.event, t.body, $9 \
+         FROM numbered t \
+         ORDER BY t.app_key, t.id, t.seq \
          ON CONFLICT (app_key, hook_id) DO NOTHING \
          RETURNING seq, app_key, hook_id, product, event, body), \
      answers AS ( \

@@ -34,12 +34,12 @@
 //! order: no ingest depends on another one queued beside it (a caller is answered after its own
 //! commit, and two requests in flight together have no order of acceptance). A hookId two groups
 //! both carry waits, in the database, for the first's statements and commit (the later is the
-//! duplicate; a wait longer than `lock_timeout` fails the later group). Two groups carrying two
-//! same hookIds in opposite orders (two requests folded one way in the first group, their
-//! retries the other way in the second, while the first still runs) wait for each other, and
-//! PostgreSQL ends that deadlock after `deadlock_timeout` by failing one group: all its callers
-//! get 503 and send again. It takes two requests sharing hooks, both retried before the first
-//! group ends; with statements one at a time, the later group only ever waited for a commit.
+//! duplicate; a wait longer than `lock_timeout` fails the later group). Two groups never wait for
+//! each other: a statement inserts its hooks in the order of their keys (app key, hookId), so
+//! the group that holds the first key the two share waits for nothing the other holds (`ingest`,
+//! `INGEST`). In request order, two groups carrying two same hookIds in opposite orders (two
+//! requests folded one way, their retries the other way; two nodes' groups; two wide ingests)
+//! each held a hook the other wanted next, and PostgreSQL failed one after `deadlock_timeout`.
 //!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
