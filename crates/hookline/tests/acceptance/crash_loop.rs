@@ -148,8 +148,26 @@ async fn random_kill9s_under_steady_ingest_lose_nothing() {
         })
     };
 
+    // Until the producer has had `hooks` acknowledged in all (each server up long enough to
+    // take some, however slow the machine).
+    let acked_reach = |hooks: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + SLOW;
+            while acked.lock().unwrap().len() < hooks {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the producer's acknowledged hooks did not reach {hooks}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
     let mut kills = Vec::new();
     for _ in 0..KILLS {
+        // Ingest under way on this run first (a few requests acknowledged since the start).
+        let so_far = acked.lock().unwrap().len();
+        acked_reach(so_far + 3 * HOOKS_PER_INGEST).await;
         // Chaos: the kill lands at an arbitrary moment of steady ingest and delivery.
         let wait = rng.random_range(150..600u64);
         tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -158,7 +176,7 @@ async fn random_kill9s_under_steady_ingest_lose_nothing() {
         srv.restart().await;
         *base.lock().unwrap() = srv.url("");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    acked_reach(500).await;
     stop.store(true, Ordering::SeqCst);
     producer.await.unwrap();
 

@@ -478,6 +478,8 @@ async fn per_tenant_metrics_show_which_app_key_is_backed_up() {
     let mut body = config_body(SMS, &["UNSUBSCRIBE"], &stuck_rx.url("/s"));
     body["maxHooksPerRequest"] = json!(1);
     body["maxRequestsInFlight"] = json!(1);
+    // Its one request stays in flight however slow the machine: no timeout ends it meanwhile.
+    body["timeoutMs"] = json!(60_000);
     srv.create_config(&stuck, body).await;
     srv.create_config(
         &fine,

@@ -21,7 +21,10 @@ async fn wait_for_health(srv: &Server, app: &App, cfg_id: &str, state: &str) -> 
 async fn failing_without_a_break_disables_and_enabling_resumes() {
     let rx = Receiver::start().await;
     rx.set_default_status(500);
-    let mut srv = Server::start_with(&["--failing-after", "3", "--disable-after", "1s"]).await;
+    // FAILING from the third failure (~0.2 s in) until DISABLED 3 s after the first: a window
+    // the poll below sees however slow the machine (with 1 s, a third failure later than that
+    // went straight to DISABLED).
+    let mut srv = Server::start_with(&["--failing-after", "3", "--disable-after", "3s"]).await;
     let app = srv.create_app_key("health").await;
     let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/h"));
     body["retrySchedule"] = schedule(30, "100ms");

@@ -513,8 +513,8 @@ async fn retries_follow_the_schedule_with_jitter() {
     let min = factors.iter().copied().fold(f64::MAX, f64::min);
     let max = factors.iter().copied().fold(f64::MIN, f64::max);
     assert!(
-        min >= 0.8 && max <= 1.25,
-        "jitter factors outside 0.8-1.2 (+ the time to judge an answer): {factors:?}"
+        min >= 0.8 && max <= 1.35,
+        "jitter factors outside 0.8-1.2 (+ up to 600 ms to judge an answer, 20 of them at once on a loaded machine): {factors:?}"
     );
     // 20 uniform draws over a 0.4 wide window span less than 0.1 of it with a probability of
     // about 20 * 0.25^19, nil; without jitter they would all be 1.0 (plus a few ms).
