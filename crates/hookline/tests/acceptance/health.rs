@@ -21,13 +21,14 @@ async fn wait_for_health(srv: &Server, app: &App, cfg_id: &str, state: &str) -> 
 async fn failing_without_a_break_disables_and_enabling_resumes() {
     let rx = Receiver::start().await;
     rx.set_default_status(500);
-    // FAILING from the third failure (~0.2 s in) until DISABLED 3 s after the first: a window
-    // the poll below sees however slow the machine (with 1 s, a third failure later than that
-    // went straight to DISABLED).
+    // FAILING from the third failure (~0.4 s in) until DISABLED at a failure 3 s or more after
+    // the first: a window the poll below sees however slow the machine (with 1 s, a third
+    // failure later than that went straight to DISABLED). The 30 retries, 200 ms apart (±20 %),
+    // go on failing for 6 s, well past it.
     let mut srv = Server::start_with(&["--failing-after", "3", "--disable-after", "3s"]).await;
     let app = srv.create_app_key("health").await;
     let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/h"));
-    body["retrySchedule"] = schedule(30, "100ms");
+    body["retrySchedule"] = schedule(30, "200ms");
     let cfg = srv.create_config(&app, body.clone()).await;
     let cfg_id = s(&cfg, "webhookConfigId");
     let ids = srv

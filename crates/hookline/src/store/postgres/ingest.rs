@@ -49,11 +49,13 @@ macro_rules! body_as_jsonb {
 /// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
 /// Each hook's seq is taken in queue order (`numbered`, MATERIALIZED so its `nextval` calls run
 /// in that order, before the insert), and the hooks are inserted in the order of their keys (app
-/// key, hookId; a hookId sent twice, the earlier first, so the later is the duplicate): two
-/// statements that share hooks, running side by side, take their keys in the same order, and the
-/// second waits for the first's commit at the first key they share instead of each holding a key
-/// the other waits for (a deadlock, which PostgreSQL ended after `deadlock_timeout` by failing
-/// one of them: `ingests_sharing_hook_ids_in_opposite_orders_side_by_side_both_commit`).
+/// key, hookId; the fold sends a hookId once, and were one sent twice the seq would put the
+/// earlier first, the later its duplicate): two statements that share hooks, running side by
+/// side, take their keys in the same order, and the second waits for the first's commit at the
+/// first key they share instead of each holding a key the other waits for (a deadlock, which
+/// PostgreSQL ended after `deadlock_timeout` by failing one of them:
+/// `ingests_sharing_hook_ids_in_opposite_orders_side_by_side_both_commit`). A group of several
+/// statements (`Fold::fits`) is in key order within each statement only (the writer's module doc).
 /// A config with a filter gets only the hooks its `filter_path` (the filter as a jsonpath
 /// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. A config with
 /// an `orderingKey` gets each hook's value of that field on its queue row (a string as it is,

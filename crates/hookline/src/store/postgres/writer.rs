@@ -34,21 +34,25 @@
 //! order: no ingest depends on another one queued beside it (a caller is answered after its own
 //! commit, and two requests in flight together have no order of acceptance). A hookId two groups
 //! both carry waits, in the database, for the first's statements and commit (the later is the
-//! duplicate; a wait longer than `lock_timeout` fails the later group). Two groups never wait for
-//! each other: a statement inserts its hooks in the order of their keys (app key, hookId), so
-//! the group that holds the first key the two share waits for nothing the other holds (`ingest`,
-//! `INGEST`). In request order, two groups carrying two same hookIds in opposite orders (two
-//! requests folded one way, their retries the other way; two nodes' groups; two wide ingests)
-//! each held a hook the other wanted next, and PostgreSQL failed one after `deadlock_timeout`.
+//! duplicate; a wait longer than `lock_timeout` fails the later group). Two statements never
+//! wait for each other both ways: each inserts its hooks in the order of their keys (app key,
+//! hookId), so the one that holds the first key the two share waits for nothing the other holds
+//! (`ingest`, `INGEST`). In request order, two groups carrying two same hookIds in opposite
+//! orders (two requests folded one way, their retries the other way; two nodes' groups; two
+//! wide ingests) each held a hook the other wanted next, and PostgreSQL failed one after
+//! `deadlock_timeout`. What is left: a group folded into several statements (over
+//! `FOLD_MAX_BYTES` of hooks) takes its keys in order within each statement only, so such a group
+//! and another sharing its hooks can still deadlock (one fails, its callers get 503 and send
+//! again); it takes groups of several MiB that share hooks, both in flight at once.
 //!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
 //!
 //! - **Ingests are folded.** The ingests of a group (the ingest lane's groups hold nothing
 //!   else) become one statement (`ingest`), or a few when large: all their hooks, queue rows and
-//!   notifications at once, one execution on the server instead of one per request. Hooks are inserted in queue
-//!   order, so a hook of a later request that repeats one of an earlier request is the later's
-//!   duplicate, as if they had run one after the other.
+//!   notifications at once, one execution on the server instead of one per request. A hook of
+//!   a later request that repeats one of an earlier request is the later's duplicate, as if they
+//!   had run one after the other (the fold sends it once, for the earlier: `FoldParams`).
 //! - **Attempt records are collected**, as before, and written in two statements at the end of
 //!   the group (or before the next job that reads delivery state: a lease).
 //! - **The rest is pipelined.** `BEGIN`, the folded ingests, the records, the health writes and
