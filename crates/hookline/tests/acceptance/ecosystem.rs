@@ -308,11 +308,13 @@ async fn the_previous_signing_secret_stops_when_its_grace_ends() {
             &app.path(&format!("/webhook-configs/{id}/signing-secret/rotate")),
             json!({
                 "signingSecret": format!("whsec_{}", crypto::base64_encode(&new_key)),
-                "gracePeriod": "3s",
+                // Long enough that the first hook is signed within it (a whole second before
+                // its end: timestamps are in seconds) however slow the machine.
+                "gracePeriod": "5s",
             }),
         )
         .await;
-    let body = srv.expect(resp, 200, "rotate with a 3 s grace");
+    let body = srv.expect(resp, 200, "rotate with a 5 s grace");
     let expires_at = chrono::DateTime::parse_from_rfc3339(&s(
         &body["webhookConfig"],
         "previousSigningSecretExpiresAt",

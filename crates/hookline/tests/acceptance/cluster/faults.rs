@@ -480,9 +480,11 @@ async fn a_node_cut_off_for_longer_than_its_lease_has_its_delivery_sent_by_anoth
     };
     let mut nodes = [node("a").await, node("b").await];
     let app = nodes[0].create_app_key("cut-off").await;
-    let cfg = nodes[0]
-        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/cut")))
-        .await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/cut"));
+    // The held request stays in flight until released, however slow the machine: a timeout
+    // would make the cut-off node send it again itself before it is stopped.
+    body["timeoutMs"] = json!(60_000);
+    let cfg = nodes[0].create_config(&app, body).await;
     let cfg_id = s(&cfg, "webhookConfigId");
     nodes[1].get_config(&app, &cfg_id).await;
     let ids = nodes[0]
