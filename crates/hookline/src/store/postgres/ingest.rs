@@ -17,6 +17,7 @@ use super::notify::WORK_CHANNEL;
 use super::routes::{Answers, KeyRoutes, learnt};
 use super::writer::{Finisher, Job, StepRun};
 use crate::model::now_millis;
+use crate::store::fair::ROWS_PER_GROUP;
 use crate::store::{IngestOutcome, StoreError, StoreResult, StoreSignal};
 
 /// Rows (hooks and queue rows, as [`FanOut`] estimates them) above which an ingest does not go
@@ -28,7 +29,9 @@ use crate::store::{IngestOutcome, StoreError, StoreResult, StoreSignal};
 pub(super) const ROWS_IN_THE_WRITER: usize = 2_000;
 
 /// The hook bytes one folded statement carries at most: a flood of large requests becomes
-/// several statements (all in the same group, pipelined) rather than one huge message.
+/// several groups of a statement each ([`IngestJob::group_weight`]) rather than one huge
+/// message. (`Fold::fits` would split a larger group into several statements; the ingest lane
+/// takes none.)
 const FOLD_MAX_BYTES: usize = 4 << 20;
 
 /// A new hook's body (`n.body`) as `jsonb`: a real `\u0000` escape read as `\ufffd` (see
@@ -54,8 +57,8 @@ macro_rules! body_as_jsonb {
 /// side, take their keys in the same order, and the second waits for the first's commit at the
 /// first key they share instead of each holding a key the other waits for (a deadlock, which
 /// PostgreSQL ended after `deadlock_timeout` by failing one of them:
-/// `ingests_sharing_hook_ids_in_opposite_orders_side_by_side_both_commit`). A group of several
-/// statements (`Fold::fits`) is in key order within each statement only (the writer's module doc).
+/// `ingests_sharing_hook_ids_in_opposite_orders_side_by_side_both_commit`). An ingest group is
+/// one such statement ([`IngestJob::group_weight`]).
 /// A config with a filter gets only the hooks its `filter_path` (the filter as a jsonpath
 /// predicate, see `crate::filter`) matches: parsed as jsonb only for such configs. A config with
 /// an `orderingKey` gets each hook's value of that field on its queue row (a string as it is,
@@ -196,6 +199,17 @@ impl IngestJob {
 
     pub(super) fn rows(&self) -> usize {
         self.rows
+    }
+
+    /// What it weighs in the ingest lane's groups, which take at most `ROWS_PER_GROUP`: its
+    /// rows, or its hooks' bytes as a share of [`FOLD_MAX_BYTES`] if that is more. So a group is
+    /// one folded statement (the first job alone may be larger, and still is one): a statement
+    /// inserts its hooks in the order of their keys, and a group of several statements would
+    /// take its keys in order within each only, and could deadlock with another group sharing
+    /// its hooks (the writer's module doc).
+    pub(super) fn group_weight(&self) -> usize {
+        let of_a_fold = (self.bytes() * ROWS_PER_GROUP).div_ceil(FOLD_MAX_BYTES);
+        self.rows.max(of_a_fold)
     }
 
     /// Its caller stopped waiting (the database did not answer in time, `answered`, or the
@@ -768,6 +782,40 @@ mod tests {
         assert_eq!(p.known_filter, [Some(r#"{"x":1}"#), None]);
         assert_eq!(p.known_ordering, [None, Some("to")]);
         assert_eq!(p.known_pos, [1, 2]);
+    }
+
+    /// The groups the ingest lane takes (within `ROWS_PER_GROUP` of `group_weight`) are each one
+    /// folded statement: 1.5 MiB requests go two to a group, where by their rows all five would.
+    #[test]
+    fn a_group_of_the_ingest_lane_is_one_folded_statement() {
+        use crate::store::fair::FairQueue;
+        let large = |n: usize| IngestJob {
+            request: request(
+                "a",
+                vec![hook(
+                    &format!("h{n}"),
+                    serde_json::json!("x".repeat(1_500_000)),
+                )],
+                None,
+            ),
+            rows: 1,
+            reply: oneshot::channel().0,
+        };
+        let mut queue = FairQueue::default();
+        for n in 0..5 {
+            queue.push(large(n), |j: &IngestJob| Some(j.app_key()));
+        }
+        let mut sizes = Vec::new();
+        while !queue.is_empty() {
+            let group = queue.take_group(1024, ROWS_PER_GROUP, IngestJob::group_weight);
+            sizes.push(group.len());
+            let mut fold = Fold::default();
+            for job in group {
+                assert!(fold.fits(&job), "a second statement in the group");
+                fold.push(job);
+            }
+        }
+        assert_eq!(sizes, [2, 2, 1]);
     }
 
     /// Without answers in the fold, the answer parameters stay empty (the statement skips them).

@@ -40,17 +40,17 @@
 //! (`ingest`, `INGEST`). In request order, two groups carrying two same hookIds in opposite
 //! orders (two requests folded one way, their retries the other way; two nodes' groups; two
 //! wide ingests) each held a hook the other wanted next, and PostgreSQL failed one after
-//! `deadlock_timeout`. What is left: a group folded into several statements (over
-//! `FOLD_MAX_BYTES` of hooks) takes its keys in order within each statement only, so such a group
-//! and another sharing its hooks can still deadlock (one fails, its callers get 503 and send
-//! again); it takes groups of several MiB that share hooks, both in flight at once.
+//! `deadlock_timeout`. For that, a group is one statement: the lane takes no more hooks' bytes
+//! into a group than a folded statement carries (`IngestJob::group_weight`); folded into two, a
+//! group would take its keys in order within each only.
 //!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:
 //!
 //! - **Ingests are folded.** The ingests of a group (the ingest lane's groups hold nothing
-//!   else) become one statement (`ingest`), or a few when large: all their hooks, queue rows and
-//!   notifications at once, one execution on the server instead of one per request. A hook of
+//!   else) become one statement (`ingest`; the lane takes no more into a group than one
+//!   carries): all their hooks, queue rows and notifications at once, one execution on the
+//!   server instead of one per request. A hook of
 //!   a later request that repeats one of an earlier request is the later's duplicate, as if they
 //!   had run one after the other (the fold sends it once, for the earlier: `FoldParams`).
 //! - **Attempt records are collected**, as before, and written in two statements at the end of
@@ -756,6 +756,16 @@ fn job_rows(job: &Job) -> usize {
     }
 }
 
+/// What a job weighs in a group (`ROWS_PER_GROUP` at most): an ingest's rows, or its bytes'
+/// share of a folded statement if more ([`IngestJob::group_weight`]: an ingest group is one
+/// statement).
+fn job_weight(job: &Job) -> usize {
+    match job {
+        Job::Ingest(ingest) => ingest.group_weight(),
+        _ => 0,
+    }
+}
+
 impl Inbox {
     pub(super) fn new(jobs: mpsc::UnboundedReceiver<Job>) -> Inbox {
         Inbox {
@@ -808,7 +818,7 @@ impl Inbox {
     fn take_group(&mut self) -> Vec<Job> {
         let group = self
             .queue
-            .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, job_rows);
+            .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, job_weight);
         let taken: usize = group.iter().map(job_rows).sum();
         self.rows = self.rows.saturating_sub(taken);
         group
