@@ -185,12 +185,28 @@ pub(super) struct IngestJob {
     /// Its rows as [`FanOut`] estimated them when it came: the writer's fair share weighs it
     /// with this, so the writer's task does not look the estimate up again.
     rows: usize,
+    /// Its hooks' bytes, summed once: the fair share, the group's bound and the fold read them.
+    bytes: usize,
     reply: oneshot::Sender<StoreResult<IngestOutcome>>,
 }
 
 impl IngestJob {
+    fn new(
+        request: IngestRequest,
+        rows: usize,
+        reply: oneshot::Sender<StoreResult<IngestOutcome>>,
+    ) -> IngestJob {
+        let bytes = request.hooks.iter().map(|h| h.json.len()).sum();
+        IngestJob {
+            request,
+            rows,
+            bytes,
+            reply,
+        }
+    }
+
     fn bytes(&self) -> usize {
-        self.request.hooks.iter().map(|h| h.json.len()).sum()
+        self.bytes
     }
 
     pub(super) fn app_key(&self) -> &str {
@@ -674,11 +690,7 @@ impl PostgresStore {
         }
         let (reply, answer) = oneshot::channel();
         self.refuse_if_stuck(super::writer::Lane::Ingests)?;
-        self.submit(Job::Ingest(IngestJob {
-            request,
-            rows,
-            reply,
-        }))?;
+        self.submit(Job::Ingest(IngestJob::new(request, rows, reply)))?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("writer stopped".into()))?
@@ -789,17 +801,12 @@ mod tests {
     #[test]
     fn a_group_of_the_ingest_lane_is_one_folded_statement() {
         use crate::store::fair::FairQueue;
-        let large = |n: usize| IngestJob {
-            request: request(
-                "a",
-                vec![hook(
-                    &format!("h{n}"),
-                    serde_json::json!("x".repeat(1_500_000)),
-                )],
-                None,
-            ),
-            rows: 1,
-            reply: oneshot::channel().0,
+        let large = |n: usize| {
+            let hooks = vec![hook(
+                &format!("h{n}"),
+                serde_json::json!("x".repeat(1_500_000)),
+            )];
+            IngestJob::new(request("a", hooks, None), 1, oneshot::channel().0)
         };
         let mut queue = FairQueue::default();
         for n in 0..5 {
