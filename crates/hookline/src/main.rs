@@ -4,10 +4,11 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc, not glibc's malloc: an ingest's hooks are allocated on a request's worker thread
 /// and freed on the store's writer thread, and glibc frees a block under the lock of the arena
-/// that allocated it, so the writer and the workers waited on each other's arena locks (a fifth
-/// of the SQLite writer's context switches, one event per request). Server CPU per hook fell by
-/// 12-25 % on SQLite (BENCHMARKS.md, "The allocator"). Built without transparent huge pages
-/// (`no_thp`): with them, peak RSS grew from 35 to 48 MiB; without, to 37-38.
+/// that allocated it, so the writer and the workers waited on each other's arena locks (23 % of
+/// the SQLite writer's context switches, one event per request). Measured on the server alone
+/// (BENCHMARKS.md, "The allocator"): 17-30 % less CPU per hook with default batching, 3-16 % at
+/// one event per request (its throughput within the noise there). Its memory stays in small
+/// pages (see [`keep_memory_in_small_pages`]): peak RSS 34-35 → 37-38 MiB.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -29,8 +30,36 @@ fn init_logging(json: bool) {
     }
 }
 
-#[tokio::main]
-async fn main() {
+/// Transparent huge pages off for this process: mimalloc's large aligned segments, backed by
+/// 2 MiB pages, took the peak RSS of a one-event benchmark from 34 to 50 MiB (idle 17 → 27 MiB)
+/// where the kernel gives huge pages to every mapping (`transparent_hugepage=always`). mimalloc's
+/// `no_thp` build only stops asking for them (`madvise`). Before anything else runs, so that no
+/// segment is faulted in as a huge page first. A kernel without the flag leaves things as they
+/// are.
+fn keep_memory_in_small_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
+fn main() {
+    keep_memory_in_small_pages();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    runtime.block_on(run());
+}
+
+async fn run() {
     let cli = Cli::parse();
     init_logging(cli.log_json);
     if let Err(e) = hookline::cli::run(cli.command).await {
