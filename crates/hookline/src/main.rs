@@ -33,9 +33,9 @@ fn init_logging(json: bool) {
 /// Transparent huge pages off for this process: mimalloc's large aligned segments, backed by
 /// 2 MiB pages, took the peak RSS of a one-event benchmark from 34 to 50 MiB (idle 17 → 27 MiB)
 /// where the kernel gives huge pages to every mapping (`transparent_hugepage=always`). mimalloc's
-/// `no_thp` build only stops asking for them (`madvise`). Before anything else runs, so that no
-/// segment is faulted in as a huge page first. A kernel without the flag leaves things as they
-/// are.
+/// `no_thp` build only stops asking for them (`madvise`). Called first in `main`, before the
+/// runtime and its threads allocate, so that no segment is faulted in as a huge page first. A
+/// kernel without the flag leaves things as they are.
 fn keep_memory_in_small_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and sets a flag of this process.

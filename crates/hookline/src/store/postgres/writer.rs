@@ -37,10 +37,10 @@
 //! duplicate; a wait longer than `lock_timeout` fails the later group). Two statements never
 //! wait for each other both ways: each inserts its hooks in the order of their keys (app key,
 //! hookId), so the one that holds the first key the two share waits for nothing the other holds
-//! (`ingest`, `INGEST`). In request order, two groups carrying two same hookIds in opposite
-//! orders (two requests folded one way, their retries the other way; two nodes' groups; two
-//! wide ingests) each held a hook the other wanted next, and PostgreSQL failed one after
-//! `deadlock_timeout`. For that, a group is one statement: the lane takes no more hooks' bytes
+//! (`ingest`, `INGEST`). When hooks were inserted in request order, two groups carrying two
+//! same hookIds in opposite orders (two requests folded one way, their retries the other way;
+//! two nodes' groups; two wide ingests) each held a hook the other wanted next, and PostgreSQL
+//! failed one after `deadlock_timeout`. For that, a group is one statement: the lane takes no more hooks' bytes
 //! into a group than a folded statement carries (`IngestJob::group_weight`); folded into two, a
 //! group would take its keys in order within each only.
 //!
