@@ -624,6 +624,38 @@ impl Unanswered {
         }
     }
 
+    /// Sends ingests of one hook each (`warm-1`, `warm-2`, ...) every 100 ms until aborted, so
+    /// that the app key's secret key stays verified in the node's memory
+    /// (`service::verified_secrets`, trusted for 1 s after the store read that confirmed it,
+    /// refreshed past half of that): an ingest sent right after stays off the pool. Without
+    /// it, an ingest sent more than a second after the last verified one reads the store first,
+    /// on a pooled connection, and gets its 503 there without reaching an ingest writer.
+    fn keep_secret_verified(&self) -> tokio::task::JoinHandle<()> {
+        let (client, url, secret) = (
+            self.client.clone(),
+            self.srv.url(&self.app.path("/events")),
+            self.app.secret.clone(),
+        );
+        tokio::spawn(async move {
+            // Each ingest on a task of its own: a slow answer does not space the next one out.
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            for n in 1.. {
+                every.tick().await;
+                let hook =
+                    samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), &format!("warm-{n}"));
+                let send = client
+                    .post(&url)
+                    .header("X-Secret-Key", &secret)
+                    .json(&json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]}))
+                    .send();
+                // Its answer does not matter: once packets are held back it never comes.
+                tokio::spawn(async move {
+                    let _ = send.await;
+                });
+            }
+        })
+    }
+
     /// A column of `pg_stat_activity` (`pid`, `client_port`) for each of the node's two ingest
     /// writers' connections.
     async fn ingest_writers<T: std::str::FromStr>(&self, column: &str) -> Vec<T> {
@@ -945,7 +977,14 @@ async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
         "both open: {writers:?}"
     );
 
-    let hole = Blackhole::port(pg.port);
+    // The hole's `tc` commands may take a while on a busy machine: the secret key is kept
+    // verified meanwhile, so that the ingest below goes straight to an ingest writer.
+    let warm = node.keep_secret_verified();
+    let port = pg.port;
+    let hole = tokio::task::spawn_blocking(move || Blackhole::port(port))
+        .await
+        .expect("the hole's tc commands");
+    warm.abort();
     let started = Instant::now();
     assert_eq!(
         node.ingest("unheard", "the ingest the network lost").await,
