@@ -69,8 +69,16 @@ start() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null) \
         || port=$(( 20000 + RANDOM % 20000 ))
 
-    as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    # A language's collation by default, as most packaged and container clusters have (theirs is
+    # usually libc's en_US.UTF-8; ICU's en-US needs no locale installed here): the schema's own
+    # collation (byte order, migration 18) must hold against it. A build without ICU gets C.
+    if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 \
+            --locale=C.UTF-8 --locale-provider=icu --icu-locale=en-US >"$dir/initdb.log" 2>&1; then
+        echo "pg.sh: initdb with ICU's en-US failed; the cluster's collation is C" >&2
+        rm -rf "${dir:?}/data"
+        as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+            || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    fi
     make_certs "$dir/tls"
     # TCP only with TLS; the Unix socket (psql below, the owner) without.
     cat >"$dir/data/pg_hba.conf" <<'HBA'

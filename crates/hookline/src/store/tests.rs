@@ -98,6 +98,7 @@ macro_rules! store_tests {
 }
 
 store_tests!(
+    app_keys_are_listed_in_byte_order_on_both_stores,
     concurrent_ingests_are_all_committed_and_fanned_out,
     concurrent_ingests_of_the_same_hooks_store_and_queue_each_once,
     ingest_is_idempotent_per_app_key_and_hook_id,
@@ -3688,6 +3689,71 @@ async fn every_session_of_a_node_is_named_after_the_node_and_its_part() {
     })
     .await;
     assert_eq!(names, want);
+}
+
+/// Lists ordered by an id come out in byte order on both stores: SQLite compares text by bytes
+/// (`BINARY`), and PostgreSQL's columns are `COLLATE "C"` (migration 18) whatever the database's
+/// default (the test cluster's is ICU's en-US, which puts `a` before `B` and `é` before `f`),
+/// and a page's cursor resumes in that order.
+async fn app_keys_are_listed_in_byte_order_on_both_stores(backend: Backend) {
+    let (_place, store) = open(backend).await;
+    for ak in ["a", "B", "f", "\u{e9}", "A-1", "a_1"] {
+        let record = AppKeyRecord {
+            app_key: ak.into(),
+            name: ak.into(),
+            created_at: 0,
+            previous_secret_key_expires_at: None,
+        };
+        store
+            .create_app_key(record, format!("hash-{ak}"))
+            .await
+            .unwrap();
+    }
+    let mut listed = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_app_keys(PageRequest { size: 2, cursor })
+            .await
+            .unwrap();
+        listed.extend(page.items.into_iter().map(|r| r.app_key));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(listed, ["A-1", "B", "a", "a_1", "f", "\u{e9}"]);
+}
+
+#[tokio::test]
+async fn every_text_column_compares_by_bytes_whatever_the_database_collation() {
+    let (_store, config) = postgres_with(NodeOptions::default()).await;
+    let client = config.connect().await.unwrap();
+    // Every table of the schema, so that a later migration's text column without
+    // `COLLATE "C"` fails here on any cluster (a C cluster's default is not the `C` collation).
+    let not_by_bytes = text_column(
+        &client,
+        "SELECT c.relname || '.' || a.attname FROM pg_class c \
+         JOIN pg_attribute a ON a.attrelid = c.oid \
+         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+           AND a.attnum > 0 AND NOT a.attisdropped \
+           AND a.atttypid IN ('text'::regtype, 'text[]'::regtype) \
+           AND a.attcollation <> 'pg_catalog.\"C\"'::regcollation \
+         ORDER BY 1",
+    )
+    .await;
+    assert_eq!(not_by_bytes, Vec::<String>::new());
+    let checked = text_column(
+        &client,
+        "SELECT count(*)::TEXT FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
+           AND a.attcollation = 'pg_catalog.\"C\"'::regcollation",
+    )
+    .await;
+    assert!(
+        checked[0].parse::<u32>().unwrap() > 40,
+        "the schema's text columns, all by bytes: {checked:?}"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0016_queue_keyed_by_config_and_hook.sql"),
     // 17: a row per delivery for its hooks (`delivery_hook_lists`) instead of a row per hook.
     include_str!("migrations/0017_delivery_hook_lists.sql"),
+    // 18: every text column compared byte by byte (`COLLATE "C"`), whatever the database's
+    // default collation.
+    include_str!("migrations/0018_identifiers_compared_by_bytes.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {
