@@ -71,10 +71,11 @@ start() {
 
     # A language's collation by default, as most packaged and container clusters have (theirs is
     # usually libc's en_US.UTF-8; ICU's en-US needs no locale installed here): the schema's own
-    # collation (byte order, migration 18) must hold against it. A build without ICU gets C.
+    # collation (byte order, migration 18) must hold against it. PostgreSQL before 15 (no
+    # --locale-provider) or without ICU gets C.
     if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 \
-            --locale=C.UTF-8 --locale-provider=icu --icu-locale=en-US >"$dir/initdb.log" 2>&1; then
-        echo "pg.sh: initdb with ICU's en-US failed; the cluster's collation is C" >&2
+            --locale=C.UTF-8 --locale-provider=icu --icu-locale=en-US >"$dir/initdb-icu.log" 2>&1; then
+        echo "pg.sh: initdb with ICU's en-US failed (see $dir/initdb-icu.log); the cluster's collation is C" >&2
         rm -rf "${dir:?}/data"
         as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; die "initdb failed"; }

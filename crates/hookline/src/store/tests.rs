@@ -3044,6 +3044,71 @@ async fn a_queue_holding_hooks_when_it_is_rekeyed_is_claimed_whole_and_in_order(
     );
 }
 
+/// Migration 18 on a database holding rows (schema 17, its text columns in the cluster's default
+/// collation, the test cluster's a language's): the hooks stay and their key still holds (an
+/// ingest of stored hookIds stores only the new one), the queued hooks are claimed whole in
+/// order, and the columns compare by bytes.
+#[tokio::test]
+async fn hooks_stored_before_the_columns_turn_to_bytes_keep_their_keys_and_their_queue() {
+    let Place::Postgres(db) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let old = super::postgres::create_at_schema_version(&db, 17)
+        .await
+        .unwrap();
+    let stored = ["h-b", "H-a", "h_c", "\u{e9}"];
+    old.execute(
+        &format!(
+            "INSERT INTO hooks (app_key, hook_id, product, event, body, created_at) \
+                 SELECT 'ak', id, '{sms}', '{cb}', '{{}}', 0 \
+                 FROM unnest($1::TEXT[]) WITH ORDINALITY AS u(id, n) ORDER BY n",
+            sms = Product::Sms.as_str(),
+            cb = Event::ConversionBlock.as_str(),
+        ),
+        &[&&stored[..]],
+    )
+    .await
+    .unwrap();
+    old.batch_execute(
+        "INSERT INTO queue (config_id, event, hook_seq) SELECT 'c1', event, seq FROM hooks",
+    )
+    .await
+    .unwrap();
+    drop(old);
+    let (store, check) = opened_after_the_migrations(&db).await;
+    let collation = text_column(
+        &check,
+        "SELECT co.collname::TEXT FROM pg_attribute a JOIN pg_collation co ON co.oid = a.attcollation \
+         WHERE a.attrelid = 'hooks'::regclass AND a.attname = 'hook_id'",
+    )
+    .await;
+    assert_eq!(collation, ["C"]);
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    store.insert_config(cfg.clone()).await.unwrap();
+    let again: Vec<ValidatedHook> = stored
+        .iter()
+        .chain(&["h-new"])
+        .map(|id| ValidatedHook {
+            json: format!(r#"{{"hookId":"{id}","countryCode":"1"}}"#),
+            hook_id: (*id).to_owned(),
+            id_generated: false,
+        })
+        .collect();
+    let outcome = store
+        .ingest("ak", Product::Sms, Event::ConversionBlock, again)
+        .await
+        .unwrap();
+    assert_eq!(outcome.new_hooks, 1, "only h-new is new");
+    let claim = store.claim_batches(&cfg, 100, 100).await.unwrap();
+    let taken: Vec<String> = claim
+        .batches
+        .into_iter()
+        .flat_map(|b| b.delivery.hooks)
+        .map(|h| h.hook_id)
+        .collect();
+    assert_eq!(taken, ["h-b", "H-a", "h_c", "\u{e9}", "h-new"]);
+}
+
 #[tokio::test]
 async fn a_pool_the_server_cannot_take_is_refused_at_start_with_the_numbers() {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
@@ -3729,25 +3794,24 @@ async fn app_keys_are_listed_in_byte_order_on_both_stores(backend: Backend) {
 async fn every_text_column_compares_by_bytes_whatever_the_database_collation() {
     let (_store, config) = postgres_with(NodeOptions::default()).await;
     let client = config.connect().await.unwrap();
-    // Every table of the schema, so that a later migration's text column without
-    // `COLLATE "C"` fails here on any cluster (a C cluster's default is not the `C` collation).
+    // The text columns of every table of the schema, so that a later migration's text column
+    // without `COLLATE "C"` fails here on any cluster (a C cluster's default is not the `C`
+    // collation). Catalog lookups, not `regcollation` (PostgreSQL 13 and later).
+    let columns = "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid \
+         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+           AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped \
+           AND a.atttypid IN ('text'::regtype, 'text[]'::regtype)";
+    let by_bytes = "a.attcollation = (SELECT oid FROM pg_collation \
+         WHERE collname = 'C' AND collnamespace = 'pg_catalog'::regnamespace)";
     let not_by_bytes = text_column(
         &client,
-        "SELECT c.relname || '.' || a.attname FROM pg_class c \
-         JOIN pg_attribute a ON a.attrelid = c.oid \
-         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
-           AND a.attnum > 0 AND NOT a.attisdropped \
-           AND a.atttypid IN ('text'::regtype, 'text[]'::regtype) \
-           AND a.attcollation <> 'pg_catalog.\"C\"'::regcollation \
-         ORDER BY 1",
+        &format!("SELECT c.relname || '.' || a.attname {columns} AND NOT {by_bytes} ORDER BY 1"),
     )
     .await;
     assert_eq!(not_by_bytes, Vec::<String>::new());
     let checked = text_column(
         &client,
-        "SELECT count(*)::TEXT FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' \
-           AND a.attcollation = 'pg_catalog.\"C\"'::regcollation",
+        &format!("SELECT count(*)::TEXT {columns} AND {by_bytes}"),
     )
     .await;
     assert!(

@@ -52,8 +52,8 @@ macro_rules! body_as_jsonb {
 /// the configs woken. `notified` is MATERIALIZED so its pg_notify calls run, counted or not.
 /// Each hook's seq is taken in queue order (`numbered`, MATERIALIZED so its `nextval` calls run
 /// in that order, before the insert), and the hooks are inserted in the order of their keys (app
-/// key, hookId, by bytes: the unique index's order, and no language's rules to compare them by
-/// on a database whose default collation has them, see migration 18; the fold sends a hookId once, and were one sent twice the seq would put the
+/// key, hookId; compared by bytes, the unique index's collation since migration 18, whatever the
+/// database's default; the fold sends a hookId once, and were one sent twice the seq would put the
 /// earlier first, the later its duplicate): two statements that share hooks, running side by
 /// side, take their keys in the same order, and the second waits for the first's commit at the
 /// first key they share instead of each holding a key the other waits for (a deadlock, which

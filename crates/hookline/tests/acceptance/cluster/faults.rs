@@ -648,7 +648,8 @@ impl Unanswered {
                     .header("X-Secret-Key", &secret)
                     .json(&json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]}))
                     .send();
-                // Its answer does not matter: once packets are held back it never comes.
+                // Its answer does not matter: once packets are held back it never comes. The
+                // task is not aborted with this one: it ends with its answer or the test.
                 tokio::spawn(async move {
                     let _ = send.await;
                 });
@@ -978,7 +979,10 @@ async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
     );
 
     // The hole's `tc` commands may take a while on a busy machine: the secret key is kept
-    // verified meanwhile, so that the ingest below goes straight to an ingest writer.
+    // verified meanwhile, so that the ingest below goes straight to an ingest writer. A warm-up
+    // ingest sent between the hole's filter and the abort is held back like it (and may spend
+    // the packet the hole lets through instead of the test's connection attempt): then its
+    // writer carries a statement nothing acknowledges too, which is what is tested below.
     let warm = node.keep_secret_verified();
     let port = pg.port;
     let hole = tokio::task::spawn_blocking(move || Blackhole::port(port))
@@ -992,9 +996,9 @@ async fn connections_the_network_stopped_carrying_are_closed_and_replaced() {
         "an ingest whose statement nothing acknowledges"
     );
     // Its writer sent the statement as the ingest came: the bound (8 s) later, its kernel gives
-    // up. The other writer's idle connection goes at its first keepalive probe, 30 s after the
-    // first ingest's answers at the earliest: only the one that carried the ingest can close
-    // within 20 s.
+    // up. An idle writer's connection goes at its first keepalive probe, 30 s after its last
+    // answer at the earliest: only a writer that carried an ingest sent after the hole (this
+    // one, or a warm-up's) can close within 20 s.
     let end = started + Duration::from_secs(20);
     while writers.iter().all(|&from| established(from, pg.port)) {
         if Instant::now() > end {

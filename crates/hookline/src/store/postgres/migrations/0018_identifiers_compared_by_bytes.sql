@@ -8,9 +8,10 @@
 -- stores. Nothing is sorted for a reader by a language's rules: lists go by id or by time.
 -- A collation-only change keeps the rows where they are (no table rewrite) but rebuilds each
 -- index on these columns: one `ALTER TABLE` per table, so each of its indexes is rebuilt once.
--- On a large `hooks` table that takes a while at the upgrade, with the table locked (a database
--- made with the C locale compared by bytes already, and is changed all the same: one rule for
--- every database, which a test checks, and a dump restored elsewhere keeps it).
+-- Every table altered stays locked until the migration commits; on a large `hooks` table that
+-- takes a while (README, upgrades). A database made with the C locale compares by bytes already
+-- and is changed all the same: one rule for every database (a test checks it), and a dump
+-- restored into a cluster of another locale keeps it.
 DO $$
 DECLARE
     t RECORD;
@@ -21,7 +22,7 @@ BEGIN
                                  format_type(a.atttypid, a.atttypmod)), ', ') AS changes
         FROM pg_class c
         JOIN pg_attribute a ON a.attrelid = c.oid
-        WHERE c.relnamespace = current_schema()::regnamespace
+        WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
           AND c.relkind = 'r'
           AND c.relname IN ('app_keys', 'webhook_configs', 'subscriptions', 'hooks', 'queue',
                             'deliveries', 'delivery_hook_lists', 'attempts', 'nodes',
