@@ -220,14 +220,12 @@ fn session_start(n: &str, created_at: i64) -> SessionStart {
     }
 }
 
-async fn a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_revokes_it(
-    backend: Backend,
-) {
-    let (place, store) = open(backend).await;
-    for ak in ["ak", "other"] {
+/// App keys named `names`, each with the secret hash `hash-<name>`.
+async fn create_app_keys(store: &Arc<dyn Store>, names: &[&str]) {
+    for ak in names {
         let record = AppKeyRecord {
-            app_key: ak.into(),
-            name: ak.into(),
+            app_key: (*ak).into(),
+            name: (*ak).into(),
             created_at: 0,
             previous_secret_key_expires_at: None,
         };
@@ -236,6 +234,13 @@ async fn a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_re
             .await
             .unwrap();
     }
+}
+
+async fn a_portal_link_opens_one_session_once_until_it_expires_and_a_rotation_revokes_it(
+    backend: Backend,
+) {
+    let (place, store) = open(backend).await;
+    create_app_keys(&store, &["ak", "other"]).await;
     let now = now_millis();
     let hour = 3_600_000;
     let opened = |app_key: &str, read_only: bool| PortalRedemption::Opened {
@@ -2473,18 +2478,7 @@ async fn a_small_ingest_behind_huge_ones_of_another_tenant_does_not_wait_for_the
 /// it and the deliveries that carry it (with the last attempt); by app key, or across all.
 async fn a_trace_reads_the_hook_its_queues_and_its_deliveries(backend: Backend) {
     let (_place, store) = open(backend).await;
-    for ak in ["ak", "ak2"] {
-        let record = AppKeyRecord {
-            app_key: ak.into(),
-            name: ak.into(),
-            created_at: 0,
-            previous_secret_key_expires_at: None,
-        };
-        store
-            .create_app_key(record, format!("hash-{ak}"))
-            .await
-            .unwrap();
-    }
+    create_app_keys(&store, &["ak", "ak2"]).await;
     let c1 = config("c1", "ak", vec![Event::ConversionBlock]);
     for cfg in [
         c1.clone(),
@@ -3762,18 +3756,7 @@ async fn every_session_of_a_node_is_named_after_the_node_and_its_part() {
 /// and a page's cursor resumes in that order.
 async fn app_keys_are_listed_in_byte_order_on_both_stores(backend: Backend) {
     let (_place, store) = open(backend).await;
-    for ak in ["a", "B", "f", "\u{e9}", "A-1", "a_1"] {
-        let record = AppKeyRecord {
-            app_key: ak.into(),
-            name: ak.into(),
-            created_at: 0,
-            previous_secret_key_expires_at: None,
-        };
-        store
-            .create_app_key(record, format!("hash-{ak}"))
-            .await
-            .unwrap();
-    }
+    create_app_keys(&store, &["a", "B", "f", "\u{e9}", "A-1", "a_1"]).await;
     let mut listed = Vec::new();
     let mut cursor = None;
     loop {
