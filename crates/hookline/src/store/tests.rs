@@ -2360,6 +2360,41 @@ async fn nodes_see_each_other_join_and_leave() {
     assert_eq!(again.membership().await.unwrap().nodes, 2);
 }
 
+/// Each node finds itself among the live nodes, which the database lists in order and the node
+/// searches by bytes: with ids whose byte order is not a language's (`B` before `a`), every
+/// node counts them all once and takes a rank of its own (on a database whose collation was
+/// en-US, before migration 18, the search missed: a node counted itself twice, and two nodes
+/// could share a rank and with it a config's remainder).
+#[tokio::test]
+async fn nodes_whose_ids_sort_differently_by_bytes_each_take_a_rank_of_their_own() {
+    let Place::Postgres(config) = Place::new(Backend::Postgres).await else {
+        unreachable!("a PostgreSQL place")
+    };
+    let ids = ["a", "B", "c", "D", "e-1", "E_0"];
+    let mut nodes = Vec::new();
+    for id in ids {
+        let options = NodeOptions {
+            node_id: id.into(),
+            lease_ttl: Duration::from_secs(30),
+            ..NodeOptions::default()
+        };
+        let store: Arc<dyn Store> = Arc::new(
+            PostgresStore::open_config((*config).clone(), options)
+                .await
+                .unwrap(),
+        );
+        nodes.push(store);
+    }
+    let mut ranks = Vec::new();
+    for (id, store) in ids.iter().zip(&nodes) {
+        let membership = store.membership().await.unwrap();
+        assert_eq!(membership.nodes, ids.len(), "node {id}: {membership:?}");
+        ranks.push(membership.rank);
+    }
+    ranks.sort_unstable();
+    assert_eq!(ranks, (0..ids.len()).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_receivers_nul_bytes_do_not_poison_the_writer() {
     let (a, _b, _) = two_nodes(Duration::from_secs(30)).await;
