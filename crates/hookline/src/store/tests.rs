@@ -2360,11 +2360,11 @@ async fn nodes_see_each_other_join_and_leave() {
     assert_eq!(again.membership().await.unwrap().nodes, 2);
 }
 
-/// Each node finds itself among the live nodes, which the database lists in order and the node
-/// searches by bytes: with ids whose byte order is not a language's (`B` before `a`), every
-/// node counts them all once and takes a rank of its own (on a database whose collation was
-/// en-US, before migration 18, the search missed: a node counted itself twice, and two nodes
-/// could share a rank and with it a config's remainder).
+/// Each node finds itself among the live nodes by a search in byte order: with ids whose byte
+/// order is not a language's (`B` before `a`), every node counts them all once and takes a rank
+/// of its own. When the node searched the list in the order the database gave it (on the en-US
+/// test cluster before migration 18), the search missed: a node counted itself twice (7 nodes
+/// of 6), and two nodes could share a rank and with it a config's remainder.
 #[tokio::test]
 async fn nodes_whose_ids_sort_differently_by_bytes_each_take_a_rank_of_their_own() {
     let Place::Postgres(config) = Place::new(Backend::Postgres).await else {

@@ -330,11 +330,15 @@ impl PostgresStore {
         let c = self.reader().await?;
         let rows = query(
             &c,
-            "SELECT node_id FROM nodes WHERE heartbeat_at > $1 ORDER BY node_id",
+            "SELECT node_id FROM nodes WHERE heartbeat_at > $1",
             &[&(self.node.clock.now() - self.node.ttl_ms)],
         )
         .await?;
         let mut live: Vec<String> = rows.iter().map(|r| col(r, 0)).collect::<StoreResult<_>>()?;
+        // Every node ranks the ids in the same order, Rust's (bytes), whatever the database's
+        // collation: the search below in a list of another order could miss this node and
+        // count it twice (as it did on a database of a language's collation before migration 18).
+        live.sort_unstable();
         // This node counts even when its own heartbeat is late (the database was slow).
         if let Err(at) = live.binary_search_by(|id| id.as_str().cmp(&self.node.id)) {
             live.insert(at, self.node.id.to_string());
