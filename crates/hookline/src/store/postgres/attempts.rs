@@ -47,12 +47,19 @@ impl Drop for RecordJob {
 }
 
 impl RecordJob {
-    fn job(outcome: AttemptOutcome, unrecorded: Unrecorded, held: HeldLeases) -> Job {
+    pub(super) fn job(outcome: AttemptOutcome, unrecorded: Unrecorded, held: HeldLeases) -> Job {
         Job::Record(Box::new(RecordJob {
             outcome: Some(outcome),
             unrecorded,
             held,
         }))
+    }
+
+    /// Nothing waits for this record's commit: the dispatcher queued it and went on (and the
+    /// retry it may schedule is 80 ms away at least), and it frees no `orderingKey` (whose
+    /// hooks would wait for the `NewWork` signalled at the commit).
+    pub(super) fn waits_for_nobody(&self) -> bool {
+        self.outcome.as_ref().is_some_and(|o| !o.wakes_queue)
     }
 
     /// Adds the record to the group's, to be written with the others (`record_steps`); the

@@ -145,6 +145,18 @@ const MAX_JOBS_PER_COMMIT: usize = 1024;
 /// these): a few groups' worth.
 const MAX_QUEUED: usize = 4 * MAX_JOBS_PER_COMMIT;
 
+/// How long the jobs writer waits for more attempt records while only records nobody waits for
+/// are queued ([`Inbox::linger_for_records`]), and how many it waits for at most.
+///
+/// Why wait at all: each group is a transaction of its own, and its records' two statements
+/// cost about as much for 10 records as for 60. Taken as they come, at one hook per POST a node
+/// wrote a records group per 20 attempts, and two nodes, each with half the attempts, twice as
+/// many groups for the same attempts (BENCHMARKS.md, "PostgreSQL: attempt records gathered for
+/// 3 ms"). Nothing waits for these records: the slots were given back and the retries scheduled
+/// before they were queued.
+const RECORD_LINGER: Duration = Duration::from_millis(3);
+const RECORD_LINGER_UNTIL: usize = 64;
+
 /// Writers of the ingest lane (see the module doc, "Two ingest writers").
 pub(super) const INGEST_WRITERS: usize = 2;
 
@@ -746,6 +758,14 @@ pub(super) struct Inbox {
     queue: FairQueue<Job>,
     /// The rows of the ingests in `queue`.
     rows: usize,
+    /// The jobs in `queue` someone waits for: all but the records nobody waits for
+    /// ([`RecordJob::waits_for_nobody`]).
+    awaited: usize,
+}
+
+/// Whether someone waits for `job`'s commit (see [`Inbox::linger_for_records`]).
+fn awaited(job: &Job) -> bool {
+    !matches!(job, Job::Record(record) if record.waits_for_nobody())
 }
 
 /// A job's rows as the fair share weighs it: an ingest's estimate, nothing for the others.
@@ -772,11 +792,13 @@ impl Inbox {
             jobs,
             queue: FairQueue::default(),
             rows: 0,
+            awaited: 0,
         }
     }
 
     fn push(&mut self, job: Job) {
         self.rows += job_rows(&job);
+        self.awaited += usize::from(awaited(&job));
         self.queue.push(job, Job::tenant);
     }
 
@@ -821,20 +843,29 @@ impl Inbox {
             .take_group(MAX_JOBS_PER_COMMIT, ROWS_PER_GROUP, job_weight);
         let taken: usize = group.iter().map(job_rows).sum();
         self.rows = self.rows.saturating_sub(taken);
+        let awaited_taken = group.iter().filter(|job| awaited(job)).count();
+        self.awaited = self.awaited.saturating_sub(awaited_taken);
         group
     }
 
-    /// The next group's jobs, waiting for the first; `None` once every sender is gone and
-    /// nothing is left.
-    async fn next_group(&mut self) -> Option<Vec<Job>> {
-        if !self.wait_for_work().await {
-            return None;
+    /// While every queued job is an attempt record nobody waits for, and fewer than
+    /// [`RECORD_LINGER_UNTIL`], waits up to [`RECORD_LINGER`] for more, so that they commit in
+    /// fewer, larger groups. Any other job arriving ends the wait at once. The jobs writer's
+    /// only (the ingest lane never holds records).
+    async fn linger_for_records(&mut self) {
+        let until = tokio::time::Instant::now() + RECORD_LINGER;
+        while self.awaited == 0 && !self.queue.is_empty() && self.queue.len() < RECORD_LINGER_UNTIL
+        {
+            match tokio::time::timeout_at(until, self.wait_for_more()).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
         }
-        Some(self.take_group())
     }
 
     fn put_back(&mut self, jobs: Vec<Job>) {
         self.rows += jobs.iter().map(job_rows).sum::<usize>();
+        self.awaited += jobs.iter().filter(|job| awaited(job)).count();
         self.queue.put_back(jobs, Job::tenant);
     }
 }
@@ -1171,7 +1202,9 @@ pub(super) async fn writer_loop(
     progress: Arc<LaneProgress>,
     cx: WriterContext,
 ) {
-    while let Some(batch) = inbox.next_group().await {
+    while inbox.wait_for_work().await {
+        inbox.linger_for_records().await;
+        let batch = inbox.take_group();
         let mut under_way = progress.begin();
         let Some(group) = start_group(&mut conn, &cx, &progress, batch).await else {
             continue;
@@ -1226,6 +1259,82 @@ async fn start_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{AttemptResult, DeliveryStatus};
+
+    /// An attempt record's job; `wakes_queue`: it frees an `orderingKey`.
+    fn record(n: usize, wakes_queue: bool) -> Job {
+        let outcome = AttemptOutcome {
+            hooks_id: format!("d-{n}"),
+            config_id: "c1".into(),
+            number: 1,
+            result: AttemptResult {
+                started_at: 0,
+                duration_ms: 1,
+                status_code: Some(200),
+                error_kind: None,
+                error_message: None,
+                response_body: None,
+                retry_after: None,
+                request_headers: Vec::new(),
+            },
+            new_status: DeliveryStatus::Succeeded,
+            next_attempt_at: None,
+            health: None,
+            wakes_queue,
+            split_by_key: false,
+        };
+        RecordJob::job(outcome, Default::default(), Default::default())
+    }
+
+    /// The time the jobs writer's inbox waits before taking its next group, after `queued`.
+    async fn lingered(queued: Vec<Job>, later: Vec<(Duration, Job)>) -> (Duration, usize) {
+        let (send, receive) = mpsc::unbounded_channel();
+        let mut inbox = Inbox::new(receive);
+        for job in queued {
+            send.send(job).ok();
+        }
+        let sender = send.clone();
+        tokio::spawn(async move {
+            for (after, job) in later {
+                tokio::time::sleep(after).await;
+                sender.send(job).ok();
+            }
+        });
+        let start = tokio::time::Instant::now();
+        assert!(inbox.wait_for_work().await);
+        inbox.linger_for_records().await;
+        let waited = start.elapsed();
+        (waited, inbox.take_group().len())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_nobody_waits_for_wait_a_moment_for_more_and_nothing_else_does() {
+        // Records alone: the writer waits the whole linger, taking the ones that come meanwhile.
+        let (waited, taken) = lingered(
+            vec![record(0, false)],
+            vec![(Duration::from_millis(1), record(1, false))],
+        )
+        .await;
+        assert_eq!((waited, taken), (RECORD_LINGER, 2));
+        // A record that frees an orderingKey is waited for (its key's hooks wait for the
+        // commit's NewWork): no linger.
+        let (waited, taken) = lingered(vec![record(0, false), record(1, true)], Vec::new()).await;
+        assert_eq!((waited, taken), (Duration::ZERO, 2));
+        // Any other job is waited for by its caller: one arriving ends the linger at once.
+        let flush = || quiet_job(Durability::Relaxed, "test", |_| async { Ok(()) });
+        let (waited, taken) = lingered(
+            vec![record(0, false)],
+            vec![(Duration::from_millis(1), flush())],
+        )
+        .await;
+        assert_eq!((waited, taken), (Duration::from_millis(1), 2));
+        let (waited, _) = lingered(vec![flush()], Vec::new()).await;
+        assert_eq!(waited, Duration::ZERO);
+        // Enough records for a full group: no wait.
+        let many = (0..RECORD_LINGER_UNTIL).map(|n| record(n, false)).collect();
+        let (waited, taken) = lingered(many, Vec::new()).await;
+        assert_eq!((waited, taken), (Duration::ZERO, RECORD_LINGER_UNTIL));
+    }
 
     #[test]
     fn a_lane_is_stuck_only_when_what_blocks_it_has_had_no_answer_for_the_bound() {
