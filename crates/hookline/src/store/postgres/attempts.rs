@@ -56,10 +56,13 @@ impl RecordJob {
     }
 
     /// Nothing waits for this record's commit: the dispatcher queued it and went on (and the
-    /// retry it may schedule is 80 ms away at least), and it frees no `orderingKey` (whose
+    /// retry it may schedule is 80 ms away at least), and it frees no `orderingKey`, neither by
+    /// ending its delivery nor by giving the hooks of its other keys back to the queue (their
     /// hooks would wait for the `NewWork` signalled at the commit).
     pub(super) fn waits_for_nobody(&self) -> bool {
-        self.outcome.as_ref().is_some_and(|o| !o.wakes_queue)
+        self.outcome
+            .as_ref()
+            .is_some_and(|o| !o.wakes_queue && !o.split_by_key)
     }
 
     /// Adds the record to the group's, to be written with the others (`record_steps`); the

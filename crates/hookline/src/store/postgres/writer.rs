@@ -152,8 +152,8 @@ const MAX_QUEUED: usize = 4 * MAX_JOBS_PER_COMMIT;
 /// cost about as much for 10 records as for 60. Taken as they come, at one hook per POST a node
 /// wrote a records group per 20 attempts, and two nodes, each with half the attempts, twice as
 /// many groups for the same attempts (BENCHMARKS.md, "PostgreSQL: attempt records gathered for
-/// 3 ms"). Nothing waits for these records: the slots were given back and the retries scheduled
-/// before they were queued.
+/// 3 ms"). Nothing waits for these records: the dispatcher queues each, schedules its retry and
+/// gives its slot back in the same step, without waiting for it.
 const RECORD_LINGER: Duration = Duration::from_millis(3);
 const RECORD_LINGER_UNTIL: usize = 64;
 
@@ -1261,8 +1261,11 @@ mod tests {
     use super::*;
     use crate::model::{AttemptResult, DeliveryStatus};
 
-    /// An attempt record's job; `wakes_queue`: it frees an `orderingKey`.
-    fn record(n: usize, wakes_queue: bool) -> Job {
+    /// An attempt record's job; `frees_key`: it frees an `orderingKey` (ends its delivery, or
+    /// gives the hooks of its other keys back, by turns).
+    fn record(n: usize, frees_key: bool) -> Job {
+        let even = n.is_multiple_of(2);
+        let (wakes_queue, split_by_key) = (frees_key && even, frees_key && !even);
         let outcome = AttemptOutcome {
             hooks_id: format!("d-{n}"),
             config_id: "c1".into(),
@@ -1281,7 +1284,7 @@ mod tests {
             next_attempt_at: None,
             health: None,
             wakes_queue,
-            split_by_key: false,
+            split_by_key,
         };
         RecordJob::job(outcome, Default::default(), Default::default())
     }
@@ -1317,9 +1320,12 @@ mod tests {
         .await;
         assert_eq!((waited, taken), (RECORD_LINGER, 2));
         // A record that frees an orderingKey is waited for (its key's hooks wait for the
-        // commit's NewWork): no linger.
-        let (waited, taken) = lingered(vec![record(0, false), record(1, true)], Vec::new()).await;
-        assert_eq!((waited, taken), (Duration::ZERO, 2));
+        // commit's NewWork): no linger, whether it ends its delivery or splits it.
+        for freeing in [0, 1] {
+            let (waited, taken) =
+                lingered(vec![record(2, false), record(freeing, true)], Vec::new()).await;
+            assert_eq!((waited, taken), (Duration::ZERO, 2), "record {freeing}");
+        }
         // Any other job is waited for by its caller: one arriving ends the linger at once.
         let flush = || quiet_job(Durability::Relaxed, "test", |_| async { Ok(()) });
         let (waited, taken) = lingered(
@@ -1330,6 +1336,16 @@ mod tests {
         assert_eq!((waited, taken), (Duration::from_millis(1), 2));
         let (waited, _) = lingered(vec![flush()], Vec::new()).await;
         assert_eq!(waited, Duration::ZERO);
+        // The node closing (every sender gone): no wait.
+        let (send, receive) = mpsc::unbounded_channel();
+        let mut inbox = Inbox::new(receive);
+        send.send(record(0, false)).ok();
+        drop(send);
+        let start = tokio::time::Instant::now();
+        assert!(inbox.wait_for_work().await);
+        inbox.linger_for_records().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(inbox.take_group().len(), 1);
         // Enough records for a full group: no wait.
         let many = (0..RECORD_LINGER_UNTIL).map(|n| record(n, false)).collect();
         let (waited, taken) = lingered(many, Vec::new()).await;
