@@ -40,9 +40,9 @@
 //! (`ingest`, `INGEST`). When hooks were inserted in request order, two groups carrying two
 //! same hookIds in opposite orders (two requests folded one way, their retries the other way;
 //! two nodes' groups; two wide ingests) each held a hook the other wanted next, and PostgreSQL
-//! failed one after `deadlock_timeout`. For that, a group is one statement: the lane takes no more hooks' bytes
-//! into a group than a folded statement carries (`IngestJob::group_weight`); folded into two, a
-//! group would take its keys in order within each only.
+//! failed one after `deadlock_timeout`. For that, a group is one statement: the lane takes no
+//! more hooks' bytes into a group than a folded statement carries (`IngestJob::group_weight`);
+//! folded into two, a group would take its keys in order within each only.
 //!
 //! What a group costs is round trips and executions, not statements, so a group is sent in as
 //! few of them as its jobs allow:

@@ -606,16 +606,26 @@ impl Unanswered {
     }
 }
 
+/// An ingest of one UNSUBSCRIBE hook with this `hookId`, authenticated with `secret`.
+fn one_hook_ingest(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    id: &str,
+) -> reqwest::RequestBuilder {
+    let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
+    client
+        .post(url)
+        .header("X-Secret-Key", secret)
+        .json(&json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]}))
+}
+
 impl Unanswered {
     /// Sends an ingest of one hook with this `hookId` (`what` names it in a failure) and answers
     /// its status; no answer at all (the client's limit, 60 s) fails the test.
     async fn ingest(&self, id: &str, what: &str) -> u16 {
-        let hook = samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), id);
-        let answer = self
-            .client
-            .post(self.srv.url(&self.app.path("/events")))
-            .header("X-Secret-Key", &self.app.secret)
-            .json(&json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]}))
+        let url = self.srv.url(&self.app.path("/events"));
+        let answer = one_hook_ingest(&self.client, &url, &self.app.secret, id)
             .send()
             .await;
         match answer {
@@ -641,13 +651,7 @@ impl Unanswered {
             let mut every = tokio::time::interval(Duration::from_millis(100));
             for n in 1.. {
                 every.tick().await;
-                let hook =
-                    samples::with_id(samples::hook(SMS, "UNSUBSCRIBE", 0), &format!("warm-{n}"));
-                let send = client
-                    .post(&url)
-                    .header("X-Secret-Key", &secret)
-                    .json(&json!({"productName": SMS, "event": "UNSUBSCRIBE", "hooks": [hook]}))
-                    .send();
+                let send = one_hook_ingest(&client, &url, &secret, &format!("warm-{n}")).send();
                 // Its answer does not matter: once packets are held back it never comes. The
                 // task is not aborted with this one: it ends with its answer or the test.
                 tokio::spawn(async move {
