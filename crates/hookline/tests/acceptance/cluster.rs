@@ -900,8 +900,9 @@ async fn a_node_stopping_gracefully_hands_its_leases_back() {
     assert_eq!(delivered.len(), 20, "every hook arrived: {delivered:?}");
 }
 
-/// `maxRequestsInFlight` holds for the cluster, not per node: the live nodes split it (here 3:
-/// two for one node, one for the other) and both work.
+/// `maxRequestsInFlight` holds for the cluster, not per node: a config of a limit up to 64 is
+/// served by one node, its home (`Membership::share`), whichever node ingested its hooks. When
+/// the home leaves, the node left serves the config.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_flight_limit_of_a_config_holds_across_the_nodes() {
     let db = scratch_postgres_database("cluster.rs (limits across nodes)").await;
@@ -924,15 +925,17 @@ async fn the_in_flight_limit_of_a_config_holds_across_the_nodes() {
     let id = s(&a.create_config(&app, body).await, "webhookConfigId");
     b.get_config(&app, &id).await;
 
-    let mut ids = Vec::new();
-    for (round, srv) in [&a, &b, &a, &b].into_iter().enumerate() {
-        let hooks: Vec<Value> = (0..75)
+    let round_of_hooks = |round: usize| -> Vec<Value> {
+        (0..75)
             .map(|i| {
                 let id = format!("limit-{round}-{i:02}");
                 samples::with_id(samples::hook(SMS, EVENT, i), &id)
             })
-            .collect();
-        ids.extend(srv.ingest(&app, SMS, EVENT, hooks).await);
+            .collect()
+    };
+    let mut ids = Vec::new();
+    for (round, srv) in [&a, &b, &a, &b].into_iter().enumerate() {
+        ids.extend(srv.ingest(&app, SMS, EVENT, round_of_hooks(round)).await);
     }
     rx.wait_for_hooks(&ids, Duration::from_secs(120))
         .await
@@ -948,7 +951,22 @@ async fn the_in_flight_limit_of_a_config_holds_across_the_nodes() {
         "maxRequestsInFlight 3 holds across both nodes; the receiver saw {peak} at once"
     );
     assert!(
-        by_a > 0 && by_b > 0,
-        "both nodes deliver for the config: node a {by_a}, node b {by_b}"
+        (by_a == 0) != (by_b == 0),
+        "one node, the config's home, sends its deliveries: node a {by_a}, node b {by_b}"
+    );
+
+    // The home leaves; the other node serves the config from then on.
+    let (mut home, other) = if by_a > 0 { (a, b) } else { (b, a) };
+    let status = home.stop_sigterm(Duration::from_secs(30)).await;
+    assert!(status.success(), "the home exits cleanly: {status:?}");
+    // Only the node left can send them: the home has exited.
+    let later = other.ingest(&app, SMS, EVENT, round_of_hooks(4)).await;
+    rx.wait_for_hooks(&later, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| other.fail(e));
+    let peak = rx.peak_concurrency("/limited");
+    assert!(
+        peak <= 3,
+        "the limit holds after the home left: {peak} at once"
     );
 }
