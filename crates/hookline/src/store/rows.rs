@@ -308,7 +308,7 @@ pub(super) const TRACE_HOOK_COLUMNS: &str =
 /// The deliveries that carry a hook, with their last attempt (the attempts' primary key finds
 /// it), oldest first. `carrying` is the backend's subquery of those deliveries' rows, named `d`
 /// (SQLite: through `delivery_hooks_by_hook`; PostgreSQL: through `delivery_hook_lists_by_hook`,
-/// the ranges of seqs that hold it); `key` the deliveries' column that `attempts` names in
+/// the lists whose span of seqs holds it); `key` the deliveries' column that `attempts` names in
 /// `reference` (SQLite: `seq` in `delivery_seq`; PostgreSQL: `hooks_id` in `hooks_id`).
 pub(super) fn trace_deliveries_sql(carrying: &str, key: &str, reference: &str) -> String {
     format!(

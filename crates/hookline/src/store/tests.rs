@@ -3341,6 +3341,62 @@ async fn a_claim_planned_while_the_queue_was_empty_still_reads_only_what_it_take
     );
 }
 
+/// The lookups of a hook's deliveries (its trace, the log filtered by hookId, retention's check)
+/// find the lists whose seqs span the hook's through `delivery_hook_lists_by_hook` (migration
+/// 19's boxes), whatever the plan's parameter, and answer only those that hold it.
+#[tokio::test]
+async fn the_deliveries_of_a_hook_are_found_through_the_index_of_their_spans() {
+    let (db, _store) = postgres_store().await;
+    let other = db.connect().await.unwrap();
+    other
+        .batch_execute(&format!(
+            "INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_range) \
+                 SELECT 'd' || i, ARRAY[i * 10, i * 10 + 4], int8range(i * 10, i * 10 + 4, '[]') \
+                 FROM generate_series(1, 20000) i; \
+             INSERT INTO delivery_hook_lists (hooks_id, hook_seqs, hook_range) \
+                 VALUES ('wide', ARRAY[1000, 90000], int8range(1000, 90000, '[]')), \
+                        ('none', ARRAY[]::BIGINT[], 'empty'); \
+             ANALYZE delivery_hook_lists; \
+             SET plan_cache_mode = force_generic_plan; \
+             PREPARE holding (BIGINT) AS {}",
+            super::postgres::LISTS_HOLDING_HOOK
+        ))
+        .await
+        .unwrap();
+    let holding = async |seq: i64| -> Vec<String> {
+        other
+            .query(&format!("EXECUTE holding({seq})"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(holding(50_000).await, ["d5000"]);
+    assert_eq!(holding(50_004).await, ["d5000"], "the last seq of a list");
+    assert!(
+        holding(50_002).await.is_empty(),
+        "inside a list's span but not in it"
+    );
+    assert_eq!(holding(1_000).await, ["d100", "wide"]);
+    assert_eq!(holding(90_000).await, ["d9000", "wide"]);
+    assert!(holding(3).await.is_empty());
+    let plan = explain_rolled_back(
+        &other,
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE holding(50000)",
+    )
+    .await;
+    let text = plan.to_string();
+    assert!(
+        text.contains("delivery_hook_lists_by_hook") && !text.contains("Seq Scan"),
+        "the lookup goes through the index: {plan:#}"
+    );
+    let read = plan[0]["Plan"]["Shared Hit Blocks"].as_i64().unwrap()
+        + plan[0]["Plan"]["Shared Read Blocks"].as_i64().unwrap();
+    // A walk of the 20,002 lists reads every page of the table (about 200).
+    assert!(read < 30, "the lookup read {read} buffers: {plan:#}");
+}
+
 /// A claim keeps the rows of its oldest row's event among the first four times its limit of the
 /// config's queue: one hook of an event queued ahead of thousands of another event's is taken
 /// alone, and the claim does not walk the config's queue to find more of its event.

@@ -18,6 +18,34 @@ use crate::store::rows::{
 };
 use crate::store::{DeliveryDetail, StoreError, StoreResult, StoreSignal};
 
+/// SQL: the delivery list `l` (a row of `delivery_hook_lists`) holds the hook of seq `$seq` (a
+/// parameter or a column). Its first half is the expression of the index
+/// `delivery_hook_lists_by_hook` (migration 19, which says why a box), so the lists whose seqs
+/// span the hook's are found through it; the second is exact.
+macro_rules! list_holds_hook {
+    ($seq:literal) => {
+        concat!(
+            "(box(point(lower(l.hook_range), 0), point(upper(l.hook_range), 1)) \
+             @> box(point(",
+            $seq,
+            "::BIGINT, 0.5), point(",
+            $seq,
+            "::BIGINT, 0.5)) AND ",
+            $seq,
+            "::BIGINT = ANY(l.hook_seqs))"
+        )
+    };
+}
+pub(super) use list_holds_hook;
+
+/// The lists holding the hook of seq `$1`, as the lookups ask (for the tests of the index).
+#[cfg(test)]
+pub(crate) const LISTS_HOLDING_HOOK: &str = concat!(
+    "SELECT l.hooks_id FROM delivery_hook_lists l WHERE ",
+    list_holds_hook!("$1"),
+    " ORDER BY l.hooks_id"
+);
+
 /// Inserts a delivery with its hooks; `lease` (owner, expiry) when this node is about to send it.
 pub(super) async fn insert_delivery(
     c: &Conn,
@@ -147,10 +175,11 @@ impl PostgresStore {
                      AND ($8::BIGINT IS NULL OR created_at < $8) \
                      AND ($9::TEXT IS NULL OR hooks_id IN (SELECT l.hooks_id FROM hooks h \
                           JOIN delivery_hook_lists l \
-                              ON l.hook_range @> h.seq AND h.seq = ANY(l.hook_seqs) \
+                              ON {} \
                           WHERE h.app_key = $1 AND h.hook_id = $9)) \
                      ORDER BY created_at DESC, hooks_id DESC LIMIT $10",
-                DELIVERY_COLUMNS
+                DELIVERY_COLUMNS,
+                list_holds_hook!("h.seq"),
             ),
             &[
                 &app_key,

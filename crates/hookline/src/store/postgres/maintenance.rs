@@ -4,6 +4,7 @@
 use super::PostgresStore;
 use super::columns::col;
 use super::connection::{execute, query, query_one};
+use super::deliveries::list_holds_hook;
 use super::writer::Durability;
 use crate::model::Millis;
 use crate::store::rows::{parse_health_state, parse_status};
@@ -95,12 +96,15 @@ impl PostgresStore {
                 // index by hook: migration 15).
                 let n = execute(
                     &c,
-                    "DELETE FROM hooks h WHERE h.seq = $1 \
-                         AND NOT EXISTS (SELECT 1 FROM delivery_hook_lists l \
-                             WHERE l.hook_range @> $1 AND $1 = ANY(l.hook_seqs)) \
+                    concat!(
+                        "DELETE FROM hooks h WHERE h.seq = $1 \
+                         AND NOT EXISTS (SELECT 1 FROM delivery_hook_lists l WHERE ",
+                        list_holds_hook!("$1"),
+                        ") \
                          AND NOT EXISTS (SELECT 1 FROM webhook_configs c JOIN queue q \
                              ON q.config_id = c.id AND q.hook_seq = $1 \
-                             WHERE c.app_key = h.app_key)",
+                             WHERE c.app_key = h.app_key)"
+                    ),
                     &[seq],
                 )
                 .await?;

@@ -70,6 +70,8 @@ pub(crate) use self::connection::create_test_database;
 pub use self::connection::{
     DbConfig, connect_url, create_scratch_database, drop_scratch_database, parse_url,
 };
+#[cfg(test)]
+pub(crate) use self::deliveries::LISTS_HOLDING_HOOK;
 pub use self::tls::{SslMode, TlsOptions};
 
 use self::attempts::{Unrecorded, retry_unrecorded};

@@ -2,7 +2,7 @@
 //! configs for its product, the queues that hold it and the deliveries that carry it, every
 //! lookup by an index (`hooks`' UNIQUE (app_key, hook_id), `webhook_configs_by_app_key`,
 //! the queue's key `(config_id, hook_seq)` once per config of the app key,
-//! `delivery_hook_lists_by_hook`, the ranges of seqs the deliveries hold). Nothing here
+//! `delivery_hook_lists_by_hook`, the span of seqs each delivery holds). Nothing here
 //! touches the ingest path.
 
 use deadpool_postgres::Transaction;
@@ -12,6 +12,7 @@ use tokio_postgres::{IsolationLevel, Row};
 use super::PostgresStore;
 use super::columns::{col, config_row};
 use super::connection::pg_err;
+use super::deliveries::list_holds_hook;
 use crate::model::HookTrace;
 use crate::store::StoreResult;
 use crate::store::rows::{
@@ -66,8 +67,11 @@ async fn trace_one(c: &Transaction<'_>, hook: TraceHookRow) -> StoreResult<HookT
     let deliveries = query(
         c,
         &trace_deliveries_sql(
-            "SELECT d.* FROM delivery_hook_lists l JOIN deliveries d ON d.hooks_id = l.hooks_id \
-             WHERE l.hook_range @> $1::BIGINT AND $1 = ANY(l.hook_seqs)",
+            concat!(
+                "SELECT d.* FROM delivery_hook_lists l JOIN deliveries d \
+                 ON d.hooks_id = l.hooks_id WHERE ",
+                list_holds_hook!("$1")
+            ),
             "hooks_id",
             "hooks_id",
         ),
