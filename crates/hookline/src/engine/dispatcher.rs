@@ -21,6 +21,7 @@ use crate::store::{Membership, OpenDelivery, Store, StoreSignal};
 use super::attempt::{AttemptTask, Job};
 use super::client::DeliveryClient;
 use super::config_state::ConfigState;
+use super::sweep::MEMBERSHIP_EVERY;
 use super::{Command, EngineSettings, TestSlotRefused, retry, verdict};
 
 /// How long to wait before trying again after the store refused a claim or a load.
@@ -188,11 +189,15 @@ impl Dispatcher {
     ) {
         let mut signals_open = true;
         let mut commands_open = true;
-        let mut sweep = self.settings.sweep_every.map(|every| {
+        let every = |every| {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
-        });
+        };
+        let mut sweep = self.settings.sweep_every.map(every);
+        // A shared store's live nodes, read every second: which configs this node serves
+        // follows from them (see `sweep::MEMBERSHIP_EVERY`).
+        let mut membership = self.settings.sweep_every.map(|_| every(MEMBERSHIP_EVERY));
         loop {
             self.pump_dirty();
             let next_timer = self.timers.peek().map(|Reverse(t)| t.at);
@@ -216,6 +221,9 @@ impl Dispatcher {
                 },
                 _ = sleep_until_opt(next_timer), if next_timer.is_some() => self.fire_timers(),
                 _ = tick_opt(&mut sweep), if sweep.is_some() => self.sweep(None),
+                _ = tick_opt(&mut membership), if membership.is_some() => {
+                    self.refresh_membership()
+                }
             }
             if self.draining && self.total_in_flight == 0 {
                 for waiter in self.shutdown_waiters.drain(..) {

@@ -1,6 +1,7 @@
 //! The work of several nodes on one store: the sweep for due deliveries no signal announces
 //! (other nodes' retries, leases of a node that died or handed them back), this node's place
-//! among the live nodes (which splits each config's limit), and reading configs again after
+//! among the live nodes (read every second: which configs it serves, and its part of their
+//! limits), and reading configs again after
 //! another node changed them. Only a shared store (`sweep_every` set, and the signals that start
 //! the rest) brings any of it into play.
 
@@ -13,6 +14,12 @@ use super::dispatcher::{Dispatcher, STORE_BACKOFF, TaskEvent, instant_at};
 
 /// Most deliveries one sweep schedules.
 const SWEEP_LIMIT: u32 = 1000;
+
+/// How often a node of a shared store reads the live nodes again. A config is served by its home
+/// (`Membership::share`); when the home's process dies, the store counts it out as soon as the
+/// database has closed its connection (PostgreSQL: `nodes.listener_pid`), and the config's hooks
+/// wait for the next read here before another node claims them. One small read a second.
+pub(super) const MEMBERSHIP_EVERY: Duration = Duration::from_secs(1);
 
 impl Dispatcher {
     /// Reads configs again in a task; the answer comes back as an event.
@@ -96,8 +103,6 @@ impl Dispatcher {
         if self.draining {
             return;
         }
-        // Nodes that died are noticed here too: their part of the limits comes back.
-        self.refresh_membership();
         let store = self.store.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {

@@ -900,6 +900,71 @@ async fn a_node_stopping_gracefully_hands_its_leases_back() {
     assert_eq!(delivered.len(), 20, "every hook arrived: {delivered:?}");
 }
 
+/// A config's home that dies (`kill -9`) is counted out once the database has closed its
+/// connections: the other node serves the config within seconds, long before `--lease-ttl` (here
+/// 60 s) would have counted the home out by its missing heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_that_dies_hands_its_configs_over_within_seconds() {
+    let db = scratch_postgres_database("cluster.rs (a home that dies)").await;
+    let rx = Receiver::start().await;
+    let node = |id: &'static str| {
+        let options = Options {
+            rust_log: "info,hookline::engine=debug".to_string(),
+            database_url: Some(db.clone()),
+            ..Options::default()
+        };
+        async move {
+            Server::start_with_options(&["--lease-ttl", "60s", "--node-id", id], options).await
+        }
+    };
+    let a = node("a").await;
+    let b = node("b").await;
+    let app = a.create_app_key("home").await;
+    let mut body = config_body(SMS, &[EVENT], &rx.url("/home"));
+    body["maxHooksPerRequest"] = json!(1);
+    let id = s(&a.create_config(&app, body).await, "webhookConfigId");
+    b.get_config(&app, &id).await;
+    let hooks = |round: &str| -> Vec<Value> {
+        (0..5)
+            .map(|i| samples::with_id(samples::hook(SMS, EVENT, i), &format!("{round}-{i}")))
+            .collect()
+    };
+    let first = a.ingest(&app, SMS, EVENT, hooks("before")).await;
+    rx.wait_for_hooks(&first, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| a.fail(e));
+    // Which node is the home: the one that logged the attempts (each is logged once recorded).
+    let logged = Instant::now() + Duration::from_secs(30);
+    let (by_a, by_b) = loop {
+        let counts = (delivered_log_lines(&a), delivered_log_lines(&b));
+        if counts.0 + counts.1 >= first.len() || Instant::now() > logged {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        (by_a == 0) != (by_b == 0),
+        "one node serves the config: node a {by_a}, node b {by_b}"
+    );
+    let (mut home, other) = if by_a > 0 { (a, b) } else { (b, a) };
+
+    home.kill9().await;
+    let killed = Instant::now();
+    let later = other.ingest(&app, SMS, EVENT, hooks("after")).await;
+    rx.wait_for_hooks(&later, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| {
+            other.fail(format!(
+                "the node left did not serve the config within 20 s of the home's death \
+                 (--lease-ttl 60s): {e}"
+            ))
+        });
+    eprintln!(
+        "the home killed; the other node delivered the config's next hooks {:.1?} later",
+        killed.elapsed()
+    );
+}
+
 /// `maxRequestsInFlight` holds for the cluster, not per node: a config of a limit up to 64 is
 /// served by one node, its home (`Membership::share`), whichever node ingested its hooks. When
 /// the home leaves, the node left serves the config.

@@ -325,12 +325,28 @@ async fn heartbeat(c: &Conn, node: &Node) -> StoreResult<()> {
     Ok(())
 }
 
+/// The live nodes: a heartbeat within the lease time, and, for a node that wrote its listener's
+/// server process (migration 20), that process still serving this database. A node's process
+/// that dies closes its connections, and the server ends their processes at once, so the others
+/// count it out at their next read (every second, `engine/sweep.rs`) rather than `--lease-ttl`
+/// after its last heartbeat; its configs' homes move then. (A node cut off from the database
+/// without its connections closing, or frozen, still waits for its heartbeat to age: its
+/// server processes live on until TCP gives up on them.) The process is matched by its pid and
+/// database; should the system hand a dead node's pid to another connection to this database
+/// within the lease time, that node is counted out by its heartbeat instead, as before
+/// migration 20.
+const LIVE_NODES: &str = "SELECT n.node_id FROM nodes n WHERE n.heartbeat_at > $1 \
+     AND (n.listener_pid IS NULL OR EXISTS ( \
+         SELECT 1 FROM pg_stat_activity a \
+         WHERE a.pid = n.listener_pid \
+             AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())))";
+
 impl PostgresStore {
     pub(super) async fn membership(&self) -> StoreResult<Membership> {
         let c = self.reader().await?;
         let rows = query(
             &c,
-            "SELECT node_id FROM nodes WHERE heartbeat_at > $1",
+            LIVE_NODES,
             &[&(self.node.clock.now() - self.node.ttl_ms)],
         )
         .await?;

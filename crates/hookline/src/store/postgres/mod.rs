@@ -190,7 +190,12 @@ impl PostgresStore {
             .collect();
         let mut listener_config = config.named(&node.id, "listener");
         connection::unacknowledged_for(&mut listener_config.pg, &limits);
-        let listener = tokio::spawn(listen(listener_config, sig_tx.clone(), writer_pids.clone()));
+        let listener = tokio::spawn(listen(
+            listener_config,
+            node.id.clone(),
+            sig_tx.clone(),
+            writer_pids.clone(),
+        ));
         let cx = WriterContext {
             node: node.id.clone(),
             answer_within: limits.answer_within(),

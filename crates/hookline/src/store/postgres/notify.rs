@@ -30,12 +30,18 @@ const LISTEN_RETRY: Duration = Duration::from_secs(1);
 /// subscribed (at start too: the engine may have loaded its state just before) it sends
 /// `Resync`, since notifications sent while it was not listening are gone.
 ///
+/// Subscribing also writes the connection's server process into the node's row
+/// (`nodes.listener_pid`, migration 20): the other nodes count this node alive while that process
+/// lives (`PostgresStore::membership`), so a node whose process died is counted out within a
+/// second. The node's row exists by then (`cluster::join` runs before the listener starts).
+///
 /// Work this node's writers committed is signalled by the writers themselves, at once; their
 /// `hookline_work` notifications (sent by the server processes `writer_pids`, 0 while unknown)
 /// come back here a moment later and are dropped. Another `NewWork` for the same rows would make the
 /// engine distrust a claim's `drained` and claim again for nothing.
 pub(super) async fn listen(
     config: DbConfig,
+    node_id: Arc<str>,
     signals: mpsc::UnboundedSender<StoreSignal>,
     writer_pids: Vec<Arc<AtomicI32>>,
 ) {
@@ -46,13 +52,21 @@ pub(super) async fn listen(
     loop {
         match config.pg.connect(config.tls.clone()).await {
             Ok((client, mut connection)) => {
-                let subscribe = client.batch_execute(&subscribe_sql);
+                let subscribe = async {
+                    client.batch_execute(&subscribe_sql).await?;
+                    client
+                        .execute(
+                            "UPDATE nodes SET listener_pid = pg_backend_pid() WHERE node_id = $1",
+                            &[&&*node_id],
+                        )
+                        .await
+                };
                 tokio::pin!(subscribe);
                 let mut subscribed = false;
                 loop {
                     tokio::select! {
                         result = &mut subscribe, if !subscribed => match result {
-                            Ok(()) => {
+                            Ok(_) => {
                                 subscribed = true;
                                 if signals.send(StoreSignal::Resync).is_err() {
                                     return;

@@ -53,6 +53,9 @@ const MIGRATIONS: &[&str] = &[
     // 19: the deliveries of a hook found through a GiST index of boxes instead of ranges: a third
     // of the cost to insert.
     include_str!("migrations/0019_hook_lists_found_by_box.sql"),
+    // 20: each node's listener connection, so a node whose process died is counted out within a
+    // second, not after `--lease-ttl`.
+    include_str!("migrations/0020_nodes_listener_pid.sql"),
 ];
 
 pub(super) async fn migrate(client: &mut Client) -> StoreResult<()> {
