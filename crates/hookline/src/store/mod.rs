@@ -146,24 +146,19 @@ pub struct Membership {
 impl Membership {
     pub const ALONE: Membership = Membership { rank: 0, nodes: 1 };
 
-    /// The most of one config's `maxRequestsInFlight` that one node serves before the config is
-    /// spread over one more node: a config of the default limit (64) or less has one node, its
-    /// home, and a larger one `ceil(limit / 64)` nodes (at most every live node).
+    /// This node's part of a per-config limit of `total`: all of it on the config's home, the
+    /// live node ranked at the config id's hash (so different configs have different homes),
+    /// 0 on every other node. The parts of all live nodes add up to `total`.
     ///
-    /// Why not every node a part of every config: each node serving a config claims and records
-    /// its own deliveries, so with two nodes a config's claims and attempt records took twice the
-    /// statements for the same hooks, and the two nodes' claims waited for each other's claim
-    /// lock. On PostgreSQL, with one event per request, two nodes delivered 0.8x what one did;
-    /// with a home per config, 0.93x (BENCHMARKS.md, "PostgreSQL: a home node per config"). One
-    /// node drives 64 requests at once to one receiver with little CPU, so spreading a config
-    /// of that limit bought nothing; configs spread over the nodes by their homes instead.
-    pub const SLOTS_PER_NODE: u32 = 64;
-
-    /// This node's part of a per-config limit of `total`. The config is served by
-    /// `ceil(total / SLOTS_PER_NODE)` live nodes (at least one, at most all), the first its home:
-    /// the node ranked at the config id's hash, so different configs have different homes. The
-    /// serving nodes' parts differ by at most one; every other node's is 0, and the parts of all
-    /// live nodes add up to `total` exactly.
+    /// Why one node per config, not a part of its limit on every node: each node serving a config
+    /// claims and records its own deliveries, so with two nodes a config's claims and attempt
+    /// records took twice the statements for the same hooks, and the nodes' claims waited for
+    /// each other's claim lock. On PostgreSQL, with one event per request, two nodes delivered
+    /// 0.75x what one did; with a home per config, 0.89x (BENCHMARKS.md, "PostgreSQL: a home node
+    /// per config"). Nothing is lost by it: a config's rate is bounded by its limit (at most 64
+    /// requests at once, cluster-wide) and the database, and one node drives 64 requests at once
+    /// with a small part of a core. A home that dies is counted out within a second or two (the
+    /// database closes its connections; see `PostgresStore::membership`), and its configs move.
     pub fn share(self, total: u32, config_id: &str) -> u32 {
         let nodes = self.nodes.max(1) as u32;
         let rank = (self.rank as u32).min(nodes - 1);
@@ -171,13 +166,7 @@ impl Membership {
         let hash = config_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
-        let home = hash % nodes;
-        let serving = total.div_ceil(Self::SLOTS_PER_NODE).clamp(1, nodes);
-        let position = (rank + nodes - home) % nodes;
-        if position >= serving {
-            return 0;
-        }
-        total / serving + u32::from(position < total % serving)
+        if rank == hash % nodes { total } else { 0 }
     }
 }
 

@@ -965,8 +965,8 @@ async fn a_home_that_dies_hands_its_configs_over_within_seconds() {
     );
 }
 
-/// `maxRequestsInFlight` holds for the cluster, not per node: a config of a limit up to 64 is
-/// served by one node, its home (`Membership::share`), whichever node ingested its hooks. When
+/// `maxRequestsInFlight` holds for the cluster, not per node: a config is served by one node, its
+/// home (`Membership::share`), whichever node ingested its hooks. When
 /// the home leaves, the node left serves the config.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_flight_limit_of_a_config_holds_across_the_nodes() {
