@@ -42,10 +42,11 @@ pub(super) fn claim_turns(at_once: usize, wait: std::time::Duration) -> Turns {
 /// the queue held more than was taken. Rows another transaction has locked (a config's deletion,
 /// a claim of a node of an older version) are skipped, never taken twice, never waited for.
 ///
-/// Claims of one config run one at a time across nodes (a config has one home, `Membership::share`,
-/// so two nodes claim it side by side only while the membership changes): each waits first for
-/// the config's claim lock ([`CONFIG_CLAIM_LOCK`], an advisory transaction lock, its own statement before this
-/// one, so this statement's snapshot is taken after the claim before it committed). A claim
+/// Claims of one config run one at a time across nodes (a config has one home,
+/// `Membership::share`, so two nodes claim it side by side only while the membership changes):
+/// each waits first for the config's claim lock ([`CONFIG_CLAIM_LOCK`], an advisory transaction
+/// lock, its own statement before this one, so this statement's snapshot is taken after the
+/// claim before it committed). A claim
 /// beside another node's claim of the config used to read past every row that claim had locked,
 /// twice (the oldest row's event, then the window): two nodes' claims read 25-27 buffers per
 /// hook taken instead of 16-17. Waiting, it reads the rows the other claim took as gone, and
