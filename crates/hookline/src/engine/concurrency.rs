@@ -6,7 +6,8 @@
 //! multiplicative decrease, as TCP does with its window):
 //!
 //! - It starts at [`INITIAL_LIMIT`] (never above the config's `maxRequestsInFlight`, which is the
-//!   ceiling the customer sets, split among the nodes of a cluster).
+//!   ceiling the customer sets, all of it on the config's home in a cluster). A node that becomes
+//!   a config's home starts it afresh.
 //! - Results are looked at in windows of about one limit's worth of answers. A window in which
 //!   the limit was reached (more work was waiting), with no sign of pressure and a mean latency
 //!   within [`LATENCY_TOLERANCE`] of the receiver's usual latency, raises the limit by one.

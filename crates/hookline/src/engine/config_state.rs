@@ -45,6 +45,9 @@ pub(super) struct ConfigState {
     /// How many requests may be in flight now, within the config's ceiling
     /// (`maxRequestsInFlight`, this node's share of it).
     pub(super) concurrency: AdaptiveLimit,
+    /// This node became the config's home: the next read of the config takes its stored health
+    /// whole (what the previous home judged), instead of this node's own older view of it.
+    pub(super) adopt_stored_health: bool,
 }
 
 impl ConfigState {
@@ -65,6 +68,7 @@ impl ConfigState {
             claim_not_before: None,
             reloading: 0,
             concurrency: AdaptiveLimit::default(),
+            adopt_stored_health: false,
         }
     }
 
@@ -86,11 +90,16 @@ impl ConfigState {
     pub(super) fn update(&mut self, config: WebhookConfig) {
         // The dispatcher owns live health; a PUT that re-enables a DISABLED config
         // resets it, and a config another node disabled is disabled here too.
-        if (self.health.state == HealthState::Disabled)
-            != (config.health.state == HealthState::Disabled)
+        // A node that just became the config's home takes the health its previous home wrote:
+        // its own (from when it last served the config) may say FAILING since days ago, and one
+        // failure would then DISABLE a config that recovered meanwhile.
+        if self.adopt_stored_health
+            || (self.health.state == HealthState::Disabled)
+                != (config.health.state == HealthState::Disabled)
         {
             self.health = config.health.clone();
             self.health_written = config.health.clone();
+            self.adopt_stored_health = false;
         }
         self.config = Arc::new(config);
         self.published.send_replace(self.config.clone());

@@ -64,8 +64,8 @@ pub(super) enum TaskEvent {
     ConfigsLoaded(Vec<WebhookConfig>),
     /// The sweep's finds: open deliveries due soon that nobody holds.
     Swept(Vec<OpenDelivery>),
-    /// This node's place among the live nodes, read again.
-    Membership(Membership),
+    /// This node's place among the live nodes, read again (`None`: the read failed).
+    Membership(Option<Membership>),
     /// The store failed a claim or a load: the slots are given back and the work retried later.
     StoreFailed {
         config_id: String,
@@ -114,8 +114,11 @@ pub(super) struct Dispatcher {
     total_in_flight: usize,
     pub(super) draining: bool,
     shutdown_waiters: Vec<oneshot::Sender<()>>,
-    /// Per-config limits are this node's share of them (see `Membership::share`).
+    /// Which configs this node serves, and its share of their limits (see `Membership::share`).
     pub(super) membership: Membership,
+    /// A read of the membership is under way: the next waits for it, so answers never arrive
+    /// out of order (an older one would bring a dead node back for a second).
+    pub(super) membership_reading: bool,
     /// Configs with a test send under way (one each), and whether it took a slot of the config's
     /// state (`false`: the config was not known here yet, so there was no count to take it from).
     test_sends: HashMap<String, bool>,
@@ -147,6 +150,7 @@ impl Dispatcher {
             draining: false,
             shutdown_waiters: Vec::new(),
             membership: Membership::ALONE,
+            membership_reading: false,
             test_sends: HashMap::new(),
             outbox: Arc::default(),
         }
@@ -301,7 +305,13 @@ impl Dispatcher {
             Command::DeliveryCreated {
                 config_id,
                 hooks_id,
-            } => self.schedule(&config_id, hooks_id, Instant::now()),
+            } => {
+                // Another node's config (this one is not its home): the store told the others
+                // (PostgreSQL: `hookline_freed`), and its home's sweep finds it at once.
+                if self.ceiling(&config_id) > 0 {
+                    self.schedule(&config_id, hooks_id, Instant::now())
+                }
+            }
             Command::ReserveTestSlot { config_id, reply } => {
                 let answer = self.reserve_test_slot(config_id.clone());
                 if let Err(Ok(())) = reply.send(answer) {
@@ -384,9 +394,10 @@ impl Dispatcher {
     /// A test send takes a slot like an attempt: within this node's share of the config's
     /// `maxRequestsInFlight` (the ceiling, not the adaptive limit, which only paces deliveries),
     /// and at most one test per config at a time, so tests hold at most one slot and a burst of
-    /// them opens at most one connection. A node whose share is 0 still allows that one: the
-    /// test route answers on whichever node the caller reached (the cluster may then be one
-    /// request over the limit, for the length of one test).
+    /// them opens at most one connection. A node whose share is 0 (not the config's home) still
+    /// allows that one: the test route answers on whichever node the caller reached (the
+    /// cluster may then be over the limit by a test on each node the caller reaches, for the
+    /// length of a test).
     fn reserve_test_slot(&mut self, config_id: String) -> Result<(), TestSlotRefused> {
         if self.draining {
             return Err(TestSlotRefused::ShuttingDown);
@@ -527,7 +538,12 @@ impl Dispatcher {
                 accepted_at,
             } => {
                 let ceiling = self.ceiling(&config_id);
-                if let Some(st) = self.configs.get_mut(&config_id) {
+                // An answer that comes back after the config's home moved away teaches this
+                // node's limit nothing (its ceiling is 0 now; the limit starts again from the
+                // default when the config comes back).
+                if ceiling > 0
+                    && let Some(st) = self.configs.get_mut(&config_id)
+                {
                     st.concurrency
                         .answered(latency, verdict::load(&result), ceiling);
                 }
@@ -551,7 +567,11 @@ impl Dispatcher {
                 // (at least 80 ms away: the shortest delay, 100 ms, less its jitter) is loaded
                 // only after that commit.
                 self.store.record_attempt(outcome);
-                if let Some(at) = retry_at {
+                // The retry is this node's while it serves the config; otherwise its home's
+                // sweep finds it once it is overdue (`sweep`).
+                if let Some(at) = retry_at
+                    && ceiling > 0
+                {
                     self.schedule(&config_id, hooks_id, at);
                 }
                 self.release(&config_id);

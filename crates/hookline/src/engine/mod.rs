@@ -33,8 +33,9 @@
 //! its lease ([`Store::lease_delivery`]), so two nodes never send the same attempt; claims lease
 //! what they create. Other nodes' work reaches this one as store signals (their ingests, config
 //! changes) and through the *sweep* (`sweep.rs`, every `sweep_every`): due retries and expired
-//! leases of a node that died. `maxRequestsInFlight` is split among the live nodes
-//! (`Membership::share`); the FAILING probe pacing is per node.
+//! leases of a node that died. Each config is served by one live node, its home, with its whole
+//! `maxRequestsInFlight` (`Membership::share`); health and the FAILING probe pacing are the
+//! home's.
 //!
 //! [`Store::record_attempt`]: crate::store::Store::record_attempt
 //! [`Store::lease_delivery`]: crate::store::Store::lease_delivery

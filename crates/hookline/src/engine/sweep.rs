@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::model::{Millis, WebhookConfig, now_millis};
 use crate::store::{Membership, OpenDelivery, StoreError};
 
+use super::concurrency::AdaptiveLimit;
 use super::dispatcher::{Dispatcher, STORE_BACKOFF, TaskEvent, instant_at};
 
 /// Most deliveries one sweep schedules.
@@ -76,18 +77,37 @@ impl Dispatcher {
         }
     }
 
-    /// Reads this node's place among the live nodes again, in a task.
-    pub(super) fn refresh_membership(&self) {
+    /// Reads this node's place among the live nodes again, in a task; not while a read is
+    /// under way (the next tick reads again).
+    pub(super) fn refresh_membership(&mut self) {
+        if self.membership_reading {
+            return;
+        }
+        self.membership_reading = true;
         let store = self.store.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            match store.membership().await {
-                Ok(membership) => {
-                    let _ = events.send(TaskEvent::Membership(membership));
+            let membership = match store.membership().await {
+                Ok(membership) => Some(membership),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the live nodes failed");
+                    None
                 }
-                Err(e) => tracing::warn!(error = %e, "reading the live nodes failed"),
-            }
+            };
+            let _ = events.send(TaskEvent::Membership(membership));
         });
+    }
+
+    /// The configs this node serves now (its share of their limit is above 0) that send.
+    fn served_configs(&self) -> Vec<String> {
+        let membership = self.membership;
+        self.configs
+            .iter()
+            .filter(|(id, st)| {
+                !st.paused() && membership.share(st.config.max_requests_in_flight.max(1), id) > 0
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Looks for due work that no signal announces: the deliveries of a node whose leases
@@ -103,15 +123,25 @@ impl Dispatcher {
         if self.draining {
             return;
         }
+        // Only work overdue by a whole sweep interval: a retry is sent on time by the node that
+        // scheduled it, so what is still due this late has no live node behind it (its node
+        // died or left, or the config's home moved while its attempt was in flight). Only the
+        // configs this node serves: a page of another home's backlog would hide the work this
+        // node has to take over.
+        let until = now_millis() - overdue_by.as_millis() as Millis;
+        let served = self.served_configs();
+        self.sweep_configs(until, served);
+    }
+
+    /// Looks for the open deliveries of `configs` due before `until` that nobody holds.
+    fn sweep_configs(&self, until: Millis, configs: Vec<String>) {
+        if configs.is_empty() {
+            return;
+        }
         let store = self.store.clone();
         let events = self.events_tx.clone();
         tokio::spawn(async move {
-            // Only work overdue by a whole sweep interval: a retry is sent on time by the node
-            // that scheduled it, so what is still due this late has no live node behind it (its
-            // node died or left, or its share of the config is 0). Taking everything due would
-            // have every node try to lease every retry.
-            let until = now_millis() - overdue_by.as_millis() as Millis;
-            match store.due_deliveries(until, SWEEP_LIMIT).await {
+            match store.due_deliveries(until, SWEEP_LIMIT, &configs).await {
                 Ok(found) if !found.is_empty() => {
                     let _ = events.send(TaskEvent::Swept(found));
                 }
@@ -155,15 +185,45 @@ impl Dispatcher {
         }
     }
 
-    pub(super) fn on_membership(&mut self, membership: Membership) {
-        if membership != self.membership {
-            tracing::info!(
-                rank = membership.rank,
-                nodes = membership.nodes,
-                "live nodes changed; per-config limits are split among them"
-            );
-            self.membership = membership;
-            self.dirty.extend(self.configs.keys().cloned());
+    /// The live nodes, read again: the configs whose home this node became take the health their
+    /// previous home wrote (claims wait for that read), start their adaptive limit afresh and
+    /// have their open deliveries found at once, whenever they are due (the previous home's
+    /// retries); the configs this node no longer serves drop the retries it had scheduled (their
+    /// new home found them).
+    pub(super) fn on_membership(&mut self, membership: Option<Membership>) {
+        self.membership_reading = false;
+        let Some(membership) = membership.filter(|m| *m != self.membership) else {
+            return;
+        };
+        tracing::info!(
+            rank = membership.rank,
+            nodes = membership.nodes,
+            "live nodes changed; each config is served by its home among them"
+        );
+        let before = std::mem::replace(&mut self.membership, membership);
+        let mut gained = Vec::new();
+        for (id, st) in &mut self.configs {
+            let limit = st.config.max_requests_in_flight.max(1);
+            match (before.share(limit, id) > 0, membership.share(limit, id) > 0) {
+                (false, true) => {
+                    st.concurrency = AdaptiveLimit::default();
+                    st.adopt_stored_health = true;
+                    st.reloading += 1;
+                    gained.push(id.clone());
+                }
+                (true, false) => {
+                    st.ready.clear();
+                    st.scheduled.clear();
+                }
+                _ => {}
+            }
+        }
+        self.dirty.extend(self.configs.keys().cloned());
+        for id in &gained {
+            self.reload_configs(Some(id.clone()));
+        }
+        if !self.draining {
+            self.sweep_configs(Millis::MAX, gained);
         }
     }
 

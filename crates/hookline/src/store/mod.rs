@@ -157,7 +157,7 @@ impl Membership {
     /// 0.75x what one did; with a home per config, 0.89x (BENCHMARKS.md, "PostgreSQL: a home node
     /// per config"). Nothing is lost by it: a config's rate is bounded by its limit (at most 64
     /// requests at once, cluster-wide) and the database, and one node drives 64 requests at once
-    /// with a small part of a core. A home that dies is counted out within a second or two (the
+    /// with a small part of a core. A home that dies is counted out within a few seconds (the
     /// database closes its connections; see `PostgresStore::membership`), and its configs move.
     pub fn share(self, total: u32, config_id: &str) -> u32 {
         let nodes = self.nodes.max(1) as u32;
@@ -329,9 +329,15 @@ pub trait Store: Send + Sync + 'static {
     /// died). A store with one process (SQLite) has nobody to share with: it grants every open
     /// delivery.
     async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease>;
-    /// Open deliveries due before `until` whose lease is free or expired (other nodes' retries,
-    /// the work of a node that died), soonest first, at most `limit`.
-    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>>;
+    /// Open deliveries of `configs` (those this node serves) due before `until` whose lease is
+    /// free or expired (retries of a config's previous home, the work of a node that died),
+    /// soonest first, at most `limit`.
+    async fn due_deliveries(
+        &self,
+        until: Millis,
+        limit: u32,
+        configs: &[String],
+    ) -> StoreResult<Vec<OpenDelivery>>;
     /// This node's place among the live nodes; [`Membership::ALONE`] for a store of one process.
     async fn membership(&self) -> StoreResult<Membership>;
     /// One config by id, whatever its app key (to follow changes made on other nodes).

@@ -486,6 +486,11 @@ fn batch_ids(claim: &super::Claim) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The configs a sweep asks about, in the tests that make one config, `c1`.
+fn c1() -> Vec<String> {
+    vec!["c1".to_owned()]
+}
+
 fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
     WebhookConfig {
         id: id.into(),
@@ -1742,7 +1747,7 @@ async fn a_test_send_is_logged_finished_and_never_sent_again(backend: Backend) {
     assert!(store.load_delivery("test-1").await.unwrap().is_none());
     assert!(
         store
-            .due_deliveries(now_millis() + 3_600_000, 100)
+            .due_deliveries(now_millis() + 3_600_000, 100, &c1())
             .await
             .unwrap()
             .is_empty()
@@ -1838,14 +1843,27 @@ async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded(
     // A holds it: B can neither lease nor find it, and A does not take it a second time.
     assert!(lease(&b, &hooks_id).await.is_none());
     assert!(lease(&a, &hooks_id).await.is_none());
-    assert!(b.due_deliveries(now_millis(), 10).await.unwrap().is_empty());
+    assert!(
+        b.due_deliveries(now_millis(), 10, &c1())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A's record frees it: the retry is due now, so either node may take it, but only one.
     a.record_attempt(retry_now(&hooks_id, 1));
     a.flush().await.unwrap();
-    let found = b.due_deliveries(now_millis(), 10).await.unwrap();
+    let found = b.due_deliveries(now_millis(), 10, &c1()).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].hooks_id, hooks_id);
+    // Only the configs asked about: a node sweeps for the configs it serves.
+    let others = ["c2".to_owned()];
+    assert!(
+        b.due_deliveries(now_millis(), 10, &others)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let taken = lease(&b, &hooks_id).await.expect("B leases the due retry");
     assert_eq!(taken.attempt_count, 1);
     assert_eq!(taken.hooks.len(), 3);
@@ -2151,7 +2169,10 @@ async fn leases_of_a_node_that_stops_expire_and_a_closing_node_hands_them_back()
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let expiry = lease_expiry(&db, &orphan).await;
-        let due = survivor.due_deliveries(now_millis(), 10).await.unwrap();
+        let due = survivor
+            .due_deliveries(now_millis(), 10, &["c1".into(), "c2".into()])
+            .await
+            .unwrap();
         if due.iter().any(|d| d.hooks_id == orphan) {
             let now = now_millis();
             assert!(
@@ -3966,7 +3987,7 @@ async fn nodes_whose_clocks_are_ten_minutes_off_neither_take_live_leases_nor_loo
     // Ten minutes ahead, the lease would look expired by the node's own clock: it is not taken.
     let far = now_millis() + 2 * ten_minutes;
     for other in [&ahead, &behind] {
-        let due = other.due_deliveries(far, 100).await.unwrap();
+        let due = other.due_deliveries(far, 100, &c1()).await.unwrap();
         assert!(
             due.iter().all(|d| d.hooks_id != held),
             "a skewed node's sweep offers a live node's leased delivery"
@@ -4038,7 +4059,7 @@ async fn a_retry_is_due_at_the_same_moment_for_every_node_whatever_the_clock_tha
     ahead.flush().await.unwrap();
     // The live node sees it due in 2 s, not in ten minutes and 2 s: in its sweep, in what it
     // resumes, and in the lease's answer, all in its own clock.
-    let swept = live.due_deliveries(due + 1_000, 10).await.unwrap();
+    let swept = live.due_deliveries(due + 1_000, 10, &c1()).await.unwrap();
     let found = swept.iter().find(|d| d.hooks_id == from_ahead);
     let found = found.expect("the live node's sweep finds the retry due in 2 s");
     about(found.next_attempt_at, due, "swept");
@@ -4070,7 +4091,7 @@ async fn a_retry_is_due_at_the_same_moment_for_every_node_whatever_the_clock_tha
         ..attempt(&from_behind, 1, 500, DeliveryStatus::Retrying)
     });
     behind.flush().await.unwrap();
-    let swept = live.due_deliveries(now_millis(), 10).await.unwrap();
+    let swept = live.due_deliveries(now_millis(), 10, &c1()).await.unwrap();
     assert!(
         swept.iter().all(|d| d.hooks_id != from_behind),
         "a retry scheduled by the node behind is due at once for the others"

@@ -902,7 +902,9 @@ async fn a_node_stopping_gracefully_hands_its_leases_back() {
 
 /// A config's home that dies (`kill -9`) is counted out once the database has closed its
 /// connections: the other node serves the config within seconds, long before `--lease-ttl` (here
-/// 60 s) would have counted the home out by its missing heartbeat.
+/// 60 s) would have counted the home out by its missing heartbeat: the hooks ingested after the
+/// death, and the retry the home had scheduled, sent when it is due (not a sweep interval, 20 s
+/// here, after that).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_home_that_dies_hands_its_configs_over_within_seconds() {
     let db = scratch_postgres_database("cluster.rs (a home that dies)").await;
@@ -922,14 +924,15 @@ async fn a_home_that_dies_hands_its_configs_over_within_seconds() {
     let app = a.create_app_key("home").await;
     let mut body = config_body(SMS, &[EVENT], &rx.url("/home"));
     body["maxHooksPerRequest"] = json!(1);
+    body["retrySchedule"] = schedule(3, "8s");
     let id = s(&a.create_config(&app, body).await, "webhookConfigId");
     b.get_config(&app, &id).await;
-    let hooks = |round: &str| -> Vec<Value> {
-        (0..5)
+    let hooks = |round: &str, n: usize| -> Vec<Value> {
+        (0..n)
             .map(|i| samples::with_id(samples::hook(SMS, EVENT, i), &format!("{round}-{i}")))
             .collect()
     };
-    let first = a.ingest(&app, SMS, EVENT, hooks("before")).await;
+    let first = a.ingest(&app, SMS, EVENT, hooks("before", 5)).await;
     rx.wait_for_hooks(&first, Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| a.fail(e));
@@ -948,9 +951,15 @@ async fn a_home_that_dies_hands_its_configs_over_within_seconds() {
     );
     let (mut home, other) = if by_a > 0 { (a, b) } else { (b, a) };
 
+    // A delivery the home leaves RETRYING, its next attempt 8 s away.
+    rx.respond_with(&[500]);
+    other.ingest(&app, SMS, EVENT, hooks("retried", 1)).await;
+    home.wait_for_hook_delivery(&app, &id, "retried-0", "RETRYING", Duration::from_secs(30))
+        .await;
+
     home.kill9().await;
     let killed = Instant::now();
-    let later = other.ingest(&app, SMS, EVENT, hooks("after")).await;
+    let later = other.ingest(&app, SMS, EVENT, hooks("after", 5)).await;
     rx.wait_for_hooks(&later, Duration::from_secs(20))
         .await
         .unwrap_or_else(|e| {
@@ -959,8 +968,22 @@ async fn a_home_that_dies_hands_its_configs_over_within_seconds() {
                  (--lease-ttl 60s): {e}"
             ))
         });
+    let served_after = killed.elapsed();
+    rx.wait_until(
+        Duration::from_secs(20).saturating_sub(killed.elapsed()),
+        "the retry the dead home had scheduled, sent by the other node when due",
+        |reqs| {
+            reqs.iter()
+                .filter(|r| r.hook_ids().iter().any(|h| h == "retried-0"))
+                .count()
+                >= 2
+        },
+    )
+    .await
+    .unwrap_or_else(|e| other.fail(e));
     eprintln!(
-        "the home killed; the other node delivered the config's next hooks {:.1?} later",
+        "the home killed; the other node delivered the config's next hooks {served_after:.1?} \
+         later, and the home's retry {:.1?} later",
         killed.elapsed()
     );
 }

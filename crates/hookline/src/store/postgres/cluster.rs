@@ -1,5 +1,5 @@
-//! Several nodes on one database (see ARCHITECTURE.md, "Several nodes"): who the nodes are, how
-//! per-config limits are split among the live ones, and the leases that keep two nodes from
+//! Several nodes on one database (see ARCHITECTURE.md, "Several nodes"): who the nodes are (the
+//! live ones are where configs have their homes), and the leases that keep two nodes from
 //! sending the same delivery.
 //!
 //! - **Nodes.** Each node has a row in `nodes` with a heartbeat; a node id a live node uses is
@@ -27,7 +27,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -139,6 +139,38 @@ pub(super) struct Node {
     pub(super) claim_lock_wait: Duration,
     /// The queue rows this node's claims took since its last vacuum of the queue (`vacuum`).
     pub(super) churn: super::vacuum::QueueChurn,
+    /// Since when each other node's listener has been seen gone (see [`ListenersGone`]).
+    pub(super) listeners_gone: ListenersGone,
+}
+
+/// How long another node's listener may be gone before that node is counted out: its listener
+/// reconnects `notify::LISTEN_RETRY` (1 s) after losing its connection, plus the connection's
+/// own set-up. A blip of the listener's connection must not move the node's configs to another
+/// home and back (both nodes would serve them meanwhile, over their limits).
+const LISTENER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Since when each node's listener process has been seen gone, by this node's reads of the
+/// membership.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ListenersGone(Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>);
+
+impl ListenersGone {
+    /// Of the nodes with a fresh heartbeat (`(id, listening)`), the live ones: a node whose
+    /// listener is gone counts until it has been gone for [`LISTENER_GRACE`].
+    fn live(&self, nodes: Vec<(String, bool)>, now: Instant) -> Vec<String> {
+        let Ok(mut gone) = self.0.lock() else {
+            return nodes.into_iter().map(|(id, _)| id).collect();
+        };
+        gone.retain(|id, _| nodes.iter().any(|(n, listening)| n == id && !listening));
+        nodes
+            .into_iter()
+            .filter(|(id, listening)| {
+                *listening
+                    || now.duration_since(*gone.entry(id.clone()).or_insert(now)) < LISTENER_GRACE
+            })
+            .map(|(id, _)| id)
+            .collect()
+    }
 }
 
 /// See [`Node::held`].
@@ -233,7 +265,7 @@ impl DbClock {
 
 /// Joins the nodes sharing the database, at open, on the writer's connection: refuses a node id
 /// that a live node uses, frees what a previous process under this id held, and says this node is
-/// alive (the others split per-config limits with it from then on).
+/// alive (configs have their homes among the nodes, this one included, from then on).
 pub(super) async fn join(c: &Conn, node: &Node) -> StoreResult<()> {
     node.clock.sync(c).await?;
     // Two live processes under one node id would free each other's leases: refuse.
@@ -261,8 +293,16 @@ pub(super) async fn join(c: &Conn, node: &Node) -> StoreResult<()> {
         &[&&*node.id],
     )
     .await?;
-    // Joined: the others split per-config limits with this node from now on.
+    // Joined: configs have their homes among the nodes, this one included, from now on. A
+    // listener process an earlier process under this id wrote is gone: the heartbeat alone
+    // counts until this node's listener writes its own (`notify::listen`).
     heartbeat(c, node).await?;
+    execute(
+        c,
+        "UPDATE nodes SET listener_pid = NULL WHERE node_id = $1",
+        &[&&*node.id],
+    )
+    .await?;
     notify(c, NODES_CHANNEL, &[node.id.to_string()]).await?;
     Ok(())
 }
@@ -325,21 +365,22 @@ async fn heartbeat(c: &Conn, node: &Node) -> StoreResult<()> {
     Ok(())
 }
 
-/// The live nodes: a heartbeat within the lease time, and, for a node that wrote its listener's
-/// server process (migration 20), that process still serving this database. A node's process
-/// that dies closes its connections, and the server ends their processes at once, so the others
-/// count it out at their next read (every second, `engine/sweep.rs`) rather than `--lease-ttl`
-/// after its last heartbeat; its configs' homes move then. (A node cut off from the database
+/// The nodes with a heartbeat within the lease time, and whether each is listening: for a node
+/// that wrote its listener's server process (migration 20), whether that process still serves
+/// this database. A node's process that dies closes its connections, and the server ends their
+/// processes at once, so the others count it out [`LISTENER_GRACE`] later, at a read of theirs
+/// (every second, `engine/sweep.rs`), rather than `--lease-ttl` after its last heartbeat; its
+/// configs' homes move then. (A node cut off from the database
 /// without its connections closing, or frozen, still waits for its heartbeat to age: its
 /// server processes live on until TCP gives up on them.) The process is matched by its pid and
 /// database; should the system hand a dead node's pid to another connection to this database
 /// within the lease time, that node is counted out by its heartbeat instead, as before
 /// migration 20.
-const LIVE_NODES: &str = "SELECT n.node_id FROM nodes n WHERE n.heartbeat_at > $1 \
-     AND (n.listener_pid IS NULL OR EXISTS ( \
+const LIVE_NODES: &str = "SELECT n.node_id, n.listener_pid IS NULL OR EXISTS ( \
          SELECT 1 FROM pg_stat_activity a \
          WHERE a.pid = n.listener_pid \
-             AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())))";
+             AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+     FROM nodes n WHERE n.heartbeat_at > $1";
 
 impl PostgresStore {
     pub(super) async fn membership(&self) -> StoreResult<Membership> {
@@ -350,7 +391,11 @@ impl PostgresStore {
             &[&(self.node.clock.now() - self.node.ttl_ms)],
         )
         .await?;
-        let mut live: Vec<String> = rows.iter().map(|r| col(r, 0)).collect::<StoreResult<_>>()?;
+        let nodes = rows
+            .iter()
+            .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
+            .collect::<StoreResult<Vec<(String, bool)>>>()?;
+        let mut live = self.node.listeners_gone.live(nodes, Instant::now());
         // Every node ranks the ids in the same order, Rust's (bytes), whatever the database's
         // collation: the search below in a list of another order could miss this node and
         // count it twice (as it did on a database of a language's collation before migration 18).
@@ -438,6 +483,7 @@ impl PostgresStore {
         &self,
         until: Millis,
         limit: u32,
+        configs: &[String],
     ) -> StoreResult<Vec<OpenDelivery>> {
         let c = self.reader().await?;
         let rows = query(
@@ -450,11 +496,13 @@ impl PostgresStore {
                  AND COALESCE(d.next_attempt_at, 0) <= $1 \
                  AND (d.lease_owner IS NULL OR d.lease_expires_at < $2) \
                  AND c.enabled AND c.health_state <> 'DISABLED' \
+                 AND d.config_id = ANY($4::TEXT[]) \
                  ORDER BY COALESCE(d.next_attempt_at, 0) LIMIT $3",
             &[
                 &self.node.clock.to_db(until),
                 &self.node.clock.now(),
                 &i64::from(limit),
+                &configs,
             ],
         )
         .await?;
@@ -491,5 +539,41 @@ impl PostgresStore {
             Ok(n) => tracing::info!(leases = n, "leases handed back"),
             Err(e) => tracing::warn!(error = %e, "leases not handed back; they expire instead"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{LISTENER_GRACE, ListenersGone};
+
+    fn nodes(list: &[(&str, bool)]) -> Vec<(String, bool)> {
+        list.iter().map(|(id, l)| (id.to_string(), *l)).collect()
+    }
+
+    /// A node whose listener is gone counts for `LISTENER_GRACE` (its listener may be
+    /// reconnecting), then not; listening again, it counts at once, and a later loss has its
+    /// grace again.
+    #[test]
+    fn a_node_whose_listener_is_gone_counts_until_the_grace_runs_out() {
+        let gone = ListenersGone::default();
+        let t0 = Instant::now();
+        let both = |b: bool| nodes(&[("a", true), ("b", b)]);
+        assert_eq!(gone.live(both(true), t0), ["a", "b"]);
+        assert_eq!(gone.live(both(false), t0), ["a", "b"]);
+        let almost = t0 + LISTENER_GRACE - Duration::from_millis(1);
+        assert_eq!(gone.live(both(false), almost), ["a", "b"]);
+        assert_eq!(gone.live(both(false), t0 + LISTENER_GRACE), ["a"]);
+        // Back: it counts, and its next loss starts a grace of its own.
+        let t1 = t0 + LISTENER_GRACE * 2;
+        assert_eq!(gone.live(both(true), t1), ["a", "b"]);
+        assert_eq!(gone.live(both(false), t1 + LISTENER_GRACE / 2), ["a", "b"]);
+        // A node whose heartbeat went too is not listed, and is forgotten.
+        assert_eq!(
+            gone.live(nodes(&[("a", true)]), t1 + LISTENER_GRACE * 3),
+            ["a"]
+        );
+        assert_eq!(gone.live(both(false), t1 + LISTENER_GRACE * 3), ["a", "b"]);
     }
 }

@@ -165,6 +165,7 @@ impl PostgresStore {
             held: HeldLeases::default(),
             claim_lock_wait: node.claim_lock_wait,
             churn: vacuum::QueueChurn::default(),
+            listeners_gone: cluster::ListenersGone::default(),
         };
         let jobs_pool = writer_pool(config.clone().named(&node.id, "writer"), &limits)?;
         let mut writer_client = jobs_pool.get().await.map_err(pool_err)?;
@@ -455,8 +456,14 @@ impl Store for PostgresStore {
         self.answered(pin!(self.lease_delivery(hooks_id))).await
     }
 
-    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
-        self.answered(pin!(self.due_deliveries(until, limit))).await
+    async fn due_deliveries(
+        &self,
+        until: Millis,
+        limit: u32,
+        configs: &[String],
+    ) -> StoreResult<Vec<OpenDelivery>> {
+        self.answered(pin!(self.due_deliveries(until, limit, configs)))
+            .await
     }
 
     async fn membership(&self) -> StoreResult<Membership> {

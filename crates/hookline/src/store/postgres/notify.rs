@@ -1,8 +1,8 @@
 //! LISTEN/NOTIFY: how nodes tell each other of their commits.
 //!
 //! Ingest and replay `NOTIFY hookline_work, '<config id>'` in their transaction, config changes
-//! `NOTIFY hookline_config`, a node handing its leases back `hookline_freed`, a node joining or
-//! leaving `hookline_nodes`. A listener connection of each node turns them into [`StoreSignal`]s
+//! `NOTIFY hookline_config`, a node handing its leases back or redelivering `hookline_freed`, a
+//! node joining or leaving `hookline_nodes`. A listener connection of each node turns them into [`StoreSignal`]s
 //! (after a lost connection, one `Resync`). Signals of a node's own commits are also emitted
 //! locally, at once, by the writer.
 
@@ -18,7 +18,9 @@ use crate::store::{StoreResult, StoreSignal};
 /// Notification channels (payload: a config id).
 pub(super) const WORK_CHANNEL: &str = "hookline_work";
 pub(super) const CONFIG_CHANNEL: &str = "hookline_config";
-/// A node handed its leases back (payload: its node id).
+/// Deliveries nobody holds are waiting, the others sweep for them at once: a node handed its
+/// leases back, or made a delivery (a redelivery) whose config's home may be another node
+/// (payload: its node id).
 pub(super) const FREED_CHANNEL: &str = "hookline_freed";
 /// A node joined or left (payload: its node id).
 pub(super) const NODES_CHANNEL: &str = "hookline_nodes";

@@ -463,15 +463,19 @@ impl SqliteStore {
         &self,
         until: Millis,
         limit: u32,
+        configs: &[String],
     ) -> StoreResult<Vec<OpenDelivery>> {
+        let configs = serde_json::to_string(configs)
+            .map_err(|e| StoreError::Corrupt(format!("config ids as JSON: {e}")))?;
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
                     "SELECT hooks_id, config_id, COALESCE(next_attempt_at, 0) AS due \
                      FROM deliveries WHERE status IN ('PENDING', 'RETRYING') \
-                     AND COALESCE(next_attempt_at, 0) <= ?1 ORDER BY due LIMIT ?2",
+                     AND COALESCE(next_attempt_at, 0) <= ?1 \
+                     AND config_id IN (SELECT value FROM json_each(?3)) ORDER BY due LIMIT ?2",
                 )?
-                .query_map(params![until, limit], open_delivery)?
+                .query_map(params![until, limit, configs], open_delivery)?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

@@ -383,8 +383,13 @@ impl Store for SqliteStore {
         self.lease_delivery(hooks_id).await
     }
 
-    async fn due_deliveries(&self, until: Millis, limit: u32) -> StoreResult<Vec<OpenDelivery>> {
-        self.due_deliveries(until, limit).await
+    async fn due_deliveries(
+        &self,
+        until: Millis,
+        limit: u32,
+        configs: &[String],
+    ) -> StoreResult<Vec<OpenDelivery>> {
+        self.due_deliveries(until, limit, configs).await
     }
 
     async fn membership(&self) -> StoreResult<Membership> {

@@ -12,6 +12,8 @@
 -- beside it stays exact. An empty list (`'empty'` range) has no box and is never found, as before.
 -- The expression is written once in the code (`store/postgres/deliveries.rs`,
 -- `list_holds_hook!`): a lookup must repeat it to use the index.
+-- Not for a rolling upgrade: a node of an earlier version looks a hook's deliveries up by the
+-- range, and would read the whole table for each lookup (README, upgrades).
 DROP INDEX delivery_hook_lists_by_hook;
 CREATE INDEX delivery_hook_lists_by_hook ON delivery_hook_lists
     USING gist ((box(point(lower(hook_range), 0), point(upper(hook_range), 1))));
