@@ -191,6 +191,36 @@ pub struct PreviousSecret {
 }
 
 impl WebhookConfig {
+    /// A config `c` of app key `a` for unit tests: SMS `UNSUBSCRIBE`, one hook per request, one
+    /// request at a time, no URL, no retries.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> WebhookConfig {
+        WebhookConfig {
+            id: "c".into(),
+            app_key: "a".into(),
+            product: hookline_wire::Product::Sms,
+            events: vec![hookline_wire::Event::Unsubscribe],
+            url: String::new(),
+            signature: "s".into(),
+            signing_secret: None,
+            previous_signing_secret: None,
+            enabled: true,
+            description: String::new(),
+            max_hooks_per_request: 1,
+            max_requests_in_flight: 1,
+            // Generous: a loaded CI machine can stall a task for seconds.
+            timeout_ms: 30_000,
+            retry_schedule: Vec::new(),
+            headers: Vec::new(),
+            filter: None,
+            delivery_deadline: None,
+            ordering_key: None,
+            health: Health::default(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
     /// The Standard Webhooks secrets that sign a delivery at `now`: the current one, then the
     /// previous one while its grace period lasts. Empty when the config has no signing secret.
     pub fn signing_secrets(&self, now: Millis) -> Vec<&str> {

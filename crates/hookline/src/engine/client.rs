@@ -416,7 +416,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Health, WebhookConfig};
+    use crate::model::WebhookConfig;
 
     #[test]
     fn blocks_internal_ranges_in_every_form() {
@@ -494,28 +494,8 @@ mod tests {
 
     fn config(url: String) -> WebhookConfig {
         WebhookConfig {
-            id: "c".into(),
-            app_key: "a".into(),
-            product: hookline_wire::Product::Sms,
-            events: vec![hookline_wire::Event::Unsubscribe],
             url,
-            signature: "s".into(),
-            signing_secret: None,
-            previous_signing_secret: None,
-            enabled: true,
-            description: String::new(),
-            max_hooks_per_request: 1,
-            max_requests_in_flight: 1,
-            // Generous: the answer is local, but a loaded CI machine can stall a task for seconds.
-            timeout_ms: 30_000,
-            retry_schedule: Vec::new(),
-            headers: Vec::new(),
-            filter: None,
-            delivery_deadline: None,
-            ordering_key: None,
-            health: Health::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..WebhookConfig::for_tests()
         }
     }
 

@@ -164,3 +164,46 @@ fn health_worth_writing(written: &Health, now: &Health) -> bool {
         || advanced(written.last_success_at, now.last_success_at)
         || advanced(written.last_failure_at, now.last_failure_at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ConfigState;
+    use crate::model::{Health, HealthState, WebhookConfig};
+
+    /// A node that becomes a config's home takes the health the previous home stored, even when
+    /// neither says DISABLED: its own view (FAILING since long ago) would otherwise disable a
+    /// config that recovered meanwhile at its next failure. Otherwise a config read again keeps
+    /// the health this node judged.
+    #[test]
+    fn a_new_home_takes_the_stored_health_and_a_reread_keeps_the_node_s_own() {
+        let mut st = ConfigState::new(WebhookConfig::for_tests());
+        let failing_long_ago = Health {
+            state: HealthState::Failing,
+            consecutive_failures: 40,
+            failing_since: Some(1),
+            ..Health::default()
+        };
+        st.health = failing_long_ago.clone();
+        let recovered = WebhookConfig {
+            health: Health {
+                last_success_at: Some(1_000),
+                ..Health::default()
+            },
+            updated_at: 1,
+            ..WebhookConfig::for_tests()
+        };
+        st.update(recovered.clone());
+        assert_eq!(
+            st.health, failing_long_ago,
+            "a reread keeps the node's own view"
+        );
+        st.adopt_stored_health = true;
+        st.update(recovered.clone());
+        assert_eq!(
+            st.health, recovered.health,
+            "the new home takes the stored health"
+        );
+        assert_eq!(st.health_written, recovered.health);
+        assert!(!st.adopt_stored_health, "once");
+    }
+}
