@@ -43,11 +43,8 @@ pub(super) struct ConfigState {
     /// until they are done (they would send with the old settings, e.g. a rotated-out secret).
     pub(super) reloading: u32,
     /// How many requests may be in flight now, within the config's ceiling
-    /// (`maxRequestsInFlight`, this node's share of it).
+    /// (`maxRequestsInFlight`, all of it on the config's home, none elsewhere).
     pub(super) concurrency: AdaptiveLimit,
-    /// This node became the config's home: the next read of the config takes its stored health
-    /// whole (what the previous home judged), instead of this node's own older view of it.
-    pub(super) adopt_stored_health: bool,
 }
 
 impl ConfigState {
@@ -68,7 +65,6 @@ impl ConfigState {
             claim_not_before: None,
             reloading: 0,
             concurrency: AdaptiveLimit::default(),
-            adopt_stored_health: false,
         }
     }
 
@@ -86,20 +82,21 @@ impl ConfigState {
             .unwrap_or(retry::DEFAULT_SCHEDULE[0])
     }
 
+    /// Takes the health as stored, whole: a config another node disabled, or one whose home this
+    /// node just became (see `Dispatcher::on_homes_loaded`).
+    pub(super) fn adopt_health(&mut self, health: Health) {
+        self.health_written = health.clone();
+        self.health = health;
+    }
+
     /// The config changed (here, or on another node).
     pub(super) fn update(&mut self, config: WebhookConfig) {
         // The dispatcher owns live health; a PUT that re-enables a DISABLED config
         // resets it, and a config another node disabled is disabled here too.
-        // A node that just became the config's home takes the health its previous home wrote:
-        // its own (from when it last served the config) may say FAILING since days ago, and one
-        // failure would then DISABLE a config that recovered meanwhile.
-        if self.adopt_stored_health
-            || (self.health.state == HealthState::Disabled)
-                != (config.health.state == HealthState::Disabled)
+        if (self.health.state == HealthState::Disabled)
+            != (config.health.state == HealthState::Disabled)
         {
-            self.health = config.health.clone();
-            self.health_written = config.health.clone();
-            self.adopt_stored_health = false;
+            self.adopt_health(config.health.clone());
         }
         self.config = Arc::new(config);
         self.published.send_replace(self.config.clone());
@@ -170,12 +167,11 @@ mod tests {
     use super::ConfigState;
     use crate::model::{Health, HealthState, WebhookConfig};
 
-    /// A node that becomes a config's home takes the health the previous home stored, even when
-    /// neither says DISABLED: its own view (FAILING since long ago) would otherwise disable a
-    /// config that recovered meanwhile at its next failure. Otherwise a config read again keeps
-    /// the health this node judged.
+    /// A config read again keeps the health this node judged (its attempts are the truth here),
+    /// but for DISABLED, which another node may have decided; a node that becomes the config's
+    /// home adopts the stored health whole (`Dispatcher::on_homes_loaded`).
     #[test]
-    fn a_new_home_takes_the_stored_health_and_a_reread_keeps_the_node_s_own() {
+    fn a_reread_keeps_the_node_s_own_health_and_adopting_takes_the_stored_one() {
         let mut st = ConfigState::new(WebhookConfig::for_tests());
         let failing_long_ago = Health {
             state: HealthState::Failing,
@@ -197,13 +193,21 @@ mod tests {
             st.health, failing_long_ago,
             "a reread keeps the node's own view"
         );
-        st.adopt_stored_health = true;
-        st.update(recovered.clone());
-        assert_eq!(
-            st.health, recovered.health,
-            "the new home takes the stored health"
-        );
+        st.adopt_health(recovered.health.clone());
+        assert_eq!(st.health, recovered.health);
         assert_eq!(st.health_written, recovered.health);
-        assert!(!st.adopt_stored_health, "once");
+        let disabled = WebhookConfig {
+            health: Health {
+                state: HealthState::Disabled,
+                ..Health::default()
+            },
+            updated_at: 2,
+            ..WebhookConfig::for_tests()
+        };
+        st.update(disabled.clone());
+        assert_eq!(
+            st.health, disabled.health,
+            "another node's DISABLED is taken"
+        );
     }
 }

@@ -66,6 +66,11 @@ pub(super) enum TaskEvent {
     Swept(Vec<OpenDelivery>),
     /// This node's place among the live nodes, read again (`None`: the read failed).
     Membership(Option<Membership>),
+    /// The configs whose home this node became, and every config as stored.
+    HomesLoaded {
+        gained: Vec<String>,
+        configs: Vec<WebhookConfig>,
+    },
     /// The store failed a claim or a load: the slots are given back and the work retried later.
     StoreFailed {
         config_id: String,
@@ -119,6 +124,8 @@ pub(super) struct Dispatcher {
     /// A read of the membership is under way: the next waits for it, so answers never arrive
     /// out of order (an older one would bring a dead node back for a second).
     pub(super) membership_reading: bool,
+    /// A change was signalled while a read was under way: read again once it answers.
+    pub(super) membership_again: bool,
     /// Configs with a test send under way (one each), and whether it took a slot of the config's
     /// state (`false`: the config was not known here yet, so there was no count to take it from).
     test_sends: HashMap<String, bool>,
@@ -151,6 +158,7 @@ impl Dispatcher {
             shutdown_waiters: Vec::new(),
             membership: Membership::ALONE,
             membership_reading: false,
+            membership_again: false,
             test_sends: HashMap::new(),
             outbox: Arc::default(),
         }
@@ -166,6 +174,10 @@ impl Dispatcher {
         let open = self.store.open_deliveries().await?;
         let resumed = open.len();
         for delivery in open {
+            // Another node's config (this one is not its home): its home sends it.
+            if self.ceiling(&delivery.config_id) == 0 {
+                continue;
+            }
             let at = instant_at(delivery.next_attempt_at, now);
             self.schedule(&delivery.config_id, delivery.hooks_id, at);
         }
@@ -290,7 +302,9 @@ impl Dispatcher {
                     continue;
                 }
                 st.scheduled.remove(&hooks_id);
-                st.ready.push_back(hooks_id);
+                if !st.ready.contains(&hooks_id) {
+                    st.ready.push_back(hooks_id);
+                }
             }
             self.dirty.insert(timer.config_id);
         }
@@ -376,6 +390,11 @@ impl Dispatcher {
                 self.reload_configs(Some(config_id));
             }
             StoreSignal::LeasesFreed => self.sweep(Some(Duration::ZERO)),
+            StoreSignal::DeliveriesWaiting { config_id } => {
+                if self.ceiling(&config_id) > 0 && !self.draining {
+                    self.sweep_configs(Millis::MAX, vec![config_id]);
+                }
+            }
             StoreSignal::NodesChanged => self.refresh_membership(),
             StoreSignal::OperationalEvents => self.outbox.notify_one(),
             StoreSignal::Resync => {
@@ -490,6 +509,7 @@ impl Dispatcher {
             TaskEvent::ConfigLoadFailed { config_id } => self.on_config_load_failed(config_id),
             TaskEvent::ConfigsLoaded(configs) => self.on_configs_loaded(configs),
             TaskEvent::Membership(membership) => self.on_membership(membership),
+            TaskEvent::HomesLoaded { gained, configs } => self.on_homes_loaded(gained, configs),
             TaskEvent::Swept(found) => self.on_swept(found),
             TaskEvent::StoreFailed {
                 config_id,
@@ -547,7 +567,14 @@ impl Dispatcher {
                     st.concurrency
                         .answered(latency, verdict::load(&result), ceiling);
                 }
-                let outcome = self.judge(&config_id, hooks_id, number, result, accepted_at);
+                let outcome = self.judge(
+                    &config_id,
+                    hooks_id,
+                    number,
+                    result,
+                    accepted_at,
+                    ceiling > 0,
+                );
                 let retry_at = outcome
                     .next_attempt_at
                     .filter(|_| outcome.new_status == DeliveryStatus::Retrying)
@@ -567,12 +594,14 @@ impl Dispatcher {
                 // (at least 80 ms away: the shortest delay, 100 ms, less its jitter) is loaded
                 // only after that commit.
                 self.store.record_attempt(outcome);
-                // The retry is this node's while it serves the config; otherwise its home's
-                // sweep finds it once it is overdue (`sweep`).
-                if let Some(at) = retry_at
-                    && ceiling > 0
-                {
-                    self.schedule(&config_id, hooks_id, at);
+                // The retry is this node's while it serves the config; otherwise its home is
+                // told, after the record, and schedules it.
+                if let Some(at) = retry_at {
+                    if ceiling > 0 {
+                        self.schedule(&config_id, hooks_id, at);
+                    } else {
+                        self.store.tell_home(config_id.clone());
+                    }
                 }
                 self.release(&config_id);
             }
@@ -589,6 +618,7 @@ impl Dispatcher {
         number: u32,
         result: AttemptResult,
         accepted_at: Option<Millis>,
+        serving: bool,
     ) -> AttemptOutcome {
         let now = now_millis();
         let Some(st) = self.configs.get_mut(config_id) else {
@@ -618,7 +648,13 @@ impl Dispatcher {
             now,
             retry::random_jitter,
         );
-        let health = st.judged(verdict.health);
+        // An attempt that ends after the config's home moved away (`serving` false) leaves the
+        // health alone: the new home took the stored health and judges it from its own attempts.
+        let health = if serving {
+            st.judged(verdict.health)
+        } else {
+            None
+        };
         self.dirty.insert(config_id.to_owned());
         let new_status = verdict.delivery.status();
         AttemptOutcome {
@@ -667,8 +703,8 @@ impl Dispatcher {
         if st.paused() || st.reloading > 0 {
             return;
         }
-        // This node's share of the config's ceiling: the live nodes' shares add up to it. A node
-        // whose share is 0 leaves the config to the others (their sweeps find its retries).
+        // This node's share of the config's ceiling: all of it on the config's home, 0 elsewhere
+        // (`Membership::share`). A node whose share is 0 leaves the config to its home.
         // Within it, the adaptive limit: as many as the receiver shows it takes.
         let ceiling = membership.share(st.config.max_requests_in_flight.max(1), config_id);
         let limit = st.concurrency.current(ceiling);

@@ -77,10 +77,12 @@ impl Dispatcher {
         }
     }
 
-    /// Reads this node's place among the live nodes again, in a task; not while a read is
-    /// under way (the next tick reads again).
+    /// Reads this node's place among the live nodes again, in a task; while a read is under way,
+    /// once it has answered (answers never arrive out of order).
     pub(super) fn refresh_membership(&mut self) {
         if self.membership_reading {
+            // Read again once this one answers: it may have started before the change.
+            self.membership_again = true;
             return;
         }
         self.membership_reading = true;
@@ -134,7 +136,7 @@ impl Dispatcher {
     }
 
     /// Looks for the open deliveries of `configs` due before `until` that nobody holds.
-    fn sweep_configs(&self, until: Millis, configs: Vec<String>) {
+    pub(super) fn sweep_configs(&self, until: Millis, configs: Vec<String>) {
         if configs.is_empty() {
             return;
         }
@@ -186,12 +188,15 @@ impl Dispatcher {
     }
 
     /// The live nodes, read again: the configs whose home this node became take the health their
-    /// previous home wrote (claims wait for that read), start their adaptive limit afresh and
-    /// have their open deliveries found at once, whenever they are due (the previous home's
-    /// retries); the configs this node no longer serves drop the retries it had scheduled (their
-    /// new home found them).
+    /// previous home wrote (their claims wait for that read: `load_gained`), start their
+    /// adaptive limit afresh and have their open deliveries found at once, whenever they are
+    /// due (the previous home's retries); the configs this node no longer serves drop the
+    /// retries it had scheduled (their new home finds them).
     pub(super) fn on_membership(&mut self, membership: Option<Membership>) {
         self.membership_reading = false;
+        if std::mem::take(&mut self.membership_again) {
+            self.refresh_membership();
+        }
         let Some(membership) = membership.filter(|m| *m != self.membership) else {
             return;
         };
@@ -207,8 +212,11 @@ impl Dispatcher {
             match (before.share(limit, id) > 0, membership.share(limit, id) > 0) {
                 (false, true) => {
                     st.concurrency = AdaptiveLimit::default();
-                    st.adopt_stored_health = true;
                     st.reloading += 1;
+                    // Left from when this node last served it: the sweep below finds what is
+                    // still open.
+                    st.ready.clear();
+                    st.scheduled.clear();
                     gained.push(id.clone());
                 }
                 (true, false) => {
@@ -219,11 +227,53 @@ impl Dispatcher {
             }
         }
         self.dirty.extend(self.configs.keys().cloned());
-        for id in &gained {
-            self.reload_configs(Some(id.clone()));
+        if gained.is_empty() {
+            return;
         }
+        self.load_gained(gained.clone());
         if !self.draining {
             self.sweep_configs(Millis::MAX, gained);
+        }
+    }
+
+    /// Reads every config once (one read however many homes moved here), in a task, until it
+    /// works; the answer comes back as [`TaskEvent::HomesLoaded`].
+    fn load_gained(&self, gained: Vec<String>) {
+        let store = self.store.clone();
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let configs = loop {
+                match store.all_configs().await {
+                    Ok(configs) => break configs,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the configs this node now serves failed; retrying");
+                        tokio::time::sleep(STORE_BACKOFF).await;
+                    }
+                }
+            };
+            let _ = events.send(TaskEvent::HomesLoaded { gained, configs });
+        });
+    }
+
+    /// The configs whose home this node became, read: each takes the health stored by its
+    /// previous home (this node's own view, from when it last served the config, may say
+    /// FAILING since days ago, and one failure would then disable a config that recovered), and
+    /// its claims go on.
+    pub(super) fn on_homes_loaded(&mut self, gained: Vec<String>, configs: Vec<WebhookConfig>) {
+        for config in configs {
+            if !gained.contains(&config.id) {
+                continue;
+            }
+            if let Some(st) = self.configs.get_mut(&config.id) {
+                st.adopt_health(config.health.clone());
+            }
+            self.apply_loaded(config);
+        }
+        for id in gained {
+            if let Some(st) = self.configs.get_mut(&id) {
+                st.reloading = st.reloading.saturating_sub(1);
+                self.dirty.insert(id);
+            }
         }
     }
 
@@ -232,8 +282,9 @@ impl Dispatcher {
         let now = now_millis();
         let membership = self.membership;
         for delivery in found {
-            // Only what this node would send now: not a paused config's, and not one
-            // whose limit is all other nodes' (they found it too).
+            // Only what this node would send now: not a paused config's, and not one whose
+            // home is another node (the sweep asked for this node's configs, but the home may
+            // have moved since).
             let sendable = self.configs.get(&delivery.config_id).is_some_and(|st| {
                 !st.paused()
                     && membership

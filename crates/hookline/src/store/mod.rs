@@ -65,6 +65,10 @@ pub enum StoreSignal {
     /// Another node handed its leases back (it is shutting down): their deliveries are free
     /// now, not when the leases would have expired. Look for due work at once.
     LeasesFreed,
+    /// Open deliveries of this config that nobody holds wait for its home (a redelivery, a retry
+    /// recorded by a node the config's home moved away from): its home looks for them at once,
+    /// whenever they are due.
+    DeliveriesWaiting { config_id: String },
     /// A node joined or left: read the membership again ([`Store::membership`]).
     NodesChanged,
     /// Signals may have been missed (the notification connection was lost and is back): assume
@@ -352,6 +356,13 @@ pub trait Store: Send + Sync + 'static {
     /// `deliveryDeadline` passed before the attempt could start. Queued like a record, not
     /// awaited; on PostgreSQL its lease is freed with it.
     fn expire_delivery(&self, hooks_id: String);
+    /// Tells the config's home (another node) that open deliveries of the config wait for it
+    /// (a retry this node recorded after the home moved away), once the records queued before
+    /// are committed: its home sweeps the config at once (`StoreSignal::DeliveriesWaiting`).
+    /// Queued like a record, not awaited. A store of one process has no other node to tell.
+    fn tell_home(&self, config_id: String) {
+        let _ = config_id;
+    }
     /// Waits until every write queued before this call is committed, but for ingests: an
     /// ingest's caller is answered on its own commit (the fair share, `fair`, may leave it to a
     /// later group; on PostgreSQL ingests have a writer of their own, not waited for here).

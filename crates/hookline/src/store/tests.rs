@@ -2315,6 +2315,42 @@ fn each_config_is_served_by_one_live_node_its_home_and_homes_differ() {
     assert_eq!(homes.len(), 3);
 }
 
+/// A node that records a retry for a config it no longer serves tells the config's home once the
+/// record has committed (`Store::tell_home`): the home hears `DeliveriesWaiting` and then finds
+/// the retry free, long before it is due.
+#[tokio::test]
+async fn a_retry_left_to_the_config_s_home_is_told_to_it_after_its_record() {
+    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let mut signals = b.take_signals().unwrap();
+    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
+    a.insert_config(cfg.clone()).await.unwrap();
+    b.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
+        .await
+        .unwrap();
+    let hooks_id = claim_one(&a, &cfg, 100).await;
+    a.record_attempt(AttemptOutcome {
+        next_attempt_at: Some(now_millis() + 600_000),
+        ..attempt(&hooks_id, 1, 500, DeliveryStatus::Retrying)
+    });
+    a.tell_home("c1".into());
+    loop {
+        if let StoreSignal::DeliveriesWaiting { config_id } = next_signal(&mut signals).await {
+            assert_eq!(config_id, "c1");
+            break;
+        }
+    }
+    let found = b
+        .due_deliveries(crate::model::Millis::MAX, 10, &c1())
+        .await
+        .unwrap();
+    let found: Vec<&str> = found.iter().map(|d| d.hooks_id.as_str()).collect();
+    assert_eq!(
+        found,
+        [hooks_id.as_str()],
+        "the record committed before the home was told"
+    );
+}
+
 /// Both nodes judge a config DISABLED at once (each has its own attempts): the change is written
 /// once, so its operational event is too; and both nodes read the one outbox.
 #[tokio::test]

@@ -12,7 +12,7 @@ use super::PostgresStore;
 use super::cluster::HeldLeases;
 use super::columns::col;
 use super::connection::{Conn, Step, pg_err, pipeline, prepared, query_one};
-use super::notify::{WORK_CHANNEL, notify};
+use super::notify::{WAITING_CHANNEL, WORK_CHANNEL, notify};
 use super::operational::hook_ids_sql;
 use super::writer::{Durability, Finisher, Group, Grouping, Job, JobRun, RunJob, StepRun};
 use crate::model::{AttemptErrorKind, AttemptOutcome, DeliveryStatus, now_millis};
@@ -461,6 +461,34 @@ impl PostgresStore {
             run,
         }) {
             tracing::error!(error = %e, "an expired delivery could not be queued");
+        }
+    }
+
+    /// See [`crate::store::Store::tell_home`]: after the records queued before, one `NOTIFY`.
+    pub(super) fn tell_home(&self, config_id: String) {
+        let run: RunJob = Box::new(move |group: Group| {
+            Box::pin(async move {
+                let result = match flush_records(&group).await {
+                    Ok(()) => notify(&group.client, WAITING_CHANNEL, &[config_id]).await,
+                    Err(e) => Err(e),
+                };
+                JobRun {
+                    status: job_status(&result),
+                    signals: Vec::new(),
+                    finish: Box::new(move |commit| {
+                        if let Err(e) = commit.and(result) {
+                            tracing::warn!(error = %e, "a config's home could not be told of its deliveries");
+                        }
+                    }),
+                }
+            })
+        });
+        if let Err(e) = self.submit(Job::Run {
+            durability: Durability::Relaxed,
+            grouping: Grouping::Shared,
+            run,
+        }) {
+            tracing::error!(error = %e, "telling a config's home of its deliveries could not be queued");
         }
     }
 

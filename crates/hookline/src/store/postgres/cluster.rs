@@ -513,7 +513,7 @@ impl PostgresStore {
 
     /// Hands back the leases still held (attempts cut by the shutdown grace period): the other
     /// nodes need not wait for them to expire. After the queued records, which free theirs. Then
-    /// leaves the nodes: the others take over this node's part of the per-config limits.
+    /// leaves the nodes: the configs whose home it was move to the others.
     pub(super) async fn leave(&self) {
         let node = self.node.clone();
         let handed_back = self
@@ -529,7 +529,7 @@ impl PostgresStore {
                     // The other nodes sweep at once instead of at their next interval.
                     notify(&c, FREED_CHANNEL, &[node.id.to_string()]).await?;
                 }
-                // Left: the others take over this node's part of the per-config limits.
+                // Left: the configs whose home this node was move to the others.
                 execute(&c, "DELETE FROM nodes WHERE node_id = $1", &[&&*node.id]).await?;
                 notify(&c, NODES_CHANNEL, &[node.id.to_string()]).await?;
                 Ok((n, Vec::new()))

@@ -55,7 +55,8 @@ async fn write_subscriptions(c: &Conn, config: &WebhookConfig) -> StoreResult<()
     Ok(())
 }
 
-/// Writes the health a node judged, in one statement. Each node judges from its own attempts, so
+/// Writes the health a node judged, in one statement. A config's home judges from its attempts
+/// (a node that was the home may still record a late one), so
 /// a DISABLED row is never turned back by another node's older view (only `update_config`, an
 /// operator enabling the config again, does that), and disabling tells every node
 /// (`hookline_config`) so that they stop sending to it. Its subscriptions stay: what is accepted

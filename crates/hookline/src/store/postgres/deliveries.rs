@@ -6,7 +6,7 @@ use super::PostgresStore;
 use super::cluster::DbClock;
 use super::columns::{col, delivery_row};
 use super::connection::{Conn, execute, query, query_one, query_opt};
-use super::notify::{FREED_CHANNEL, WORK_CHANNEL, notify};
+use super::notify::{WAITING_CHANNEL, WORK_CHANNEL, notify};
 use super::writer::Durability;
 use crate::model::{
     AttemptErrorKind, DeliveryFilter, DeliveryStatus, DeliverySummary, Millis, Page, PageRequest,
@@ -265,7 +265,6 @@ impl PostgresStore {
         let app_key = app_key.to_owned();
         let hooks_id = hooks_id.to_owned();
         let clock = self.node.clock.clone();
-        let node_id = self.node.id.clone();
         self.write(Durability::Durable, move |c| async move {
             let Some(row) = load_delivery_row(&c, &hooks_id, &clock).await? else {
                 return Ok((None, Vec::new()));
@@ -323,9 +322,9 @@ impl PostgresStore {
                 now,
             );
             insert_delivery(&c, &summary, &seqs, None).await?;
-            // The config's home may be another node: it sweeps at once on this, and finds the
-            // new delivery (free, due now) among its configs' (`engine/sweep.rs`).
-            notify(&c, FREED_CHANNEL, &[node_id.to_string()]).await?;
+            // The config's home may be another node: it looks for the config's deliveries at
+            // once on this, and finds the new one (free, due now).
+            notify(&c, WAITING_CHANNEL, std::slice::from_ref(&row.config_id)).await?;
             Ok((Some(summary), Vec::new()))
         })
         .await

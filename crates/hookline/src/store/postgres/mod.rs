@@ -482,6 +482,10 @@ impl Store for PostgresStore {
         self.expire_delivery(hooks_id)
     }
 
+    fn tell_home(&self, config_id: String) {
+        self.tell_home(config_id)
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         self.answered(pin!(self.flush())).await
     }

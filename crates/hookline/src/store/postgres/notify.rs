@@ -1,8 +1,8 @@
 //! LISTEN/NOTIFY: how nodes tell each other of their commits.
 //!
 //! Ingest and replay `NOTIFY hookline_work, '<config id>'` in their transaction, config changes
-//! `NOTIFY hookline_config`, a node handing its leases back or redelivering `hookline_freed`, a
-//! node joining or leaving `hookline_nodes`. A listener connection of each node turns them into [`StoreSignal`]s
+//! `NOTIFY hookline_config`, a node handing its leases back `hookline_freed`, a node joining or
+//! leaving `hookline_nodes`, a redelivery or a retry left to a config's home `hookline_waiting`. A listener connection of each node turns them into [`StoreSignal`]s
 //! (after a lost connection, one `Resync`). Signals of a node's own commits are also emitted
 //! locally, at once, by the writer.
 
@@ -18,10 +18,11 @@ use crate::store::{StoreResult, StoreSignal};
 /// Notification channels (payload: a config id).
 pub(super) const WORK_CHANNEL: &str = "hookline_work";
 pub(super) const CONFIG_CHANNEL: &str = "hookline_config";
-/// Deliveries nobody holds are waiting, the others sweep for them at once: a node handed its
-/// leases back, or made a delivery (a redelivery) whose config's home may be another node
-/// (payload: its node id).
+/// A node handed its leases back: the others sweep for them at once (payload: its node id).
 pub(super) const FREED_CHANNEL: &str = "hookline_freed";
+/// Open deliveries of a config wait for its home, which may be another node: a redelivery, or a
+/// retry recorded by a node the config's home moved away from (payload: the config id).
+pub(super) const WAITING_CHANNEL: &str = "hookline_waiting";
 /// A node joined or left (payload: its node id).
 pub(super) const NODES_CHANNEL: &str = "hookline_nodes";
 
@@ -49,7 +50,7 @@ pub(super) async fn listen(
 ) {
     let subscribe_sql = format!(
         "LISTEN {WORK_CHANNEL}; LISTEN {CONFIG_CHANNEL}; LISTEN {FREED_CHANNEL}; \
-             LISTEN {NODES_CHANNEL}"
+             LISTEN {NODES_CHANNEL}; LISTEN {WAITING_CHANNEL}"
     );
     loop {
         match config.pg.connect(config.tls.clone()).await {
@@ -90,6 +91,7 @@ pub(super) async fn listen(
                                         CONFIG_CHANNEL => StoreSignal::ConfigChanged { config_id },
                                         FREED_CHANNEL => StoreSignal::LeasesFreed,
                                         NODES_CHANNEL => StoreSignal::NodesChanged,
+                                        WAITING_CHANNEL => StoreSignal::DeliveriesWaiting { config_id },
                                         _ => StoreSignal::NewWork { config_id },
                                     };
                                     if signals.send(signal).is_err() {

@@ -16,7 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     // 2: leases, so several nodes share the deliveries (see `cluster`).
     include_str!("migrations/0002_leases.sql"),
-    // 3: the live nodes, so per-config limits are split among them.
+    // 3: the live nodes (each config's home is one of them).
     include_str!("migrations/0003_nodes.sql"),
     // 4: test sends are logged, marked as tests.
     include_str!("migrations/0004_test_deliveries.sql"),
