@@ -1830,15 +1830,21 @@ async fn lease(store: &Arc<dyn Store>, hooks_id: &str) -> Option<crate::model::S
     }
 }
 
-#[tokio::test]
-async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded() {
-    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+/// Config `c1` made through `a`, three hooks ingested through `b`, and `a`'s claim of them: the
+/// delivery's id (leased to `a`).
+async fn a_claims_what_b_ingested(a: &Arc<dyn Store>, b: &Arc<dyn Store>) -> String {
     let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
     a.insert_config(cfg.clone()).await.unwrap();
     b.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
         .await
         .unwrap();
-    let hooks_id = claim_one(&a, &cfg, 100).await;
+    claim_one(a, &cfg, 100).await
+}
+
+#[tokio::test]
+async fn a_lease_keeps_other_nodes_off_a_delivery_until_its_attempt_is_recorded() {
+    let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
+    let hooks_id = a_claims_what_b_ingested(&a, &b).await;
 
     // A holds it: B can neither lease nor find it, and A does not take it a second time.
     assert!(lease(&b, &hooks_id).await.is_none());
@@ -2322,12 +2328,7 @@ fn each_config_is_served_by_one_live_node_its_home_and_homes_differ() {
 async fn a_retry_left_to_the_config_s_home_is_told_to_it_after_its_record() {
     let (a, b, _) = two_nodes(Duration::from_secs(30)).await;
     let mut signals = b.take_signals().unwrap();
-    let cfg = config("c1", "ak", vec![Event::ConversionBlock]);
-    a.insert_config(cfg.clone()).await.unwrap();
-    b.ingest("ak", Product::Sms, Event::ConversionBlock, hooks("h", 3))
-        .await
-        .unwrap();
-    let hooks_id = claim_one(&a, &cfg, 100).await;
+    let hooks_id = a_claims_what_b_ingested(&a, &b).await;
     a.record_attempt(AttemptOutcome {
         next_attempt_at: Some(now_millis() + 600_000),
         ..attempt(&hooks_id, 1, 500, DeliveryStatus::Retrying)
