@@ -156,7 +156,7 @@ impl Dispatcher {
             total_in_flight: 0,
             draining: false,
             shutdown_waiters: Vec::new(),
-            membership: Membership::ALONE,
+            membership: Membership::alone(),
             membership_reading: false,
             membership_again: false,
             test_sends: HashMap::new(),
@@ -424,7 +424,7 @@ impl Dispatcher {
         if self.test_sends.contains_key(&config_id) {
             return Err(TestSlotRefused::TestUnderway);
         }
-        let membership = self.membership;
+        let membership = &self.membership;
         let counted = match self.configs.get_mut(&config_id) {
             Some(st) => {
                 let limit = st.config.max_requests_in_flight.max(1);
@@ -696,7 +696,7 @@ impl Dispatcher {
         if self.draining {
             return;
         }
-        let membership = self.membership;
+        let membership = &self.membership;
         let Some(st) = self.configs.get_mut(config_id) else {
             return;
         };

@@ -102,7 +102,7 @@ impl Dispatcher {
 
     /// The configs this node serves now (its share of their limit is above 0) that send.
     fn served_configs(&self) -> Vec<String> {
-        let membership = self.membership;
+        let membership = &self.membership;
         self.configs
             .iter()
             .filter(|(id, st)| {
@@ -201,11 +201,11 @@ impl Dispatcher {
             return;
         };
         tracing::info!(
-            rank = membership.rank,
-            nodes = membership.nodes,
+            rank = membership.rank(),
+            nodes = membership.nodes(),
             "live nodes changed; each config is served by its home among them"
         );
-        let before = std::mem::replace(&mut self.membership, membership);
+        let before = std::mem::replace(&mut self.membership, membership.clone());
         let mut gained = Vec::new();
         for (id, st) in &mut self.configs {
             let limit = st.config.max_requests_in_flight.max(1);
@@ -280,7 +280,7 @@ impl Dispatcher {
     /// The sweep's finds: open deliveries due soon that nobody holds.
     pub(super) fn on_swept(&mut self, found: Vec<OpenDelivery>) {
         let now = now_millis();
-        let membership = self.membership;
+        let membership = self.membership.clone();
         for delivery in found {
             // Only what this node would send now: not a paused config's, and not one whose
             // home is another node (the sweep asked for this node's configs, but the home may

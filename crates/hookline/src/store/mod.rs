@@ -139,20 +139,69 @@ pub struct Claim {
 
 /// This node's place among the live nodes sharing a store: which configs it serves, and its part
 /// of their limits, follow from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    /// This node's position in the sorted list of live nodes.
-    pub rank: usize,
-    /// Live nodes, this one included.
-    pub nodes: usize,
+    /// The live nodes' ids, hashed ([`node_key`]), in the ids' byte order; this node among them.
+    keys: std::sync::Arc<[u64]>,
+    /// This node's position among them.
+    rank: usize,
+}
+
+/// FNV-1a, 64 bits: a stable hash of an id, the same on every node and every build.
+fn id_hash(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A node's key for homes: its id's hash.
+fn node_key(id: &str) -> u64 {
+    id_hash(id)
+}
+
+/// How much a node wants a config (rendezvous hashing): both hashes mixed (SplitMix64's
+/// finalizer), so the order of the nodes' scores for one config is unrelated to another's.
+fn score(config: u64, node: u64) -> u64 {
+    let mut z = config ^ node.rotate_left(29);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl Membership {
-    pub const ALONE: Membership = Membership { rank: 0, nodes: 1 };
+    /// A store of one process: every config is this node's.
+    pub fn alone() -> Membership {
+        Membership {
+            keys: std::sync::Arc::from([0_u64]),
+            rank: 0,
+        }
+    }
 
-    /// This node's part of a per-config limit of `total`: all of it on the config's home, the
-    /// live node ranked at the config id's hash (so different configs have different homes),
-    /// 0 on every other node. The parts of all live nodes add up to `total`.
+    /// `live`: the live nodes' ids in byte order; `rank`: this node's position among them.
+    pub fn of(live: &[String], rank: usize) -> Membership {
+        Membership {
+            keys: live.iter().map(|id| node_key(id)).collect(),
+            rank: rank.min(live.len().saturating_sub(1)),
+        }
+    }
+
+    /// This node's position among the live nodes (ids in byte order).
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Live nodes, this one included.
+    pub fn nodes(&self) -> usize {
+        self.keys.len().max(1)
+    }
+
+    /// This node's part of a per-config limit of `total`: all of it on the config's home, 0 on
+    /// every other node; the parts of all live nodes add up to `total`. The home is the live
+    /// node whose [`score`] for the config is highest (rendezvous hashing), so different
+    /// configs have different homes, and when a node joins only the configs it wins move (to
+    /// it), when one leaves only its own (to the others): no config moves between two nodes
+    /// that both stay. (As `hash % nodes`, until 2026-12-06, a join or a leave moved most
+    /// configs, each move a moment over its limit and a read of its health.)
     ///
     /// Why one node per config, not a part of its limit on every node: each node serving a config
     /// claims and records its own deliveries, so with two nodes a config's claims and attempt
@@ -163,14 +212,19 @@ impl Membership {
     /// requests at once, cluster-wide) and the database, and one node drives 64 requests at once
     /// with a small part of a core. A home that dies is counted out within a few seconds (the
     /// database closes its connections; see `PostgresStore::membership`), and its configs move.
-    pub fn share(self, total: u32, config_id: &str) -> u32 {
-        let nodes = self.nodes.max(1) as u32;
-        let rank = (self.rank as u32).min(nodes - 1);
-        // FNV-1a: a stable hash, the same on every node.
-        let hash = config_id.bytes().fold(0x811c_9dc5_u32, |h, b| {
-            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-        });
-        if rank == hash % nodes { total } else { 0 }
+    pub fn share(&self, total: u32, config_id: &str) -> u32 {
+        if self.keys.len() <= 1 {
+            return total;
+        }
+        let config = id_hash(config_id);
+        let home = self
+            .keys
+            .iter()
+            .enumerate()
+            // Ties (never seen) go to the lower rank, the same on every node.
+            .max_by_key(|&(rank, &key)| (score(config, key), std::cmp::Reverse(rank)))
+            .map_or(0, |(rank, _)| rank);
+        if home == self.rank { total } else { 0 }
     }
 }
 
@@ -342,7 +396,7 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         configs: &[String],
     ) -> StoreResult<Vec<OpenDelivery>>;
-    /// This node's place among the live nodes; [`Membership::ALONE`] for a store of one process.
+    /// This node's place among the live nodes; [`Membership::alone`] for a store of one process.
     async fn membership(&self) -> StoreResult<Membership>;
     /// One config by id, whatever its app key (to follow changes made on other nodes).
     async fn find_config(&self, config_id: &str) -> StoreResult<Option<WebhookConfig>>;

@@ -2297,13 +2297,38 @@ async fn other_nodes_hear_of_new_work_and_config_changes() {
     assert!(b.find_config("c1").await.unwrap().is_none());
 }
 
+/// The live nodes `ids` (sorted by bytes), as each of them sees the membership.
+fn memberships(ids: &[&str]) -> Vec<super::Membership> {
+    let mut live: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    live.sort_unstable();
+    (0..live.len())
+        .map(|rank| super::Membership::of(&live, rank))
+        .collect()
+}
+
+/// The node (id) whose share of `config_id`'s limit is not 0.
+fn home_of(ids: &[&str], config_id: &str) -> String {
+    let mut live: Vec<&str> = ids.to_vec();
+    live.sort_unstable();
+    let homes: Vec<&str> = memberships(ids)
+        .iter()
+        .zip(&live)
+        .filter(|(m, _)| m.share(64, config_id) > 0)
+        .map(|(_, id)| *id)
+        .collect();
+    assert_eq!(homes.len(), 1, "{config_id} on {ids:?}: homes {homes:?}");
+    homes[0].to_owned()
+}
+
 #[test]
 fn each_config_is_served_by_one_live_node_its_home_and_homes_differ() {
-    for nodes in 1..=5 {
+    let all = ["node-a", "node-b", "node-c", "node-d", "node-e"];
+    for n in 1..=all.len() {
         for total in [0, 1, 2, 3, 17, 63, 64] {
             for config_id in ["c1", "c2", "WHK0000000001", "another config"] {
-                let shares: Vec<u32> = (0..nodes)
-                    .map(|rank| super::Membership { rank, nodes }.share(total, config_id))
+                let shares: Vec<u32> = memberships(&all[..n])
+                    .iter()
+                    .map(|m| m.share(total, config_id))
                     .collect();
                 assert_eq!(shares.iter().sum::<u32>(), total, "{shares:?} of {total}");
                 let serving = shares.iter().filter(|&&s| s > 0).count();
@@ -2312,13 +2337,38 @@ fn each_config_is_served_by_one_live_node_its_home_and_homes_differ() {
         }
     }
     // With 3 nodes, 40 configs have homes on all three.
-    let homes: HashSet<usize> = (0..40)
-        .map(|i| format!("config-{i}"))
-        .filter_map(|id| {
-            (0..3).find(|&rank| super::Membership { rank, nodes: 3 }.share(64, &id) > 0)
-        })
+    let three = &all[..3];
+    let homes: HashSet<String> = (0..40)
+        .map(|i| home_of(three, &format!("config-{i}")))
         .collect();
     assert_eq!(homes.len(), 3);
+    assert_eq!(super::Membership::alone().share(5, "c1"), 5);
+}
+
+/// Rendezvous homes: a node that joins takes only configs it wins (none moves between two nodes
+/// that stay), and a node that leaves gives away only its own; each takes about its part.
+#[test]
+fn a_join_or_a_leave_moves_only_the_configs_of_the_node_that_came_or_went() {
+    let three = ["a", "b", "c"];
+    let four = ["a", "b", "c", "d"];
+    let configs: Vec<String> = (0..2000).map(|i| format!("WHK{i:010}")).collect();
+    let mut moved = 0;
+    for config_id in &configs {
+        let (before, after) = (home_of(&three, config_id), home_of(&four, config_id));
+        if before != after {
+            assert_eq!(
+                after, "d",
+                "{config_id} moved from {before} to {after} on d's join"
+            );
+            moved += 1;
+        }
+        let without_b = home_of(&["a", "c"], config_id);
+        if before != "b" {
+            assert_eq!(without_b, before, "{config_id} moved on b's leave");
+        }
+    }
+    // A quarter of the configs go to the fourth node (here 500 of 2,000; a few percent either way).
+    assert!((400..600).contains(&moved), "{moved} of 2000 moved to d");
 }
 
 /// A node that records a retry for a config it no longer serves tells the config's home once the
@@ -2392,8 +2442,8 @@ async fn nodes_see_each_other_join_and_leave() {
     let (a, b, config) = two_nodes(Duration::from_secs(30)).await;
     let ma = a.membership().await.unwrap();
     let mb = b.membership().await.unwrap();
-    assert_eq!((ma.nodes, mb.nodes), (2, 2));
-    assert_ne!(ma.rank, mb.rank);
+    assert_eq!((ma.nodes(), mb.nodes()), (2, 2));
+    assert_ne!(ma.rank(), mb.rank());
     // A third process under a live node's id is refused (it would free that node's leases).
     let same_id = NodeOptions {
         node_id: "a".into(),
@@ -2412,10 +2462,11 @@ async fn nodes_see_each_other_join_and_leave() {
             break;
         }
     }
-    assert_eq!(b.membership().await.unwrap(), super::Membership::ALONE);
+    let alone = b.membership().await.unwrap();
+    assert_eq!((alone.rank(), alone.nodes()), (0, 1), "{alone:?}");
     // Node "a" left cleanly: a new process may take its id at once.
     let again = PostgresStore::open_config(config, same_id).await.unwrap();
-    assert_eq!(again.membership().await.unwrap().nodes, 2);
+    assert_eq!(again.membership().await.unwrap().nodes(), 2);
 }
 
 /// Each node finds itself among the live nodes by a search in byte order: with ids whose byte
@@ -2446,8 +2497,8 @@ async fn nodes_whose_ids_sort_differently_by_bytes_each_take_a_rank_of_their_own
     let mut ranks = Vec::new();
     for (id, store) in ids.iter().zip(&nodes) {
         let membership = store.membership().await.unwrap();
-        assert_eq!(membership.nodes, ids.len(), "node {id}: {membership:?}");
-        ranks.push(membership.rank);
+        assert_eq!(membership.nodes(), ids.len(), "node {id}: {membership:?}");
+        ranks.push(membership.rank());
     }
     ranks.sort_unstable();
     assert_eq!(ranks, (0..ids.len()).collect::<Vec<_>>());
@@ -4040,7 +4091,7 @@ async fn nodes_whose_clocks_are_ten_minutes_off_neither_take_live_leases_nor_loo
     // Every node sees all three alive: the one behind does not look dead (its heartbeats are in
     // the database's time), and the one ahead does not make the others look dead.
     for store in [&live, &ahead, &behind] {
-        assert_eq!(store.membership().await.unwrap().nodes, 3);
+        assert_eq!(store.membership().await.unwrap().nodes(), 3);
     }
     // The work still goes round: the skewed nodes claim and lease what is free.
     let second = claim_one(&ahead, &cfg, 1).await;

@@ -408,10 +408,7 @@ impl PostgresStore {
             .iter()
             .position(|id| **id == *self.node.id)
             .unwrap_or_default();
-        Ok(Membership {
-            rank,
-            nodes: live.len(),
-        })
+        Ok(Membership::of(&live, rank))
     }
 
     pub(super) async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {

@@ -482,7 +482,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn membership(&self) -> StoreResult<Membership> {
-        Ok(Membership::ALONE)
+        Ok(Membership::alone())
     }
 
     pub(super) async fn load_delivery(
