@@ -177,11 +177,15 @@ impl Membership {
         }
     }
 
-    /// `live`: the live nodes' ids in byte order; `rank`: this node's position among them.
-    pub fn of(live: &[String], rank: usize) -> Membership {
-        Membership {
-            keys: live.iter().map(|id| node_key(id)).collect(),
-            rank: rank.min(live.len().saturating_sub(1)),
+    /// `live`: the live nodes' ids in byte order, `me` among them (a node missing from the list
+    /// counts as alone: it serves what it has, rather than nothing).
+    pub fn of(live: &[String], me: &str) -> Membership {
+        match live.binary_search_by(|id| id.as_str().cmp(me)) {
+            Ok(rank) if live.len() > 1 => Membership {
+                keys: live.iter().map(|id| node_key(id)).collect(),
+                rank,
+            },
+            _ => Membership::alone(),
         }
     }
 

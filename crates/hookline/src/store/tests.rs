@@ -3,7 +3,7 @@
 //! which `./scripts/test.sh` provides). Without that variable the PostgreSQL variants fail: they
 //! never skip silently.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -2301,8 +2301,8 @@ async fn other_nodes_hear_of_new_work_and_config_changes() {
 fn memberships(ids: &[&str]) -> Vec<super::Membership> {
     let mut live: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
     live.sort_unstable();
-    (0..live.len())
-        .map(|rank| super::Membership::of(&live, rank))
+    live.iter()
+        .map(|me| super::Membership::of(&live, me))
         .collect()
 }
 
@@ -2353,8 +2353,10 @@ fn a_join_or_a_leave_moves_only_the_configs_of_the_node_that_came_or_went() {
     let four = ["a", "b", "c", "d"];
     let configs: Vec<String> = (0..2000).map(|i| format!("WHK{i:010}")).collect();
     let mut moved = 0;
+    let mut per_node: HashMap<String, usize> = HashMap::new();
     for config_id in &configs {
         let (before, after) = (home_of(&three, config_id), home_of(&four, config_id));
+        *per_node.entry(after.clone()).or_default() += 1;
         if before != after {
             assert_eq!(
                 after, "d",
@@ -2367,8 +2369,13 @@ fn a_join_or_a_leave_moves_only_the_configs_of_the_node_that_came_or_went() {
             assert_eq!(without_b, before, "{config_id} moved on b's leave");
         }
     }
-    // A quarter of the configs go to the fourth node (here 500 of 2,000; a few percent either way).
+    // A quarter of the configs go to the fourth node, and each node has about a quarter.
     assert!((400..600).contains(&moved), "{moved} of 2000 moved to d");
+    assert_eq!(per_node.len(), 4, "{per_node:?}");
+    assert!(
+        per_node.values().all(|n| (400..600).contains(n)),
+        "{per_node:?}"
+    );
 }
 
 /// A node that records a retry for a config it no longer serves tells the config's home once the
@@ -2444,6 +2451,15 @@ async fn nodes_see_each_other_join_and_leave() {
     let mb = b.membership().await.unwrap();
     assert_eq!((ma.nodes(), mb.nodes()), (2, 2));
     assert_ne!(ma.rank(), mb.rank());
+    // The two nodes agree on every config's home: exactly one of them serves it.
+    for i in 0..50 {
+        let config_id = format!("config-{i}");
+        let shares = [ma.share(64, &config_id), mb.share(64, &config_id)];
+        assert!(
+            shares == [64, 0] || shares == [0, 64],
+            "{config_id}: {shares:?}"
+        );
+    }
     // A third process under a live node's id is refused (it would free that node's leases).
     let same_id = NodeOptions {
         node_id: "a".into(),
@@ -4687,8 +4703,7 @@ async fn concurrent_ordered_claims_never_open_two_deliveries_of_one_key(backend:
         }));
     }
     // key -> the delivery (task, batch) that took it, and the hooks it took.
-    let mut taken: std::collections::HashMap<usize, ((usize, usize), Vec<usize>)> =
-        std::collections::HashMap::new();
+    let mut taken: HashMap<usize, ((usize, usize), Vec<usize>)> = std::collections::HashMap::new();
     for (t, task) in tasks.into_iter().enumerate() {
         for (b, ids) in task.await.unwrap().into_iter().enumerate() {
             for id in ids {

@@ -3,7 +3,8 @@
 //! sending the same delivery.
 //!
 //! - **Nodes.** Each node has a row in `nodes` with a heartbeat; a node id a live node uses is
-//!   refused at open. [`PostgresStore::membership`] ranks this node among the live ones.
+//!   refused at open. [`PostgresStore::membership`] lists the live ones (configs' homes are
+//!   among them).
 //! - **Leases.** A delivery is sent only by the node that holds its lease (`lease_owner`,
 //!   `lease_expires_at`). A claim leases the deliveries it creates;
 //!   [`PostgresStore::lease_delivery`] leases an existing one whose attempt is due; the attempt's
@@ -404,11 +405,7 @@ impl PostgresStore {
         if let Err(at) = live.binary_search_by(|id| id.as_str().cmp(&self.node.id)) {
             live.insert(at, self.node.id.to_string());
         }
-        let rank = live
-            .iter()
-            .position(|id| **id == *self.node.id)
-            .unwrap_or_default();
-        Ok(Membership::of(&live, rank))
+        Ok(Membership::of(&live, &self.node.id))
     }
 
     pub(super) async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {

@@ -1,6 +1,6 @@
 //! The engine's work: claims that turn queued hooks into PENDING deliveries, and the reads of open
 //! deliveries it sends and resumes. One process owns every delivery, so a lease is always granted
-//! and membership is always [`Membership::ALONE`].
+//! and membership is always [`Membership::alone`].
 
 use std::fmt::Write as _;
 
