@@ -495,25 +495,14 @@ fn config(id: &str, app_key: &str, events: Vec<Event>) -> WebhookConfig {
     WebhookConfig {
         id: id.into(),
         app_key: app_key.into(),
-        product: Product::Sms,
         events,
         url: "http://127.0.0.1:1/".into(),
         signature: "sig".into(),
-        signing_secret: None,
-        previous_signing_secret: None,
-        enabled: true,
-        description: String::new(),
         max_hooks_per_request: 100,
         max_requests_in_flight: 8,
         timeout_ms: 1000,
         retry_schedule: vec![Duration::from_secs(1)],
-        headers: Vec::new(),
-        filter: None,
-        delivery_deadline: None,
-        ordering_key: None,
-        health: Health::default(),
-        created_at: 0,
-        updated_at: 0,
+        ..WebhookConfig::for_tests()
     }
 }
 
