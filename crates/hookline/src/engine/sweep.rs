@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use foldhash::HashSet;
+
 use crate::model::{Millis, WebhookConfig, now_millis};
 use crate::store::{Membership, OpenDelivery, StoreError};
 
@@ -260,8 +262,9 @@ impl Dispatcher {
     /// FAILING since days ago, and one failure would then disable a config that recovered), and
     /// its claims go on.
     pub(super) fn on_homes_loaded(&mut self, gained: Vec<String>, configs: Vec<WebhookConfig>) {
+        let wanted: HashSet<&str> = gained.iter().map(String::as_str).collect();
         for config in configs {
-            if !gained.contains(&config.id) {
+            if !wanted.contains(config.id.as_str()) {
                 continue;
             }
             if let Some(st) = self.configs.get_mut(&config.id) {
