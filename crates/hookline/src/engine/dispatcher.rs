@@ -205,15 +205,15 @@ impl Dispatcher {
     ) {
         let mut signals_open = true;
         let mut commands_open = true;
-        let every = |every| {
+        let ticker = |every| {
             let mut interval = tokio::time::interval(every);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         };
-        let mut sweep = self.settings.sweep_every.map(every);
+        let mut sweep = self.settings.sweep_every.map(ticker);
         // A shared store's live nodes, read every second: which configs this node serves
         // follows from them (see `sweep::MEMBERSHIP_EVERY`).
-        let mut membership = self.settings.sweep_every.map(|_| every(MEMBERSHIP_EVERY));
+        let mut membership = self.settings.sweep_every.map(|_| ticker(MEMBERSHIP_EVERY));
         loop {
             self.pump_dirty();
             let next_timer = self.timers.peek().map(|Reverse(t)| t.at);

@@ -141,7 +141,7 @@ pub struct Claim {
 /// of their limits, follow from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    /// The live nodes' ids, hashed ([`node_key`]), in the ids' byte order; this node among them.
+    /// The live nodes' ids, hashed ([`id_hash`]), in the ids' byte order; this node among them.
     keys: std::sync::Arc<[u64]>,
     /// This node's position among them.
     rank: usize,
@@ -152,11 +152,6 @@ fn id_hash(id: &str) -> u64 {
     id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-/// A node's key for homes: its id's hash.
-fn node_key(id: &str) -> u64 {
-    id_hash(id)
 }
 
 /// How much a node wants a config (rendezvous hashing): both hashes mixed (SplitMix64's
@@ -182,7 +177,7 @@ impl Membership {
     pub fn of(live: &[String], me: &str) -> Membership {
         match live.binary_search_by(|id| id.as_str().cmp(me)) {
             Ok(rank) if live.len() > 1 => Membership {
-                keys: live.iter().map(|id| node_key(id)).collect(),
+                keys: live.iter().map(|id| id_hash(id)).collect(),
                 rank,
             },
             _ => Membership::alone(),
