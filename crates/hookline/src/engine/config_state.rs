@@ -14,6 +14,19 @@ use crate::model::{Health, HealthState, Millis, WebhookConfig};
 use super::concurrency::AdaptiveLimit;
 use super::retry;
 
+/// While a config has requests in flight, its claims start at least this far apart.
+///
+/// Why: a claim is a transaction of its own (on PostgreSQL a round trip and a commit; about
+/// 0.5 ms of the database's CPU and some of the node's), and under load a config claimed once
+/// per ingest commit that reached it, a few hooks each. With one hook per request and per POST
+/// that was one claim for every 24 hooks, and more with two nodes (each node's ingest commits
+/// are smaller, and each wakes the home). Spaced, a claim takes what 5 ms brought: a third as
+/// many claims at the same rate, and more hooks a second on both stores (BENCHMARKS.md,
+/// "Claims of a busy config spaced"). A config with nothing in flight claims at once, so a quiet
+/// receiver's hook does not wait: the spacing only delays hooks that come while the receiver is
+/// already answering others, and by at most this.
+pub(super) const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(5);
+
 pub(super) struct ConfigState {
     pub(super) config: Arc<WebhookConfig>,
     /// `config`, published to the attempt tasks under way (see `AttemptTask::current`).
@@ -39,6 +52,10 @@ pub(super) struct ConfigState {
     /// not empty (rows locked by another node's claim), or that the store refused (it is down:
     /// without this every freed slot would claim again at once, a busy loop of errors).
     pub(super) claim_not_before: Option<Instant>,
+    /// When the last claim started ([`ConfigState::claim_paced_until`]).
+    pub(super) last_claim_at: Option<Instant>,
+    /// The wake-up already set for a paced claim: each slot freed meanwhile would set another.
+    pub(super) paced_wake: Option<Instant>,
     /// Reads of the config under way after change signals (another node changed it): no claims
     /// until they are done (they would send with the old settings, e.g. a rotated-out secret).
     pub(super) reloading: u32,
@@ -63,6 +80,8 @@ impl ConfigState {
             next_claim_at: None,
             work_epoch: 0,
             claim_not_before: None,
+            last_claim_at: None,
+            paced_wake: None,
             reloading: 0,
             concurrency: AdaptiveLimit::default(),
         }
@@ -80,6 +99,16 @@ impl ConfigState {
             .first()
             .copied()
             .unwrap_or(retry::DEFAULT_SCHEDULE[0])
+    }
+
+    /// When the next claim may start if not `now`: while requests are in flight, no sooner than
+    /// [`BUSY_CLAIM_SPACING`] after the last one started. `None`: now.
+    pub(super) fn claim_paced_until(&self, now: Instant) -> Option<Instant> {
+        if self.in_flight == 0 {
+            return None;
+        }
+        let at = self.last_claim_at? + BUSY_CLAIM_SPACING;
+        (at > now).then_some(at)
     }
 
     /// Takes the health as stored, whole: a config another node disabled, or one whose home this
@@ -164,8 +193,34 @@ fn health_worth_writing(written: &Health, now: &Health) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::ConfigState;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{BUSY_CLAIM_SPACING, ConfigState};
     use crate::model::{Health, HealthState, WebhookConfig};
+
+    /// A config with nothing in flight claims at once however recent its last claim; with
+    /// requests in flight, a claim waits for the spacing after the last one, and no longer.
+    #[test]
+    fn a_busy_config_s_claims_are_spaced_and_a_quiet_one_s_are_not() {
+        let mut st = ConfigState::new(WebhookConfig::for_tests());
+        let now = Instant::now();
+        st.in_flight = 3;
+        assert_eq!(st.claim_paced_until(now), None, "no claim yet");
+        st.last_claim_at = Some(now);
+        assert_eq!(
+            st.claim_paced_until(now + Duration::from_millis(1)),
+            Some(now + BUSY_CLAIM_SPACING)
+        );
+        assert_eq!(st.claim_paced_until(now + BUSY_CLAIM_SPACING), None);
+        st.in_flight = 0;
+        assert_eq!(
+            st.claim_paced_until(now + Duration::from_millis(1)),
+            None,
+            "a quiet config"
+        );
+    }
 
     /// A config read again keeps the health this node judged (its attempts are the truth here),
     /// but for DISABLED, which another node may have decided; a node that becomes the config's

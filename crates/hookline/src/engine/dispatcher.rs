@@ -729,11 +729,18 @@ impl Dispatcher {
                 }
                 st.claim_not_before = None;
             }
+            let now = Instant::now();
+            if let Some(at) = st.claim_paced_until(now) {
+                if st.paced_wake != Some(at) {
+                    st.paced_wake = Some(at);
+                    wake = Some(at);
+                }
+                break;
+            }
             if st.health.state == HealthState::Failing {
                 if st.in_flight > 0 {
                     break;
                 }
-                let now = Instant::now();
                 if let Some(at) = st.next_claim_at
                     && at > now
                 {
@@ -750,6 +757,7 @@ impl Dispatcher {
                 limit - st.in_flight
             };
             st.claiming = true;
+            st.last_claim_at = Some(now);
             st.in_flight += slots;
             jobs.push(Job::Claim {
                 slots,
