@@ -143,7 +143,8 @@ pub struct Claim {
 pub struct Membership {
     /// The live nodes' ids, hashed ([`id_hash`]), in the ids' byte order; this node among them.
     keys: std::sync::Arc<[u64]>,
-    /// This node's position among them.
+    /// This node's position among them; `keys.len()` when it is not among them
+    /// ([`Membership::outside`]).
     rank: usize,
 }
 
@@ -184,12 +185,24 @@ impl Membership {
         }
     }
 
-    /// This node's position among the live nodes (ids in byte order).
+    /// A node the others count out while they are live: it serves no config, and the live
+    /// nodes' homes cover every config without it. See `PostgresStore::membership`: a node
+    /// whose listener is gone hears no other node's work, and the others have taken its
+    /// configs; serving them too would put them over their limits.
+    pub fn outside(live: &[String]) -> Membership {
+        Membership {
+            keys: live.iter().map(|id| id_hash(id)).collect(),
+            rank: live.len(),
+        }
+    }
+
+    /// This node's position among the live nodes (ids in byte order); [`Membership::nodes`]
+    /// when it is not among them ([`Membership::outside`]).
     pub fn rank(&self) -> usize {
         self.rank
     }
 
-    /// Live nodes, this one included.
+    /// Live nodes, this one included unless it is [`Membership::outside`].
     pub fn nodes(&self) -> usize {
         self.keys.len().max(1)
     }
@@ -212,7 +225,7 @@ impl Membership {
     /// with a small part of a core. A home that dies is counted out within a few seconds (the
     /// database closes its connections; see `PostgresStore::membership`), and its configs move.
     pub fn share(&self, total: u32, config_id: &str) -> u32 {
-        if self.keys.len() <= 1 {
+        if self.keys.len() <= 1 && self.rank == 0 {
             return total;
         }
         let config = id_hash(config_id);

@@ -383,6 +383,30 @@ const LIVE_NODES: &str = "SELECT n.node_id, n.listener_pid IS NULL OR EXISTS ( \
              AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())) \
      FROM nodes n WHERE n.heartbeat_at > $1";
 
+/// This node's place, from the live nodes as every node reads them (`live`, in any order) and
+/// whether its own heartbeat was among the fresh ones (`listed`).
+///
+/// - Among the live nodes: its place among them.
+/// - Listed but not live (its listener has been gone for [`LISTENER_GRACE`]) while other nodes
+///   are live: [`Membership::outside`], no config. The others count it out the same way and
+///   have taken its configs; a node that counted itself in served them beside their new homes,
+///   over their limits, and it hears none of the others' work anyway.
+/// - Not listed (its own heartbeat is late: the database was slow), or no node live at all (no
+///   listener anywhere, e.g. the database refuses new connections): it counts itself in. Every
+///   node serving every config is better than none serving any.
+fn place(me: &str, listed: bool, mut live: Vec<String>) -> Membership {
+    // Every node ranks the ids in the same order, Rust's (bytes), whatever the database's
+    // collation: the search below in a list of another order could miss this node and count it
+    // twice (as it did on a database of a language's collation before migration 18).
+    live.sort_unstable();
+    match live.binary_search_by(|id| id.as_str().cmp(me)) {
+        Ok(_) => {}
+        Err(_) if listed && !live.is_empty() => return Membership::outside(&live),
+        Err(at) => live.insert(at, me.to_owned()),
+    }
+    Membership::of(&live, me)
+}
+
 impl PostgresStore {
     pub(super) async fn membership(&self) -> StoreResult<Membership> {
         let c = self.reader().await?;
@@ -396,16 +420,9 @@ impl PostgresStore {
             .iter()
             .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
             .collect::<StoreResult<Vec<(String, bool)>>>()?;
-        let mut live = self.node.listeners_gone.live(nodes, Instant::now());
-        // Every node ranks the ids in the same order, Rust's (bytes), whatever the database's
-        // collation: the search below in a list of another order could miss this node and
-        // count it twice (as it did on a database of a language's collation before migration 18).
-        live.sort_unstable();
-        // This node counts even when its own heartbeat is late (the database was slow).
-        if let Err(at) = live.binary_search_by(|id| id.as_str().cmp(&self.node.id)) {
-            live.insert(at, self.node.id.to_string());
-        }
-        Ok(Membership::of(&live, &self.node.id))
+        let listed = nodes.iter().any(|(id, _)| **id == *self.node.id);
+        let live = self.node.listeners_gone.live(nodes, Instant::now());
+        Ok(place(&self.node.id, listed, live))
     }
 
     pub(super) async fn lease_delivery(&self, hooks_id: &str) -> StoreResult<Lease> {
@@ -540,7 +557,7 @@ impl PostgresStore {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{LISTENER_GRACE, ListenersGone};
+    use super::{LISTENER_GRACE, ListenersGone, place};
 
     fn nodes(list: &[(&str, bool)]) -> Vec<(String, bool)> {
         list.iter().map(|(id, l)| (id.to_string(), *l)).collect()
@@ -569,5 +586,36 @@ mod tests {
             ["a"]
         );
         assert_eq!(gone.live(both(false), t1 + LISTENER_GRACE * 3), ["a", "b"]);
+    }
+
+    /// A node counted out by its listener while others are live serves no config, and the
+    /// others' homes cover every config; a node whose heartbeat is late, or that finds no node
+    /// live, counts itself in.
+    #[test]
+    fn a_node_whose_own_listener_is_counted_out_serves_nothing_while_others_are_live() {
+        let ids = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let configs: Vec<String> = (0..200).map(|n| format!("c{n}")).collect();
+        let out = place("b", true, ids(&["c", "a"]));
+        let a = place("a", true, ids(&["c", "a"]));
+        let c = place("c", true, ids(&["a", "c"]));
+        for config in &configs {
+            assert_eq!(out.share(8, config), 0, "{config}");
+            assert_eq!(a.share(8, config) + c.share(8, config), 8, "{config}");
+        }
+        assert_eq!((out.nodes(), out.rank()), (2, 2));
+        // Alone among the listed, and its listener gone: the only one to serve.
+        let lone = place("b", true, Vec::new());
+        assert!(configs.iter().all(|c| lone.share(8, c) == 8));
+        // Its heartbeat late: it counts, beside the live ones.
+        let late = place("b", false, ids(&["a"]));
+        assert_eq!(late.nodes(), 2);
+        let others = place("a", true, ids(&["a", "b"]));
+        for config in &configs {
+            assert_eq!(
+                late.share(8, config) + others.share(8, config),
+                8,
+                "{config}"
+            );
+        }
     }
 }
