@@ -19,10 +19,11 @@ use super::retry;
 /// Why: a claim is a transaction of its own (on PostgreSQL a round trip and a commit; about
 /// 0.5 ms of the database's CPU and some of the node's), and under load a config claimed once
 /// per ingest commit that reached it, a few hooks each. With one hook per request and per POST
-/// that was one claim for every 24 hooks, and more with two nodes (each node's ingest commits
-/// are smaller, and each wakes the home). Spaced, a claim takes what 5 ms brought: a third as
-/// many claims at the same rate, and more hooks a second on both stores (BENCHMARKS.md,
-/// "Claims of a busy config spaced"). A config with nothing in flight claims at once, so a quiet
+/// that was one claim for every 23 hooks on one node, and more with two (each node's ingest
+/// commits are smaller, and each wakes the home). Spaced, a claim takes what 5 ms brought: about
+/// half the claims (1,001 → 519 per 20,000 hooks with two nodes), +3 % hooks a second on one
+/// PostgreSQL node and +11 % on two; SQLite level (BENCHMARKS.md, "Claims of a busy config
+/// spaced"). A config with nothing in flight claims at once, so a quiet
 /// receiver's hook does not wait: the spacing only delays hooks that come while the receiver is
 /// already answering others, and by at most this.
 pub(super) const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(5);

@@ -730,13 +730,6 @@ impl Dispatcher {
                 st.claim_not_before = None;
             }
             let now = Instant::now();
-            if let Some(at) = st.claim_paced_until(now) {
-                if st.paced_wake != Some(at) {
-                    st.paced_wake = Some(at);
-                    wake = Some(at);
-                }
-                break;
-            }
             if st.health.state == HealthState::Failing {
                 if st.in_flight > 0 {
                     break;
@@ -748,6 +741,15 @@ impl Dispatcher {
                     break;
                 }
                 st.next_claim_at = Some(now + st.probe_interval());
+            } else if let Some(at) = st.claim_paced_until(now) {
+                // A busy config's claims are spaced (`BUSY_CLAIM_SPACING`). One wake-up per
+                // paced time: every slot freed meanwhile comes through here again, and each
+                // would push a timer of its own.
+                if st.paced_wake != Some(at) {
+                    st.paced_wake = Some(at);
+                    wake = Some(at);
+                }
+                break;
             }
             // One claim fills every free slot (a FAILING config probes with one batch), so a
             // config's claims cost one commit, not one per batch.

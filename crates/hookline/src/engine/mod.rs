@@ -11,7 +11,8 @@
 //! 1. The store signals `NewWork` for a config after an ingest commit.
 //! 2. When the config has a free slot, an attempt task *claims* up to `maxHooksPerRequest` queued
 //!    hooks of one event: the store turns them into a PENDING delivery with a new hooksId in one
-//!    commit. There is no linger: batches form by themselves while earlier requests are in flight.
+//!    commit. There is no linger: batches form by themselves while earlier requests are in flight
+//!    (and a busy config's claims start at least `BUSY_CLAIM_SPACING`, 5 ms, apart).
 //! 3. The task POSTs the envelope ([`client`]; the format is in `docs/wire-format.md`) and reports
 //!    the result. The dispatcher takes the [`verdict`] (the delivery's next status, the retry
 //!    time from [`retry`], the config's health from [`health`]) and queues the record (the

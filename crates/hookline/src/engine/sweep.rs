@@ -202,11 +202,19 @@ impl Dispatcher {
         let Some(membership) = membership.filter(|m| *m != self.membership) else {
             return;
         };
-        tracing::info!(
-            rank = membership.rank(),
-            nodes = membership.nodes(),
-            "live nodes changed; each config is served by its home among them"
-        );
+        if membership.is_outside() {
+            tracing::warn!(
+                live_nodes = membership.nodes(),
+                "this node's listener is counted out while other nodes are live: it serves no \
+                 config until its listener is back"
+            );
+        } else {
+            tracing::info!(
+                rank = membership.rank(),
+                nodes = membership.nodes(),
+                "live nodes changed; each config is served by its home among them"
+            );
+        }
         let before = std::mem::replace(&mut self.membership, membership.clone());
         let mut gained = Vec::new();
         for (id, st) in &mut self.configs {

@@ -141,7 +141,8 @@ pub struct Claim {
 /// of their limits, follow from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    /// The live nodes' ids, hashed ([`id_hash`]), in the ids' byte order; this node among them.
+    /// The live nodes' ids, hashed ([`id_hash`]), in the ids' byte order; this node among them
+    /// unless it is [`Membership::outside`].
     keys: std::sync::Arc<[u64]>,
     /// This node's position among them; `keys.len()` when it is not among them
     /// ([`Membership::outside`]).
@@ -207,6 +208,11 @@ impl Membership {
         self.keys.len().max(1)
     }
 
+    /// Whether this node serves no config, counted out while others are live.
+    pub fn is_outside(&self) -> bool {
+        self.rank >= self.keys.len()
+    }
+
     /// This node's part of a per-config limit of `total`: all of it on the config's home, 0 on
     /// every other node; the parts of all live nodes add up to `total`. The home is the live
     /// node whose [`score`] for the config is highest (rendezvous hashing), so different
@@ -225,7 +231,10 @@ impl Membership {
     /// with a small part of a core. A home that dies is counted out within a few seconds (the
     /// database closes its connections; see `PostgresStore::membership`), and its configs move.
     pub fn share(&self, total: u32, config_id: &str) -> u32 {
-        if self.keys.len() <= 1 && self.rank == 0 {
+        if self.is_outside() {
+            return 0;
+        }
+        if self.keys.len() == 1 {
             return total;
         }
         let config = id_hash(config_id);

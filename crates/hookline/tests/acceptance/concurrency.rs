@@ -117,3 +117,33 @@ async fn a_receiver_under_pressure_gets_fewer_requests_at_once() {
         "under 503s the limit should come down: {pressed} at once at the end, {grown} before"
     );
 }
+
+/// While a config has requests in flight its claims are spaced (`BUSY_CLAIM_SPACING`, 5 ms): a
+/// hook that comes within that time of the last claim waits for a timer, not for an answer.
+/// Here no answer ever comes (every request hangs), hooks come one request at a time back to
+/// back, and each must still go out: were the paced claim's wake-up missing, the hooks after the
+/// first paced one would wait for an answer that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_that_come_while_every_request_hangs_still_go_out() {
+    let rx = Receiver::start().await;
+    rx.set_hang(true);
+    let srv = Server::start().await;
+    let app = srv.create_app_key("paced").await;
+    let mut body = config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/hung"));
+    body["maxHooksPerRequest"] = json!(1);
+    body["timeoutMs"] = json!(60_000);
+    srv.create_config(&app, body).await;
+
+    // Six: within the adaptive limit's first eight slots, which hanging requests never grow.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let hook = samples::hook(SMS, "UNSUBSCRIBE", i);
+        ids.extend(srv.ingest(&app, SMS, "UNSUBSCRIBE", vec![hook]).await);
+    }
+    srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    assert_eq!(
+        rx.requests().len(),
+        6,
+        "one request a hook, none answered, none sent twice"
+    );
+}
