@@ -16,16 +16,15 @@ use super::retry;
 
 /// While a config has requests in flight, its claims start at least this far apart.
 ///
-/// Why: a claim is a transaction of its own (on PostgreSQL a round trip and a commit; about
-/// 0.5 ms of the database's CPU and some of the node's), and under load a config claimed once
-/// per ingest commit that reached it, a few hooks each. With one hook per request and per POST
-/// that was one claim for every 23 hooks on one node, and more with two (each node's ingest
-/// commits are smaller, and each wakes the home). Spaced, a claim takes what 5 ms brought: about
-/// half the claims (1,001 → 519 per 20,000 hooks with two nodes), +3 % hooks a second on one
-/// PostgreSQL node and +11 % on two; SQLite level (BENCHMARKS.md, "Claims of a busy config
-/// spaced"). A config with nothing in flight claims at once, so a quiet
-/// receiver's hook does not wait: the spacing only delays hooks that come while the receiver is
-/// already answering others, and by at most this.
+/// Why: a claim is a transaction of its own (on PostgreSQL a round trip, a statement and a
+/// commit), and under load a config was claimed once per ingest commit that reached it, a few
+/// hooks each. With one hook per request and per POST that was one claim for every 23 hooks on
+/// one node, and more with two (each node's ingest commits are smaller, and each wakes the
+/// home). Spaced, a claim takes what 5 ms brought: about half the claims (1,001 → 519 per
+/// 20,000 hooks with two nodes), +3 % hooks a second on one PostgreSQL node and +11 % on two;
+/// SQLite level (BENCHMARKS.md, "Claims of a busy config spaced"). A config with nothing in
+/// flight claims at once, so a quiet receiver's hook does not wait: the spacing only delays
+/// hooks that come while the receiver is already answering others, and by at most this.
 pub(super) const BUSY_CLAIM_SPACING: Duration = Duration::from_millis(5);
 
 pub(super) struct ConfigState {

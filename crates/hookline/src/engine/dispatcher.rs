@@ -722,14 +722,14 @@ impl Dispatcher {
             if !st.queued || st.claiming {
                 break;
             }
+            let now = Instant::now();
             if let Some(at) = st.claim_not_before {
-                if at > Instant::now() {
+                if at > now {
                     wake = Some(at);
                     break;
                 }
                 st.claim_not_before = None;
             }
-            let now = Instant::now();
             if st.health.state == HealthState::Failing {
                 if st.in_flight > 0 {
                     break;
