@@ -281,8 +281,10 @@ async fn fsync_full_is_what_the_store_runs_with() {
         "--fsync full did not reach the store: {line}"
     );
     let app = srv.create_app_key("fsync-full").await;
-    srv.create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/f")))
+    let cfg = srv
+        .create_config(&app, config_body(SMS, &["UNSUBSCRIBE"], &rx.url("/f")))
         .await;
+    let cfg_id = s(&cfg, "webhookConfigId");
     let ids = srv
         .ingest(
             &app,
@@ -292,12 +294,20 @@ async fn fsync_full_is_what_the_store_runs_with() {
         )
         .await;
     srv.ok(rx.wait_for_hooks(&ids, PROMPT).await);
+    // Killed only once the delivery's record is committed (the log reads committed rows): the
+    // receiver may have the hook before its claim commits (an embedded claim answers before its
+    // group's commit), and a claim lost to the kill is redelivered, not kept.
+    let delivered = srv
+        .wait_for_hook_delivery(&app, &cfg_id, &ids[0], "SUCCEEDED", PROMPT)
+        .await;
     srv.kill9().await;
     srv.restart().await;
     let found = srv
         .list_deliveries(&app, &format!("hookId={}", ids[0]))
         .await;
     assert_eq!(found.len(), 1, "the delivery survived: {found:?}");
+    assert_eq!(found[0]["hooksId"], delivered["hooksId"], "{found:?}");
+    assert_eq!(found[0]["status"], json!("SUCCEEDED"), "{found:?}");
     let restarted = srv.stderr_all();
     assert_eq!(
         restarted
