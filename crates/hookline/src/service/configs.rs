@@ -154,11 +154,14 @@ impl Service {
         self.update_config(config).await
     }
 
-    /// Writes a changed config and tells the engine.
-    pub(super) async fn update_config(&self, config: WebhookConfig) -> Result<WebhookConfig> {
-        if !self.store.update_config(config.clone()).await? {
+    /// Writes a changed config and tells the engine. Answers it as stored: its version may be
+    /// one past the one it replaced rather than this node's time (see `Store::update_config`),
+    /// and what the engine holds and the caller is told must be what a read will show.
+    pub(super) async fn update_config(&self, mut config: WebhookConfig) -> Result<WebhookConfig> {
+        let Some(version) = self.store.update_config(config.clone()).await? else {
             return Err(no_such_config(&config.id));
-        }
+        };
+        config.updated_at = version;
         self.engine.config_changed(config.clone());
         Ok(config)
     }

@@ -343,8 +343,10 @@ pub trait Store: Send + Sync + 'static {
 
     // --- webhook configs ---
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()>;
-    /// Replaces a config's settable fields and health; false when it does not exist.
-    async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool>;
+    /// Replaces a config's settable fields and health. Answers the version stored (its
+    /// `updated_at`: the config's, or one past the version it replaces when that is not below
+    /// it, so a version never goes back), or `None` when the config does not exist.
+    async fn update_config(&self, config: WebhookConfig) -> StoreResult<Option<Millis>>;
     /// Deletes a config; its open deliveries and queued hooks become CANCELLED deliveries.
     async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool>;
     async fn get_config(

@@ -902,13 +902,13 @@ async fn fan_out_follows_config_changes_at_once(backend: Backend) {
     store.insert_config(c1.clone()).await.unwrap();
     assert_eq!(ingest("a").await, 1);
     c1.enabled = false;
-    assert!(store.update_config(c1.clone()).await.unwrap());
+    assert!(store.update_config(c1.clone()).await.unwrap().is_some());
     assert_eq!(ingest("b").await, 0, "a paused config gets nothing new");
     let c2 = config("c2", "ak", vec![Event::ConversionBlock]);
     store.insert_config(c2).await.unwrap();
     assert_eq!(ingest("c").await, 1, "a new config gets the next hook");
     c1.enabled = true;
-    assert!(store.update_config(c1).await.unwrap());
+    assert!(store.update_config(c1).await.unwrap().is_some());
     assert_eq!(ingest("d").await, 2, "a resumed config gets the next hook");
     let disabled = Health {
         state: crate::model::HealthState::Disabled,
@@ -929,7 +929,7 @@ async fn fan_out_follows_config_changes_at_once(backend: Backend) {
     store.insert_config(c3.clone()).await.unwrap();
     assert_eq!(ingest("g").await, 2);
     c3.enabled = false;
-    assert!(store.update_config(c3).await.unwrap());
+    assert!(store.update_config(c3).await.unwrap().is_some());
     assert_eq!(
         store.purge_held(0, 100).await.unwrap(),
         0,
@@ -1178,7 +1178,7 @@ async fn an_ordering_key_changed_after_the_store_knew_it_applies_at_once(backend
         .sum();
     assert_eq!(taken, 2, "two keys, both free");
     cfg.ordering_key = Some("b".into());
-    assert!(store.update_config(cfg.clone()).await.unwrap());
+    assert!(store.update_config(cfg.clone()).await.unwrap().is_some());
     // One `a` for all three; by `b`, two keys.
     store
         .ingest(
@@ -1238,7 +1238,7 @@ async fn a_filter_changed_after_the_store_knew_it_applies_at_once(backend: Backe
     assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
     assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
     cfg.filter = status_filter("COMPLETED");
-    assert!(store.update_config(cfg.clone()).await.unwrap());
+    assert!(store.update_config(cfg.clone()).await.unwrap().is_some());
     for _ in 0..3 {
         assert_eq!(ingest(round(["FAILED", "COMPLETED"])).await, 1);
     }
@@ -1519,13 +1519,27 @@ async fn a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_wr
     store.insert_config(cfg.clone()).await.unwrap();
     cfg.url = "http://127.0.0.1:2/".into();
     cfg.updated_at = now_millis();
-    assert!(store.update_config(cfg).await.unwrap());
+    let answered = store.update_config(cfg.clone()).await.unwrap();
     let stored = store.find_config("c1").await.unwrap().unwrap();
     assert_eq!(stored.url, "http://127.0.0.1:2/");
     assert!(
         stored.updated_at > ahead,
         "the update's version {} is not newer than {ahead}",
         stored.updated_at
+    );
+    // The update answers the version it stored, not the one it was given: the API answers it
+    // and the engine keeps it, and both must be what a read shows.
+    assert_eq!(answered, Some(stored.updated_at));
+    // Given the same, older, version again: one past the last, as stored.
+    let again = store.update_config(cfg.clone()).await.unwrap();
+    assert_eq!(again, Some(stored.updated_at + 1));
+    let reread = store.find_config("c1").await.unwrap().unwrap();
+    assert_eq!(again, Some(reread.updated_at));
+    cfg.id = "nobody".into();
+    assert_eq!(
+        store.update_config(cfg).await.unwrap(),
+        None,
+        "no such config"
     );
 }
 
@@ -2420,7 +2434,7 @@ async fn two_nodes_disabling_one_config_at_once_write_one_operational_event() {
         x.unwrap();
         y.unwrap();
         // Enabled again by its owner: a fresh health.
-        assert!(b.update_config(cfg.clone()).await.unwrap());
+        assert!(b.update_config(cfg.clone()).await.unwrap().is_some());
     }
     let events = b.operational_events(100).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
@@ -2861,7 +2875,7 @@ async fn a_transaction_the_node_left_open_is_ended_by_the_server_after_the_answe
         started.elapsed()
     );
     assert!(
-        store.update_config(c1).await.unwrap(),
+        store.update_config(c1).await.unwrap().is_some(),
         "writable once the server ended it"
     );
 }

@@ -371,7 +371,7 @@ impl PostgresStore {
         .await
     }
 
-    pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
+    pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<Option<Millis>> {
         // Alone (see `writer::Grouping::Alone`): it holds the config row, and with ingests in
         // its transaction could deadlock with another node's group. Alone, no attempt record
         // shares its group either, so no health judged before the change is written over it at
@@ -394,7 +394,7 @@ impl PostgresStore {
             // only compared (a no-op) to give the parameter a type. `updated_at` is the config's
             // version (nodes keep the newer of two reads): never lower than the one it replaces,
             // even when this node's clock is behind the node that wrote that one.
-            let n = execute(
+            let stored = query_opt(
                 &c,
                 "UPDATE webhook_configs SET product = $3, events = $4, url = $5, \
                      signature = $6, signing_secret = $7, enabled = $8, description = $9, \
@@ -406,17 +406,20 @@ impl PostgresStore {
                      previous_signing_secret = $22, \
                      previous_signing_secret_expires_at = $23, headers = $24, filter = $25, \
                      delivery_deadline_ms = $26, ordering_key = $27, filter_path = $28::TEXT::jsonpath \
-                     WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE)",
+                     WHERE id = $1 AND app_key = $2 AND ($20::BIGINT IS NULL OR TRUE) \
+                     RETURNING updated_at",
                 &config_params!(config, derived),
             )
-            .await?;
-            if n == 0 {
-                return Ok((false, Vec::new()));
+            .await?
+            .map(|r| col::<Millis>(&r, 0))
+            .transpose()?;
+            if stored.is_none() {
+                return Ok((None, Vec::new()));
             }
             write_subscriptions(&c, &config).await?;
             notify(&c, CONFIG_CHANNEL, std::slice::from_ref(&config.id)).await?;
             let signals = report_config_update(&c, &config, before).await?;
-            Ok((true, signals))
+            Ok((stored, signals))
         })
         .await
     }

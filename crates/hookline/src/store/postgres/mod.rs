@@ -381,7 +381,7 @@ impl Store for PostgresStore {
         self.answered(pin!(self.insert_config(config))).await
     }
 
-    async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
+    async fn update_config(&self, config: WebhookConfig) -> StoreResult<Option<Millis>> {
         self.answered(pin!(self.update_config(config))).await
     }
 

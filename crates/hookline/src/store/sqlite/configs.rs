@@ -271,11 +271,11 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
+    pub(super) async fn update_config(&self, config: WebhookConfig) -> StoreResult<Option<Millis>> {
         self.write(move |tx| {
             // Enabling a DISABLED config gives it a fresh health: RECOVERED.
             let before = config_before(tx, &config.id)?;
-            let n = tx
+            let stored: Option<Millis> = tx
                 .conn
                 .prepare_cached(
                     "UPDATE webhook_configs SET product = ?3, events = ?4, url = ?5, \
@@ -286,9 +286,9 @@ impl SqliteStore {
                      disabled_reason = ?19, updated_at = MAX(?20, updated_at + 1), previous_signing_secret = ?21, \
                      previous_signing_secret_expires_at = ?22, headers = ?23, filter = ?24, \
                      delivery_deadline_ms = ?25, ordering_key = ?26 \
-                     WHERE app_key = ?1 AND id = ?2",
+                     WHERE app_key = ?1 AND id = ?2 RETURNING updated_at",
                 )?
-                .execute(params![
+                .query_row(params![
                     config.app_key,
                     config.id,
                     config.product.as_str(),
@@ -318,13 +318,14 @@ impl SqliteStore {
                     filter_text(&config),
                     deadline_ms(&config),
                     config.ordering_key
-                ])?;
-            if n == 0 {
-                return Ok(false);
+                ], |r| r.get(0))
+                .optional()?;
+            if stored.is_none() {
+                return Ok(None);
             }
             write_subscriptions(tx, &config)?;
             report_health(tx, &config.id, before, &config.health, None)?;
-            Ok(true)
+            Ok(stored)
         })
         .await
     }

@@ -315,7 +315,7 @@ impl Store for SqliteStore {
         self.insert_config(config).await
     }
 
-    async fn update_config(&self, config: WebhookConfig) -> StoreResult<bool> {
+    async fn update_config(&self, config: WebhookConfig) -> StoreResult<Option<Millis>> {
         self.update_config(config).await
     }
 
