@@ -343,9 +343,9 @@ pub trait Store: Send + Sync + 'static {
 
     // --- webhook configs ---
     async fn insert_config(&self, config: WebhookConfig) -> StoreResult<()>;
-    /// Replaces a config's settable fields and health. Answers the version stored (its
-    /// `updated_at`: the config's, or one past the version it replaces when that is not below
-    /// it, so a version never goes back), or `None` when the config does not exist.
+    /// Replaces a config's settable fields and health. Answers the version stored as its
+    /// `updated_at`: the one given when it is above the stored one, else the stored one + 1 (a
+    /// version never goes back); `None` when the app key has no config of that id.
     async fn update_config(&self, config: WebhookConfig) -> StoreResult<Option<Millis>>;
     /// Deletes a config; its open deliveries and queued hooks become CANCELLED deliveries.
     async fn delete_config(&self, app_key: &str, config_id: &str) -> StoreResult<bool>;

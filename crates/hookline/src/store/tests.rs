@@ -1535,6 +1535,19 @@ async fn a_config_update_is_a_newer_version_even_from_a_clock_behind_the_last_wr
     assert_eq!(again, Some(stored.updated_at + 1));
     let reread = store.find_config("c1").await.unwrap().unwrap();
     assert_eq!(again, Some(reread.updated_at));
+    // Given a newer version, that one.
+    cfg.updated_at = reread.updated_at + 1_000;
+    assert_eq!(
+        store.update_config(cfg.clone()).await.unwrap(),
+        Some(cfg.updated_at)
+    );
+    let mut elsewhere = cfg.clone();
+    elsewhere.app_key = "other".into();
+    assert_eq!(
+        store.update_config(elsewhere).await.unwrap(),
+        None,
+        "another app key's config of that id"
+    );
     cfg.id = "nobody".into();
     assert_eq!(
         store.update_config(cfg).await.unwrap(),

@@ -402,6 +402,57 @@ async fn config_create_get_put_list_delete_roundtrip() {
     assert_error(&srv, &unknown, 404, "GET an unknown hooksId");
 }
 
+/// A config's version (`updatedAt`) never goes back, and every answer to a write shows the
+/// version stored, as GET then does: written by a server whose clock runs ten minutes ahead,
+/// then changed by one whose clock does not, each change is stored one past the last version,
+/// and the PUT's and the PATCH's answers say so (they answered the server's own time before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answers_the_version_stored_even_from_a_clock_behind_the_last_writer() {
+    let ahead = server::Options {
+        env: vec![("HOOKLINE_TEST_CLOCK_OFFSET_MS".into(), "600000".into())],
+        ..server::Options::default()
+    };
+    let mut srv = Server::start_with_options(&[], ahead).await;
+    let app = srv.create_app_key("versions").await;
+    let created = srv
+        .create_config(
+            &app,
+            config_body(SMS, &["UNSUBSCRIBE"], "https://example.com/v"),
+        )
+        .await;
+    let id = s(&created, "webhookConfigId");
+    srv.stop_sigterm(SLOW).await;
+    srv.restart_with_env(Vec::new()).await;
+
+    let path = app.path(&format!("/webhook-configs/{id}"));
+    let put_body = config_body(SMS, &["UNSUBSCRIBE"], "https://example.com/w");
+    let put = srv.put(&app.auth(), &path, put_body).await;
+    let put = srv.expect(put, 200, "PUT config")["webhookConfig"].clone();
+    let got = srv.get_config(&app, &id).await;
+    assert_eq!(
+        got["updatedAt"], put["updatedAt"],
+        "GET shows what PUT answered"
+    );
+    let patch = srv
+        .patch(&app.auth(), &path, json!({"description": "patched"}))
+        .await;
+    let patched = srv.expect(patch, 200, "PATCH config")["webhookConfig"].clone();
+    let got = srv.get_config(&app, &id).await;
+    assert_eq!(
+        got["updatedAt"], patched["updatedAt"],
+        "GET shows what PATCH answered"
+    );
+    let versions: Vec<&str> = [&created, &put, &patched]
+        .iter()
+        .map(|c| c["updatedAt"].as_str().unwrap_or_default())
+        .collect();
+    // One format (RFC 3339, milliseconds, UTC): later versions sort later as text.
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "each version newer than the last: {versions:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_list_filters_and_pages() {
     let srv = Server::start().await;
